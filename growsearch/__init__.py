@@ -1,0 +1,60 @@
+"""growsearch: cumulative Net2Net training on timm backbones, with its training cost M.
+
+Grow a small network into a large one while its training data grows to nested supersets of
+classes, count the training cost M = Σ samples × MACs, and compare with training the final
+network from scratch.
+
+Example:
+    >>> import growsearch
+    >>> sched = growsearch.Schedule("digits", [growsearch.Stage(5, "vgg11@0.125", 1), growsearch.Stage(10, "vgg19@0.125", 1)])
+    >>> sched.validate(num_classes=10)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+# name -> module; resolved on first use so `import growsearch` does not import torch or timm.
+_LAZY = {
+    "ArchSpec": "growsearch.backbones",
+    "create_model": "growsearch.backbones",
+    "build_model": "growsearch.backbones",
+    "list_archs": "growsearch.backbones",
+    "grow": "growsearch.grow",
+    "create_dataset": "growsearch.data",
+    "list_sources": "growsearch.data",
+    "Schedule": "growsearch.schedule",
+    "Stage": "growsearch.schedule",
+    "TrainConfig": "growsearch.schedule",
+    "load_schedule": "growsearch.schedule",
+    "RunResult": "growsearch.train",
+    "run_schedule": "growsearch.train",
+    "run_baseline": "growsearch.train",
+    "load_checkpoint": "growsearch.train",
+    "macs_per_sample": "growsearch.cost",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from growsearch.backbones import ArchSpec, build_model, create_model, list_archs
+    from growsearch.cost import macs_per_sample
+    from growsearch.data import create_dataset, list_sources
+    from growsearch.grow import grow
+    from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
+    from growsearch.train import RunResult, load_checkpoint, run_baseline, run_schedule
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'growsearch' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,352 @@
+"""Datasets by name, nested class subsets, and an in-memory batch loader.
+
+Every source yields uint8 NCHW tensors held in memory (on the GPU when training there): a
+batch is an index slice, normalisation and augmentation (random crop with padding, and a
+horizontal flip where the data allows it) run on the batch tensor. Nothing is downloaded.
+
+Sources (``create_dataset(name)``):
+    ``digits``             scikit-learn's 8x8 digits (shipped), upsampled to 32x32, fixed 80/20 split
+    ``cifar10[:ROOT]``     torchvision's on-disk format: ROOT/cifar-10-batches-py/
+    ``cifar100[:ROOT]``    torchvision's on-disk format: ROOT/cifar-100-python/
+    ``imagefolder:PATH``   PATH/train/<class>/*.png|jpg and PATH/test/<class>/* (or PATH/val/<class>/*)
+    ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
+    ``npz:PATH``           arrays x_train, y_train, x_test, y_test
+
+ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``).
+
+Example:
+    >>> from growsearch.data import create_dataset, class_order, subset
+    >>> ds = create_dataset("digits")
+    >>> order = class_order(ds.num_classes, seed=0)
+    >>> d1 = subset(ds, order[:5])
+    >>> d1.num_classes, int(d1.y_train.max())
+    (5, 4)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "Dataset",
+    "DataError",
+    "BatchLoader",
+    "class_order",
+    "create_dataset",
+    "list_sources",
+    "subset",
+]
+
+
+class DataError(ValueError):
+    """A dataset that is missing, malformed, or asked for in a way it cannot serve."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 NCHW tensors, labels as int64, test split kept apart."""
+
+    name: str  # the name it was created from, e.g. "digits" or "npz:/data/x.npz"
+    x_train: torch.Tensor  # uint8 (N, C, H, W)
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]  # per-channel mean of x_train / 255, for normalisation
+    std: tuple[float, ...]
+    flip: bool = True  # horizontal flip is label-preserving (False for digits: a flipped 2 is no 2)
+    idx_train: torch.Tensor | None = None  # positions in the source's train split (for nesting checks)
+    idx_test: torch.Tensor | None = None
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[-1])
+
+
+_SOURCES: dict[str, Callable[[str | None], Dataset]] = {}
+
+
+def register_source(name: str):
+    def deco(fn: Callable[[str | None], Dataset]):
+        _SOURCES[name] = fn
+        return fn
+
+    return deco
+
+
+def list_sources() -> list[str]:
+    return sorted(_SOURCES)
+
+
+def create_dataset(name: str) -> Dataset:
+    """Load a dataset by name (``"digits"``, ``"cifar100:/data"``, ``"npz:/x.npz"``, ...).
+
+    Raises:
+        DataError: unknown name, or files missing or malformed (the message names the expected layout).
+    """
+    kind, _, arg = name.partition(":")
+    kind = kind.strip().lower()
+    if kind not in _SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
+    ds = _SOURCES[kind](arg or None)
+    return replace(ds, name=name)
+
+
+def _finish(name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None) -> Dataset:
+    xtr, xte = _as_uint8_nchw(xtr, name), _as_uint8_nchw(xte, name)
+    ytr, yte = torch.as_tensor(np.asarray(ytr), dtype=torch.int64), torch.as_tensor(np.asarray(yte), dtype=torch.int64)
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DataError(f"{name}: train images are {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}")
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise DataError(f"{name}: image and label counts differ")
+    k = int(num_classes or int(max(ytr.max(), yte.max())) + 1)
+    f = xtr.float() / 255
+    mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, torch.arange(len(xtr)), torch.arange(len(xte)))
+
+
+def _as_uint8_nchw(x, name: str) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(x))
+    if x.dim() == 3:
+        x = x[:, None]
+    elif x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.dim() != 4:
+        raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8:
+        x = x.float()
+        if x.min() < 0 or x.max() > 1:
+            raise DataError(f"{name}: float images must lie in [0, 1], got [{float(x.min()):g}, {float(x.max()):g}]")
+        x = (x * 255).round().to(torch.uint8)
+    return x.contiguous()
+
+
+def _root(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("GROWSEARCH_DATA", "data")).expanduser()
+
+
+@register_source("digits")
+def _digits(arg: str | None) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()  # ships inside scikit-learn, nothing downloaded
+    x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0
+    # 32x32 because VGG's five max-pools need at least that; bilinear upsampling of 8x8 digits.
+    x = F.interpolate(x, size=32, mode="bilinear", align_corners=False).clamp(0, 1)
+    # A fixed split (random_state=0, stratified), so every schedule seed sees the same test set.
+    itr, ite = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0, stratify=d.target)
+    return _finish("digits", x[itr], d.target[itr], x[ite], d.target[ite], flip=False, num_classes=10)
+
+
+def _cifar(arg: str | None, cls_name: str, folder: str) -> Dataset:
+    import torchvision
+
+    root = _root(arg)
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        tr, te = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+    except RuntimeError:
+        raise DataError(
+            f"{cls_name.lower()} not found under {root}: expected {root / folder}/ in torchvision's format "
+            f"(pass '{cls_name.lower()}:ROOT' or set GROWSEARCH_DATA; growsearch never downloads)"
+        ) from None
+    return _finish(cls_name.lower(), tr.data, tr.targets, te.data, te.targets, num_classes=len(tr.classes))
+
+
+@register_source("cifar10")
+def _cifar10(arg: str | None) -> Dataset:
+    return _cifar(arg, "CIFAR10", "cifar-10-batches-py")
+
+
+@register_source("cifar100")
+def _cifar100(arg: str | None) -> Dataset:
+    return _cifar(arg, "CIFAR100", "cifar-100-python")
+
+
+def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        with Image.open(p) as im:
+            im = im.convert("RGB")
+            if size is None:
+                size = im.size
+            if im.size != size:  # one size for the whole set: the first image's
+                im = im.resize(size, Image.BILINEAR)
+            out.append(np.asarray(im))
+    if not out:
+        raise DataError(f"{name}: no images found")
+    return np.stack(out)
+
+
+_IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
+    paths, labels = [], []
+    for i, c in enumerate(classes):
+        files = sorted(p for p in (d / c).rglob("*") if p.suffix.lower() in _IMG_EXT) if (d / c).is_dir() else []
+        paths += files
+        labels += [i] * len(files)
+    return paths, labels
+
+
+@register_source("imagefolder")
+def _imagefolder(arg: str | None) -> Dataset:
+    if not arg:
+        raise DataError("imagefolder needs a path: 'imagefolder:PATH' with PATH/train/<class>/* and PATH/test/<class>/*")
+    root = Path(arg).expanduser()
+    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
+    if not (root / "train").is_dir() or test_dir is None:
+        raise DataError(f"imagefolder:{root}: expected {root}/train/<class>/* and {root}/test/<class>/* (or val/)")
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
+    if unknown:
+        raise DataError(f"imagefolder:{root}: test classes {unknown} have no train folder")
+    ptr, ytr = _folder_items(root / "train", classes)
+    pte, yte = _folder_items(test_dir, classes)
+    xtr = _load_images(ptr, f"imagefolder:{root}/train", None)
+    xte = _load_images(pte, f"imagefolder:{test_dir}", (xtr.shape[2], xtr.shape[1]))
+    return _finish("imagefolder", xtr, ytr, xte, yte, num_classes=len(classes))
+
+
+@register_source("tinyimagenet")
+def _tinyimagenet(arg: str | None) -> Dataset:
+    root = _root(arg)
+    ann = root / "val" / "val_annotations.txt"
+    if not (root / "train").is_dir() or not ann.is_file():
+        raise DataError(
+            f"tinyimagenet:{root}: expected {root}/train/<wnid>/images/*.JPEG and {ann} (the official tiny-imagenet-200 layout)"
+        )
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    ptr, ytr = _folder_items(root / "train", classes)
+    index = {c: i for i, c in enumerate(classes)}
+    pte, yte = [], []
+    for line in ann.read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] in index:
+            pte.append(root / "val" / "images" / parts[0])
+            yte.append(index[parts[1]])
+    xtr = _load_images(ptr, f"tinyimagenet:{root}/train", None)
+    xte = _load_images(pte, f"tinyimagenet:{root}/val", (xtr.shape[2], xtr.shape[1]))
+    return _finish("tinyimagenet", xtr, ytr, xte, yte, num_classes=len(classes))
+
+
+@register_source("npz")
+def _npz(arg: str | None) -> Dataset:
+    if not arg:
+        raise DataError("npz needs a path: 'npz:PATH' to a file with x_train, y_train, x_test, y_test")
+    path = Path(arg).expanduser()
+    if not path.is_file():
+        raise DataError(f"npz:{path}: no such file (expected arrays x_train, y_train, x_test, y_test)")
+    with np.load(path) as z:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+        if missing:
+            raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
+        return _finish("npz", z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+
+
+def class_order(num_classes: int, seed: int) -> list[int]:
+    """A fixed permutation of the classes; stage ``i`` trains on its first ``k_i`` entries."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randperm(num_classes, generator=g).tolist()
+
+
+def subset(ds: Dataset, classes: list[int]) -> Dataset:
+    """Train and test samples of ``classes`` only, labels renumbered to positions in ``classes``.
+
+    With ``classes = order[:k]`` for growing ``k`` the subsets are nested and label ``j``
+    always means ``order[j]``, so classifier rows learnt in one stage keep their meaning.
+    """
+    lut = torch.full((ds.num_classes,), -1, dtype=torch.int64)
+    lut[torch.tensor(classes, dtype=torch.int64)] = torch.arange(len(classes))
+    mtr, mte = lut[ds.y_train] >= 0, lut[ds.y_test] >= 0
+    return replace(
+        ds,
+        x_train=ds.x_train[mtr],
+        y_train=lut[ds.y_train[mtr]],
+        x_test=ds.x_test[mte],
+        y_test=lut[ds.y_test[mte]],
+        num_classes=len(classes),
+        idx_train=ds.idx_train[mtr] if ds.idx_train is not None else None,
+        idx_test=ds.idx_test[mte] if ds.idx_test is not None else None,
+    )
+
+
+class BatchLoader:
+    """Batches from in-memory tensors: an index slice, then normalise and augment on the batch.
+
+    Hand-written rather than a ``DataLoader``: for data that fits in (GPU) memory, worker
+    processes and per-sample collation cost more than the whole training step (airbench's
+    CifarLoader makes the same choice).
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        train: bool,
+        flip: bool = True,
+        pad: int = 4,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+    ):
+        self.device = torch.device(device)
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size = int(batch_size)
+        self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
+        self.train, self.flip, self.pad = train, flip and train, pad if train else 0
+        self.channels_last = channels_last
+        self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def _augment(self, xb: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = xb.shape
+        g = self.generator
+        if self.pad:
+            p = self.pad
+            xp = F.pad(xb, (p, p, p, p), mode="reflect")
+            dy = torch.randint(0, 2 * p + 1, (n,), generator=g, device=self.device)
+            dx = torch.randint(0, 2 * p + 1, (n,), generator=g, device=self.device)
+            rows = (dy[:, None] + torch.arange(h, device=self.device))[:, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=self.device))[:, None, :]
+            xb = xp.permute(0, 2, 3, 1)[torch.arange(n, device=self.device)[:, None, None], rows, cols].permute(0, 3, 1, 2)
+        if self.flip:
+            mask = torch.rand(n, generator=g, device=self.device) < 0.5
+            xb = torch.where(mask.view(-1, 1, 1, 1), xb.flip(-1), xb)
+        return xb
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        order = torch.randperm(n, generator=self.generator, device=self.device) if self.train else None
+        for i in range(0, n, self.batch_size):
+            idx = order[i : i + self.batch_size] if order is not None else slice(i, i + self.batch_size)
+            xb = (self.x[idx].float() - self.mean) / self.std
+            if self.train:
+                xb = self._augment(xb)
+            if self.channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            yield xb, self.y[idx]

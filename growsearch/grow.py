@@ -1,0 +1,251 @@
+"""Function-preserving Net2Net growth: deeper, wider, more classes.
+
+Each op takes a model that carries its :class:`~growsearch.backbones.ArchSpec` (as built by
+``build_model``) and returns a *new* model; the input is left untouched. ``grow`` plans the
+ops from the current spec to a target arch name or spec and applies them in a fixed order:
+deepen (identity layers at the current widths), widen (Net2WiderNet over the channel graph),
+then add classifier rows.
+
+Example:
+    >>> import torch
+    >>> from growsearch.backbones import create_model
+    >>> from growsearch.grow import grow
+    >>> small, _ = create_model("vgg11@0.25", num_classes=5, in_chans=1)
+    >>> big = grow(small.eval(), to="vgg16@0.5", num_classes=7).eval()
+    >>> x = torch.rand(2, 1, 32, 32)
+    >>> torch.allclose(small(x), big(x)[:, :5], atol=1e-4)
+    True
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from growsearch.backbones import ArchError, ArchSpec, build_model, get_family, parse_arch, _scaled
+
+__all__ = ["deepen", "widen", "expand_classes", "plan", "grow"]
+
+
+def _spec_of(model: nn.Module) -> ArchSpec:
+    spec = getattr(model, "arch_spec", None)
+    if not isinstance(spec, ArchSpec):
+        raise ArchError("model has no arch_spec: build it with growsearch.build_model or create_model")
+    return spec
+
+
+def _rebuilt(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A model of ``spec`` holding ``state``, on the old model's device/dtype and in its mode."""
+    ref = next(model.parameters())
+    new = build_model(spec)
+    new.load_state_dict(state)
+    new.to(device=ref.device, dtype=ref.dtype)
+    new.train(model.training)
+    return new
+
+
+def deepen(model: nn.Module, depths: tuple[int, ...]) -> nn.Module:
+    """Append identity layers to each block until it has ``depths[b]`` layers.
+
+    New layers take the width of the last layer of their block. VGG gets identity conv+BN
+    (exact in eval mode); ResNet gets basic blocks with a zeroed last BN (exact in both modes).
+    """
+    spec = _spec_of(model)
+    fam = get_family(spec.family)
+    if len(depths) != len(spec.depths):
+        raise ArchError(f"{spec.family} has {len(spec.depths)} blocks, asked for {len(depths)}")
+    for b, (old, new) in enumerate(zip(spec.depths, depths)):
+        if new < old:
+            raise ArchError(f"deepen would remove {fam.layer_name(b, new)}: growth never removes layers")
+    widths = tuple(blk + (blk[-1],) * (d - len(blk)) for blk, d in zip(spec.widths, depths))
+    new_spec = ArchSpec(spec.family, widths, spec.num_classes, spec.in_chans, spec.width_mult, spec.name)
+
+    # Copy every old tensor to its new name: layers keep their (block, layer) position while
+    # the flat module indices after them shift.
+    rename = {}
+    for old_blk, new_blk in zip(fam.layer_prefixes(spec), fam.layer_prefixes(new_spec)):
+        for old_layer, new_layer in zip(old_blk, new_blk):
+            rename.update(zip(old_layer, new_layer))
+    fresh = build_model(new_spec)
+    state = fresh.state_dict()
+    for key, t in model.state_dict().items():
+        prefix, _, leaf = key.rpartition(".")
+        head = next((p for p in rename if prefix == p or prefix.startswith(p + ".")), None)
+        new_key = key if head is None else rename[head] + prefix[len(head):] + "." + leaf
+        state[new_key] = t.detach().clone()
+    fresh.load_state_dict(state)
+    for b, (old, new) in enumerate(zip(spec.depths, depths)):
+        for l in range(old, new):
+            fam.make_identity(fresh, new_spec, b, l)
+    return _rebuilt(model, new_spec, fresh.state_dict())
+
+
+def _mapping(old: int, new: int, generator: torch.Generator) -> torch.Tensor:
+    """Net2WiderNet's index map: keep every old unit, then copy ``new - old`` random ones."""
+    extra = torch.randint(0, old, (new - old,), generator=generator)
+    return torch.cat([torch.arange(old), extra])
+
+
+def widen(
+    model: nn.Module,
+    widths: tuple[tuple[int, ...], ...],
+    *,
+    generator: torch.Generator | None = None,
+    noise: float = 0.0,
+) -> nn.Module:
+    """Net2WiderNet to ``widths`` (same depths). Exact in eval and train mode when ``noise`` is 0.
+
+    Every channel group of the family's channel graph gets one index map; a tensor that
+    writes the group copies rows (conv filters, BN statistics and affine parameters), a
+    tensor that reads it copies columns divided by how often each source unit was copied.
+
+    Args:
+        model: a model built by growsearch (it carries ``arch_spec``).
+        widths: target widths, one tuple per block, each entry ≥ the current one.
+        generator: picks which units are replicated (seed it for reproducible growth).
+        noise: relative std of symmetry-breaking noise added to replicated incoming weights;
+            0 (the default) keeps the function exactly.
+    """
+    spec = _spec_of(model)
+    fam = get_family(spec.family)
+    widths = tuple(tuple(int(w) for w in b) for b in widths)
+    if tuple(len(b) for b in widths) != spec.depths:
+        raise ArchError(f"widen keeps depths {spec.depths}; deepen first")
+    for b, (ob, nb) in enumerate(zip(spec.widths, widths)):
+        for l, (o, n) in enumerate(zip(ob, nb)):
+            if n < o:
+                raise ArchError(f"{fam.layer_name(b, l)} would shrink from {o} to {n} channels: growth never narrows a layer")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    new_spec = ArchSpec(spec.family, widths, spec.num_classes, spec.in_chans, spec.width_mult, spec.name)
+    old_graph, new_graph = fam.channel_graph(spec), fam.channel_graph(new_spec)
+    maps = {g: _mapping(w, new_graph.group_widths[g], gen) for g, w in old_graph.group_widths.items()}
+    counts = {g: torch.bincount(m).to(torch.float32) for g, m in maps.items()}
+
+    state = model.state_dict()
+    out = dict(state)
+    for prefix, g_out, g_in in old_graph.edges:
+        for key in [k for k in state if k.startswith(prefix + ".") and "." not in k[len(prefix) + 1:]]:
+            t = state[key]
+            if key.endswith("num_batches_tracked") or t.dim() == 0:
+                continue
+            if g_out is not None:
+                t = t[maps[g_out]]
+            if g_in is not None and t.dim() >= 2:
+                idx = maps[g_in]
+                scale = counts[g_in][idx].to(t.dtype).view(1, -1, *([1] * (t.dim() - 2)))
+                t = t[:, idx] / scale
+                if noise > 0:
+                    replicated = torch.arange(len(idx)) >= state[key].shape[1]
+                    jitter = torch.randn(t.shape, generator=gen, dtype=t.dtype) * noise * t.abs().mean()
+                    t = t + jitter * replicated.view(1, -1, *([1] * (t.dim() - 2))).to(t.dtype)
+            out[key] = t.contiguous()
+    return _rebuilt(model, new_spec, out)
+
+
+def expand_classes(model: nn.Module, num_classes: int, *, generator: torch.Generator | None = None) -> nn.Module:
+    """Add classifier rows for new classes; old rows are kept exactly.
+
+    New rows use ``nn.Linear``'s default initialisation, U(-1/sqrt(d), 1/sqrt(d)). The paper
+    found that Net2Net-widening the softmax layer instead hurts convergence.
+    """
+    spec = _spec_of(model)
+    if num_classes < spec.num_classes:
+        raise ArchError(f"cannot drop classes: model has {spec.num_classes}, asked for {num_classes}")
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    fc = get_family(spec.family).classifier
+    state = dict(model.state_dict())
+    w, b = state[f"{fc}.weight"], state[f"{fc}.bias"]
+    extra, d = num_classes - spec.num_classes, w.shape[1]
+    bound = 1.0 / d**0.5
+    new_w = (torch.rand((extra, d), generator=gen) * 2 - 1) * bound
+    new_b = (torch.rand((extra,), generator=gen) * 2 - 1) * bound
+    state[f"{fc}.weight"] = torch.cat([w, new_w.to(w)])
+    state[f"{fc}.bias"] = torch.cat([b, new_b.to(b)])
+    new_spec = ArchSpec(spec.family, spec.widths, num_classes, spec.in_chans, spec.width_mult, spec.name)
+    return _rebuilt(model, new_spec, state)
+
+
+def plan(spec: ArchSpec, to: str | ArchSpec, num_classes: int | None = None) -> ArchSpec:
+    """The spec that growing ``spec`` into ``to`` produces, or an ``ArchError`` naming the problem.
+
+    With an arch name, depths come from the name and widths keep what the current model has
+    (pruned widths stay pruned), scaled by the ratio of width multipliers; new layers take
+    the width of their block's last layer. With an explicit spec, it is checked and returned.
+    """
+    fam = get_family(spec.family)
+    num_classes = spec.num_classes if num_classes is None else int(num_classes)
+    if num_classes < spec.num_classes:
+        raise ArchError(f"class count would drop from {spec.num_classes} to {num_classes}: class subsets must grow")
+    if isinstance(to, ArchSpec):
+        target = ArchSpec(to.family, to.widths, num_classes, to.in_chans, to.width_mult, to.name)
+    else:
+        tfam, base, mult = parse_arch(to)
+        if tfam.name != spec.family:
+            raise ArchError(f"cannot grow a {spec.family} into {to!r} ({tfam.name}): stay within one family")
+        if mult < spec.width_mult:
+            raise ArchError(
+                f"{to!r} is narrower than the current {spec.name or spec.family} "
+                f"(width x{mult:g} < x{spec.width_mult:g}): architectures must not shrink"
+            )
+        ratio = mult / spec.width_mult
+        widths = []
+        for blk, d in zip(spec.widths, tfam.depths[base]):
+            scaled = tuple(_scaled(w, ratio, fam.width_divisor) if ratio != 1 else w for w in blk)
+            widths.append(scaled[:d] + (scaled[-1],) * max(0, d - len(scaled)))
+        target = ArchSpec(spec.family, tuple(widths), num_classes, spec.in_chans, mult, to)
+    if target.family != spec.family or len(target.depths) != len(spec.depths):
+        raise ArchError(f"cannot grow {spec.name or spec.family} into {target.name or target.family}: different family")
+    if target.in_chans != spec.in_chans:
+        raise ArchError(f"input channels differ ({spec.in_chans} vs {target.in_chans})")
+    for b, (d_old, d_new) in enumerate(zip(spec.depths, target.depths)):
+        if d_new < d_old:
+            removed = ", ".join(fam.layer_name(b, l) for l in range(d_new, d_old))
+            raise ArchError(
+                f"growing {spec.name or spec.family} into {target.name or target.family} would remove {removed}: "
+                "architectures must not shrink"
+            )
+    for b, (ob, nb) in enumerate(zip(spec.widths, target.widths)):
+        for l, n in enumerate(nb):
+            o = ob[l] if l < len(ob) else ob[-1]
+            if n < o:
+                raise ArchError(
+                    f"{fam.layer_name(b, l)} would shrink from {o} to {n} channels in "
+                    f"{target.name or target.family}: architectures must not shrink"
+                )
+    return target
+
+
+def grow(
+    model: nn.Module,
+    to: str | ArchSpec,
+    num_classes: int | None = None,
+    *,
+    seed: int = 0,
+    noise: float = 0.0,
+) -> nn.Module:
+    """Grow ``model`` into ``to`` with function-preserving ops, then add classes.
+
+    Args:
+        model: a model built by growsearch.
+        to: an arch name (``"vgg16"``, ``"vgg19@0.5"``) or an explicit ``ArchSpec``.
+        num_classes: classifier rows after growth (default: unchanged).
+        seed: seeds which units Net2WiderNet replicates and the new classifier rows.
+        noise: symmetry-breaking noise for widening (0 keeps the function exactly).
+
+    Returns:
+        A new model whose ``arch_spec`` is the planned target.
+    """
+    spec = _spec_of(model)
+    target = plan(spec, to, num_classes)
+    gen = torch.Generator().manual_seed(seed)
+    out = model
+    if target.depths != spec.depths:
+        out = deepen(out, target.depths)
+    if target.widths != _spec_of(out).widths:
+        out = widen(out, target.widths, generator=gen, noise=noise)
+    if target.num_classes != spec.num_classes:
+        out = expand_classes(out, target.num_classes, generator=gen)
+    if out is model:  # nothing to do: still hand back a new model, never an alias
+        out = _rebuilt(model, target, model.state_dict())
+    out.arch_spec = target
+    return out

@@ -1,0 +1,59 @@
+"""Figures. matplotlib is imported lazily (Agg backend) so ``import growsearch`` stays light."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from growsearch.train import RunResult
+
+__all__ = ["plot_curve"]
+
+
+def _curve_points(result: "RunResult") -> tuple[list[float], list[float], list[float]]:
+    """(cumulative M, test accuracy) after every epoch, and cumulative M at each stage end."""
+    xs, ys, bounds, base = [], [], [], 0
+    for st in result.stages:
+        for row in st.history:
+            xs.append(base + row["samples"] * st.macs_per_sample)
+            ys.append(row["test_acc"])
+        base += st.M
+        bounds.append(base)
+    return xs, ys, bounds
+
+
+def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | None" = None) -> Path:
+    """Test accuracy against cumulative training cost M, stage boundaries marked.
+
+    Accuracy within a stage is measured on that stage's classes, so the curve steps down
+    where a stage adds classes; the last stage's values are on all classes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    xs, ys, bounds = _curve_points(result)
+    ax.plot(xs, ys, marker=".", label=f"cumulative ({' → '.join(s.arch for s in result.stages)})")
+    for i, (b, st) in enumerate(zip(bounds, result.stages), 1):
+        ax.axvline(b, color="grey", lw=0.8, ls=":")
+        ax.annotate(f"stage {i}\n{st.classes} cls", (b, 0.02), xycoords=("data", "axes fraction"), ha="right", fontsize=7, color="grey")
+    if baseline is not None:
+        bx, by, _ = _curve_points(baseline)
+        ax.plot(bx, by, marker=".", color="C3", label=f"from scratch ({baseline.stages[-1].arch})")
+        ax.axhline(baseline.test_acc, color="C3", lw=0.8, ls="--")
+        ax.set_title(f"M ratio {result.M / baseline.M:.2f}×, accuracy {result.test_acc:.3f} vs {baseline.test_acc:.3f}")
+    ax.set_xlabel("cumulative training cost M (forward MACs)")
+    ax.set_ylabel("test accuracy (stage's classes)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,190 @@
+"""Schedules: which classes, which architecture and how long, stage by stage.
+
+A schedule file is JSON or YAML; the key names are a contract (see DESIGN.md):
+
+    {"dataset": "digits", "seed": 0,
+     "stages": [{"classes": 5,  "arch": "vgg11@0.25", "epochs": 10},
+                {"classes": 10, "arch": "vgg19@0.25", "epochs": 10}]}
+
+Example:
+    >>> from growsearch.schedule import Schedule, Stage
+    >>> s = Schedule("digits", [Stage(5, "vgg11@0.25", 10), Stage(10, "vgg19@0.25", 10)])
+    >>> s.validate(num_classes=10)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be trained; the message names the stage and the fix."""
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe shared by every stage (and by the baseline, for a fair M ratio)."""
+
+    batch_size: int = 128  # samples per SGD step
+    lr: float = 0.05  # peak learning rate (after linear warm-up)
+    momentum: float = 0.9  # SGD momentum, Nesterov
+    weight_decay: float = 5e-4  # on conv/linear weights, not on BN or biases
+    warmup_epochs: float = 1.0  # linear warm-up from lr/10, rebuilt with the optimizer each stage
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    eval_batch_size: int = 512  # test-time batch
+
+
+@dataclass
+class Stage:
+    """One stage: grow to ``arch``, train on the first ``classes`` classes."""
+
+    classes: int  # the first k classes of the schedule's class order
+    arch: str  # e.g. "vgg16@0.25"; never shallower or narrower than the previous stage
+    epochs: int  # epochs to train; with ``patience`` the most it may train
+    prune_ratio: float = 0.0  # fraction of conv filters to prune before growing (0 = none)
+    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop after the second drop plateaus
+    lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
+
+
+@dataclass
+class Schedule:
+    """A cumulative Net2Net schedule: nested class subsets, one architecture per stage."""
+
+    dataset: str  # a dataset name, see growsearch.data
+    stages: list[Stage]
+    seed: int = 0  # seeds the class order, initialisation, growth and batch order
+    train: TrainConfig = field(default_factory=TrainConfig)
+    class_order: list[int] | None = None  # explicit class order (default: a permutation seeded by ``seed``)
+
+    def validate(self, num_classes: int | None = None) -> None:
+        """Raise ``ScheduleError`` with a one-line fix if the schedule cannot be trained.
+
+        Checks what needs no data (and, given ``num_classes``, the class counts): stage count,
+        strictly growing class counts, epochs, ratios, and that each architecture can be grown
+        from the previous one without shrinking.
+        """
+        from growsearch.backbones import ArchError, spec_for
+        from growsearch.grow import plan
+
+        if not self.stages:
+            raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
+        spec = None
+        for i, st in enumerate(self.stages, 1):
+            where = f"stage {i}"
+            if not isinstance(st.classes, int) or isinstance(st.classes, bool) or st.classes < 1:
+                raise ScheduleError(f"{where}: classes must be a positive integer, got {st.classes!r}")
+            if i > 1 and st.classes <= self.stages[i - 2].classes:
+                raise ScheduleError(
+                    f"{where} has {st.classes} classes, not more than stage {i - 1}'s {self.stages[i - 2].classes}: class subsets must grow"
+                )
+            if not isinstance(st.epochs, int) or isinstance(st.epochs, bool) or st.epochs < 1:
+                raise ScheduleError(f"{where}: epochs must be an integer ≥ 1, got {st.epochs!r}")
+            if st.patience is not None and (not isinstance(st.patience, int) or st.patience < 1):
+                raise ScheduleError(f"{where}: patience must be an integer ≥ 1 or omitted, got {st.patience!r}")
+            if st.lr is not None and not (isinstance(st.lr, (int, float)) and st.lr > 0):
+                raise ScheduleError(f"{where}: lr must be > 0, got {st.lr!r}")
+            if not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
+                raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
+            if st.prune_ratio > 0:
+                if i == 1:
+                    raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
+                raise ScheduleError(f"{where}: prune_ratio > 0 (filter pruning) is not supported in this version: set it to 0")
+            try:
+                spec = spec_for(st.arch, st.classes) if spec is None else plan(spec, st.arch, st.classes)
+            except ArchError as e:
+                raise ScheduleError(f"{where}: {e}") from None
+        if num_classes is not None:
+            last = self.stages[-1].classes
+            if last > num_classes:
+                raise ScheduleError(f"stage {len(self.stages)} asks for {last} classes but {self.dataset} has {num_classes}")
+            if last != num_classes:
+                raise ScheduleError(
+                    f"the last stage trains on {last} of {self.dataset}'s {num_classes} classes: it must see all of them"
+                )
+            if self.class_order is not None and sorted(self.class_order) != list(range(num_classes)):
+                raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["class_order"] is None:
+            del d["class_order"]
+        for st in d["stages"]:
+            for k in ("patience", "lr"):
+                if st[k] is None:
+                    del st[k]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "schedule") -> "Schedule":
+        if not isinstance(d, dict):
+            raise ScheduleError(f"{source}: expected a mapping with 'dataset' and 'stages'")
+        _check_keys(d, Schedule, source)
+        for key in ("dataset", "stages"):
+            if key not in d:
+                raise ScheduleError(f"{source}: missing '{key}'")
+        if not isinstance(d["stages"], list):
+            raise ScheduleError(f"{source}: 'stages' must be a list of {{classes, arch, epochs}}")
+        stages = []
+        for i, s in enumerate(d["stages"], 1):
+            if not isinstance(s, dict):
+                raise ScheduleError(f"{source}: stage {i} must be a mapping with classes, arch, epochs")
+            _check_keys(s, Stage, f"{source}: stage {i}")
+            missing = [k for k in ("classes", "arch", "epochs") if k not in s]
+            if missing:
+                raise ScheduleError(f"{source}: stage {i} is missing {', '.join(missing)}")
+            stages.append(Stage(**s))
+        train = d.get("train") or {}
+        _check_keys(train, TrainConfig, f"{source}: train")
+        return cls(
+            dataset=str(d["dataset"]),
+            stages=stages,
+            seed=int(d.get("seed", 0)),
+            train=TrainConfig(**train),
+            class_order=d.get("class_order"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON (or YAML for .yaml/.yml) atomically."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        else:
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+def _check_keys(d: dict, cls: type, where: str) -> None:
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise ScheduleError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read a schedule from a .json, .yaml or .yml file.
+
+    Raises:
+        ScheduleError: missing file, unreadable JSON/YAML, or an invalid structure.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScheduleError(f"schedule file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text)
+        else:
+            d = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - both parsers' errors become one line
+        raise ScheduleError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
+    return Schedule.from_dict(d, source=str(path))

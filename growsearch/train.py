@@ -1,0 +1,375 @@
+"""Stage trainer, ``run_schedule`` and ``run_baseline``.
+
+Each stage: take the first k classes of the class order, grow the previous stage's network
+into the stage's architecture (function-preserving Net2Net ops, new classifier rows), then
+train it with SGD (Nesterov momentum) and a linear warm-up followed by cosine decay, or to
+saturation with ``patience``. The optimizer and its schedule are rebuilt after every growth:
+growth replaces the parameter tensors, and the momentum buffers of the old, smaller tensors
+have no meaning for the new ones.
+
+Example:
+    >>> from growsearch import Schedule, Stage, run_schedule
+    >>> sched = Schedule("digits", [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1)])
+    >>> result = run_schedule(sched, progress=False)
+    >>> len(result.stages), result.M == sum(s.M for s in result.stages)
+    (2, True)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
+from growsearch.cost import count_params, macs_per_sample, stage_cost
+from growsearch.data import BatchLoader, Dataset, class_order, create_dataset, subset
+from growsearch.grow import grow
+from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
+
+__all__ = [
+    "StageResult",
+    "RunResult",
+    "OutputExistsError",
+    "run_schedule",
+    "run_baseline",
+    "train_stage",
+    "evaluate",
+    "load_checkpoint",
+]
+
+RESULT_FILE = "result.json"
+
+
+class OutputExistsError(FileExistsError):
+    """The output directory already holds results; growsearch never overwrites them silently."""
+
+
+@dataclass
+class StageResult:
+    """What one stage cost and reached (a ``result.json`` ``stages`` entry)."""
+
+    classes: int  # classes trained on
+    arch: str  # arch name the stage asked for
+    epochs: int  # epochs actually trained
+    samples: int  # training samples processed (epochs × subset size)
+    macs_per_sample: int  # forward MACs of the grown network, one input
+    M: int  # samples × macs_per_sample
+    test_acc: float  # on the stage's classes, after training
+    wall_s: float  # training and per-epoch evaluation
+    params: int = 0  # parameters of the grown network
+    spec: dict = field(default_factory=dict)  # the grown network's ArchSpec
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, test_acc, lr, cum_M
+
+
+@dataclass
+class RunResult:
+    """A run or a baseline: the ``result.json`` contract plus provenance."""
+
+    M: int  # total forward MACs of training, Σ stage M
+    test_acc: float  # final network, all classes
+    wall_s: float
+    macs_per_sample: int  # final network's inference MACs
+    stages: list[StageResult]
+    params: int = 0  # final network's parameters
+    schedule: dict = field(default_factory=dict)
+    class_order: list[int] = field(default_factory=list)
+    device: str = "cpu"
+    versions: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        stages = [StageResult(**s) for s in d["stages"]]
+        return cls(**{**d, "stages": stages})
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "RunResult":
+        path = Path(run_dir) / RESULT_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist: is {run_dir} the --out of a growsearch run or baseline?")
+        return cls.from_dict(json.loads(path.read_text()))
+
+
+def _versions() -> dict:
+    import timm
+
+    from growsearch import __version__
+
+    return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]  # BN affine and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -> float:
+    """Top-1 accuracy (fraction) over ``loader``; leaves the model in eval mode."""
+    model.eval()
+    correct = total = 0
+    for xb, yb in loader:
+        with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(xb)
+        correct += int((logits.argmax(1) == yb).sum())
+        total += len(yb)
+    return correct / max(total, 1)
+
+
+def train_stage(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    epochs: int,
+    cfg: TrainConfig,
+    lr: float | None = None,
+    patience: int | None = None,
+    seed: int = 0,
+    device: torch.device,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    desc: str = "",
+) -> tuple[list[dict], int]:
+    """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
+
+    Fixed-length stages warm up linearly for ``cfg.warmup_epochs`` then decay with a cosine
+    to zero. With ``patience``, the LR stays at its peak after warm-up and drops 10x when the
+    test accuracy has not improved for ``patience`` epochs (``ReduceLROnPlateau``); the stage
+    stops when it plateaus after the second drop, or at ``epochs``.
+    """
+    from tqdm.auto import tqdm
+
+    cuda = device.type == "cuda"
+    peak = float(lr or cfg.lr)
+    train_loader = BatchLoader(
+        data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
+        train=True, flip=data.flip, seed=seed, device=device, channels_last=cuda,
+    )
+    test_loader = BatchLoader(
+        data.x_test, data.y_test, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
+        train=False, device=device, channels_last=cuda,
+    )
+    opt = _optimizer(model, cfg, peak)
+    steps_per_epoch = len(train_loader)
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return 0.1 + 0.9 * step / warmup
+        if patience is not None:
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=patience) if patience else None
+    history: list[dict] = []
+    samples, best, since_best = 0, -1.0, 0
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        for xb, yb in train_loader:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if plateau is None or sched.last_epoch < warmup:
+                sched.step()
+            samples += len(yb)
+        acc = evaluate(model, test_loader, autocast=cuda)
+        lr_now = opt.param_groups[0]["lr"]
+        row = {"epoch": epoch + 1, "test_acc": acc, "lr": lr_now, "samples": samples}
+        history.append(row)
+        bar.set_postfix(acc=f"{acc:.3f}", lr=f"{lr_now:.3g}")
+        if on_epoch is not None:
+            on_epoch(row)
+        if plateau is not None:
+            since_best = 0 if acc > best else since_best + 1
+            best = max(best, acc)
+            plateau.step(acc)
+            if lr_now <= peak * 0.01 * (1 + 1e-6) and since_best >= patience:
+                break
+    bar.close()
+    return history, samples
+
+
+def _check_out_dir(out_dir: Path | None, overwrite: bool) -> None:
+    if out_dir is not None and (out_dir / RESULT_FILE).exists() and not overwrite:
+        raise OutputExistsError(
+            f"{out_dir} already holds {RESULT_FILE}: choose another --out, or pass --overwrite to replace it"
+        )
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def save_checkpoint(path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float) -> None:
+    """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a stage network from its checkpoint; returns (model in eval mode, checkpoint dict).
+
+    ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts.
+    """
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = build_model(ArchSpec.from_dict(ckpt["spec"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), ckpt
+
+
+def run_schedule(
+    schedule: Schedule,
+    *,
+    dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_stage: Callable[[StageResult, nn.Module], None] | None = None,
+) -> RunResult:
+    """Train a cumulative Net2Net schedule stage by stage.
+
+    Args:
+        schedule: the stages to train; validated before any training.
+        dataset: the loaded dataset (default: ``create_dataset(schedule.dataset)``).
+        out_dir: if given, writes ``stage{i}.pt`` after each stage and ``result.json`` and
+            ``curve.png`` at the end (atomically; an existing result is an error unless
+            ``overwrite``).
+        device: ``"cuda"``/``"cpu"``; default CUDA when available. CUDA runs use channels_last
+            and bf16 autocast.
+        progress: show a progress bar per stage.
+        on_epoch: called after every epoch with stage, epoch, test_acc, lr and cumulative M.
+        on_stage: called after every stage with its result and the trained model.
+
+    Returns:
+        The run's costs and accuracies; ``result.M`` is Σ over stages of samples × MACs.
+
+    Raises:
+        ScheduleError: the schedule cannot run on this dataset (before training starts).
+        OutputExistsError: ``out_dir`` already holds a result and ``overwrite`` is false.
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    _check_out_dir(out, overwrite)
+    schedule.validate()
+    ds = dataset if dataset is not None else create_dataset(schedule.dataset)
+    schedule.validate(num_classes=ds.num_classes)
+    fam = get_family(spec_for(schedule.stages[0].arch, 1).family)
+    if ds.image_size < fam.min_input:
+        raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
+    dev = _device(device)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    order = list(schedule.class_order) if schedule.class_order is not None else class_order(ds.num_classes, schedule.seed)
+    input_shape = (ds.in_chans, ds.image_size, ds.image_size)
+
+    torch.manual_seed(schedule.seed)
+    model: nn.Module | None = None
+    stages: list[StageResult] = []
+    cum_M, t_run = 0, time.perf_counter()
+    n = len(schedule.stages)
+    for i, st in enumerate(schedule.stages, 1):
+        t0 = time.perf_counter()
+        data = subset(ds, order[: st.classes])
+        if model is None:
+            model = build_model(spec_for(st.arch, st.classes, ds.in_chans))
+        else:
+            model = grow(model, to=st.arch, num_classes=st.classes, seed=schedule.seed * 1000 + i)
+        model = model.to(dev, memory_format=torch.channels_last if dev.type == "cuda" else torch.contiguous_format)
+        macs = macs_per_sample(model, input_shape)
+        base_M = cum_M
+
+        def epoch_cb(row: dict, *, _i=i, _macs=macs, _base=base_M) -> None:
+            row["cum_M"] = _base + row["samples"] * _macs
+            if on_epoch is not None:
+                on_epoch({"stage": _i, **row})
+
+        history, samples = train_stage(
+            model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
+            seed=schedule.seed * 1000 + i, device=dev, on_epoch=epoch_cb, progress=progress,
+            desc=f"stage {i}/{n} {st.arch} {st.classes} cls",
+        )
+        M = stage_cost(samples, macs)
+        cum_M += M
+        acc = history[-1]["test_acc"]
+        res = StageResult(
+            classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
+            test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
+            spec=model.arch_spec.to_dict(), history=history,
+        )
+        stages.append(res)
+        if out is not None:
+            save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc)
+        if on_stage is not None:
+            on_stage(res, model)
+
+    last = stages[-1]
+    result = RunResult(
+        M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
+        stages=stages, params=last.params, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        versions=_versions(),
+    )
+    if out is not None:
+        _write_json_atomic(out / RESULT_FILE, result.to_dict())
+        from growsearch.plots import plot_curve
+
+        plot_curve(result, out / "curve.png")
+    return result
+
+
+def run_baseline(
+    dataset: str,
+    arch: str,
+    *,
+    epochs: int,
+    patience: int | None = None,
+    seed: int = 0,
+    train: TrainConfig | None = None,
+    **kwargs,
+) -> RunResult:
+    """Train ``arch`` from scratch on all classes with the same recipe: the M ratio's denominator.
+
+    Takes the keyword options of :func:`run_schedule` (``dataset=`` a loaded ``Dataset``,
+    ``out_dir``, ``device``, ...).
+
+    Example:
+        >>> r = run_baseline("digits", "vgg11@0.125", epochs=1, progress=False)
+        >>> len(r.stages), r.stages[0].classes
+        (1, 10)
+    """
+    ds = kwargs.pop("dataset", None) or create_dataset(dataset)
+    sched = Schedule(
+        dataset=dataset,
+        stages=[Stage(classes=ds.num_classes, arch=arch, epochs=epochs, patience=patience)],
+        seed=seed,
+        train=train or TrainConfig(),
+    )
+    return run_schedule(sched, dataset=ds, **kwargs)
