@@ -197,13 +197,13 @@ def plan(spec: ArchSpec, to: str | ArchSpec, num_classes: int | None = None) -> 
         raise ArchError(f"cannot grow {spec.name or spec.family} into {target.name or target.family}: different family")
     if target.in_chans != spec.in_chans:
         raise ArchError(f"input channels differ ({spec.in_chans} vs {target.in_chans})")
-    for b, (d_old, d_new) in enumerate(zip(spec.depths, target.depths)):
-        if d_new < d_old:
-            removed = ", ".join(fam.layer_name(b, l) for l in range(d_new, d_old))
-            raise ArchError(
-                f"growing {spec.name or spec.family} into {target.name or target.family} would remove {removed}: "
-                "architectures must not shrink"
-            )
+    removed = [fam.layer_name(b, l) for b, (d_old, d_new) in enumerate(zip(spec.depths, target.depths)) for l in range(d_new, d_old)]
+    if removed:
+        removed = ", ".join(removed)
+        raise ArchError(
+            f"growing {spec.name or spec.family} into {target.name or target.family} would remove {removed}: "
+            "architectures must not shrink"
+        )
     for b, (ob, nb) in enumerate(zip(spec.widths, target.widths)):
         for l, n in enumerate(nb):
             o = ob[l] if l < len(ob) else ob[-1]

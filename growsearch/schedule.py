@@ -46,7 +46,7 @@ class Stage:
     arch: str  # e.g. "vgg16@0.25"; never shallower or narrower than the previous stage
     epochs: int  # epochs to train; with ``patience`` the most it may train
     prune_ratio: float = 0.0  # fraction of conv filters to prune before growing (0 = none)
-    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop after the second drop plateaus
+    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
     lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
 
 

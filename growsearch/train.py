@@ -67,7 +67,7 @@ class StageResult:
     wall_s: float  # training and per-epoch evaluation
     params: int = 0  # parameters of the grown network
     spec: dict = field(default_factory=dict)  # the grown network's ArchSpec
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, test_acc, lr, cum_M
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, test_acc, lr, samples, train_s, cum_M
 
 
 @dataclass
@@ -152,9 +152,9 @@ def train_stage(
     """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
 
     Fixed-length stages warm up linearly for ``cfg.warmup_epochs`` then decay with a cosine
-    to zero. With ``patience``, the LR stays at its peak after warm-up and drops 10x when the
-    test accuracy has not improved for ``patience`` epochs (``ReduceLROnPlateau``); the stage
-    stops when it plateaus after the second drop, or at ``epochs``.
+    to zero. With ``patience`` (train to saturation), the LR stays at its peak after warm-up
+    and drops 10x when the test accuracy has not improved for ``patience`` epochs
+    (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
     """
     from tqdm.auto import tqdm
 
@@ -187,6 +187,7 @@ def train_stage(
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
     for epoch in bar:
         model.train()
+        t_epoch = time.perf_counter()
         for xb, yb in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
@@ -196,9 +197,12 @@ def train_stage(
             if plateau is None or sched.last_epoch < warmup:
                 sched.step()
             samples += len(yb)
+        if cuda:
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - t_epoch
         acc = evaluate(model, test_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "test_acc": acc, "lr": lr_now, "samples": samples}
+        row = {"epoch": epoch + 1, "test_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
         history.append(row)
         bar.set_postfix(acc=f"{acc:.3f}", lr=f"{lr_now:.3g}")
         if on_epoch is not None:
@@ -207,7 +211,7 @@ def train_stage(
             since_best = 0 if acc > best else since_best + 1
             best = max(best, acc)
             plateau.step(acc)
-            if lr_now <= peak * 0.01 * (1 + 1e-6) and since_best >= patience:
+            if lr_now <= peak * 0.1 * (1 + 1e-6) and since_best >= patience:
                 break
     bar.close()
     return history, samples
@@ -346,28 +350,33 @@ def run_schedule(
 
 
 def run_baseline(
-    dataset: str,
+    data: str,
     arch: str,
     *,
     epochs: int,
     patience: int | None = None,
     seed: int = 0,
     train: TrainConfig | None = None,
+    dataset: Dataset | None = None,
     **kwargs,
 ) -> RunResult:
     """Train ``arch`` from scratch on all classes with the same recipe: the M ratio's denominator.
 
-    Takes the keyword options of :func:`run_schedule` (``dataset=`` a loaded ``Dataset``,
-    ``out_dir``, ``device``, ...).
+    Args:
+        data: dataset name (``"digits"``, ``"cifar100:/data"``, ...).
+        arch: the final architecture of the schedules it is compared with.
+        epochs, patience, seed, train: as in a schedule's stage and recipe.
+        dataset: the already-loaded ``data``, to skip loading it again.
+        **kwargs: the keyword options of :func:`run_schedule` (``out_dir``, ``device``, ...).
 
     Example:
         >>> r = run_baseline("digits", "vgg11@0.125", epochs=1, progress=False)
         >>> len(r.stages), r.stages[0].classes
         (1, 10)
     """
-    ds = kwargs.pop("dataset", None) or create_dataset(dataset)
+    ds = dataset if dataset is not None else create_dataset(data)
     sched = Schedule(
-        dataset=dataset,
+        dataset=data,
         stages=[Stage(classes=ds.num_classes, arch=arch, epochs=epochs, patience=patience)],
         seed=seed,
         train=train or TrainConfig(),

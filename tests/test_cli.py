@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from growsearch.cli import main
+
+
+def _write(path: Path, data: str, stages: list[dict]) -> Path:
+    path.write_text(json.dumps({"dataset": data, "seed": 0, "stages": stages}))
+    return path
+
+
+GOOD = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]
+
+
+@pytest.mark.parametrize("cmd", [[], ["run"], ["baseline"], ["demo"]])
+def test_every_subcommand_has_help(cmd: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as e:
+        main([*cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: growsearch" in capsys.readouterr().out
+
+
+def test_run_and_baseline_write_their_files(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["baseline", "--data", npz_data, "--arch", "vgg13@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    sched = _write(tmp_path / "s.json", npz_data, GOOD)
+    assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(tmp_path / "b"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "M ratio" in out
+    for f in ("result.json", "stage1.pt", "stage2.pt", "curve.png"):
+        assert (tmp_path / "r" / f).is_file()
+    assert (tmp_path / "b" / "stage1.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "stages,msg",
+    [
+        ([{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 2, "arch": "vgg13@0.125", "epochs": 1}], "class subsets must grow"),
+        ([{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 9, "arch": "vgg13@0.125", "epochs": 1}], "9 classes but"),
+        ([{"classes": 2, "arch": "vgg13@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 1}], "would remove"),
+        ([{"classes": 2, "arch": "vgg7", "epochs": 1}, {"classes": 4, "arch": "vgg11", "epochs": 1}], "unknown arch"),
+        ([{"classes": 2, "arch": "vgg11@0.125", "epochs": 0}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}], "epochs"),
+    ],
+)
+def test_bad_schedules_exit_2_with_one_line(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture, stages, msg: str) -> None:
+    sched = _write(tmp_path / "s.json", npz_data, stages)
+    assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r" / "result.json").exists()
+
+
+def test_unknown_dataset_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sched = _write(tmp_path / "s.json", "cifar10:" + str(tmp_path), [{"classes": 10, "arch": "vgg11", "epochs": 1}])
+    assert main(["run", str(sched), "--out", str(tmp_path / "r")]) == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err
+    assert main(["run", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_existing_out_is_refused_without_overwrite(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sched = _write(tmp_path / "s.json", npz_data, GOOD)
+    assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    before = (tmp_path / "r" / "result.json").read_bytes()
+    assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (tmp_path / "r" / "result.json").read_bytes() == before
+
+
+def test_user_errors_show_no_traceback_from_the_real_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "run", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["demo", "--epochs", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "M ratio" in out
+    assert (tmp_path / "d" / "cumulative" / "result.json").is_file() and (tmp_path / "d" / "baseline" / "result.json").is_file()

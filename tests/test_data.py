@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_cifar, write_imagefolder, write_tinyimagenet
+from growsearch.data import BatchLoader, DataError, class_order, create_dataset, list_sources, subset
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return create_dataset("digits")
+
+
+def test_digits_is_the_shipped_default(digits) -> None:
+    assert digits.num_classes == 10
+    assert digits.x_train.dtype == torch.uint8 and digits.x_train.shape[1:] == (1, 32, 32)
+    assert len(digits.x_train) + len(digits.x_test) == 1797  # all of scikit-learn's digits
+    assert digits.flip is False  # mirrored digits are not digits
+
+
+def test_class_order_is_a_seeded_permutation() -> None:
+    assert class_order(10, 0) == class_order(10, 0)
+    assert sorted(class_order(10, 3)) == list(range(10))
+    assert class_order(10, 0) != class_order(10, 1)
+
+
+def _keys(ds, split: str) -> set[int]:
+    return set(getattr(ds, f"idx_{split}").tolist())
+
+
+def test_subsets_are_nested_for_train_and_test(digits) -> None:
+    order = class_order(10, 0)
+    subs = [subset(digits, order[:k]) for k in (2, 5, 7, 10)]
+    for small, big in zip(subs, subs[1:]):
+        for split in ("train", "test"):
+            assert _keys(small, split) < _keys(big, split)
+    assert _keys(subs[-1], "train") == set(range(len(digits.x_train)))
+
+
+def test_stage_test_set_holds_only_its_classes(digits) -> None:
+    order = class_order(10, 0)
+    d = subset(digits, order[:5])
+    assert set(d.y_test.tolist()) == set(range(5)) == set(d.y_train.tolist())
+    original = digits.y_test[d.idx_test]
+    assert set(original.tolist()) == set(order[:5])
+    # label j means class order[j]
+    assert torch.equal(torch.tensor(order)[d.y_test], original)
+
+
+def test_no_sample_is_in_both_train_and_test(digits) -> None:
+    tr = {bytes(x.numpy()) for x in digits.x_train}
+    te = [bytes(x.numpy()) for x in digits.x_test]
+    assert len(tr) > 0.95 * len(digits.x_train)  # digits has a few true duplicates; the split must not add any
+    from sklearn.datasets import load_digits
+
+    raw = load_digits().images.reshape(1797, -1)
+    assert len({bytes(r) for r in raw}) >= len(tr) + len(te) - sum(t in tr for t in te)
+
+
+@pytest.mark.parametrize("source", sorted(set(list_sources()) - {"digits"}))
+def test_every_source_loads_from_its_on_disk_layout(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if source == "npz":
+        x = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
+        np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(12) % 3, x_test=x[:6], y_test=np.arange(6) % 3)
+        name, classes, size = f"npz:{tmp_path / 'd.npz'}", 3, 32
+    elif source == "imagefolder":
+        write_imagefolder(tmp_path / "img", classes=3, test_dir="val")
+        name, classes, size = f"imagefolder:{tmp_path / 'img'}", 3, 32
+    elif source == "tinyimagenet":
+        write_tinyimagenet(tmp_path / "tin", classes=3)
+        name, classes, size = f"tinyimagenet:{tmp_path / 'tin'}", 3, 64
+    else:
+        import torchvision
+
+        # The fixture is a few fake images, not the official archives whose md5 torchvision checks.
+        for cls in (torchvision.datasets.CIFAR10, torchvision.datasets.CIFAR100):
+            monkeypatch.setattr(cls, "_check_integrity", lambda self: True)
+        monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+        classes = write_cifar(tmp_path, hundred=source == "cifar100")
+        name, size = f"{source}:{tmp_path}", 32
+    ds = create_dataset(name)
+    assert ds.num_classes == classes
+    assert ds.x_train.dtype == torch.uint8 and ds.x_train.shape[1:] == (3, size, size)
+    assert ds.x_test.shape[1:] == ds.x_train.shape[1:]
+    assert set(ds.y_train.tolist()) == set(range(classes))
+    assert ds.y_test.max() < classes
+
+
+@pytest.mark.parametrize(
+    "name,msg",
+    [
+        ("cifar10:{tmp}", "cifar-10-batches-py"),
+        ("cifar100:{tmp}", "cifar-100-python"),
+        ("imagefolder:{tmp}", "train/<class>"),
+        ("tinyimagenet:{tmp}", "val_annotations.txt"),
+        ("npz:{tmp}/none.npz", "no such file"),
+        ("mnist", "unknown dataset"),
+    ],
+)
+def test_missing_dataset_names_the_expected_layout(name: str, msg: str, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=msg):
+        create_dataset(name.format(tmp=tmp_path))
+
+
+def test_npz_with_out_of_range_floats_is_rejected(tmp_path: Path) -> None:
+    x = np.full((4, 8, 8), 3.0, dtype=np.float32)
+    np.savez(tmp_path / "f.npz", x_train=x, y_train=np.arange(4) % 2, x_test=x, y_test=np.arange(4) % 2)
+    with pytest.raises(DataError, match=r"\[0, 1\]"):
+        create_dataset(f"npz:{tmp_path / 'f.npz'}")
+
+
+def test_loader_normalises_augments_and_is_seeded(digits) -> None:
+    kw = dict(batch_size=100, mean=digits.mean, std=digits.std, train=True, flip=True, seed=3)
+    a = [x for x, _ in BatchLoader(digits.x_train, digits.y_train, **kw)]
+    b = [x for x, _ in BatchLoader(digits.x_train, digits.y_train, **kw)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert sum(len(x) for x in a) == len(digits.x_train)
+    assert a[0].shape == (100, 1, 32, 32) and a[0].dtype == torch.float32
+    plain = next(iter(BatchLoader(digits.x_test, digits.y_test, batch_size=len(digits.x_test), mean=digits.mean, std=digits.std, train=False)))[0]
+    assert abs(float(plain.mean())) < 0.1 and abs(float(plain.std()) - 1) < 0.1
+    c = next(iter(BatchLoader(digits.x_train, digits.y_train, **{**kw, "seed": 4})))[0]
+    assert not torch.equal(a[0], c)
+
+
+def test_random_crop_is_a_shift_of_the_padded_image() -> None:
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
+    loader = BatchLoader(x, torch.zeros(64, dtype=torch.int64), batch_size=64, mean=(0.0,), std=(1 / 255,), train=True, flip=False, pad=1)
+    xb, _ = next(iter(loader))
+    centre = x[0, 0].float()
+    shifted = [xb[i, 0] for i in range(64)]
+    assert any(torch.equal(s, centre) for s in shifted)
+    assert any(not torch.equal(s, centre) for s in shifted)
+    for s in shifted:  # every crop's interior is a shifted copy of the original
+        assert s[1:3, 1:3].flatten().tolist()[0] in centre.flatten().tolist()

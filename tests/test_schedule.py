@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from growsearch.schedule import Schedule, ScheduleError, Stage, load_schedule
+
+GOOD = {
+    "dataset": "digits",
+    "seed": 0,
+    "stages": [
+        {"classes": 5, "arch": "vgg11", "epochs": 10, "prune_ratio": 0.0},
+        {"classes": 7, "arch": "vgg16", "epochs": 8},
+        {"classes": 10, "arch": "vgg19", "epochs": 10},
+    ],
+}
+
+
+def test_design_md_example_loads_and_validates(tmp_path: Path) -> None:
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps(GOOD))
+    s = load_schedule(p)
+    s.validate(num_classes=10)
+    assert [st.classes for st in s.stages] == [5, 7, 10]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_save_load_round_trip(tmp_path: Path, suffix: str) -> None:
+    s = Schedule.from_dict(GOOD)
+    s.stages[1].patience = 3
+    s.save(tmp_path / f"s{suffix}")
+    assert load_schedule(tmp_path / f"s{suffix}") == s
+
+
+def _stages(*specs) -> list[Stage]:
+    return [Stage(*s) for s in specs]
+
+
+@pytest.mark.parametrize(
+    "stages,msg",
+    [
+        (_stages((5, "vgg11", 2), (5, "vgg16", 2)), "stage 2 has 5 classes, not more than stage 1's 5: class subsets must grow"),
+        (_stages((7, "vgg11", 2), (5, "vgg16", 2)), "class subsets must grow"),
+        (_stages((5, "vgg11", 2), (12, "vgg16", 2)), "asks for 12 classes but digits has 10"),
+        (_stages((5, "vgg11", 2), (7, "vgg16", 2)), "must see all of them"),
+        (_stages((5, "vgg16", 2), (10, "vgg11", 2)), "would remove block1.conv2"),
+        (_stages((5, "vgg11@0.5", 2), (10, "vgg19@0.25", 2)), "narrower"),
+        (_stages((5, "vgg99", 2), (10, "vgg19", 2)), "unknown arch 'vgg99'"),
+        (_stages((5, "vgg11", 0), (10, "vgg19", 2)), "epochs must be an integer ≥ 1"),
+        (_stages((5, "vgg11", 2), (10, "vgg19", -3)), "stage 2: epochs"),
+        (_stages((5, "vgg11", 2, 0.5), (10, "vgg19", 2)), "stage 1 has none"),
+        (_stages((5, "vgg11", 2), (10, "vgg19", 2, 1.5)), r"prune_ratio must be in \[0, 1\)"),
+        ([], "no stages"),
+    ],
+)
+def test_bad_schedules_fail_with_one_clear_line(stages: list[Stage], msg: str) -> None:
+    with pytest.raises(ScheduleError, match=msg) as e:
+        Schedule("digits", stages).validate(num_classes=10)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "mutate,msg",
+    [
+        (lambda d: d["stages"][0].update(clases=5), "unknown key"),
+        (lambda d: d.update(stagez=[]), "unknown key"),
+        (lambda d: d.pop("dataset"), "missing 'dataset'"),
+        (lambda d: d["stages"][1].pop("arch"), "stage 2 is missing arch"),
+        (lambda d: d.update(train={"lr": 0.1, "momentom": 0.9}), "train: unknown key"),
+    ],
+)
+def test_malformed_files_name_the_key(mutate, msg: str) -> None:
+    d = json.loads(json.dumps(GOOD))
+    mutate(d)
+    with pytest.raises(ScheduleError, match=msg):
+        Schedule.from_dict(d)
+
+
+def test_missing_and_unparsable_files(tmp_path: Path) -> None:
+    with pytest.raises(ScheduleError, match="does not exist"):
+        load_schedule(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ScheduleError, match="cannot parse"):
+        load_schedule(tmp_path / "bad.json")
+
+
+def test_class_order_must_be_a_permutation() -> None:
+    s = Schedule.from_dict({**GOOD, "class_order": [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]})
+    with pytest.raises(ScheduleError, match="permutation"):
+        s.validate(num_classes=10)

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from growsearch.backbones import ArchSpec
+from growsearch.data import create_dataset
+from growsearch.schedule import Schedule, ScheduleError, Stage
+from growsearch.train import OutputExistsError, RunResult, load_checkpoint, run_baseline, run_schedule
+from test_cost import hand_macs_vgg
+
+RESULT_KEYS = {"M", "test_acc", "wall_s", "macs_per_sample", "stages"}
+STAGE_KEYS = {"classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s"}
+
+
+def _sched(data: str, seed: int = 0, **kw) -> Schedule:
+    return Schedule(data, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.125", 1)], seed=seed, **kw)
+
+
+def test_result_json_follows_the_contract(npz_data: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    result = run_schedule(_sched(npz_data), out_dir=out, progress=False)
+    d = json.loads((out / "result.json").read_text())
+    assert RESULT_KEYS <= set(d) and all(STAGE_KEYS <= set(s) for s in d["stages"])
+    assert 0 <= d["test_acc"] <= 1 and isinstance(d["M"], int)
+    assert d["macs_per_sample"] == d["stages"][-1]["macs_per_sample"]
+    assert [s["classes"] for s in d["stages"]] == [2, 4]
+    assert (out / "curve.png").stat().st_size > 1000
+    assert RunResult.load(out) == result
+
+
+def test_M_is_samples_times_macs_summed_over_stages(npz_data: str) -> None:
+    ds = create_dataset(npz_data)  # 48 train images, 12 per class
+    result = run_schedule(_sched(npz_data), dataset=ds, progress=False)
+    s1, s2 = result.stages
+    assert (s1.samples, s2.samples) == (2 * 24, 1 * 48)  # epochs x train samples of the stage's classes
+    assert s1.macs_per_sample == hand_macs_vgg(ArchSpec.from_dict(s1.spec), 32)
+    assert s2.macs_per_sample == hand_macs_vgg(ArchSpec.from_dict(s2.spec), 32)
+    assert s1.M == s1.samples * s1.macs_per_sample and s2.M == s2.samples * s2.macs_per_sample
+    assert result.M == s1.M + s2.M
+
+
+def test_checkpoints_rebuild_each_stage_network(npz_data: str, tmp_path: Path) -> None:
+    x = torch.rand(5, 3, 32, 32)
+    seen = {}
+
+    def keep(stage, model) -> None:
+        model.eval()
+        with torch.no_grad():
+            seen[stage.classes] = model(x)
+
+    result = run_schedule(_sched(npz_data), out_dir=tmp_path, progress=False, on_stage=keep)
+    for i, st in enumerate(result.stages, 1):
+        raw = torch.load(tmp_path / f"stage{i}.pt", weights_only=True)
+        assert raw["spec"]["num_classes"] == st.classes and len(raw["classes"]) == st.classes
+        model, ckpt = load_checkpoint(tmp_path / f"stage{i}.pt")
+        with torch.no_grad():
+            assert torch.allclose(model(x), seen[st.classes], atol=1e-5)
+    assert ckpt["classes"] == result.class_order[:4]
+
+
+def _metrics(r: RunResult) -> dict:
+    d = r.to_dict()
+    d.pop("wall_s")
+    for s in d["stages"]:
+        s.pop("wall_s")
+        for row in s["history"]:
+            row.pop("train_s")
+    return d
+
+
+def test_same_seed_gives_identical_metrics(npz_data: str) -> None:
+    ds = create_dataset(npz_data)
+    a = run_schedule(_sched(npz_data, seed=3), dataset=ds, progress=False)
+    b = run_schedule(_sched(npz_data, seed=3), dataset=ds, progress=False)
+    c = run_schedule(_sched(npz_data, seed=4), dataset=ds, progress=False)
+    assert _metrics(a) == _metrics(b)
+    assert _metrics(a) != _metrics(c)
+
+
+def test_existing_results_are_not_overwritten(npz_data: str, tmp_path: Path) -> None:
+    run_schedule(_sched(npz_data), out_dir=tmp_path, progress=False)
+    before = (tmp_path / "result.json").read_text()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_schedule(_sched(npz_data, seed=1), out_dir=tmp_path, progress=False)
+    assert (tmp_path / "result.json").read_text() == before
+    run_schedule(_sched(npz_data, seed=1), out_dir=tmp_path, progress=False, overwrite=True)
+    assert (tmp_path / "result.json").read_text() != before
+
+
+def test_bad_schedule_fails_before_training(npz_data: str, tmp_path: Path) -> None:
+    bad = Schedule(npz_data, [Stage(2, "vgg11@0.125", 1), Stage(6, "vgg13@0.125", 1)])
+    with pytest.raises(ScheduleError, match="6 classes but"):
+        run_schedule(bad, out_dir=tmp_path / "o", progress=False)
+    assert not (tmp_path / "o" / "stage1.pt").exists()
+
+
+def test_training_learns_digits() -> None:
+    r = run_baseline("digits", "vgg11@0.125", epochs=4, progress=False)
+    assert r.test_acc > 0.8  # chance is 0.1
+    assert r.stages[0].classes == 10 and r.schedule["stages"][0]["arch"] == "vgg11@0.125"
+
+
+def test_patience_trains_to_saturation_and_stops_early(npz_data: str) -> None:
+    s = Schedule(npz_data, [Stage(4, "vgg11@0.125", 60, patience=2)], seed=0)
+    r = run_schedule(s, progress=False)
+    hist = r.stages[0].history
+    assert len(hist) < 60
+    assert hist[-1]["lr"] < hist[1]["lr"]  # the LR dropped at the first plateau
+    assert r.stages[0].samples == len(hist) * 48
+
+
+def test_epoch_callback_reports_cumulative_M(npz_data: str) -> None:
+    rows = []
+    r = run_schedule(_sched(npz_data), progress=False, on_epoch=rows.append)
+    assert [(row["stage"], row["epoch"]) for row in rows] == [(1, 1), (1, 2), (2, 1)]
+    assert rows[-1]["cum_M"] == r.M
+    assert rows[1]["cum_M"] == r.stages[0].M
