@@ -19,8 +19,8 @@ import statistics as stats
 import time
 from pathlib import Path
 
+from _common import mean_std, saturating_schedule
 from growsearch.data import create_dataset
-from growsearch.schedule import Schedule, Stage, TrainConfig
 from growsearch.train import run_schedule
 
 ROWS = {
@@ -42,25 +42,14 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = create_dataset("digits")
-    w = f"@{args.width:g}"
     p, cap = args.patience, args.max_epochs
-    train = TrainConfig(lr=args.lr)
-
-    def schedule(stages: list[tuple[int, str]], seed: int) -> Schedule:
-        return Schedule(
-            "digits",
-            [Stage(k, a + w, cap, patience=p, lr=None if i == 0 else args.grown_lr) for i, (k, a) in enumerate(stages)],
-            seed=seed,
-            train=train,
-        )
+    opts = dict(width=args.width, patience=p, cap=cap, grown_lr=args.grown_lr)
 
     rows: dict[str, list] = {}
     plan = {
-        f"baseline VGG19 (lr {args.lr:g})": lambda s: schedule([(10, "vgg19")], s),
-        f"baseline VGG19 (lr {args.grown_lr:g})": lambda s: Schedule(
-            "digits", [Stage(10, "vgg19" + w, cap, patience=p, lr=args.grown_lr)], seed=s, train=train
-        ),
-        **{name: (lambda s, st=st: schedule(st, s)) for name, st in ROWS.items()},
+        f"baseline VGG19 (lr {args.lr:g})": lambda s: saturating_schedule([(10, "vgg19")], seed=s, lr=args.lr, **opts),
+        f"baseline VGG19 (lr {args.grown_lr:g})": lambda s: saturating_schedule([(10, "vgg19")], seed=s, lr=args.grown_lr, **opts),
+        **{name: (lambda s, st=st: saturating_schedule(st, seed=s, lr=args.lr, **opts)) for name, st in ROWS.items()},
     }
     t_all = time.perf_counter()
     for seed in range(args.seeds):
@@ -83,10 +72,9 @@ def main() -> None:
         ratios = [r.M / b.M for r, b in zip(rs, base)]
         walls = [r.wall_s / b.wall_s for r, b in zip(rs, base)]
         epochs = " / ".join(str(round(stats.mean(r.stages[i].epochs for r in rs), 1)) for i in range(len(rs[0].stages)))
-        sd = stats.stdev(accs) if len(accs) > 1 else 0.0
         delta = stats.mean(accs) - 100 * base_acc
         return (
-            f"| {name} | {stats.mean(accs):.2f} ± {sd:.2f} | {delta:+.2f} | {epochs} | {stats.mean(r.M for r in rs):.3e} "
+            f"| {name} | {mean_std(accs)} | {delta:+.2f} | {epochs} | {stats.mean(r.M for r in rs):.3e} "
             f"| {stats.mean(ratios):.3f} | {stats.mean(walls):.2f} |"
         )
 

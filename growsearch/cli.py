@@ -97,7 +97,7 @@ def _summary(result, baseline=None) -> str:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from growsearch.plots import plot_curve
-    from growsearch.schedule import load_schedule
+    from growsearch.schedule import ScheduleError, load_schedule
     from growsearch.train import RunResult, _check_out_dir, run_schedule
 
     sched = load_schedule(args.schedule)
@@ -105,6 +105,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out_dir(out, args.overwrite)
     baseline = RunResult.load(args.baseline) if args.baseline else None
+    if baseline is not None and baseline.schedule.get("dataset") != sched.dataset:
+        raise ScheduleError(
+            f"--baseline {args.baseline} was trained on {baseline.schedule.get('dataset')!r}, this schedule on "
+            f"{sched.dataset!r}: compare runs on the same dataset"
+        )
     result = run_schedule(sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet)
     if baseline is not None:
         plot_curve(result, out / "curve.png", baseline=baseline)

@@ -62,8 +62,8 @@ class Dataset:
     mean: tuple[float, ...]  # per-channel mean of x_train / 255, for normalisation
     std: tuple[float, ...]
     flip: bool = True  # horizontal flip is label-preserving (False for digits: a flipped 2 is no 2)
-    idx_train: torch.Tensor | None = None  # positions in the source's train split (for nesting checks)
-    idx_test: torch.Tensor | None = None
+    idx_train: torch.Tensor | None = None  # each sample's index in the source's full sample list
+    idx_test: torch.Tensor | None = None  # (disjoint from idx_train; subsets keep them, so nesting is checkable)
 
     @property
     def in_chans(self) -> int:
@@ -103,7 +103,9 @@ def create_dataset(name: str) -> Dataset:
     return replace(ds, name=name)
 
 
-def _finish(name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None) -> Dataset:
+def _finish(
+    name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None
+) -> Dataset:
     xtr, xte = _as_uint8_nchw(xtr, name), _as_uint8_nchw(xte, name)
     ytr, yte = torch.as_tensor(np.asarray(ytr), dtype=torch.int64), torch.as_tensor(np.asarray(yte), dtype=torch.int64)
     if xtr.shape[1:] != xte.shape[1:]:
@@ -114,7 +116,10 @@ def _finish(name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: in
     f = xtr.float() / 255
     mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
     std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
-    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, torch.arange(len(xtr)), torch.arange(len(xte)))
+    if idx is None:  # sources with separate train and test files: test samples come after the train ones
+        idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
+    itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
+    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite)
 
 
 def _as_uint8_nchw(x, name: str) -> torch.Tensor:
@@ -148,7 +153,7 @@ def _digits(arg: str | None) -> Dataset:
     x = F.interpolate(x, size=32, mode="bilinear", align_corners=False).clamp(0, 1)
     # A fixed split (random_state=0, stratified), so every schedule seed sees the same test set.
     itr, ite = train_test_split(np.arange(len(x)), test_size=0.2, random_state=0, stratify=d.target)
-    return _finish("digits", x[itr], d.target[itr], x[ite], d.target[ite], flip=False, num_classes=10)
+    return _finish("digits", x[itr], d.target[itr], x[ite], d.target[ite], flip=False, num_classes=10, idx=(itr, ite))
 
 
 def _cifar(arg: str | None, cls_name: str, folder: str) -> Dataset:

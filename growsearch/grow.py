@@ -121,7 +121,9 @@ def widen(
     maps = {g: _mapping(w, new_graph.group_widths[g], gen) for g, w in old_graph.group_widths.items()}
     counts = {g: torch.bincount(m).to(torch.float32) for g, m in maps.items()}
 
-    state = model.state_dict()
+    # Growth is arithmetic on CPU copies (the index maps and the generator live there);
+    # _rebuilt moves the result back to the model's device.
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = dict(state)
     for prefix, g_out, g_in in old_graph.edges:
         for key in [k for k in state if k.startswith(prefix + ".") and "." not in k[len(prefix) + 1:]]:

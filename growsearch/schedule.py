@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 __all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
@@ -45,7 +45,8 @@ class Stage:
     classes: int  # the first k classes of the schedule's class order
     arch: str  # e.g. "vgg16@0.25"; never shallower or narrower than the previous stage
     epochs: int  # epochs to train; with ``patience`` the most it may train
-    prune_ratio: float = 0.0  # fraction of conv filters to prune before growing (0 = none)
+    prune_ratio: float = 0.0  # fraction of each conv's filters (lowest L1 norm) pruned from the previous stage's network before growing
+    zero_mask: bool = False  # keep the zero taps of the identity kernels Net2Net inserted at zero while training
     patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
     lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
 
@@ -69,6 +70,7 @@ class Schedule:
         """
         from growsearch.backbones import ArchError, spec_for
         from growsearch.grow import plan
+        from growsearch.prune import identity_masks_supported, pruned_widths
 
         if not self.stages:
             raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
@@ -89,12 +91,27 @@ class Schedule:
                 raise ScheduleError(f"{where}: lr must be > 0, got {st.lr!r}")
             if not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
                 raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
-            if st.prune_ratio > 0:
-                if i == 1:
-                    raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
-                raise ScheduleError(f"{where}: prune_ratio > 0 (filter pruning) is not supported in this version: set it to 0")
+            if i == 1 and st.prune_ratio > 0:
+                raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
+            if not isinstance(st.zero_mask, bool):
+                raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
+            if i == 1 and st.zero_mask:
+                raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
             try:
-                spec = spec_for(st.arch, st.classes) if spec is None else plan(spec, st.arch, st.classes)
+                if spec is None:
+                    spec = spec_for(st.arch, st.classes)
+                else:
+                    if st.prune_ratio > 0:
+                        spec = replace(spec, widths=pruned_widths(spec, st.prune_ratio))
+                    grown = plan(spec, st.arch, st.classes)
+                    if st.zero_mask:
+                        if grown.depths == spec.depths:
+                            raise ScheduleError(
+                                f"{where}: zero_mask is set but {spec.name} → {st.arch} inserts no identity layers: "
+                                "deepen in this stage or set zero_mask to false"
+                            )
+                        identity_masks_supported(grown)
+                    spec = grown
             except ArchError as e:
                 raise ScheduleError(f"{where}: {e}") from None
         if num_classes is not None:

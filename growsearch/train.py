@@ -33,6 +33,7 @@ from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, class_order, create_dataset, subset
 from growsearch.grow import grow
+from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 
 __all__ = [
@@ -68,6 +69,10 @@ class StageResult:
     params: int = 0  # parameters of the grown network
     spec: dict = field(default_factory=dict)  # the grown network's ArchSpec
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, test_acc, lr, samples, train_s, cum_M
+    nonzero_macs_per_sample: int = 0  # MACs with zero weights skipped, at the end of the stage
+    M_nonzero: int = 0  # samples × nonzero_macs_per_sample
+    zero_mask: bool = False  # identity-kernel zeros were kept at zero while training
+    prune: dict | None = None  # before growth: ratio, params/MACs before and after, test_acc right after pruning
 
 
 @dataclass
@@ -80,6 +85,8 @@ class RunResult:
     macs_per_sample: int  # final network's inference MACs
     stages: list[StageResult]
     params: int = 0  # final network's parameters
+    M_nonzero: int = 0  # Σ stage M counted with zero weights skipped (what a zero-skipping accelerator does)
+    nonzero_macs_per_sample: int = 0  # final network's inference MACs with zero weights skipped
     schedule: dict = field(default_factory=dict)
     class_order: list[int] = field(default_factory=list)
     device: str = "cpu"
@@ -135,6 +142,13 @@ def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -
     return correct / max(total, 1)
 
 
+def _test_loader(data: Dataset, cfg: TrainConfig, device: torch.device) -> BatchLoader:
+    return BatchLoader(
+        data.x_test, data.y_test, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
+        train=False, device=device, channels_last=True,
+    )
+
+
 def train_stage(
     model: nn.Module,
     data: Dataset,
@@ -145,6 +159,7 @@ def train_stage(
     patience: int | None = None,
     seed: int = 0,
     device: torch.device,
+    masks: dict[str, torch.Tensor] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
     desc: str = "",
@@ -155,6 +170,7 @@ def train_stage(
     to zero. With ``patience`` (train to saturation), the LR stays at its peak after warm-up
     and drops 10x when the test accuracy has not improved for ``patience`` epochs
     (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
+    ``masks`` (parameter name → keep-mask) are re-applied after every optimizer step.
     """
     from tqdm.auto import tqdm
 
@@ -162,12 +178,10 @@ def train_stage(
     peak = float(lr or cfg.lr)
     train_loader = BatchLoader(
         data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
-        train=True, flip=data.flip, seed=seed, device=device, channels_last=cuda,
+        train=True, flip=data.flip, seed=seed, device=device, channels_last=True,
     )
-    test_loader = BatchLoader(
-        data.x_test, data.y_test, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
-        train=False, device=device, channels_last=cuda,
-    )
+    test_loader = _test_loader(data, cfg, device)
+    masks = {k: v.to(device) for k, v in (masks or {}).items()}
     opt = _optimizer(model, cfg, peak)
     steps_per_epoch = len(train_loader)
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -194,6 +208,8 @@ def train_stage(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if masks:
+                apply_masks(model, masks)
             if plateau is None or sched.last_epoch < warmup:
                 sched.step()
             samples += len(yb)
@@ -268,8 +284,8 @@ def run_schedule(
         out_dir: if given, writes ``stage{i}.pt`` after each stage and ``result.json`` and
             ``curve.png`` at the end (atomically; an existing result is an error unless
             ``overwrite``).
-        device: ``"cuda"``/``"cpu"``; default CUDA when available. CUDA runs use channels_last
-            and bf16 autocast.
+        device: ``"cuda"``/``"cpu"``; default CUDA when available. Training uses channels_last
+            memory format; CUDA runs also use bf16 autocast.
         progress: show a progress bar per stage.
         on_epoch: called after every epoch with stage, epoch, test_acc, lr and cumulative M.
         on_stage: called after every stage with its result and the trained model.
@@ -297,17 +313,36 @@ def run_schedule(
 
     torch.manual_seed(schedule.seed)
     model: nn.Module | None = None
+    prev_data: Dataset | None = None
     stages: list[StageResult] = []
+    masked: list[tuple[int, int]] = []  # (block, layer) of identity layers whose zeros are kept
     cum_M, t_run = 0, time.perf_counter()
     n = len(schedule.stages)
     for i, st in enumerate(schedule.stages, 1):
         t0 = time.perf_counter()
         data = subset(ds, order[: st.classes])
+        prune_info = None
         if model is None:
             model = build_model(spec_for(st.arch, st.classes, ds.in_chans))
         else:
+            if st.prune_ratio > 0:
+                before = (count_params(model), macs_per_sample(model, input_shape))
+                model = prune(model, st.prune_ratio, input_shape=input_shape)
+                prune_info = {
+                    "ratio": st.prune_ratio,
+                    "params_before": before[0], "params_after": count_params(model),
+                    "macs_before": before[1], "macs_after": macs_per_sample(model, input_shape),
+                    "test_acc_after_prune": evaluate(model, _test_loader(prev_data, schedule.train, dev), autocast=dev.type == "cuda"),
+                    "widths_after": [list(b) for b in model.arch_spec.widths],
+                }
+            old_depths = model.arch_spec.depths
             model = grow(model, to=st.arch, num_classes=st.classes, seed=schedule.seed * 1000 + i)
-        model = model.to(dev, memory_format=torch.channels_last if dev.type == "cuda" else torch.contiguous_format)
+            inserted = [(b, l) for b, (o, d) in enumerate(zip(old_depths, model.arch_spec.depths)) for l in range(o, d)]
+            masked = masked + inserted if st.zero_mask else []
+        masks = identity_masks(model, masked) if masked else None
+        # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
+        # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
+        model = model.to(dev, memory_format=torch.channels_last)
         macs = macs_per_sample(model, input_shape)
         base_M = cum_M
 
@@ -318,18 +353,21 @@ def run_schedule(
 
         history, samples = train_stage(
             model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
-            seed=schedule.seed * 1000 + i, device=dev, on_epoch=epoch_cb, progress=progress,
+            seed=schedule.seed * 1000 + i, device=dev, masks=masks, on_epoch=epoch_cb, progress=progress,
             desc=f"stage {i}/{n} {st.arch} {st.classes} cls",
         )
         M = stage_cost(samples, macs)
+        nz = nonzero_macs_per_sample(model, input_shape)
         cum_M += M
         acc = history[-1]["test_acc"]
         res = StageResult(
             classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
             test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
-            spec=model.arch_spec.to_dict(), history=history,
+            spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
+            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info,
         )
         stages.append(res)
+        prev_data = data
         if out is not None:
             save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc)
         if on_stage is not None:
@@ -338,7 +376,8 @@ def run_schedule(
     last = stages[-1]
     result = RunResult(
         M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
-        stages=stages, params=last.params, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample, schedule=schedule.to_dict(), class_order=order, device=str(dev),
         versions=_versions(),
     )
     if out is not None:

@@ -86,3 +86,19 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     out = capsys.readouterr().out
     assert "M ratio" in out
     assert (tmp_path / "d" / "cumulative" / "result.json").is_file() and (tmp_path / "d" / "baseline" / "result.json").is_file()
+
+
+def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["baseline", "--data", "digits", "--arch", "vgg11@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    sched = _write(tmp_path / "s.json", npz_data, GOOD)
+    assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(tmp_path / "b"), "--quiet"]) == 2
+    assert "same dataset" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "result.json").exists()
+
+
+def test_the_example_schedule_runs(tmp_path: Path) -> None:
+    example = Path(__file__).parent.parent / "examples" / "digits_schedule.json"
+    assert main(["run", str(example), "--out", str(tmp_path / "ex"), "--quiet"]) == 0
+    result = json.loads((tmp_path / "ex" / "result.json").read_text())
+    assert [s["arch"] for s in result["stages"]] == ["vgg11@0.25", "vgg16@0.25", "vgg19@0.25"]
+    assert result["test_acc"] > 0.9  # a trained digits classifier, not a smoke test

@@ -1,0 +1,33 @@
+"""Helpers shared by the benchmark scripts (not part of the package)."""
+
+from __future__ import annotations
+
+import statistics as stats
+
+from growsearch.schedule import Schedule, Stage, TrainConfig
+
+
+def saturating_schedule(
+    stages: list[tuple[int, str]] | list[tuple[int, str, dict]],
+    *,
+    seed: int,
+    width: float,
+    patience: int,
+    cap: int,
+    lr: float,
+    grown_lr: float,
+) -> Schedule:
+    """Every stage trained to saturation (plateau rule); grown stages at ``grown_lr``.
+
+    Each entry is (classes, arch) or (classes, arch, extra Stage options such as prune_ratio).
+    """
+    out = []
+    for i, entry in enumerate(stages):
+        k, arch, extra = (*entry, {})[:3]
+        out.append(Stage(k, f"{arch}@{width:g}", cap, patience=patience, lr=None if i == 0 else grown_lr, **extra))
+    return Schedule("digits", out, seed=seed, train=TrainConfig(lr=lr))
+
+
+def mean_std(values: list[float]) -> str:
+    sd = stats.stdev(values) if len(values) > 1 else 0.0
+    return f"{stats.mean(values):.2f} ± {sd:.2f}"
