@@ -60,14 +60,42 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser(
-        "demo", help="the embedded default: a cumulative schedule and its baseline on digits",
-        description="Train 5→10 classes (VGG11→VGG19 at width 0.25) on scikit-learn's digits, then VGG19 from "
-        "scratch, and print the M ratio. About two minutes on a laptop CPU.",
+        "search", help="search for the cheapest schedule at iso-accuracy (Optuna + Ray Tune)",
+        description="Train the space's baseline, then let Optuna propose schedules that Ray Tune trains; minimise M "
+        "subject to accuracy ≥ baseline − tolerance. Writes DIR/best_schedule.json, DIR/trials.csv, DIR/pareto.png "
+        "and the Optuna study (DIR/study.db unless --storage).",
+    )
+    p.add_argument("space", metavar="SPACE", help="a space name (" + ", ".join(_spaces()) + ") or a YAML file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--trials", type=int, default=None, help="trial budget (default: the space's)")
+    p.add_argument("--storage", metavar="URL", default=None, help="Optuna storage URL (default sqlite:///DIR/study.db)")
+    p.add_argument("--study", metavar="NAME", default=None, help="study name (default: the space's name)")
+    p.add_argument("--address", metavar="ADDR", default=None, help="an existing Ray cluster, e.g. 10.0.0.5:6379 (default: start Ray locally)")
+    p.add_argument("--resume", action="store_true", help="continue a study whose driver was stopped")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
+
+    p = sub.add_parser("export", help="write a study's best schedule as a schedule file",
+                       description="Write the cheapest feasible schedule of an Optuna study, in the format `growsearch run` takes.")
+    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///runs/search/study.db")
+    p.add_argument("--study", required=True, metavar="NAME")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="a .json or .yaml file")
+
+    p = sub.add_parser(
+        "demo", help="the embedded default: a short search on digits",
+        description="A short search on scikit-learn's digits with the default space (digits_vgg): baseline VGG19@0.25, "
+        "then TRIALS cumulative schedules; prints the best schedule, its M ratio and the optuna-dashboard command.",
     )
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/demo-<time>)")
-    p.add_argument("--epochs", type=int, default=15, help="epochs per stage and for the baseline (default 15)")
-    _add_common(p)
+    p.add_argument("--trials", type=int, default=6, help="trials (default 6: a few minutes on a laptop CPU)")
     return parser
+
+
+def _spaces() -> list[str]:
+    from growsearch.space import list_spaces
+
+    return list_spaces()
 
 
 def _train_cfg(args: argparse.Namespace):
@@ -130,24 +158,58 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_report(res) -> str:
+    lines = [
+        f"baseline {res.baseline['arch']}: accuracy {res.baseline['test_acc']:.4f}; target {res.target_acc:.4f}",
+        f"{res.trials} trials; compute spent {res.spent_M / res.baseline['M']:.2f}x one baseline "
+        f"(without prefix reuse: {res.charged_M / res.baseline['M']:.2f}x)",
+    ]
+    if res.best_schedule is None:
+        lines.append("no schedule reached the target accuracy: raise the epoch range or the trial budget, or loosen tolerance")
+    else:
+        b = res.best
+        lines.append(f"best feasible: M ratio {b['M_ratio']:.3f}x at accuracy {b['test_acc']:.4f}")
+        for i, st in enumerate(res.best_schedule.stages, 1):
+            extra = "".join(
+                [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
+            )
+            lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
+        lines.append(f"wrote {res.out_dir / 'best_schedule.json'} (re-run it: growsearch run {res.out_dir / 'best_schedule.json'} --out DIR)")
+    lines.append(f"trials: {res.out_dir / 'trials.csv'}, plot: {res.out_dir / 'pareto.png'}")
+    lines.append(f"dashboard: optuna-dashboard {res.storage}")
+    return "\n".join(lines)
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from growsearch.search import run_search
+
+    res = run_search(
+        args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
+        resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+    )
+    print(_search_report(res))
+    return 0 if res.best_schedule is not None else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from growsearch.search import export_best
+
+    sched = export_best(args.storage, args.study, args.output)
+    print(f"wrote {args.output} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from growsearch.data import create_dataset
-    from growsearch.plots import plot_curve
-    from growsearch.schedule import Schedule, Stage
-    from growsearch.train import _check_out_dir, run_baseline, run_schedule
+    from growsearch.search import run_search
+    from growsearch.space import load_space
 
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    _check_out_dir(out / "cumulative", args.overwrite)
-    _check_out_dir(out / "baseline", args.overwrite)
-    ds = create_dataset("digits")
-    sched = Schedule("digits", [Stage(5, "vgg11@0.25", args.epochs), Stage(10, "vgg19@0.25", args.epochs)])
-    print(f"[1/2] cumulative schedule 5 → 10 classes, vgg11@0.25 → vgg19@0.25, {args.epochs} epochs per stage")
-    result = run_schedule(sched, dataset=ds, out_dir=out / "cumulative", overwrite=args.overwrite, device=args.device, progress=not args.quiet)
-    print(f"[2/2] baseline: vgg19@0.25 from scratch on all 10 classes, {args.epochs} epochs")
-    baseline = run_baseline("digits", "vgg19@0.25", epochs=args.epochs, dataset=ds, out_dir=out / "baseline", overwrite=args.overwrite, device=args.device, progress=not args.quiet)
-    plot_curve(result, out / "cumulative" / "curve.png", baseline=baseline)
-    print(_summary(result, baseline))
-    print(f"results in {out}/ (curve: {out / 'cumulative' / 'curve.png'})")
+    space = load_space("digits_vgg")
+    # A short search: fewer epochs per stage and a fixed-length baseline keep it to minutes on a laptop.
+    space.epochs, space.baseline_epochs, space.baseline_patience = (2, 10), 15, None
+    print(f"demo: {args.trials} trials of the digits_vgg space in {out}/")
+    res = run_search(space, out_dir=out, trials=args.trials)
+    print(_search_report(res))
     return 0
 
 
@@ -162,15 +224,23 @@ def main(argv: list[str] | None = None) -> int:
     from growsearch.schedule import ScheduleError
     from growsearch.train import OutputExistsError
 
-    handlers = {"run": _cmd_run, "baseline": _cmd_baseline, "demo": _cmd_demo}
+    from growsearch.space import SpaceError
+
+    handlers = {"run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo}
     try:
         return handlers[args.command](args)
-    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError) as e:
+    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, _search_error()) as e:
         print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
         return 130
+
+
+def _search_error() -> type:
+    from growsearch.search import SearchError
+
+    return SearchError
 
 
 if __name__ == "__main__":

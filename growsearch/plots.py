@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from growsearch.train import RunResult
 
-__all__ = ["plot_curve"]
+__all__ = ["plot_curve", "plot_pareto"]
 
 
 def _curve_points(result: "RunResult") -> tuple[list[float], list[float], list[float]]:
@@ -50,6 +50,39 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_pareto(trials: list, target_acc: float, baseline: dict, path: str | Path) -> Path:
+    """M ratio against final accuracy for every finished trial; feasible ones marked, target line drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    pts = [(t.user_attrs.get("M_ratio", t.value), t.user_attrs.get("test_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
+    for feasible, style in ((True, dict(color="C2", label="feasible")), (False, dict(color="C3", marker="x", label="infeasible"))):
+        xs = [p[0] for p in pts if p[2] is feasible]
+        ys = [p[1] for p in pts if p[2] is feasible]
+        if xs:
+            ax.scatter(xs, ys, s=28, **style)
+    feas = sorted((p[0], p[1]) for p in pts if p[2])
+    if feas:
+        ax.scatter([feas[0][0]], [feas[0][1]], s=160, facecolors="none", edgecolors="k", label=f"best: {feas[0][0]:.3f}× M")
+    ax.axhline(target_acc, color="grey", ls="--", lw=0.8, label=f"target {target_acc:.4f}")
+    ax.scatter([1.0], [baseline["test_acc"]], marker="*", s=120, color="k", label="baseline (from scratch)")
+    ax.set_xlabel("M / M(baseline)")
+    ax.set_ylabel("final test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{len(pts)} finished trials")
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)

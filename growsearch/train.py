@@ -17,8 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -87,6 +89,8 @@ class RunResult:
     params: int = 0  # final network's parameters
     M_nonzero: int = 0  # Σ stage M counted with zero weights skipped (what a zero-skipping accelerator does)
     nonzero_macs_per_sample: int = 0  # final network's inference MACs with zero weights skipped
+    spent_M: int = 0  # M of the stages this call trained (< M when a cached prefix was reused)
+    reused_stages: int = 0  # leading stages loaded from the prefix cache instead of trained
     schedule: dict = field(default_factory=dict)
     class_order: list[int] = field(default_factory=list)
     device: str = "cpu"
@@ -246,12 +250,33 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
     tmp.replace(path)
 
 
-def save_checkpoint(path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float) -> None:
-    """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``."""
+def save_checkpoint(path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float, **extra) -> None:
+    """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``; ``extra`` must be plain data."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc}, tmp)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several processes may write one cache entry
+    torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, **extra}, tmp)
     tmp.replace(path)
+
+
+def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
+    """Content hash of everything that determines the network after stage ``upto``."""
+    from growsearch import __version__
+
+    payload = {
+        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": asdict(schedule.train),
+        "stages": [asdict(st) for st in schedule.stages[:upto]], "growsearch": __version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _find_prefix(schedule: Schedule, order: list[int], dirs: list[Path]) -> tuple[int, Path | None]:
+    """The deepest cached prefix of ``schedule`` in ``dirs``: (stages covered, file)."""
+    for upto in range(len(schedule.stages), 0, -1):
+        key = prefix_key(schedule, upto, order)
+        for d in dirs:
+            if (d / f"{key}.pt").is_file():
+                return upto, d / f"{key}.pt"
+    return 0, None
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
@@ -275,6 +300,7 @@ def run_schedule(
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
     on_stage: Callable[[StageResult, nn.Module], None] | None = None,
+    prefix_cache: str | Path | None = None,
 ) -> RunResult:
     """Train a cumulative Net2Net schedule stage by stage.
 
@@ -288,7 +314,12 @@ def run_schedule(
             memory format; CUDA runs also use bf16 autocast.
         progress: show a progress bar per stage.
         on_epoch: called after every epoch with stage, epoch, test_acc, lr and cumulative M.
-        on_stage: called after every stage with its result and the trained model.
+        on_stage: called after every trained stage with its result and the trained model (and
+            once for the deepest stage loaded from ``prefix_cache``).
+        prefix_cache: a directory of trained stage prefixes. Stages whose whole prefix (data,
+            seed, recipe and every earlier stage) is cached are loaded instead of trained;
+            each newly trained stage is added. ``result.M`` still charges every stage (what a
+            user re-running the schedule pays); ``result.spent_M`` is what this call trained.
 
     Returns:
         The run's costs and accuracies; ``result.M`` is Σ over stages of samples × MACs.
@@ -311,15 +342,33 @@ def run_schedule(
     order = list(schedule.class_order) if schedule.class_order is not None else class_order(ds.num_classes, schedule.seed)
     input_shape = (ds.in_chans, ds.image_size, ds.image_size)
 
-    torch.manual_seed(schedule.seed)
     model: nn.Module | None = None
     prev_data: Dataset | None = None
     stages: list[StageResult] = []
     masked: list[tuple[int, int]] = []  # (block, layer) of identity layers whose zeros are kept
     cum_M, t_run = 0, time.perf_counter()
     n = len(schedule.stages)
+    cache = Path(prefix_cache) if prefix_cache is not None else None
+    start = 0
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        start, path = _find_prefix(schedule, order, [cache])
+        if path is not None:
+            model, ckpt = load_checkpoint(path, device=dev)
+            model.train()
+            stages = [StageResult(**d) for d in ckpt["stages"]]
+            masked = [tuple(p) for p in ckpt["masked"]]
+            cum_M = sum(s.M for s in stages)
+            prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+            if out is not None:
+                save_checkpoint(out / f"stage{start}.pt", model, classes=order[: stages[-1].classes], stage=start, test_acc=stages[-1].test_acc)
+            if on_stage is not None:
+                on_stage(stages[-1], model)
     for i, st in enumerate(schedule.stages, 1):
+        if i <= start:
+            continue
         t0 = time.perf_counter()
+        torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
         data = subset(ds, order[: st.classes])
         prune_info = None
         if model is None:
@@ -370,6 +419,11 @@ def run_schedule(
         prev_data = data
         if out is not None:
             save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc)
+        if cache is not None:
+            save_checkpoint(
+                cache / f"{prefix_key(schedule, i, order)}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc,
+                stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
+            )
         if on_stage is not None:
             on_stage(res, model)
 
@@ -377,7 +431,8 @@ def run_schedule(
     result = RunResult(
         M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
         stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
-        nonzero_macs_per_sample=last.nonzero_macs_per_sample, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=sum(s.M for s in stages[start:]),
+        reused_stages=start, schedule=schedule.to_dict(), class_order=order, device=str(dev),
         versions=_versions(),
     )
     if out is not None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ def _write(path: Path, data: str, stages: list[dict]) -> Path:
 GOOD = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]
 
 
-@pytest.mark.parametrize("cmd", [[], ["run"], ["baseline"], ["demo"]])
+@pytest.mark.parametrize("cmd", [[], ["run"], ["baseline"], ["search"], ["export"], ["demo"]])
 def test_every_subcommand_has_help(cmd: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])
@@ -81,11 +82,16 @@ def test_user_errors_show_no_traceback_from_the_real_command(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
 
 
-def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["demo", "--epochs", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "M ratio" in out
-    assert (tmp_path / "d" / "cumulative" / "result.json").is_file() and (tmp_path / "d" / "baseline" / "result.json").is_file()
+@pytest.mark.ray
+def test_demo_runs_a_short_search_end_to_end(tmp_path: Path) -> None:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "demo", "--trials", "2", "--out", str(tmp_path / "d")],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "optuna-dashboard sqlite:///" in proc.stdout and "2 trials" in proc.stdout
+    assert (tmp_path / "d" / "baseline" / "result.json").is_file() and (tmp_path / "d" / "trials.csv").is_file()
 
 
 def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

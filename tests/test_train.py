@@ -119,3 +119,23 @@ def test_epoch_callback_reports_cumulative_M(npz_data: str) -> None:
     assert [(row["stage"], row["epoch"]) for row in rows] == [(1, 1), (1, 2), (2, 1)]
     assert rows[-1]["cum_M"] == r.M
     assert rows[1]["cum_M"] == r.stages[0].M
+
+
+def test_prefix_cache_reuses_trained_stages_and_changes_no_metric(npz_data: str, tmp_path: Path) -> None:
+    ds = create_dataset(npz_data)
+    cache = tmp_path / "cache"
+    first = run_schedule(_sched(npz_data), dataset=ds, progress=False, prefix_cache=cache)
+    assert (first.reused_stages, first.spent_M) == (0, first.M)
+    again = run_schedule(_sched(npz_data), dataset=ds, progress=False, prefix_cache=cache)
+    assert (again.reused_stages, again.spent_M) == (2, 0)
+    assert _metrics(again) | {"spent_M": 0, "reused_stages": 0} == _metrics(first) | {"spent_M": 0, "reused_stages": 0}
+
+    # Same first stage, different second stage: stage 1 comes from the cache, and the result is
+    # exactly what training from scratch gives.
+    other = Schedule(npz_data, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg16@0.125", 1)], seed=0)
+    cached = run_schedule(other, dataset=ds, progress=False, prefix_cache=cache)
+    fresh = run_schedule(other, dataset=ds, progress=False)
+    assert cached.reused_stages == 1 and cached.spent_M == cached.stages[1].M
+    assert cached.M == fresh.M  # the trial still pays for the whole schedule
+    strip = {"spent_M": 0, "reused_stages": 0}
+    assert _metrics(cached) | strip == _metrics(fresh) | strip

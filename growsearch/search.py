@@ -1,0 +1,357 @@
+"""Optuna + Ray Tune search for the cheapest cumulative schedule at iso-accuracy.
+
+Ray Tune runs one cumulative schedule per trial; Optuna (through Ray's ``OptunaSearch``,
+define-by-run) proposes it. The objective is the M ratio (trial M / baseline M), minimised
+subject to ``test_acc ≥ baseline_acc − tolerance``. The constraint reaches Optuna for real:
+Ray's searcher does not copy reported metrics into Optuna user attributes, so ours does,
+before ``tell``, where ``TPESampler(constraints_func=...)`` reads them.
+
+Example:
+    >>> from growsearch.search import run_search  # doctest: +SKIP
+    >>> result = run_search("digits_vgg", out_dir="runs/search", trials=8)  # doctest: +SKIP
+    >>> result.best_schedule.to_dict()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from growsearch.schedule import Schedule
+from growsearch.space import SearchSpace, load_space, suggest_schedule
+
+__all__ = ["SearchError", "SearchResult", "run_search", "load_best", "export_best"]
+
+METRIC = "M_ratio"
+
+
+class SearchError(ValueError):
+    """A search that cannot start or continue as asked; the message names the fix."""
+
+
+@dataclass
+class SearchResult:
+    study_name: str
+    storage: str
+    baseline: dict  # M, test_acc, wall_s, arch of the from-scratch baseline
+    target_acc: float  # baseline accuracy − tolerance
+    best_schedule: Schedule | None  # cheapest feasible schedule, None if no trial was feasible
+    best: dict | None  # its user attributes (M, M_ratio, test_acc, ...)
+    trials: int  # finished trials in the study
+    spent_M: int  # M the search actually trained (prefix reuse counted once), baseline excluded
+    charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
+    out_dir: Path
+
+
+# --- pieces Ray pickles: module level, no closures ---------------------------------------
+
+
+class _Suggest:
+    """Define-by-run space for OptunaSearch: returns the schedule as a plain dict."""
+
+    def __init__(self, space: SearchSpace, num_classes: int):
+        self.space, self.num_classes = space, num_classes
+
+    def __call__(self, trial: Any) -> dict:
+        return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict()}
+
+
+def _constraints(frozen_trial: Any) -> list[float]:
+    """Optuna's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
+    return list(frozen_trial.user_attrs.get("constraint", [1.0]))
+
+
+def _user_attrs(result: dict) -> dict:
+    out = {}
+    for key in ("M", "M_ratio", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id"):
+        if key in result and result[key] is not None:
+            out[key] = result[key]
+    for key in ("schedule", "stages", "versions"):
+        if isinstance(result.get(key), str):
+            out[key] = json.loads(result[key])
+    if "constraint" in result:
+        out["constraint"] = [float(result["constraint"])]
+    return out
+
+
+def _trainable(config: dict, ctx: dict) -> None:
+    """One Ray Tune trial: run the proposed schedule, report (with a checkpoint) after every stage.
+
+    The stage checkpoint is the prefix-cache entry itself, so a retried or resumed trial copies
+    it back into the cache and ``run_schedule`` continues after the last finished stage.
+    """
+    import torch
+    from ray import tune
+
+    from growsearch.data import class_order, create_dataset
+    from growsearch.train import prefix_key, run_schedule
+
+    torch.set_num_threads(max(1, int(ctx["threads"])))
+    sched = Schedule.from_dict(config["schedule"])
+    ds = create_dataset(sched.dataset)
+    order = list(sched.class_order) if sched.class_order is not None else class_order(ds.num_classes, sched.seed)
+    cache = Path(ctx["cache"])
+    cache.mkdir(parents=True, exist_ok=True)
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            for f in Path(d).glob("*.pt"):
+                shutil.copy(f, cache / f.name)
+    base_M, target, n = float(ctx["baseline_M"]), float(ctx["target_acc"]), len(sched.stages)
+    sched_json = json.dumps(sched.to_dict())
+
+    def report(i: int, metrics: dict) -> None:
+        key = prefix_key(sched, i, order)
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    def on_stage(res: Any, model: Any) -> None:
+        i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
+        if i < n:  # the last stage is reported below, with the whole run's metrics
+            cum = res.history[-1]["cum_M"]
+            report(i, {"stage": i, "cum_M": cum, METRIC: cum / base_M, "stage_acc": res.test_acc, "final": False, "schedule": sched_json})
+
+    result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
+    acc = result.test_acc
+    per_stage = ("classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s", "params")
+    report(n, {
+        "stage": n, "cum_M": result.M, METRIC: result.M / base_M, "stage_acc": acc, "final": True,
+        "M": result.M, "test_acc": acc, "feasible": acc >= target, "constraint": target - acc,
+        "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
+        "M_nonzero": result.M_nonzero, "schedule": sched_json,
+        "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
+        "versions": json.dumps(result.versions), "node_id": _node_id(),
+    })
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+# --- driver -------------------------------------------------------------------------------
+
+
+def _storage_url(storage: str | None, out_dir: Path) -> str:
+    return storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+
+
+def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+    import ray
+
+    if not ray.is_initialized():
+        if address:
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except (ConnectionError, RuntimeError) as e:
+                raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
+        else:
+            # A laptop run: a local Ray with this machine's CPUs and no dashboard.
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
+    if cpus_per_trial > max_cpu:
+        raise SearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start")
+    if gpus_per_trial > max_gpu:
+        raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
+
+
+def _ensure_baseline(study: Any, space: SearchSpace, out_dir: Path) -> dict:
+    """Train (or reuse the study's) from-scratch baseline of the final architecture."""
+    from growsearch.train import run_baseline
+
+    if "baseline" in study.user_attrs:
+        print(f"baseline: reusing the study's ({study.user_attrs['baseline']['test_acc']:.4f} accuracy)", flush=True)
+        return study.user_attrs["baseline"]
+    print(f"baseline: {space.final_arch} from scratch on all of {space.dataset}", flush=True)
+    r = run_baseline(
+        space.dataset, space.final_arch, epochs=space.baseline_epochs, patience=space.baseline_patience,
+        seed=space.seed, train=space.train, out_dir=out_dir / "baseline", overwrite=True,
+    )
+    base = {"arch": space.final_arch, "M": r.M, "test_acc": r.test_acc, "wall_s": r.wall_s, "epochs": r.stages[0].epochs}
+    study.set_user_attr("baseline", base)
+    print(f"baseline: accuracy {r.test_acc:.4f}, M {r.M:.4g}, {r.wall_s:.0f} s", flush=True)
+    return base
+
+
+def run_search(
+    space: str | Path | SearchSpace,
+    *,
+    out_dir: str | Path,
+    trials: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_failures: int = 2,
+) -> SearchResult:
+    """Search ``space`` for the cheapest schedule that reaches the baseline's accuracy − tolerance.
+
+    Args:
+        space: a space name (``"digits_vgg"``), a YAML path, or a ``SearchSpace``.
+        out_dir: where the study database (default storage), Tune's experiment, the prefix
+            cache, ``best_schedule.json``, ``trials.csv`` and ``pareto.png`` go.
+        trials: trial budget (default: the space's ``trials``); with ``resume``, the total.
+        storage: an SQLAlchemy URL for Optuna (default ``sqlite:///OUT/study.db``).
+        study_name: default: the space's name.
+        address: an existing Ray cluster (``ray start --head``'s address); default: a local Ray.
+        resume: continue a study whose driver was stopped; without it an existing study is an error.
+        cpus_per_trial, gpus_per_trial: Ray resources of one trial (fractions allowed).
+        max_failures: retries of a failed trial (from its last stage checkpoint).
+    """
+    import optuna
+    from ray import tune
+
+    from growsearch._tune import CostStopper, GrowSearch, TrialLines
+    from growsearch.data import create_dataset
+
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    name = study_name or sp.name or "growsearch"
+    url = _storage_url(storage, out)
+    budget = int(trials or sp.trials)
+    if budget < 1:
+        raise SearchError(f"--trials must be ≥ 1, got {budget}")
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
+    try:
+        existing = optuna.study.get_all_study_names(url)
+    except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
+        raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
+    tune_dir = out / "tune" / name
+    if name in existing and not resume:
+        raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
+    if resume and name not in existing:
+        raise SearchError(f"nothing to resume: no study {name!r} in {url}")
+    if resume and not tune.Tuner.can_restore(str(tune_dir)):
+        raise SearchError(f"nothing to resume: no Tune experiment at {tune_dir}")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=sp.seed, constraints_func=_constraints, n_startup_trials=max(2, min(10, budget // 3)))
+    study = optuna.create_study(storage=url, study_name=name, direction="minimize", sampler=sampler, load_if_exists=resume)
+    study.set_user_attr("space", sp.to_dict())
+    ds = create_dataset(sp.dataset)
+    base = _ensure_baseline(study, sp, out)
+    target = base["test_acc"] - sp.tolerance
+    study.set_user_attr("target_acc", target)
+
+    # Tune saves its experiment state every 10 s or more by default; ours is small, and a
+    # state closer to Optuna's storage means less to reconcile after a killed driver.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    _init_ray(address, cpus_per_trial, gpus_per_trial)
+    ctx = {"baseline_M": base["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial))}
+    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    print(f"search: {budget} trials of {name}, target accuracy {target:.4f}; watch with: optuna-dashboard {url}", flush=True)
+    if resume:
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        searcher = GrowSearch(
+            space=_Suggest(sp, ds.num_classes), metric=METRIC, mode="min", sampler=sampler,
+            study_name=name, storage=optuna.storages.RDBStorage(url),
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
+            run_config=tune.RunConfig(
+                name=name, storage_path=str(out / "tune"), stop=CostStopper(), verbose=0,
+                failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
+            ),
+        )
+    t0 = time.perf_counter()
+    tuner.fit()
+    study = optuna.load_study(study_name=name, storage=url)
+    if resume:
+        _fail_orphans(study)
+    result = _summarise(study, base, target, url, out)
+    print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
+    return result
+
+
+def _fail_orphans(study: Any) -> None:
+    """Trials Optuna handed out just before the driver was killed, which Tune's saved state
+    never knew: nothing will ever finish them, so mark them failed (with the reason)."""
+    import optuna
+
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_user_attr(t._trial_id, "failed_because", "asked before the driver was stopped; never started")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def _finished(study: Any) -> list:
+    import optuna
+
+    return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def _best_trial(study: Any) -> Any | None:
+    feasible = [t for t in study.trials if t.user_attrs.get("feasible") and t.user_attrs.get("final") and t.value is not None]
+    return min(feasible, key=lambda t: t.value) if feasible else None
+
+
+def _summarise(study: Any, base: dict, target: float, url: str, out: Path) -> SearchResult:
+    done = _finished(study)
+    best = _best_trial(study)
+    best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
+    if best_sched is not None:
+        best_sched.save(out / "best_schedule.json")
+    _write_trials_csv(done, out / "trials.csv")
+    from growsearch.plots import plot_pareto
+
+    plot_pareto(done, target, base, out / "pareto.png")
+    return SearchResult(
+        study_name=study.study_name, storage=url, baseline=base, target_acc=target, best_schedule=best_sched,
+        best=dict(best.user_attrs) if best else None, trials=len(done),
+        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
+        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out,
+    )
+
+
+def _write_trials_csv(trials: list, path: Path) -> None:
+    cols = ["number", "state", "M_ratio", "M", "test_acc", "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for t in trials:
+            a = t.user_attrs
+            shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
+            w.writerow([t.number, t.state.name, t.value, a.get("M"), a.get("test_acc"), a.get("feasible"), a.get("spent_M"), a.get("reused_stages"), a.get("wall_s"), shape])
+    tmp.replace(path)
+
+
+def load_best(storage: str, study: str) -> Schedule:
+    """The cheapest feasible schedule of a finished (or running) study, ready for ``run_schedule``.
+
+    Example:
+        >>> sched = load_best("sqlite:///runs/search/study.db", "digits_vgg")  # doctest: +SKIP
+    """
+    import optuna
+
+    try:
+        st = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:
+        raise SearchError(f"no study {study!r} in {storage}") from None
+    best = _best_trial(st)
+    if best is None:
+        raise SearchError(f"study {study!r} has no feasible trial yet (none reached the target accuracy)")
+    return Schedule.from_dict(best.user_attrs["schedule"])
+
+
+def export_best(storage: str, study: str, path: str | Path) -> Schedule:
+    sched = load_best(storage, study)
+    sched.save(path)
+    return sched

@@ -1,0 +1,211 @@
+"""Search spaces: what Optuna may choose for a cumulative schedule, from a YAML file.
+
+A space names the dataset, the family and final architecture, and ranges for everything a
+schedule leaves open. Shipped spaces live in ``growsearch/search_spaces/`` and are found by
+name (``digits_vgg``) as well as by path.
+
+Example:
+    >>> from growsearch.space import load_space
+    >>> space = load_space("digits_vgg")
+    >>> space.dataset, space.final_arch
+    ('digits', 'vgg19@0.25')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
+
+__all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "suggest_schedule"]
+
+
+class SpaceError(ValueError):
+    """A search space file that cannot be searched; the message names the key and the fix."""
+
+
+@dataclass
+class SearchSpace:
+    """Ranges Optuna searches over; every default has a comment saying where it comes from."""
+
+    dataset: str  # dataset name, as in a schedule
+    final_arch: str  # the last stage's architecture (and the baseline's), e.g. "vgg19@0.25"
+    archs: list[str]  # candidate architectures of the earlier stages (same family; never shrinking along a schedule)
+    stages: tuple[int, int] = (2, 3)  # min and max stage count
+    split: tuple[float, float] = (0.2, 0.8)  # range of each intermediate stage's class fraction
+    epochs: tuple[int, int] = (2, 20)  # per-stage epoch range (log-uniform integers)
+    grown_lr: tuple[float, float] | None = None  # log-uniform range of grown stages' peak LR; None: the recipe's lr
+    prune_ratio: tuple[float, float] = (0.0, 0.0)  # range of R before each growth; (0, 0) disables pruning
+    zero_mask: bool = False  # whether the search may turn on the zero mask in stages that deepen
+    tolerance: float = 0.005  # feasible if accuracy ≥ baseline − tolerance (0.5 pt: the paper's iso-accuracy band)
+    trials: int = 24  # trial budget when --trials is not given
+    baseline_epochs: int = 30  # epochs of the from-scratch baseline (the cap, with baseline_patience)
+    baseline_patience: int | None = None  # train the baseline to saturation with this patience
+    seed: int = 0  # seeds every trial's schedule and the sampler
+    train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
+    name: str = ""  # the space's name (file stem)
+
+    def validate(self) -> None:
+        from growsearch.backbones import ArchError, parse_arch
+
+        try:
+            fam, _, _ = parse_arch(self.final_arch)
+            for a in self.archs:
+                if parse_arch(a)[0] is not fam:
+                    raise SpaceError(f"archs: {a!r} is not a {fam.name} like final_arch {self.final_arch!r}: one family per space")
+        except ArchError as e:
+            raise SpaceError(f"{self.name or 'space'}: {e}") from None
+        if not self.archs:
+            raise SpaceError("archs: list at least one architecture for the stages before the last")
+        _range(self.stages, "stages", int, lo=1)
+        if self.stages[0] < 1:
+            raise SpaceError("stages: at least 1")
+        _range(self.split, "split", float, lo=0.0, hi=1.0)
+        if not (0 < self.split[0] and self.split[1] < 1):
+            raise SpaceError(f"split: class fractions must lie strictly between 0 and 1, got {list(self.split)}")
+        _range(self.epochs, "epochs", int, lo=1)
+        if self.grown_lr is not None:
+            _range(self.grown_lr, "grown_lr", float, lo=0.0)
+            if self.grown_lr[0] <= 0:
+                raise SpaceError("grown_lr: learning rates must be > 0")
+        _range(self.prune_ratio, "prune_ratio", float, lo=0.0, hi=0.99)
+        if not 0 <= self.tolerance < 1:
+            raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
+        if not isinstance(self.baseline_epochs, int) or self.baseline_epochs < 1:
+            raise SpaceError(f"baseline_epochs: a positive integer, got {self.baseline_epochs!r}")
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["stages"], d["split"], d["epochs"], d["prune_ratio"] = (list(d[k]) for k in ("stages", "split", "epochs", "prune_ratio"))
+        if d["grown_lr"] is not None:
+            d["grown_lr"] = list(d["grown_lr"])
+        return d
+
+
+def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> None:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if kind is int and ok:
+        ok = all(float(v).is_integer() for v in value)
+    if not ok:
+        raise SpaceError(f"{key}: expected [min, max] of {kind.__name__}s, got {value!r}")
+    if value[0] > value[1]:
+        raise SpaceError(f"{key}: min {value[0]} is above max {value[1]}")
+    if (lo is not None and value[0] < lo) or (hi is not None and value[1] > hi):
+        raise SpaceError(f"{key}: {list(value)} is outside [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+
+
+def list_spaces() -> list[str]:
+    """Names of the spaces shipped with growsearch."""
+    return sorted(p.name[: -len(".yaml")] for p in resources.files("growsearch.search_spaces").iterdir() if p.name.endswith(".yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A validated space from a YAML path or a shipped space's name.
+
+    Raises:
+        SpaceError: missing file, unknown keys, or impossible ranges.
+    """
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = resources.files("growsearch.search_spaces") / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise SpaceError(f"no space file {name_or_path}: give a path or one of {', '.join(list_spaces())}")
+        text, name = shipped.read_text(), str(name_or_path)
+    else:
+        text, name = path.read_text(), path.stem
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{name_or_path}: cannot parse YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(d, dict):
+        raise SpaceError(f"{name_or_path}: expected a mapping of space keys")
+    allowed = [f.name for f in fields(SearchSpace) if f.name != "name"]
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise SpaceError(f"{name_or_path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    missing = [k for k in ("dataset", "final_arch", "archs") if k not in d]
+    if missing:
+        raise SpaceError(f"{name_or_path}: missing {', '.join(missing)}")
+    train = d.pop("train", None) or {}
+    bad = sorted(set(train) - {f.name for f in fields(TrainConfig)})
+    if bad:
+        raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
+    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio"):
+        if isinstance(d.get(key), list):
+            d[key] = tuple(d[key])
+    space = SearchSpace(**d, train=TrainConfig(**train), name=name)
+    space.validate()
+    return space
+
+
+def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedule:
+    """Define-by-run: ask ``trial`` (an Optuna trial) for a schedule inside ``space``.
+
+    Parameters have fixed ranges (TPE models them best that way); the schedule is then
+    repaired into a valid one: class counts sorted and made strictly increasing, architectures
+    made non-decreasing, zero masks kept only where a stage deepens.
+    """
+    from growsearch.backbones import parse_arch
+
+    n = trial.suggest_int("n_stages", space.stages[0], space.stages[1])
+    fracs = sorted(trial.suggest_float(f"split_{i}", space.split[0], space.split[1]) for i in range(1, n))
+    counts: list[int] = []
+    for f in fracs:
+        k = min(max(1, round(f * num_classes)), num_classes - 1)
+        if counts and k <= counts[-1]:
+            k = counts[-1] + 1
+        if k >= num_classes:
+            break  # no room for another intermediate stage: fewer stages
+        counts.append(k)
+    counts.append(num_classes)
+
+    final_depth = _depth_rank(space.final_arch)
+    archs: list[str] = []
+    for i in range(1, len(counts)):
+        a = trial.suggest_categorical(f"arch_{i}", space.archs)
+        if _depth_rank(a) > final_depth:
+            a = space.final_arch
+        if archs and _depth_rank(a) < _depth_rank(archs[-1]):
+            a = archs[-1]
+        archs.append(a)
+    archs.append(space.final_arch)
+
+    stages = []
+    for i, (k, a) in enumerate(zip(counts, archs), 1):
+        epochs = trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True)
+        st = Stage(classes=k, arch=a, epochs=epochs)
+        if i > 1:
+            if space.grown_lr is not None:
+                st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
+            if space.prune_ratio[1] > 0:
+                st.prune_ratio = round(trial.suggest_float(f"prune_{i}", space.prune_ratio[0], space.prune_ratio[1]), 3)
+            deepens = _depth_rank(a) > _depth_rank(archs[i - 2])
+            if space.zero_mask and deepens:
+                st.zero_mask = trial.suggest_categorical(f"zero_mask_{i}", [False, True])
+        stages.append(st)
+    sched = Schedule(space.dataset, stages, seed=space.seed, train=space.train)
+    try:
+        sched.validate(num_classes=num_classes)
+    except ScheduleError:
+        # e.g. a prune ratio that empties a narrow layer: fall back to no pruning for this trial
+        for st in sched.stages:
+            st.prune_ratio = 0.0
+        sched.validate(num_classes=num_classes)
+    parse_arch(space.final_arch)
+    return sched
+
+
+def _depth_rank(arch: str) -> int:
+    from growsearch.backbones import parse_arch
+
+    fam, base, _ = parse_arch(arch)
+    return sum(fam.depths[base])

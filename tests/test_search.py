@@ -1,0 +1,222 @@
+"""The search through real components: a local Ray, Optuna's SQLite storage, optuna-dashboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from growsearch.schedule import load_schedule
+from growsearch.search import SearchError, load_best
+
+pytestmark = pytest.mark.ray
+
+TINY_SPACE = """dataset: npz:{data}
+final_arch: vgg13@0.125
+archs: [vgg11@0.125, vgg13@0.125]
+stages: [2, 2]
+split: {split}
+epochs: {epochs}
+tolerance: 0.5
+trials: 4
+baseline_epochs: 2
+seed: 0
+"""
+
+
+def _tiny(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]") -> Path:
+    rng = np.random.default_rng(0)
+    y = np.arange(72) % 4
+    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
+    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    space = root / "space.yaml"
+    space.write_text(TINY_SPACE.format(data=root / "tiny.npz", split=split, epochs=epochs))
+    return space
+
+
+def _cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = tmp_path_factory.mktemp("search")
+    proc = _cli("search", str(_tiny(root)), "--out", str(root / "out"), "--trials", "4")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return root / "out", proc
+
+
+def _study(out: Path) -> optuna.Study:
+    return optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
+
+
+def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
+    out, proc = searched
+    assert "best feasible: M ratio" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+    best = load_schedule(out / "best_schedule.json")
+    best.validate(num_classes=4)
+    rows = (out / "trials.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and rows[0].startswith("number,state,M_ratio")
+    assert (out / "pareto.png").stat().st_size > 1000
+    from growsearch.cli import main
+
+    assert main(["run", str(out / "best_schedule.json"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
+
+
+def test_each_trial_records_its_schedule_and_metrics(searched) -> None:
+    study = _study(searched[0])
+    assert {"M", "test_acc", "wall_s", "arch"} <= set(study.user_attrs["baseline"])
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:
+        a = t.user_attrs
+        assert {"schedule", "M", "M_ratio", "test_acc", "wall_s", "stages", "versions"} <= set(a)
+        assert a["M_ratio"] == pytest.approx(a["M"] / study.user_attrs["baseline"]["M"])
+        assert t.value == pytest.approx(a["M_ratio"])
+        assert len(a["stages"]) == len(a["schedule"]["stages"])
+        assert "torch" in a["versions"]
+
+
+def test_the_constraint_reaches_optuna(searched) -> None:
+    study = _study(searched[0])
+    target = study.user_attrs["target_acc"]
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            # TPESampler's constraints_func wrote this while Ray's searcher told the trial
+            assert t.system_attrs["constraints"] == pytest.approx([target - t.user_attrs["test_acc"]])
+            assert (t.system_attrs["constraints"][0] <= 0) == t.user_attrs["feasible"]
+
+
+def test_running_into_an_existing_study_needs_resume(searched) -> None:
+    out, _ = searched
+    space = out.parent / "space.yaml"
+    before = (out / "study.db").read_bytes()
+    proc = _cli("search", str(space), "--out", str(out))
+    assert proc.returncode == 2 and "already exists" in proc.stderr and "--resume" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert (out / "study.db").read_bytes() == before
+
+
+def test_export_and_load_best(searched, tmp_path: Path) -> None:
+    out, _ = searched
+    url = f"sqlite:///{out / 'study.db'}"
+    proc = _cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best.json"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "best.json").read_text()) == json.loads((out / "best_schedule.json").read_text())
+    assert load_best(url, "space") == load_schedule(out / "best_schedule.json")
+    with pytest.raises(SearchError, match="no study"):
+        load_best(url, "nope")
+    proc = _cli("export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json"))
+    assert proc.returncode == 2 and "no study 'nope'" in proc.stderr
+
+
+def _bin(name: str) -> str:
+    """A console script of this interpreter's environment (the venv need not be activated)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_optuna_dashboard_lists_the_trials(searched) -> None:
+    out, _ = searched
+    port = _free_port()
+    server = subprocess.Popen(
+        [_bin("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, studies = time.time() + 60, None
+        while time.time() < deadline and studies is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+            except OSError:
+                time.sleep(0.5)
+        assert studies is not None, "optuna-dashboard did not answer"
+        (ours,) = [s for s in studies if s["study_name"] == "space"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{ours['study_id']}", timeout=10) as r:
+            detail = json.load(r)
+        assert len(detail["trials"]) == 4
+        assert any(t["state"] == "Complete" for t in detail["trials"])
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_prefix_reuse_trains_each_prefix_once(tmp_path: Path) -> None:
+    # A space with exactly one schedule: every trial after the first reuses both stages.
+    space = _tiny(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
+    text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]")
+    space.write_text(text)
+    proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    done = [t for t in _study(tmp_path / "out").trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3
+    assert sorted(t.user_attrs["reused_stages"] for t in done) == [0, 2, 2]
+    assert sum(t.user_attrs["spent_M"] for t in done) == done[0].user_attrs["M"]  # trained once
+    assert all(t.user_attrs["M"] == done[0].user_attrs["M"] for t in done)  # each still charges the whole schedule
+    assert "without prefix reuse: " in proc.stdout
+
+
+def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
+    proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
+    assert proc.returncode == 2 and "exceeds the largest node" in proc.stderr
+
+
+def test_bad_space_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("dataset: digits\nfinal_arch: vgg19\narchs: [vgg11]\nstages: [4, 2]\n")
+    proc = _cli("search", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "stages: min 4 is above max 2" in proc.stderr
+
+
+def _complete(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
+    space = _tiny(tmp_path, epochs="[3, 6]")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(out), "--trials", "6"]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + 240
+    while _complete(out / "study.db") < 2 and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.5)
+    assert driver.poll() is None, "the search finished before it could be killed: make the trials longer"
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    driver.wait()
+    subprocess.run([_bin("ray"), "stop", "--force"], capture_output=True, env=env)
+    url = f"sqlite:///{out / 'study.db'}"
+    before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert len(before) >= 2
+
+    proc = _cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = optuna.load_study(study_name="space", storage=url).trials
+    finished = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    for number, (value, when) in before.items():  # every completed trial kept, none told twice
+        assert (after[number].value, after[number].datetime_complete) == (value, when)
+    assert len(finished) == 6  # the budget is the total: nothing re-run, nothing extra
+    assert "reusing the study's" in proc.stdout  # the baseline is not trained again

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from growsearch.space import SpaceError, list_spaces, load_space, suggest_schedule
+
+BASE = """dataset: digits
+final_arch: vgg19@0.25
+archs: [vgg11@0.25, vgg16@0.25]
+"""
+
+
+@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "tinyimagenet_vgg", "cifar10_resnet"])
+def test_shipped_spaces_load_by_name(name: str) -> None:
+    assert name in list_spaces()
+    space = load_space(name)
+    assert space.name == name and space.trials >= 1
+
+
+@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "cifar10_resnet"])
+def test_suggested_schedules_are_always_valid(name: str) -> None:
+    space = load_space(name)
+    classes = {"digits": 10, "cifar100": 100, "cifar10": 10}[space.dataset]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    seen = set()
+    for _ in range(40):
+        sched = suggest_schedule(study.ask(), space, classes)
+        sched.validate(num_classes=classes)  # nested, growing, never shrinking, last = all classes
+        assert space.stages[0] <= len(sched.stages) <= space.stages[1]
+        assert sched.stages[-1].arch == space.final_arch
+        seen.add(tuple((s.classes, s.arch) for s in sched.stages))
+    assert len(seen) > 10  # the space is really explored
+
+
+@pytest.mark.parametrize(
+    "extra,msg",
+    [
+        ("stagez: [2, 3]\n", "unknown key"),
+        ("stages: [3, 2]\n", "min 3 is above max 2"),
+        ("split: [0.0, 0.5]\n", "strictly between 0 and 1"),
+        ("epochs: [0, 5]\n", "outside"),
+        ("epochs: [2.5, 5]\n", "expected \\[min, max\\] of ints"),
+        ("prune_ratio: [0, 1.5]\n", "prune_ratio"),
+        ("tolerance: 5\n", "tolerance"),
+        ("trials: 0\n", "trials"),
+        ("archs: [resnet18]\n", "one family"),
+        ("train: {lr: 0.1, momentom: 0.9}\n", "train: unknown key"),
+    ],
+)
+def test_bad_spaces_fail_with_the_key_named(tmp_path: Path, extra: str, msg: str) -> None:
+    body = BASE if not extra.startswith("archs") else BASE.replace("archs: [vgg11@0.25, vgg16@0.25]\n", "")
+    (tmp_path / "s.yaml").write_text(body + extra)
+    with pytest.raises(SpaceError, match=msg):
+        load_space(tmp_path / "s.yaml")
+
+
+def test_missing_space_lists_the_shipped_ones() -> None:
+    with pytest.raises(SpaceError, match="digits_vgg"):
+        load_space("no_such_space")
