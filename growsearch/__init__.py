@@ -35,6 +35,9 @@ _LAZY = {
     "run_baseline": "growsearch.train",
     "load_checkpoint": "growsearch.train",
     "macs_per_sample": "growsearch.cost",
+    "run_search": "growsearch.search",
+    "load_best": "growsearch.search",
+    "load_space": "growsearch.space",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from growsearch.data import create_dataset, list_sources
     from growsearch.grow import grow
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
+    from growsearch.search import load_best, run_search
+    from growsearch.space import load_space
     from growsearch.train import RunResult, load_checkpoint, run_baseline, run_schedule
 
 

@@ -43,6 +43,8 @@ class GrowSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         for key, value in _user_attrs(result or {}).items():
             ot_trial.set_user_attr(key, value)
+        if result and "constraint" in result and hasattr(ot_trial, "set_constraint"):
+            ot_trial.set_constraint("accuracy", float(result["constraint"]))  # Optuna ≥ 5; older ones use constraints_func
         if result and not result.get("final") and not error:
             self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)

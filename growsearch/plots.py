@@ -47,6 +47,7 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
         ax.set_title(f"M ratio {result.M / baseline.M:.2f}×, accuracy {result.test_acc:.3f} vs {baseline.test_acc:.3f}")
     ax.set_xlabel("cumulative training cost M (forward MACs)")
     ax.set_ylabel("test accuracy (stage's classes)")
+    ax.set_xlim(left=0)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)

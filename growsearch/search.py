@@ -3,8 +3,9 @@
 Ray Tune runs one cumulative schedule per trial; Optuna (through Ray's ``OptunaSearch``,
 define-by-run) proposes it. The objective is the M ratio (trial M / baseline M), minimised
 subject to ``test_acc ≥ baseline_acc − tolerance``. The constraint reaches Optuna for real:
-Ray's searcher does not copy reported metrics into Optuna user attributes, so ours does,
-before ``tell``, where ``TPESampler(constraints_func=...)`` reads them.
+Ray's searcher does not copy reported metrics into Optuna, so ours sets the user attributes
+and the trial's constraint (``Trial.set_constraint``; ``constraints_func`` before Optuna 5)
+before ``tell``, where TPE reads them.
 
 Example:
     >>> from growsearch.search import run_search  # doctest: +SKIP
@@ -64,7 +65,7 @@ class _Suggest:
 
 
 def _constraints(frozen_trial: Any) -> list[float]:
-    """Optuna's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
+    """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
     return list(frozen_trial.user_attrs.get("constraint", [1.0]))
 
 
@@ -240,7 +241,12 @@ def run_search(
         raise SearchError(f"nothing to resume: no Tune experiment at {tune_dir}")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=sp.seed, constraints_func=_constraints, n_startup_trials=max(2, min(10, budget // 3)))
+    # Optuna ≥ 5 reads constraints that GrowSearch sets on the trial before `tell`; older
+    # versions need constraints_func, which reads the same number from the user attributes.
+    legacy = not hasattr(optuna.trial.Trial, "set_constraint")
+    sampler = optuna.samplers.TPESampler(
+        seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
+    )
     study = optuna.create_study(storage=url, study_name=name, direction="minimize", sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     ds = create_dataset(sp.dataset)
