@@ -29,12 +29,7 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
     Accuracy within a stage is measured on that stage's classes, so the curve steps down
     where a stage adds classes; the last stage's values are on all classes.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _pyplot().subplots(figsize=(7, 4.2))
     xs, ys, bounds = _curve_points(result)
     ax.plot(xs, ys, marker=".", label=f"cumulative ({' → '.join(s.arch for s in result.stages)})")
     for i, (b, st) in enumerate(zip(bounds, result.stages), 1):
@@ -51,23 +46,32 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | Path) -> Path:
+    from growsearch._io import atomic_path
+
+    plt = _pyplot()
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return Path(path)
 
 
 def plot_pareto(trials: list, target_acc: float, baseline: dict, path: str | Path) -> Path:
     """M ratio against final accuracy for every finished trial; feasible ones marked, target line drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4.2))
     pts = [(t.user_attrs.get("M_ratio", t.value), t.user_attrs.get("test_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
     for feasible, style in ((True, dict(color="C2", label="feasible")), (False, dict(color="C3", marker="x", label="infeasible"))):
         xs = [p[0] for p in pts if p[2] is feasible]
@@ -84,10 +88,4 @@ def plot_pareto(trials: list, target_acc: float, baseline: dict, path: str | Pat
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"{len(pts)} finished trials")
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return _save(fig, path)

@@ -173,9 +173,10 @@ class Schedule:
             text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        from growsearch._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
 
 
 def _check_keys(d: dict, cls: type, where: str) -> None:

@@ -328,15 +328,15 @@ def _summarise(study: Any, base: dict, target: float, url: str, out: Path) -> Se
 
 def _write_trials_csv(trials: list, path: Path) -> None:
     cols = ["number", "state", "M_ratio", "M", "test_acc", "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
+    from growsearch._io import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for t in trials:
             a = t.user_attrs
             shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
             w.writerow([t.number, t.state.name, t.value, a.get("M"), a.get("test_acc"), a.get("feasible"), a.get("spent_M"), a.get("reused_stages"), a.get("wall_s"), shape])
-    tmp.replace(path)
 
 
 def load_best(storage: str, study: str) -> Schedule:

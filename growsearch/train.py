@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, class_order, create_dataset, subset
@@ -245,17 +245,15 @@ def _check_out_dir(out_dir: Path | None, overwrite: bool) -> None:
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
 def save_checkpoint(path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float, **extra) -> None:
     """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``; ``extra`` must be plain data."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # several processes may write one cache entry
-    torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, **extra}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, **extra}, tmp)
 
 
 def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
