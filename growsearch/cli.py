@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", metavar="URL", default=None, help="Optuna storage URL (default sqlite:///DIR/study.db)")
     p.add_argument("--study", metavar="NAME", default=None, help="study name (default: the space's name)")
     p.add_argument("--address", metavar="ADDR", default=None, help="an existing Ray cluster, e.g. 10.0.0.5:6379 (default: start Ray locally)")
-    p.add_argument("--resume", action="store_true", help="continue a study whose driver was stopped")
+    p.add_argument("--resume", action="store_true", help="continue a study whose driver was stopped (its original --trials budget carries over)")
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")

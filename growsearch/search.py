@@ -204,7 +204,8 @@ def run_search(
         space: a space name (``"digits_vgg"``), a YAML path, or a ``SearchSpace``.
         out_dir: where the study database (default storage), Tune's experiment, the prefix
             cache, ``best_schedule.json``, ``trials.csv`` and ``pareto.png`` go.
-        trials: trial budget (default: the space's ``trials``); with ``resume``, the total.
+        trials: trial budget (default: the space's ``trials``). With ``resume`` Tune restores the
+            original budget and this is ignored.
         storage: an SQLAlchemy URL for Optuna (default ``sqlite:///OUT/study.db``).
         study_name: default: the space's name.
         address: an existing Ray cluster (``ray start --head``'s address); default: a local Ray.
@@ -277,7 +278,10 @@ def run_search(
             ),
         )
     t0 = time.perf_counter()
-    tuner.fit()
+    grid = tuner.fit()
+    if len(grid) and grid.num_errors == len(grid):
+        first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
+        raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
     study = optuna.load_study(study_name=name, storage=url)
     if resume:
         _fail_orphans(study)
