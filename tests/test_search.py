@@ -228,3 +228,30 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
         assert (after[number].value, after[number].datetime_complete) == (value, when)
     assert len(finished) == 6  # the budget is the total: nothing re-run, nothing extra
     assert "reusing the study's" in proc.stdout  # the baseline is not trained again
+
+
+def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
+    space = _tiny(tmp_path, epochs="[4, 8]")
+    out = tmp_path / "out"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+    )
+    killed = False
+    deadline = time.time() + 240
+    while not killed and time.time() < deadline and driver.poll() is None:
+        if list((out / "tune").glob("*/*/checkpoint_*")):  # a trial reported its first stage
+            ps = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
+            pids = [int(p) for p in ps.stdout.split()]
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
+                killed = True
+        time.sleep(0.2)
+    log, _ = driver.communicate(timeout=400)
+    assert killed, "no trial worker was found to kill"
+    assert driver.returncode == 0, log[-3000:]
+    trials = _study(out).trials
+    assert len(trials) == 3
+    # Without the retry the killed trial would be told as FAIL; with it, it finishes.
+    assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
