@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import growsearch
-from growsearch.data import BatchLoader, class_order, subset
+from growsearch.data import BatchLoader, subset
 from growsearch.search import load_best
 
 
@@ -38,7 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     sched = growsearch.load_schedule(args.schedule) if args.schedule else load_best(args.storage, args.study)
     data = growsearch.create_dataset(sched.dataset)
-    order = class_order(data.num_classes, sched.seed)
+    order = sched.resolved_class_order(data.num_classes)  # the order the search trained with
     shape = (data.in_chans, data.image_size, data.image_size)
 
     model, M = None, 0

@@ -126,12 +126,10 @@ def _summary(result, baseline=None) -> str:
 def _cmd_run(args: argparse.Namespace) -> int:
     from growsearch.plots import plot_curve
     from growsearch.schedule import ScheduleError, load_schedule
-    from growsearch.train import RunResult, _check_out_dir, run_schedule
+    from growsearch.train import RunResult, run_schedule
 
     sched = load_schedule(args.schedule)
-    sched.validate()
     out = Path(args.out)
-    _check_out_dir(out, args.overwrite)
     baseline = RunResult.load(args.baseline) if args.baseline else None
     if baseline is not None and baseline.schedule.get("dataset") != sched.dataset:
         raise ScheduleError(

@@ -125,6 +125,12 @@ class Schedule:
             if self.class_order is not None and sorted(self.class_order) != list(range(num_classes)):
                 raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
 
+    def resolved_class_order(self, num_classes: int) -> list[int]:
+        """``class_order`` if given, else the permutation seeded by ``seed``; stage i trains on its first k_i."""
+        from growsearch.data import class_order
+
+        return list(self.class_order) if self.class_order is not None else class_order(num_classes, self.seed)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         if d["class_order"] is None:

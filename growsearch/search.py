@@ -91,13 +91,13 @@ def _trainable(config: dict, ctx: dict) -> None:
     import torch
     from ray import tune
 
-    from growsearch.data import class_order, create_dataset
+    from growsearch.data import create_dataset
     from growsearch.train import prefix_key, run_schedule
 
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])
     ds = create_dataset(sched.dataset)
-    order = list(sched.class_order) if sched.class_order is not None else class_order(ds.num_classes, sched.seed)
+    order = sched.resolved_class_order(ds.num_classes)
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)
     ckpt = tune.get_checkpoint()
@@ -167,7 +167,7 @@ def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float)
         raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
 
 
-def _ensure_baseline(study: Any, space: SearchSpace, out_dir: Path) -> dict:
+def _ensure_baseline(study: Any, space: SearchSpace, out_dir: Path, dataset: Any) -> dict:
     """Train (or reuse the study's) from-scratch baseline of the final architecture."""
     from growsearch.train import run_baseline
 
@@ -177,7 +177,7 @@ def _ensure_baseline(study: Any, space: SearchSpace, out_dir: Path) -> dict:
     print(f"baseline: {space.final_arch} from scratch on all of {space.dataset}", flush=True)
     r = run_baseline(
         space.dataset, space.final_arch, epochs=space.baseline_epochs, patience=space.baseline_patience,
-        seed=space.seed, train=space.train, out_dir=out_dir / "baseline", overwrite=True,
+        seed=space.seed, train=space.train, dataset=dataset, out_dir=out_dir / "baseline", overwrite=True,
     )
     base = {"arch": space.final_arch, "M": r.M, "test_acc": r.test_acc, "wall_s": r.wall_s, "epochs": r.stages[0].epochs}
     study.set_user_attr("baseline", base)
@@ -251,7 +251,7 @@ def run_search(
     study = optuna.create_study(storage=url, study_name=name, direction="minimize", sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     ds = create_dataset(sp.dataset)
-    base = _ensure_baseline(study, sp, out)
+    base = _ensure_baseline(study, sp, out, ds)
     target = base["test_acc"] - sp.tolerance
     study.set_user_attr("target_acc", target)
 

@@ -61,8 +61,6 @@ class SearchSpace:
         if not self.archs:
             raise SpaceError("archs: list at least one architecture for the stages before the last")
         _range(self.stages, "stages", int, lo=1)
-        if self.stages[0] < 1:
-            raise SpaceError("stages: at least 1")
         _range(self.split, "split", float, lo=0.0, hi=1.0)
         if not (0 < self.split[0] and self.split[1] < 1):
             raise SpaceError(f"split: class fractions must lie strictly between 0 and 1, got {list(self.split)}")
@@ -154,8 +152,6 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
     repaired into a valid one: class counts sorted and made strictly increasing, architectures
     made non-decreasing, zero masks kept only where a stage deepens.
     """
-    from growsearch.backbones import parse_arch
-
     n = trial.suggest_int("n_stages", space.stages[0], space.stages[1])
     fracs = sorted(trial.suggest_float(f"split_{i}", space.split[0], space.split[1]) for i in range(1, n))
     counts: list[int] = []
@@ -200,7 +196,6 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         for st in sched.stages:
             st.prune_ratio = 0.0
         sched.validate(num_classes=num_classes)
-    parse_arch(space.final_arch)
     return sched
 
 

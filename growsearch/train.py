@@ -33,7 +33,7 @@ from torch import nn
 from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
-from growsearch.data import BatchLoader, Dataset, class_order, create_dataset, subset
+from growsearch.data import BatchLoader, Dataset, create_dataset, subset
 from growsearch.grow import grow
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
@@ -267,13 +267,12 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _find_prefix(schedule: Schedule, order: list[int], dirs: list[Path]) -> tuple[int, Path | None]:
-    """The deepest cached prefix of ``schedule`` in ``dirs``: (stages covered, file)."""
+def _find_prefix(schedule: Schedule, order: list[int], cache: Path) -> tuple[int, Path | None]:
+    """The deepest cached prefix of ``schedule`` in ``cache``: (stages covered, file)."""
     for upto in range(len(schedule.stages), 0, -1):
-        key = prefix_key(schedule, upto, order)
-        for d in dirs:
-            if (d / f"{key}.pt").is_file():
-                return upto, d / f"{key}.pt"
+        path = cache / f"{prefix_key(schedule, upto, order)}.pt"
+        if path.is_file():
+            return upto, path
     return 0, None
 
 
@@ -337,7 +336,7 @@ def run_schedule(
     dev = _device(device)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    order = list(schedule.class_order) if schedule.class_order is not None else class_order(ds.num_classes, schedule.seed)
+    order = schedule.resolved_class_order(ds.num_classes)
     input_shape = (ds.in_chans, ds.image_size, ds.image_size)
 
     model: nn.Module | None = None
@@ -350,7 +349,7 @@ def run_schedule(
     start = 0
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        start, path = _find_prefix(schedule, order, [cache])
+        start, path = _find_prefix(schedule, order, cache)
         if path is not None:
             model, ckpt = load_checkpoint(path, device=dev)
             model.train()
