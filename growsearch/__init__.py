@@ -38,6 +38,8 @@ _LAZY = {
     "run_search": "growsearch.search",
     "load_best": "growsearch.search",
     "load_space": "growsearch.space",
+    "robustness_report": "growsearch.robustness",
+    "mutual_inference": "growsearch.robustness",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from growsearch.cost import macs_per_sample
     from growsearch.data import create_dataset, list_sources
     from growsearch.grow import grow
+    from growsearch.robustness import mutual_inference, robustness_report
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
     from growsearch.search import load_best, run_search
     from growsearch.space import load_space

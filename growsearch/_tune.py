@@ -45,8 +45,13 @@ class GrowSearch(OptunaSearch):
             ot_trial.set_user_attr(key, value)
         if result and "constraint" in result and hasattr(ot_trial, "set_constraint"):
             ot_trial.set_constraint("accuracy", float(result["constraint"]))  # Optuna ≥ 5; older ones use constraints_func
-        if result and not result.get("final") and not error:
-            self._ot_study.tell(ot_trial, state=optuna.trial.TrialState.PRUNED)
+            if "fgsm_constraint" in result:
+                ot_trial.set_constraint("fgsm", float(result["fgsm_constraint"]))
+        if error or (result and not result.get("final")):
+            # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
+            # stopped before its last stage: PRUNED
+            state = optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED
+            self._ot_study.tell(ot_trial, state=state)
             self._completed_trials.add(trial_id)
             return None
         return super().on_trial_complete(trial_id, result, error)

@@ -75,6 +75,29 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
+    p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
+    p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
+    p.add_argument("--min-fgsm-acc", type=float, default=None, metavar="ACC", help="constraint: feasible trials also need fgsm_mi_acc ≥ ACC")
+
+    p = sub.add_parser(
+        "robustness", help="noise, ablation, FGSM with mutual inference, adversarial detection",
+        description="Evaluate a run's final network, its mutual inference over every stage network, and (with "
+        "--baseline) the from-scratch baseline: accuracy under Gaussian input noise and random unit ablation, FGSM "
+        "(Foolbox) accuracy, and no-decision detection of FGSM inputs (TNR vs FNR). Writes RUN_DIR/robustness.json "
+        "and noise.png, ablation.png, fgsm.png, tnr_fnr.png.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out of `growsearch run` (needs its stage{i}.pt)")
+    p.add_argument("--baseline", metavar="DIR", default=None, help="the --out of `growsearch baseline` on the same dataset")
+    p.add_argument("--eps", type=_floats, default=None, metavar="E,E,...", help="FGSM epsilons, pixel units of [0,1] images (default 0,0.005,0.01,0.02,0.05,0.1)")
+    p.add_argument("--noise", type=_floats, default=None, metavar="S,S,...", help="Gaussian noise std levels, pixel units (default 0,0.05,0.1,0.2,0.3,0.4,0.5)")
+    p.add_argument("--ablation", type=_floats, default=None, metavar="F,F,...", help="fractions of conv units zeroed (default 0,0.1,...,1)")
+    p.add_argument("--draws", type=int, default=3, help="random draws per noise/ablation level (default 3)")
+    p.add_argument("--weights", default="acc", metavar="acc|uniform|W,W,...", help="MI vote weights: each stage's accuracy (default), uniform, or one per stage")
+    p.add_argument("--rule", default="known", choices=["known", "plain"], help="MI vote: count a class's vote share among the stages that know it (default), or plain weighted majority")
+    p.add_argument("--detect-eps", type=float, default=0.02, help="FGSM epsilon of the detection (TNR/FNR) inputs (default 0.02)")
+    p.add_argument("--samples", type=int, default=None, help="evaluate a seeded random subset of this many test images (default all)")
+    p.add_argument("--seed", type=int, default=0)
+    _add_common(p)
 
     p = sub.add_parser("export", help="write a study's best schedule as a schedule file",
                        description="Write the cheapest feasible schedule of an Optuna study, in the format `growsearch run` takes.")
@@ -90,6 +113,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/demo-<time>)")
     p.add_argument("--trials", type=int, default=6, help="trials (default 6: a few minutes on a laptop CPU)")
     return parser
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, e.g. 0,0.01,0.02; got {text!r}") from None
 
 
 def _spaces() -> list[str]:
@@ -166,13 +196,17 @@ def _search_report(res) -> str:
         lines.append("no schedule reached the target accuracy: raise the epoch range or the trial budget, or loosen tolerance")
     else:
         b = res.best
-        lines.append(f"best feasible: M ratio {b['M_ratio']:.3f}x at accuracy {b['test_acc']:.4f}")
+        fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
+        lines.append(f"best feasible: M ratio {b['M_ratio']:.3f}x at accuracy {b['test_acc']:.4f}{fgsm}")
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
                 [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
             )
             lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
         lines.append(f"wrote {res.out_dir / 'best_schedule.json'} (re-run it: growsearch run {res.out_dir / 'best_schedule.json'} --out DIR)")
+    if res.pareto:
+        lines.append("Pareto front (M ratio vs FGSM-MI accuracy), feasible trials:")
+        lines += [f"  trial {p['number']}: M ratio {p['M_ratio']:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, accuracy {p['test_acc']:.4f}" for p in res.pareto]
     lines.append(f"trials: {res.out_dir / 'trials.csv'}, plot: {res.out_dir / 'pareto.png'}")
     lines.append(f"dashboard: optuna-dashboard {res.storage}")
     return "\n".join(lines)
@@ -184,9 +218,42 @@ def _cmd_search(args: argparse.Namespace) -> int:
     res = run_search(
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+        fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1
+
+
+def _robustness_table(r: dict) -> str:
+    cols = [k for k in ("baseline", "final", "final_mi") if k in r["fgsm"]]
+    names = {"baseline": "baseline", "final": "final", "final_mi": "final+MI"}
+    lines = ["FGSM accuracy (Foolbox LinfFastGradientAttack)", f"{'eps':>7}  " + "  ".join(f"{names[c]:>9}" for c in cols)]
+    for i, e in enumerate(r["fgsm"]["eps"]):
+        lines.append(f"{e:>7g}  " + "  ".join(f"{r['fgsm'][c][i]:>9.4f}" for c in cols))
+    det = r["detection"]
+    lines.append(f"no-decision detection at eps {det['eps']:g}: TNR at FNR 5% / 10%")
+    for c in cols:
+        f5, f10 = det[c]["tnr_at_fnr_5"], det[c]["tnr_at_fnr_10"]
+        lines.append(f"  {names[c]:<9} {'n/a' if f5 is None else f'{f5:.4f}'} / {'n/a' if f10 is None else f'{f10:.4f}'}")
+    for sec, label in (("noise", "noise"), ("ablation", "ablation")):
+        area = r[sec]["area"]
+        lines.append(f"mean accuracy over the {label} levels: " + ", ".join(f"{names[k]} {v:.4f}" for k, v in area.items()))
+    return "\n".join(lines)
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from growsearch.robustness import DEFAULT_ABLATION, DEFAULT_EPS, DEFAULT_NOISE, robustness_report
+
+    weights = args.weights if args.weights in ("acc", "uniform") else _floats(args.weights)
+    r = robustness_report(
+        args.run_dir, args.baseline, eps=DEFAULT_EPS if args.eps is None else args.eps,
+        noise=DEFAULT_NOISE if args.noise is None else args.noise, ablation=DEFAULT_ABLATION if args.ablation is None else args.ablation,
+        draws=args.draws, weights=weights, rule=args.rule, detect_eps=args.detect_eps, samples=args.samples, seed=args.seed,
+        device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    print(_robustness_table(r))
+    print(f"wrote {Path(args.run_dir) / 'robustness.json'} and noise.png, ablation.png, fgsm.png, tnr_fnr.png ({r['wall_s']:.0f} s)")
+    return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -224,10 +291,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from growsearch.space import SpaceError
 
-    handlers = {"run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo}
+    from growsearch.robustness import RobustnessError
+
+    handlers = {
+        "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
+        "robustness": _cmd_robustness,
+    }
     try:
         return handlers[args.command](args)
-    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, _search_error()) as e:
+    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, RobustnessError, _search_error()) as e:
         print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -31,6 +32,7 @@ from growsearch.space import SearchSpace, load_space, suggest_schedule
 __all__ = ["SearchError", "SearchResult", "run_search", "load_best", "export_best"]
 
 METRIC = "M_ratio"
+FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
 class SearchError(ValueError):
@@ -49,6 +51,8 @@ class SearchResult:
     spent_M: int  # M the search actually trained (prefix reuse counted once), baseline excluded
     charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
     out_dir: Path
+    robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
+    pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
 
 
 # --- pieces Ray pickles: module level, no closures ---------------------------------------
@@ -71,15 +75,32 @@ def _constraints(frozen_trial: Any) -> list[float]:
 
 def _user_attrs(result: dict) -> dict:
     out = {}
-    for key in ("M", "M_ratio", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id"):
-        if key in result and result[key] is not None:
+    for key in (
+        "M", "M_ratio", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
+        FGSM_METRIC, "fgsm_acc", "fgsm_eps",
+    ):
+        if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
             out[key] = result[key]
     for key in ("schedule", "stages", "versions"):
         if isinstance(result.get(key), str):
             out[key] = json.loads(result[key])
     if "constraint" in result:
-        out["constraint"] = [float(result["constraint"])]
+        out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
     return out
+
+
+def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
+    """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
+    from the stage networks in the prefix cache (each stage's entry holds that stage's network)."""
+    from growsearch.robustness import Member, fgsm_accuracy
+    from growsearch.train import load_checkpoint, prefix_key
+
+    members = []
+    for i in range(1, len(sched.stages) + 1):
+        model, ckpt = load_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt")
+        members.append(Member(model, list(ckpt["classes"]), i, float(ckpt["test_acc"]), model.arch_spec.name))
+    acc = fgsm_accuracy(members, ds.x_test, ds.y_test, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
+    return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 
 
 def _trainable(config: dict, ctx: dict) -> None:
@@ -118,14 +139,23 @@ def _trainable(config: dict, ctx: dict) -> None:
         i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = res.history[-1]["cum_M"]
-            report(i, {"stage": i, "cum_M": cum, METRIC: cum / base_M, "stage_acc": res.test_acc, "final": False, "schedule": sched_json})
+            # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
+            pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
+            report(i, {"stage": i, "cum_M": cum, METRIC: cum / base_M, "stage_acc": res.test_acc, "final": False, "schedule": sched_json, **pending})
 
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
     acc = result.test_acc
     per_stage = ("classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s", "params")
+    robust: dict = {}
+    if ctx.get("fgsm_eps") is not None:
+        robust = _fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))
+        if ctx.get("min_fgsm_acc") is not None:
+            robust["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - robust[FGSM_METRIC]
+    feasible = acc >= target and robust.get("fgsm_constraint", 0.0) <= 0
     report(n, {
+        **robust,
         "stage": n, "cum_M": result.M, METRIC: result.M / base_M, "stage_acc": acc, "final": True,
-        "M": result.M, "test_acc": acc, "feasible": acc >= target, "constraint": target - acc,
+        "M": result.M, "test_acc": acc, "feasible": feasible, "constraint": target - acc,
         "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
         "M_nonzero": result.M_nonzero, "schedule": sched_json,
         "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
@@ -197,6 +227,9 @@ def run_search(
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     max_failures: int = 2,
+    fgsm_eps: float | None = None,
+    fgsm_objective: bool = False,
+    min_fgsm_acc: float | None = None,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule that reaches the baseline's accuracy − tolerance.
 
@@ -212,6 +245,13 @@ def run_search(
         resume: continue a study whose driver was stopped; without it an existing study is an error.
         cpus_per_trial, gpus_per_trial: Ray resources of one trial (fractions allowed).
         max_failures: retries of a failed trial (from its last stage checkpoint).
+        fgsm_eps: measure every trial's FGSM accuracy at this ε (pixel units) with mutual
+            inference over its stage networks (the attacker knows only the final network); stored
+            as the trial's ``fgsm_mi_acc`` user attribute (and ``fgsm_acc``: the final net alone).
+        fgsm_objective: make ``fgsm_mi_acc`` a second objective (maximised) next to the M ratio.
+            Optuna then searches a Pareto front, so the M-based early stop is off (a costlier
+            schedule may still be Pareto-optimal).
+        min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
     """
     import optuna
     from ray import tune
@@ -229,6 +269,7 @@ def run_search(
         raise SearchError(f"--trials must be ≥ 1, got {budget}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
+    robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
     try:
         existing = optuna.study.get_all_study_names(url)
     except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
@@ -248,8 +289,15 @@ def run_search(
     sampler = optuna.samplers.TPESampler(
         seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
     )
-    study = optuna.create_study(storage=url, study_name=name, direction="minimize", sampler=sampler, load_if_exists=resume)
+    directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
+    if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
+        raise SearchError(
+            f"study {name!r} was started with FGSM settings {was}, not {robust}: "
+            "resume it with the same --fgsm-eps/--fgsm-objective/--min-fgsm-acc, or start a new --study"
+        )
+    study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
+    study.set_user_attr("robust", robust)
     ds = create_dataset(sp.dataset)
     base = _ensure_baseline(study, sp, out, ds)
     target = base["test_acc"] - sp.tolerance
@@ -259,21 +307,25 @@ def run_search(
     # state closer to Optuna's storage means less to reconcile after a killed driver.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     _init_ray(address, cpus_per_trial, gpus_per_trial)
-    ctx = {"baseline_M": base["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial))}
+    ctx = {
+        "baseline_M": base["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial)),
+        "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
+    }
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     print(f"search: {budget} trials of {name}, target accuracy {target:.4f}; watch with: optuna-dashboard {url}", flush=True)
     if resume:
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
         searcher = GrowSearch(
-            space=_Suggest(sp, ds.num_classes), metric=METRIC, mode="min", sampler=sampler,
+            space=_Suggest(sp, ds.num_classes), metric=[METRIC, FGSM_METRIC] if fgsm_objective else METRIC,
+            mode=["min", "max"] if fgsm_objective else "min", sampler=sampler,
             study_name=name, storage=optuna.storages.RDBStorage(url),
         )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(out / "tune"), stop=CostStopper(), verbose=0,
+                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
             ),
         )
@@ -285,9 +337,21 @@ def run_search(
     study = optuna.load_study(study_name=name, storage=url)
     if resume:
         _fail_orphans(study)
-    result = _summarise(study, base, target, url, out)
+    result = _summarise(study, base, target, url, out, robust)
     print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
     return result
+
+
+def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) -> dict | None:
+    if eps is None:
+        if objective or min_acc is not None:
+            raise SearchError("--fgsm-objective and --min-fgsm-acc need --fgsm-eps (the FGSM ε to measure at, e.g. 0.02)")
+        return None
+    if not 0 < eps <= 1:
+        raise SearchError(f"--fgsm-eps must be in (0, 1] (pixel units of [0, 1] images), got {eps:g}")
+    if min_acc is not None and not 0 <= min_acc <= 1:
+        raise SearchError(f"--min-fgsm-acc is an accuracy in [0, 1], got {min_acc:g}")
+    return {"eps": float(eps), "objective": bool(objective), "min_acc": min_acc}
 
 
 def _fail_orphans(study: Any) -> None:
@@ -308,11 +372,29 @@ def _finished(study: Any) -> list:
 
 
 def _best_trial(study: Any) -> Any | None:
-    feasible = [t for t in study.trials if t.user_attrs.get("feasible") and t.user_attrs.get("final") and t.value is not None]
-    return min(feasible, key=lambda t: t.value) if feasible else None
+    return min(_feasible(study.trials), key=lambda t: t.user_attrs["M_ratio"], default=None)
 
 
-def _summarise(study: Any, base: dict, target: float, url: str, out: Path) -> SearchResult:
+def _feasible(trials: list) -> list:
+    import optuna
+
+    return [
+        t for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and "M_ratio" in t.user_attrs
+    ]
+
+
+def _pareto(trials: list) -> list[dict]:
+    """Feasible trials that no other feasible trial beats on both M ratio (lower) and FGSM-MI accuracy (higher)."""
+    pts = [(t.user_attrs["M_ratio"], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in _feasible(trials)]
+    front = [
+        p for p in pts
+        if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
+    ]
+    return [{"number": t.number, "M_ratio": m, FGSM_METRIC: a, "test_acc": t.user_attrs.get("test_acc")} for m, a, t in sorted(front, key=lambda p: p[0])]
+
+
+def _summarise(study: Any, base: dict, target: float, url: str, out: Path, robust: dict | None = None) -> SearchResult:
     done = _finished(study)
     best = _best_trial(study)
     best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
@@ -326,12 +408,13 @@ def _summarise(study: Any, base: dict, target: float, url: str, out: Path) -> Se
         study_name=study.study_name, storage=url, baseline=base, target_acc=target, best_schedule=best_sched,
         best=dict(best.user_attrs) if best else None, trials=len(done),
         spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
-        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out,
+        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out, robust=robust,
+        pareto=_pareto(done) if robust and robust["objective"] else None,
     )
 
 
 def _write_trials_csv(trials: list, path: Path) -> None:
-    cols = ["number", "state", "M_ratio", "M", "test_acc", "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+    cols = ["number", "state", "M_ratio", "M", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
     from growsearch._io import atomic_path
 
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
@@ -340,7 +423,7 @@ def _write_trials_csv(trials: list, path: Path) -> None:
         for t in trials:
             a = t.user_attrs
             shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
-            w.writerow([t.number, t.state.name, t.value, a.get("M"), a.get("test_acc"), a.get("feasible"), a.get("spent_M"), a.get("reused_stages"), a.get("wall_s"), shape])
+            w.writerow([t.number, t.state.name, *(a.get(c) for c in cols[2:-1]), shape])
 
 
 def load_best(storage: str, study: str) -> Schedule:

@@ -255,3 +255,35 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
     assert len(trials) == 3
     # Without the retry the killed trial would be told as FAIL; with it, it finishes.
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
+
+
+def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path: Path) -> None:
+    space = _tiny(tmp_path)
+    out = tmp_path / "out"
+    proc = _cli("search", str(space), "--out", str(out), "--trials", "3", "--fgsm-eps", "0.05", "--fgsm-objective", "--min-fgsm-acc", "0.3")
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    study = _study(out)
+    assert study.directions == [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MAXIMIZE]
+    assert study.user_attrs["robust"] == {"eps": 0.05, "objective": True, "min_acc": 0.3}
+    target = study.user_attrs["target_acc"]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3  # nothing is stopped early in multi-objective mode
+    for t in done:
+        a = t.user_attrs
+        assert 0 <= a["fgsm_mi_acc"] <= 1 and a["fgsm_eps"] == 0.05
+        assert t.values == pytest.approx([a["M_ratio"], a["fgsm_mi_acc"]])
+        assert _constraints(t) == pytest.approx([target - a["test_acc"], 0.3 - a["fgsm_mi_acc"]])
+        assert a["feasible"] == (a["test_acc"] >= target and a["fgsm_mi_acc"] >= 0.3)
+    header = (out / "trials.csv").read_text().splitlines()[0]
+    assert "fgsm_mi_acc" in header
+    if any(t.user_attrs["feasible"] for t in done):
+        assert "Pareto front" in proc.stdout
+    # resuming with different FGSM settings would mix incomparable trials
+    again = _cli("search", str(space), "--out", str(out), "--resume", "--fgsm-eps", "0.1")
+    assert again.returncode == 2 and "FGSM settings" in again.stderr
+
+
+def test_fgsm_options_need_an_epsilon(tmp_path: Path) -> None:
+    proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--fgsm-objective")
+    assert proc.returncode == 2 and "need --fgsm-eps" in proc.stderr
+    assert not (tmp_path / "out" / "study.db").exists()

@@ -1,0 +1,601 @@
+"""Robustness of a cumulative run: input noise, unit ablation, FGSM with mutual inference, and
+adversarial-input detection with no-decision thresholds.
+
+Images here are in pixel space, ``[0, 1]`` (uint8 / 255); each network gets them normalised
+with the dataset's mean and std, and Foolbox does the same through ``preprocessing``, so the
+attack's ε is in pixel units.
+
+*Mutual inference* (MI) is a weighted majority vote of every stage network of a run. A stage
+network trained on the first k classes votes only among those classes: its argmax output j is a
+vote for dataset class ``classes[j]`` (the checkpoint's mapping). Ties between classes with
+equal vote weight go to the larger weighted sum of the members' softmax probabilities.
+
+*No-decision* (adversarial-input detection, the paper's terms): for a threshold δ on the
+softmax confidence, one model abstains when its confidence is below δ. MI abstains when no
+member is confident (≥ δ) or the confident members do not all name the same class (the
+stronger notion). A decision is *good* when it is correct or an abstention and *bad* when it
+is a misclassification. Over δ:
+
+- FNR(δ): the fraction of clean test inputs abstained on (clean inputs wrongly flagged);
+- TNR(δ): the fraction of FGSM inputs with a good decision (caught, or not fooled).
+
+Example:
+    >>> from growsearch.robustness import mutual_inference
+    >>> import torch
+    >>> logits = [torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0, 3.0]])]
+    >>> mutual_inference(logits, [[4, 7], [4, 7, 1]], [1.0, 0.9], num_classes=8)
+    tensor([4])
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch import nn
+
+__all__ = [
+    "RobustnessError",
+    "Member",
+    "load_members",
+    "member_weights",
+    "mutual_inference",
+    "no_decision",
+    "detection_rates",
+    "tnr_at_fnr",
+    "foolbox_model",
+    "fgsm_accuracy",
+    "robustness_report",
+    "DEFAULT_EPS",
+]
+
+DEFAULT_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
+DEFAULT_NOISE = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+DEFAULT_ABLATION = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+# confidence thresholds δ: dense near 1, where softmax confidences of trained nets crowd
+DEFAULT_THRESHOLDS = tuple([0.0] + [round(0.3 + 0.05 * i, 4) for i in range(13)] + [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1.0])
+REPORT_FILE = "robustness.json"
+
+
+class RobustnessError(ValueError):
+    """A robustness evaluation that cannot run as asked; the message names the fix."""
+
+
+@dataclass
+class Member:
+    """One stage network of a run, in eval mode; output ``j`` predicts dataset class ``classes[j]``."""
+
+    model: nn.Module
+    classes: list[int]
+    stage: int
+    test_acc: float  # on its own classes' test samples, after its stage
+    arch: str = ""
+
+
+def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
+    found = []
+    for p in run_dir.glob("stage*.pt"):
+        m = re.fullmatch(r"stage(\d+)\.pt", p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> list[Member]:
+    """Every stage network a run saved (``stage{i}.pt``), in stage order."""
+    from growsearch.train import load_checkpoint
+
+    run = Path(run_dir)
+    files = _stage_files(run)
+    if not files:
+        raise RobustnessError(
+            f"{run} has no stage checkpoints (stage{{i}}.pt): mutual inference needs every stage's network; "
+            "pass the --out directory of a growsearch run"
+        )
+    members = []
+    for i, path in files:
+        model, ckpt = load_checkpoint(path, device=device)
+        members.append(Member(model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", i)), float(ckpt.get("test_acc", 1.0)), model.arch_spec.name))
+    return members
+
+
+def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
+    """MI vote weights: ``"acc"`` (each stage's test accuracy on its own classes, the default),
+    ``"uniform"``, or one non-negative number per member."""
+    if isinstance(weights, str):
+        if weights == "acc":
+            return [m.test_acc for m in members]
+        if weights == "uniform":
+            return [1.0] * len(members)
+        raise RobustnessError(f"unknown MI weights {weights!r}: use 'acc', 'uniform' or one number per stage")
+    w = [float(v) for v in weights]
+    if len(w) != len(members):
+        raise RobustnessError(f"{len(w)} MI weights for {len(members)} stage networks: give one weight per stage")
+    if any(v < 0 or not math.isfinite(v) for v in w) or sum(w) <= 0:
+        raise RobustnessError(f"MI weights must be finite, ≥ 0 and not all 0, got {w}")
+    return w
+
+
+def _index(classes: Sequence[int], device: torch.device) -> torch.Tensor:
+    return torch.as_tensor(list(classes), dtype=torch.long, device=device)
+
+
+RULES = ("known", "plain")
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise RobustnessError(f"unknown MI rule {rule!r}: use one of {', '.join(RULES)}")
+
+
+def _ties(key: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """Positions of ``alive`` where ``key`` is maximal per row (within rounding)."""
+    k = torch.where(alive, key, torch.full_like(key, -math.inf))
+    return alive & (k >= k.max(1, keepdim=True).values - 1e-9)
+
+
+def mutual_inference(
+    logits: Sequence[torch.Tensor],
+    classes: Sequence[Sequence[int]],
+    weights: Sequence[float],
+    *,
+    num_classes: int,
+    rule: str = "known",
+) -> torch.Tensor:
+    """Weighted majority vote (dataset class per sample) of members' ``logits`` (N, k_m).
+
+    Member m votes with weight ``weights[m]`` for ``classes[m][argmax]``. With ``rule="known"``
+    (default) a class's vote share counts only the members that know it: score(c) = Σ weight
+    voting c ÷ Σ weight of members trained on c, so a stage network never outvotes a class it
+    was never shown. ``rule="plain"`` ranks by the raw Σ weight. Ties go to the larger raw vote,
+    then to the larger Σ weight × softmax probability.
+    """
+    _check_rule(rule)
+    n, dev = logits[0].shape[0], logits[0].device
+    votes = torch.zeros(n, num_classes, dtype=torch.float64, device=dev)
+    soft = torch.zeros_like(votes)
+    known = torch.zeros(num_classes, dtype=torch.float64, device=dev)
+    rows = torch.arange(n, device=dev)
+    for lg, cls, w in zip(logits, classes, weights):
+        idx = _index(cls, dev)
+        p = lg.double().softmax(1)
+        votes[rows, idx[p.argmax(1)]] += w
+        soft[:, idx] += w * p
+        known[idx] += w
+    alive = torch.ones_like(votes, dtype=torch.bool)
+    if rule == "known":
+        alive = _ties(votes / known.clamp_min(1e-300), alive & (known > 0))
+    alive = _ties(votes, alive)
+    return torch.where(alive, soft, torch.full_like(soft, -1.0)).argmax(1)
+
+
+def no_decision(
+    logits: Sequence[torch.Tensor],
+    classes: Sequence[Sequence[int]],
+    thresholds: Sequence[float],
+    *,
+    rule: str = "known",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decisions under no-decision thresholds: (class (N, T), abstained (N, T)) for each δ.
+
+    One member: abstains when its softmax confidence is below δ. Several (MI, the stronger
+    notion): the decision is the class named by the member trained on the most classes, and MI
+    abstains unless every member that knows that class (``rule="known"``; every member with
+    ``rule="plain"``) names it with confidence ≥ δ.
+    """
+    _check_rule(rule)
+    dev = logits[0].device
+    deltas = torch.as_tensor(list(thresholds), dtype=torch.float64, device=dev)
+    n, t = logits[0].shape[0], len(deltas)
+    lead = max(range(len(logits)), key=lambda m: (len(classes[m]), m))
+    decided = _index(classes[lead], dev)[logits[lead].argmax(1)]
+    abstained = torch.zeros((n, t), dtype=torch.bool, device=dev)
+    for lg, cls in zip(logits, classes):
+        idx = _index(cls, dev)
+        conf, j = lg.double().softmax(1).max(1)
+        if rule == "known":
+            knows = (decided[:, None] == idx[None, :]).any(1)
+        else:
+            knows = torch.ones(n, dtype=torch.bool, device=dev)
+        objects = knows[:, None] & ((conf[:, None] < deltas[None, :]) | (idx[j] != decided)[:, None])
+        abstained |= objects
+    return decided[:, None].expand(n, t), abstained
+
+
+def detection_rates(
+    abstained_clean: torch.Tensor, decided_adv: torch.Tensor, abstained_adv: torch.Tensor, y_adv: torch.Tensor
+) -> tuple[list[float], list[float]]:
+    """(FNR, TNR) per threshold column: FNR = clean inputs abstained on; TNR = adversarial
+    inputs with a good decision (abstained or correct)."""
+    fnr = abstained_clean.double().mean(0)
+    good = abstained_adv | (decided_adv == y_adv[:, None])
+    return fnr.tolist(), good.double().mean(0).tolist()
+
+
+def tnr_at_fnr(fnr: Sequence[float], tnr: Sequence[float], target: float) -> float | None:
+    """The best TNR among thresholds whose FNR is ≤ ``target`` (None if no threshold gets there)."""
+    ok = [b for a, b in zip(fnr, tnr) if a <= target + 1e-12]
+    return max(ok) if ok else None
+
+
+# --- forward passes in pixel space --------------------------------------------------------
+
+
+class _Normalized(nn.Module):
+    """model((x − mean) / std) for x in [0, 1]: the same input Foolbox's preprocessing builds."""
+
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x - self.mean.to(x.device)) / self.std.to(x.device))
+
+
+def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None):
+    """``foolbox.PyTorchModel`` of ``model`` (put in eval mode) on [0, 1] images, normalised by
+    ``preprocessing`` exactly as training normalised them."""
+    import foolbox as fb
+
+    model.eval()
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    return fb.PyTorchModel(model, bounds=(0, 1), preprocessing=dict(mean=list(mean), std=list(std), axis=-3), device=dev)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+        raise RobustnessError(
+            f"images lie in [{float(x.min()):.3g}, {float(x.max()):.3g}], outside the models' bounds [0, 1]: "
+            "pass uint8 images / 255, not normalised ones (normalisation is the model's preprocessing)"
+        )
+
+
+def _check_levels(name: str, values: Sequence[float], upper: float | None = None) -> list[float]:
+    vals = [float(v) for v in values]
+    if not vals:
+        raise RobustnessError(f"{name}: the list is empty; give at least one value")
+    if any(v < 0 or not math.isfinite(v) or (upper is not None and v > upper) for v in vals):
+        rng = f"in [0, {upper:g}]" if upper is not None else "≥ 0"
+        raise RobustnessError(f"{name}: every value must be {rng}, got {vals}")
+    return vals
+
+
+def _batches(x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """[0, 1] float batches on ``device`` from uint8 (÷ 255) or already-[0, 1] images."""
+    for i in range(0, len(x), size):
+        xb = x[i : i + size].to(device)
+        yield (xb.float() / 255.0 if xb.dtype == torch.uint8 else xb.float()), y[i : i + size].to(device)
+
+
+def _to_index(y: torch.Tensor, classes: Sequence[int], num_classes: int) -> torch.Tensor:
+    """Dataset labels → output positions of a model whose output j is ``classes[j]``."""
+    lut = torch.full((num_classes,), -1, dtype=torch.long, device=y.device)
+    lut[_index(classes, y.device)] = torch.arange(len(classes), device=y.device)
+    return lut[y]
+
+
+def fgsm_accuracy(
+    members: Sequence[Member],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: Sequence[float],
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    num_classes: int,
+    weights: str | Sequence[float] = "acc",
+    rule: str = "known",
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+) -> dict[str, list[float]]:
+    """FGSM (Foolbox's ``LinfFastGradientAttack``) crafted on the last member, white-box.
+
+    Returns per ε the last member's accuracy (``"final"``) and MI's accuracy on the same
+    adversarial images (``"final_mi"``: the attacker knows only the final network).
+    ``x``: uint8 or [0, 1] float images (N, C, H, W); ``y``: dataset labels.
+    """
+    eps = _check_levels("FGSM epsilons", eps, upper=1.0)
+    dev = torch.device(device) if device is not None else next(members[-1].model.parameters()).device
+    if x.dtype != torch.uint8:
+        _check_images(x)
+    w = member_weights(members, weights)
+    nets = [_Normalized(m.model.eval(), mean, std).to(dev) for m in members]
+    fmodel = foolbox_model(members[-1].model, mean, std, device=dev)
+    final_cls = members[-1].classes
+    hit = {"final": [0] * len(eps), "final_mi": [0] * len(eps)}
+    for xb, yb in _batches(x, y, batch_size, dev):
+        for k, adv in enumerate(_fgsm(fmodel, xb, _to_index(yb, final_cls, num_classes), eps)):
+            logits = _forward(nets, adv)
+            hit["final"][k] += int((_index(final_cls, dev)[logits[-1].argmax(1)] == yb).sum())
+            hit["final_mi"][k] += int((mutual_inference(logits, [m.classes for m in members], w, num_classes=num_classes, rule=rule) == yb).sum())
+    n = max(1, len(y))
+    return {k: [h / n for h in v] for k, v in hit.items()}
+
+
+def _fgsm(fmodel, xb: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]) -> list[torch.Tensor]:
+    """Foolbox FGSM adversarials of ``xb`` (clipped to the bounds), one batch per ε."""
+    import foolbox as fb
+
+    if (labels < 0).any():
+        raise RobustnessError("an FGSM label is not among the attacked network's classes: attack the network trained on all classes")
+    _, clipped, _ = fb.attacks.LinfFastGradientAttack()(fmodel, xb, labels, epsilons=list(eps))
+    return [c.detach() for c in clipped]
+
+
+@torch.no_grad()
+def _forward(nets: Sequence[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
+    return [net(x).float() for net in nets]
+
+
+@contextmanager
+def ablate(model: nn.Module, fraction: float, generator: torch.Generator) -> Iterator[int]:
+    """Zero a random ``fraction`` of every conv layer's output channels (Morcos et al.'s unit
+    ablation) while the context is open; yields the number of units zeroed.
+
+    A unit is a channel of a conv layer's BatchNorm output (every conv in the growable
+    families is followed by one), so with ReLU next a zeroed unit stays 0 downstream; in a
+    residual block, zeroing the branch's last BN channel removes that channel's branch only.
+    """
+    handles, zeroed = [], 0
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            c = mod.num_features
+            k = int(round(fraction * c))
+            keep = torch.ones(c)
+            keep[torch.randperm(c, generator=generator)[:k]] = 0.0
+            zeroed += k
+            dev = mod.weight.device if mod.weight is not None else torch.device("cpu")
+            mask = keep.view(1, -1, 1, 1).to(dev)
+            handles.append(mod.register_forward_hook(lambda _m, _i, out, _mask=mask: out * _mask.to(out.dtype)))
+    try:
+        yield zeroed
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _accuracy(pred_fn, x: torch.Tensor, y: torch.Tensor, batch_size: int, dev: torch.device, transform=None) -> float:
+    correct = 0
+    for xb, yb in _batches(x, y, batch_size, dev):
+        if transform is not None:
+            xb = transform(xb)
+        correct += int((pred_fn(xb) == yb).sum())
+    return correct / max(1, len(y))
+
+
+def _area(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Mean accuracy over the level range: the trapezoid area under the curve ÷ its x span."""
+    if len(xs) < 2 or xs[-1] == xs[0]:
+        return float(ys[0]) if ys else 0.0
+    a = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
+    return a / (xs[-1] - xs[0])
+
+
+def _summary(rows: list[list[float]]) -> dict:
+    t = torch.tensor(rows, dtype=torch.float64)  # (levels, draws)
+    return {"mean": t.mean(1).tolist(), "std": (t.std(1, unbiased=False)).tolist(), "draws": t.tolist()}
+
+
+def _run_info(run_dir: Path) -> dict:
+    path = run_dir / "result.json"
+    if not path.is_file():
+        raise RobustnessError(f"{path} does not exist: pass the --out directory of a growsearch run or baseline")
+    return json.loads(path.read_text())
+
+
+def robustness_report(
+    run_dir: str | Path,
+    baseline_dir: str | Path | None = None,
+    *,
+    eps: Sequence[float] = DEFAULT_EPS,
+    noise: Sequence[float] = DEFAULT_NOISE,
+    ablation: Sequence[float] = DEFAULT_ABLATION,
+    draws: int = 3,
+    weights: str | Sequence[float] = "acc",
+    rule: str = "known",
+    detect_eps: float = 0.02,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    samples: int | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    dataset=None,
+    out: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Noise, ablation, FGSM (with and without MI) and no-decision detection for one run.
+
+    Args:
+        run_dir: a ``growsearch run --out`` directory (``result.json`` and ``stage{i}.pt``).
+        baseline_dir: a ``growsearch baseline --out`` on the same dataset and classes.
+        eps: FGSM ε in pixel units ([0, 1] images).
+        noise: Gaussian noise standard deviations, pixel units; noisy images are clipped to [0, 1].
+        ablation: fractions of conv units zeroed at random.
+        draws: noise/ablation draws per level (seeded from ``seed``).
+        weights: MI vote weights (see :func:`member_weights`).
+        rule: MI's vote rule, ``"known"`` or ``"plain"`` (see :func:`mutual_inference`).
+        detect_eps: the FGSM ε of the detection (TNR/FNR) inputs.
+        thresholds: no-decision confidence thresholds δ.
+        samples: evaluate on this many test images (a seeded random subset; default all).
+        dataset: the run's dataset, already loaded (default: loaded from its name).
+        out: write ``robustness.json`` and ``noise.png``, ``ablation.png``, ``fgsm.png``,
+            ``tnr_fnr.png`` into ``run_dir`` (atomically); an existing ``robustness.json`` is an
+            error unless ``overwrite``.
+
+    Returns:
+        Everything ``robustness.json`` holds.
+    """
+    from tqdm.auto import tqdm
+
+    from growsearch.data import create_dataset
+    from growsearch.train import _device, _versions
+
+    run = Path(run_dir)
+    eps = _check_levels("FGSM epsilons (--eps)", eps, upper=1.0)
+    noise = _check_levels("noise levels (--noise)", noise)
+    ablation = _check_levels("ablation fractions (--ablation)", ablation, upper=1.0)
+    thresholds = sorted(_check_levels("no-decision thresholds", thresholds, upper=1.0))
+    detect_eps = _check_levels("detection epsilon (--detect-eps)", [detect_eps], upper=1.0)[0]
+    if draws < 1:
+        raise RobustnessError(f"--draws must be ≥ 1, got {draws}")
+    if samples is not None and samples < 1:
+        raise RobustnessError(f"--samples must be ≥ 1, got {samples}")
+    _check_rule(rule)
+    if out and (run / REPORT_FILE).exists() and not overwrite:
+        from growsearch.train import OutputExistsError
+
+        raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
+    info = _run_info(run)
+    dev = _device(device)
+    members = load_members(run, device=dev)
+    w = member_weights(members, weights)
+    ds_name = info["schedule"]["dataset"]
+    ds = dataset if dataset is not None else create_dataset(ds_name)
+    C = ds.num_classes
+    if sorted(members[-1].classes) != list(range(C)):
+        raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
+    base = None
+    if baseline_dir is not None:
+        binfo = _run_info(Path(baseline_dir))
+        bmembers = load_members(baseline_dir, device=dev)
+        if binfo["schedule"]["dataset"] != ds_name or sorted(bmembers[-1].classes) != list(range(C)):
+            raise RobustnessError(
+                f"baseline {baseline_dir} was trained on {binfo['schedule']['dataset']} ({len(bmembers[-1].classes)} classes), "
+                f"the run on {ds_name} ({C} classes): pass a baseline trained on the run's dataset and classes"
+            )
+        base = bmembers[-1]
+
+    x, y = ds.x_test, ds.y_test
+    if samples is not None and samples < len(y):
+        pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
+        x, y = x[pick], y[pick]
+    mean, std = ds.mean, ds.std
+    nets = [_Normalized(m.model, mean, std).to(dev) for m in members]
+    cls = [m.classes for m in members]
+    final_idx = _index(members[-1].classes, dev)
+    bnet = _Normalized(base.model, mean, std).to(dev) if base else None
+    bidx = _index(base.classes, dev) if base else None
+
+    def final_pred(xb):
+        return final_idx[_forward(nets[-1:], xb)[0].argmax(1)]
+
+    def mi_pred(xb):
+        return mutual_inference(_forward(nets, xb), cls, w, num_classes=C, rule=rule)
+
+    def base_pred(xb):
+        return bidx[_forward([bnet], xb)[0].argmax(1)]
+
+    models = {"final": final_pred, "final_mi": mi_pred} | ({"baseline": base_pred} if base else {})
+    t0 = time.perf_counter()
+    report: dict = {
+        "run_dir": str(run), "baseline_dir": str(baseline_dir) if baseline_dir else None, "dataset": ds_name,
+        "test_samples": len(y), "num_classes": C, "device": str(dev), "seed": seed,
+        "members": [{"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "test_acc": m.test_acc, "weight": wt} for m, wt in zip(members, w)],
+        "weights": weights if isinstance(weights, str) else list(w), "rule": rule,
+    }
+
+    # --- Gaussian noise -------------------------------------------------------------------
+    rows: dict[str, list[list[float]]] = {k: [] for k in models}
+    bar = tqdm(total=len(noise) * draws, desc="noise", disable=not progress, unit="draw")
+    for level in noise:
+        per: dict[str, list[float]] = {k: [] for k in models}
+        for d in range(draws):
+            for k, fn in models.items():
+                g = torch.Generator(device=dev).manual_seed(seed * 100003 + d)
+
+                def noisy(xb, _g=g, _s=level):
+                    return (xb + _s * torch.randn(xb.shape, generator=_g, device=xb.device)).clamp(0, 1)
+
+                per[k].append(_accuracy(fn, x, y, batch_size, dev, noisy))
+            bar.update()
+        for k in models:
+            rows[k].append(per[k])
+    bar.close()
+    report["noise"] = {"std": noise, "draws": draws, **{k: _summary(v) for k, v in rows.items()}}
+    report["noise"]["area"] = {k: _area(noise, report["noise"][k]["mean"]) for k in models}
+
+    # --- unit ablation ----------------------------------------------------------------------
+    abl_models = {"final": (members[-1].model, final_pred)} | ({"baseline": (base.model, base_pred)} if base else {})
+    rows = {k: [] for k in abl_models}
+    bar = tqdm(total=len(ablation) * draws, desc="ablation", disable=not progress, unit="draw")
+    for frac in ablation:
+        per = {k: [] for k in abl_models}
+        for d in range(draws):
+            for k, (model, fn) in abl_models.items():
+                with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + d)):
+                    per[k].append(_accuracy(fn, x, y, batch_size, dev))
+            bar.update()
+        for k in abl_models:
+            rows[k].append(per[k])
+    bar.close()
+    report["ablation"] = {"fraction": ablation, "draws": draws, **{k: _summary(v) for k, v in rows.items()}}
+    report["ablation"]["area"] = {k: _area(ablation, report["ablation"][k]["mean"]) for k in abl_models}
+
+    # --- FGSM and no-decision detection -----------------------------------------------------
+    attack_eps = sorted(set(eps) | {detect_eps})
+    fm_final = foolbox_model(members[-1].model, mean, std, device=dev)
+    fm_base = foolbox_model(base.model, mean, std, device=dev) if base else None
+    hits = {k: [0] * len(attack_eps) for k in models}
+    T = len(thresholds)
+    det = {k: {"clean_abstain": torch.zeros(T, dtype=torch.float64), "adv_good": torch.zeros(T, dtype=torch.float64)} for k in models}
+    di = attack_eps.index(detect_eps)
+
+    def count_detection(key, clean_logits, clean_cls, adv_logits, yb):
+        _, ab_clean = no_decision(clean_logits, clean_cls, thresholds, rule=rule)
+        dec, ab_adv = no_decision(adv_logits, clean_cls, thresholds, rule=rule)
+        good = ab_adv | (dec == yb[:, None])
+        det[key]["clean_abstain"] += ab_clean.double().sum(0).cpu()
+        det[key]["adv_good"] += good.double().sum(0).cpu()
+
+    bar = tqdm(total=len(y), desc="fgsm", disable=not progress, unit="img")
+    for xb, yb in _batches(x, y, batch_size, dev):
+        clean = _forward(nets, xb)
+        advs = _fgsm(fm_final, xb, _to_index(yb, members[-1].classes, C), attack_eps)
+        for k, adv in enumerate(advs):
+            logits = _forward(nets, adv)
+            hits["final"][k] += int((final_idx[logits[-1].argmax(1)] == yb).sum())
+            hits["final_mi"][k] += int((mutual_inference(logits, cls, w, num_classes=C, rule=rule) == yb).sum())
+            if k == di:
+                count_detection("final", clean[-1:], cls[-1:], logits[-1:], yb)
+                count_detection("final_mi", clean, cls, logits, yb)
+        if base:
+            bclean = _forward([bnet], xb)
+            for k, adv in enumerate(_fgsm(fm_base, xb, _to_index(yb, base.classes, C), attack_eps)):
+                logits = _forward([bnet], adv)
+                hits["baseline"][k] += int((bidx[logits[0].argmax(1)] == yb).sum())
+                if k == di:
+                    count_detection("baseline", bclean, [base.classes], logits, yb)
+        bar.update(len(yb))
+    bar.close()
+    n = max(1, len(y))
+    report["fgsm"] = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
+    report["fgsm"]["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    detection = {"eps": detect_eps, "thresholds": thresholds}
+    for k in models:
+        fnr = (det[k]["clean_abstain"] / n).tolist()
+        tnr = (det[k]["adv_good"] / n).tolist()
+        detection[k] = {"fnr": fnr, "tnr": tnr, "tnr_at_fnr_5": tnr_at_fnr(fnr, tnr, 0.05), "tnr_at_fnr_10": tnr_at_fnr(fnr, tnr, 0.10)}
+    detection["definitions"] = {
+        "fnr": "fraction of clean test inputs abstained on (confidence < δ; MI: unless every member that knows the decided class names it with confidence ≥ δ)",
+        "tnr": "fraction of FGSM inputs with a good decision: abstained or classified correctly",
+    }
+    report["detection"] = detection
+    report["wall_s"] = time.perf_counter() - t0
+    report["versions"] = _versions()
+    if out:
+        from growsearch.plots import plot_robustness
+        from growsearch.train import _write_json_atomic
+
+        plot_robustness(report, run)
+        _write_json_atomic(run / REPORT_FILE, report)
+    return report
