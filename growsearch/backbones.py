@@ -54,6 +54,7 @@ class ArchSpec:
     in_chans: int = 3  # image channels (1 for digits)
     width_mult: float = 1.0  # nominal multiplier the widths were planned at; growth scales by ratios of it
     name: str = ""  # the arch name this spec was last planned from, e.g. "vgg19@0.25" (informational)
+    stem_kernel: int = 0  # side of the stem conv's kernel when rescaled for a lower resolution (0: the family's own)
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -79,6 +80,7 @@ class ArchSpec:
             in_chans=int(d.get("in_chans", 3)),
             width_mult=float(d.get("width_mult", 1.0)),
             name=str(d.get("name", "")),
+            stem_kernel=int(d.get("stem_kernel", 0)),
         )
 
 
@@ -109,10 +111,11 @@ class Family:
     classifier: str  # state-dict prefix of the final Linear
     min_input: int  # smallest input side (pixels) the family accepts
     width_divisor: int = 1  # every planned width is a multiple of this
+    stem_kernel: int = 3  # the stem conv's kernel side at native resolution (> 3: rescaled for lower resolutions)
 
 
 _FAMILIES: dict[str, Family] = {}
-_ARCH_RE = re.compile(r"^(?P<base>[a-z]+\d+)(?:@(?P<mult>\d*\.?\d+))?$")
+_ARCH_RE = re.compile(r"^(?P<base>[a-z]+\d+(?:_[a-z0-9]+)?)(?:@(?P<mult>\d*\.?\d+))?$")
 
 
 def register_family(family: Family) -> Family:
@@ -215,6 +218,12 @@ def _build_vgg(spec: ArchSpec) -> nn.Module:
     model = VGG(cfg, num_classes=spec.num_classes, in_chans=spec.in_chans, norm_layer=nn.BatchNorm2d, mlp_ratio=1 / 4096)
     model.pre_logits = nn.Identity()
     model.head = ClassifierHead(spec.widths[-1][-1], spec.num_classes, pool_type="avg")
+    # ceil_mode: a map already down to 1x1 passes the remaining pools unchanged, so VGG runs at
+    # 8-16 px (lower-resolution stages) with the same parameters; sizes that stay even (32, 64,
+    # ...) pool exactly as before.
+    for m in model.features:
+        if isinstance(m, nn.MaxPool2d):
+            m.ceil_mode = True
     model.num_features = model.head_hidden_size = spec.widths[-1][-1]
     return model
 
@@ -272,7 +281,7 @@ register_family(
         layer_prefixes=_vgg_prefixes,
         make_identity=_vgg_identity,
         classifier="head.fc",
-        min_input=32,  # five 2x2 max-pools
+        min_input=8,  # below 8 px the map is 1x1 before the third of five max-pools
     )
 )
 
@@ -356,5 +365,37 @@ register_family(
         classifier="fc",
         min_input=8,  # three stride-2 stages
         width_divisor=2,  # the stem trick above needs an even layer1 width
+    )
+)
+
+
+# --- ResNet with the ImageNet stem (7x7 stride-2 conv + max-pool) -------------------------
+# The same basic-block stages with timm's own large-kernel stem: the family where kernel
+# rescaling for lower-resolution stages applies (growsearch.grow.rescale_stem).
+
+
+def _build_resnet_stem7(spec: ArchSpec) -> nn.Module:
+    model = _build_resnet(spec)
+    k = spec.stem_kernel or 7
+    model.conv1 = nn.Conv2d(spec.in_chans, spec.widths[0][0], k, stride=2, padding=k // 2, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    return model
+
+
+register_family(
+    Family(
+        name="resnet_stem7",
+        depths={"resnet10_stem7": (1, 1, 1, 1), "resnet18_stem7": (2, 2, 2, 2), "resnet34_stem7": (3, 4, 6, 3)},
+        base_widths=(64, 128, 256, 512),
+        build=_build_resnet_stem7,
+        channel_graph=_resnet_graph,
+        layer_name=lambda s, b: f"layer{s + 1}.{b}",
+        layer_prefixes=_resnet_prefixes,
+        make_identity=_resnet_identity,
+        classifier="fc",
+        min_input=16,  # stride-2 stem, max-pool and three stride-2 stages: 1x1 by layer3 at 16 px
+        width_divisor=2,
+        stem_kernel=7,
     )
 )

@@ -140,10 +140,10 @@ def _train_cfg(args: argparse.Namespace):
 
 
 def _summary(result, baseline=None) -> str:
-    lines = [f"{'stage':>5}  {'arch':<14} {'classes':>7} {'epochs':>6} {'M':>12} {'test_acc':>8} {'wall_s':>7}"]
+    lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'test_acc':>8} {'wall_s':>7}"]
     for i, st in enumerate(result.stages, 1):
-        lines.append(f"{i:>5}  {st.arch:<14} {st.classes:>7} {st.epochs:>6} {st.M:>12.4g} {st.test_acc:>8.4f} {st.wall_s:>7.1f}")
-    lines.append(f"{'total':>5}  {'':<14} {'':>7} {'':>6} {result.M:>12.4g} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
+        lines.append(f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.test_acc:>8.4f} {st.wall_s:>7.1f}")
+    lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
     if baseline is not None:
         lines.append(
             f"vs baseline {baseline.stages[-1].arch}: M ratio {result.M / baseline.M:.3f}x, "

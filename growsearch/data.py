@@ -293,7 +293,8 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
 
 
 class BatchLoader:
-    """Batches from in-memory tensors: an index slice, then normalise and augment on the batch.
+    """Batches from in-memory tensors: an index slice, then normalise, augment (at the native
+    size) and, with ``resolution``, resize on the batch.
 
     Hand-written rather than a ``DataLoader``: for data that fits in (GPU) memory, worker
     processes and per-sample collation cost more than the whole training step (airbench's
@@ -314,6 +315,7 @@ class BatchLoader:
         seed: int = 0,
         device: torch.device | str = "cpu",
         channels_last: bool = False,
+        resolution: int | None = None,
     ):
         self.device = torch.device(device)
         self.x = x.to(self.device)
@@ -323,6 +325,7 @@ class BatchLoader:
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
         self.train, self.flip, self.pad = train, flip and train, pad if train else 0
         self.channels_last = channels_last
+        self.resolution = resolution if resolution and resolution != x.shape[-1] else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
 
     def __len__(self) -> int:
@@ -352,6 +355,8 @@ class BatchLoader:
             xb = (self.x[idx].float() - self.mean) / self.std
             if self.train:
                 xb = self._augment(xb)
+            if self.resolution is not None:  # a lower-resolution stage: antialiased resize of the batch
+                xb = F.interpolate(xb, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]

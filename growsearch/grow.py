@@ -19,6 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -58,7 +61,7 @@ def deepen(model: nn.Module, depths: tuple[int, ...]) -> nn.Module:
         if new < old:
             raise ArchError(f"deepen would remove {fam.layer_name(b, new)}: growth never removes layers")
     widths = tuple(blk + (blk[-1],) * (d - len(blk)) for blk, d in zip(spec.widths, depths))
-    new_spec = ArchSpec(spec.family, widths, spec.num_classes, spec.in_chans, spec.width_mult, spec.name)
+    new_spec = replace(spec, widths=widths)
 
     # Copy every old tensor to its new name: layers keep their (block, layer) position while
     # the flat module indices after them shift.
@@ -116,7 +119,7 @@ def widen(
             if n < o:
                 raise ArchError(f"{fam.layer_name(b, l)} would shrink from {o} to {n} channels: growth never narrows a layer")
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    new_spec = ArchSpec(spec.family, widths, spec.num_classes, spec.in_chans, spec.width_mult, spec.name)
+    new_spec = replace(spec, widths=widths)
     old_graph, new_graph = fam.channel_graph(spec), fam.channel_graph(new_spec)
     maps = {g: _mapping(w, new_graph.group_widths[g], gen) for g, w in old_graph.group_widths.items()}
     counts = {g: torch.bincount(m).to(torch.float32) for g, m in maps.items()}
@@ -163,7 +166,7 @@ def expand_classes(model: nn.Module, num_classes: int, *, generator: torch.Gener
     new_b = (torch.rand((extra,), generator=gen) * 2 - 1) * bound
     state[f"{fc}.weight"] = torch.cat([w, new_w.to(w)])
     state[f"{fc}.bias"] = torch.cat([b, new_b.to(b)])
-    new_spec = ArchSpec(spec.family, spec.widths, num_classes, spec.in_chans, spec.width_mult, spec.name)
+    new_spec = replace(spec, num_classes=num_classes)
     return _rebuilt(model, new_spec, state)
 
 
@@ -179,7 +182,7 @@ def plan(spec: ArchSpec, to: str | ArchSpec, num_classes: int | None = None) -> 
     if num_classes < spec.num_classes:
         raise ArchError(f"class count would drop from {spec.num_classes} to {num_classes}: class subsets must grow")
     if isinstance(to, ArchSpec):
-        target = ArchSpec(to.family, to.widths, num_classes, to.in_chans, to.width_mult, to.name)
+        target = replace(to, num_classes=num_classes)
     else:
         tfam, base, mult = parse_arch(to)
         if tfam.name != spec.family:
@@ -194,7 +197,7 @@ def plan(spec: ArchSpec, to: str | ArchSpec, num_classes: int | None = None) -> 
         for blk, d in zip(spec.widths, tfam.depths[base]):
             scaled = tuple(_scaled(w, ratio, fam.width_divisor) if ratio != 1 else w for w in blk)
             widths.append(scaled[:d] + (scaled[-1],) * max(0, d - len(scaled)))
-        target = ArchSpec(spec.family, tuple(widths), num_classes, spec.in_chans, mult, to)
+        target = replace(spec, widths=tuple(widths), num_classes=num_classes, width_mult=mult, name=to)
     if target.family != spec.family or len(target.depths) != len(spec.depths):
         raise ArchError(f"cannot grow {spec.name or spec.family} into {target.name or target.family}: different family")
     if target.in_chans != spec.in_chans:
@@ -251,3 +254,55 @@ def grow(
         out = _rebuilt(model, target, model.state_dict())
     out.arch_spec = target
     return out
+
+
+# --- kernel rescaling for lower-resolution stages -------------------------------------------
+# Porto Buarque de Gusmão et al.'s spatial scaling property: a k x k kernel sampled on the
+# full-resolution grid acts on an image downscaled by s like a kernel with the same continuous
+# shape squeezed by s. No library ships this resampling, so it is written here: one linear map
+# per axis, applied as W' = A W A^T.
+
+
+def stem_kernel_at(native_kernel: int, scale: float) -> int:
+    """Kernel side for a stem whose native kernel is ``native_kernel`` on images scaled by ``scale``:
+    the smallest odd side that still holds every tap's squeezed offset (7 at 0.5 → 5; 3 stays 3)."""
+    if native_kernel <= 3:
+        return native_kernel
+    return 2 * math.ceil(scale * (native_kernel // 2) - 1e-9) + 1
+
+
+def _resample_1d(k_in: int, k_out: int, t: float) -> torch.Tensor:
+    """(k_out, k_in) matrix moving kernel taps from a grid to one ``t`` times as fine.
+
+    Shrinking (t ≤ 1): the tap at offset p lands at t·p and is split between its two nearest
+    output taps (bilinear splatting). Enlarging (t > 1): the tap, a cell t output taps wide,
+    is spread over the output taps within one input tap of it, by the linear-interpolation
+    weights (1 − |q/t − p|). Either way each column is normalised, so every tap's weight is
+    moved, never lost: the kernel's sum, hence its response to a constant input, is exact.
+    """
+    p = torch.arange(k_in, dtype=torch.float64) - k_in // 2
+    q = torch.arange(k_out, dtype=torch.float64) - k_out // 2
+    a = (1 - (q[:, None] - t * p[None, :]).abs() / max(t, 1.0)).clamp_min(0)
+    # a tap whose offset lands beyond the outer output tap goes to the outer tap
+    edge = a.sum(0) == 0
+    a[:, edge] = (q[:, None] == q[-1] * torch.sign(p[edge])[None, :]).double()
+    return a / a.sum(0, keepdim=True)
+
+
+def rescale_kernel(weight: torch.Tensor, k_out: int, t: float) -> torch.Tensor:
+    """Resample conv ``weight`` (O, I, k, k) to (O, I, k_out, k_out) for images ``t`` times as
+    fine as the ones it was trained on (t = new resolution / old resolution)."""
+    a = _resample_1d(weight.shape[-1], k_out, t).to(weight)
+    return torch.einsum("jk,oikl,ml->oijm", a, weight, a)
+
+
+def rescale_stem(model: nn.Module, kernel: int, t: float) -> nn.Module:
+    """The same network with its stem kernel resampled to ``kernel`` x ``kernel`` for inputs
+    ``t`` times the resolution it was trained at (see :func:`rescale_kernel`)."""
+    spec = _spec_of(model)
+    fam = get_family(spec.family)
+    if fam.stem_kernel <= 3:
+        raise ArchError(f"{spec.family} has a {fam.stem_kernel}x{fam.stem_kernel} stem: there is no large kernel to rescale")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state["conv1.weight"] = rescale_kernel(state["conv1.weight"].double(), kernel, t).to(state["conv1.weight"].dtype)
+    return _rebuilt(model, replace(spec, stem_kernel=kernel), state)

@@ -32,9 +32,11 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
     fig, ax = _pyplot().subplots(figsize=(7, 4.2))
     xs, ys, bounds = _curve_points(result)
     ax.plot(xs, ys, marker=".", label=f"cumulative ({' → '.join(s.arch for s in result.stages)})")
+    show_res = len({st.resolution for st in result.stages}) > 1  # resolution growth: label each stage's input size
     for i, (b, st) in enumerate(zip(bounds, result.stages), 1):
         ax.axvline(b, color="grey", lw=0.8, ls=":")
-        ax.annotate(f"stage {i}\n{st.classes} cls", (b, 0.02), xycoords=("data", "axes fraction"), ha="right", fontsize=7, color="grey")
+        label = f"stage {i}\n{st.classes} cls" + (f"\n{st.resolution} px" if show_res else "")
+        ax.annotate(label, (b, 0.02), xycoords=("data", "axes fraction"), ha="right", fontsize=7, color="grey")
     if baseline is not None:
         bx, by, _ = _curve_points(baseline)
         ax.plot(bx, by, marker=".", color="C3", label=f"from scratch ({baseline.stages[-1].arch})")

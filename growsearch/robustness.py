@@ -77,6 +77,7 @@ class Member:
     stage: int
     test_acc: float  # on its own classes' test samples, after its stage
     arch: str = ""
+    resolution: int | None = None  # input side it trained at (inputs are resized to it); None: as given
 
 
 def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
@@ -102,7 +103,10 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     members = []
     for i, path in files:
         model, ckpt = load_checkpoint(path, device=device)
-        members.append(Member(model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", i)), float(ckpt.get("test_acc", 1.0)), model.arch_spec.name))
+        members.append(Member(
+            model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", i)), float(ckpt.get("test_acc", 1.0)),
+            model.arch_spec.name, ckpt.get("resolution"),
+        ))
     return members
 
 
@@ -229,16 +233,20 @@ def tnr_at_fnr(fnr: Sequence[float], tnr: Sequence[float], target: float) -> flo
 
 
 class _Normalized(nn.Module):
-    """model((x − mean) / std) for x in [0, 1]: the same input Foolbox's preprocessing builds."""
+    """model((x − mean) / std) for x in [0, 1]: the same input Foolbox's preprocessing builds;
+    with ``resolution``, resized to it first as the stage's training batches were."""
 
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float]):
+    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], resolution: int | None = None):
         super().__init__()
-        self.model = model
+        self.model, self.resolution = model, resolution
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model((x - self.mean.to(x.device)) / self.std.to(x.device))
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        if self.resolution and self.resolution != x.shape[-1]:
+            x = torch.nn.functional.interpolate(x, size=(self.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)
+        return self.model(x)
 
 
 def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None):
@@ -308,7 +316,7 @@ def fgsm_accuracy(
     if x.dtype != torch.uint8:
         _check_images(x)
     w = member_weights(members, weights)
-    nets = [_Normalized(m.model.eval(), mean, std).to(dev) for m in members]
+    nets = [_Normalized(m.model.eval(), mean, std, m.resolution).to(dev) for m in members]
     fmodel = foolbox_model(members[-1].model, mean, std, device=dev)
     final_cls = members[-1].classes
     hit = {"final": [0] * len(eps), "final_mi": [0] * len(eps)}
@@ -480,7 +488,7 @@ def robustness_report(
         pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
         x, y = x[pick], y[pick]
     mean, std = ds.mean, ds.std
-    nets = [_Normalized(m.model, mean, std).to(dev) for m in members]
+    nets = [_Normalized(m.model, mean, std, m.resolution).to(dev) for m in members]
     cls = [m.classes for m in members]
     final_idx = _index(members[-1].classes, dev)
     bnet = _Normalized(base.model, mean, std).to(dev) if base else None

@@ -36,6 +36,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear warm-up from lr/10, rebuilt with the optimizer each stage
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     eval_batch_size: int = 512  # test-time batch
+    rescale_kernels: bool = True  # stages below native resolution resample stem kernels > 3x3 to the image scale
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Stage:
     zero_mask: bool = False  # keep the zero taps of the identity kernels Net2Net inserted at zero while training
     patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
     lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
+    resolution: int | None = None  # input side in pixels for this stage (default: the dataset's native size); never decreasing
 
 
 @dataclass
@@ -61,14 +63,15 @@ class Schedule:
     train: TrainConfig = field(default_factory=TrainConfig)
     class_order: list[int] | None = None  # explicit class order (default: a permutation seeded by ``seed``)
 
-    def validate(self, num_classes: int | None = None) -> None:
+    def validate(self, num_classes: int | None = None, image_size: int | None = None) -> None:
         """Raise ``ScheduleError`` with a one-line fix if the schedule cannot be trained.
 
-        Checks what needs no data (and, given ``num_classes``, the class counts): stage count,
-        strictly growing class counts, epochs, ratios, and that each architecture can be grown
-        from the previous one without shrinking.
+        Checks what needs no data (and, given ``num_classes``/``image_size``, the class counts
+        and resolutions): stage count, strictly growing class counts, epochs, ratios,
+        never-decreasing resolutions the backbone accepts, and that each architecture can be
+        grown from the previous one without shrinking.
         """
-        from growsearch.backbones import ArchError, spec_for
+        from growsearch.backbones import ArchError, parse_arch, spec_for
         from growsearch.grow import plan
         from growsearch.prune import identity_masks_supported, pruned_widths
 
@@ -93,6 +96,25 @@ class Schedule:
                 raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
             if i == 1 and st.prune_ratio > 0:
                 raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
+            if st.resolution is not None:
+                if not isinstance(st.resolution, int) or isinstance(st.resolution, bool) or st.resolution < 1:
+                    raise ScheduleError(f"{where}: resolution must be a positive integer (pixels) or omitted, got {st.resolution!r}")
+                later = [s.resolution for s in self.stages[i:] if s.resolution is not None]
+                if any(r < st.resolution for r in later):
+                    raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
+            elif image_size is not None and any(s.resolution is not None and s.resolution < image_size for s in self.stages[i:]):
+                raise ScheduleError(
+                    f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease"
+                )
+            if st.resolution is not None:
+                try:
+                    fam = parse_arch(st.arch)[0]
+                except ArchError as e:
+                    raise ScheduleError(f"{where}: {e}") from None
+                if st.resolution < fam.min_input:
+                    raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got resolution {st.resolution}: raise it")
+                if image_size is not None and st.resolution > image_size:
+                    raise ScheduleError(f"{where}: resolution {st.resolution} is above {self.dataset}'s native {image_size} px: use at most {image_size}")
             if not isinstance(st.zero_mask, bool):
                 raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
             if i == 1 and st.zero_mask:
@@ -124,6 +146,13 @@ class Schedule:
                 )
             if self.class_order is not None and sorted(self.class_order) != list(range(num_classes)):
                 raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
+        if image_size is not None:
+            last = self.stages[-1].resolution
+            if last is not None and last != image_size:
+                raise ScheduleError(
+                    f"the last stage trains at {last} px: it must train at {self.dataset}'s native {image_size} px "
+                    "(the final network is compared at full resolution); drop its resolution"
+                )
 
     def resolved_class_order(self, num_classes: int) -> list[int]:
         """``class_order`` if given, else the permutation seeded by ``seed``; stage i trains on its first k_i."""

@@ -98,7 +98,7 @@ def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: f
     members = []
     for i in range(1, len(sched.stages) + 1):
         model, ckpt = load_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt")
-        members.append(Member(model, list(ckpt["classes"]), i, float(ckpt["test_acc"]), model.arch_spec.name))
+        members.append(Member(model, list(ckpt["classes"]), i, float(ckpt["test_acc"]), model.arch_spec.name, ckpt.get("resolution")))
     acc = fgsm_accuracy(members, ds.x_test, ds.y_test, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 
@@ -289,6 +289,9 @@ def run_search(
     sampler = optuna.samplers.TPESampler(
         seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
     )
+    ds = create_dataset(sp.dataset)
+    if sp.resolutions and max(sp.resolutions) > ds.image_size:
+        raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
     if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
         raise SearchError(
@@ -298,7 +301,6 @@ def run_search(
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
-    ds = create_dataset(sp.dataset)
     base = _ensure_baseline(study, sp, out, ds)
     target = base["test_acc"] - sp.tolerance
     study.set_user_attr("target_acc", target)

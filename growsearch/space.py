@@ -40,6 +40,7 @@ class SearchSpace:
     grown_lr: tuple[float, float] | None = None  # log-uniform range of grown stages' peak LR; None: the recipe's lr
     prune_ratio: tuple[float, float] = (0.0, 0.0)  # range of R before each growth; (0, 0) disables pruning
     zero_mask: bool = False  # whether the search may turn on the zero mask in stages that deepen
+    resolutions: list[int] = field(default_factory=list)  # input sides (px) the stages before the last may train at; [] keeps native
     tolerance: float = 0.005  # feasible if accuracy ≥ baseline − tolerance (0.5 pt: the paper's iso-accuracy band)
     trials: int = 24  # trial budget when --trials is not given
     baseline_epochs: int = 30  # epochs of the from-scratch baseline (the cap, with baseline_patience)
@@ -70,6 +71,11 @@ class SearchSpace:
             if self.grown_lr[0] <= 0:
                 raise SpaceError("grown_lr: learning rates must be > 0")
         _range(self.prune_ratio, "prune_ratio", float, lo=0.0, hi=0.99)
+        if not isinstance(self.resolutions, list) or any(not isinstance(r, int) or isinstance(r, bool) for r in self.resolutions):
+            raise SpaceError(f"resolutions: a list of input sides in pixels, e.g. [16, 24, 32], got {self.resolutions!r}")
+        too_small = [r for r in self.resolutions if r < fam.min_input]
+        if too_small:
+            raise SpaceError(f"resolutions: {fam.name} needs inputs of at least {fam.min_input} px, got {too_small}")
         if not 0 <= self.tolerance < 1:
             raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
         if not isinstance(self.trials, int) or self.trials < 1:
@@ -150,7 +156,8 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
 
     Parameters have fixed ranges (TPE models them best that way); the schedule is then
     repaired into a valid one: class counts sorted and made strictly increasing, architectures
-    made non-decreasing, zero masks kept only where a stage deepens.
+    made non-decreasing, zero masks kept only where a stage deepens, resolutions made
+    non-decreasing (the last stage trains at the native size).
     """
     n = trial.suggest_int("n_stages", space.stages[0], space.stages[1])
     fracs = sorted(trial.suggest_float(f"split_{i}", space.split[0], space.split[1]) for i in range(1, n))
@@ -179,6 +186,9 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
     for i, (k, a) in enumerate(zip(counts, archs), 1):
         epochs = trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True)
         st = Stage(classes=k, arch=a, epochs=epochs)
+        if space.resolutions and i < len(counts):
+            r = trial.suggest_categorical(f"resolution_{i}", sorted(space.resolutions))
+            st.resolution = max(r, stages[-1].resolution or r) if stages else r
         if i > 1:
             if space.grown_lr is not None:
                 st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)

@@ -22,7 +22,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +34,7 @@ from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, create_dataset, subset
-from growsearch.grow import grow
+from growsearch.grow import grow, rescale_stem, stem_kernel_at
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 
@@ -75,6 +75,7 @@ class StageResult:
     M_nonzero: int = 0  # samples × nonzero_macs_per_sample
     zero_mask: bool = False  # identity-kernel zeros were kept at zero while training
     prune: dict | None = None  # before growth: ratio, params/MACs before and after, test_acc right after pruning
+    resolution: int = 0  # input side (pixels) the stage trained and was tested at
 
 
 @dataclass
@@ -146,10 +147,10 @@ def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -
     return correct / max(total, 1)
 
 
-def _test_loader(data: Dataset, cfg: TrainConfig, device: torch.device) -> BatchLoader:
+def _test_loader(data: Dataset, cfg: TrainConfig, device: torch.device, resolution: int | None = None) -> BatchLoader:
     return BatchLoader(
         data.x_test, data.y_test, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
-        train=False, device=device, channels_last=True,
+        train=False, device=device, channels_last=True, resolution=resolution,
     )
 
 
@@ -167,6 +168,7 @@ def train_stage(
     on_epoch: Callable[[dict], None] | None = None,
     progress: bool = True,
     desc: str = "",
+    resolution: int | None = None,
 ) -> tuple[list[dict], int]:
     """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
 
@@ -175,6 +177,7 @@ def train_stage(
     and drops 10x when the test accuracy has not improved for ``patience`` epochs
     (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
     ``masks`` (parameter name → keep-mask) are re-applied after every optimizer step.
+    ``resolution`` resizes train and test batches to that side (antialiased).
     """
     from tqdm.auto import tqdm
 
@@ -182,9 +185,9 @@ def train_stage(
     peak = float(lr or cfg.lr)
     train_loader = BatchLoader(
         data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
-        train=True, flip=data.flip, seed=seed, device=device, channels_last=True,
+        train=True, flip=data.flip, seed=seed, device=device, channels_last=True, resolution=resolution,
     )
-    test_loader = _test_loader(data, cfg, device)
+    test_loader = _test_loader(data, cfg, device, resolution)
     masks = {k: v.to(device) for k, v in (masks or {}).items()}
     opt = _optimizer(model, cfg, peak)
     steps_per_epoch = len(train_loader)
@@ -329,7 +332,7 @@ def run_schedule(
     _check_out_dir(out, overwrite)
     schedule.validate()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
-    schedule.validate(num_classes=ds.num_classes)
+    schedule.validate(num_classes=ds.num_classes, image_size=ds.image_size)
     fam = get_family(spec_for(schedule.stages[0].arch, 1).family)
     if ds.image_size < fam.min_input:
         raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
@@ -337,13 +340,14 @@ def run_schedule(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     order = schedule.resolved_class_order(ds.num_classes)
-    input_shape = (ds.in_chans, ds.image_size, ds.image_size)
+    native = ds.image_size
 
     model: nn.Module | None = None
     prev_data: Dataset | None = None
     stages: list[StageResult] = []
     masked: list[tuple[int, int]] = []  # (block, layer) of identity layers whose zeros are kept
     cum_M, t_run = 0, time.perf_counter()
+    prev_res = native
     n = len(schedule.stages)
     cache = Path(prefix_cache) if prefix_cache is not None else None
     start = 0
@@ -357,8 +361,12 @@ def run_schedule(
             masked = [tuple(p) for p in ckpt["masked"]]
             cum_M = sum(s.M for s in stages)
             prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+            prev_res = stages[-1].resolution or native
             if out is not None:
-                save_checkpoint(out / f"stage{start}.pt", model, classes=order[: stages[-1].classes], stage=start, test_acc=stages[-1].test_acc)
+                save_checkpoint(
+                    out / f"stage{start}.pt", model, classes=order[: stages[-1].classes], stage=start,
+                    test_acc=stages[-1].test_acc, resolution=prev_res,
+                )
             if on_stage is not None:
                 on_stage(stages[-1], model)
     for i, st in enumerate(schedule.stages, 1):
@@ -368,23 +376,32 @@ def run_schedule(
         torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
         data = subset(ds, order[: st.classes])
         prune_info = None
+        res = st.resolution or native
+        input_shape = (ds.in_chans, res, res)
+        fam = get_family(spec_for(st.arch, st.classes).family)
+        rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels
+        kernel = stem_kernel_at(fam.stem_kernel, res / native) if rescale else fam.stem_kernel
         if model is None:
-            model = build_model(spec_for(st.arch, st.classes, ds.in_chans))
+            spec = spec_for(st.arch, st.classes, ds.in_chans)
+            model = build_model(replace(spec, stem_kernel=kernel) if kernel != fam.stem_kernel else spec)
         else:
             if st.prune_ratio > 0:
-                before = (count_params(model), macs_per_sample(model, input_shape))
-                model = prune(model, st.prune_ratio, input_shape=input_shape)
+                prev_shape = (ds.in_chans, prev_res, prev_res)
+                before = (count_params(model), macs_per_sample(model, prev_shape))
+                model = prune(model, st.prune_ratio, input_shape=prev_shape)
                 prune_info = {
                     "ratio": st.prune_ratio,
                     "params_before": before[0], "params_after": count_params(model),
-                    "macs_before": before[1], "macs_after": macs_per_sample(model, input_shape),
-                    "test_acc_after_prune": evaluate(model, _test_loader(prev_data, schedule.train, dev), autocast=dev.type == "cuda"),
+                    "macs_before": before[1], "macs_after": macs_per_sample(model, prev_shape),
+                    "test_acc_after_prune": evaluate(model, _test_loader(prev_data, schedule.train, dev, prev_res), autocast=dev.type == "cuda"),
                     "widths_after": [list(b) for b in model.arch_spec.widths],
                 }
             old_depths = model.arch_spec.depths
             model = grow(model, to=st.arch, num_classes=st.classes, seed=schedule.seed * 1000 + i)
             inserted = [(b, l) for b, (o, d) in enumerate(zip(old_depths, model.arch_spec.depths)) for l in range(o, d)]
             masked = masked + inserted if st.zero_mask else []
+            if rescale and res != prev_res:  # the stem's large kernels follow the image scale
+                model = rescale_stem(model, kernel, res / prev_res)
         masks = identity_masks(model, masked) if masked else None
         # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
         # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
@@ -400,29 +417,29 @@ def run_schedule(
         history, samples = train_stage(
             model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
             seed=schedule.seed * 1000 + i, device=dev, masks=masks, on_epoch=epoch_cb, progress=progress,
-            desc=f"stage {i}/{n} {st.arch} {st.classes} cls",
+            desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {res}px" if res != native else ""), resolution=res,
         )
         M = stage_cost(samples, macs)
         nz = nonzero_macs_per_sample(model, input_shape)
         cum_M += M
         acc = history[-1]["test_acc"]
-        res = StageResult(
+        result_i = StageResult(
             classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
             test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
             spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
-            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info,
+            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info, resolution=res,
         )
-        stages.append(res)
-        prev_data = data
+        stages.append(result_i)
+        prev_data, prev_res = data, res
         if out is not None:
-            save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc)
+            save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc, resolution=res)
         if cache is not None:
             save_checkpoint(
                 cache / f"{prefix_key(schedule, i, order)}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc,
-                stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
+                resolution=res, stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
             )
         if on_stage is not None:
-            on_stage(res, model)
+            on_stage(result_i, model)
 
     last = stages[-1]
     result = RunResult(

@@ -51,3 +51,25 @@ def test_width_multiplier_scales_every_layer() -> None:
 def test_unknown_arch_is_a_clear_error(bad: str) -> None:
     with pytest.raises(ArchError, match="arch|multiplier"):
         parse_arch(bad)
+
+
+def test_resnet_stem7_has_timms_imagenet_stem_and_a_rescalable_kernel() -> None:
+    model, spec = create_model("resnet18_stem7@0.25", num_classes=10)
+    assert model.conv1.kernel_size == (7, 7) and model.conv1.stride == (2, 2)
+    assert isinstance(model.maxpool, torch.nn.MaxPool2d)
+    assert get_family(spec.family).stem_kernel == 7
+    small = build_model(ArchSpec.from_dict({**spec.to_dict(), "stem_kernel": 5}))
+    assert small.conv1.kernel_size == (5, 5) and small.conv1.padding == (2, 2)
+
+
+def test_vgg_runs_at_low_resolution_with_the_same_parameters_and_unchanged_at_32() -> None:
+    model, _ = create_model("vgg19@0.125", num_classes=5)
+    model.eval()
+    for side in (8, 16, 24):
+        assert model(torch.rand(2, 3, side, side)).shape == (2, 5)
+    x = torch.rand(2, 3, 32, 32)
+    ceil = model(x)
+    for m in model.features:
+        if isinstance(m, torch.nn.MaxPool2d):
+            m.ceil_mode = False  # timm's own pooling
+    torch.testing.assert_close(model(x), ceil, rtol=0, atol=0)

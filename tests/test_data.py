@@ -137,3 +137,16 @@ def test_random_crop_is_a_shift_of_the_padded_image() -> None:
     assert any(not torch.equal(s, centre) for s in shifted)
     for s in shifted:  # every crop's interior is a shifted copy of the original
         assert s[1:3, 1:3].flatten().tolist()[0] in centre.flatten().tolist()
+
+
+def test_loader_resizes_batches_to_the_stage_resolution(digits) -> None:
+    from growsearch.data import BatchLoader
+
+    full = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False)
+    low = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False, resolution=16)
+    (xf, yf), (xl, yl) = next(iter(full)), next(iter(low))
+    assert xf.shape[-1] == 32 and xl.shape[-1] == 16 and torch.equal(yf, yl)
+    # antialiased: closer to the 2x2 average than subsampling every other pixel, image means kept
+    box = torch.nn.functional.avg_pool2d(xf, 2)
+    assert (xl - box).abs().mean() < 0.5 * (xf[..., ::2, ::2] - box).abs().mean()
+    torch.testing.assert_close(xl.mean((2, 3)), xf.mean((2, 3)), rtol=0, atol=0.05)

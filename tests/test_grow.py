@@ -10,7 +10,7 @@ from growsearch.backbones import ArchError, create_model, get_family, list_archs
 from growsearch.grow import deepen, expand_classes, grow, plan, widen
 
 TOL = 1e-4  # relative to the largest logit, the issue's stated tolerance
-FAMILIES = {"vgg": ("vgg11", "vgg19"), "resnet": ("resnet10", "resnet34")}
+FAMILIES = {"vgg": ("vgg11", "vgg19"), "resnet": ("resnet10", "resnet34"), "resnet_stem7": ("resnet10_stem7", "resnet34_stem7")}
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -137,3 +137,60 @@ def test_explicit_spec_that_narrows_a_layer_names_it() -> None:
 def test_dropping_classes_is_an_error() -> None:
     with pytest.raises(ArchError, match="class"):
         grow(_small("vgg11@0.125", classes=5), to="vgg13@0.125", num_classes=3)
+
+
+# --- kernel rescaling -----------------------------------------------------------------------
+
+from growsearch.grow import rescale_kernel, rescale_stem, stem_kernel_at  # noqa: E402
+
+
+def _smooth(side: int) -> torch.Tensor:
+    """A smooth 3-channel image: a wide Gaussian blob, a low-frequency wave and a constant."""
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
+    c = side / 2
+    return torch.stack([
+        torch.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * (side / 5) ** 2)),
+        torch.sin(xx * 7 / side) * torch.cos(yy * 6 / side),
+        torch.full_like(xx, 0.5),
+    ])[None].double()
+
+
+def test_kernel_sizes_follow_the_image_scale() -> None:
+    assert [stem_kernel_at(7, s) for s in (1.0, 0.75, 0.5, 0.25)] == [7, 7, 5, 3]
+    assert stem_kernel_at(3, 0.5) == 3  # 3x3 kernels are never rescaled
+
+
+def test_rescaled_kernel_matches_the_full_resolution_response_on_smooth_inputs() -> None:
+    # Stated tolerance: on a smooth input downscaled 2x, the 7x7 → 5x5 rescaled kernel's response
+    # is within 2% (relative L2, borders excluded) of the full-resolution response downscaled 2x.
+    import torch.nn.functional as F
+
+    w = torch.randn(16, 3, 7, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    x = _smooth(64)
+    x_low = F.avg_pool2d(x, 2)
+    ref = F.avg_pool2d(F.conv2d(x, w, padding=3), 2)[..., 4:-4, 4:-4]
+    w_low = rescale_kernel(w, stem_kernel_at(7, 0.5), 0.5)
+    assert w_low.shape[-1] == 5
+    torch.testing.assert_close(w_low.sum((2, 3)), w.sum((2, 3)))  # the response to a constant is exact
+
+    def err(y: torch.Tensor) -> float:
+        return float((y[..., 4:-4, 4:-4] - ref).norm() / ref.norm())
+
+    assert err(F.conv2d(x_low, w_low, padding=2)) < 0.02
+    assert err(F.conv2d(x_low, w, padding=3)) > 0.10  # the same 7x7 kernel unrescaled is far off
+    # back to full resolution: 5x5 → 7x7 keeps the sum and the response within 5%
+    w_back = rescale_kernel(w_low, 7, 2.0)
+    torch.testing.assert_close(w_back.sum((2, 3)), w.sum((2, 3)))
+    full = F.conv2d(x, w, padding=3)[..., 8:-8, 8:-8]
+    assert float((F.conv2d(x, w_back, padding=3)[..., 8:-8, 8:-8] - full).norm() / full.norm()) < 0.05
+
+
+def test_rescale_stem_rebuilds_a_model_that_saves_and_grows() -> None:
+    model = _small("resnet10_stem7@0.125")
+    low = rescale_stem(model, 5, 0.5)
+    assert low.arch_spec.stem_kernel == 5 and low.conv1.kernel_size == (5, 5)
+    assert low(torch.rand(2, 3, 16, 16)).shape == (2, 5)
+    grown = grow(low, "resnet18_stem7@0.125", num_classes=7)
+    assert grown.arch_spec.stem_kernel == 5  # growth keeps the current stem
+    with pytest.raises(ArchError, match="no large kernel"):
+        rescale_stem(_small("vgg11@0.125"), 3, 0.5)

@@ -241,3 +241,12 @@ def test_robustness_report_python_api_samples_and_weights(runs) -> None:
     assert [m["weight"] for m in r["members"]] == [1.0, 1.0]
     assert not (run / "robustness.json").exists()
     assert all(math.isfinite(v) for v in r["fgsm"]["final_mi"])
+
+
+def test_a_low_resolution_stage_votes_on_inputs_resized_to_its_resolution(npz_data: str, tmp_path: Path) -> None:
+    from growsearch.robustness import load_members
+
+    run = _run(tmp_path, npz_data, "lowres", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}])
+    assert [m.resolution for m in load_members(run)] == [16, 32]
+    r = robustness_report(run, eps=[0.0], noise=[0.0], ablation=[0.0], draws=1, out=False, progress=False)
+    assert r["fgsm"]["final"][0] == pytest.approx(json.loads((run / "result.json").read_text())["test_acc"])

@@ -90,3 +90,30 @@ def test_class_order_must_be_a_permutation() -> None:
     s = Schedule.from_dict({**GOOD, "class_order": [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]})
     with pytest.raises(ScheduleError, match="permutation"):
         s.validate(num_classes=10)
+
+
+@pytest.mark.parametrize(
+    "resolutions,arch,msg",
+    [
+        ((48, None), "vgg11", "above digits's native 32 px"),
+        ((24, 16, None), "vgg11", "resolutions must never decrease"),
+        ((None, 16, None), "vgg11", "resolutions must never decrease"),
+        ((4, None), "vgg11", "needs inputs of at least 8 px"),
+        ((8, None), "resnet10_stem7", "needs inputs of at least 16 px"),
+        ((16, 24), "vgg11", "must train at digits's native 32 px"),
+        ((0, None), "vgg11", "positive integer"),
+    ],
+)
+def test_bad_resolutions_are_errors_before_training(resolutions, arch: str, msg: str) -> None:
+    big = {"vgg11": "vgg13", "resnet10_stem7": "resnet18_stem7"}[arch]
+    counts = [3, 6, 10][-len(resolutions):] if len(resolutions) == 3 else [5, 10]
+    stages = [Stage(k, arch if i < len(counts) - 1 else big, 1, resolution=r) for i, (k, r) in enumerate(zip(counts, resolutions))]
+    with pytest.raises(ScheduleError, match=msg):
+        Schedule("digits", stages).validate(num_classes=10, image_size=32)
+
+
+def test_growing_resolution_validates_and_round_trips(tmp_path: Path) -> None:
+    s = Schedule("digits", [Stage(5, "vgg11", 2, resolution=16), Stage(7, "vgg16", 2, resolution=24), Stage(10, "vgg19", 2)])
+    s.validate(num_classes=10, image_size=32)
+    s.save(tmp_path / "s.json")
+    assert load_schedule(tmp_path / "s.json").stages[1].resolution == 24

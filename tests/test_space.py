@@ -61,3 +61,23 @@ def test_bad_spaces_fail_with_the_key_named(tmp_path: Path, extra: str, msg: str
 def test_missing_space_lists_the_shipped_ones() -> None:
     with pytest.raises(SpaceError, match="digits_vgg"):
         load_space("no_such_space")
+
+
+def test_resolutions_are_searched_never_decreasing_and_native_last(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(BASE + "stages: [3, 3]\nresolutions: [16, 24, 32]\n")
+    space = load_space(tmp_path / "s.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        sched = suggest_schedule(study.ask(), space, 10)
+        res = [st.resolution for st in sched.stages]
+        assert res[-1] is None and res[0] <= res[1]
+        sched.validate(num_classes=10, image_size=32)
+        seen.add(tuple(res))
+    assert len(seen) > 2
+
+
+def test_resolutions_below_the_backbone_minimum_are_an_error(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(BASE + "resolutions: [4, 16]\n")
+    with pytest.raises(SpaceError, match="at least 8 px"):
+        load_space(tmp_path / "s.yaml")

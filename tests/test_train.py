@@ -139,3 +139,34 @@ def test_prefix_cache_reuses_trained_stages_and_changes_no_metric(npz_data: str,
     assert cached.M == fresh.M  # the trial still pays for the whole schedule
     strip = {"spent_M": 0, "reused_stages": 0}
     assert _metrics(cached) | strip == _metrics(fresh) | strip
+
+
+def test_resolution_growth_counts_M_at_each_stage_resolution(npz_data: str, tmp_path: Path) -> None:
+    from growsearch.backbones import build_model, spec_for
+    from growsearch.cost import macs_per_sample
+
+    sched = Schedule(npz_data, [Stage(2, "vgg11@0.125", 1, resolution=16), Stage(4, "vgg13@0.125", 1)])
+    r = run_schedule(sched, progress=False, out_dir=tmp_path / "run")
+    low, full = r.stages
+    assert (low.resolution, full.resolution) == (16, 32)
+    assert low.macs_per_sample == macs_per_sample(build_model(spec_for("vgg11@0.125", 2)), (3, 16, 16))
+    assert full.macs_per_sample == macs_per_sample(build_model(spec_for("vgg13@0.125", 4)), (3, 32, 32))
+    assert 3.9 < macs_per_sample(build_model(spec_for("vgg11@0.125", 2)), (3, 32, 32)) / low.macs_per_sample < 4.1
+    assert r.M == low.samples * low.macs_per_sample + full.samples * full.macs_per_sample
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert [s["resolution"] for s in saved["stages"]] == [16, 32]
+    assert saved["schedule"]["stages"][0]["resolution"] == 16
+    model, ckpt = load_checkpoint(tmp_path / "run" / "stage1.pt")
+    assert ckpt["resolution"] == 16
+
+
+@pytest.mark.parametrize("rescale,kernels", [(True, [5, 7]), (False, [7, 7])])
+def test_large_stem_kernels_follow_the_resolution(npz_data: str, rescale: bool, kernels: list[int]) -> None:
+    from growsearch.schedule import TrainConfig
+
+    sched = Schedule(
+        npz_data, [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
+        train=TrainConfig(rescale_kernels=rescale),
+    )
+    r = run_schedule(sched, progress=False)
+    assert [s.spec["stem_kernel"] or 7 for s in r.stages] == kernels
