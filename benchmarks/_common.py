@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics as stats
+from pathlib import Path
 
 from growsearch.schedule import Schedule, Stage, TrainConfig
 
@@ -31,3 +32,22 @@ def saturating_schedule(
 def mean_std(values: list[float]) -> str:
     sd = stats.stdev(values) if len(values) > 1 else 0.0
     return f"{stats.mean(values):.2f} ± {sd:.2f}"
+
+
+def save_report(text: str, out: str | Path) -> Path:
+    """Print the markdown report and write it to ``out`` (creating its folder)."""
+    print(text)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

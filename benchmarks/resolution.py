@@ -18,7 +18,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import mean_std
+from _common import mean_std, pyplot, save_report
 from growsearch.data import create_dataset
 from growsearch.schedule import Schedule, Stage, TrainConfig
 from growsearch.train import run_schedule
@@ -108,19 +108,12 @@ def main() -> None:
         f"--resnet-epochs {args.resnet_epochs} --baseline-epochs {args.baseline_epochs}`",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    out = save_report(text, args.out)
     _plot(rows, results, base_of, out.with_suffix(".png"))
 
 
 def _plot(rows: dict, results: dict, base_of: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for ax, fam in zip(axes, ("vgg", "resnet")):
         base = results[base_of[fam]]

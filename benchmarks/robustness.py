@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import mean_std, saturating_schedule
+from _common import mean_std, pyplot, saturating_schedule, save_report
 from growsearch.data import create_dataset
 from growsearch.robustness import robustness_report
 from growsearch.train import run_schedule
@@ -117,10 +117,7 @@ def main() -> None:
         f"--max-epochs {args.max_epochs} --lr {args.lr:g} --grown-lr {args.grown_lr:g} --draws {args.draws} --detect-eps {args.detect_eps:g}`",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    out = save_report(text, args.out)
     _plot(reports, out.with_suffix(".png"))
 
 
@@ -137,11 +134,7 @@ def _ms(vals: list[float | None]) -> str:
 
 
 def _plot(reports: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for i, key in enumerate(COLS):
         eps = reports[0]["fgsm"]["eps"]

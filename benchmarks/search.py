@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from _common import save_report
 from growsearch.data import create_dataset
 from growsearch.schedule import Stage
 from growsearch.search import run_search
@@ -92,8 +93,7 @@ def main() -> None:
         "![pareto](search_pareto.png)",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.results).write_text(text)
+    save_report(text, args.results)
     shutil.copy(out / "pareto.png", Path(args.results).with_name("search_pareto.png"))
 
 

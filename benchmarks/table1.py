@@ -19,7 +19,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import mean_std, saturating_schedule
+from _common import mean_std, pyplot, saturating_schedule, save_report
 from growsearch.data import create_dataset
 from growsearch.train import run_schedule
 
@@ -96,19 +96,12 @@ def main() -> None:
         f"--max-epochs {cap} --lr {args.lr:g} --grown-lr {args.grown_lr:g}`",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    out = save_report(text, args.out)
     _plot(rows, base, out.with_suffix(".png"))
 
 
 def _plot(rows: dict, base: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for i, (name, rs) in enumerate(rows.items()):
         xs = [r.M / b.M for r, b in zip(rs, base)]

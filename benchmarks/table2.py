@@ -16,7 +16,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import mean_std, saturating_schedule
+from _common import mean_std, saturating_schedule, save_report
 from growsearch.data import create_dataset
 from growsearch.train import run_schedule
 
@@ -84,8 +84,7 @@ def main() -> None:
         f"--patience {args.patience} --max-epochs {args.max_epochs} --lr {args.lr:g} --grown-lr {args.grown_lr:g}`",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).write_text(text)
+    save_report(text, args.out)
 
 
 if __name__ == "__main__":

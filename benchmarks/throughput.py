@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from _common import save_report
 from growsearch.backbones import build_model, spec_for
 from growsearch.data import create_dataset
 from growsearch.schedule import TrainConfig
@@ -117,9 +118,7 @@ def main() -> None:
         "Command: `python benchmarks/throughput.py " + f"--arch {args.arch} --epochs {args.epochs} --repeats {args.repeats} --device {args.device}`",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    save_report(text, args.out)
 
 
 if __name__ == "__main__":

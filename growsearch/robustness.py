@@ -393,6 +393,26 @@ def _summary(rows: list[list[float]]) -> dict:
     return {"mean": t.mean(1).tolist(), "std": (t.std(1, unbiased=False)).tolist(), "draws": t.tolist()}
 
 
+def _sweep(name: str, key: str, levels: list[float], draws: int, models: list[str], measure, progress: bool) -> dict:
+    """``measure(model, level, draw)`` for every level, draw and model: a noise or ablation curve
+    (per level: mean, std and every draw), and its mean accuracy over the levels (``area``)."""
+    from tqdm.auto import tqdm
+
+    rows: dict[str, list[list[float]]] = {m: [] for m in models}
+    with tqdm(total=len(levels) * draws, desc=name, disable=not progress, unit="draw") as bar:
+        for level in levels:
+            per: dict[str, list[float]] = {m: [] for m in models}
+            for d in range(draws):
+                for m in models:
+                    per[m].append(measure(m, level, d))
+                bar.update()
+            for m in models:
+                rows[m].append(per[m])
+    out = {key: list(levels), "draws": draws, **{m: _summary(v) for m, v in rows.items()}}
+    out["area"] = {m: _area(levels, out[m]["mean"]) for m in models}
+    return out
+
+
 def _run_info(run_dir: Path) -> dict:
     path = run_dir / "result.json"
     if not path.is_file():
@@ -512,42 +532,20 @@ def robustness_report(
         "weights": weights if isinstance(weights, str) else list(w), "rule": rule,
     }
 
-    # --- Gaussian noise -------------------------------------------------------------------
-    rows: dict[str, list[list[float]]] = {k: [] for k in models}
-    bar = tqdm(total=len(noise) * draws, desc="noise", disable=not progress, unit="draw")
-    for level in noise:
-        per: dict[str, list[float]] = {k: [] for k in models}
-        for d in range(draws):
-            for k, fn in models.items():
-                g = torch.Generator(device=dev).manual_seed(seed * 100003 + d)
+    # --- Gaussian noise (the same draws for every model) and unit ablation -------------------
+    def noisy_acc(key: str, level: float, draw: int) -> float:
+        g = torch.Generator(device=dev).manual_seed(seed * 100003 + draw)
+        return _accuracy(models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
 
-                def noisy(xb, _g=g, _s=level):
-                    return (xb + _s * torch.randn(xb.shape, generator=_g, device=xb.device)).clamp(0, 1)
-
-                per[k].append(_accuracy(fn, x, y, batch_size, dev, noisy))
-            bar.update()
-        for k in models:
-            rows[k].append(per[k])
-    bar.close()
-    report["noise"] = {"std": noise, "draws": draws, **{k: _summary(v) for k, v in rows.items()}}
-    report["noise"]["area"] = {k: _area(noise, report["noise"][k]["mean"]) for k in models}
-
-    # --- unit ablation ----------------------------------------------------------------------
     abl_models = {"final": (members[-1].model, final_pred)} | ({"baseline": (base.model, base_pred)} if base else {})
-    rows = {k: [] for k in abl_models}
-    bar = tqdm(total=len(ablation) * draws, desc="ablation", disable=not progress, unit="draw")
-    for frac in ablation:
-        per = {k: [] for k in abl_models}
-        for d in range(draws):
-            for k, (model, fn) in abl_models.items():
-                with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + d)):
-                    per[k].append(_accuracy(fn, x, y, batch_size, dev))
-            bar.update()
-        for k in abl_models:
-            rows[k].append(per[k])
-    bar.close()
-    report["ablation"] = {"fraction": ablation, "draws": draws, **{k: _summary(v) for k, v in rows.items()}}
-    report["ablation"]["area"] = {k: _area(ablation, report["ablation"][k]["mean"]) for k in abl_models}
+
+    def ablated_acc(key: str, frac: float, draw: int) -> float:
+        model, fn = abl_models[key]
+        with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + draw)):
+            return _accuracy(fn, x, y, batch_size, dev)
+
+    report["noise"] = _sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
+    report["ablation"] = _sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
 
     # --- FGSM and no-decision detection -----------------------------------------------------
     attack_eps = sorted(set(eps) | {detect_eps})

@@ -145,7 +145,7 @@ def _trainable(config: dict, ctx: dict) -> None:
 
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
     acc = result.test_acc
-    per_stage = ("classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s", "params")
+    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s", "params")
     robust: dict = {}
     if ctx.get("fgsm_eps") is not None:
         robust = _fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))

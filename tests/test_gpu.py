@@ -28,3 +28,26 @@ def test_schedule_trains_on_cuda_with_bf16() -> None:
     sched = Schedule("digits", [Stage(5, "vgg11@0.25", 3), Stage(10, "vgg13@0.25", 3)])
     r = run_schedule(sched, device="cuda", progress=False)
     assert r.device.startswith("cuda") and r.test_acc > 0.8
+
+
+def test_fgsm_and_mutual_inference_on_cuda_match_cpu_at_eps_zero() -> None:
+    from growsearch.robustness import Member, fgsm_accuracy
+
+    torch.manual_seed(0)
+    small, _ = create_model("vgg11@0.125", 2, 3)
+    full, _ = create_model("vgg11@0.125", 4, 3)
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    y = torch.randint(0, 4, (32,))
+    kw = dict(mean=(0.5,) * 3, std=(0.25,) * 3, num_classes=4)
+    cpu = fgsm_accuracy([Member(small.eval(), [2, 0], 1, 0.9), Member(full.eval(), [2, 0, 3, 1], 2, 0.8)], x, y, [0.0, 0.05], **kw)
+    gpu = fgsm_accuracy(
+        [Member(small.cuda().eval(), [2, 0], 1, 0.9), Member(full.cuda().eval(), [2, 0, 3, 1], 2, 0.8)], x, y, [0.0, 0.05],
+        device="cuda", **kw,
+    )
+    assert gpu["final"][0] == pytest.approx(cpu["final"][0]) and gpu["final_mi"][0] == pytest.approx(cpu["final_mi"][0])
+
+
+def test_resolution_growth_with_kernel_rescaling_on_cuda() -> None:
+    sched = Schedule("digits", [Stage(5, "resnet10_stem7@0.25", 2, resolution=16), Stage(10, "resnet18_stem7@0.25", 2)])
+    r = run_schedule(sched, device="cuda", progress=False)
+    assert [s.resolution for s in r.stages] == [16, 32] and [s.spec["stem_kernel"] for s in r.stages] == [5, 7]

@@ -29,6 +29,7 @@ stages: [2, 2]
 split: {split}
 epochs: {epochs}
 tolerance: 0.5
+resolutions: [16, 32]
 trials: 4
 baseline_epochs: 2
 seed: 0
@@ -87,6 +88,10 @@ def test_each_trial_records_its_schedule_and_metrics(searched) -> None:
         assert t.value == pytest.approx(a["M_ratio"])
         assert len(a["stages"]) == len(a["schedule"]["stages"])
         assert "torch" in a["versions"]
+        # the space's resolutions reach the schedule and the per-stage results (last stage native)
+        first = a["schedule"]["stages"][0]
+        assert first["resolution"] in (16, 32) and a["stages"][0]["resolution"] == first["resolution"]
+        assert a["schedule"]["stages"][-1]["resolution"] is None and a["stages"][-1]["resolution"] == 32
 
 
 def _constraints(t: optuna.trial.FrozenTrial) -> list[float]:
@@ -170,7 +175,7 @@ def test_optuna_dashboard_lists_the_trials(searched) -> None:
 def test_prefix_reuse_trains_each_prefix_once(tmp_path: Path) -> None:
     # A space with exactly one schedule: every trial after the first reuses both stages.
     space = _tiny(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
-    text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]")
+    text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]").replace("resolutions: [16, 32]\n", "")
     space.write_text(text)
     proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -287,3 +292,10 @@ def test_fgsm_options_need_an_epsilon(tmp_path: Path) -> None:
     proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--fgsm-objective")
     assert proc.returncode == 2 and "need --fgsm-eps" in proc.stderr
     assert not (tmp_path / "out" / "study.db").exists()
+
+
+def test_space_resolutions_above_native_are_an_error(tmp_path: Path) -> None:
+    space = _tiny(tmp_path)
+    space.write_text(space.read_text().replace("resolutions: [16, 32]", "resolutions: [16, 64]"))
+    proc = _cli("search", str(space), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "above" in proc.stderr and "native 32 px" in proc.stderr
