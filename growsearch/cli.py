@@ -20,9 +20,9 @@ _EPILOG_RUN = """example schedule (JSON or YAML):
 writes DIR/result.json, DIR/stage{i}.pt (weights + arch spec) and DIR/curve.png"""
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, overwrite: str = "replace results already in --out") -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
-    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,8 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rule", default="known", choices=["known", "plain"], help="MI vote: count a class's vote share among the stages that know it (default), or plain weighted majority")
     p.add_argument("--detect-eps", type=float, default=0.02, help="FGSM epsilon of the detection (TNR/FNR) inputs (default 0.02)")
     p.add_argument("--samples", type=int, default=None, help="evaluate a seeded random subset of this many test images (default all)")
-    p.add_argument("--seed", type=int, default=0)
-    _add_common(p)
+    p.add_argument("--seed", type=int, default=0, help="seeds the noise and ablation draws and --samples (default 0)")
+    _add_common(p, overwrite="replace an existing RUN_DIR/robustness.json")
 
     p = sub.add_parser("export", help="write a study's best schedule as a schedule file",
                        description="Write the cheapest feasible schedule of an Optuna study, in the format `growsearch run` takes.")
