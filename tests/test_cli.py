@@ -108,3 +108,11 @@ def test_the_example_schedule_runs(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "ex" / "result.json").read_text())
     assert [s["arch"] for s in result["stages"]] == ["vgg11@0.25", "vgg16@0.25", "vgg19@0.25"]
     assert result["test_acc"] > 0.9  # a trained digits classifier, not a smoke test
+
+
+def test_the_resolution_example_is_a_valid_schedule() -> None:
+    from growsearch.schedule import load_schedule
+
+    sched = load_schedule(Path(__file__).parent.parent / "examples" / "digits_resolution_schedule.json")
+    sched.validate(num_classes=10, image_size=32)
+    assert [s.resolution for s in sched.stages] == [16, 16, None]
