@@ -51,3 +51,10 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_fig(fig, path: str | Path, dpi: int = 110) -> None:
+    """Lay out, write and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)

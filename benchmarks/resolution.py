@@ -18,7 +18,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import mean_std, pyplot, save_report
+from _common import mean_std, pyplot, save_fig, save_report
 from growsearch.data import create_dataset
 from growsearch.schedule import Schedule, Stage, TrainConfig
 from growsearch.train import run_schedule
@@ -123,9 +123,7 @@ def _plot(rows: dict, results: dict, base_of: dict, path: Path) -> None:
         ax.set(xlabel="M / M(baseline)", ylabel="test accuracy (%)", title=f"digits, {fam}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_fig(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

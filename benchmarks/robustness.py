@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import mean_std, pyplot, saturating_schedule, save_report
+from _common import mean_std, pyplot, saturating_schedule, save_fig, save_report
 from growsearch.data import create_dataset
 from growsearch.robustness import robustness_report
 from growsearch.train import run_schedule
@@ -147,9 +147,7 @@ def _plot(reports: list[dict], path: Path) -> None:
         ax.set(title=f"{title} (mean of {len(reports)} seeds)", xlabel=xl, ylabel="accuracy", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_fig(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import mean_std, pyplot, saturating_schedule, save_report
+from _common import mean_std, pyplot, saturating_schedule, save_fig, save_report
 from growsearch.data import create_dataset
 from growsearch.train import run_schedule
 
@@ -114,9 +114,7 @@ def _plot(rows: dict, base: list, path: Path) -> None:
     ax.set_title("digits: cumulative schedules vs VGG19 from scratch")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_fig(fig, path, dpi=120)
 
 
 if __name__ == "__main__":
