@@ -292,6 +292,12 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
     )
 
 
+def resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    """Antialiased bilinear resize of an (N, C, H, W) batch to side x side: how a stage's
+    ``resolution`` is applied, in training and wherever its network is evaluated."""
+    return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
+
 class BatchLoader:
     """Batches from in-memory tensors: an index slice, then normalise, augment (at the native
     size) and, with ``resolution``, resize on the batch.
@@ -355,8 +361,8 @@ class BatchLoader:
             xb = (self.x[idx].float() - self.mean) / self.std
             if self.train:
                 xb = self._augment(xb)
-            if self.resolution is not None:  # a lower-resolution stage: antialiased resize of the batch
-                xb = F.interpolate(xb, size=(self.resolution, self.resolution), mode="bilinear", antialias=True, align_corners=False)
+            if self.resolution is not None:  # a lower-resolution stage
+                xb = resize(xb, self.resolution)
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]

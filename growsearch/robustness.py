@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -41,10 +40,13 @@ from typing import Iterator, Sequence
 import torch
 from torch import nn
 
+from growsearch.data import resize
+
 __all__ = [
     "RobustnessError",
     "Member",
     "load_members",
+    "member_from_checkpoint",
     "member_weights",
     "mutual_inference",
     "no_decision",
@@ -89,10 +91,19 @@ def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> list[Member]:
-    """Every stage network a run saved (``stage{i}.pt``), in stage order."""
+def member_from_checkpoint(path: str | Path, stage: int, *, device: str | torch.device = "cpu") -> Member:
+    """The stage network saved at ``path`` (a ``stage{i}.pt`` or a prefix-cache entry)."""
     from growsearch.train import load_checkpoint
 
+    model, ckpt = load_checkpoint(path, device=device)
+    return Member(
+        model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", stage)), float(ckpt.get("test_acc", 1.0)),
+        model.arch_spec.name, ckpt.get("resolution"),
+    )
+
+
+def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> list[Member]:
+    """Every stage network a run saved (``stage{i}.pt``), in stage order."""
     run = Path(run_dir)
     files = _stage_files(run)
     if not files:
@@ -100,14 +111,7 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
             f"{run} has no stage checkpoints (stage{{i}}.pt): mutual inference needs every stage's network; "
             "pass the --out directory of a growsearch run"
         )
-    members = []
-    for i, path in files:
-        model, ckpt = load_checkpoint(path, device=device)
-        members.append(Member(
-            model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", i)), float(ckpt.get("test_acc", 1.0)),
-            model.arch_spec.name, ckpt.get("resolution"),
-        ))
-    return members
+    return [member_from_checkpoint(path, i, device=device) for i, path in files]
 
 
 def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
@@ -219,8 +223,12 @@ def detection_rates(
     """(FNR, TNR) per threshold column: FNR = clean inputs abstained on; TNR = adversarial
     inputs with a good decision (abstained or correct)."""
     fnr = abstained_clean.double().mean(0)
-    good = abstained_adv | (decided_adv == y_adv[:, None])
-    return fnr.tolist(), good.double().mean(0).tolist()
+    return fnr.tolist(), _good(decided_adv, abstained_adv, y_adv).double().mean(0).tolist()
+
+
+def _good(decided: torch.Tensor, abstained: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A good decision (the paper's terms): an abstention or the correct class; (N, T)."""
+    return abstained | (decided == y[:, None])
 
 
 def tnr_at_fnr(fnr: Sequence[float], tnr: Sequence[float], target: float) -> float | None:
@@ -245,7 +253,7 @@ class _Normalized(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)
         if self.resolution and self.resolution != x.shape[-1]:
-            x = torch.nn.functional.interpolate(x, size=(self.resolution,) * 2, mode="bilinear", antialias=True, align_corners=False)
+            x = resize(x, self.resolution)
         return self.model(x)
 
 
@@ -318,15 +326,25 @@ def fgsm_accuracy(
     w = member_weights(members, weights)
     nets = [_Normalized(m.model.eval(), mean, std, m.resolution).to(dev) for m in members]
     fmodel = foolbox_model(members[-1].model, mean, std, device=dev)
-    final_cls = members[-1].classes
+    cls = [m.classes for m in members]
     hit = {"final": [0] * len(eps), "final_mi": [0] * len(eps)}
     for xb, yb in _batches(x, y, batch_size, dev):
-        for k, adv in enumerate(_fgsm(fmodel, xb, _to_index(yb, final_cls, num_classes), eps)):
-            logits = _forward(nets, adv)
-            hit["final"][k] += int((_index(final_cls, dev)[logits[-1].argmax(1)] == yb).sum())
-            hit["final_mi"][k] += int((mutual_inference(logits, [m.classes for m in members], w, num_classes=num_classes, rule=rule) == yb).sum())
+        for k, (_, final_ok, mi_ok) in enumerate(_attacked(nets, fmodel, cls, w, xb, yb, eps, num_classes, rule)):
+            hit["final"][k] += final_ok
+            hit["final_mi"][k] += mi_ok
     n = max(1, len(y))
     return {k: [h / n for h in v] for k, v in hit.items()}
+
+
+def _attacked(nets, fmodel, classes, weights, xb, yb, eps, num_classes: int, rule: str):
+    """Per ε: FGSM on the last network, then (every network's logits on the adversarials, how many
+    the last network gets right, how many MI gets right)."""
+    final_idx = _index(classes[-1], xb.device)
+    for adv in _fgsm(fmodel, xb, _to_index(yb, classes[-1], num_classes), eps):
+        logits = _forward(nets, adv)
+        final_ok = int((final_idx[logits[-1].argmax(1)] == yb).sum())
+        mi_ok = int((mutual_inference(logits, classes, weights, num_classes=num_classes, rule=rule) == yb).sum())
+        yield logits, final_ok, mi_ok
 
 
 def _fgsm(fmodel, xb: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]) -> list[torch.Tensor]:
@@ -413,13 +431,6 @@ def _sweep(name: str, key: str, levels: list[float], draws: int, models: list[st
     return out
 
 
-def _run_info(run_dir: Path) -> dict:
-    path = run_dir / "result.json"
-    if not path.is_file():
-        raise RobustnessError(f"{path} does not exist: pass the --out directory of a growsearch run or baseline")
-    return json.loads(path.read_text())
-
-
 def robustness_report(
     run_dir: str | Path,
     baseline_dir: str | Path | None = None,
@@ -466,7 +477,7 @@ def robustness_report(
     from tqdm.auto import tqdm
 
     from growsearch.data import create_dataset
-    from growsearch.train import _device, _versions
+    from growsearch.train import RunResult, _device, _versions
 
     run = Path(run_dir)
     eps = _check_levels("FGSM epsilons (--eps)", eps, upper=1.0)
@@ -483,22 +494,22 @@ def robustness_report(
         from growsearch.train import OutputExistsError
 
         raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
-    info = _run_info(run)
+    info = RunResult.load(run)
     dev = _device(device)
     members = load_members(run, device=dev)
     w = member_weights(members, weights)
-    ds_name = info["schedule"]["dataset"]
+    ds_name = info.schedule["dataset"]
     ds = dataset if dataset is not None else create_dataset(ds_name)
     C = ds.num_classes
     if sorted(members[-1].classes) != list(range(C)):
         raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
     base = None
     if baseline_dir is not None:
-        binfo = _run_info(Path(baseline_dir))
+        base_ds = RunResult.load(baseline_dir).schedule["dataset"]
         bmembers = load_members(baseline_dir, device=dev)
-        if binfo["schedule"]["dataset"] != ds_name or sorted(bmembers[-1].classes) != list(range(C)):
+        if base_ds != ds_name or sorted(bmembers[-1].classes) != list(range(C)):
             raise RobustnessError(
-                f"baseline {baseline_dir} was trained on {binfo['schedule']['dataset']} ({len(bmembers[-1].classes)} classes), "
+                f"baseline {baseline_dir} was trained on {base_ds} ({len(bmembers[-1].classes)} classes), "
                 f"the run on {ds_name} ({C} classes): pass a baseline trained on the run's dataset and classes"
             )
         base = bmembers[-1]
@@ -559,18 +570,15 @@ def robustness_report(
     def count_detection(key, clean_logits, clean_cls, adv_logits, yb):
         _, ab_clean = no_decision(clean_logits, clean_cls, thresholds, rule=rule)
         dec, ab_adv = no_decision(adv_logits, clean_cls, thresholds, rule=rule)
-        good = ab_adv | (dec == yb[:, None])
         det[key]["clean_abstain"] += ab_clean.double().sum(0).cpu()
-        det[key]["adv_good"] += good.double().sum(0).cpu()
+        det[key]["adv_good"] += _good(dec, ab_adv, yb).double().sum(0).cpu()
 
     bar = tqdm(total=len(y), desc="fgsm", disable=not progress, unit="img")
     for xb, yb in _batches(x, y, batch_size, dev):
         clean = _forward(nets, xb)
-        advs = _fgsm(fm_final, xb, _to_index(yb, members[-1].classes, C), attack_eps)
-        for k, adv in enumerate(advs):
-            logits = _forward(nets, adv)
-            hits["final"][k] += int((final_idx[logits[-1].argmax(1)] == yb).sum())
-            hits["final_mi"][k] += int((mutual_inference(logits, cls, w, num_classes=C, rule=rule) == yb).sum())
+        for k, (logits, final_ok, mi_ok) in enumerate(_attacked(nets, fm_final, cls, w, xb, yb, attack_eps, C, rule)):
+            hits["final"][k] += final_ok
+            hits["final_mi"][k] += mi_ok
             if k == di:
                 count_detection("final", clean[-1:], cls[-1:], logits[-1:], yb)
                 count_detection("final_mi", clean, cls, logits, yb)

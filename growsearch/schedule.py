@@ -96,17 +96,17 @@ class Schedule:
                 raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
             if i == 1 and st.prune_ratio > 0:
                 raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
-            if st.resolution is not None:
+            if st.resolution is None:
+                if image_size is not None and any(s.resolution is not None and s.resolution < image_size for s in self.stages[i:]):
+                    raise ScheduleError(
+                        f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease"
+                    )
+            else:
                 if not isinstance(st.resolution, int) or isinstance(st.resolution, bool) or st.resolution < 1:
                     raise ScheduleError(f"{where}: resolution must be a positive integer (pixels) or omitted, got {st.resolution!r}")
                 later = [s.resolution for s in self.stages[i:] if s.resolution is not None]
                 if any(r < st.resolution for r in later):
                     raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
-            elif image_size is not None and any(s.resolution is not None and s.resolution < image_size for s in self.stages[i:]):
-                raise ScheduleError(
-                    f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease"
-                )
-            if st.resolution is not None:
                 try:
                     fam = parse_arch(st.arch)[0]
                 except ArchError as e:

@@ -92,13 +92,10 @@ def _user_attrs(result: dict) -> dict:
 def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
     """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
     from the stage networks in the prefix cache (each stage's entry holds that stage's network)."""
-    from growsearch.robustness import Member, fgsm_accuracy
-    from growsearch.train import load_checkpoint, prefix_key
+    from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
+    from growsearch.train import prefix_key
 
-    members = []
-    for i in range(1, len(sched.stages) + 1):
-        model, ckpt = load_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt")
-        members.append(Member(model, list(ckpt["classes"]), i, float(ckpt["test_acc"]), model.arch_spec.name, ckpt.get("resolution")))
+    members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
     acc = fgsm_accuracy(members, ds.x_test, ds.y_test, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from growsearch._io import atomic_path
-from growsearch.backbones import ArchSpec, build_model, get_family, spec_for
+from growsearch.backbones import ArchSpec, build_model, get_family, parse_arch, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, create_dataset, subset
 from growsearch.grow import grow, rescale_stem, stem_kernel_at
@@ -378,7 +378,7 @@ def run_schedule(
         prune_info = None
         res = st.resolution or native
         input_shape = (ds.in_chans, res, res)
-        fam = get_family(spec_for(st.arch, st.classes).family)
+        fam = parse_arch(st.arch)[0]
         rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels
         kernel = stem_kernel_at(fam.stem_kernel, res / native) if rescale else fam.stem_kernel
         if model is None:
