@@ -5,7 +5,15 @@ from __future__ import annotations
 import statistics as stats
 from pathlib import Path
 
+from growsearch.frontier import Frontier, run_frontier
 from growsearch.schedule import Schedule, Stage, TrainConfig
+
+RESULTS = Path(__file__).parent / "results"
+# The shared from-scratch frontier of the digits benchmarks: VGG19@0.25 at five budgets, each
+# decayed to zero, peak LR swept over the two LRs the schedules use, three seeds.
+BUDGETS = [2, 4, 8, 16, 32]
+LRS = [0.02, 0.05]
+SEEDS = 3
 
 
 def saturating_schedule(
@@ -29,9 +37,66 @@ def saturating_schedule(
     return Schedule("digits", out, seed=seed, train=TrainConfig(lr=lr))
 
 
-def mean_std(values: list[float]) -> str:
+def frontier_table(front: Frontier) -> list[str]:
+    """Markdown rows of every frontier point: epochs, LR chosen on validation, M, val and test accuracy."""
+    lines = [
+        "| reference | epochs | LR (chosen on val) | M | val acc % (mean ± std) | test acc % (mean ± std) | wall s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for ref in front.references:
+        for p in sorted(ref.points, key=lambda p: p.M):
+            lines.append(
+                f"| {ref.name} | {p.epochs} | {p.lr:g} | {p.M:.3e} | {mean_std([100 * s['val_acc'] for s in p.seeds])} "
+                f"| {mean_std([100 * s['test_acc'] for s in p.seeds])} | {p.wall_s:.0f} |"
+            )
+    return lines
+
+
+def frontier(
+    name: str, archs: list[str], *, specs_from: list[Path] = (), budgets: list[int] = BUDGETS, lrs: list[float] = LRS, seeds: int = SEEDS
+) -> Frontier:
+    """A digits frontier kept under ``results/frontiers/NAME``: every budget run's result.json
+    stays there, so a later session extends it (new budgets, seeds, LRs) instead of redoing it."""
+    return run_frontier(
+        "digits", archs, budgets, specs_from=specs_from, seeds=list(range(seeds)), lrs=lrs, train=TrainConfig(),
+        out_dir=RESULTS / "frontiers" / name, resume=True, progress=False,
+    )
+
+
+def iso_cells(runs: list, front: Frontier) -> tuple[str, str]:
+    """(iso-accuracy M ratio mean ± std over runs, how many runs are bounds rather than exact)."""
+    isos = [front.iso(r.M, r.val_acc) for r in runs]
+    flags = [i["bound"] for i in isos if i["bound"]]
+    note = ", ".join(f"{flags.count(b)}× {'≤' if b == 'upper' else '≥'}" for b in ("upper", "lower") if b in flags) or "exact"
+    return mean_std([i["iso_M_ratio"] for i in isos], digits=3), note
+
+
+def scratch_test_acc(front: Frontier, M: float, reference: str) -> float:
+    """The from-scratch test accuracy at cost ``M`` on ``reference``'s curve (linear in log M,
+    clamped to its ends): what "iso-accuracy on test" compares a run's test accuracy with."""
+    import math
+
+    pts = sorted((p.M, p.test_acc) for r in front.references if r.name == reference for p in r.points)
+    if M <= pts[0][0]:
+        return pts[0][1]
+    for (m0, a0), (m1, a1) in zip(pts, pts[1:]):
+        if M <= m1:
+            return a0 + (math.log(M) - math.log(m0)) / (math.log(m1) - math.log(m0)) * (a1 - a0)
+    return pts[-1][1]
+
+
+def iso_test_delta(runs: list, front: Frontier) -> str:
+    """Run test accuracy − from-scratch test accuracy at M_scratch (pt), mean ± std over runs."""
+    out = []
+    for r in runs:
+        iso = front.iso(r.M, r.val_acc)
+        out.append(100 * (r.test_acc - scratch_test_acc(front, iso["M_scratch"], iso["reference"])))
+    return mean_std(out)
+
+
+def mean_std(values: list[float], digits: int = 2) -> str:
     sd = stats.stdev(values) if len(values) > 1 else 0.0
-    return f"{stats.mean(values):.2f} ± {sd:.2f}"
+    return f"{stats.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
 def save_report(text: str, out: str | Path) -> Path:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # name -> module; resolved on first use so `import growsearch` does not import torch or timm.
 _LAZY = {
@@ -25,6 +25,10 @@ _LAZY = {
     "list_archs": "growsearch.backbones",
     "grow": "growsearch.grow",
     "create_dataset": "growsearch.data",
+    "with_validation": "growsearch.data",
+    "Frontier": "growsearch.frontier",
+    "run_frontier": "growsearch.frontier",
+    "load_frontier": "growsearch.frontier",
     "list_sources": "growsearch.data",
     "Schedule": "growsearch.schedule",
     "Stage": "growsearch.schedule",
@@ -47,7 +51,8 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from growsearch.backbones import ArchSpec, build_model, create_model, list_archs
     from growsearch.cost import macs_per_sample
-    from growsearch.data import create_dataset, list_sources
+    from growsearch.data import create_dataset, list_sources, with_validation
+    from growsearch.frontier import Frontier, load_frontier, run_frontier
     from growsearch.grow import grow
     from growsearch.robustness import mutual_inference, robustness_report
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule

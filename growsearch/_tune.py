@@ -91,7 +91,7 @@ class TrialLines(tune.Callback):
             sched = json.loads(r["schedule"]) if isinstance(r.get("schedule"), str) else {}
             shape = " → ".join(f"{s['classes']}:{s['arch']}" for s in sched.get("stages", []))
             print(
-                f"trial {self.done}/{self.total}: M ratio {r[METRIC]:.3f}, acc {r['test_acc']:.4f} "
+                f"trial {self.done}/{self.total}: M ratio {r[METRIC]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
                 f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]",
                 flush=True,
             )

@@ -20,6 +20,17 @@ _EPILOG_RUN = """example schedule (JSON or YAML):
 writes DIR/result.json, DIR/stage{i}.pt (weights + arch spec) and DIR/curve.png"""
 
 
+class _UsageError(Exception):
+    """A command-line mistake argparse found; ``main`` prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line naming --help instead of a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
+
+
 def _add_common(p: argparse.ArgumentParser, overwrite: str = "replace results already in --out") -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
@@ -29,7 +40,7 @@ def _add_common(p: argparse.ArgumentParser, overwrite: str = "replace results al
 def _parser() -> argparse.ArgumentParser:
     from growsearch import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="growsearch",
         description="Cumulative Net2Net training: grow a CNN with its data and count the training cost M.",
     )
@@ -42,28 +53,44 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("schedule", metavar="SCHEDULE", help="schedule file (.json, .yaml or .yml)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--baseline", metavar="DIR", help="a baseline's --out: overlay it on curve.png and print the M ratio")
+    p.add_argument(
+        "--baseline", metavar="FRONTIER_DIR",
+        help="the --out of `growsearch baseline`: print and store the iso-accuracy M ratio against its frontier, and draw the run over it in curve.png",
+    )
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the schedule's train.val_fraction, 0.1)")
     _add_common(p)
 
     p = sub.add_parser(
-        "baseline", help="train the final architecture from scratch",
-        description="Train ARCH from scratch on all classes with the same recipe as a schedule (the M ratio's denominator).",
+        "baseline", help="train from scratch at several budgets: the frontier every saving is measured against",
+        description="Train each reference from scratch on all classes, once per budget (epochs), each with its learning "
+        "rate warmed up and decayed to zero at the end of that budget; select on the validation split. Writes "
+        "DIR/frontier.json, DIR/frontier.png and every budget's run under DIR/runs/ (a single --epochs run: DIR/result.json "
+        "and DIR/stage1.pt, a one-point frontier).",
+        epilog="example: growsearch baseline --data digits --arch vgg19@0.25 --budgets 2,4,8,16 --seeds 0,1,2 --out runs/frontier",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, metavar="NAME", help="dataset: digits, cifar10[:ROOT], cifar100[:ROOT], imagefolder:PATH, tinyimagenet:PATH, npz:PATH")
-    p.add_argument("--arch", required=True, metavar="ARCH", help="e.g. vgg19@0.25, resnet18")
+    p.add_argument("--arch", action="append", default=[], metavar="ARCH", help="a reference architecture, e.g. vgg19@0.25 (repeat for several)")
+    p.add_argument("--spec-from", action="append", default=[], metavar="RUN_DIR", help="also train this run's exact final network (pruned widths and all) from scratch (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--epochs", type=int, default=30, help="epochs, or the most epochs with --patience (default 30)")
-    p.add_argument("--patience", type=int, default=None, help="train to saturation: LR drops after this many epochs without a new best")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budgets", type=_ints, default=None, metavar="E,E,...", help="epochs per budget, strictly increasing, e.g. 2,4,8,16")
+    p.add_argument("--epochs", type=int, default=None, help="a single budget (a one-point frontier); default 30 when --budgets is not given")
+    p.add_argument("--patience", type=int, default=None, help=argparse.SUPPRESS)  # gone: a plateau run is no budget
+    p.add_argument("--seed", type=int, default=None, help="one training seed (default 0)")
+    p.add_argument("--seeds", type=_ints, default=None, metavar="S,S,...", help="several seeds: each point is their mean (± std)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.05)")
+    p.add_argument("--lrs", type=_floats, default=None, metavar="LR,LR,...", help="sweep the peak LR; per budget keep the best by validation accuracy")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
-    _add_common(p)
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default 0.1; 0: select on the test set)")
+    p.add_argument("--resume", action="store_true", help="keep the budget runs already finished in DIR with the same settings, train the rest")
+    _add_common(p, overwrite="replace a frontier already in --out")
 
     p = sub.add_parser(
         "search", help="search for the cheapest schedule at iso-accuracy (Optuna + Ray Tune)",
-        description="Train the space's baseline, then let Optuna propose schedules that Ray Tune trains; minimise M "
-        "subject to accuracy ≥ baseline − tolerance. Writes DIR/best_schedule.json, DIR/trials.csv, DIR/pareto.png "
-        "and the Optuna study (DIR/study.db unless --storage).",
+        description="Train the space's from-scratch frontier (its budgets, each decayed to zero), then let Optuna propose "
+        "schedules that Ray Tune trains; minimise M / M_scratch(target) subject to validation accuracy ≥ target, where "
+        "target = the frontier's best validation accuracy − tolerance. Writes DIR/frontier/, DIR/best_schedule.json, "
+        "DIR/trials.csv, DIR/pareto.png and the Optuna study (DIR/study.db unless --storage).",
     )
     p.add_argument("space", metavar="SPACE", help="a space name (" + ", ".join(_spaces()) + ") or a YAML file")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -75,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the space's train.val_fraction, 0.1)")
     p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
     p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
     p.add_argument("--min-fgsm-acc", type=float, default=None, metavar="ACC", help="constraint: feasible trials also need fgsm_mi_acc ≥ ACC")
@@ -107,12 +135,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "demo", help="the embedded default: a short search on digits",
-        description="A short search on scikit-learn's digits with the default space (digits_vgg): baseline VGG19@0.25, "
-        "then TRIALS cumulative schedules; prints the best schedule, its M ratio and the optuna-dashboard command.",
+        description="A short search on scikit-learn's digits with the default space (digits_vgg): a from-scratch "
+        "frontier of VGG19@0.25 at 2, 4, 8 and 15 epochs, then TRIALS cumulative schedules; prints the best schedule, "
+        "its iso-accuracy M ratio against the frontier and the optuna-dashboard command.",
     )
     p.add_argument("--out", metavar="DIR", default=None, help="output directory (default: runs/demo-<time>)")
     p.add_argument("--trials", type=int, default=6, help="trials (default 6: a few minutes on a laptop CPU)")
     return parser
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 2,4,8,16; got {text!r}") from None
 
 
 def _floats(text: str) -> list[float]:
@@ -136,77 +172,126 @@ def _train_cfg(args: argparse.Namespace):
         cfg.lr = args.lr
     if getattr(args, "batch_size", None) is not None:
         cfg.batch_size = args.batch_size
+    if getattr(args, "val_fraction", None) is not None:
+        cfg.val_fraction = args.val_fraction
     return cfg
 
 
-def _summary(result, baseline=None) -> str:
-    lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'test_acc':>8} {'wall_s':>7}"]
+def iso_line(iso: dict, acc: float, *, what: str = "M ratio at iso-accuracy") -> str:
+    """One line stating a run's iso-accuracy M ratio against the frontier, with its bound."""
+    bound = {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
+    why = {
+        "upper": " (more accurate than every budget: the ratio against the most accurate one is an upper bound)",
+        "lower": " (less accurate than the cheapest budget: a shorter from-scratch run might match it, so this is a lower bound)",
+    }.get(iso["bound"], "")
+    verdict = "; costs more than training from scratch" if iso["iso_M_ratio"] > 1 and iso["bound"] != "upper" else ""
+    return (
+        f"{what}: {bound}{iso['iso_M_ratio']:.3f}x of M_scratch = {iso['M_scratch']:.4g} "
+        f"(from scratch {iso['reference']} reaching validation accuracy {acc:.4f}){why}{verdict}"
+    )
+
+
+def _summary(result) -> str:
+    from growsearch.data import TEST_SELECTION_NOTE
+
+    lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'val_acc':>8} {'test_acc':>8} {'wall_s':>7}"]
     for i, st in enumerate(result.stages, 1):
-        lines.append(f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.test_acc:>8.4f} {st.wall_s:>7.1f}")
-    lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
-    if baseline is not None:
         lines.append(
-            f"vs baseline {baseline.stages[-1].arch}: M ratio {result.M / baseline.M:.3f}x, "
-            f"accuracy {result.test_acc:.4f} vs {baseline.test_acc:.4f} "
-            f"({100 * (result.test_acc - baseline.test_acc):+.2f} pt), wall ratio {result.wall_s / baseline.wall_s:.2f}x"
+            f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
         )
+    lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
+    if result.iso is not None:
+        lines.append(iso_line(result.iso, result.val_acc))
+        lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
+    if result.selection == "test":
+        lines.append(TEST_SELECTION_NOTE)
     return "\n".join(lines)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from growsearch.plots import plot_curve
-    from growsearch.schedule import ScheduleError, load_schedule
-    from growsearch.train import RunResult, run_schedule
+    from growsearch.frontier import load_frontier
+    from growsearch.schedule import load_schedule
+    from growsearch.train import run_schedule
 
     sched = load_schedule(args.schedule)
+    if args.val_fraction is not None:
+        sched.train.val_fraction = args.val_fraction
     out = Path(args.out)
-    baseline = RunResult.load(args.baseline) if args.baseline else None
-    if baseline is not None and baseline.schedule.get("dataset") != sched.dataset:
-        raise ScheduleError(
-            f"--baseline {args.baseline} was trained on {baseline.schedule.get('dataset')!r}, this schedule on "
-            f"{sched.dataset!r}: compare runs on the same dataset"
-        )
-    result = run_schedule(sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet)
-    if baseline is not None:
-        plot_curve(result, out / "curve.png", baseline=baseline)
-    print(_summary(result, baseline))
+    frontier = load_frontier(args.baseline) if args.baseline else None
+    result = run_schedule(sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier)
+    print(_summary(result))
     print(f"wrote {out / 'result.json'}, {out / 'curve.png'} and {len(result.stages)} stage checkpoint(s)")
     return 0
 
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
-    from growsearch.train import run_baseline
+    from growsearch.data import TEST_SELECTION_NOTE
+    from growsearch.frontier import FrontierError, run_frontier
 
-    result = run_baseline(
-        args.data, args.arch, epochs=args.epochs, patience=args.patience, seed=args.seed, train=_train_cfg(args),
-        out_dir=args.out, overwrite=args.overwrite, device=args.device, progress=not args.quiet,
+    if args.patience is not None:
+        raise FrontierError("--patience trains to a plateau, which is no fixed budget: give --budgets (e.g. 2,4,8,16), each decayed to zero")
+    if args.budgets is not None and args.epochs is not None:
+        raise FrontierError("give either --budgets (several) or --epochs (one), not both")
+    if args.seeds is not None and args.seed is not None:
+        raise FrontierError("give either --seeds (several) or --seed (one), not both")
+    if args.lrs is not None and args.lr is not None:
+        raise FrontierError("give either --lrs (a sweep) or --lr (one), not both")
+    budgets = args.budgets if args.budgets is not None else [30 if args.epochs is None else args.epochs]
+    seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    front = run_frontier(
+        args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=args.lrs, train=_train_cfg(args),
+        out_dir=args.out, overwrite=args.overwrite, resume=args.resume, device=args.device, progress=not args.quiet,
     )
-    print(_summary(result))
-    print(f"wrote {Path(args.out) / 'result.json'}")
+    print(front.table())
+    if front.val_fraction == 0:
+        print(TEST_SELECTION_NOTE)
+    print(f"frontier cost: {front.spent_M:.4g} MACs of training in {front.wall_s:.0f} s (every budget, seed and LR)")
+    print(f"wrote {Path(args.out) / 'frontier.json'} and frontier.png")
     return 0
 
 
 def _search_report(res) -> str:
+    from growsearch.data import TEST_SELECTION_NOTE
+
+    front, ref = res.frontier, res.ref
+    on_target = front.cheapest_reaching(res.target_acc)
+    spent = res.spent_M + front.spent_M
     lines = [
-        f"baseline {res.baseline['arch']}: accuracy {res.baseline['test_acc']:.4f}; target {res.target_acc:.4f}",
-        f"{res.trials} trials; compute spent {res.spent_M / res.baseline['M']:.2f}x one baseline "
-        f"(without prefix reuse: {res.charged_M / res.baseline['M']:.2f}x)",
+        f"frontier: best validation accuracy {front.best_val_acc:.4f} ({len(front.references[0].points)} budgets); "
+        f"target {res.target_acc:.4f}; M_scratch(target) {res.M_ref:.4g} ({ref['reference']})"
+        + (" — below the cheapest budget: ratios are lower bounds, add a shorter budget" if ref["below"] else ""),
+        f"{res.trials} trials; search cost (trials with prefix reuse + frontier) {spent / on_target.M:.2f}x the frontier's cheapest "
+        f"on-target budget ({on_target.epochs} epochs), {spent / front.longest.M:.2f}x its longest ({front.longest.epochs} epochs); "
+        f"trials alone without prefix reuse: {res.charged_M / on_target.M:.2f}x",
     ]
     if res.best_schedule is None:
-        lines.append("no schedule reached the target accuracy: raise the epoch range or the trial budget, or loosen tolerance")
+        lines.append("no schedule reached the target validation accuracy: raise the epoch range or the trial budget, or loosen tolerance")
     else:
         b = res.best
         fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
-        lines.append(f"best feasible: M ratio {b['M_ratio']:.3f}x at accuracy {b['test_acc']:.4f}{fgsm}")
+        worse = "; it costs more than training from scratch" if b["M_ratio"] > 1 else ""
+        lines.append(
+            f"best feasible: M ratio at iso-accuracy {b['M_ratio']:.3f}x (M / M_scratch(target)) at validation accuracy "
+            f"{b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}{worse}"
+        )
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
                 [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
             )
             lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
-        lines.append(f"wrote {res.out_dir / 'best_schedule.json'} (re-run it: growsearch run {res.out_dir / 'best_schedule.json'} --out DIR)")
+        frontier_dir = res.out_dir / "frontier"
+        lines.append(
+            f"wrote {res.out_dir / 'best_schedule.json'} (re-run it against the same frontier: growsearch run "
+            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir})"
+        )
     if res.pareto:
-        lines.append("Pareto front (M ratio vs FGSM-MI accuracy), feasible trials:")
-        lines += [f"  trial {p['number']}: M ratio {p['M_ratio']:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, accuracy {p['test_acc']:.4f}" for p in res.pareto]
+        lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
+        lines += [
+            f"  trial {p['number']}: M ratio {p['M_ratio']:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, validation accuracy {p['val_acc']:.4f}"
+            for p in res.pareto
+        ]
+    if front.val_fraction == 0:
+        lines.append(TEST_SELECTION_NOTE)
     lines.append(f"trials: {res.out_dir / 'trials.csv'}, plot: {res.out_dir / 'pareto.png'}")
     lines.append(f"dashboard: optuna-dashboard {res.storage}")
     return "\n".join(lines)
@@ -219,6 +304,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
+        val_fraction=args.val_fraction,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1
@@ -252,6 +338,8 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         device=args.device, overwrite=args.overwrite, progress=not args.quiet,
     )
     print(_robustness_table(r))
+    if r.get("note"):
+        print(r["note"])
     print(f"wrote {Path(args.run_dir) / 'robustness.json'} and noise.png, ablation.png, fgsm.png, tnr_fnr.png ({r['wall_s']:.0f} s)")
     return 0
 
@@ -270,8 +358,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     space = load_space("digits_vgg")
-    # A short search: fewer epochs per stage and a fixed-length baseline keep it to minutes on a laptop.
-    space.epochs, space.baseline_epochs, space.baseline_patience = (2, 10), 15, None
+    # A short search: fewer epochs per stage and a shorter frontier keep it to minutes on a laptop.
+    space.epochs, space.budgets, space.baseline_lrs = (2, 10), [2, 4, 8, 15], None
     print(f"demo: {args.trials} trials of the digits_vgg space in {out}/")
     res = run_search(space, out_dir=out, trials=args.trials)
     print(_search_report(res))
@@ -280,18 +368,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
     from growsearch.backbones import ArchError
     from growsearch.data import DataError
     from growsearch.schedule import ScheduleError
-    from growsearch.train import OutputExistsError
-
-    from growsearch.space import SpaceError
-
+    from growsearch.frontier import FrontierError
     from growsearch.robustness import RobustnessError
+    from growsearch.space import SpaceError
+    from growsearch.train import OutputExistsError
 
     handlers = {
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
@@ -299,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, RobustnessError, _search_error()) as e:
+    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, RobustnessError, FrontierError, _search_error()) as e:
         print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -14,6 +14,12 @@ Sources (``create_dataset(name)``):
 
 ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``).
 
+A source returns its train and test splits; :func:`with_validation` then carves a seeded,
+stratified validation split out of the training set. Everything that *chooses* (the plateau
+rule, the search, mutual-inference weights, detection thresholds) reads the validation split;
+the test split is only reported. With ``fraction=0`` the validation split *is* the test split
+(the paper's own protocol), and every report says so.
+
 Example:
     >>> from growsearch.data import create_dataset, class_order, subset
     >>> ds = create_dataset("digits")
@@ -21,6 +27,9 @@ Example:
     >>> d1 = subset(ds, order[:5])
     >>> d1.num_classes, int(d1.y_train.max())
     (5, 4)
+    >>> dv = with_validation(ds, 0.1, seed=0)
+    >>> len(dv.y_train) + len(dv.y_val) == len(ds.y_train)
+    True
 """
 
 from __future__ import annotations
@@ -42,7 +51,12 @@ __all__ = [
     "create_dataset",
     "list_sources",
     "subset",
+    "with_validation",
+    "TEST_SELECTION_NOTE",
 ]
+
+# The one line every report prints when there is no validation split (val_fraction 0).
+TEST_SELECTION_NOTE = "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
 
 
 class DataError(ValueError):
@@ -64,6 +78,12 @@ class Dataset:
     flip: bool = True  # horizontal flip is label-preserving (False for digits: a flipped 2 is no 2)
     idx_train: torch.Tensor | None = None  # each sample's index in the source's full sample list
     idx_test: torch.Tensor | None = None  # (disjoint from idx_train; subsets keep them, so nesting is checkable)
+    x_val: torch.Tensor | None = None  # validation images, carved from the training set by with_validation
+    y_val: torch.Tensor | None = None
+    idx_val: torch.Tensor | None = None
+    val_fraction: float | None = None  # None: no split made yet; 0: the validation split is the test split
+    val_seed: int = 0  # seed of the validation split
+    val_id: str = ""  # hash of the validation samples' indices: runs and frontiers compare it
 
     @property
     def in_chans(self) -> int:
@@ -289,7 +309,71 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
         num_classes=len(classes),
         idx_train=ds.idx_train[mtr] if ds.idx_train is not None else None,
         idx_test=ds.idx_test[mte] if ds.idx_test is not None else None,
+        **_subset_val(ds, lut),
     )
+
+
+def _subset_val(ds: Dataset, lut: torch.Tensor) -> dict:
+    if ds.y_val is None:
+        return {}
+    m = lut[ds.y_val] >= 0
+    return {"x_val": ds.x_val[m], "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
+
+
+def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
+    """Hold out a stratified, seeded ``fraction`` of each class's training samples for validation.
+
+    The same ``(fraction, seed)`` always picks the same samples, whatever the training seed, so
+    every run of a study and its from-scratch frontier select on one split. ``fraction = 0``
+    makes the test split double as the validation split (then selection sees the test set).
+    A dataset already split the same way is returned as it is.
+
+    Raises:
+        DataError: ``fraction`` outside [0, 0.5), a class with too few training samples to give
+            it a validation sample and keep one for training, or a dataset split another way.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 0.5:
+        raise DataError(f"val_fraction must be in [0, 0.5) (0.1 holds out 10% of each class), got {fraction!r}")
+    if ds.val_fraction is not None:
+        if (ds.val_fraction, ds.val_seed) == (float(fraction), int(seed)):
+            return ds
+        raise DataError(
+            f"{ds.name} is already split with val_fraction {ds.val_fraction:g} (seed {ds.val_seed}), not {fraction:g} (seed {seed}): "
+            "pass the dataset as create_dataset returns it"
+        )
+    if fraction == 0:
+        ids = ds.idx_test if ds.idx_test is not None else torch.arange(len(ds.y_test))
+        return replace(ds, x_val=ds.x_test, y_val=ds.y_test, idx_val=ds.idx_test, val_fraction=0.0, val_seed=int(seed), val_id="test:" + _hash(ids))
+    rng = np.random.default_rng(int(seed))
+    y = ds.y_train.numpy()
+    val: list[np.ndarray] = []
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        k = int(round(len(members) * fraction))
+        if k < 1 or k >= len(members):
+            need = "no validation sample" if k < 1 else "no training sample"
+            raise DataError(
+                f"{ds.name}: class {int(c)} has {len(members)} training sample(s), so val_fraction {fraction:g} leaves it {need}: "
+                f"use a val_fraction between {1 / len(members):.3g} and 0.5, add samples, or 0 to select on the test set"
+                if len(members) > 1 else
+                f"{ds.name}: class {int(c)} has 1 training sample, too few to hold one out: add samples or use val_fraction 0"
+            )
+        val.append(rng.permutation(members)[:k])
+    vi = torch.as_tensor(np.sort(np.concatenate(val)), dtype=torch.int64)
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[vi] = False
+    idx = ds.idx_train if ds.idx_train is not None else torch.arange(len(y))
+    return replace(
+        ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], idx_train=idx[keep],
+        x_val=ds.x_train[vi], y_val=ds.y_train[vi], idx_val=idx[vi],
+        val_fraction=float(fraction), val_seed=int(seed), val_id=_hash(idx[vi]),
+    )
+
+
+def _hash(idx: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(idx.numpy().astype(np.int64)).tobytes()).hexdigest()[:16]
 
 
 def resize(x: torch.Tensor, side: int) -> torch.Tensor:

@@ -6,25 +6,38 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from growsearch.frontier import Frontier
     from growsearch.train import RunResult
 
-__all__ = ["plot_curve", "plot_pareto", "plot_robustness"]
+__all__ = ["plot_curve", "plot_frontier", "plot_pareto", "plot_robustness"]
 
 
 def _curve_points(result: "RunResult") -> tuple[list[float], list[float], list[float]]:
-    """(cumulative M, test accuracy) after every epoch, and cumulative M at each stage end."""
+    """(cumulative M, validation accuracy) after every epoch, and cumulative M at each stage end."""
     xs, ys, bounds, base = [], [], [], 0
     for st in result.stages:
         for row in st.history:
             xs.append(base + row["samples"] * st.macs_per_sample)
-            ys.append(row["test_acc"])
+            ys.append(row["val_acc"])
         base += st.M
         bounds.append(base)
     return xs, ys, bounds
 
 
-def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | None" = None) -> Path:
-    """Test accuracy against cumulative training cost M, stage boundaries marked.
+def _draw_frontier(ax, frontier: "Frontier", scale: float = 1.0) -> None:
+    """Each reference's budgets as a line of (M / scale, validation accuracy), labelled by epochs."""
+    for j, ref in enumerate(frontier.references):
+        pts = sorted(ref.points, key=lambda p: p.M)
+        xs, ys = [p.M / scale for p in pts], [p.val_acc for p in pts]
+        err = [p.val_std for p in pts]
+        ax.errorbar(xs, ys, yerr=err if any(err) else None, marker="s", ms=4, color=f"C{3 + j}", capsize=2, label=f"from scratch: {ref.name}")
+        for x, y, p in zip(xs, ys, pts):
+            ax.annotate(f"{p.epochs} ep", (x, y), textcoords="offset points", xytext=(3, -10), fontsize=6, color=f"C{3 + j}")
+
+
+def plot_curve(result: "RunResult", path: str | Path, *, frontier: "Frontier | None" = None) -> Path:
+    """Validation accuracy against cumulative training cost M (log scale), stage boundaries
+    marked, over the from-scratch frontier when one is given.
 
     Accuracy within a stage is measured on that stage's classes, so the curve steps down
     where a stage adds classes; the last stage's values are on all classes.
@@ -37,17 +50,32 @@ def plot_curve(result: "RunResult", path: str | Path, *, baseline: "RunResult | 
         ax.axvline(b, color="grey", lw=0.8, ls=":")
         label = f"stage {i}\n{st.classes} cls" + (f"\n{st.resolution} px" if show_res else "")
         ax.annotate(label, (b, 0.02), xycoords=("data", "axes fraction"), ha="right", fontsize=7, color="grey")
-    if baseline is not None:
-        bx, by, _ = _curve_points(baseline)
-        ax.plot(bx, by, marker=".", color="C3", label=f"from scratch ({baseline.stages[-1].arch})")
-        ax.axhline(baseline.test_acc, color="C3", lw=0.8, ls="--")
-        ax.set_title(f"M ratio {result.M / baseline.M:.2f}×, accuracy {result.test_acc:.3f} vs {baseline.test_acc:.3f}")
-    ax.set_xlabel("cumulative training cost M (forward MACs)")
-    ax.set_ylabel("test accuracy (stage's classes)")
-    ax.set_xlim(left=0)
+    if frontier is not None:
+        _draw_frontier(ax, frontier)
+        iso = result.iso or frontier.iso(result.M, result.val_acc)
+        ax.plot([iso["M_scratch"], result.M], [result.val_acc] * 2, color="k", lw=0.8, ls="--")
+        bound = {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
+        ax.set_title(f"iso-accuracy M ratio {bound}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})", fontsize=10)
+    ax.set_xscale("log")
+    ax.set_xlabel("cumulative training cost M (forward MACs, log scale)")
+    ax.set_ylabel("validation accuracy (stage's classes)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7)
+    return _save(fig, path)
+
+
+def plot_frontier(frontier: "Frontier", path: str | Path) -> Path:
+    """Validation accuracy against M (log scale), one line per reference, ± std over seeds."""
+    fig, ax = _pyplot().subplots(figsize=(6.5, 4.2))
+    _draw_frontier(ax, frontier)
+    ax.set_xscale("log")
+    ax.set_xlabel("training cost M (forward MACs, log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    seeds = len(frontier.seeds)
+    ax.set_title(f"from-scratch frontier on {frontier.dataset}" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""), fontsize=10)
     return _save(fig, path)
 
 
@@ -71,25 +99,28 @@ def _save(fig, path: str | Path) -> Path:
     return Path(path)
 
 
-def plot_pareto(trials: list, target_acc: float, baseline: dict, path: str | Path) -> Path:
-    """M ratio against final accuracy for every finished trial; feasible ones marked, target line drawn."""
+def plot_pareto(trials: list, target_acc: float, frontier: "Frontier", M_ref: float, path: str | Path) -> Path:
+    """Iso-accuracy M ratio (M / M_scratch(target)) against validation accuracy for every
+    finished trial, the frontier's budgets on the same axes, target line drawn."""
     fig, ax = _pyplot().subplots(figsize=(6.5, 4.2))
-    pts = [(t.user_attrs.get("M_ratio"), t.user_attrs.get("test_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
-    for feasible, style in ((True, dict(color="C2", label="feasible")), (False, dict(color="C3", marker="x", label="infeasible"))):
+    pts = [(t.user_attrs.get("M_ratio"), t.user_attrs.get("val_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
+    for feasible, style in ((True, dict(color="C2", label="feasible trials")), (False, dict(color="C1", marker="x", label="infeasible trials"))):
         xs = [p[0] for p in pts if p[2] is feasible]
         ys = [p[1] for p in pts if p[2] is feasible]
         if xs:
-            ax.scatter(xs, ys, s=28, **style)
+            ax.scatter(xs, ys, s=28, zorder=3, **style)
     feas = sorted((p[0], p[1]) for p in pts if p[2])
     if feas:
-        ax.scatter([feas[0][0]], [feas[0][1]], s=160, facecolors="none", edgecolors="k", label=f"best: {feas[0][0]:.3f}× M")
+        ax.scatter([feas[0][0]], [feas[0][1]], s=160, facecolors="none", edgecolors="k", zorder=4, label=f"best: {feas[0][0]:.3f}×")
+    _draw_frontier(ax, frontier, scale=M_ref)
     ax.axhline(target_acc, color="grey", ls="--", lw=0.8, label=f"target {target_acc:.4f}")
-    ax.scatter([1.0], [baseline["test_acc"]], marker="*", s=120, color="k", label="baseline (from scratch)")
-    ax.set_xlabel("M / M(baseline)")
-    ax.set_ylabel("final test accuracy")
+    ax.axvline(1.0, color="grey", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("M / M_scratch(target): from-scratch cost at the target accuracy = 1")
+    ax.set_ylabel("final validation accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(f"{len(pts)} finished trials")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.set_title(f"{len(pts)} finished trials over the from-scratch frontier", fontsize=10)
     return _save(fig, path)
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "no_decision",
     "detection_rates",
     "tnr_at_fnr",
+    "pick_threshold",
     "foolbox_model",
     "fgsm_accuracy",
     "robustness_report",
@@ -77,9 +78,10 @@ class Member:
     model: nn.Module
     classes: list[int]
     stage: int
-    test_acc: float  # on its own classes' test samples, after its stage
+    test_acc: float  # on its own classes' test samples, after its stage (reported only)
     arch: str = ""
     resolution: int | None = None  # input side it trained at (inputs are resized to it); None: as given
+    val_acc: float = 0.0  # on its own classes' validation samples: the default MI weight
 
 
 def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
@@ -96,9 +98,14 @@ def member_from_checkpoint(path: str | Path, stage: int, *, device: str | torch.
     from growsearch.train import load_checkpoint
 
     model, ckpt = load_checkpoint(path, device=device)
+    if "val_acc" not in ckpt:
+        raise RobustnessError(
+            f"{path} has no validation accuracy (saved by growsearch < 0.2, before the validation split): "
+            "re-run its schedule with this version"
+        )
     return Member(
         model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", stage)), float(ckpt.get("test_acc", 1.0)),
-        model.arch_spec.name, ckpt.get("resolution"),
+        model.arch_spec.name, ckpt.get("resolution"), float(ckpt["val_acc"]),
     )
 
 
@@ -115,11 +122,12 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
 
 
 def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
-    """MI vote weights: ``"acc"`` (each stage's test accuracy on its own classes, the default),
-    ``"uniform"``, or one non-negative number per member."""
+    """MI vote weights: ``"acc"`` (each stage's validation accuracy on its own classes, the
+    default: weights are a choice, so they never read the test set), ``"uniform"``, or one
+    non-negative number per member."""
     if isinstance(weights, str):
         if weights == "acc":
-            return [m.test_acc for m in members]
+            return [m.val_acc for m in members]
         if weights == "uniform":
             return [1.0] * len(members)
         raise RobustnessError(f"unknown MI weights {weights!r}: use 'acc', 'uniform' or one number per stage")
@@ -232,8 +240,23 @@ def _good(decided: torch.Tensor, abstained: torch.Tensor, y: torch.Tensor) -> to
 
 
 def tnr_at_fnr(fnr: Sequence[float], tnr: Sequence[float], target: float) -> float | None:
-    """The best TNR among thresholds whose FNR is ≤ ``target`` (None if no threshold gets there)."""
+    """The best TNR among thresholds whose FNR is ≤ ``target`` (None if no threshold gets there).
+
+    This reads both curves from the same data: an oracle choice, for curves drawn on one split.
+    The report picks the threshold on validation data instead (:func:`pick_threshold`).
+    """
     ok = [b for a, b in zip(fnr, tnr) if a <= target + 1e-12]
+    return max(ok) if ok else None
+
+
+def pick_threshold(val_fnr: Sequence[float], target: float) -> int | None:
+    """Index of the largest threshold δ whose FNR on *validation* inputs is ≤ ``target``.
+
+    Abstaining more (a larger δ) can only add good decisions on adversarial inputs, so the
+    largest δ the clean-input budget allows is the one to deploy; None if even the smallest
+    exceeds it. ``val_fnr`` is per threshold, thresholds ascending.
+    """
+    ok = [i for i, f in enumerate(val_fnr) if f <= target + 1e-12]
     return max(ok) if ok else None
 
 
@@ -476,7 +499,7 @@ def robustness_report(
     """
     from tqdm.auto import tqdm
 
-    from growsearch.data import create_dataset
+    from growsearch.data import TEST_SELECTION_NOTE, create_dataset, with_validation
     from growsearch.train import RunResult, _device, _versions
 
     run = Path(run_dir)
@@ -500,6 +523,8 @@ def robustness_report(
     w = member_weights(members, weights)
     ds_name = info.schedule["dataset"]
     ds = dataset if dataset is not None else create_dataset(ds_name)
+    tr = info.schedule.get("train", {})
+    ds = with_validation(ds, tr.get("val_fraction", 0.1), tr.get("val_seed", 0))  # the split the run selected on
     C = ds.num_classes
     if sorted(members[-1].classes) != list(range(C)):
         raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
@@ -539,7 +564,11 @@ def robustness_report(
     report: dict = {
         "run_dir": str(run), "baseline_dir": str(baseline_dir) if baseline_dir else None, "dataset": ds_name,
         "test_samples": len(y), "num_classes": C, "device": str(dev), "seed": seed,
-        "members": [{"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "test_acc": m.test_acc, "weight": wt} for m, wt in zip(members, w)],
+        "members": [
+            {"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "val_acc": m.val_acc, "test_acc": m.test_acc, "weight": wt}
+            for m, wt in zip(members, w)
+        ],
+        "selection": "test" if ds.val_fraction == 0 else "validation",
         "weights": weights if isinstance(weights, str) else list(w), "rule": rule,
     }
 
@@ -591,6 +620,14 @@ def robustness_report(
                     count_detection("baseline", bclean, [base.classes], logits, yb)
         bar.update(len(yb))
     bar.close()
+    # Thresholds for a target FNR are chosen on clean *validation* inputs, then read on test.
+    val_abstain = {k: torch.zeros(T, dtype=torch.float64) for k in models}
+    for xb, _ in _batches(ds.x_val, ds.y_val, batch_size, dev):
+        clean = _forward(nets, xb)
+        val_abstain["final"] += no_decision(clean[-1:], cls[-1:], thresholds, rule=rule)[1].double().sum(0).cpu()
+        val_abstain["final_mi"] += no_decision(clean, cls, thresholds, rule=rule)[1].double().sum(0).cpu()
+        if base:
+            val_abstain["baseline"] += no_decision(_forward([bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
     n = max(1, len(y))
     report["fgsm"] = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
     report["fgsm"]["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
@@ -598,11 +635,20 @@ def robustness_report(
     for k in models:
         fnr = (det[k]["clean_abstain"] / n).tolist()
         tnr = (det[k]["adv_good"] / n).tolist()
-        detection[k] = {"fnr": fnr, "tnr": tnr, "tnr_at_fnr_5": tnr_at_fnr(fnr, tnr, 0.05), "tnr_at_fnr_10": tnr_at_fnr(fnr, tnr, 0.10)}
+        val_fnr = (val_abstain[k] / max(1, len(ds.y_val))).tolist()
+        detection[k] = {"fnr": fnr, "tnr": tnr, "val_fnr": val_fnr}
+        for pct in (5, 10):
+            i = pick_threshold(val_fnr, pct / 100)
+            detection[k][f"tnr_at_fnr_{pct}"] = None if i is None else tnr[i]  # test TNR at the δ validation chose
+            detection[k][f"test_fnr_at_fnr_{pct}"] = None if i is None else fnr[i]  # what that δ costs on clean test inputs
+            detection[k][f"delta_at_fnr_{pct}"] = None if i is None else thresholds[i]
     detection["definitions"] = {
         "fnr": "fraction of clean test inputs abstained on (confidence < δ; MI: unless every member that knows the decided class names it with confidence ≥ δ)",
         "tnr": "fraction of FGSM inputs with a good decision: abstained or classified correctly",
+        "tnr_at_fnr_X": "test TNR at the largest δ whose FNR on clean validation inputs is ≤ X% (δ chosen on validation, read on test)",
     }
+    if ds.val_fraction == 0:
+        report["note"] = TEST_SELECTION_NOTE
     report["detection"] = detection
     report["wall_s"] = time.perf_counter() - t0
     report["versions"] = _versions()

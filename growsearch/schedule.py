@@ -37,6 +37,30 @@ class TrainConfig:
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     eval_batch_size: int = 512  # test-time batch
     rescale_kernels: bool = True  # stages below native resolution resample stem kernels > 3x3 to the image scale
+    val_fraction: float = 0.1  # share of each class's training images held out for validation (0: select on the test set)
+    val_seed: int = 0  # seeds the validation split; independent of the schedule's seed so every seed shares one split
+
+    def validate(self) -> None:
+        """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
+        checks = [
+            ("batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
+            ("eval_batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
+            ("lr", float, lambda v: v > 0, "a number > 0"),
+            ("momentum", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("weight_decay", float, lambda v: v >= 0, "a number ≥ 0"),
+            ("warmup_epochs", float, lambda v: v >= 0, "a number ≥ 0"),
+            ("label_smoothing", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("val_fraction", float, lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)"),
+            ("val_seed", int, lambda v: v >= 0, "an integer ≥ 0"),
+            ("rescale_kernels", bool, lambda v: True, "true or false"),
+        ]
+        for key, kind, ok, what in checks:
+            v = getattr(self, key)
+            typed = isinstance(v, bool) if kind is bool else (
+                isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+            )
+            if not typed or not ok(v):
+                raise ScheduleError(f"train.{key} must be {what}, got {v!r}")
 
 
 @dataclass
@@ -77,6 +101,7 @@ class Schedule:
 
         if not self.stages:
             raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
+        self.train.validate()
         spec = None
         for i, st in enumerate(self.stages, 1):
             where = f"stage {i}"

@@ -1,8 +1,12 @@
 """Optuna + Ray Tune search for the cheapest cumulative schedule at iso-accuracy.
 
 Ray Tune runs one cumulative schedule per trial; Optuna (through Ray's ``OptunaSearch``,
-define-by-run) proposes it. The objective is the M ratio (trial M / baseline M), minimised
-subject to ``test_acc ≥ baseline_acc − tolerance``. The constraint reaches Optuna for real:
+define-by-run) proposes it. A study first trains its from-scratch frontier (the space's
+``budgets``, each fully decayed; :mod:`growsearch.frontier`) and stores it on the study. The
+target is the frontier's best validation accuracy − tolerance; the objective is
+``M_trial / M_scratch(target)`` (the iso-accuracy M ratio), minimised subject to
+``val_acc ≥ target``. Nothing here reads test accuracy to choose: trials report it, the
+summary prints it next to validation accuracy. The constraint reaches Optuna for real:
 Ray's searcher does not copy reported metrics into Optuna, so ours sets the user attributes
 and the trial's constraint (``Trial.set_constraint``; ``constraints_func`` before Optuna 5)
 before ``tell``, where TPE reads them.
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 
@@ -43,12 +48,14 @@ class SearchError(ValueError):
 class SearchResult:
     study_name: str
     storage: str
-    baseline: dict  # M, test_acc, wall_s, arch of the from-scratch baseline
-    target_acc: float  # baseline accuracy − tolerance
+    frontier: Frontier  # the from-scratch budgets the study compares with
+    target_acc: float  # the frontier's best validation accuracy − tolerance
+    M_ref: float  # M_scratch(target): the objective's denominator
+    ref: dict  # how M_ref was read off the frontier (reference, below/beyond flags)
     best_schedule: Schedule | None  # cheapest feasible schedule, None if no trial was feasible
-    best: dict | None  # its user attributes (M, M_ratio, test_acc, ...)
+    best: dict | None  # its user attributes (M, M_ratio, val_acc, test_acc, ...)
     trials: int  # finished trials in the study
-    spent_M: int  # M the search actually trained (prefix reuse counted once), baseline excluded
+    spent_M: int  # M the search actually trained (prefix reuse counted once), frontier excluded
     charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
     out_dir: Path
     robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
@@ -76,7 +83,7 @@ def _constraints(frozen_trial: Any) -> list[float]:
 def _user_attrs(result: dict) -> dict:
     out = {}
     for key in (
-        "M", "M_ratio", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
+        "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
         FGSM_METRIC, "fgsm_acc", "fgsm_eps",
     ):
         if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
@@ -91,12 +98,15 @@ def _user_attrs(result: dict) -> dict:
 
 def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
     """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
-    from the stage networks in the prefix cache (each stage's entry holds that stage's network)."""
+    from the stage networks in the prefix cache (each stage's entry holds that stage's network).
+    Measured on the validation split: the search may choose by it."""
+    from growsearch.data import with_validation
     from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
     from growsearch.train import prefix_key
 
+    ds = with_validation(ds, sched.train.val_fraction, sched.train.val_seed)
     members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
-    acc = fgsm_accuracy(members, ds.x_test, ds.y_test, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
+    acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 
 
@@ -123,7 +133,7 @@ def _trainable(config: dict, ctx: dict) -> None:
         with ckpt.as_directory() as d:
             for f in Path(d).glob("*.pt"):
                 shutil.copy(f, cache / f.name)
-    base_M, target, n = float(ctx["baseline_M"]), float(ctx["target_acc"]), len(sched.stages)
+    ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
     sched_json = json.dumps(sched.to_dict())
 
     def report(i: int, metrics: dict) -> None:
@@ -138,11 +148,11 @@ def _trainable(config: dict, ctx: dict) -> None:
             cum = res.history[-1]["cum_M"]
             # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
             pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
-            report(i, {"stage": i, "cum_M": cum, METRIC: cum / base_M, "stage_acc": res.test_acc, "final": False, "schedule": sched_json, **pending})
+            report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
 
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
-    acc = result.test_acc
-    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s", "params")
+    acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
+    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
     robust: dict = {}
     if ctx.get("fgsm_eps") is not None:
         robust = _fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))
@@ -151,8 +161,8 @@ def _trainable(config: dict, ctx: dict) -> None:
     feasible = acc >= target and robust.get("fgsm_constraint", 0.0) <= 0
     report(n, {
         **robust,
-        "stage": n, "cum_M": result.M, METRIC: result.M / base_M, "stage_acc": acc, "final": True,
-        "M": result.M, "test_acc": acc, "feasible": feasible, "constraint": target - acc,
+        "stage": n, "cum_M": result.M, METRIC: result.M / ref_M, "stage_acc": acc, "final": True,
+        "M": result.M, "val_acc": acc, "test_acc": result.test_acc, "feasible": feasible, "constraint": target - acc,
         "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
         "M_nonzero": result.M_nonzero, "schedule": sched_json,
         "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
@@ -194,22 +204,30 @@ def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float)
         raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
 
 
-def _ensure_baseline(study: Any, space: SearchSpace, out_dir: Path, dataset: Any) -> dict:
-    """Train (or reuse the study's) from-scratch baseline of the final architecture."""
-    from growsearch.train import run_baseline
+def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any) -> Frontier:
+    """Train (or reuse the study's) from-scratch frontier of the final architecture."""
+    from growsearch.frontier import run_frontier
 
-    if "baseline" in study.user_attrs:
-        print(f"baseline: reusing the study's ({study.user_attrs['baseline']['test_acc']:.4f} accuracy)", flush=True)
-        return study.user_attrs["baseline"]
-    print(f"baseline: {space.final_arch} from scratch on all of {space.dataset}", flush=True)
-    r = run_baseline(
-        space.dataset, space.final_arch, epochs=space.baseline_epochs, patience=space.baseline_patience,
-        seed=space.seed, train=space.train, dataset=dataset, out_dir=out_dir / "baseline", overwrite=True,
+    if "frontier" in study.user_attrs:
+        front = Frontier.from_dict(study.user_attrs["frontier"])
+        print(f"frontier: reusing the study's (best validation accuracy {front.best_val_acc:.4f})", flush=True)
+        return front
+    budgets = space.frontier_budgets()
+    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
+    front = run_frontier(
+        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=[space.seed], train=space.train,
+        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False,
     )
-    base = {"arch": space.final_arch, "M": r.M, "test_acc": r.test_acc, "wall_s": r.wall_s, "epochs": r.stages[0].epochs}
-    study.set_user_attr("baseline", base)
-    print(f"baseline: accuracy {r.test_acc:.4f}, M {r.M:.4g}, {r.wall_s:.0f} s", flush=True)
-    return base
+    study.set_user_attr("frontier", front.to_dict())
+    print(front.table(), flush=True)
+    return front
+
+
+def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
+    """The study's target validation accuracy (the frontier's best − tolerance) and
+    M_scratch(target) as :meth:`Frontier.m_scratch` reads it: the objective's denominator."""
+    target = front.best_val_acc - tolerance
+    return target, front.m_scratch(target)
 
 
 def run_search(
@@ -227,8 +245,10 @@ def run_search(
     fgsm_eps: float | None = None,
     fgsm_objective: bool = False,
     min_fgsm_acc: float | None = None,
+    val_fraction: float | None = None,
 ) -> SearchResult:
-    """Search ``space`` for the cheapest schedule that reaches the baseline's accuracy − tolerance.
+    """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
+    frontier's best − tolerance; the objective is M / M_scratch(target).
 
     Args:
         space: a space name (``"digits_vgg"``), a YAML path, or a ``SearchSpace``.
@@ -249,14 +269,21 @@ def run_search(
             Optuna then searches a Pareto front, so the M-based early stop is off (a costlier
             schedule may still be Pareto-optimal).
         min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
+        val_fraction: override the space's ``train.val_fraction`` (the validation split every
+            choice reads; 0 selects on the test set).
     """
     import optuna
     from ray import tune
 
     from growsearch._tune import CostStopper, GrowSearch, TrialLines
-    from growsearch.data import create_dataset
+    from growsearch.data import create_dataset, with_validation
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
+    if val_fraction is not None:
+        from dataclasses import replace
+
+        sp = replace(sp, train=replace(sp.train, val_fraction=val_fraction))
+        sp.validate()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     name = study_name or sp.name or "growsearch"
@@ -286,7 +313,7 @@ def run_search(
     sampler = optuna.samplers.TPESampler(
         seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
     )
-    ds = create_dataset(sp.dataset)
+    ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)  # errors before the study exists
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
@@ -298,20 +325,24 @@ def run_search(
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
-    base = _ensure_baseline(study, sp, out, ds)
-    target = base["test_acc"] - sp.tolerance
+    front = _ensure_frontier(study, sp, out, ds)
+    target, ref = search_target(front, sp.tolerance)
     study.set_user_attr("target_acc", target)
+    study.set_user_attr("M_ref", ref["M"])
 
     # Tune saves its experiment state every 10 s or more by default; ours is small, and a
     # state closer to Optuna's storage means less to reconcile after a killed driver.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     _init_ray(address, cpus_per_trial, gpus_per_trial)
     ctx = {
-        "baseline_M": base["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial)),
+        "ref_M": ref["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial)),
         "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
     }
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    print(f"search: {budget} trials of {name}, target accuracy {target:.4f}; watch with: optuna-dashboard {url}", flush=True)
+    print(
+        f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
+        f"watch with: optuna-dashboard {url}", flush=True,
+    )
     if resume:
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -336,7 +367,7 @@ def run_search(
     study = optuna.load_study(study_name=name, storage=url)
     if resume:
         _fail_orphans(study)
-    result = _summarise(study, base, target, url, out, robust)
+    result = _summarise(study, front, target, ref, url, out, robust)
     print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
     return result
 
@@ -390,10 +421,13 @@ def _pareto(trials: list) -> list[dict]:
         p for p in pts
         if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
     ]
-    return [{"number": t.number, "M_ratio": m, FGSM_METRIC: a, "test_acc": t.user_attrs.get("test_acc")} for m, a, t in sorted(front, key=lambda p: p[0])]
+    return [
+        {"number": t.number, "M_ratio": m, FGSM_METRIC: a, "val_acc": t.user_attrs.get("val_acc"), "test_acc": t.user_attrs.get("test_acc")}
+        for m, a, t in sorted(front, key=lambda p: p[0])
+    ]
 
 
-def _summarise(study: Any, base: dict, target: float, url: str, out: Path, robust: dict | None = None) -> SearchResult:
+def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, out: Path, robust: dict | None = None) -> SearchResult:
     done = _finished(study)
     best = _best_trial(study)
     best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
@@ -402,9 +436,9 @@ def _summarise(study: Any, base: dict, target: float, url: str, out: Path, robus
     _write_trials_csv(done, out / "trials.csv")
     from growsearch.plots import plot_pareto
 
-    plot_pareto(done, target, base, out / "pareto.png")
+    plot_pareto(done, target, front, ref["M"], out / "pareto.png")
     return SearchResult(
-        study_name=study.study_name, storage=url, baseline=base, target_acc=target, best_schedule=best_sched,
+        study_name=study.study_name, storage=url, frontier=front, target_acc=target, M_ref=ref["M"], ref=ref, best_schedule=best_sched,
         best=dict(best.user_attrs) if best else None, trials=len(done),
         spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
         charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out, robust=robust,
@@ -413,7 +447,7 @@ def _summarise(study: Any, base: dict, target: float, url: str, out: Path, robus
 
 
 def _write_trials_csv(trials: list, path: Path) -> None:
-    cols = ["number", "state", "M_ratio", "M", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+    cols = ["number", "state", "M_ratio", "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
     from growsearch._io import atomic_path
 
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:

@@ -41,10 +41,12 @@ class SearchSpace:
     prune_ratio: tuple[float, float] = (0.0, 0.0)  # range of R before each growth; (0, 0) disables pruning
     zero_mask: bool = False  # whether the search may turn on the zero mask in stages that deepen
     resolutions: list[int] = field(default_factory=list)  # input sides (px) the stages before the last may train at; [] keeps native
-    tolerance: float = 0.005  # feasible if accuracy ≥ baseline − tolerance (0.5 pt: the paper's iso-accuracy band)
+    tolerance: float = 0.005  # feasible if validation accuracy ≥ the frontier's best − tolerance (0.5 pt: the paper's iso-accuracy band)
     trials: int = 24  # trial budget when --trials is not given
-    baseline_epochs: int = 30  # epochs of the from-scratch baseline (the cap, with baseline_patience)
-    baseline_patience: int | None = None  # train the baseline to saturation with this patience
+    baseline_epochs: int = 30  # the frontier's longest budget when ``budgets`` is not given
+    baseline_patience: int | None = None  # no longer used: a plateau run is no budget; must stay unset
+    budgets: list[int] | None = None  # the frontier's budgets (epochs); default: baseline_epochs/8, /4, /2, /1
+    baseline_lrs: list[float] | None = None  # peak LRs the frontier sweeps per budget (best by validation); default: train.lr
     seed: int = 0  # seeds every trial's schedule and the sampler
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
     name: str = ""  # the space's name (file stem)
@@ -82,6 +84,35 @@ class SearchSpace:
             raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
         if not isinstance(self.baseline_epochs, int) or self.baseline_epochs < 1:
             raise SpaceError(f"baseline_epochs: a positive integer, got {self.baseline_epochs!r}")
+        if self.baseline_patience is not None:
+            raise SpaceError(
+                "baseline_patience: the from-scratch reference is now a frontier of fixed budgets, each decayed to zero: "
+                "delete baseline_patience and list budgets (e.g. budgets: [4, 8, 15, 30])"
+            )
+        from growsearch.frontier import FrontierError, check_budgets
+
+        try:
+            if self.budgets is not None:
+                check_budgets(self.budgets, "budgets")
+        except FrontierError as e:
+            raise SpaceError(str(e)) from None
+        if self.baseline_lrs is not None and (
+            not isinstance(self.baseline_lrs, list) or not self.baseline_lrs
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in self.baseline_lrs)
+        ):
+            raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
+        from growsearch.schedule import ScheduleError
+
+        try:
+            self.train.validate()
+        except ScheduleError as e:
+            raise SpaceError(str(e)) from None
+
+    def frontier_budgets(self) -> list[int]:
+        """The frontier's budgets: ``budgets``, or a geometric ladder ending at ``baseline_epochs``."""
+        from growsearch.frontier import budget_ladder
+
+        return list(self.budgets) if self.budgets is not None else budget_ladder(self.baseline_epochs)
 
     def to_dict(self) -> dict:
         from dataclasses import asdict

@@ -3,7 +3,8 @@
 Each stage: take the first k classes of the class order, grow the previous stage's network
 into the stage's architecture (function-preserving Net2Net ops, new classifier rows), then
 train it with SGD (Nesterov momentum) and a linear warm-up followed by cosine decay, or to
-saturation with ``patience``. The optimizer and its schedule are rebuilt after every growth:
+saturation with ``patience``. Every epoch is scored on the validation split (what the plateau
+rule reads); the test split is read once, at the end of each stage, for the report. The optimizer and its schedule are rebuilt after every growth:
 growth replaces the parameter tensors, and the momentum buffers of the old, smaller tensors
 have no meaning for the new ones.
 
@@ -24,7 +25,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +34,13 @@ from torch import nn
 from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, parse_arch, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
-from growsearch.data import BatchLoader, Dataset, create_dataset, subset
+from growsearch.data import BatchLoader, Dataset, DataError, create_dataset, subset, with_validation
 from growsearch.grow import grow, rescale_stem, stem_kernel_at
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
+
+if TYPE_CHECKING:
+    from growsearch.frontier import Frontier
 
 __all__ = [
     "StageResult",
@@ -66,16 +70,17 @@ class StageResult:
     samples: int  # training samples processed (epochs × subset size)
     macs_per_sample: int  # forward MACs of the grown network, one input
     M: int  # samples × macs_per_sample
-    test_acc: float  # on the stage's classes, after training
+    test_acc: float  # on the stage's classes' test samples, after training (reported, never used to choose)
     wall_s: float  # training and per-epoch evaluation
     params: int = 0  # parameters of the grown network
     spec: dict = field(default_factory=dict)  # the grown network's ArchSpec
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, test_acc, lr, samples, train_s, cum_M
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, val_acc, lr, samples, train_s, cum_M
     nonzero_macs_per_sample: int = 0  # MACs with zero weights skipped, at the end of the stage
     M_nonzero: int = 0  # samples × nonzero_macs_per_sample
     zero_mask: bool = False  # identity-kernel zeros were kept at zero while training
-    prune: dict | None = None  # before growth: ratio, params/MACs before and after, test_acc right after pruning
+    prune: dict | None = None  # before growth: ratio, params/MACs before and after, val/test accuracy right after pruning
     resolution: int = 0  # input side (pixels) the stage trained and was tested at
+    val_acc: float = 0.0  # on the stage's classes' validation samples, after training (what selection reads)
 
 
 @dataclass
@@ -83,7 +88,7 @@ class RunResult:
     """A run or a baseline: the ``result.json`` contract plus provenance."""
 
     M: int  # total forward MACs of training, Σ stage M
-    test_acc: float  # final network, all classes
+    test_acc: float  # final network, all classes, test split (reported only)
     wall_s: float
     macs_per_sample: int  # final network's inference MACs
     stages: list[StageResult]
@@ -96,6 +101,11 @@ class RunResult:
     class_order: list[int] = field(default_factory=list)
     device: str = "cpu"
     versions: dict = field(default_factory=dict)
+    val_acc: float = 0.0  # final network, all classes, validation split: what selection and the iso ratio read
+    selection: str = "validation"  # "validation", or "test" when val_fraction is 0 (the paper's protocol)
+    iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given (None: no frontier)
+    beyond_frontier: bool | None = None  # more accurate than every budget: iso_M_ratio is then an upper bound
+    iso: dict | None = None  # the ratio's details and the frontier it used (see growsearch.frontier.Frontier.iso)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -147,9 +157,15 @@ def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -
     return correct / max(total, 1)
 
 
-def _test_loader(data: Dataset, cfg: TrainConfig, device: torch.device, resolution: int | None = None) -> BatchLoader:
+def _eval_loader(
+    data: Dataset, cfg: TrainConfig, device: torch.device, resolution: int | None = None, *, split: str = "test"
+) -> BatchLoader:
+    """An evaluation loader over ``split`` ("val" or "test") of ``data``."""
+    x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    if x is None:
+        raise DataError(f"{data.name} has no validation split: pass it through growsearch.data.with_validation first")
     return BatchLoader(
-        data.x_test, data.y_test, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
+        x, y, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
         train=False, device=device, channels_last=True, resolution=resolution,
     )
 
@@ -172,9 +188,11 @@ def train_stage(
 ) -> tuple[list[dict], int]:
     """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
 
+    ``data`` must hold a validation split (:func:`growsearch.data.with_validation`); every
+    epoch is scored on it, and nothing here reads the test split.
     Fixed-length stages warm up linearly for ``cfg.warmup_epochs`` then decay with a cosine
     to zero. With ``patience`` (train to saturation), the LR stays at its peak after warm-up
-    and drops 10x when the test accuracy has not improved for ``patience`` epochs
+    and drops 10x when the validation accuracy has not improved for ``patience`` epochs
     (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
     ``masks`` (parameter name → keep-mask) are re-applied after every optimizer step.
     ``resolution`` resizes train and test batches to that side (antialiased).
@@ -187,7 +205,7 @@ def train_stage(
         data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
         train=True, flip=data.flip, seed=seed, device=device, channels_last=True, resolution=resolution,
     )
-    test_loader = _test_loader(data, cfg, device, resolution)
+    val_loader = _eval_loader(data, cfg, device, resolution, split="val")
     masks = {k: v.to(device) for k, v in (masks or {}).items()}
     opt = _optimizer(model, cfg, peak)
     steps_per_epoch = len(train_loader)
@@ -223,9 +241,9 @@ def train_stage(
         if cuda:
             torch.cuda.synchronize()
         train_s = time.perf_counter() - t_epoch
-        acc = evaluate(model, test_loader, autocast=cuda)
+        acc = evaluate(model, val_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "test_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
+        row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
         history.append(row)
         bar.set_postfix(acc=f"{acc:.3f}", lr=f"{lr_now:.3g}")
         if on_epoch is not None:
@@ -252,11 +270,14 @@ def _write_json_atomic(path: Path, obj: dict) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
-def save_checkpoint(path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float, **extra) -> None:
+def save_checkpoint(
+    path: Path, model: nn.Module, *, classes: list[int], stage: int, test_acc: float, val_acc: float, **extra
+) -> None:
     """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``; ``extra`` must be plain data."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = {"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, "val_acc": val_acc}
     with atomic_path(path) as tmp:
-        torch.save({"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, **extra}, tmp)
+        torch.save({**ckpt, **extra}, tmp)
 
 
 def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
@@ -301,38 +322,55 @@ def run_schedule(
     on_epoch: Callable[[dict], None] | None = None,
     on_stage: Callable[[StageResult, nn.Module], None] | None = None,
     prefix_cache: str | Path | None = None,
+    frontier: "Frontier | str | Path | None" = None,
+    init_spec: ArchSpec | None = None,
 ) -> RunResult:
     """Train a cumulative Net2Net schedule stage by stage.
 
     Args:
         schedule: the stages to train; validated before any training.
-        dataset: the loaded dataset (default: ``create_dataset(schedule.dataset)``).
+        dataset: the loaded dataset (default: ``create_dataset(schedule.dataset)``); its
+            validation split is carved here from ``schedule.train.val_fraction``/``val_seed``.
         out_dir: if given, writes ``stage{i}.pt`` after each stage and ``result.json`` and
             ``curve.png`` at the end (atomically; an existing result is an error unless
             ``overwrite``).
         device: ``"cuda"``/``"cpu"``; default CUDA when available. Training uses channels_last
             memory format; CUDA runs also use bf16 autocast.
         progress: show a progress bar per stage.
-        on_epoch: called after every epoch with stage, epoch, test_acc, lr and cumulative M.
+        on_epoch: called after every epoch with stage, epoch, val_acc, lr and cumulative M.
         on_stage: called after every trained stage with its result and the trained model (and
             once for the deepest stage loaded from ``prefix_cache``).
         prefix_cache: a directory of trained stage prefixes. Stages whose whole prefix (data,
             seed, recipe and every earlier stage) is cached are loaded instead of trained;
             each newly trained stage is added. ``result.M`` still charges every stage (what a
             user re-running the schedule pays); ``result.spent_M`` is what this call trained.
+        frontier: a from-scratch frontier (a :class:`growsearch.frontier.Frontier` or its
+            folder): checked against the dataset and validation split before training; the
+            result then carries ``iso_M_ratio`` (M / M_scratch at the run's validation accuracy)
+            and ``curve.png`` draws the run over the frontier.
+        init_spec: build stage 1 from this exact spec (e.g. a run's pruned final network)
+            instead of from its arch name; the frontier's ``--spec-from`` reference uses it.
 
     Returns:
         The run's costs and accuracies; ``result.M`` is Σ over stages of samples × MACs.
 
     Raises:
         ScheduleError: the schedule cannot run on this dataset (before training starts).
+        DataError: the validation split cannot be made (e.g. a class with too few samples).
+        FrontierError: ``frontier`` was measured on another dataset, class set or split.
         OutputExistsError: ``out_dir`` already holds a result and ``overwrite`` is false.
     """
+    from growsearch.frontier import Frontier, load_frontier
+
     out = Path(out_dir) if out_dir is not None else None
     _check_out_dir(out, overwrite)
     schedule.validate()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     schedule.validate(num_classes=ds.num_classes, image_size=ds.image_size)
+    ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
+    front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
+    if front is not None:
+        front.check_compatible(ds)
     fam = get_family(spec_for(schedule.stages[0].arch, 1).family)
     if ds.image_size < fam.min_input:
         raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
@@ -365,7 +403,7 @@ def run_schedule(
             if out is not None:
                 save_checkpoint(
                     out / f"stage{start}.pt", model, classes=order[: stages[-1].classes], stage=start,
-                    test_acc=stages[-1].test_acc, resolution=prev_res,
+                    test_acc=stages[-1].test_acc, val_acc=stages[-1].val_acc, resolution=prev_res,
                 )
             if on_stage is not None:
                 on_stage(stages[-1], model)
@@ -382,19 +420,24 @@ def run_schedule(
         rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels
         kernel = stem_kernel_at(fam.stem_kernel, res / native) if rescale else fam.stem_kernel
         if model is None:
-            spec = spec_for(st.arch, st.classes, ds.in_chans)
+            spec = replace(init_spec, num_classes=st.classes) if init_spec is not None else spec_for(st.arch, st.classes, ds.in_chans)
             model = build_model(replace(spec, stem_kernel=kernel) if kernel != fam.stem_kernel else spec)
         else:
             if st.prune_ratio > 0:
                 prev_shape = (ds.in_chans, prev_res, prev_res)
                 before = (count_params(model), macs_per_sample(model, prev_shape))
                 model = prune(model, st.prune_ratio, input_shape=prev_shape)
+                after = {
+                    f"{split}_acc_after_prune": evaluate(
+                        model, _eval_loader(prev_data, schedule.train, dev, prev_res, split=split), autocast=dev.type == "cuda"
+                    )
+                    for split in ("val", "test")
+                }
                 prune_info = {
                     "ratio": st.prune_ratio,
                     "params_before": before[0], "params_after": count_params(model),
                     "macs_before": before[1], "macs_after": macs_per_sample(model, prev_shape),
-                    "test_acc_after_prune": evaluate(model, _test_loader(prev_data, schedule.train, dev, prev_res), autocast=dev.type == "cuda"),
-                    "widths_after": [list(b) for b in model.arch_spec.widths],
+                    **after, "widths_after": [list(b) for b in model.arch_spec.widths],
                 }
             old_depths = model.arch_spec.depths
             model = grow(model, to=st.arch, num_classes=st.classes, seed=schedule.seed * 1000 + i)
@@ -422,21 +465,24 @@ def run_schedule(
         M = stage_cost(samples, macs)
         nz = nonzero_macs_per_sample(model, input_shape)
         cum_M += M
-        acc = history[-1]["test_acc"]
+        val_acc = history[-1]["val_acc"]
+        # The stage's one read of its test split: reported, never used to choose anything.
+        acc = evaluate(model, _eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
         result_i = StageResult(
             classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
             test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
             spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
-            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info, resolution=res,
+            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info, resolution=res, val_acc=val_acc,
         )
         stages.append(result_i)
         prev_data, prev_res = data, res
+        ck = dict(classes=order[: st.classes], stage=i, test_acc=acc, val_acc=val_acc, resolution=res)
         if out is not None:
-            save_checkpoint(out / f"stage{i}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc, resolution=res)
+            save_checkpoint(out / f"stage{i}.pt", model, **ck)
         if cache is not None:
             save_checkpoint(
-                cache / f"{prefix_key(schedule, i, order)}.pt", model, classes=order[: st.classes], stage=i, test_acc=acc,
-                resolution=res, stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
+                cache / f"{prefix_key(schedule, i, order)}.pt", model, **ck,
+                stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
             )
         if on_stage is not None:
             on_stage(result_i, model)
@@ -447,13 +493,16 @@ def run_schedule(
         stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
         nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=sum(s.M for s in stages[start:]),
         reused_stages=start, schedule=schedule.to_dict(), class_order=order, device=str(dev),
-        versions=_versions(),
+        versions=_versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
     )
+    if front is not None:
+        result.iso = front.iso(result.M, result.val_acc)
+        result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]
     if out is not None:
         _write_json_atomic(out / RESULT_FILE, result.to_dict())
         from growsearch.plots import plot_curve
 
-        plot_curve(result, out / "curve.png")
+        plot_curve(result, out / "curve.png", frontier=front)
     return result
 
 
@@ -466,15 +515,21 @@ def run_baseline(
     seed: int = 0,
     train: TrainConfig | None = None,
     dataset: Dataset | None = None,
+    lr: float | None = None,
+    spec: ArchSpec | None = None,
     **kwargs,
 ) -> RunResult:
-    """Train ``arch`` from scratch on all classes with the same recipe: the M ratio's denominator.
+    """Train ``arch`` from scratch on all classes with the same recipe: one budget of a frontier.
+
+    With fixed ``epochs`` the LR warms up and decays to zero at the end of *this* budget (never a
+    truncated longer schedule), as the from-scratch frontier requires.
 
     Args:
         data: dataset name (``"digits"``, ``"cifar100:/data"``, ...).
         arch: the final architecture of the schedules it is compared with.
-        epochs, patience, seed, train: as in a schedule's stage and recipe.
+        epochs, patience, seed, train, lr: as in a schedule's stage and recipe.
         dataset: the already-loaded ``data``, to skip loading it again.
+        spec: train this exact network (e.g. a run's pruned final one) instead of ``arch``'s.
         **kwargs: the keyword options of :func:`run_schedule` (``out_dir``, ``device``, ...).
 
     Example:
@@ -485,8 +540,8 @@ def run_baseline(
     ds = dataset if dataset is not None else create_dataset(data)
     sched = Schedule(
         dataset=data,
-        stages=[Stage(classes=ds.num_classes, arch=arch, epochs=epochs, patience=patience)],
+        stages=[Stage(classes=ds.num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)],
         seed=seed,
         train=train or TrainConfig(),
     )
-    return run_schedule(sched, dataset=ds, **kwargs)
+    return run_schedule(sched, dataset=ds, init_spec=spec, **kwargs)

@@ -91,7 +91,12 @@ def test_demo_runs_a_short_search_end_to_end(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "optuna-dashboard sqlite:///" in proc.stdout and "2 trials" in proc.stdout
-    assert (tmp_path / "d" / "baseline" / "result.json").is_file() and (tmp_path / "d" / "trials.csv").is_file()
+    assert "M ratio at iso-accuracy" in proc.stdout or "no schedule reached the target" in proc.stdout
+    assert "cheapest on-target budget" in proc.stdout
+    assert (tmp_path / "d" / "frontier" / "frontier.json").is_file() and (tmp_path / "d" / "trials.csv").is_file()
+    from growsearch.frontier import load_frontier
+
+    assert [p.epochs for p in load_frontier(tmp_path / "d" / "frontier").references[0].points] == [2, 4, 8, 15]
 
 
 def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

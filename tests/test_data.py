@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import write_cifar, write_imagefolder, write_tinyimagenet
-from growsearch.data import BatchLoader, DataError, class_order, create_dataset, list_sources, subset
+from growsearch.data import BatchLoader, DataError, class_order, create_dataset, list_sources, subset, with_validation
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +150,63 @@ def test_loader_resizes_batches_to_the_stage_resolution(digits) -> None:
     box = torch.nn.functional.avg_pool2d(xf, 2)
     assert (xl - box).abs().mean() < 0.5 * (xf[..., ::2, ::2] - box).abs().mean()
     torch.testing.assert_close(xl.mean((2, 3)), xf.mean((2, 3)), rtol=0, atol=0.05)
+
+
+# --- the validation split -----------------------------------------------------------------
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded(digits) -> None:
+    d = with_validation(digits, 0.1, seed=0)
+    # carved from train only: train + val = the source's train set, test untouched
+    assert len(d.y_train) + len(d.y_val) == len(digits.y_train) and torch.equal(d.y_test, digits.y_test)
+    ids = lambda t: set(t.tolist())  # noqa: E731
+    assert not ids(d.idx_val) & ids(d.idx_train) and not ids(d.idx_val) & ids(d.idx_test)
+    assert ids(d.idx_val) | ids(d.idx_train) == ids(digits.idx_train)
+    # stratified: each class gives round(10%) of its training samples
+    for c in range(10):
+        n_c = int((digits.y_train == c).sum())
+        assert int((d.y_val == c).sum()) == round(0.1 * n_c)
+    # the images moved with their labels
+    pos = {int(i): k for k, i in enumerate(digits.idx_train)}
+    for j in range(0, len(d.y_val), 17):
+        k = pos[int(d.idx_val[j])]
+        assert torch.equal(d.x_val[j], digits.x_train[k]) and int(d.y_val[j]) == int(digits.y_train[k])
+    # the same seed gives the same split; another seed another one
+    assert torch.equal(with_validation(digits, 0.1, seed=0).idx_val, d.idx_val) and d.val_id == with_validation(digits, 0.1, 0).val_id
+    other = with_validation(digits, 0.1, seed=1)
+    assert not torch.equal(other.idx_val, d.idx_val) and other.val_id != d.val_id
+
+
+def test_validation_subsets_are_nested_across_stages(digits) -> None:
+    d = with_validation(digits, 0.1, seed=0)
+    order = class_order(10, 0)
+    prev: set[int] = set()
+    for k in (3, 5, 7, 10):
+        s = subset(d, order[:k])
+        got = set(s.idx_val.tolist())
+        assert prev <= got  # nested: every earlier stage's validation sample is still there
+        assert set(s.y_val.tolist()) == set(range(k))
+        assert not got & set(s.idx_train.tolist())
+        prev = got
+    assert prev == set(d.idx_val.tolist())
+
+
+def test_zero_fraction_selects_on_the_test_set(digits) -> None:
+    d = with_validation(digits, 0, seed=0)
+    assert torch.equal(d.y_val, digits.y_test) and len(d.y_train) == len(digits.y_train) and d.val_fraction == 0
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 0.5, 0.9, "0.1", True])
+def test_validation_fraction_outside_its_range_is_an_error(digits, fraction) -> None:
+    with pytest.raises(DataError, match=r"val_fraction must be in \[0, 0.5\)"):
+        with_validation(digits, fraction)
+
+
+def test_a_class_too_small_for_a_validation_sample_is_an_error(tmp_path: Path) -> None:
+    y = np.array([0] * 20 + [1] * 3)
+    x = np.zeros((len(y), 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:4], y_test=np.array([0, 1, 0, 1]))
+    ds = create_dataset(f"npz:{tmp_path / 'd.npz'}")
+    with pytest.raises(DataError, match="class 1 has 3 training sample"):
+        with_validation(ds, 0.1)
+    assert len(with_validation(ds, 0.34).y_val) == round(20 * 0.34) + 1

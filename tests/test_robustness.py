@@ -213,7 +213,7 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path: Path, capsys: pytest.Cap
     run, _, npz = runs
     other = tmp_path / "other.npz"
     rng = np.random.default_rng(0)
-    np.savez(other, x_train=rng.integers(0, 255, (12, 32, 32, 3), dtype=np.uint8), y_train=np.arange(12) % 3,
+    np.savez(other, x_train=rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8), y_train=np.arange(30) % 3,
              x_test=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), y_test=np.arange(6) % 3)
     foreign = _run(tmp_path, f"npz:{other}", "foreign", [{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}])
     capsys.readouterr()

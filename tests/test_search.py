@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 import pytest
 
+from growsearch.frontier import Frontier
 from growsearch.schedule import load_schedule
 from growsearch.search import SearchError, load_best
 
@@ -36,11 +37,12 @@ seed: 0
 """
 
 
-def _tiny(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]") -> Path:
+def _tiny(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]", *, shuffle_test: bool = False) -> Path:
     rng = np.random.default_rng(0)
     y = np.arange(72) % 4
     x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
-    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    y_test = np.random.default_rng(1).permutation(y[48:]) if shuffle_test else y[48:]
+    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y_test)
     space = root / "space.yaml"
     space.write_text(TINY_SPACE.format(data=root / "tiny.npz", split=split, epochs=epochs))
     return space
@@ -78,13 +80,14 @@ def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
 
 def test_each_trial_records_its_schedule_and_metrics(searched) -> None:
     study = _study(searched[0])
-    assert {"M", "test_acc", "wall_s", "arch"} <= set(study.user_attrs["baseline"])
+    front = Frontier.from_dict(study.user_attrs["frontier"])
+    assert [p.epochs for p in front.references[0].points] == [1, 2]  # the ladder ending at baseline_epochs 2
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done
     for t in done:
         a = t.user_attrs
-        assert {"schedule", "M", "M_ratio", "test_acc", "wall_s", "stages", "versions"} <= set(a)
-        assert a["M_ratio"] == pytest.approx(a["M"] / study.user_attrs["baseline"]["M"])
+        assert {"schedule", "M", "M_ratio", "val_acc", "test_acc", "wall_s", "stages", "versions"} <= set(a)
+        assert a["M_ratio"] == pytest.approx(a["M"] / study.user_attrs["M_ref"])
         assert t.value == pytest.approx(a["M_ratio"])
         assert len(a["stages"]) == len(a["schedule"]["stages"])
         assert "torch" in a["versions"]
@@ -100,12 +103,17 @@ def _constraints(t: optuna.trial.FrozenTrial) -> list[float]:
     return list(named.values()) if isinstance(named, dict) and named else list(t.system_attrs["constraints"])
 
 
-def test_the_constraint_reaches_optuna(searched) -> None:
+def test_the_stored_objective_and_constraint_follow_the_frontier(searched) -> None:
     study = _study(searched[0])
+    front = Frontier.from_dict(study.user_attrs["frontier"])
     target = study.user_attrs["target_acc"]
+    # target = the frontier's best validation accuracy − tolerance (0.5 in the tiny space)
+    assert target == pytest.approx(max(p.val_acc for p in front.references[0].points) - 0.5)
+    assert study.user_attrs["M_ref"] == pytest.approx(front.m_scratch(target)["M"])
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
-            assert _constraints(t) == pytest.approx([target - t.user_attrs["test_acc"]])
+            assert t.value == pytest.approx(t.user_attrs["M"] / front.m_scratch(target)["M"])
+            assert _constraints(t) == pytest.approx([target - t.user_attrs["val_acc"]])
             assert (_constraints(t)[0] <= 0) == t.user_attrs["feasible"]
 
 
@@ -232,7 +240,7 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     for number, (value, when) in before.items():  # every completed trial kept, none told twice
         assert (after[number].value, after[number].datetime_complete) == (value, when)
     assert len(finished) == 6  # the budget is the total: nothing re-run, nothing extra
-    assert "reusing the study's" in proc.stdout  # the baseline is not trained again
+    assert "reusing the study's" in proc.stdout  # the frontier is not trained again
 
 
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
@@ -277,8 +285,8 @@ def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path:
         a = t.user_attrs
         assert 0 <= a["fgsm_mi_acc"] <= 1 and a["fgsm_eps"] == 0.05
         assert t.values == pytest.approx([a["M_ratio"], a["fgsm_mi_acc"]])
-        assert _constraints(t) == pytest.approx([target - a["test_acc"], 0.3 - a["fgsm_mi_acc"]])
-        assert a["feasible"] == (a["test_acc"] >= target and a["fgsm_mi_acc"] >= 0.3)
+        assert _constraints(t) == pytest.approx([target - a["val_acc"], 0.3 - a["fgsm_mi_acc"]])
+        assert a["feasible"] == (a["val_acc"] >= target and a["fgsm_mi_acc"] >= 0.3)
     header = (out / "trials.csv").read_text().splitlines()[0]
     assert "fgsm_mi_acc" in header
     if any(t.user_attrs["feasible"] for t in done):
@@ -299,3 +307,30 @@ def test_space_resolutions_above_native_are_an_error(tmp_path: Path) -> None:
     space.write_text(space.read_text().replace("resolutions: [16, 32]", "resolutions: [16, 64]"))
     proc = _cli("search", str(space), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "above" in proc.stderr and "native 32 px" in proc.stderr
+
+
+def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
+    """The same search on a copy whose test labels are shuffled picks the same best trial with
+    the same validation numbers: nothing the search chooses reads the test set."""
+    picks = []
+    for shuffled in (False, True):
+        root = tmp_path / ("shuffled" if shuffled else "plain")
+        root.mkdir()
+        space = _tiny(root, epochs="[1, 3]", shuffle_test=shuffled)
+        # one trial at a time, so TPE sees the same history in both searches
+        proc = _cli("search", str(space), "--out", str(root / "out"), "--trials", "4", "--cpus-per-trial", "2")
+        assert proc.returncode in (0, 1), proc.stderr[-3000:]
+        trials = _study(root / "out").trials
+
+        def shape(sched: dict | None) -> dict | None:  # the schedule without its dataset path (plain/ vs shuffled/)
+            return None if sched is None else {k: v for k, v in sched.items() if k != "dataset"}
+
+        best = root / "out" / "best_schedule.json"
+        picks.append((
+            [(t.number, t.state.name, t.user_attrs.get("M_ratio"), t.user_attrs.get("val_acc"), shape(t.user_attrs.get("schedule"))) for t in trials],
+            [t.user_attrs.get("test_acc") for t in trials],
+            shape(json.loads(best.read_text())) if best.exists() else None,
+        ))
+    (chosen, tests, best), (chosen_s, tests_s, best_s) = picks
+    assert chosen == chosen_s and best == best_s
+    assert tests != tests_s  # the test labels really differ, and are reported as measured

@@ -33,10 +33,10 @@ def test_result_json_follows_the_contract(npz_data: str, tmp_path: Path) -> None
 
 
 def test_M_is_samples_times_macs_summed_over_stages(npz_data: str) -> None:
-    ds = create_dataset(npz_data)  # 48 train images, 12 per class
+    ds = create_dataset(npz_data)  # 48 train images, 12 per class; val_fraction 0.1 holds out 1 per class
     result = run_schedule(_sched(npz_data), dataset=ds, progress=False)
     s1, s2 = result.stages
-    assert (s1.samples, s2.samples) == (2 * 24, 1 * 48)  # epochs x train samples of the stage's classes
+    assert (s1.samples, s2.samples) == (2 * 22, 1 * 44)  # epochs x train samples of the stage's classes
     assert s1.macs_per_sample == hand_macs_vgg(ArchSpec.from_dict(s1.spec), 32)
     assert s2.macs_per_sample == hand_macs_vgg(ArchSpec.from_dict(s2.spec), 32)
     assert s1.M == s1.samples * s1.macs_per_sample and s2.M == s2.samples * s2.macs_per_sample
@@ -110,7 +110,7 @@ def test_patience_trains_to_saturation_and_stops_early(npz_data: str) -> None:
     hist = r.stages[0].history
     assert len(hist) < 60
     assert hist[-1]["lr"] < hist[1]["lr"]  # the LR dropped at the first plateau
-    assert r.stages[0].samples == len(hist) * 48
+    assert r.stages[0].samples == len(hist) * 44  # 48 minus the 4 validation images
 
 
 def test_epoch_callback_reports_cumulative_M(npz_data: str) -> None:
@@ -170,3 +170,37 @@ def test_large_stem_kernels_follow_the_resolution(npz_data: str, rescale: bool, 
     )
     r = run_schedule(sched, progress=False)
     assert [s.spec["stem_kernel"] or 7 for s in r.stages] == kernels
+
+
+def _shuffled_test_labels(src: str, dst: Path) -> str:
+    import numpy as np
+
+    with np.load(src.partition(":")[2]) as z:
+        arrays = dict(z)
+    arrays["y_test"] = np.random.default_rng(5).permutation(arrays["y_test"])
+    np.savez(dst, **arrays)
+    return f"npz:{dst}"
+
+
+def test_training_choices_never_read_the_test_labels(npz_data: str, tmp_path: Path) -> None:
+    """Plateau stopping reads validation accuracy only: shuffling the test labels changes the
+    reported test accuracy and nothing else."""
+    shuffled = _shuffled_test_labels(npz_data, tmp_path / "shuffled.npz")
+    runs = []
+    for data in (npz_data, shuffled):
+        s = Schedule(data, [Stage(2, "vgg11@0.125", 30, patience=2), Stage(4, "vgg13@0.125", 30, patience=2)], seed=0)
+        s.train.val_fraction = 0.25
+        runs.append(run_schedule(s, progress=False))
+    a, b = runs
+    assert [st.epochs for st in a.stages] == [st.epochs for st in b.stages]
+    assert [st.val_acc for st in a.stages] == [st.val_acc for st in b.stages] and a.val_acc == b.val_acc
+    assert [row["val_acc"] for st in a.stages for row in st.history] == [row["val_acc"] for st in b.stages for row in st.history]
+    assert a.M == b.M
+    assert [st.test_acc for st in a.stages] != [st.test_acc for st in b.stages]  # the test labels did change
+
+
+def test_with_val_fraction_zero_selection_reads_the_test_set(npz_data: str) -> None:
+    s = Schedule(npz_data, [Stage(4, "vgg11@0.125", 2)], seed=0)
+    s.train.val_fraction = 0.0
+    r = run_schedule(s, progress=False)
+    assert r.selection == "test" and r.val_acc == r.test_acc and r.stages[0].samples == 2 * 48
