@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the --out of `growsearch baseline`: print and store the iso-accuracy M ratio against its frontier, and draw the run over it in curve.png",
     )
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the schedule's train.val_fraction, 0.1)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out after its last finished stage (same schedule file)")
+    p.add_argument(
+        "--all-cores", action="store_true",
+        help="ignore the schedule's threads (a search's best schedule records its trials' count, so a re-run reproduces them) and use torch's default",
+    )
     _add_common(p)
 
     p = sub.add_parser(
@@ -216,9 +221,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sched = load_schedule(args.schedule)
     if args.val_fraction is not None:
         sched.train.val_fraction = args.val_fraction
+    if args.all_cores:
+        sched.threads = None
     out = Path(args.out)
     frontier = load_frontier(args.baseline) if args.baseline else None
-    result = run_schedule(sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier)
+    result = run_schedule(
+        sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier, resume=args.resume,
+    )
     print(_summary(result))
     print(f"wrote {out / 'result.json'}, {out / 'curve.png'} and {len(result.stages)} stage checkpoint(s)")
     return 0
@@ -282,7 +291,8 @@ def _search_report(res) -> str:
         frontier_dir = res.out_dir / "frontier"
         lines.append(
             f"wrote {res.out_dir / 'best_schedule.json'} (re-run it against the same frontier: growsearch run "
-            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir})"
+            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir}; it trains with the trials' "
+            f"{res.best_schedule.threads} torch thread(s), which reproduces their numbers; --all-cores is faster but drifts slightly)"
         )
     if res.pareto:
         lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
@@ -376,13 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from growsearch.backbones import ArchError
-    from growsearch.data import DataError
-    from growsearch.schedule import ScheduleError
-    from growsearch.frontier import FrontierError
-    from growsearch.robustness import RobustnessError
-    from growsearch.space import SpaceError
-    from growsearch.train import OutputExistsError
+    from growsearch.errors import GrowsearchError
 
     handlers = {
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
@@ -390,18 +394,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, RobustnessError, FrontierError, _search_error()) as e:
+    except (GrowsearchError, FileNotFoundError) as e:
         print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
         return 130
-
-
-def _search_error() -> type:
-    from growsearch.search import SearchError
-
-    return SearchError
 
 
 if __name__ == "__main__":

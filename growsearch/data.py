@@ -34,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,7 +61,7 @@ __all__ = [
 TEST_SELECTION_NOTE = "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
 
 
-class DataError(ValueError):
+class DataError(GrowsearchError, ValueError):
     """A dataset that is missing, malformed, or asked for in a way it cannot serve."""
 
 
@@ -115,6 +117,8 @@ def create_dataset(name: str) -> Dataset:
     Raises:
         DataError: unknown name, or files missing or malformed (the message names the expected layout).
     """
+    if not isinstance(name, str):
+        raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
     kind, _, arg = name.partition(":")
     kind = kind.strip().lower()
     if kind not in _SOURCES:
@@ -126,13 +130,23 @@ def create_dataset(name: str) -> Dataset:
 def _finish(
     name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None
 ) -> Dataset:
-    xtr, xte = _as_uint8_nchw(xtr, name), _as_uint8_nchw(xte, name)
-    ytr, yte = torch.as_tensor(np.asarray(ytr), dtype=torch.int64), torch.as_tensor(np.asarray(yte), dtype=torch.int64)
+    xtr, xte = _as_uint8_nchw(xtr, f"{name}: train images"), _as_uint8_nchw(xte, f"{name}: test images")
+    ytr, yte = _labels(ytr, f"{name}: train labels"), _labels(yte, f"{name}: test labels")
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(f"{name}: train images are {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}")
     if len(xtr) != len(ytr) or len(xte) != len(yte):
-        raise DataError(f"{name}: image and label counts differ")
-    k = int(num_classes or int(max(ytr.max(), yte.max())) + 1)
+        raise DataError(
+            f"{name}: {len(xtr)} train images but {len(ytr)} labels, {len(xte)} test images but {len(yte)} labels: one label per image"
+        )
+    k = int(num_classes or int(ytr.max()) + 1)
+    missing = sorted(set(range(k)) - set(ytr.unique().tolist()))
+    if missing:
+        raise DataError(
+            f"{name}: class(es) {missing[:10]} have no training images (labels must be 0..{k - 1}, every class present in train)"
+        )
+    unseen = sorted(c for c in yte.unique().tolist() if c >= k)
+    if unseen:
+        raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
     f = xtr.float() / 255
     mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
     std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
@@ -142,8 +156,33 @@ def _finish(
     return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite)
 
 
+def _labels(y, name: str) -> torch.Tensor:
+    """Class labels as int64, refusing what would silently train wrong (negative labels index
+    from the end; fractional ones would be truncated)."""
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise DataError(f"{name}: expected one integer class index per image (shape (N,)), got shape {a.shape}")
+    if a.size == 0:
+        raise DataError(f"{name}: no labels")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all() or (a != np.round(a)).any():
+            raise DataError(f"{name}: class labels must be whole numbers 0..K-1, got non-integer values such as {float(a[(a != np.round(a)) | ~np.isfinite(a)][0])!r}")
+    elif a.dtype.kind not in "iub":
+        raise DataError(f"{name}: class labels must be integers 0..K-1, got dtype {a.dtype}")
+    if (a < 0).any():
+        raise DataError(f"{name}: class labels must be ≥ 0, got {int(a.min())} (labels are 0..K-1; -1 is not 'unlabelled' here)")
+    return torch.as_tensor(a.astype(np.int64))
+
+
 def _as_uint8_nchw(x, name: str) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(x))
+    try:
+        x = torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError(f"{name}: expected a numeric array of images") from None
+    if x.numel() == 0:
+        raise DataError(f"{name}: no images")
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise DataError(f"{name}: images must be uint8 (0..255) or floats in [0, 1], got dtype {x.dtype}")
     if x.dim() == 3:
         x = x[:, None]
     elif x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -151,7 +190,13 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
     if x.dim() != 4:
         raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8:
+        if not x.is_floating_point():
+            if x.min() < 0 or x.max() > 255:
+                raise DataError(f"{name}: integer images must lie in 0..255, got [{int(x.min())}, {int(x.max())}]")
+            return x.to(torch.uint8).contiguous()
         x = x.float()
+        if not torch.isfinite(x).all():
+            raise DataError(f"{name}: images contain NaN or infinite values")
         if x.min() < 0 or x.max() > 1:
             raise DataError(f"{name}: float images must lie in [0, 1], got [{float(x.min()):g}, {float(x.max()):g}]")
         x = (x * 255).round().to(torch.uint8)
@@ -204,9 +249,16 @@ def _cifar100(arg: str | None) -> Dataset:
 def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image
 
+    from PIL import UnidentifiedImageError
+
     out = []
     for p in paths:
-        with Image.open(p) as im:
+        try:
+            im = Image.open(p)
+            im.load()
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
+        with im:
             im = im.convert("RGB")
             if size is None:
                 size = im.size
@@ -278,11 +330,19 @@ def _npz(arg: str | None) -> Dataset:
     path = Path(arg).expanduser()
     if not path.is_file():
         raise DataError(f"npz:{path}: no such file (expected arrays x_train, y_train, x_test, y_test)")
-    with np.load(path) as z:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
-        if missing:
-            raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
-        return _finish("npz", z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+            if missing:
+                raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
+            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"npz:{path}: not a readable .npz ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated?'}): re-save it with numpy.savez") from None
+    return _finish(f"npz:{path}", *arrays)
 
 
 def class_order(num_classes: int, seed: int) -> list[int]:
