@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the space's train.val_fraction, 0.1)")
+    p.add_argument("--verbose", action="store_true", help="also show Ray's and Tune's own console output (default: growsearch's lines only)")
     p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
     p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
     p.add_argument("--min-fgsm-acc", type=float, default=None, metavar="ACC", help="constraint: feasible trials also need fgsm_mi_acc ≥ ACC")
@@ -314,7 +315,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, verbose=args.verbose,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1

@@ -199,19 +199,23 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
         raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
 
 
-def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> None:
+    import logging
+
     import ray
+
+    level = logging.ERROR if quiet else logging.INFO
 
     if not ray.is_initialized():
         if address:
             _reachable(address)
             try:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False, logging_level=level)
             except (ConnectionError, RuntimeError) as e:
                 raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
         else:
             # A laptop run: a local Ray with this machine's CPUs and no dashboard.
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
     max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
@@ -263,6 +267,7 @@ def run_search(
     fgsm_objective: bool = False,
     min_fgsm_acc: float | None = None,
     val_fraction: float | None = None,
+    verbose: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
     frontier's best − tolerance; the objective is M / M_scratch(target).
@@ -288,6 +293,7 @@ def run_search(
         min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
         val_fraction: override the space's ``train.val_fraction`` (the validation split every
             choice reads; 0 selects on the test set).
+        verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
     """
     import optuna
     from ray import tune
@@ -318,7 +324,12 @@ def run_search(
     ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
-    _init_ray(address, cpus_per_trial, gpus_per_trial)
+    if not verbose:
+        # Tune's newer console engine ignores RunConfig(verbose=0) (its setup box, TensorBoard
+        # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
+        # start-up are muted through its log level.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
     default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
     try:
         existing = [] if default_db else optuna.study.get_all_study_names(url)
@@ -381,7 +392,7 @@ def run_search(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=0,
+                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
             ),
         )
