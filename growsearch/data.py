@@ -54,6 +54,7 @@ __all__ = [
     "list_sources",
     "subset",
     "with_validation",
+    "cache_dir",
     "TEST_SELECTION_NOTE",
 ]
 
@@ -246,15 +247,16 @@ def _cifar100(arg: str | None) -> Dataset:
     return _cifar(arg, "CIFAR100", "cifar-100-python")
 
 
-def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image
+def _load_images(paths: list, name: str, size: tuple[int, int] | None, read=None) -> np.ndarray:
+    """Decode images (paths, or keys that ``read`` turns into bytes) to one uint8 NHWC array."""
+    import io
 
-    from PIL import UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     out = []
     for p in paths:
         try:
-            im = Image.open(p)
+            im = Image.open(io.BytesIO(read(p)) if read is not None else p)
             im.load()
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
@@ -271,6 +273,8 @@ def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> 
 
 
 _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_ARCHIVES = (".tar", ".tar.gz", ".tgz")
+_CACHE_VERSION = 1  # bump when decoding changes, so no cache made by an older decoder is served
 
 
 def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -282,23 +286,125 @@ def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
+def cache_dir() -> Path:
+    """Where decoded datasets are kept: ``$GROWSEARCH_CACHE``, else ``~/.cache/growsearch``."""
+    return Path(os.environ.get("GROWSEARCH_CACHE") or Path.home() / ".cache" / "growsearch").expanduser()
+
+
+def _cached(key: dict, name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``build()``'s arrays, decoded once and kept under :func:`cache_dir`, keyed by ``key`` (the
+    source's content). A changed source has another key, so it is never served stale; a cache
+    file that cannot be read is rebuilt."""
+    import hashlib
+    import json
+
+    from growsearch._io import atomic_path
+
+    digest = hashlib.sha256(json.dumps({**key, "v": _CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir() / f"{name}-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    arrays = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **arrays)
+    except OSError:
+        pass  # a read-only cache folder costs speed, not correctness
+    return arrays
+
+
+def _archive_index(path: Path) -> tuple[dict[str, object], object]:
+    import tarfile
+
+    try:
+        tar = tarfile.open(path, "r:*")
+        members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None
+    return members, tar
+
+
+def _layout(files: list[str], where: str) -> tuple[str, str]:
+    """(prefix, test split name) of an ImageFolder layout among relative ``files``: train/ and
+    test/ (or val/) at the top, or under one top folder (as archives often have)."""
+    tops = {f.split("/", 1)[0] for f in files}
+    for prefix in ["", *(f"{t}/" for t in sorted(tops))]:
+        splits = {f[len(prefix):].split("/", 1)[0] for f in files if f.startswith(prefix) and f.count("/") >= prefix.count("/") + 2}
+        test = next((t for t in ("test", "val") if t in splits), None)
+        if "train" in splits and test:
+            return prefix, test
+    raise DataError(f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder")
+
+
+def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, read) -> dict[str, np.ndarray]:
+    def items(split: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for f in files:
+            rest = f[len(prefix):]
+            parts = rest.split("/")
+            if f.startswith(prefix) and len(parts) >= 3 and parts[0] == split and Path(f).suffix.lower() in _IMG_EXT:
+                out.setdefault(parts[1], []).append(f)
+        return out
+
+    tr, te = items("train"), items(test)
+    classes = sorted(tr)
+    unknown = sorted(set(te) - set(classes))
+    if unknown:
+        raise DataError(f"imagefolder:{where}: test classes {unknown} have no train folder")
+    ptr = [f for c in classes for f in sorted(tr[c])]
+    pte = [f for c in classes for f in sorted(te.get(c, []))]
+    ytr = np.array([i for i, c in enumerate(classes) for _ in tr[c]], dtype=np.int64)
+    yte = np.array([i for i, c in enumerate(classes) for _ in te.get(c, [])], dtype=np.int64)
+    xtr = _load_images(ptr, f"imagefolder:{where}/train", None, read)
+    xte = _load_images(pte, f"imagefolder:{where}/{test}", (xtr.shape[2], xtr.shape[1]), read)
+    return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
+
+
 @register_source("imagefolder")
 def _imagefolder(arg: str | None) -> Dataset:
+    """A folder, or a .tar/.tar.gz archive, in the ImageFolder layout; decoded once, then cached.
+
+    The cache key is the source's content: for a folder every image's path, size and
+    modification time; for an archive the hash of its bytes.
+    """
+    import hashlib
+
     if not arg:
         raise DataError("imagefolder needs a path: 'imagefolder:PATH' with PATH/train/<class>/* and PATH/test/<class>/*")
     root = Path(arg).expanduser()
-    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
-    if not (root / "train").is_dir() or test_dir is None:
-        raise DataError(f"imagefolder:{root}: expected {root}/train/<class>/* and {root}/test/<class>/* (or val/)")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
-    if unknown:
-        raise DataError(f"imagefolder:{root}: test classes {unknown} have no train folder")
-    ptr, ytr = _folder_items(root / "train", classes)
-    pte, yte = _folder_items(test_dir, classes)
-    xtr = _load_images(ptr, f"imagefolder:{root}/train", None)
-    xte = _load_images(pte, f"imagefolder:{test_dir}", (xtr.shape[2], xtr.shape[1]))
-    return _finish("imagefolder", xtr, ytr, xte, yte, num_classes=len(classes))
+    if root.is_file() and root.name.lower().endswith(_ARCHIVES):
+        h = hashlib.sha256()
+        with open(root, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        key = {"archive": h.hexdigest()}
+
+        def build() -> dict[str, np.ndarray]:
+            members, tar = _archive_index(root)
+            with tar:
+                prefix, test = _layout(list(members), str(root))
+                data: dict[str, bytes] = {}
+                for m in tar:  # one sequential pass: random access into a .tar.gz re-reads it
+                    name = m.name.lstrip("./")
+                    if m.isfile() and name.startswith(prefix) and Path(name).suffix.lower() in _IMG_EXT:
+                        data[name] = tar.extractfile(m).read()
+            return _imagefolder_arrays(sorted(data), prefix, test, str(root), data.__getitem__)
+    elif root.is_dir():
+        files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
+        prefix, test = _layout(files, str(root))
+        key = {"folder": str(root.resolve()), "files": [(f, (st := (root / f).stat()).st_size, st.st_mtime_ns) for f in files]}
+
+        def build() -> dict[str, np.ndarray]:
+            return _imagefolder_arrays(files, prefix, test, str(root), lambda f: (root / f).read_bytes())
+    else:
+        raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
+    a = _cached(key, "imagefolder", build)
+    return _finish(f"imagefolder:{root}", a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]))
 
 
 @register_source("tinyimagenet")

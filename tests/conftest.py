@@ -18,6 +18,12 @@ def _images(n: int, classes: int, size: int, chans: int, seed: int) -> tuple[np.
     return x, y
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-dataset caches go to a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "growsearch-cache"))
+
+
 @pytest.fixture
 def npz_data(tmp_path: Path) -> str:
     """``npz:PATH`` with 4 classes of 32x32 RGB, 48 train and 24 test images."""
