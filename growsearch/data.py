@@ -12,7 +12,9 @@ Sources (``create_dataset(name)``):
     ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
     ``npz:PATH``           arrays x_train, y_train, x_test, y_test
 
-ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``).
+ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``). Any name may end in
+``?train_per_class=N``: a stratified, seeded subset of N training images per class (the name,
+and so every result and frontier, says so).
 
 A source returns its train and test splits; :func:`with_validation` then carves a seeded,
 stratified validation split out of the training set. Everything that *chooses* (the plateau
@@ -120,12 +122,45 @@ def create_dataset(name: str) -> Dataset:
     """
     if not isinstance(name, str):
         raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
-    kind, _, arg = name.partition(":")
+    base, _, query = name.partition("?")
+    options = _options(query, name)
+    kind, _, arg = base.partition(":")
     kind = kind.strip().lower()
     if kind not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
     ds = _SOURCES[kind](arg or None)
+    if "train_per_class" in options:
+        ds = _train_per_class(ds, options["train_per_class"], name)
     return replace(ds, name=name)
+
+
+def _options(query: str, name: str) -> dict[str, int]:
+    """``NAME?train_per_class=N``: options that are part of the dataset's name, so every result,
+    frontier and comparison that names the dataset states them too."""
+    out: dict[str, int] = {}
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        if key != "train_per_class":
+            raise DataError(f"{name}: unknown dataset option {key!r}; known: train_per_class (e.g. 'cifar10?train_per_class=1000')")
+        if not value.isdigit() or int(value) < 1:
+            raise DataError(f"{name}: train_per_class must be a whole number ≥ 1, got {value!r}")
+        out[key] = int(value)
+    return out
+
+
+def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
+    """A stratified, seeded (seed 0) subset of ``n`` training images per class, for runs that
+    must fit a CPU budget; the test split is untouched."""
+    y = ds.y_train.numpy()
+    rng = np.random.default_rng(0)
+    keep = []
+    for c in range(ds.num_classes):
+        members = np.flatnonzero(y == c)
+        if len(members) < n:
+            raise DataError(f"{name}: class {c} has {len(members)} training images, fewer than train_per_class {n}: lower it")
+        keep.append(np.sort(rng.permutation(members)[:n]))
+    k = torch.as_tensor(np.sort(np.concatenate(keep)), dtype=torch.int64)
+    return replace(ds, x_train=ds.x_train[k], y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
 
 
 def _finish(

@@ -292,3 +292,14 @@ def test_bad_archives_and_images_are_one_line_errors(tmp_path: Path, monkeypatch
         create_dataset(f"imagefolder:{_tar(tmp_path / 'folder', tmp_path / 'b.tar.gz')}")
     with pytest.raises(DataError, match="no such folder"):
         create_dataset(f"imagefolder:{tmp_path / 'absent'}")
+
+
+def test_train_per_class_is_a_stratified_seeded_subset(digits) -> None:
+    sub = create_dataset("digits?train_per_class=50")
+    assert sub.name == "digits?train_per_class=50"
+    assert [int((sub.y_train == c).sum()) for c in range(10)] == [50] * 10
+    assert set(sub.idx_train.tolist()) <= set(digits.idx_train.tolist()) and torch.equal(sub.y_test, digits.y_test)
+    assert torch.equal(create_dataset("digits?train_per_class=50").idx_train, sub.idx_train)  # seeded
+    for bad, msg in (("digits?train_per_class=0", "whole number"), ("digits?train_per_class=999", "fewer than"), ("digits?per=3", "unknown dataset option")):
+        with pytest.raises(DataError, match=msg):
+            create_dataset(bad)
