@@ -19,11 +19,12 @@ __version__ = "0.2.0"
 
 # name -> module; resolved on first use so `import growsearch` does not import torch or timm.
 _LAZY = {
+    "GrowsearchError": "growsearch.errors",
     "ArchSpec": "growsearch.backbones",
     "create_model": "growsearch.backbones",
     "build_model": "growsearch.backbones",
     "list_archs": "growsearch.backbones",
-    "grow": "growsearch.grow",
+    "grow": "growsearch.net2net",
     "create_dataset": "growsearch.data",
     "with_validation": "growsearch.data",
     "Frontier": "growsearch.frontier",
@@ -51,9 +52,10 @@ __all__ = ["__version__", *_LAZY]
 if TYPE_CHECKING:
     from growsearch.backbones import ArchSpec, build_model, create_model, list_archs
     from growsearch.cost import macs_per_sample
+    from growsearch.errors import GrowsearchError
     from growsearch.data import create_dataset, list_sources, with_validation
     from growsearch.frontier import Frontier, load_frontier, run_frontier
-    from growsearch.grow import grow
+    from growsearch.net2net import grow
     from growsearch.robustness import mutual_inference, robustness_report
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
     from growsearch.search import load_best, run_search

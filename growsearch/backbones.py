@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import re
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 
-class ArchError(ValueError):
+class ArchError(GrowsearchError, ValueError):
     """An architecture name or spec that growsearch cannot build or grow into."""
 
 
@@ -371,7 +373,7 @@ register_family(
 
 # --- ResNet with the ImageNet stem (7x7 stride-2 conv + max-pool) -------------------------
 # The same basic-block stages with timm's own large-kernel stem: the family where kernel
-# rescaling for lower-resolution stages applies (growsearch.grow.rescale_stem).
+# rescaling for lower-resolution stages applies (growsearch.net2net.rescale_stem).
 
 
 def _build_resnet_stem7(spec: ArchSpec) -> nn.Module:

@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the --out of `growsearch baseline`: print and store the iso-accuracy M ratio against its frontier, and draw the run over it in curve.png",
     )
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the schedule's train.val_fraction, 0.1)")
+    p.add_argument("--resume", action="store_true", help="continue a killed run in --out after its last finished stage (same schedule file)")
+    p.add_argument(
+        "--all-cores", action="store_true",
+        help="ignore the schedule's threads (a search's best schedule records its trials' count, so a re-run reproduces them) and use torch's default",
+    )
     _add_common(p)
 
     p = sub.add_parser(
@@ -103,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the space's train.val_fraction, 0.1)")
+    p.add_argument("--verbose", action="store_true", help="also show Ray's and Tune's own console output (default: growsearch's lines only)")
     p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
     p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
     p.add_argument("--min-fgsm-acc", type=float, default=None, metavar="ACC", help="constraint: feasible trials also need fgsm_mi_acc ≥ ACC")
@@ -216,9 +222,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sched = load_schedule(args.schedule)
     if args.val_fraction is not None:
         sched.train.val_fraction = args.val_fraction
+    if args.all_cores:
+        sched.threads = None
     out = Path(args.out)
     frontier = load_frontier(args.baseline) if args.baseline else None
-    result = run_schedule(sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier)
+    result = run_schedule(
+        sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier, resume=args.resume,
+    )
     print(_summary(result))
     print(f"wrote {out / 'result.json'}, {out / 'curve.png'} and {len(result.stages)} stage checkpoint(s)")
     return 0
@@ -282,7 +292,8 @@ def _search_report(res) -> str:
         frontier_dir = res.out_dir / "frontier"
         lines.append(
             f"wrote {res.out_dir / 'best_schedule.json'} (re-run it against the same frontier: growsearch run "
-            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir})"
+            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir}; it trains with the trials' "
+            f"{res.best_schedule.threads} torch thread(s), which reproduces their numbers; --all-cores is faster but drifts slightly)"
         )
     if res.pareto:
         lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
@@ -304,7 +315,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, verbose=args.verbose,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1
@@ -376,13 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from growsearch.backbones import ArchError
-    from growsearch.data import DataError
-    from growsearch.schedule import ScheduleError
-    from growsearch.frontier import FrontierError
-    from growsearch.robustness import RobustnessError
-    from growsearch.space import SpaceError
-    from growsearch.train import OutputExistsError
+    from growsearch.errors import GrowsearchError
 
     handlers = {
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
@@ -390,18 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         return handlers[args.command](args)
-    except (ScheduleError, ArchError, DataError, OutputExistsError, FileNotFoundError, SpaceError, RobustnessError, FrontierError, _search_error()) as e:
+    except (GrowsearchError, FileNotFoundError) as e:
         print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
         return 130
-
-
-def _search_error() -> type:
-    from growsearch.search import SearchError
-
-    return SearchError
 
 
 if __name__ == "__main__":

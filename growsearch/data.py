@@ -12,7 +12,9 @@ Sources (``create_dataset(name)``):
     ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
     ``npz:PATH``           arrays x_train, y_train, x_test, y_test
 
-ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``).
+ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``). Any name may end in
+``?train_per_class=N``: a stratified, seeded subset of N training images per class (the name,
+and so every result and frontier, says so).
 
 A source returns its train and test splits; :func:`with_validation` then carves a seeded,
 stratified validation split out of the training set. Everything that *chooses* (the plateau
@@ -34,6 +36,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +56,7 @@ __all__ = [
     "list_sources",
     "subset",
     "with_validation",
+    "cache_dir",
     "TEST_SELECTION_NOTE",
 ]
 
@@ -59,7 +64,7 @@ __all__ = [
 TEST_SELECTION_NOTE = "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
 
 
-class DataError(ValueError):
+class DataError(GrowsearchError, ValueError):
     """A dataset that is missing, malformed, or asked for in a way it cannot serve."""
 
 
@@ -115,24 +120,69 @@ def create_dataset(name: str) -> Dataset:
     Raises:
         DataError: unknown name, or files missing or malformed (the message names the expected layout).
     """
-    kind, _, arg = name.partition(":")
+    if not isinstance(name, str):
+        raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
+    base, _, query = name.partition("?")
+    options = _options(query, name)
+    kind, _, arg = base.partition(":")
     kind = kind.strip().lower()
     if kind not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
     ds = _SOURCES[kind](arg or None)
+    if "train_per_class" in options:
+        ds = _train_per_class(ds, options["train_per_class"], name)
     return replace(ds, name=name)
+
+
+def _options(query: str, name: str) -> dict[str, int]:
+    """``NAME?train_per_class=N``: options that are part of the dataset's name, so every result,
+    frontier and comparison that names the dataset states them too."""
+    out: dict[str, int] = {}
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        if key != "train_per_class":
+            raise DataError(f"{name}: unknown dataset option {key!r}; known: train_per_class (e.g. 'cifar10?train_per_class=1000')")
+        if not value.isdigit() or int(value) < 1:
+            raise DataError(f"{name}: train_per_class must be a whole number ≥ 1, got {value!r}")
+        out[key] = int(value)
+    return out
+
+
+def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
+    """A stratified, seeded (seed 0) subset of ``n`` training images per class, for runs that
+    must fit a CPU budget; the test split is untouched."""
+    y = ds.y_train.numpy()
+    rng = np.random.default_rng(0)
+    keep = []
+    for c in range(ds.num_classes):
+        members = np.flatnonzero(y == c)
+        if len(members) < n:
+            raise DataError(f"{name}: class {c} has {len(members)} training images, fewer than train_per_class {n}: lower it")
+        keep.append(np.sort(rng.permutation(members)[:n]))
+    k = torch.as_tensor(np.sort(np.concatenate(keep)), dtype=torch.int64)
+    return replace(ds, x_train=ds.x_train[k], y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
 
 
 def _finish(
     name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None
 ) -> Dataset:
-    xtr, xte = _as_uint8_nchw(xtr, name), _as_uint8_nchw(xte, name)
-    ytr, yte = torch.as_tensor(np.asarray(ytr), dtype=torch.int64), torch.as_tensor(np.asarray(yte), dtype=torch.int64)
+    xtr, xte = _as_uint8_nchw(xtr, f"{name}: train images"), _as_uint8_nchw(xte, f"{name}: test images")
+    ytr, yte = _labels(ytr, f"{name}: train labels"), _labels(yte, f"{name}: test labels")
     if xtr.shape[1:] != xte.shape[1:]:
         raise DataError(f"{name}: train images are {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}")
     if len(xtr) != len(ytr) or len(xte) != len(yte):
-        raise DataError(f"{name}: image and label counts differ")
-    k = int(num_classes or int(max(ytr.max(), yte.max())) + 1)
+        raise DataError(
+            f"{name}: {len(xtr)} train images but {len(ytr)} labels, {len(xte)} test images but {len(yte)} labels: one label per image"
+        )
+    k = int(num_classes or int(ytr.max()) + 1)
+    missing = sorted(set(range(k)) - set(ytr.unique().tolist()))
+    if missing:
+        raise DataError(
+            f"{name}: class(es) {missing[:10]} have no training images (labels must be 0..{k - 1}, every class present in train)"
+        )
+    unseen = sorted(c for c in yte.unique().tolist() if c >= k)
+    if unseen:
+        raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
     f = xtr.float() / 255
     mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
     std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
@@ -142,8 +192,33 @@ def _finish(
     return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite)
 
 
+def _labels(y, name: str) -> torch.Tensor:
+    """Class labels as int64, refusing what would silently train wrong (negative labels index
+    from the end; fractional ones would be truncated)."""
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise DataError(f"{name}: expected one integer class index per image (shape (N,)), got shape {a.shape}")
+    if a.size == 0:
+        raise DataError(f"{name}: no labels")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all() or (a != np.round(a)).any():
+            raise DataError(f"{name}: class labels must be whole numbers 0..K-1, got non-integer values such as {float(a[(a != np.round(a)) | ~np.isfinite(a)][0])!r}")
+    elif a.dtype.kind not in "iub":
+        raise DataError(f"{name}: class labels must be integers 0..K-1, got dtype {a.dtype}")
+    if (a < 0).any():
+        raise DataError(f"{name}: class labels must be ≥ 0, got {int(a.min())} (labels are 0..K-1; -1 is not 'unlabelled' here)")
+    return torch.as_tensor(a.astype(np.int64))
+
+
 def _as_uint8_nchw(x, name: str) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(x))
+    try:
+        x = torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError(f"{name}: expected a numeric array of images") from None
+    if x.numel() == 0:
+        raise DataError(f"{name}: no images")
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise DataError(f"{name}: images must be uint8 (0..255) or floats in [0, 1], got dtype {x.dtype}")
     if x.dim() == 3:
         x = x[:, None]
     elif x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
@@ -151,7 +226,13 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
     if x.dim() != 4:
         raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8:
+        if not x.is_floating_point():
+            if x.min() < 0 or x.max() > 255:
+                raise DataError(f"{name}: integer images must lie in 0..255, got [{int(x.min())}, {int(x.max())}]")
+            return x.to(torch.uint8).contiguous()
         x = x.float()
+        if not torch.isfinite(x).all():
+            raise DataError(f"{name}: images contain NaN or infinite values")
         if x.min() < 0 or x.max() > 1:
             raise DataError(f"{name}: float images must lie in [0, 1], got [{float(x.min()):g}, {float(x.max()):g}]")
         x = (x * 255).round().to(torch.uint8)
@@ -201,12 +282,20 @@ def _cifar100(arg: str | None) -> Dataset:
     return _cifar(arg, "CIFAR100", "cifar-100-python")
 
 
-def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image
+def _load_images(paths: list, name: str, size: tuple[int, int] | None, read=None) -> np.ndarray:
+    """Decode images (paths, or keys that ``read`` turns into bytes) to one uint8 NHWC array."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
 
     out = []
     for p in paths:
-        with Image.open(p) as im:
+        try:
+            im = Image.open(io.BytesIO(read(p)) if read is not None else p)
+            im.load()
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
+        with im:
             im = im.convert("RGB")
             if size is None:
                 size = im.size
@@ -219,6 +308,8 @@ def _load_images(paths: list[Path], name: str, size: tuple[int, int] | None) -> 
 
 
 _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_ARCHIVES = (".tar", ".tar.gz", ".tgz")
+_CACHE_VERSION = 1  # bump when decoding changes, so no cache made by an older decoder is served
 
 
 def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -230,23 +321,125 @@ def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
+def cache_dir() -> Path:
+    """Where decoded datasets are kept: ``$GROWSEARCH_CACHE``, else ``~/.cache/growsearch``."""
+    return Path(os.environ.get("GROWSEARCH_CACHE") or Path.home() / ".cache" / "growsearch").expanduser()
+
+
+def _cached(key: dict, name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``build()``'s arrays, decoded once and kept under :func:`cache_dir`, keyed by ``key`` (the
+    source's content). A changed source has another key, so it is never served stale; a cache
+    file that cannot be read is rebuilt."""
+    import hashlib
+    import json
+
+    from growsearch._io import atomic_path
+
+    digest = hashlib.sha256(json.dumps({**key, "v": _CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
+    path = cache_dir() / f"{name}-{digest}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    arrays = build()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **arrays)
+    except OSError:
+        pass  # a read-only cache folder costs speed, not correctness
+    return arrays
+
+
+def _archive_index(path: Path) -> tuple[dict[str, object], object]:
+    import tarfile
+
+    try:
+        tar = tarfile.open(path, "r:*")
+        members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None
+    return members, tar
+
+
+def _layout(files: list[str], where: str) -> tuple[str, str]:
+    """(prefix, test split name) of an ImageFolder layout among relative ``files``: train/ and
+    test/ (or val/) at the top, or under one top folder (as archives often have)."""
+    tops = {f.split("/", 1)[0] for f in files}
+    for prefix in ["", *(f"{t}/" for t in sorted(tops))]:
+        splits = {f[len(prefix):].split("/", 1)[0] for f in files if f.startswith(prefix) and f.count("/") >= prefix.count("/") + 2}
+        test = next((t for t in ("test", "val") if t in splits), None)
+        if "train" in splits and test:
+            return prefix, test
+    raise DataError(f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder")
+
+
+def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, read) -> dict[str, np.ndarray]:
+    def items(split: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for f in files:
+            rest = f[len(prefix):]
+            parts = rest.split("/")
+            if f.startswith(prefix) and len(parts) >= 3 and parts[0] == split and Path(f).suffix.lower() in _IMG_EXT:
+                out.setdefault(parts[1], []).append(f)
+        return out
+
+    tr, te = items("train"), items(test)
+    classes = sorted(tr)
+    unknown = sorted(set(te) - set(classes))
+    if unknown:
+        raise DataError(f"imagefolder:{where}: test classes {unknown} have no train folder")
+    ptr = [f for c in classes for f in sorted(tr[c])]
+    pte = [f for c in classes for f in sorted(te.get(c, []))]
+    ytr = np.array([i for i, c in enumerate(classes) for _ in tr[c]], dtype=np.int64)
+    yte = np.array([i for i, c in enumerate(classes) for _ in te.get(c, [])], dtype=np.int64)
+    xtr = _load_images(ptr, f"imagefolder:{where}/train", None, read)
+    xte = _load_images(pte, f"imagefolder:{where}/{test}", (xtr.shape[2], xtr.shape[1]), read)
+    return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
+
+
 @register_source("imagefolder")
 def _imagefolder(arg: str | None) -> Dataset:
+    """A folder, or a .tar/.tar.gz archive, in the ImageFolder layout; decoded once, then cached.
+
+    The cache key is the source's content: for a folder every image's path, size and
+    modification time; for an archive the hash of its bytes.
+    """
+    import hashlib
+
     if not arg:
         raise DataError("imagefolder needs a path: 'imagefolder:PATH' with PATH/train/<class>/* and PATH/test/<class>/*")
     root = Path(arg).expanduser()
-    test_dir = next((root / s for s in ("test", "val") if (root / s).is_dir()), None)
-    if not (root / "train").is_dir() or test_dir is None:
-        raise DataError(f"imagefolder:{root}: expected {root}/train/<class>/* and {root}/test/<class>/* (or val/)")
-    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
-    unknown = sorted(p.name for p in test_dir.iterdir() if p.is_dir() and p.name not in classes)
-    if unknown:
-        raise DataError(f"imagefolder:{root}: test classes {unknown} have no train folder")
-    ptr, ytr = _folder_items(root / "train", classes)
-    pte, yte = _folder_items(test_dir, classes)
-    xtr = _load_images(ptr, f"imagefolder:{root}/train", None)
-    xte = _load_images(pte, f"imagefolder:{test_dir}", (xtr.shape[2], xtr.shape[1]))
-    return _finish("imagefolder", xtr, ytr, xte, yte, num_classes=len(classes))
+    if root.is_file() and root.name.lower().endswith(_ARCHIVES):
+        h = hashlib.sha256()
+        with open(root, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        key = {"archive": h.hexdigest()}
+
+        def build() -> dict[str, np.ndarray]:
+            members, tar = _archive_index(root)
+            with tar:
+                prefix, test = _layout(list(members), str(root))
+                data: dict[str, bytes] = {}
+                for m in tar:  # one sequential pass: random access into a .tar.gz re-reads it
+                    name = m.name.lstrip("./")
+                    if m.isfile() and name.startswith(prefix) and Path(name).suffix.lower() in _IMG_EXT:
+                        data[name] = tar.extractfile(m).read()
+            return _imagefolder_arrays(sorted(data), prefix, test, str(root), data.__getitem__)
+    elif root.is_dir():
+        files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
+        prefix, test = _layout(files, str(root))
+        key = {"folder": str(root.resolve()), "files": [(f, (st := (root / f).stat()).st_size, st.st_mtime_ns) for f in files]}
+
+        def build() -> dict[str, np.ndarray]:
+            return _imagefolder_arrays(files, prefix, test, str(root), lambda f: (root / f).read_bytes())
+    else:
+        raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
+    a = _cached(key, "imagefolder", build)
+    return _finish(f"imagefolder:{root}", a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]))
 
 
 @register_source("tinyimagenet")
@@ -278,11 +471,19 @@ def _npz(arg: str | None) -> Dataset:
     path = Path(arg).expanduser()
     if not path.is_file():
         raise DataError(f"npz:{path}: no such file (expected arrays x_train, y_train, x_test, y_test)")
-    with np.load(path) as z:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
-        if missing:
-            raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
-        return _finish("npz", z["x_train"], z["y_train"], z["x_test"], z["y_test"])
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+            if missing:
+                raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
+            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"npz:{path}: not a readable .npz ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated?'}): re-save it with numpy.savez") from None
+    return _finish(f"npz:{path}", *arrays)
 
 
 def class_order(num_classes: int, seed: int) -> list[int]:

@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import json
 import math
 import statistics
@@ -47,7 +49,7 @@ __all__ = [
 FRONTIER_FILE = "frontier.json"
 
 
-class FrontierError(ValueError):
+class FrontierError(GrowsearchError, ValueError):
     """A frontier that cannot be built, read, or compared with a run; the message names the fix."""
 
 

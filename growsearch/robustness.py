@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import math
 import re
 import time
@@ -67,7 +69,7 @@ DEFAULT_THRESHOLDS = tuple([0.0] + [round(0.3 + 0.05 * i, 4) for i in range(13)]
 REPORT_FILE = "robustness.json"
 
 
-class RobustnessError(ValueError):
+class RobustnessError(GrowsearchError, ValueError):
     """A robustness evaluation that cannot run as asked; the message names the fix."""
 
 
@@ -119,6 +121,22 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
             "pass the --out directory of a growsearch run"
         )
     return [member_from_checkpoint(path, i, device=device) for i, path in files]
+
+
+def _check_members_match(run: Path, members: Sequence[Member], info) -> None:
+    """Refuse stage checkpoints that are not the ones ``result.json`` describes (a stale
+    ``stage3.pt`` of an earlier, longer run would otherwise vote as the final network)."""
+    if len(members) != len(info.stages):
+        raise RobustnessError(
+            f"{run} holds {len(members)} stage checkpoints but its result.json has {len(info.stages)} stages: "
+            "checkpoints of another run are mixed in; re-run the schedule into an empty --out"
+        )
+    for m, st in zip(members, info.stages):
+        if len(m.classes) != st.classes or (st.spec and m.model.arch_spec.to_dict()["widths"] != st.spec["widths"]):
+            raise RobustnessError(
+                f"{run}/stage{m.stage}.pt does not match stage {m.stage} of its result.json ({len(m.classes)} vs {st.classes} classes "
+                f"or other widths): re-run the schedule into an empty --out"
+            )
 
 
 def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
@@ -520,6 +538,7 @@ def robustness_report(
     info = RunResult.load(run)
     dev = _device(device)
     members = load_members(run, device=dev)
+    _check_members_match(run, members, info)
     w = member_weights(members, weights)
     ds_name = info.schedule["dataset"]
     ds = dataset if dataset is not None else create_dataset(ds_name)

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 __all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(GrowsearchError, ValueError):
     """A schedule that cannot be trained; the message names the stage and the fix."""
 
 
@@ -86,6 +88,7 @@ class Schedule:
     seed: int = 0  # seeds the class order, initialisation, growth and batch order
     train: TrainConfig = field(default_factory=TrainConfig)
     class_order: list[int] | None = None  # explicit class order (default: a permutation seeded by ``seed``)
+    threads: int | None = None  # torch CPU threads to train with (a search's best schedule records its trials'); None: torch's default
 
     def validate(self, num_classes: int | None = None, image_size: int | None = None) -> None:
         """Raise ``ScheduleError`` with a one-line fix if the schedule cannot be trained.
@@ -96,15 +99,27 @@ class Schedule:
         grown from the previous one without shrinking.
         """
         from growsearch.backbones import ArchError, parse_arch, spec_for
-        from growsearch.grow import plan
+        from growsearch.net2net import plan
         from growsearch.prune import identity_masks_supported, pruned_widths
 
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ScheduleError(f"dataset must be a dataset name such as 'digits' or 'npz:PATH', got {self.dataset!r}")
+        if not isinstance(self.stages, (list, tuple)) or not all(isinstance(st, Stage) for st in self.stages):
+            raise ScheduleError("stages must be a list of growsearch.Stage(classes, arch, epochs)")
+        if not isinstance(self.train, TrainConfig):
+            raise ScheduleError("train must be a growsearch.TrainConfig")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ScheduleError(f"seed must be a whole number ≥ 0, got {self.seed!r}")
         if not self.stages:
             raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise ScheduleError(f"threads must be a whole number ≥ 1 or omitted, got {self.threads!r}")
         self.train.validate()
         spec = None
         for i, st in enumerate(self.stages, 1):
             where = f"stage {i}"
+            if not isinstance(st.arch, str):
+                raise ScheduleError(f"{where}: arch must be a name such as 'vgg19@0.25', got {st.arch!r}")
             if not isinstance(st.classes, int) or isinstance(st.classes, bool) or st.classes < 1:
                 raise ScheduleError(f"{where}: classes must be a positive integer, got {st.classes!r}")
             if i > 1 and st.classes <= self.stages[i - 2].classes:
@@ -115,9 +130,9 @@ class Schedule:
                 raise ScheduleError(f"{where}: epochs must be an integer ≥ 1, got {st.epochs!r}")
             if st.patience is not None and (not isinstance(st.patience, int) or st.patience < 1):
                 raise ScheduleError(f"{where}: patience must be an integer ≥ 1 or omitted, got {st.patience!r}")
-            if st.lr is not None and not (isinstance(st.lr, (int, float)) and st.lr > 0):
+            if st.lr is not None and not (isinstance(st.lr, (int, float)) and not isinstance(st.lr, bool) and st.lr > 0):
                 raise ScheduleError(f"{where}: lr must be > 0, got {st.lr!r}")
-            if not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
+            if isinstance(st.prune_ratio, bool) or not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
                 raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
             if i == 1 and st.prune_ratio > 0:
                 raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
@@ -169,7 +184,11 @@ class Schedule:
                 raise ScheduleError(
                     f"the last stage trains on {last} of {self.dataset}'s {num_classes} classes: it must see all of them"
                 )
-            if self.class_order is not None and sorted(self.class_order) != list(range(num_classes)):
+            order = self.class_order
+            if order is not None and not (
+                isinstance(order, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in order)
+                and sorted(order) == list(range(num_classes))
+            ):
                 raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
         if image_size is not None:
             last = self.stages[-1].resolution
@@ -187,8 +206,9 @@ class Schedule:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["class_order"] is None:
-            del d["class_order"]
+        for key in ("class_order", "threads"):
+            if d[key] is None:
+                del d[key]
         for st in d["stages"]:
             for k in ("patience", "lr"):
                 if st[k] is None:
@@ -219,9 +239,10 @@ class Schedule:
         return cls(
             dataset=str(d["dataset"]),
             stages=stages,
-            seed=int(d.get("seed", 0)),
+            seed=_seed(d.get("seed", 0), source),
             train=TrainConfig(**train),
             class_order=d.get("class_order"),
+            threads=d.get("threads"),
         )
 
     def save(self, path: str | Path) -> None:
@@ -237,6 +258,12 @@ class Schedule:
 
         with atomic_path(path) as tmp:
             tmp.write_text(text)
+
+
+def _seed(v, source: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ScheduleError(f"{source}: seed must be a whole number ≥ 0, got {v!r}")
+    return v
 
 
 def _check_keys(d: dict, cls: type, where: str) -> None:

@@ -19,6 +19,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import csv
 import json
 import math
@@ -40,7 +42,7 @@ METRIC = "M_ratio"
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
-class SearchError(ValueError):
+class SearchError(GrowsearchError, ValueError):
     """A search that cannot start or continue as asked; the message names the fix."""
 
 
@@ -183,18 +185,37 @@ def _storage_url(storage: str | None, out_dir: Path) -> str:
     return storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
 
 
-def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float) -> None:
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a ``HOST:PORT`` cluster address."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and the like: let Ray judge them
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
+
+
+def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> None:
+    import logging
+
     import ray
+
+    level = logging.ERROR if quiet else logging.INFO
 
     if not ray.is_initialized():
         if address:
+            _reachable(address)
             try:
-                ray.init(address=address, log_to_driver=False)
+                ray.init(address=address, log_to_driver=False, logging_level=level)
             except (ConnectionError, RuntimeError) as e:
                 raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
         else:
             # A laptop run: a local Ray with this machine's CPUs and no dashboard.
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
     max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
@@ -246,6 +267,7 @@ def run_search(
     fgsm_objective: bool = False,
     min_fgsm_acc: float | None = None,
     val_fraction: float | None = None,
+    verbose: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
     frontier's best − tolerance; the objective is M / M_scratch(target).
@@ -271,6 +293,7 @@ def run_search(
         min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
         val_fraction: override the space's ``train.val_fraction`` (the validation split every
             choice reads; 0 selects on the test set).
+        verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
     """
     import optuna
     from ray import tune
@@ -284,18 +307,32 @@ def run_search(
 
         sp = replace(sp, train=replace(sp.train, val_fraction=val_fraction))
         sp.validate()
+    # Every check that needs no training runs before anything is written: the arguments, the
+    # output folder, the dataset, the Ray cluster and its resources, then the storage.
     out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     name = study_name or sp.name or "growsearch"
     url = _storage_url(storage, out)
-    budget = int(trials or sp.trials)
-    if budget < 1:
-        raise SearchError(f"--trials must be ≥ 1, got {budget}")
+    budget = sp.trials if trials is None else trials  # not `trials or ...`: --trials 0 is an error, not the default
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise SearchError(f"--trials must be a whole number ≥ 1, got {budget!r}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
+    from growsearch.train import _check_out_dir
+
+    _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+    if sp.resolutions and max(sp.resolutions) > ds.image_size:
+        raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
+    if not verbose:
+        # Tune's newer console engine ignores RunConfig(verbose=0) (its setup box, TensorBoard
+        # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
+        # start-up are muted through its log level.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    _init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
     try:
-        existing = optuna.study.get_all_study_names(url)
+        existing = [] if default_db else optuna.study.get_all_study_names(url)
     except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
         raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
     tune_dir = out / "tune" / name
@@ -313,29 +350,29 @@ def run_search(
     sampler = optuna.samplers.TPESampler(
         seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
     )
-    ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)  # errors before the study exists
-    if sp.resolutions and max(sp.resolutions) > ds.image_size:
-        raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
     if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
         raise SearchError(
             f"study {name!r} was started with FGSM settings {was}, not {robust}: "
             "resume it with the same --fgsm-eps/--fgsm-objective/--min-fgsm-acc, or start a new --study"
         )
+    out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
     front = _ensure_frontier(study, sp, out, ds)
     target, ref = search_target(front, sp.tolerance)
     study.set_user_attr("target_acc", target)
+    threads = max(1, int(cpus_per_trial))
+    study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
+    study.set_user_attr("device", "cuda" if gpus_per_trial > 0 else "cpu")
     study.set_user_attr("M_ref", ref["M"])
 
     # Tune saves its experiment state every 10 s or more by default; ours is small, and a
     # state closer to Optuna's storage means less to reconcile after a killed driver.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    _init_ray(address, cpus_per_trial, gpus_per_trial)
     ctx = {
-        "ref_M": ref["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": max(1, int(cpus_per_trial)),
+        "ref_M": ref["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": threads,
         "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
     }
     trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
@@ -355,7 +392,7 @@ def run_search(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=0,
+                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
             ),
         )
@@ -432,6 +469,8 @@ def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, 
     best = _best_trial(study)
     best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
     if best_sched is not None:
+        best_sched.threads = study.user_attrs.get("threads")  # what its trial trained with: a re-run reproduces it
+    if best_sched is not None:
         best_sched.save(out / "best_schedule.json")
     _write_trials_csv(done, out / "trials.csv")
     from growsearch.plots import plot_pareto
@@ -471,10 +510,14 @@ def load_best(storage: str, study: str) -> Schedule:
         st = optuna.load_study(study_name=study, storage=storage)
     except KeyError:
         raise SearchError(f"no study {study!r} in {storage}") from None
+    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
+        raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
     best = _best_trial(st)
     if best is None:
         raise SearchError(f"study {study!r} has no feasible trial yet (none reached the target accuracy)")
-    return Schedule.from_dict(best.user_attrs["schedule"])
+    sched = Schedule.from_dict(best.user_attrs["schedule"])
+    sched.threads = st.user_attrs.get("threads")  # reproduce the trial's numbers by default
+    return sched
 
 
 def export_best(storage: str, study: str, path: str | Path) -> Schedule:

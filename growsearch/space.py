@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -23,7 +25,7 @@ from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 __all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "suggest_schedule"]
 
 
-class SpaceError(ValueError):
+class SpaceError(GrowsearchError, ValueError):
     """A search space file that cannot be searched; the message names the key and the fix."""
 
 
@@ -149,6 +151,8 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     """
     import yaml
 
+    if not isinstance(name_or_path, (str, Path)):
+        raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
     if not path.is_file():
         shipped = resources.files("growsearch.search_spaces") / f"{name_or_path}.yaml"

@@ -18,11 +18,17 @@ Example:
 
 from __future__ import annotations
 
+from growsearch.errors import GrowsearchError
+
 import hashlib
 import json
 import math
+import os
 import platform
+import re
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -35,7 +41,7 @@ from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, parse_arch, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, DataError, create_dataset, subset, with_validation
-from growsearch.grow import grow, rescale_stem, stem_kernel_at
+from growsearch.net2net import grow, rescale_stem, stem_kernel_at
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 
@@ -46,6 +52,7 @@ __all__ = [
     "StageResult",
     "RunResult",
     "OutputExistsError",
+    "CheckpointError",
     "run_schedule",
     "run_baseline",
     "train_stage",
@@ -56,7 +63,11 @@ __all__ = [
 RESULT_FILE = "result.json"
 
 
-class OutputExistsError(FileExistsError):
+class CheckpointError(GrowsearchError, ValueError):
+    """A file that is not a growsearch stage checkpoint (or one that would need code to load)."""
+
+
+class OutputExistsError(GrowsearchError, FileExistsError):
     """The output directory already holds results; growsearch never overwrites them silently."""
 
 
@@ -101,6 +112,7 @@ class RunResult:
     class_order: list[int] = field(default_factory=list)
     device: str = "cpu"
     versions: dict = field(default_factory=dict)
+    threads: int = 0  # torch intra-op threads it trained with: CPU results are bit-identical only at the same count
     val_acc: float = 0.0  # final network, all classes, validation split: what selection and the iso ratio read
     selection: str = "validation"  # "validation", or "test" when val_fraction is 0 (the paper's protocol)
     iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given (None: no frontier)
@@ -259,10 +271,48 @@ def train_stage(
 
 
 def _check_out_dir(out_dir: Path | None, overwrite: bool) -> None:
-    if out_dir is not None and (out_dir / RESULT_FILE).exists() and not overwrite:
+    if out_dir is None:
+        return
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"--out {out_dir} is a file, not a folder: choose a folder path")
+    if (out_dir / RESULT_FILE).exists() and not overwrite:
         raise OutputExistsError(
             f"{out_dir} already holds {RESULT_FILE}: choose another --out, or pass --overwrite to replace it"
         )
+    probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise OutputExistsError(f"--out {out_dir}: {probe} is not writable: choose a folder you can write to")
+
+
+_TMP = re.compile(r".+\.\d+\.tmp(\.[^.]+)?$")  # what atomic_path leaves behind when a write is killed
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path:
+    """The folder to train into. A fresh ``out`` is used as it is (leftovers of killed writes
+    removed). Overwriting a folder that holds anything builds the new run in a hidden sibling
+    that replaces ``out`` only when the run has finished (:func:`_swap_in`), so the earlier
+    run stays whole until then and none of its files (a longer run's stage3.pt, say) survive."""
+    for stale in out.parent.glob(f".{out.name}.growsearch-*") if out.parent.exists() else []:
+        shutil.rmtree(stale, ignore_errors=True)  # a killed earlier overwrite or swap
+    if overwrite and out.is_dir() and any(out.iterdir()):
+        work = out.with_name(f".{out.name}.growsearch-new-{os.getpid()}")
+        work.mkdir(parents=True)
+        return work
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():
+        if p.is_file() and _TMP.fullmatch(p.name):
+            p.unlink(missing_ok=True)
+    return out
+
+
+def _swap_in(work: Path, out: Path) -> None:
+    """Replace ``out`` by the finished run in ``work`` (two renames; the old folder is then removed)."""
+    if work == out:
+        return
+    old = out.with_name(f".{out.name}.growsearch-old-{os.getpid()}")
+    out.rename(old)
+    work.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json_atomic(path: Path, obj: dict) -> None:
@@ -300,17 +350,83 @@ def _find_prefix(schedule: Schedule, order: list[int], cache: Path) -> tuple[int
     return 0, None
 
 
+def _find_resume(schedule: Schedule, order: list[int], out: Path | None) -> tuple[int, Path | None]:
+    """The last stage this run's folder already finished: (stages done, its checkpoint).
+
+    Raises:
+        OutputExistsError: the folder's checkpoints were trained by another schedule, dataset,
+            seed, recipe or growsearch version (their content key differs), or the run finished.
+    """
+    if out is None:
+        raise OutputExistsError("resume needs the run's --out folder")
+    for upto in range(len(schedule.stages), 0, -1):
+        path = out / f"stage{upto}.pt"
+        if not path.is_file():
+            continue
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if ckpt.get("key") != prefix_key(schedule, upto, order) or not all((out / f"stage{j}.pt").is_file() for j in range(1, upto)):
+            raise OutputExistsError(
+                f"{path} was not trained by this schedule (another schedule, dataset, seed, recipe or growsearch version): "
+                "resume with the schedule file that started it, or pass --overwrite to start again"
+            )
+        return upto, path
+    return 0, None
+
+
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a stage network from its checkpoint; returns (model in eval mode, checkpoint dict).
 
     ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts.
     """
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(ArchSpec.from_dict(ckpt["spec"]))
-    model.load_state_dict(ckpt["state_dict"])
+    import pickle
+
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+        # weights_only=True refuses anything that would run code on load; say so in one line
+        # rather than show torch's advice to turn that protection off
+        raise CheckpointError(
+            f"{path} is not a loadable growsearch checkpoint ({type(e).__name__}); growsearch only loads plain weights "
+            "(weights_only=True): re-create it with growsearch run"
+        ) from None
+    try:
+        model = build_model(ArchSpec.from_dict(ckpt["spec"]))
+        model.load_state_dict(ckpt["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path} is not a growsearch stage checkpoint ({type(e).__name__}: missing or mismatched spec/weights)") from None
     return model.to(device).eval(), ckpt
 
 
+@contextmanager
+def _torch_threads(n: int | None):
+    """Run with ``n`` intra-op threads (restored afterwards); None leaves torch's setting."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _schedule_threads(fn):
+    """Train with ``schedule.threads`` torch threads when the schedule names them: results are
+    bit-reproducible only at equal thread counts (reductions run in another order otherwise)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(schedule: Schedule, **kwargs):
+        if not isinstance(schedule, Schedule):
+            raise ScheduleError(f"expected a growsearch.Schedule (e.g. growsearch.load_schedule(path)), got {type(schedule).__name__}")
+        if schedule.threads is not None:
+            schedule.validate()  # a bad thread count is a one-line error, not torch's
+        with _torch_threads(schedule.threads):
+            return fn(schedule, **kwargs)
+
+    return wrapper
+
+
+@_schedule_threads
 def run_schedule(
     schedule: Schedule,
     *,
@@ -324,6 +440,7 @@ def run_schedule(
     prefix_cache: str | Path | None = None,
     frontier: "Frontier | str | Path | None" = None,
     init_spec: ArchSpec | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train a cumulative Net2Net schedule stage by stage.
 
@@ -350,6 +467,10 @@ def run_schedule(
             and ``curve.png`` draws the run over the frontier.
         init_spec: build stage 1 from this exact spec (e.g. a run's pruned final network)
             instead of from its arch name; the frontier's ``--spec-from`` reference uses it.
+        resume: continue a killed run in ``out_dir`` after its last finished stage (its
+            checkpoints carry a content key of schedule, data, seed, recipe and version, and
+            one that differs is refused). The result equals an uninterrupted run's (at the same
+            thread count) apart from wall times.
 
     Returns:
         The run's costs and accuracies; ``result.M`` is Σ over stages of samples × MACs.
@@ -363,6 +484,10 @@ def run_schedule(
     from growsearch.frontier import Frontier, load_frontier
 
     out = Path(out_dir) if out_dir is not None else None
+    if resume and (out is None or overwrite):
+        raise OutputExistsError("resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)")
+    if resume and (out / RESULT_FILE).exists():
+        raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
     _check_out_dir(out, overwrite)
     schedule.validate()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
@@ -375,8 +500,9 @@ def run_schedule(
     if ds.image_size < fam.min_input:
         raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
     dev = _device(device)
+    final_out = out
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        out = _prepare_out(out, overwrite)
     order = schedule.resolved_class_order(ds.num_classes)
     native = ds.image_size
 
@@ -388,25 +514,28 @@ def run_schedule(
     prev_res = native
     n = len(schedule.stages)
     cache = Path(prefix_cache) if prefix_cache is not None else None
-    start = 0
+    # Where to start: after the stages this run's own folder already finished (resume), or after
+    # the deepest prefix in the cache; either way the same kind of keyed stage checkpoint.
+    start, path = _find_resume(schedule, order, out) if resume else (0, None)
+    resumed = start
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        start, path = _find_prefix(schedule, order, cache)
-        if path is not None:
-            model, ckpt = load_checkpoint(path, device=dev)
-            model.train()
-            stages = [StageResult(**d) for d in ckpt["stages"]]
-            masked = [tuple(p) for p in ckpt["masked"]]
-            cum_M = sum(s.M for s in stages)
-            prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
-            prev_res = stages[-1].resolution or native
-            if out is not None:
-                save_checkpoint(
-                    out / f"stage{start}.pt", model, classes=order[: stages[-1].classes], stage=start,
-                    test_acc=stages[-1].test_acc, val_acc=stages[-1].val_acc, resolution=prev_res,
-                )
-            if on_stage is not None:
-                on_stage(stages[-1], model)
+        c_start, c_path = _find_prefix(schedule, order, cache)
+        if c_start > start:
+            start, path = c_start, c_path
+    if path is not None:
+        model, ckpt = load_checkpoint(path, device=dev)
+        model.train()
+        stages = [StageResult(**d) for d in ckpt["stages"]]
+        masked = [tuple(p) for p in ckpt["masked"]]
+        cum_M = sum(s.M for s in stages)
+        prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+        prev_res = stages[-1].resolution or native
+        if out is not None:  # every stage network of the run lands in its folder, reused ones too
+            for j in range(resumed + 1, start + 1):
+                shutil.copyfile(cache / f"{prefix_key(schedule, j, order)}.pt", out / f"stage{j}.pt")
+        if on_stage is not None:
+            on_stage(stages[-1], model)
     for i, st in enumerate(schedule.stages, 1):
         if i <= start:
             continue
@@ -476,14 +605,16 @@ def run_schedule(
         )
         stages.append(result_i)
         prev_data, prev_res = data, res
-        ck = dict(classes=order[: st.classes], stage=i, test_acc=acc, val_acc=val_acc, resolution=res)
+        # a keyed checkpoint: the stage network plus everything needed to continue after it
+        key = prefix_key(schedule, i, order)
+        ck = dict(
+            classes=order[: st.classes], stage=i, test_acc=acc, val_acc=val_acc, resolution=res, key=key,
+            stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
+        )
         if out is not None:
             save_checkpoint(out / f"stage{i}.pt", model, **ck)
         if cache is not None:
-            save_checkpoint(
-                cache / f"{prefix_key(schedule, i, order)}.pt", model, **ck,
-                stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
-            )
+            save_checkpoint(cache / f"{key}.pt", model, **ck)
         if on_stage is not None:
             on_stage(result_i, model)
 
@@ -491,9 +622,10 @@ def run_schedule(
     result = RunResult(
         M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
         stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
-        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=sum(s.M for s in stages[start:]),
-        reused_stages=start, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=cum_M - sum(s.M for s in stages[resumed:start]),
+        reused_stages=start - resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
         versions=_versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
+        threads=torch.get_num_threads(),
     )
     if front is not None:
         result.iso = front.iso(result.M, result.val_acc)
@@ -503,6 +635,7 @@ def run_schedule(
         from growsearch.plots import plot_curve
 
         plot_curve(result, out / "curve.png", frontier=front)
+        _swap_in(out, final_out)
     return result
 
 

@@ -18,6 +18,12 @@ def _images(n: int, classes: int, size: int, chans: int, seed: int) -> tuple[np.
     return x, y
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoded-dataset caches go to a temporary folder, never the user's ~/.cache."""
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path_factory.getbasetemp() / "growsearch-cache"))
+
+
 @pytest.fixture
 def npz_data(tmp_path: Path) -> str:
     """``npz:PATH`` with 4 classes of 32x32 RGB, 48 train and 24 test images."""
@@ -75,3 +81,51 @@ def write_cifar(root: Path, hundred: bool) -> int:
     with open(folder / meta_name, "wb") as f:
         pickle.dump({meta_key: [f"c{i}" for i in range(classes)]}, f)
     return classes
+
+
+# --- processes a test started, found by PID (never by name across the machine) --------------
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from Linux's /proc): what a test started, nothing else.
+
+    Collect them before killing ``pid``: orphans are re-parented and no longer found here.
+    """
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def kill_tree(pid: int, pids: list[int] | None = None) -> None:
+    """SIGKILL ``pid`` and ``pids`` (default: its descendants now), ignoring those already gone."""
+    import os
+    import signal
+
+    for p in [pid, *(descendants(pid) if pids is None else pids)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 import pytest
 
+from conftest import descendants, kill_tree
 from test_search import _bin, _tiny
 
 pytestmark = pytest.mark.ray
@@ -22,24 +24,37 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
+def _alive_nodes(address: str, env: dict) -> int:
+    code = "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))" % address
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
 def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     port = _port()
-    ray = _bin("ray")
-    head = subprocess.run(
-        [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
+    ray, address = _bin("ray"), f"127.0.0.1:{port}"
+    common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", "--block"]
+    # --block keeps each node's processes under a `ray start` process this test owns, so the test
+    # stops exactly them (by PID) and never another Ray on the machine
+    nodes = [subprocess.Popen(
+        [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )]
     try:
-        assert head.returncode == 0, head.stderr
-        worker = subprocess.run(
-            [ray, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"],
-            capture_output=True, text=True, env=env, timeout=120,
-        )
-        assert worker.returncode == 0, worker.stderr
+        deadline = time.time() + 120
+        while _alive_nodes(address, env) < 1 and time.time() < deadline:
+            time.sleep(1)
+        nodes.append(subprocess.Popen(
+            [ray, "start", f"--address={address}", *common],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+        ))
+        while _alive_nodes(address, env) < 2 and time.time() < deadline:
+            time.sleep(1)
+        assert _alive_nodes(address, env) == 2, "the loopback cluster did not come up"
         space = _tiny(tmp_path, epochs="[2, 4]")
         proc = subprocess.run(
-            [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", f"127.0.0.1:{port}"],
+            [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address],
             capture_output=True, text=True, env=env, timeout=600,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -49,4 +64,11 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
         # one CPU per node and one per trial: trials ran on both nodes
         assert len({t.user_attrs["node_id"] for t in done}) == 2
     finally:
-        subprocess.run([ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+        for node in reversed(nodes):
+            owned = descendants(node.pid)
+            node.terminate()  # `ray start --block` shuts its node down on SIGTERM
+            try:
+                node.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            kill_tree(node.pid, owned)  # whatever of this node is still there

@@ -210,3 +210,96 @@ def test_a_class_too_small_for_a_validation_sample_is_an_error(tmp_path: Path) -
     with pytest.raises(DataError, match="class 1 has 3 training sample"):
         with_validation(ds, 0.1)
     assert len(with_validation(ds, 0.34).y_val) == round(20 * 0.34) + 1
+
+
+# --- imagefolder archives and the decode cache --------------------------------------------------
+
+
+def _tar(src: Path, dst: Path, top: str = "cifar10") -> Path:
+    import tarfile
+
+    with tarfile.open(dst, "w:gz") as t:
+        t.add(src, arcname=top)  # the layout under one top folder, as the shipped CIFAR-10 archive has it
+    return dst
+
+
+def test_an_archive_loads_like_its_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "folder", classes=3, per_class=4)
+    a = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    b = create_dataset(f"imagefolder:{_tar(tmp_path / 'folder', tmp_path / 'data.tar.gz')}")
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_train, b.y_train) and torch.equal(a.x_test, b.x_test)
+    assert a.num_classes == b.num_classes == 3 and len(b.y_train) == 12
+
+
+def test_a_second_load_is_served_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import growsearch.data as data
+
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "folder")
+    first = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    assert len(list((tmp_path / "cache").glob("imagefolder-*.npz"))) == 1
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded again although the cache holds this source")
+
+    monkeypatch.setattr(data, "_load_images", no_decoding)
+    again = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
+
+
+def test_a_changed_source_is_never_served_stale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from PIL import Image
+
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "folder")
+    before = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    img = sorted((tmp_path / "folder" / "train" / "class_0").iterdir())[0]
+    Image.fromarray(np.full((32, 32, 3), 7, dtype=np.uint8)).save(img)
+    os.utime(img, ns=(1, 1))  # even with an old timestamp: the size changed
+    after = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    assert not torch.equal(before.x_train, after.x_train) and int(after.x_train[0].float().mean()) == 7
+    # an archive is keyed by its bytes
+    arch = _tar(tmp_path / "folder", tmp_path / "d.tar.gz")
+    x1 = create_dataset(f"imagefolder:{arch}").x_train
+    Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(img)
+    _tar(tmp_path / "folder", arch)
+    assert int(create_dataset(f"imagefolder:{arch}").x_train[0].float().mean()) == 200 and not torch.equal(x1, create_dataset(f"imagefolder:{arch}").x_train)
+
+
+def test_a_corrupt_cache_file_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    write_imagefolder(tmp_path / "folder")
+    good = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    (cached,) = (tmp_path / "cache").glob("imagefolder-*.npz")
+    cached.write_bytes(cached.read_bytes()[:100])  # a truncated write
+    again = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
+    assert torch.equal(good.x_train, again.x_train)
+    with np.load(cached) as z:  # rewritten whole
+        assert z["x_train"].shape[0] == len(good.y_train)
+
+
+def test_bad_archives_and_images_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "junk.tar.gz").write_bytes(b"not an archive")
+    with pytest.raises(DataError, match="not a readable .tar/.tar.gz archive"):
+        create_dataset(f"imagefolder:{tmp_path / 'junk.tar.gz'}")
+    write_imagefolder(tmp_path / "folder")
+    (tmp_path / "folder" / "train" / "class_1" / "broken.jpg").write_text("not a jpeg")
+    with pytest.raises(DataError, match="broken.jpg is not a readable image"):
+        create_dataset(f"imagefolder:{_tar(tmp_path / 'folder', tmp_path / 'b.tar.gz')}")
+    with pytest.raises(DataError, match="no such folder"):
+        create_dataset(f"imagefolder:{tmp_path / 'absent'}")
+
+
+def test_train_per_class_is_a_stratified_seeded_subset(digits) -> None:
+    sub = create_dataset("digits?train_per_class=50")
+    assert sub.name == "digits?train_per_class=50"
+    assert [int((sub.y_train == c).sum()) for c in range(10)] == [50] * 10
+    assert set(sub.idx_train.tolist()) <= set(digits.idx_train.tolist()) and torch.equal(sub.y_test, digits.y_test)
+    assert torch.equal(create_dataset("digits?train_per_class=50").idx_train, sub.idx_train)  # seeded
+    for bad, msg in (("digits?train_per_class=0", "whole number"), ("digits?train_per_class=999", "fewer than"), ("digits?per=3", "unknown dataset option")):
+        with pytest.raises(DataError, match=msg):
+            create_dataset(bad)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from growsearch.backbones import create_model
-from growsearch.grow import grow
+from growsearch.net2net import grow
 from growsearch.schedule import Schedule, Stage
 from growsearch.train import run_schedule
 

@@ -7,7 +7,7 @@ import torch
 
 from growsearch.backbones import build_model, create_model, get_family, spec_for
 from growsearch.cost import macs_per_sample
-from growsearch.grow import grow
+from growsearch.net2net import grow
 from growsearch.prune import nonzero_macs_per_sample, prune, pruned_widths
 from growsearch.schedule import Schedule, ScheduleError, Stage
 from growsearch.train import load_checkpoint, run_schedule

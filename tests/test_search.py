@@ -17,6 +17,7 @@ import numpy as np
 import optuna
 import pytest
 
+from conftest import cmdline, descendants, kill_tree
 from growsearch.frontier import Frontier
 from growsearch.schedule import load_schedule
 from growsearch.search import SearchError, load_best
@@ -226,9 +227,8 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     while _complete(out / "study.db") < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
     assert driver.poll() is None, "the search finished before it could be killed: make the trials longer"
-    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+    kill_tree(driver.pid)  # the driver and the local Ray it started (its own processes, by PID)
     driver.wait()
-    subprocess.run([_bin("ray"), "stop", "--force"], capture_output=True, env=env)
     url = f"sqlite:///{out / 'study.db'}"
     before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(before) >= 2
@@ -255,8 +255,8 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
     deadline = time.time() + 240
     while not killed and time.time() < deadline and driver.poll() is None:
         if list((out / "tune").glob("*/*/checkpoint_*")):  # a trial reported its first stage
-            ps = subprocess.run(["pgrep", "-f", "ray::ImplicitFunc"], capture_output=True, text=True)
-            pids = [int(p) for p in ps.stdout.split()]
+            # the trial workers of this test's own driver (its descendants), not any Ray on the machine
+            pids = [p for p in descendants(driver.pid) if "ray::ImplicitFunc" in cmdline(p)]
             if pids:
                 os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
                 killed = True

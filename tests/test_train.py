@@ -204,3 +204,67 @@ def test_with_val_fraction_zero_selection_reads_the_test_set(npz_data: str) -> N
     s.train.val_fraction = 0.0
     r = run_schedule(s, progress=False)
     assert r.selection == "test" and r.val_acc == r.test_acc and r.stages[0].samples == 2 * 48
+
+
+# --- nothing stale, nothing lost ---------------------------------------------------------------
+
+
+def test_overwriting_a_longer_run_leaves_no_file_of_it(npz_data: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    three = Schedule(npz_data, [Stage(2, "vgg11@0.125", 1), Stage(3, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1)])
+    run_schedule(three, out_dir=out, progress=False)
+    (out / "robustness.json").write_text("{}")  # a report of the earlier run
+    run_schedule(_sched(npz_data), out_dir=out, overwrite=True, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "result.json", "stage1.pt", "stage2.pt"]
+    assert [s["classes"] for s in json.loads((out / "result.json").read_text())["stages"]] == [2, 4]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no hidden work folder left beside it
+
+
+def test_leftovers_of_killed_writes_are_removed(npz_data: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stage1.4242.tmp.pt").write_bytes(b"half a checkpoint")
+    (out / "notes.txt").write_text("mine")  # not growsearch's: kept
+    run_schedule(_sched(npz_data), out_dir=out, progress=False)
+    assert not list(out.glob("*.tmp*")) and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sched = {"dataset": "digits", "seed": 0, "threads": 1,
+             "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 10, "arch": "vgg11@0.125", "epochs": 30}]}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(sched))
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "growsearch.cli", "run", str(path), "--out", str(out), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while not (out / "stage1.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(2.0)  # well into the 30-epoch last stage
+    assert proc.poll() is None, "the run ended before it could be killed: lengthen its last stage"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "result.json").exists() and not (out / "stage2.pt").exists()
+    from growsearch.cli import main
+    from growsearch.schedule import load_schedule
+
+    assert main(["run", str(path), "--out", str(out), "--resume", "--quiet"]) == 0
+    resumed = RunResult.load(out)
+    whole = run_schedule(load_schedule(path), progress=False)  # uninterrupted, the same 1 thread
+    assert _metrics(resumed) == _metrics(whole)
+    assert resumed.threads == 1 and not list(out.glob("*.tmp*"))
+
+
+def test_the_thread_count_is_recorded_and_honoured(npz_data: str) -> None:
+    before = torch.get_num_threads()
+    s = _sched(npz_data)
+    s.threads = 1
+    assert run_schedule(s, progress=False).threads == 1
+    assert torch.get_num_threads() == before  # restored afterwards
+    assert run_schedule(_sched(npz_data), progress=False).threads == before

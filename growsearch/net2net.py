@@ -9,7 +9,7 @@ then add classifier rows.
 Example:
     >>> import torch
     >>> from growsearch.backbones import create_model
-    >>> from growsearch.grow import grow
+    >>> from growsearch.net2net import grow
     >>> small, _ = create_model("vgg11@0.25", num_classes=5, in_chans=1)
     >>> big = grow(small.eval(), to="vgg16@0.5", num_classes=7).eval()
     >>> x = torch.rand(2, 1, 32, 32)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from growsearch.backbones import ArchError, create_model, get_family, list_archs
-from growsearch.grow import deepen, expand_classes, grow, plan, widen
+from growsearch.net2net import deepen, expand_classes, grow, plan, widen
 
 TOL = 1e-4  # relative to the largest logit, the stated tolerance
 FAMILIES = {"vgg": ("vgg11", "vgg19"), "resnet": ("resnet10", "resnet34"), "resnet_stem7": ("resnet10_stem7", "resnet34_stem7")}
@@ -141,7 +141,7 @@ def test_dropping_classes_is_an_error() -> None:
 
 # --- kernel rescaling -----------------------------------------------------------------------
 
-from growsearch.grow import rescale_kernel, rescale_stem, stem_kernel_at  # noqa: E402
+from growsearch.net2net import rescale_kernel, rescale_stem, stem_kernel_at  # noqa: E402
 
 
 def _smooth(side: int) -> torch.Tensor:
