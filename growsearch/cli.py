@@ -370,7 +370,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     space = load_space("digits_vgg")
     # A short search: fewer epochs per stage and a shorter frontier keep it to minutes on a laptop.
-    space.epochs, space.budgets, space.baseline_lrs = (2, 10), [2, 4, 8, 15], None
+    space.epochs, space.budgets, space.baseline_lrs, space.baseline_seeds = (2, 10), [2, 4, 8, 15], None, None
     print(f"demo: {args.trials} trials of the digits_vgg space in {out}/")
     res = run_search(space, out_dir=out, trials=args.trials)
     print(_search_report(res))

@@ -24,6 +24,15 @@ def _curve_points(result: "RunResult") -> tuple[list[float], list[float], list[f
     return xs, ys, bounds
 
 
+def log_x(ax) -> None:
+    """A log-scale x axis labelled with plain numbers at the decades only (no crowded minor labels)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _draw_frontier(ax, frontier: "Frontier", scale: float = 1.0) -> None:
     """Each reference's budgets as a line of (M / scale, validation accuracy), labelled by epochs."""
     for j, ref in enumerate(frontier.references):
@@ -56,7 +65,7 @@ def plot_curve(result: "RunResult", path: str | Path, *, frontier: "Frontier | N
         ax.plot([iso["M_scratch"], result.M], [result.val_acc] * 2, color="k", lw=0.8, ls="--")
         bound = {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
         ax.set_title(f"iso-accuracy M ratio {bound}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})", fontsize=10)
-    ax.set_xscale("log")
+    log_x(ax)
     ax.set_xlabel("cumulative training cost M (forward MACs, log scale)")
     ax.set_ylabel("validation accuracy (stage's classes)")
     ax.set_ylim(0, 1.02)
@@ -69,7 +78,7 @@ def plot_frontier(frontier: "Frontier", path: str | Path) -> Path:
     """Validation accuracy against M (log scale), one line per reference, ± std over seeds."""
     fig, ax = _pyplot().subplots(figsize=(6.5, 4.2))
     _draw_frontier(ax, frontier)
-    ax.set_xscale("log")
+    log_x(ax)
     ax.set_xlabel("training cost M (forward MACs, log scale)")
     ax.set_ylabel("validation accuracy")
     ax.grid(alpha=0.3)
@@ -115,7 +124,7 @@ def plot_pareto(trials: list, target_acc: float, frontier: "Frontier", M_ref: fl
     _draw_frontier(ax, frontier, scale=M_ref)
     ax.axhline(target_acc, color="grey", ls="--", lw=0.8, label=f"target {target_acc:.4f}")
     ax.axvline(1.0, color="grey", ls=":", lw=0.8)
-    ax.set_xscale("log")
+    log_x(ax)
     ax.set_xlabel("M / M_scratch(target): from-scratch cost at the target accuracy = 1")
     ax.set_ylabel("final validation accuracy")
     ax.grid(alpha=0.3)

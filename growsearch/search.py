@@ -215,7 +215,9 @@ def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
                 raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
         else:
             # A laptop run: a local Ray with this machine's CPUs and no dashboard.
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
+            # address="local": always a fresh instance of our own, never a cluster some earlier run
+            # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
     max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
@@ -236,7 +238,7 @@ def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any
     budgets = space.frontier_budgets()
     print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
     front = run_frontier(
-        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=[space.seed], train=space.train,
+        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
         dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False,
     )
     study.set_user_attr("frontier", front.to_dict())

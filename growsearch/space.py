@@ -49,6 +49,7 @@ class SearchSpace:
     baseline_patience: int | None = None  # no longer used: a plateau run is no budget; must stay unset
     budgets: list[int] | None = None  # the frontier's budgets (epochs); default: baseline_epochs/8, /4, /2, /1
     baseline_lrs: list[float] | None = None  # peak LRs the frontier sweeps per budget (best by validation); default: train.lr
+    baseline_seeds: list[int] | None = None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
     seed: int = 0  # seeds every trial's schedule and the sampler
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
     name: str = ""  # the space's name (file stem)
@@ -103,6 +104,12 @@ class SearchSpace:
             or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in self.baseline_lrs)
         ):
             raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
+        seeds = self.baseline_seeds
+        if seeds is not None and (
+            not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)
+        ):
+            raise SpaceError(f"baseline_seeds: distinct whole numbers ≥ 0, e.g. [0, 1, 2], got {seeds!r}")
         from growsearch.schedule import ScheduleError
 
         try:
