@@ -143,10 +143,22 @@ def _versions() -> dict:
     return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
 
 
+class DeviceError(GrowsearchError, ValueError):
+    """A device that does not exist here (``--device cuda`` without a GPU, a misspelt name)."""
+
+
 def _device(device: str | torch.device | None) -> torch.device:
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"--device {device!r} is not a device: use cpu or cuda (cuda:N for GPU N)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise DeviceError(f"--device {device} asked for a GPU this machine does not have ({torch.cuda.device_count()} visible): use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {device!r}: growsearch trains on cpu or cuda")
+    return dev
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
@@ -489,6 +501,7 @@ def run_schedule(
     if resume and (out / RESULT_FILE).exists():
         raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
     _check_out_dir(out, overwrite)
+    dev = _device(device)  # before anything is written
     schedule.validate()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     schedule.validate(num_classes=ds.num_classes, image_size=ds.image_size)
@@ -499,7 +512,6 @@ def run_schedule(
     fam = get_family(spec_for(schedule.stages[0].arch, 1).family)
     if ds.image_size < fam.min_input:
         raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
-    dev = _device(device)
     final_out = out
     if out is not None:
         out = _prepare_out(out, overwrite)

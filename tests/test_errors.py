@@ -94,6 +94,9 @@ SPACES: dict[str, str] = {
 }
 
 
+_CUDA = __import__("torch").cuda.is_available()
+
+
 def _cases() -> list[tuple[str, list[str], str]]:
     r = "{root}"
     run = lambda name: ["run", f"{r}/{name}.json", "--out", f"{r}/out_{name}", "--quiet"]  # noqa: E731
@@ -150,6 +153,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("resume_another_schedule", ["run", f"{r}/good_seed_1.json", "--out", f"{r}/killed", "--resume"], "was not trained by this schedule"),
         ("baseline_dir_without_frontier", ["run", f"{r}/good.json", "--out", f"{r}/o", "--baseline", f"{r}/prev"], "no frontier.json"),
         ("run_val_fraction", ["run", f"{r}/good.json", "--out", f"{r}/o", "--val-fraction", "0.9"], "val_fraction must be"),
+        ("run_device_unknown", ["run", f"{r}/good.json", "--out", f"{r}/o", "--device", "tpu9"], "is not a device"),
+        *([("run_device_cuda_missing", ["run", f"{r}/good.json", "--out", f"{r}/o", "--device", "cuda"], "does not have")] if not _CUDA else []),
         ("run_unknown_option", ["run", f"{r}/good.json", "--out", f"{r}/o", "--epochs", "3"], "unrecognized arguments"),
         ("baseline_budgets_order", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "4,2"], "strictly increasing"),
         ("baseline_budgets_zero", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "0"], "positive whole numbers"),
