@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: error: {message} (see {self.prog} --help)")
 
 
-def _add_common(p: argparse.ArgumentParser, overwrite: str = "replace results already in --out") -> None:
+def _add_common(
+    p: argparse.ArgumentParser, overwrite: str = "replace the run in --out (the old one stays whole until the new one has finished, then nothing of it remains)"
+) -> None:
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--overwrite", action="store_true", help=overwrite)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -74,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: growsearch baseline --data digits --arch vgg19@0.25 --budgets 2,4,8,16 --seeds 0,1,2 --out runs/frontier",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", required=True, metavar="NAME", help="dataset: digits, cifar10[:ROOT], cifar100[:ROOT], imagefolder:PATH, tinyimagenet:PATH, npz:PATH")
+    p.add_argument("--data", required=True, metavar="NAME", help="dataset: digits, cifar10[:ROOT], cifar100[:ROOT], imagefolder:PATH (folder or .tar.gz), tinyimagenet:PATH, npz:PATH; append ?train_per_class=N for a stratified subset")
     p.add_argument("--arch", action="append", default=[], metavar="ARCH", help="a reference architecture, e.g. vgg19@0.25 (repeat for several)")
     p.add_argument("--spec-from", action="append", default=[], metavar="RUN_DIR", help="also train this run's exact final network (pruned widths and all) from scratch (repeatable)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
