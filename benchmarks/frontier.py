@@ -23,7 +23,7 @@ def main() -> None:
     lines = [
         "# From-scratch frontier on digits (VGG19@0.25)",
         "",
-        f"scikit-learn digits: 1437 training images, of which 10% per class (144) held out for validation (val_seed 0), "
+        f"scikit-learn digits: 1437 training images, of which 10% per class (142) held out for validation (val_seed 0), "
         f"360 test images; 32×32, CPU. Budgets {BUDGETS} epochs, each warmed up for one epoch and decayed to zero at its "
         f"own end; peak LR in {LRS}, chosen per budget by mean validation accuracy; {SEEDS} seeds (mean ± std). Building it "
         f"cost {front.spent_M:.3e} MACs of training (every budget, LR and seed).",

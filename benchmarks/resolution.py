@@ -98,7 +98,7 @@ def main() -> None:
     lines = [
         "# Resolution growth on digits: low-resolution early stages, kernel rescaling",
         "",
-        f"scikit-learn digits (1293 train / 144 validation / 360 test, native 32 px), width {args.width:g}, CPU, {args.seeds} seeds, "
+        f"scikit-learn digits (1295 train / 142 validation / 360 test, native 32 px), width {args.width:g}, CPU, {args.seeds} seeds, "
         f"fixed epochs (VGG stages {args.epochs}, ResNet stages {args.resnet_epochs}, old baselines {args.baseline_epochs}). "
         "Lower-resolution stages train and are evaluated on antialiased bilinear downsamples of each batch; M counts MACs at the "
         "stage's resolution. **iso M ratio** = M / M_scratch(validation accuracy) on the family's frontier (2/4/8/16/32 epochs "

@@ -74,7 +74,7 @@ def main() -> None:
     lines = [
         "# Table 1 analogue on digits: cumulative schedules against the from-scratch frontier",
         "",
-        f"VGG at width {args.width:g} on scikit-learn digits (1293 train / 144 validation / 360 test, 32×32), CPU, {args.seeds} seeds. "
+        f"VGG at width {args.width:g} on scikit-learn digits (1295 train / 142 validation / 360 test, 32×32), CPU, {args.seeds} seeds. "
         f"Every stage trained to saturation (plateau rule on validation accuracy, patience {args.patience}, cap {args.max_epochs} epochs); "
         f"peak LR {args.lr:g} for first stages, {args.grown_lr:g} for grown stages. M = Σ training samples × forward MACs. "
         "**iso M ratio** = M / M_scratch(validation accuracy) on the frontier of `frontier.md` (VGG19@0.25 from scratch at "

@@ -65,7 +65,7 @@ def main() -> None:
     lines = [
         "# Table 2 analogue on digits: pruning before growth and the zero mask, against both references",
         "",
-        f"VGG at width {args.width:g} on scikit-learn digits (1293 train / 144 validation / 360 test), CPU, {args.seeds} seeds; "
+        f"VGG at width {args.width:g} on scikit-learn digits (1295 train / 142 validation / 360 test), CPU, {args.seeds} seeds; "
         f"every stage trained to saturation (plateau rule on validation accuracy, patience {args.patience}, cap {args.max_epochs}); "
         f"peak LR {args.lr:g} for VGG11, {args.grown_lr:g} for grown stages. R prunes that fraction of every VGG11 conv's "
         "filters (lowest L1 norm, torch-pruning) before growth. 'non-zero' counts skip zero weights (a zero-skipping "
