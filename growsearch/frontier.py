@@ -304,6 +304,10 @@ def run_frontier(
         raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        from growsearch.train import _check_out_dir
+
+        _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
     if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
         raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
     raw = dataset if dataset is not None else create_dataset(data)

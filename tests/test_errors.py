@@ -165,6 +165,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("baseline_arch_unknown", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg7", "--out", f"{r}/b"], "unknown arch"),
         ("baseline_spec_from_missing", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--spec-from", f"{r}/nope", "--out", f"{r}/b"], "does not exist"),
         ("baseline_out_file", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/afile", "--epochs", "1"], "is a file"),
+        ("baseline_budgets_out_file", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/afile", "--budgets", "1,2"], "is a file"),
         ("robustness_missing_dir", ["robustness", f"{r}/nope"], "does not exist"),
         ("robustness_no_checkpoints", ["robustness", f"{r}/resultonly"], "no stage checkpoints"),
         ("robustness_eps", ["robustness", f"{r}/prev", "--eps", "-0.1"], "FGSM epsilons"),
