@@ -4,6 +4,7 @@
 """
 
 from growsearch import Schedule, Stage, create_dataset, run_frontier, run_schedule
+from growsearch.frontier import bound_word
 
 data = create_dataset("digits")  # shipped with scikit-learn: nothing is downloaded
 # VGG19@0.25 from scratch at 2, 4, 8 and 16 epochs, each budget with its LR decayed to zero
@@ -16,8 +17,7 @@ schedule = Schedule(
     ],
 )
 cumulative = run_schedule(schedule, dataset=data, out_dir="runs/quickstart/cumulative", overwrite=True, frontier=frontier)
-bound = {"upper": "at most ", "lower": "at least "}.get(cumulative.iso["bound"], "")
 print(
-    f"M ratio at iso-accuracy: {bound}{cumulative.iso_M_ratio:.2f}x of the from-scratch cost at validation accuracy "
+    f"M ratio at iso-accuracy: {bound_word(cumulative.iso)}{cumulative.iso_M_ratio:.2f}x of the from-scratch cost at validation accuracy "
     f"{cumulative.val_acc:.3f} (test accuracy {cumulative.test_acc:.3f})"
 )

@@ -14,14 +14,14 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 from torch import nn
+
+from growsearch.errors import GrowsearchError
 
 __all__ = [
     "ArchSpec",

@@ -185,16 +185,18 @@ def _train_cfg(args: argparse.Namespace):
     return cfg
 
 
-def iso_line(iso: dict, acc: float, *, what: str = "M ratio at iso-accuracy") -> str:
+def _iso_line(iso: dict, acc: float) -> str:
     """One line stating a run's iso-accuracy M ratio against the frontier, with its bound."""
-    bound = {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
+    from growsearch.frontier import bound_word
+
+    bound = bound_word(iso)
     why = {
         "upper": " (more accurate than every budget: the ratio against the most accurate one is an upper bound)",
         "lower": " (less accurate than the cheapest budget: a shorter from-scratch run might match it, so this is a lower bound)",
     }.get(iso["bound"], "")
     verdict = "; costs more than training from scratch" if iso["iso_M_ratio"] > 1 and iso["bound"] != "upper" else ""
     return (
-        f"{what}: {bound}{iso['iso_M_ratio']:.3f}x of M_scratch = {iso['M_scratch']:.4g} "
+        f"M ratio at iso-accuracy: {bound}{iso['iso_M_ratio']:.3f}x of M_scratch = {iso['M_scratch']:.4g} "
         f"(from scratch {iso['reference']} reaching validation accuracy {acc:.4f}){why}{verdict}"
     )
 
@@ -209,7 +211,7 @@ def _summary(result) -> str:
         )
     lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
     if result.iso is not None:
-        lines.append(iso_line(result.iso, result.val_acc))
+        lines.append(_iso_line(result.iso, result.val_acc))
         lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
     if result.selection == "test":
         lines.append(TEST_SELECTION_NOTE)

@@ -36,8 +36,6 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +44,8 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from growsearch.errors import GrowsearchError
 
 __all__ = [
     "Dataset",
@@ -151,16 +151,24 @@ def _options(query: str, name: str) -> dict[str, int]:
 def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
     """A stratified, seeded (seed 0) subset of ``n`` training images per class, for runs that
     must fit a CPU budget; the test split is untouched."""
-    y = ds.y_train.numpy()
-    rng = np.random.default_rng(0)
-    keep = []
-    for c in range(ds.num_classes):
-        members = np.flatnonzero(y == c)
-        if len(members) < n:
-            raise DataError(f"{name}: class {c} has {len(members)} training images, fewer than train_per_class {n}: lower it")
-        keep.append(np.sort(rng.permutation(members)[:n]))
-    k = torch.as_tensor(np.sort(np.concatenate(keep)), dtype=torch.int64)
+    def take(c: int, members: int) -> int:
+        if members < n:
+            raise DataError(f"{name}: class {c} has {members} training images, fewer than train_per_class {n}: lower it")
+        return n
+
+    k = _stratified(ds.y_train, 0, take)
     return replace(ds, x_train=ds.x_train[k], y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
+
+
+def _stratified(y: torch.Tensor, seed: int, take: Callable[[int, int], int]) -> torch.Tensor:
+    """Sorted indices of a seeded random ``take(class, its count)`` samples of every class in ``y``."""
+    rng = np.random.default_rng(int(seed))
+    labels = y.numpy()
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        picked.append(rng.permutation(members)[: take(int(c), len(members))])
+    return torch.as_tensor(np.sort(np.concatenate(picked)), dtype=torch.int64)
 
 
 def _finish(
@@ -353,15 +361,19 @@ def _cached(key: dict, name: str, build: Callable[[], dict[str, np.ndarray]]) ->
     return arrays
 
 
-def _archive_index(path: Path) -> tuple[dict[str, object], object]:
+def _archive_images(path: Path) -> dict[str, bytes]:
+    """Every image file of a .tar/.tar.gz archive, by its path inside it, read in one sequential
+    pass (random access into a .tar.gz decompresses it again from the start)."""
     import tarfile
 
     try:
-        tar = tarfile.open(path, "r:*")
-        members = {m.name.lstrip("./"): m for m in tar.getmembers() if m.isfile()}
+        with tarfile.open(path, "r:*") as tar:
+            return {
+                m.name.lstrip("./"): tar.extractfile(m).read()
+                for m in tar if m.isfile() and Path(m.name).suffix.lower() in _IMG_EXT
+            }
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None
-    return members, tar
 
 
 def _layout(files: list[str], where: str) -> tuple[str, str]:
@@ -420,15 +432,10 @@ def _imagefolder(arg: str | None) -> Dataset:
         key = {"archive": h.hexdigest()}
 
         def build() -> dict[str, np.ndarray]:
-            members, tar = _archive_index(root)
-            with tar:
-                prefix, test = _layout(list(members), str(root))
-                data: dict[str, bytes] = {}
-                for m in tar:  # one sequential pass: random access into a .tar.gz re-reads it
-                    name = m.name.lstrip("./")
-                    if m.isfile() and name.startswith(prefix) and Path(name).suffix.lower() in _IMG_EXT:
-                        data[name] = tar.extractfile(m).read()
-            return _imagefolder_arrays(sorted(data), prefix, test, str(root), data.__getitem__)
+            data = _archive_images(root)
+            files = sorted(data)
+            prefix, test = _layout(files, str(root))
+            return _imagefolder_arrays(files, prefix, test, str(root), data.__getitem__)
     elif root.is_dir():
         files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
         prefix, test = _layout(files, str(root))
@@ -473,17 +480,16 @@ def _npz(arg: str | None) -> Dataset:
         raise DataError(f"npz:{path}: no such file (expected arrays x_train, y_train, x_test, y_test)")
     import zipfile
 
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
-            if missing:
-                raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
-            arrays = [z[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
-        if isinstance(e, DataError):
-            raise
+            arrays = {k: z[k] for k in keys if k in z}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise DataError(f"npz:{path}: not a readable .npz ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated?'}): re-save it with numpy.savez") from None
-    return _finish(f"npz:{path}", *arrays)
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")
+    return _finish(f"npz:{path}", *(arrays[k] for k in keys))
 
 
 def class_order(num_classes: int, seed: int) -> list[int]:
@@ -545,25 +551,22 @@ def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
     if fraction == 0:
         ids = ds.idx_test if ds.idx_test is not None else torch.arange(len(ds.y_test))
         return replace(ds, x_val=ds.x_test, y_val=ds.y_test, idx_val=ds.idx_test, val_fraction=0.0, val_seed=int(seed), val_id="test:" + _hash(ids))
-    rng = np.random.default_rng(int(seed))
-    y = ds.y_train.numpy()
-    val: list[np.ndarray] = []
-    for c in np.unique(y):
-        members = np.flatnonzero(y == c)
-        k = int(round(len(members) * fraction))
-        if k < 1 or k >= len(members):
+    def take(c: int, members: int) -> int:
+        k = int(round(members * fraction))
+        if k < 1 or k >= members:
             need = "no validation sample" if k < 1 else "no training sample"
             raise DataError(
-                f"{ds.name}: class {int(c)} has {len(members)} training sample(s), so val_fraction {fraction:g} leaves it {need}: "
-                f"use a val_fraction between {1 / len(members):.3g} and 0.5, add samples, or 0 to select on the test set"
-                if len(members) > 1 else
-                f"{ds.name}: class {int(c)} has 1 training sample, too few to hold one out: add samples or use val_fraction 0"
+                f"{ds.name}: class {c} has {members} training sample(s), so val_fraction {fraction:g} leaves it {need}: "
+                f"use a val_fraction between {1 / members:.3g} and 0.5, add samples, or 0 to select on the test set"
+                if members > 1 else
+                f"{ds.name}: class {c} has 1 training sample, too few to hold one out: add samples or use val_fraction 0"
             )
-        val.append(rng.permutation(members)[:k])
-    vi = torch.as_tensor(np.sort(np.concatenate(val)), dtype=torch.int64)
-    keep = torch.ones(len(y), dtype=torch.bool)
+        return k
+
+    vi = _stratified(ds.y_train, seed, take)
+    keep = torch.ones(len(ds.y_train), dtype=torch.bool)
     keep[vi] = False
-    idx = ds.idx_train if ds.idx_train is not None else torch.arange(len(y))
+    idx = ds.idx_train if ds.idx_train is not None else torch.arange(len(ds.y_train))
     return replace(
         ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], idx_train=idx[keep],
         x_val=ds.x_train[vi], y_val=ds.y_train[vi], idx_val=idx[vi],

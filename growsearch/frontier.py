@@ -21,8 +21,6 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import json
 import math
 import statistics
@@ -30,6 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
+
+from growsearch.errors import GrowsearchError
 
 if TYPE_CHECKING:
     from growsearch.data import Dataset
@@ -40,6 +40,7 @@ __all__ = [
     "FrontierError",
     "FrontierPoint",
     "Reference",
+    "bound_word",
     "budget_ladder",
     "check_budgets",
     "load_frontier",
@@ -216,6 +217,11 @@ def _crossing(points: list[tuple[int, float]], acc: float) -> tuple[float, bool]
     return None
 
 
+def bound_word(iso: dict) -> str:
+    """The words before a ratio that is a bound ('at most ', 'at least '; see :meth:`Frontier.iso`), or nothing."""
+    return {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
+
+
 def check_budgets(budgets: Sequence[int], what: str = "--budgets") -> list[int]:
     """Budgets must be positive integers, strictly increasing; raises ``FrontierError``."""
     b = list(budgets)
@@ -375,8 +381,7 @@ def run_frontier(
 
 def _reuse(run_out: Path, data: str, arch: str, kw: dict):
     """A finished budget run in ``run_out`` trained with exactly these settings, else None."""
-    from growsearch.schedule import Schedule, Stage
-    from growsearch.train import RunResult
+    from growsearch.train import RunResult, baseline_schedule
 
     if not (run_out / "result.json").is_file():
         return None
@@ -384,6 +389,6 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict):
         r = RunResult.load(run_out)
     except (ValueError, TypeError, KeyError):
         return None
-    want = Schedule(data, [Stage(classes=r.stages[-1].classes, arch=arch, epochs=kw["epochs"], lr=kw["lr"])], seed=kw["seed"], train=kw["train"])
+    want = baseline_schedule(data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"])
     spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"].widths]
     return r if r.schedule == want.to_dict() and spec_ok else None

@@ -63,8 +63,9 @@ def plot_curve(result: "RunResult", path: str | Path, *, frontier: "Frontier | N
         _draw_frontier(ax, frontier)
         iso = result.iso or frontier.iso(result.M, result.val_acc)
         ax.plot([iso["M_scratch"], result.M], [result.val_acc] * 2, color="k", lw=0.8, ls="--")
-        bound = {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
-        ax.set_title(f"iso-accuracy M ratio {bound}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})", fontsize=10)
+        from growsearch.frontier import bound_word
+
+        ax.set_title(f"iso-accuracy M ratio {bound_word(iso)}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})", fontsize=10)
     log_x(ax)
     ax.set_xlabel("cumulative training cost M (forward MACs, log scale)")
     ax.set_ylabel("validation accuracy (stage's classes)")

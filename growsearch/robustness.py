@@ -29,8 +29,6 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import math
 import re
 import time
@@ -43,6 +41,7 @@ import torch
 from torch import nn
 
 from growsearch.data import resize
+from growsearch.errors import GrowsearchError
 
 __all__ = [
     "RobustnessError",

@@ -14,11 +14,11 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+from growsearch.errors import GrowsearchError
 
 __all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
 

@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 import csv
 import json
 import math
@@ -32,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
@@ -101,12 +100,10 @@ def _user_attrs(result: dict) -> dict:
 def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
     """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
     from the stage networks in the prefix cache (each stage's entry holds that stage's network).
-    Measured on the validation split: the search may choose by it."""
-    from growsearch.data import with_validation
+    Measured on ``ds``'s validation split: the search may choose by it."""
     from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
     from growsearch.train import prefix_key
 
-    ds = with_validation(ds, sched.train.val_fraction, sched.train.val_seed)
     members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
     acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
@@ -121,12 +118,12 @@ def _trainable(config: dict, ctx: dict) -> None:
     import torch
     from ray import tune
 
-    from growsearch.data import create_dataset
+    from growsearch.data import create_dataset, with_validation
     from growsearch.train import prefix_key, run_schedule
 
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])
-    ds = create_dataset(sched.dataset)
+    ds = with_validation(create_dataset(sched.dataset), sched.train.val_fraction, sched.train.val_seed)  # once, for training and FGSM
     order = sched.resolved_class_order(ds.num_classes)
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)

@@ -13,13 +13,12 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.errors import GrowsearchError
-
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from growsearch.errors import GrowsearchError
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "suggest_schedule"]

@@ -4,9 +4,9 @@ Each stage: take the first k classes of the class order, grow the previous stage
 into the stage's architecture (function-preserving Net2Net ops, new classifier rows), then
 train it with SGD (Nesterov momentum) and a linear warm-up followed by cosine decay, or to
 saturation with ``patience``. Every epoch is scored on the validation split (what the plateau
-rule reads); the test split is read once, at the end of each stage, for the report. The optimizer and its schedule are rebuilt after every growth:
-growth replaces the parameter tensors, and the momentum buffers of the old, smaller tensors
-have no meaning for the new ones.
+rule reads); the test split is read once, at the end of each stage, for the report. The
+optimizer and its schedule are rebuilt after every growth: growth replaces the parameter
+tensors, and the momentum buffers of the old, smaller tensors have no meaning for the new ones.
 
 Example:
     >>> from growsearch import Schedule, Stage, run_schedule
@@ -17,8 +17,6 @@ Example:
 """
 
 from __future__ import annotations
-
-from growsearch.errors import GrowsearchError
 
 import hashlib
 import json
@@ -41,6 +39,7 @@ from growsearch._io import atomic_path
 from growsearch.backbones import ArchSpec, build_model, get_family, parse_arch, spec_for
 from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, DataError, create_dataset, subset, with_validation
+from growsearch.errors import GrowsearchError
 from growsearch.net2net import grow, rescale_stem, stem_kernel_at
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
@@ -362,20 +361,18 @@ def _find_prefix(schedule: Schedule, order: list[int], cache: Path) -> tuple[int
     return 0, None
 
 
-def _find_resume(schedule: Schedule, order: list[int], out: Path | None) -> tuple[int, Path | None]:
+def _find_resume(schedule: Schedule, order: list[int], out: Path) -> tuple[int, Path | None]:
     """The last stage this run's folder already finished: (stages done, its checkpoint).
 
     Raises:
         OutputExistsError: the folder's checkpoints were trained by another schedule, dataset,
             seed, recipe or growsearch version (their content key differs), or the run finished.
     """
-    if out is None:
-        raise OutputExistsError("resume needs the run's --out folder")
     for upto in range(len(schedule.stages), 0, -1):
         path = out / f"stage{upto}.pt"
         if not path.is_file():
             continue
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = _read_checkpoint(path, "cpu")
         if ckpt.get("key") != prefix_key(schedule, upto, order) or not all((out / f"stage{j}.pt").is_file() for j in range(1, upto)):
             raise OutputExistsError(
                 f"{path} was not trained by this schedule (another schedule, dataset, seed, recipe or growsearch version): "
@@ -385,15 +382,12 @@ def _find_resume(schedule: Schedule, order: list[int], out: Path | None) -> tupl
     return 0, None
 
 
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
-    """Rebuild a stage network from its checkpoint; returns (model in eval mode, checkpoint dict).
-
-    ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts.
-    """
+def _read_checkpoint(path: str | Path, device: str | torch.device) -> dict:
+    """A checkpoint's plain contents (``weights_only=True``), or one line saying why not."""
     import pickle
 
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        return torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
         # weights_only=True refuses anything that would run code on load; say so in one line
         # rather than show torch's advice to turn that protection off
@@ -401,6 +395,14 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
             f"{path} is not a loadable growsearch checkpoint ({type(e).__name__}); growsearch only loads plain weights "
             "(weights_only=True): re-create it with growsearch run"
         ) from None
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild a stage network from its checkpoint; returns (model in eval mode, checkpoint dict).
+
+    ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts.
+    """
+    ckpt = _read_checkpoint(path, device)
     try:
         model = build_model(ArchSpec.from_dict(ckpt["spec"]))
         model.load_state_dict(ckpt["state_dict"])
@@ -683,10 +685,14 @@ def run_baseline(
         (1, 10)
     """
     ds = dataset if dataset is not None else create_dataset(data)
-    sched = Schedule(
-        dataset=data,
-        stages=[Stage(classes=ds.num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)],
-        seed=seed,
-        train=train or TrainConfig(),
-    )
+    sched = baseline_schedule(data, arch, ds.num_classes, epochs=epochs, patience=patience, seed=seed, train=train, lr=lr)
     return run_schedule(sched, dataset=ds, init_spec=spec, **kwargs)
+
+
+def baseline_schedule(
+    data: str, arch: str, num_classes: int, *, epochs: int, patience: int | None = None, seed: int = 0,
+    train: TrainConfig | None = None, lr: float | None = None,
+) -> Schedule:
+    """The one-stage schedule :func:`run_baseline` trains (and a resumed frontier compares with)."""
+    stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
+    return Schedule(dataset=data, stages=[stage], seed=seed, train=train or TrainConfig())
