@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         "search", help="search for the cheapest schedule at iso-accuracy (Optuna + Ray Tune)",
         description="Train the space's from-scratch frontier (its budgets, each decayed to zero), then let Optuna propose "
         "schedules that Ray Tune trains; minimise M / M_scratch(target) subject to validation accuracy ≥ target, where "
-        "target = the frontier's best validation accuracy − tolerance. Writes DIR/frontier/, DIR/best_schedule.json, "
+        "target = the frontier's best validation accuracy − tolerance (--baseline: use a frontier trained before). Writes DIR/frontier/, DIR/best_schedule.json, "
         "DIR/trials.csv, DIR/pareto.png and the Optuna study (DIR/study.db unless --storage).",
     )
     p.add_argument("space", metavar="SPACE", help="a space name (" + ", ".join(_spaces()) + ") or a YAML file")
@@ -110,6 +110,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, fractions allowed (default 0)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its last stage (default 2)")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default: the space's train.val_fraction, 0.1)")
+    p.add_argument(
+        "--baseline", metavar="FRONTIER_DIR", default=None,
+        help="compare with this frontier (the --out of `growsearch baseline` on the space's dataset and split) instead of training the space's budgets",
+    )
     p.add_argument("--verbose", action="store_true", help="also show Ray's and Tune's own console output (default: growsearch's lines only)")
     p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
     p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
@@ -319,7 +323,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
-        val_fraction=args.val_fraction, verbose=args.verbose,
+        val_fraction=args.val_fraction, frontier=args.baseline, verbose=args.verbose,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1

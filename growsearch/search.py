@@ -224,14 +224,19 @@ def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
         raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
 
 
-def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any) -> Frontier:
-    """Train (or reuse the study's) from-scratch frontier of the final architecture."""
+def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None) -> Frontier:
+    """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
+    (the final architecture at the space's budgets)."""
     from growsearch.frontier import run_frontier
 
     if "frontier" in study.user_attrs:
         front = Frontier.from_dict(study.user_attrs["frontier"])
         print(f"frontier: reusing the study's (best validation accuracy {front.best_val_acc:.4f})", flush=True)
         return front
+    if given is not None:
+        study.set_user_attr("frontier", given.to_dict())
+        print(f"frontier: the given one (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        return given
     budgets = space.frontier_budgets()
     print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
     front = run_frontier(
@@ -240,6 +245,17 @@ def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any
     )
     study.set_user_attr("frontier", front.to_dict())
     print(front.table(), flush=True)
+    return front
+
+
+def _given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier | None:
+    """``frontier`` loaded (from a folder) and checked against the search's split data."""
+    from growsearch.frontier import load_frontier
+
+    if frontier is None:
+        return None
+    front = frontier if isinstance(frontier, Frontier) else load_frontier(frontier)
+    front.check_compatible(ds)
     return front
 
 
@@ -266,6 +282,7 @@ def run_search(
     fgsm_objective: bool = False,
     min_fgsm_acc: float | None = None,
     val_fraction: float | None = None,
+    frontier: str | Path | Frontier | None = None,
     verbose: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
@@ -292,6 +309,10 @@ def run_search(
         min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
         val_fraction: override the space's ``train.val_fraction`` (the validation split every
             choice reads; 0 selects on the test set).
+        frontier: compare with this frontier (a ``growsearch baseline --out`` folder or a
+            :class:`~growsearch.frontier.Frontier`) instead of training the space's budgets; it
+            must have read the space's dataset, classes and validation split. Its training cost
+            is then not part of the search's ``spent_M``.
         verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
     """
     import optuna
@@ -321,6 +342,7 @@ def run_search(
 
     _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
     ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+    given = _given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     if not verbose:
@@ -355,11 +377,13 @@ def run_search(
             f"study {name!r} was started with FGSM settings {was}, not {robust}: "
             "resume it with the same --fgsm-eps/--fgsm-objective/--min-fgsm-acc, or start a new --study"
         )
+    if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
+        raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
     out.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
-    front = _ensure_frontier(study, sp, out, ds)
+    front = _ensure_frontier(study, sp, out, ds, given)
     target, ref = search_target(front, sp.tolerance)
     study.set_user_attr("target_acc", target)
     threads = max(1, int(cpus_per_trial))

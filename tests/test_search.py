@@ -334,3 +334,28 @@ def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
     (chosen, tests, best), (chosen_s, tests_s, best_s) = picks
     assert chosen == chosen_s and best == best_s
     assert tests != tests_s  # the test labels really differ, and are reported as measured
+
+
+def test_a_search_on_a_given_frontier_trains_no_budgets(tmp_path: Path) -> None:
+    space = _tiny(tmp_path)
+    data = f"npz:{tmp_path / 'tiny.npz'}"
+    front = tmp_path / "frontier"
+    proc = _cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--out", str(front))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    given = json.loads((front / "frontier.json").read_text())
+
+    # another validation split: refused before anything is written
+    bad = tmp_path / "bad_frontier"
+    proc = _cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _cli("search", str(space), "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad))
+    assert proc.returncode == 2 and "another validation split" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "refused").exists()
+
+    proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front))
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    assert not (tmp_path / "out" / "frontier").exists()  # the space's baseline_epochs ladder was not trained
+    study = _study(tmp_path / "out")
+    assert study.user_attrs["frontier"] == given
+    best = Frontier.from_dict(given).best_val_acc
+    assert study.user_attrs["target_acc"] == pytest.approx(best - 0.5)
