@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG_RUN, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("schedule", metavar="SCHEDULE", help="schedule file (.json, .yaml or .yml)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--out", metavar="DIR", help="output directory (required unless --dry-run)")
+    p.add_argument(
+        "--dry-run", action="store_true",
+        help="print the plan (per stage: classes, arch, resolution, epochs, samples, MACs, M and the growth ops) and the total M, without training or writing anything",
+    )
     p.add_argument(
         "--baseline", metavar="FRONTIER_DIR",
         help="the --out of `growsearch baseline`: print and store the iso-accuracy M ratio against its frontier, and draw the run over it in curve.png",
@@ -232,6 +236,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sched.train.val_fraction = args.val_fraction
     if args.all_cores:
         sched.threads = None
+    if args.dry_run:
+        from growsearch.plan import plan_schedule, plan_table
+
+        print(plan_table(plan_schedule(sched)))
+        return 0
+    if args.out is None:
+        from growsearch.errors import GrowsearchError
+
+        raise GrowsearchError("--out DIR is required to train (or pass --dry-run to print the plan only)")
     out = Path(args.out)
     frontier = load_frontier(args.baseline) if args.baseline else None
     result = run_schedule(

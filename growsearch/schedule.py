@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from growsearch.errors import GrowsearchError
@@ -98,9 +98,8 @@ class Schedule:
         never-decreasing resolutions the backbone accepts, and that each architecture can be
         grown from the previous one without shrinking.
         """
-        from growsearch.backbones import ArchError, parse_arch, spec_for
-        from growsearch.net2net import plan
-        from growsearch.prune import identity_masks_supported, pruned_widths
+        from growsearch.backbones import ArchError, parse_arch
+        from growsearch.plan import transitions
 
         if not isinstance(self.dataset, str) or not self.dataset:
             raise ScheduleError(f"dataset must be a dataset name such as 'digits' or 'npz:PATH', got {self.dataset!r}")
@@ -115,7 +114,6 @@ class Schedule:
         if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
             raise ScheduleError(f"threads must be a whole number ≥ 1 or omitted, got {self.threads!r}")
         self.train.validate()
-        spec = None
         for i, st in enumerate(self.stages, 1):
             where = f"stage {i}"
             if not isinstance(st.arch, str):
@@ -159,23 +157,7 @@ class Schedule:
                 raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
             if i == 1 and st.zero_mask:
                 raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
-            try:
-                if spec is None:
-                    spec = spec_for(st.arch, st.classes)
-                else:
-                    if st.prune_ratio > 0:
-                        spec = replace(spec, widths=pruned_widths(spec, st.prune_ratio))
-                    grown = plan(spec, st.arch, st.classes)
-                    if st.zero_mask:
-                        if grown.depths == spec.depths:
-                            raise ScheduleError(
-                                f"{where}: zero_mask is set but {spec.name} → {st.arch} inserts no identity layers: "
-                                "deepen in this stage or set zero_mask to false"
-                            )
-                        identity_masks_supported(grown)
-                    spec = grown
-            except ArchError as e:
-                raise ScheduleError(f"{where}: {e}") from None
+        transitions(self)  # each stage's network from the previous one: growable, prunable, maskable
         if num_classes is not None:
             last = self.stages[-1].classes
             if last > num_classes:

@@ -41,6 +41,7 @@ from growsearch.cost import count_params, macs_per_sample, stage_cost
 from growsearch.data import BatchLoader, Dataset, DataError, create_dataset, subset, with_validation
 from growsearch.errors import GrowsearchError
 from growsearch.net2net import grow, rescale_stem, stem_kernel_at
+from growsearch.plan import _plans
 from growsearch.prune import apply_masks, identity_masks, nonzero_macs_per_sample, prune
 from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
 
@@ -512,6 +513,7 @@ def run_schedule(
     if front is not None:
         front.check_compatible(ds)
     fam = get_family(spec_for(schedule.stages[0].arch, 1).family)
+    plans = _plans(schedule, ds, init_spec)  # every stage's network and cost, before training
     if ds.image_size < fam.min_input:
         raise ScheduleError(f"{fam.name} needs inputs of at least {fam.min_input}px; {schedule.dataset} images are {ds.image_size}px")
     final_out = out
@@ -588,6 +590,8 @@ def run_schedule(
             masked = masked + inserted if st.zero_mask else []
             if rescale and res != prev_res:  # the stem's large kernels follow the image scale
                 model = rescale_stem(model, kernel, res / prev_res)
+        if model.arch_spec != plans[i - 1].spec:  # the plan and its execution must agree; a mismatch is a growsearch bug
+            raise RuntimeError(f"stage {i}: trained network {model.arch_spec} differs from its plan {plans[i - 1].spec}")
         masks = identity_masks(model, masked) if masked else None
         # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
         # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).

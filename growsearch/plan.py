@@ -1,0 +1,187 @@
+"""Planning a schedule without training it: every stage's network, ops, data and cost.
+
+A cumulative schedule is fully determined before any training: each stage's network follows
+from the previous one by a fixed list of ops (prune → deepen → widen → add classes → rescale
+stem), its data from the class order, and its cost from both. :func:`plan_schedule` derives all
+of it; ``run_schedule`` executes the plans, and ``Schedule.validate`` is the same walk over
+specs (:func:`transitions`), so a schedule that cannot be planned is refused with the same
+one-line message everywhere.
+
+Example:
+    >>> from growsearch import Schedule, Stage
+    >>> plans = plan_schedule(Schedule("digits", [Stage(5, "vgg11@0.25", 2), Stage(10, "vgg19@0.25", 3)]))
+    >>> [p.ops for p in plans]
+    [('build',), ('deepen', 'add classes 5→10')]
+    >>> plans[1].M == 3 * plans[1].samples_per_epoch * plans[1].macs_per_sample
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from growsearch.backbones import ArchError, ArchSpec, parse_arch, spec_for
+from growsearch.schedule import Schedule, ScheduleError
+
+if TYPE_CHECKING:
+    from growsearch.data import Dataset
+
+__all__ = ["StagePlan", "plan_schedule", "plan_table", "planned_M", "transitions"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One stage's network change, on specs only."""
+
+    before: ArchSpec | None  # the previous stage's trained network (None for stage 1)
+    ops: tuple[str, ...]  # in the order they are applied
+    after: ArchSpec  # the network this stage trains
+    resolution: int | None  # input side; None: the dataset's native size (unknown without data)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What one stage will train, known before training."""
+
+    stage: int  # 1-based
+    classes: int  # the first k classes of the schedule's class order
+    arch: str  # the stage's arch name
+    ops: tuple[str, ...]  # e.g. ("prune R=0.5", "deepen", "widen", "add classes 5→10")
+    spec_before: ArchSpec | None  # the network entering the stage (None for stage 1)
+    spec: ArchSpec  # the network the stage trains
+    resolution: int  # input side in pixels
+    samples_per_epoch: int  # training images of the stage's classes (validation split held out)
+    epochs: int  # fixed epochs, or the most a plateau stage may train
+    plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
+    macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
+    params: int
+
+    @property
+    def M(self) -> int | None:
+        """samples × MACs of a fixed-epoch stage: equal to the trained stage's M; None for a plateau stage."""
+        return None if self.plateau else self.M_max
+
+    @property
+    def M_max(self) -> int:
+        """The most the stage can cost (a plateau stage stopped at its epoch cap)."""
+        return self.epochs * self.samples_per_epoch * self.macs_per_sample
+
+
+def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None) -> list[Transition]:
+    """Each stage's spec before and after its ops, or a ``ScheduleError`` naming the stage.
+
+    ``native``: the dataset's image side (stem kernels are rescaled for stages below it); without
+    it resolutions are not applied. ``init_spec``: stage 1 builds this exact spec.
+    """
+    from growsearch.net2net import plan, stem_kernel_at
+    from growsearch.prune import identity_masks_supported, pruned_widths
+
+    out: list[Transition] = []
+    spec: ArchSpec | None = None
+    prev_res = native
+    for i, st in enumerate(schedule.stages, 1):
+        where = f"stage {i}"
+        res = st.resolution or native
+        try:
+            fam = parse_arch(st.arch)[0]
+            rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels and native is not None
+            kernel = stem_kernel_at(fam.stem_kernel, res / native) if rescale else fam.stem_kernel
+            if spec is None:
+                new = replace(init_spec, num_classes=st.classes) if init_spec is not None else spec_for(st.arch, st.classes, in_chans)
+                ops: list[str] = ["build"]
+                if kernel != fam.stem_kernel:
+                    new = replace(new, stem_kernel=kernel)
+                    ops.append(f"stem kernel {kernel}x{kernel}")
+            else:
+                ops, new = [], spec
+                if st.prune_ratio > 0:
+                    new = replace(new, widths=pruned_widths(new, st.prune_ratio))
+                    ops.append(f"prune R={st.prune_ratio:g}")
+                grown = plan(new, st.arch, st.classes)
+                if st.zero_mask:
+                    if grown.depths == new.depths:
+                        raise ScheduleError(
+                            f"{where}: zero_mask is set but {new.name} → {st.arch} inserts no identity layers: "
+                            "deepen in this stage or set zero_mask to false"
+                        )
+                    identity_masks_supported(grown)
+                # deepen copies each block's last width into its new layers; widen does the rest
+                deepened = tuple(b + (b[-1],) * (len(g) - len(b)) for b, g in zip(new.widths, grown.widths))
+                ops += ["deepen"] * (grown.depths != new.depths) + ["widen"] * (grown.widths != deepened)
+                if grown.num_classes != new.num_classes:
+                    ops.append(f"add classes {new.num_classes}→{grown.num_classes}")
+                new = grown
+                if rescale and res != prev_res:
+                    new = replace(new, stem_kernel=kernel)
+                    ops.append(f"rescale stem to {kernel}x{kernel}")
+                if res != prev_res and res is not None:
+                    ops.append(f"resolution {prev_res}→{res} px")
+        except ArchError as e:
+            raise ScheduleError(f"{where}: {e}") from None
+        out.append(Transition(spec, tuple(ops), new, res))
+        spec, prev_res = new, res
+    return out
+
+
+def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None) -> list[StagePlan]:
+    """Plan every stage of ``schedule`` without training: specs, ops, data and cost.
+
+    Args:
+        schedule: the schedule; validated against the data (the same one-line errors as a run).
+        dataset: the loaded dataset (default: read from ``schedule.dataset``); its validation
+            split is carved from ``schedule.train`` exactly as a run carves it.
+        init_spec: stage 1 builds this exact spec (a frontier's ``--spec-from`` reference).
+
+    Returns:
+        One :class:`StagePlan` per stage; ``sum(p.M for p in plans)`` is the trained ``result.M``
+        of a fixed-epoch schedule.
+    """
+    from growsearch.data import create_dataset, with_validation
+
+    schedule.validate()
+    ds = dataset if dataset is not None else create_dataset(schedule.dataset)
+    schedule.validate(num_classes=ds.num_classes, image_size=ds.image_size)
+    if ds.val_fraction is None:
+        ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
+    return _plans(schedule, ds, init_spec)
+
+
+def _plans(schedule: Schedule, ds: "Dataset", init_spec: ArchSpec | None = None) -> list[StagePlan]:
+    """:func:`plan_schedule` of a schedule already validated against ``ds`` (split already carved)."""
+    import torch
+
+    from growsearch.backbones import build_model
+    from growsearch.cost import count_params, macs_per_sample
+
+    order = schedule.resolved_class_order(ds.num_classes)
+    plans = []
+    for i, (st, tr) in enumerate(zip(schedule.stages, transitions(schedule, in_chans=ds.in_chans, native=ds.image_size, init_spec=init_spec)), 1):
+        model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
+        n = int(torch.isin(ds.y_train, torch.tensor(order[: st.classes])).sum())
+        plans.append(StagePlan(
+            stage=i, classes=st.classes, arch=st.arch, ops=tr.ops, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
+            samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
+            macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model),
+        ))
+    return plans
+
+
+def planned_M(plans: list[StagePlan]) -> int | None:
+    """The schedule's M, or None when a stage trains to a plateau."""
+    ms = [p.M for p in plans]
+    return None if None in ms else sum(ms)
+
+
+def plan_table(plans: list[StagePlan]) -> str:
+    """The plan as text: one line per stage, then the total (``growsearch run --dry-run``)."""
+    lines = [f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"]
+    for p in plans:
+        ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
+        m = f"≤{p.M_max:.3e}" if p.plateau else f"{p.M:.3e}"
+        lines.append(
+            f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution:>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
+        )
+    total = planned_M(plans)
+    lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} (a plateau stage stops early)")
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The planning layer: a schedule's networks, ops and M known before training, equal to what trains."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from growsearch.backbones import ArchSpec
+from growsearch.data import create_dataset
+from growsearch.plan import plan_schedule, plan_table, planned_M
+from growsearch.schedule import Schedule, ScheduleError, Stage
+from growsearch.train import run_schedule
+
+# every family and every op: prune, deepen, widen, add classes, stem rescale, resolution change
+CASES = {
+    "vgg: deepen + add classes": [Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1)],
+    "vgg: prune + deepen + widen + zero mask": [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.25", 1, prune_ratio=0.5, zero_mask=True)],
+    "vgg: resolution 16 → 32, three stages": [
+        Stage(2, "vgg11@0.125", 1, resolution=16), Stage(3, "vgg11@0.25", 1, resolution=16), Stage(4, "vgg13@0.25", 1),
+    ],
+    "resnet: deepen + widen": [Stage(2, "resnet10@0.125", 1), Stage(4, "resnet18@0.25", 1)],
+    "resnet_stem7: stem rescaled 16 → 32 px": [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_planned_M_equals_trained_M(npz_data: str, name: str) -> None:
+    sched = Schedule(npz_data, CASES[name], seed=1)
+    ds = create_dataset(npz_data)
+    plans = plan_schedule(sched, dataset=ds)
+    result = run_schedule(sched, dataset=ds, progress=False)
+    assert [p.M for p in plans] == [s.M for s in result.stages]
+    assert planned_M(plans) == result.M
+    assert [p.spec for p in plans] == [ArchSpec.from_dict(s.spec) for s in result.stages]
+    assert [p.params for p in plans] == [s.params for s in result.stages]
+    assert [p.resolution for p in plans] == [s.resolution for s in result.stages]
+
+
+def test_ops_name_each_transition_in_order(npz_data: str) -> None:
+    plans = plan_schedule(Schedule(npz_data, CASES["vgg: prune + deepen + widen + zero mask"]))
+    assert plans[0].ops == ("build",) and plans[0].spec_before is None
+    assert plans[1].ops == ("prune R=0.5", "deepen", "widen", "add classes 2→4")
+    assert plans[1].spec_before == plans[0].spec
+    stem = plan_schedule(Schedule(npz_data, CASES["resnet_stem7: stem rescaled 16 → 32 px"]))
+    assert stem[0].ops == ("build", "stem kernel 5x5") and stem[0].spec.stem_kernel == 5
+    assert stem[1].ops == ("deepen", "add classes 2→4", "rescale stem to 7x7", "resolution 16→32 px")
+
+
+def test_a_plateau_stage_has_no_planned_M(npz_data: str) -> None:
+    plans = plan_schedule(Schedule(npz_data, [Stage(2, "vgg11@0.125", 5, patience=1), Stage(4, "vgg13@0.125", 1)]))
+    assert plans[0].M is None and plans[0].M_max == 5 * plans[0].samples_per_epoch * plans[0].macs_per_sample
+    assert planned_M(plans) is None
+    assert "≤" in plan_table(plans).splitlines()[-1]
+
+
+def test_samples_follow_the_classes_and_the_validation_split(npz_data: str) -> None:
+    # 48 train images, 12 per class; val_fraction 0.1 holds out 1 per class
+    plans = plan_schedule(Schedule(npz_data, [Stage(2, "vgg11@0.125", 3), Stage(4, "vgg13@0.125", 1)]))
+    assert [p.samples_per_epoch for p in plans] == [22, 44]
+
+
+def test_an_impossible_schedule_is_a_planning_error_with_the_run_message(npz_data: str) -> None:
+    bad = Schedule(npz_data, [Stage(2, "vgg13@0.125", 1), Stage(4, "vgg11@0.125", 1)])
+    with pytest.raises(ScheduleError) as planned:
+        plan_schedule(bad)
+    with pytest.raises(ScheduleError) as ran:
+        run_schedule(bad, progress=False)
+    assert str(planned.value) == str(ran.value) and "must not shrink" in str(planned.value)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> None:
+    sched = Schedule(npz_data, CASES["vgg: deepen + add classes"])
+    path = tmp_path / "s.json"
+    sched.save(path)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "run", str(path), "--out", str(out), "--dry-run"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    total = planned_M(plan_schedule(sched))
+    assert f"total M {total:.4e}" in proc.stdout and "deepen, add classes 2→4" in proc.stdout
+    assert not out.exists()
+
+
+def test_the_cost_stopper_prunes_on_the_plan() -> None:
+    pytest.importorskip("ray")
+    from growsearch._tune import CostStopper
+    from growsearch.search import METRIC
+
+    stop = CostStopper()
+    assert not stop("a", {"planned": True, "planned_ratio": 5.0, METRIC: 0.0})  # no feasible trial yet
+    assert not stop("a", {"final": True, "feasible": True, METRIC: 0.5})
+    assert stop("b", {"planned": True, "planned_ratio": 0.5, METRIC: 0.0})  # cannot beat 0.5
+    assert not stop("c", {"planned": True, "planned_ratio": 0.49, METRIC: 0.0})
+    assert stop("c", {"stage": 1, METRIC: 0.5})  # the cumulative rule is unchanged
