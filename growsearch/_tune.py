@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 from ray import tune
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from growsearch.search import METRIC, _user_attrs
@@ -30,9 +31,10 @@ class GrowSearch(OptunaSearch):
         return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if self._told(trial_id):
+        if self._told(trial_id) or result.get("planned"):  # the plan is no training step: Optuna sees stages only
             return None
-        return super().on_trial_result(trial_id, result)
+        # Optuna's step = the stage (Tune's iteration counts the plan report too)
+        return super().on_trial_result(trial_id, {**result, TRAINING_ITERATION: result.get("stage", result.get(TRAINING_ITERATION))})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot_trial = self._ot_trials.get(trial_id)
@@ -58,7 +60,8 @@ class GrowSearch(OptunaSearch):
 
 
 class CostStopper(tune.Stopper):
-    """Stops a trial once its cumulative M ratio reaches the best feasible one so far.
+    """Stops a trial once its cumulative M ratio reaches the best feasible one so far, and
+    before any training when its planned M ratio (fixed-epoch schedules) already does.
 
     M only grows with every stage, so such a trial can no longer win: unlike a rung-based
     rule (ASHA), this never discards a schedule that could have been the answer.
@@ -72,6 +75,8 @@ class CostStopper(tune.Stopper):
             if result.get("feasible"):
                 self.best = min(self.best, float(result[METRIC]))
             return False
+        if result.get("planned"):
+            return float(result["planned_ratio"]) >= self.best
         return float(result[METRIC]) >= self.best
 
     def stop_all(self) -> bool:
@@ -95,5 +100,7 @@ class TrialLines(tune.Callback):
                 f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]",
                 flush=True,
             )
+        elif r.get("planned"):
+            print(f"trial {self.done}/{self.total}: pruned before training: its planned M ratio {r['planned_ratio']:.3f} already reached the best", flush=True)
         else:
             print(f"trial {self.done}/{self.total}: stopped after stage {r.get('stage', '?')}: its M ratio {r.get(METRIC, float('nan')):.3f} already reached the best", flush=True)

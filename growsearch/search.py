@@ -82,6 +82,8 @@ def _constraints(frozen_trial: Any) -> list[float]:
 
 
 def _user_attrs(result: dict) -> dict:
+    if result.get("planned"):  # stopped on its plan: nothing trained, no M ratio of its own
+        return {"planned_M": result["planned_M"], "planned_M_ratio": result["planned_ratio"], "final": False}
     out = {}
     for key in (
         "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
@@ -119,6 +121,7 @@ def _trainable(config: dict, ctx: dict) -> None:
     from ray import tune
 
     from growsearch.data import create_dataset, with_validation
+    from growsearch.plan import plan_schedule, planned_M
     from growsearch.train import prefix_key, run_schedule
 
     torch.set_num_threads(max(1, int(ctx["threads"])))
@@ -149,6 +152,14 @@ def _trainable(config: dict, ctx: dict) -> None:
             pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
             report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
 
+    # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
+    # can end a trial that can no longer win before it trains anything (nothing trained yet:
+    # cumulative M ratio 0; the searcher does not forward this report to Optuna).
+    planned = planned_M(plan_schedule(sched, dataset=ds))
+    if planned is not None:
+        pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
+        tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
+                     "final": False, "schedule": sched_json, **pending})
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
     acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
     per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")

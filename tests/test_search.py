@@ -181,19 +181,24 @@ def test_optuna_dashboard_lists_the_trials(searched) -> None:
         server.wait(timeout=10)
 
 
-def test_prefix_reuse_trains_each_prefix_once(tmp_path: Path) -> None:
-    # A space with exactly one schedule: every trial after the first reuses both stages.
+def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_path: Path) -> None:
+    # A space with exactly one fixed-epoch schedule, trials one at a time: the first trains and is
+    # feasible (tolerance 0.5); the others plan the same M, which cannot beat it, so the stopper
+    # ends them before they train anything (their prefix would have been reused anyway).
     space = _tiny(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
     text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]").replace("resolutions: [16, 32]\n", "")
     space.write_text(text)
     proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    done = [t for t in _study(tmp_path / "out").trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert len(done) == 3
-    assert sorted(t.user_attrs["reused_stages"] for t in done) == [0, 2, 2]
-    assert sum(t.user_attrs["spent_M"] for t in done) == done[0].user_attrs["M"]  # trained once
-    assert all(t.user_attrs["M"] == done[0].user_attrs["M"] for t in done)  # each still charges the whole schedule
-    assert "without prefix reuse: " in proc.stdout
+    trials = sorted(_study(tmp_path / "out").trials, key=lambda t: t.number)
+    first, rest = trials[0], trials[1:]
+    assert first.state == optuna.trial.TrialState.COMPLETE and first.user_attrs["feasible"]
+    assert first.user_attrs["spent_M"] == first.user_attrs["M"]
+    assert [t.state for t in rest] == [optuna.trial.TrialState.PRUNED] * 2
+    assert all(t.user_attrs["planned_M"] == first.user_attrs["M"] for t in rest)  # the plan is the trained M
+    assert all("spent_M" not in t.user_attrs and "M_ratio" not in t.user_attrs and not t.intermediate_values for t in rest)  # nothing trained
+    assert sorted(first.intermediate_values) == [1, 2]  # Optuna steps are stages; the plan is no step
+    assert proc.stdout.count("pruned before training: its planned M ratio") == 2
 
 
 def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
