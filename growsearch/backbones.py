@@ -33,6 +33,7 @@ __all__ = [
     "get_family",
     "list_archs",
     "parse_arch",
+    "register_family",
     "spec_for",
 ]
 
@@ -114,6 +115,9 @@ class Family:
     min_input: int  # smallest input side (pixels) the family accepts
     width_divisor: int = 1  # every planned width is a multiple of this
     stem_kernel: int = 3  # the stem conv's kernel side at native resolution (> 3: rescaled for lower resolutions)
+    stem_param: str = "conv1.weight"  # state-dict name of the stem conv's weight (what rescale_stem resamples)
+    prunable: bool = False  # L1 filter pruning (torch-pruning) keeps this family's graph consistent
+    zero_mask: bool = False  # deepening inserts identity kernels whose zero taps the zero mask can keep
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -121,6 +125,24 @@ _ARCH_RE = re.compile(r"^(?P<base>[a-z]+\d+(?:_[a-z0-9]+)?)(?:@(?P<mult>\d*\.?\d
 
 
 def register_family(family: Family) -> Family:
+    """Make ``family``'s arch names (its ``depths`` keys, optionally ``@WIDTH``) usable in schedules,
+    spaces and frontiers. Its callables build a model from an ``ArchSpec`` and describe its
+    channel graph and layers, which is all growth, pruning (``prunable``) and the zero mask
+    (``zero_mask``) need. A variant of a shipped family is one ``dataclasses.replace`` away.
+
+    Example:
+        >>> from dataclasses import replace
+        >>> vgg = get_family("vgg")
+        >>> _ = register_family(replace(vgg, name="slimvgg", depths={"slimvgg6": (1, 1, 1, 1, 2)}, base_widths=(16, 32, 64, 64, 64)))
+        >>> spec_for("slimvgg6@0.5", 10).widths
+        ((8,), (16,), (32,), (32,), (32, 32))
+    """
+    taken = {base: f.name for f in _FAMILIES.values() if f.name != family.name for base in f.depths}
+    clash = sorted(b for b in family.depths if b in taken)
+    if clash:
+        raise ArchError(f"family {family.name!r}: arch name(s) {', '.join(clash)} already belong to {taken[clash[0]]!r}: pick other names")
+    if any(not _ARCH_RE.match(b) or "@" in b for b in family.depths):
+        raise ArchError(f"family {family.name!r}: arch names are letters then digits (e.g. 'mynet8'), got {sorted(family.depths)}")
     _FAMILIES[family.name] = family
     return family
 
@@ -284,6 +306,9 @@ register_family(
         make_identity=_vgg_identity,
         classifier="head.fc",
         min_input=8,  # below 8 px the map is 1x1 before the third of five max-pools
+        stem_param="features.0.weight",
+        prunable=True,
+        zero_mask=True,  # inserted 3x3 identity convs: centre tap 1, the rest 0
     )
 )
 
@@ -367,6 +392,7 @@ register_family(
         classifier="fc",
         min_input=8,  # three stride-2 stages
         width_divisor=2,  # the stem trick above needs an even layer1 width
+        # not prunable yet: residual streams couple many convs; appended blocks are zero-init, no identity kernels to mask
     )
 )
 

@@ -304,5 +304,6 @@ def rescale_stem(model: nn.Module, kernel: int, t: float) -> nn.Module:
     if fam.stem_kernel <= 3:
         raise ArchError(f"{spec.family} has a {fam.stem_kernel}x{fam.stem_kernel} stem: there is no large kernel to rescale")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    state["conv1.weight"] = rescale_kernel(state["conv1.weight"].double(), kernel, t).to(state["conv1.weight"].dtype)
+    w = fam.stem_param
+    state[w] = rescale_kernel(state[w].double(), kernel, t).to(state[w].dtype)
     return _rebuilt(model, replace(spec, stem_kernel=kernel), state)

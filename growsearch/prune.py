@@ -34,12 +34,15 @@ __all__ = [
     "nonzero_macs_per_sample",
 ]
 
-PRUNABLE = ("vgg",)  # ResNet's residual streams couple many convs; not supported yet
-
-
 def check_prunable(spec: ArchSpec) -> None:
-    if spec.family not in PRUNABLE:
-        raise ArchError(f"pruning supports {', '.join(PRUNABLE)} backbones; {spec.family} is not supported yet: set prune_ratio to 0")
+    if not get_family(spec.family).prunable:
+        raise ArchError(f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0")
+
+
+def _families_with(capability: str) -> list[str]:
+    from growsearch.backbones import _FAMILIES
+
+    return sorted(name for name, fam in _FAMILIES.items() if getattr(fam, capability))
 
 
 def pruned_widths(spec: ArchSpec, ratio: float) -> tuple[tuple[int, ...], ...]:
@@ -96,8 +99,10 @@ def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int]) 
 
 
 def identity_masks_supported(spec: ArchSpec) -> None:
-    if spec.family != "vgg":
-        raise ArchError(f"zero_mask applies to the identity kernels Net2Net inserts into VGG; {spec.family} inserts none")
+    if not get_family(spec.family).zero_mask:
+        raise ArchError(
+            f"zero_mask applies to the identity kernels Net2Net inserts into {', '.join(_families_with('zero_mask'))}; {spec.family} inserts none"
+        )
 
 
 def identity_masks(model: nn.Module, layers: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
