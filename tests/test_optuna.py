@@ -1,0 +1,109 @@
+"""growsearch inside the user's own Optuna study: Objective, CostPruner, constraints (no Ray)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from growsearch.errors import GrowsearchError
+from growsearch.frontier import run_frontier
+from growsearch.optuna import CostPruner, Objective, constraints
+from growsearch.schedule import Schedule, load_schedule
+from growsearch.search import load_best
+
+SPACE = """dataset: npz:{data}
+final_arch: vgg13@0.125
+archs: [vgg11@0.125, vgg13@0.125]
+stages: [2, 2]
+split: [0.3, 0.7]
+epochs: [1, 2]
+tolerance: 0.5
+seed: 0
+"""
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("optuna")
+    rng = np.random.default_rng(0)
+    y = np.arange(72) % 4
+    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
+    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    space = root / "space.yaml"
+    space.write_text(SPACE.format(data=root / "tiny.npz"))
+    run_frontier(f"npz:{root / 'tiny.npz'}", ["vgg13@0.125"], [1, 2], out_dir=root / "frontier", progress=False)
+    return space, root / "frontier"
+
+
+def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_path: Path) -> None:
+    space, frontier = setup
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    study = optuna.create_study(
+        study_name="mine", storage=storage, pruner=CostPruner(),
+        # Optuna ≥ 5 reads the constraint the objective sets on the trial; older ones need constraints_func
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2, constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints),
+    )
+    study.optimize(Objective(space, frontier=frontier), n_trials=4)
+    assert study.metric_names == ["M_ratio"]
+    M_ref = study.user_attrs["M_ref"]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done
+    for t in done:
+        a = t.user_attrs
+        assert t.value == pytest.approx(a["M"] / M_ref) == pytest.approx(a["M_ratio"])
+        assert a["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"])]
+        assert a["feasible"] == (a["val_acc"] >= study.user_attrs["target_acc"])
+        n = len(a["schedule"]["stages"])
+        assert sorted(t.intermediate_values) == list(range(1, n + 1))  # one report per stage
+        assert t.intermediate_values[n] == pytest.approx(t.value)  # the last is the whole run's M ratio
+        assert a["planned_M"] == a["M"]  # fixed epochs: planned before training, equal after
+    best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
+    loaded = load_best(storage, "mine")
+    assert loaded.stages == Schedule.from_dict(best.user_attrs["schedule"]).stages and loaded.threads == study.user_attrs["threads"]
+    out = tmp_path / "best.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_schedule(out).stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+
+
+def test_two_objectives_with_nsga2(setup) -> None:
+    space, frontier = setup
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=optuna.samplers.NSGAIISampler(seed=0, constraints_func=constraints))
+    study.optimize(Objective(space, frontier=frontier, second="val_acc"), n_trials=3)
+    assert study.metric_names == ["M_ratio", "val_acc"]
+    for t in study.trials:
+        assert t.state == optuna.trial.TrialState.COMPLETE  # nothing is pruned with two objectives
+        assert t.values == [pytest.approx(t.user_attrs["M_ratio"]), pytest.approx(t.user_attrs["val_acc"])]
+
+
+def test_a_study_of_the_wrong_shape_is_a_clear_error(setup) -> None:
+    space, frontier = setup
+    study = optuna.create_study()
+    with pytest.raises(GrowsearchError, match="directions=\\['minimize', 'maximize'\\]"):
+        Objective(space, frontier=frontier, second="val_acc")(study.ask())
+    with pytest.raises(GrowsearchError, match="fgsm_eps"):
+        Objective(space, frontier=frontier, second="fgsm_mi_acc")
+    with pytest.raises(GrowsearchError, match="needs a frontier"):
+        Objective(space)(optuna.create_study().ask())
+
+
+def test_the_cost_pruner_prunes_once_the_best_feasible_ratio_is_reached() -> None:
+    study = optuna.create_study(pruner=CostPruner())
+    trial = study.ask()
+    trial.report(5.0, 1)
+    assert not trial.should_prune()  # no feasible trial yet
+    attrs = {"M_ratio": 0.5, "feasible": True, "final": True, "schedule": {}}
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
+    study.add_trial(optuna.trial.create_trial(value=0.1, user_attrs={**attrs, "M_ratio": 0.1, "feasible": False}))  # infeasible: no bar
+    trial.report(0.49, 2)
+    assert not trial.should_prune()
+    trial.report(0.5, 3)
+    assert trial.should_prune()
