@@ -95,3 +95,34 @@ def test_the_cost_stopper_prunes_on_the_plan() -> None:
     assert stop("b", {"planned": True, "planned_ratio": 0.5, METRIC: 0.0})  # cannot beat 0.5
     assert not stop("c", {"planned": True, "planned_ratio": 0.49, METRIC: 0.0})
     assert stop("c", {"stage": 1, METRIC: 0.5})  # the cumulative rule is unchanged
+
+
+def test_results_match_the_fixture_made_before_the_planning_layer(tmp_path) -> None:
+    """The same schedule, seed, data and thread count give the same metrics and final weights as
+    the code before the planning layer (tests/fixtures/before_plan.json, made at commit 972bffd)."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from conftest import _images
+
+    want = json.loads((Path(__file__).parent / "fixtures" / "before_plan.json").read_text())
+    xtr, ytr = _images(48, 4, 32, 3, 0)
+    xte, yte = _images(24, 4, 32, 3, 1)
+    np.savez(tmp_path / "tiny.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    stages = [Stage(2, "vgg11@0.125", 3, resolution=16), Stage(3, "vgg13@0.25", 3, prune_ratio=0.5, zero_mask=True), Stage(4, "vgg16@0.25", 4)]
+    r = run_schedule(Schedule(f"npz:{tmp_path / 'tiny.npz'}", stages, seed=3, threads=1), progress=False, out_dir=tmp_path / "run")
+    sd = torch.load(tmp_path / "run" / "stage3.pt", weights_only=True)["state_dict"]
+    got = {
+        "M": r.M, "val_acc": r.val_acc, "test_acc": r.test_acc, "M_nonzero": r.M_nonzero, "params": r.params,
+        "stages": [
+            {k: getattr(s, k) for k in ("classes", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "params", "spec", "resolution", "M_nonzero")}
+            | {"history_val_acc": [h["val_acc"] for h in s.history]}
+            for s in r.stages
+        ],
+        "final_weights_sum": sum(float(v.double().abs().sum()) for v in sd.values() if v.is_floating_point()),
+    }
+    want.pop("made_with")
+    assert got == want
