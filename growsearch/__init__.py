@@ -57,12 +57,13 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from growsearch.backbones import ArchSpec, build_model, create_model, list_archs
+    from growsearch.backbones import ArchSpec, Family, build_model, create_model, get_family, list_archs, register_family
     from growsearch.cost import macs_per_sample
     from growsearch.errors import GrowsearchError
-    from growsearch.data import create_dataset, list_sources, with_validation
+    from growsearch.data import create_dataset, from_arrays, list_sources, register_source, with_validation
     from growsearch.frontier import Frontier, load_frontier, run_frontier
     from growsearch.net2net import grow
+    from growsearch.plan import StagePlan, plan_schedule
     from growsearch.robustness import mutual_inference, robustness_report
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
     from growsearch.search import load_best, run_search

@@ -118,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
         "--baseline", metavar="FRONTIER_DIR", default=None,
         help="compare with this frontier (the --out of `growsearch baseline` on the space's dataset and split) instead of training the space's budgets",
     )
+    p.add_argument(
+        "--storage-path", metavar="PATH_OR_URI", default=None,
+        help="Ray Tune's RunConfig(storage_path): a folder every node sees (multi-node Ray needs one; it also holds the prefix cache) or an s3://-style URI (default DIR/tune)",
+    )
     p.add_argument("--verbose", action="store_true", help="also show Ray's and Tune's own console output (default: growsearch's lines only)")
     p.add_argument("--fgsm-eps", type=float, default=None, metavar="EPS", help="measure each trial's FGSM accuracy with mutual inference at EPS (pixel units, e.g. 0.02); stored as its fgsm_mi_acc")
     p.add_argument("--fgsm-objective", action="store_true", help="maximise fgsm_mi_acc as a second objective (Pareto front; turns the M-based early stop off)")
@@ -336,7 +340,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
-        val_fraction=args.val_fraction, frontier=args.baseline, verbose=args.verbose,
+        val_fraction=args.val_fraction, frontier=args.baseline, storage_path=args.storage_path, verbose=args.verbose,
     )
     print(_search_report(res))
     return 0 if res.best_schedule is not None else 1

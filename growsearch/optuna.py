@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ import optuna
 
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
-from growsearch.search import METRIC, _best_trial, _constraints, _ensure_frontier, _given_frontier, _user_attrs, search_target
+from growsearch.study import METRIC, best_trial, ensure_frontier, given_frontier, search_target, user_attrs
+from growsearch.study import constraints as _constraints
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 
 __all__ = ["CostPruner", "Objective", "constraints"]
@@ -48,7 +50,7 @@ class CostPruner(optuna.pruners.BasePruner):
         step = trial.last_step
         if step is None:
             return False
-        best = _best_trial(study)
+        best = best_trial(study)
         return best is not None and trial.intermediate_values[step] >= best.user_attrs[METRIC]
 
 
@@ -107,11 +109,11 @@ class Objective:
         import torch
 
         ds = self._data()
-        given = _given_frontier(self.frontier, ds)
+        given = given_frontier(self.frontier, ds)
         if given is not None and study.user_attrs.get("frontier") not in (None, given.to_dict()):
             raise GrowsearchError(f"study {study.study_name!r} already compares with another frontier: use a new study")
         out = Path(self.out_dir) if self.out_dir is not None else None
-        front = _ensure_frontier(study, self.space, out or Path("."), ds, given) if given is not None or out is not None else None
+        front = ensure_frontier(study, self.space, out or Path("."), ds, given) if given is not None or out is not None else None
         if front is None:
             if "frontier" not in study.user_attrs:
                 raise GrowsearchError("Objective needs a frontier: pass frontier=FRONTIER_DIR, or out_dir=DIR to train the space's")
@@ -130,7 +132,9 @@ class Objective:
                     f"the study has {len(study.directions)} direction(s) but the objective returns {len(names)} ({', '.join(names)}): "
                     + ("create it with directions=['minimize', 'maximize']" if self.second else "create it with direction='minimize'")
                 )
-            study.set_metric_names(names)
+            with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(names)
         return target, ref["M"]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -148,7 +152,7 @@ class Objective:
         planned = planned_M(plan_schedule(sched, dataset=ds))
         if planned is not None:
             trial.set_user_attr("planned_M", planned)
-            best = _best_trial(study)
+            best = best_trial(study)
             if single and best is not None and planned / ref_M >= best.user_attrs[METRIC]:
                 trial.set_user_attr("planned_M_ratio", planned / ref_M)
                 raise optuna.TrialPruned(f"planned M ratio {planned / ref_M:.3f} already reaches the best {best.user_attrs[METRIC]:.3f}")
@@ -172,11 +176,11 @@ class Objective:
             "constraint": target - result.val_acc, "feasible": result.val_acc >= target,
         }
         if self.fgsm_eps is not None:
-            from growsearch.search import _fgsm_of_run
+            from growsearch.study import fgsm_of_run
 
             order = sched.resolved_class_order(ds.num_classes)
-            metrics.update(_fgsm_of_run(sched, order, cache, ds, float(self.fgsm_eps)))
-        for key, value in _user_attrs(metrics).items():
+            metrics.update(fgsm_of_run(sched, order, cache, ds, float(self.fgsm_eps)))
+        for key, value in user_attrs(metrics).items():
             trial.set_user_attr(key, value)
         per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
         trial.set_user_attr("stages", [{k: getattr(s, k) for k in per_stage} for s in result.stages])

@@ -20,11 +20,7 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
-import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +29,11 @@ from typing import Any
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
-from growsearch.space import SearchSpace, load_space, suggest_schedule
+from growsearch.space import SearchSpace, load_space
+
+from growsearch.study import FGSM_METRIC, METRIC, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target  # noqa: F401 - METRIC, search_target: public here before growsearch.study
 
 __all__ = ["SearchError", "SearchResult", "run_search", "load_best", "export_best"]
-
-METRIC = "M_ratio"
-FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
 class SearchError(GrowsearchError, ValueError):
@@ -64,126 +59,6 @@ class SearchResult:
 
 
 # --- pieces Ray pickles: module level, no closures ---------------------------------------
-
-
-class _Suggest:
-    """Define-by-run space for OptunaSearch: returns the schedule as a plain dict."""
-
-    def __init__(self, space: SearchSpace, num_classes: int):
-        self.space, self.num_classes = space, num_classes
-
-    def __call__(self, trial: Any) -> dict:
-        return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict()}
-
-
-def _constraints(frozen_trial: Any) -> list[float]:
-    """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
-    return list(frozen_trial.user_attrs.get("constraint", [1.0]))
-
-
-def _user_attrs(result: dict) -> dict:
-    if result.get("planned"):  # stopped on its plan: nothing trained, no M ratio of its own
-        return {"planned_M": result["planned_M"], "planned_M_ratio": result["planned_ratio"], "final": False}
-    out = {}
-    for key in (
-        "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
-        FGSM_METRIC, "fgsm_acc", "fgsm_eps",
-    ):
-        if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
-            out[key] = result[key]
-    for key in ("schedule", "stages", "versions"):
-        if isinstance(result.get(key), str):
-            out[key] = json.loads(result[key])
-    if "constraint" in result:
-        out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
-    return out
-
-
-def _fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
-    """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
-    from the stage networks in the prefix cache (each stage's entry holds that stage's network).
-    Measured on ``ds``'s validation split: the search may choose by it."""
-    from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
-    from growsearch.train import prefix_key
-
-    members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
-    acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
-    return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
-
-
-def _trainable(config: dict, ctx: dict) -> None:
-    """One Ray Tune trial: run the proposed schedule, report (with a checkpoint) after every stage.
-
-    The stage checkpoint is the prefix-cache entry itself, so a retried or resumed trial copies
-    it back into the cache and ``run_schedule`` continues after the last finished stage.
-    """
-    import torch
-    from ray import tune
-
-    from growsearch.data import create_dataset, with_validation
-    from growsearch.plan import plan_schedule, planned_M
-    from growsearch.train import prefix_key, run_schedule
-
-    torch.set_num_threads(max(1, int(ctx["threads"])))
-    sched = Schedule.from_dict(config["schedule"])
-    ds = with_validation(create_dataset(sched.dataset), sched.train.val_fraction, sched.train.val_seed)  # once, for training and FGSM
-    order = sched.resolved_class_order(ds.num_classes)
-    cache = Path(ctx["cache"])
-    cache.mkdir(parents=True, exist_ok=True)
-    ckpt = tune.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            for f in Path(d).glob("*.pt"):
-                shutil.copy(f, cache / f.name)
-    ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
-    sched_json = json.dumps(sched.to_dict())
-
-    def report(i: int, metrics: dict) -> None:
-        key = prefix_key(sched, i, order)
-        with tempfile.TemporaryDirectory() as d:
-            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-
-    def on_stage(res: Any, model: Any) -> None:
-        i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
-        if i < n:  # the last stage is reported below, with the whole run's metrics
-            cum = res.history[-1]["cum_M"]
-            # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
-            pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
-            report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
-
-    # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
-    # can end a trial that can no longer win before it trains anything (nothing trained yet:
-    # cumulative M ratio 0; the searcher does not forward this report to Optuna).
-    planned = planned_M(plan_schedule(sched, dataset=ds))
-    if planned is not None:
-        pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
-        tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
-                     "final": False, "schedule": sched_json, **pending})
-    result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
-    acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
-    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
-    robust: dict = {}
-    if ctx.get("fgsm_eps") is not None:
-        robust = _fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))
-        if ctx.get("min_fgsm_acc") is not None:
-            robust["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - robust[FGSM_METRIC]
-    feasible = acc >= target and robust.get("fgsm_constraint", 0.0) <= 0
-    report(n, {
-        **robust,
-        "stage": n, "cum_M": result.M, METRIC: result.M / ref_M, "stage_acc": acc, "final": True,
-        "M": result.M, "val_acc": acc, "test_acc": result.test_acc, "feasible": feasible, "constraint": target - acc,
-        "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
-        "M_nonzero": result.M_nonzero, "schedule": sched_json,
-        "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
-        "versions": json.dumps(result.versions), "node_id": _node_id(),
-    })
-
-
-def _node_id() -> str:
-    import ray
-
-    return ray.get_runtime_context().get_node_id()
 
 
 # --- driver -------------------------------------------------------------------------------
@@ -235,48 +110,6 @@ def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float,
         raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
 
 
-def _ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None) -> Frontier:
-    """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
-    (the final architecture at the space's budgets)."""
-    from growsearch.frontier import run_frontier
-
-    if "frontier" in study.user_attrs:
-        front = Frontier.from_dict(study.user_attrs["frontier"])
-        print(f"frontier: reusing the study's (best validation accuracy {front.best_val_acc:.4f})", flush=True)
-        return front
-    if given is not None:
-        study.set_user_attr("frontier", given.to_dict())
-        print(f"frontier: the given one (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
-        return given
-    budgets = space.frontier_budgets()
-    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
-    front = run_frontier(
-        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
-        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False,
-    )
-    study.set_user_attr("frontier", front.to_dict())
-    print(front.table(), flush=True)
-    return front
-
-
-def _given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier | None:
-    """``frontier`` loaded (from a folder) and checked against the search's split data."""
-    from growsearch.frontier import load_frontier
-
-    if frontier is None:
-        return None
-    front = frontier if isinstance(frontier, Frontier) else load_frontier(frontier)
-    front.check_compatible(ds)
-    return front
-
-
-def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
-    """The study's target validation accuracy (the frontier's best − tolerance) and
-    M_scratch(target) as :meth:`Frontier.m_scratch` reads it: the objective's denominator."""
-    target = front.best_val_acc - tolerance
-    return target, front.m_scratch(target)
-
-
 def run_search(
     space: str | Path | SearchSpace,
     *,
@@ -294,6 +127,7 @@ def run_search(
     min_fgsm_acc: float | None = None,
     val_fraction: float | None = None,
     frontier: str | Path | Frontier | None = None,
+    storage_path: str | None = None,
     verbose: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
@@ -324,13 +158,16 @@ def run_search(
             :class:`~growsearch.frontier.Frontier`) instead of training the space's budgets; it
             must have read the space's dataset, classes and validation split. Its training cost
             is then not part of the search's ``spent_M``.
+        storage_path: Tune's ``RunConfig(storage_path=...)``: a folder every node sees (multi-node
+            Ray needs shared storage) or an object-store URI (``s3://...``). Default ``OUT/tune``.
+            A folder also holds the stage-prefix cache, so every node reuses every prefix.
         verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
     """
     import optuna
     from ray import tune
 
-    from growsearch._tune import CostStopper, GrowSearch, TrialLines
     from growsearch.data import create_dataset, with_validation
+    from growsearch.tune import CostStopper, Searcher, TrialLines, trainable_for
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     if val_fraction is not None:
@@ -353,7 +190,7 @@ def run_search(
 
     _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
     ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
-    given = _given_frontier(frontier, ds)
+    given = given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     if not verbose:
@@ -367,7 +204,10 @@ def run_search(
         existing = [] if default_db else optuna.study.get_all_study_names(url)
     except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
         raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
-    tune_dir = out / "tune" / name
+    uri = storage_path is not None and "://" in storage_path
+    tune_root = storage_path if uri else str(Path(storage_path).resolve() if storage_path else out / "tune")
+    tune_dir = f"{tune_root.rstrip('/')}/{name}" if uri else Path(tune_root) / name
+    cache_dir = out / "prefix_cache" if storage_path is None or uri else Path(tune_root) / "prefix_cache"
     if name in existing and not resume:
         raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
     if resume and name not in existing:
@@ -380,7 +220,7 @@ def run_search(
     # versions need constraints_func, which reads the same number from the user attributes.
     legacy = not hasattr(optuna.trial.Trial, "set_constraint")
     sampler = optuna.samplers.TPESampler(
-        seed=sp.seed, constraints_func=_constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
+        seed=sp.seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
     )
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
     if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
@@ -394,22 +234,18 @@ def run_search(
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
-    front = _ensure_frontier(study, sp, out, ds, given)
+    front = ensure_frontier(study, sp, out, ds, given)
     target, ref = search_target(front, sp.tolerance)
-    study.set_user_attr("target_acc", target)
     threads = max(1, int(cpus_per_trial))
-    study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
-    study.set_user_attr("device", "cuda" if gpus_per_trial > 0 else "cpu")
-    study.set_user_attr("M_ref", ref["M"])
 
     # Tune saves its experiment state every 10 s or more by default; ours is small, and a
     # state closer to Optuna's storage means less to reconcile after a killed driver.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    ctx = {
-        "ref_M": ref["M"], "target_acc": target, "cache": str(out / "prefix_cache"), "threads": threads,
-        "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
-    }
-    trainable = tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    # the public pieces of growsearch.tune: a user's own Tuner is built from the same ones
+    trainable = trainable_for(
+        sp, front, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, dataset=ds,
+    )
     print(
         f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
         f"watch with: optuna-dashboard {url}", flush=True,
@@ -417,16 +253,15 @@ def run_search(
     if resume:
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        searcher = GrowSearch(
-            space=_Suggest(sp, ds.num_classes), metric=[METRIC, FGSM_METRIC] if fgsm_objective else METRIC,
-            mode=["min", "max"] if fgsm_objective else "min", sampler=sampler,
-            study_name=name, storage=optuna.storages.RDBStorage(url),
+        searcher = Searcher(
+            sp, front, storage=url, study_name=name, sampler=sampler, fgsm_objective=fgsm_objective, threads=threads,
+            device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds,
         )
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
             run_config=tune.RunConfig(
-                name=name, storage_path=str(out / "tune"), stop=None if fgsm_objective else CostStopper(), verbose=1 if verbose else 0,
+                name=name, storage_path=tune_root, stop=None if fgsm_objective else CostStopper(), verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
             ),
         )
@@ -472,22 +307,9 @@ def _finished(study: Any) -> list:
     return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
 
-def _best_trial(study: Any) -> Any | None:
-    return min(_feasible(study.trials), key=lambda t: t.user_attrs["M_ratio"], default=None)
-
-
-def _feasible(trials: list) -> list:
-    import optuna
-
-    return [
-        t for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and "M_ratio" in t.user_attrs
-    ]
-
-
 def _pareto(trials: list) -> list[dict]:
     """Feasible trials that no other feasible trial beats on both M ratio (lower) and FGSM-MI accuracy (higher)."""
-    pts = [(t.user_attrs["M_ratio"], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in _feasible(trials)]
+    pts = [(t.user_attrs["M_ratio"], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in feasible(trials)]
     front = [
         p for p in pts
         if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
@@ -500,7 +322,7 @@ def _pareto(trials: list) -> list[dict]:
 
 def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, out: Path, robust: dict | None = None) -> SearchResult:
     done = _finished(study)
-    best = _best_trial(study)
+    best = best_trial(study)
     best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
     if best_sched is not None:
         best_sched.threads = study.user_attrs.get("threads")  # what its trial trained with: a re-run reproduces it
@@ -546,7 +368,7 @@ def load_best(storage: str, study: str) -> Schedule:
         raise SearchError(f"no study {study!r} in {storage}") from None
     except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
         raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
-    best = _best_trial(st)
+    best = best_trial(st)
     if best is None:
         raise SearchError(f"study {study!r} has no feasible trial yet (none reached the target accuracy)")
     sched = Schedule.from_dict(best.user_attrs["schedule"])

@@ -54,7 +54,10 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
         assert _alive_nodes(address, env) == 2, "the loopback cluster did not come up"
         space = _tiny(tmp_path, epochs="[2, 4]")
         proc = subprocess.run(
-            [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address],
+            [
+                sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address,
+                "--storage-path", str(tmp_path / "shared"),  # the folder every node of a real cluster would mount
+            ],
             capture_output=True, text=True, env=env, timeout=600,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -63,6 +66,10 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
         assert len(done) >= 2
         # one CPU per node and one per trial: trials ran on both nodes
         assert len({t.user_attrs["node_id"] for t in done}) == 2
+        # Tune's experiment, every trial's stage checkpoints and the prefix cache live on the shared storage
+        assert (tmp_path / "shared" / "space").is_dir() and not (tmp_path / "out" / "tune").exists()
+        assert len(list((tmp_path / "shared" / "space").glob("*/checkpoint_*/*.pt"))) >= len(done)
+        assert list((tmp_path / "shared" / "prefix_cache").glob("*.pt"))
     finally:
         for node in reversed(nodes):
             owned = descendants(node.pid)

@@ -86,8 +86,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
 
 def test_the_cost_stopper_prunes_on_the_plan() -> None:
     pytest.importorskip("ray")
-    from growsearch._tune import CostStopper
-    from growsearch.search import METRIC
+    from growsearch.study import METRIC
+    from growsearch.tune import CostStopper
 
     stop = CostStopper()
     assert not stop("a", {"planned": True, "planned_ratio": 5.0, METRIC: 0.0})  # no feasible trial yet

@@ -1,0 +1,133 @@
+"""What a growsearch trial records in Optuna, shared by every route into a study.
+
+``growsearch search`` (Ray Tune), :mod:`growsearch.tune` (your own Tuner) and
+:mod:`growsearch.optuna` (your own study, no Ray) all store the same things: the frontier,
+target and M_scratch(target) on the study; per trial the schedule, M, the M ratio, accuracies,
+feasibility and the constraint. ``load_best`` and ``growsearch export`` read them from a study
+made by any route. No Ray import here.
+
+Example:
+    >>> from growsearch.study import user_attrs
+    >>> user_attrs({"M": 10, "M_ratio": 0.5, "val_acc": 0.9, "constraint": -0.01, "ignored": 1})
+    {'M': 10, 'M_ratio': 0.5, 'val_acc': 0.9, 'constraint': [-0.01]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from growsearch.frontier import Frontier
+from growsearch.schedule import Schedule
+from growsearch.space import SearchSpace
+
+__all__ = [
+    "FGSM_METRIC", "METRIC", "best_trial", "record_setup", "constraints", "ensure_frontier", "feasible", "fgsm_of_run", "given_frontier",
+    "search_target", "user_attrs",
+]
+
+METRIC = "M_ratio"
+FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
+
+
+def constraints(frozen_trial: Any) -> list[float]:
+    """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
+    return list(frozen_trial.user_attrs.get("constraint", [1.0]))
+
+
+def user_attrs(result: dict) -> dict:
+    """A trial's reported metrics as the Optuna user attributes growsearch stores (JSON strings decoded)."""
+    if result.get("planned"):  # stopped on its plan: nothing trained, no M ratio of its own
+        return {"planned_M": result["planned_M"], "planned_M_ratio": result["planned_ratio"], "final": False}
+    out = {}
+    for key in (
+        "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
+        FGSM_METRIC, "fgsm_acc", "fgsm_eps",
+    ):
+        if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
+            out[key] = result[key]
+    for key in ("schedule", "stages", "versions"):
+        if isinstance(result.get(key), str):
+            out[key] = json.loads(result[key])
+    if "constraint" in result:
+        out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
+    return out
+
+
+def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
+    """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
+    from the stage networks in the prefix cache (each stage's entry holds that stage's network).
+    Measured on ``ds``'s validation split: the search may choose by it."""
+    from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
+    from growsearch.train import prefix_key
+
+    members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
+    acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
+    return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
+
+
+def ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None) -> Frontier:
+    """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
+    (the final architecture at the space's budgets)."""
+    from growsearch.frontier import run_frontier
+
+    if "frontier" in study.user_attrs:
+        front = Frontier.from_dict(study.user_attrs["frontier"])
+        print(f"frontier: reusing the study's (best validation accuracy {front.best_val_acc:.4f})", flush=True)
+        return front
+    if given is not None:
+        study.set_user_attr("frontier", given.to_dict())
+        print(f"frontier: the given one (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        return given
+    budgets = space.frontier_budgets()
+    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
+    front = run_frontier(
+        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
+        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False,
+    )
+    study.set_user_attr("frontier", front.to_dict())
+    print(front.table(), flush=True)
+    return front
+
+
+def given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier | None:
+    """``frontier`` loaded (from a folder) and checked against the search's split data."""
+    from growsearch.frontier import load_frontier
+
+    if frontier is None:
+        return None
+    front = frontier if isinstance(frontier, Frontier) else load_frontier(frontier)
+    front.check_compatible(ds)
+    return front
+
+
+def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
+    """The study's target validation accuracy (the frontier's best − tolerance) and
+    M_scratch(target) as :meth:`Frontier.m_scratch` reads it: the objective's denominator."""
+    target = front.best_val_acc - tolerance
+    return target, front.m_scratch(target)
+
+
+def best_trial(study: Any) -> Any | None:
+    return min(feasible(study.trials), key=lambda t: t.user_attrs["M_ratio"], default=None)
+
+
+def feasible(trials: list) -> list:
+    import optuna
+
+    return [
+        t for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and "M_ratio" in t.user_attrs
+    ]
+
+
+def record_setup(study: Any, space: SearchSpace, target: float, M_ref: float, *, threads: int, device: str, robust: dict | None) -> None:
+    """Store what every trial of ``study`` is judged by (next to its ``frontier`` attribute)."""
+    study.set_user_attr("space", space.to_dict())
+    study.set_user_attr("robust", robust)
+    study.set_user_attr("target_acc", target)
+    study.set_user_attr("M_ref", M_ref)
+    study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
+    study.set_user_attr("device", device)

@@ -1,0 +1,305 @@
+"""growsearch in your own Ray Tune ``Tuner``: trainable, searcher, stopper and trial lines.
+
+``growsearch search`` is built from exactly these pieces; with them you bring your own
+``RunConfig`` (``storage_path`` on shared storage for multi-node Ray), sampler, scheduler and
+callbacks. Classes live at module level (Tune pickles them with its experiment state).
+
+Example:
+    >>> from ray import tune
+    >>> import growsearch.tune as gt
+    >>> space, frontier = "digits_vgg", "runs/frontier"
+    >>> tuner = tune.Tuner(
+    ...     gt.trainable_for(space, frontier, cache_dir="/shared/cache"),
+    ...     tune_config=tune.TuneConfig(search_alg=gt.Searcher(space, frontier, storage="sqlite:///study.db"), num_samples=8),
+    ...     run_config=tune.RunConfig(storage_path="/shared/tune", stop=gt.CostStopper(), callbacks=[gt.TrialLines(8)]),
+    ... )  # doctest: +SKIP
+    >>> tuner.fit()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from ray import tune
+from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search.optuna import OptunaSearch
+
+from growsearch.frontier import Frontier
+from growsearch.schedule import Schedule
+from growsearch.space import SearchSpace, load_space, suggest_schedule
+from growsearch.study import FGSM_METRIC, METRIC, fgsm_of_run, given_frontier, record_setup, search_target, user_attrs
+
+__all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
+
+
+class GrowSearch(OptunaSearch):
+    """OptunaSearch that writes each trial's metrics into Optuna user attributes before ``tell``
+    (so ``constraints_func`` and optuna-dashboard see them), and tells Optuna PRUNED for trials
+    stopped before their last stage."""
+
+    def _told(self, trial_id: str) -> bool:
+        """Already finished in Optuna's storage: told before the driver was stopped, while Tune's
+        last saved experiment state still had the trial running. Its results are not told again."""
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return False
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._told(trial_id) or result.get("planned"):  # the plan is no training step: Optuna sees stages only
+            return None
+        # Optuna's step = the stage (Tune's iteration counts the plan report too)
+        return super().on_trial_result(trial_id, {**result, TRAINING_ITERATION: result.get("stage", result.get(TRAINING_ITERATION))})
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and trial_id not in self._completed_trials and self._told(trial_id):
+            self._completed_trials.add(trial_id)
+            return None
+        if ot_trial is None or trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        for key, value in user_attrs(result or {}).items():
+            ot_trial.set_user_attr(key, value)
+        if result and "constraint" in result and hasattr(ot_trial, "set_constraint"):
+            ot_trial.set_constraint("accuracy", float(result["constraint"]))  # Optuna ≥ 5; older ones use constraints_func
+            if "fgsm_constraint" in result:
+                ot_trial.set_constraint("fgsm", float(result["fgsm_constraint"]))
+        if error or (result and not result.get("final")):
+            # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
+            # stopped before its last stage: PRUNED
+            state = optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED
+            self._ot_study.tell(ot_trial, state=state)
+            self._completed_trials.add(trial_id)
+            return None
+        return super().on_trial_complete(trial_id, result, error)
+
+
+class CostStopper(tune.Stopper):
+    """Stops a trial once its cumulative M ratio reaches the best feasible one so far, and
+    before any training when its planned M ratio (fixed-epoch schedules) already does.
+
+    M only grows with every stage, so such a trial can no longer win: unlike a rung-based
+    rule (ASHA), this never discards a schedule that could have been the answer.
+    """
+
+    def __init__(self) -> None:
+        self.best = float("inf")
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if result.get("final"):
+            if result.get("feasible"):
+                self.best = min(self.best, float(result[METRIC]))
+            return False
+        if result.get("planned"):
+            return float(result["planned_ratio"]) >= self.best
+        return float(result[METRIC]) >= self.best
+
+    def stop_all(self) -> bool:
+        return False
+
+
+class TrialLines(tune.Callback):
+    """One line per finished trial on the driver's stdout."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.done += 1
+        r = trial.last_result or {}
+        if r.get("final"):
+            sched = json.loads(r["schedule"]) if isinstance(r.get("schedule"), str) else {}
+            shape = " → ".join(f"{s['classes']}:{s['arch']}" for s in sched.get("stages", []))
+            print(
+                f"trial {self.done}/{self.total}: M ratio {r[METRIC]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
+                f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]",
+                flush=True,
+            )
+        elif r.get("planned"):
+            print(f"trial {self.done}/{self.total}: pruned before training: its planned M ratio {r['planned_ratio']:.3f} already reached the best", flush=True)
+        else:
+            print(f"trial {self.done}/{self.total}: stopped after stage {r.get('stage', '?')}: its M ratio {r.get(METRIC, float('nan')):.3f} already reached the best", flush=True)
+
+
+class Suggest:
+    """Define-by-run space for OptunaSearch: returns the schedule as a plain dict."""
+
+    def __init__(self, space: SearchSpace, num_classes: int):
+        self.space, self.num_classes = space, num_classes
+
+    def __call__(self, trial: Any) -> dict:
+        return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict()}
+
+
+def trainable(config: dict, ctx: dict) -> None:
+    """One Ray Tune trial: run the proposed schedule, report (with a checkpoint) after every stage.
+
+    The stage checkpoint is the prefix-cache entry itself, so a retried or resumed trial copies
+    it back into the cache and ``run_schedule`` continues after the last finished stage.
+    """
+    import torch
+    from ray import tune
+
+    from growsearch.data import create_dataset, with_validation
+    from growsearch.plan import plan_schedule, planned_M
+    from growsearch.train import prefix_key, run_schedule
+
+    torch.set_num_threads(max(1, int(ctx["threads"])))
+    sched = Schedule.from_dict(config["schedule"])
+    ds = with_validation(create_dataset(sched.dataset), sched.train.val_fraction, sched.train.val_seed)  # once, for training and FGSM
+    order = sched.resolved_class_order(ds.num_classes)
+    cache = Path(ctx["cache"])
+    cache.mkdir(parents=True, exist_ok=True)
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            for f in Path(d).glob("*.pt"):
+                shutil.copy(f, cache / f.name)
+    ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
+    sched_json = json.dumps(sched.to_dict())
+
+    def report(i: int, metrics: dict) -> None:
+        key = prefix_key(sched, i, order)
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    def on_stage(res: Any, model: Any) -> None:
+        i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
+        if i < n:  # the last stage is reported below, with the whole run's metrics
+            cum = res.history[-1]["cum_M"]
+            # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
+            pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
+            report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
+
+    # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
+    # can end a trial that can no longer win before it trains anything (nothing trained yet:
+    # cumulative M ratio 0; the searcher does not forward this report to Optuna).
+    planned = planned_M(plan_schedule(sched, dataset=ds))
+    if planned is not None:
+        pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
+        tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
+                     "final": False, "schedule": sched_json, **pending})
+    result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
+    acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
+    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
+    robust: dict = {}
+    if ctx.get("fgsm_eps") is not None:
+        robust = fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))
+        if ctx.get("min_fgsm_acc") is not None:
+            robust["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - robust[FGSM_METRIC]
+    feasible = acc >= target and robust.get("fgsm_constraint", 0.0) <= 0
+    report(n, {
+        **robust,
+        "stage": n, "cum_M": result.M, METRIC: result.M / ref_M, "stage_acc": acc, "final": True,
+        "M": result.M, "val_acc": acc, "test_acc": result.test_acc, "feasible": feasible, "constraint": target - acc,
+        "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
+        "M_nonzero": result.M_nonzero, "schedule": sched_json,
+        "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
+        "versions": json.dumps(result.versions), "node_id": _node_id(),
+    })
+
+
+def _node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+# --- the public constructors -------------------------------------------------------------
+
+
+def _space_and_data(space: str | Path | SearchSpace, dataset: Any = None) -> tuple[SearchSpace, Any]:
+    from growsearch.data import create_dataset, with_validation
+
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    return sp, dataset if dataset is not None else with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+
+
+def trainable_for(
+    space: str | Path | SearchSpace,
+    frontier: str | Path | Frontier,
+    *,
+    cache_dir: str | Path,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    fgsm_eps: float | None = None,
+    min_fgsm_acc: float | None = None,
+    dataset: Any = None,
+) -> Any:
+    """The Tune trainable for ``space`` judged on ``frontier``, with its resources attached.
+
+    Args:
+        cache_dir: the stage-prefix cache shared by the trials (on shared storage for a
+            multi-node cluster, like ``RunConfig(storage_path=...)``).
+        cpus_per_trial: also the torch thread count of every trial (recorded on the study).
+        fgsm_eps, min_fgsm_acc: measure each trial's FGSM accuracy with mutual inference
+            (and make a floor on it a constraint).
+        dataset: the space's data already split (default: loaded from the space's name).
+    """
+    sp, ds = _space_and_data(space, dataset)
+    front = given_frontier(frontier, ds)
+    target, ref = search_target(front, sp.tolerance)
+    ctx = {
+        "ref_M": ref["M"], "target_acc": target, "cache": str(Path(cache_dir).resolve()), "threads": max(1, int(cpus_per_trial)),
+        "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
+    }
+    return tune.with_resources(tune.with_parameters(trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+
+
+def Searcher(  # noqa: N802 - a factory that reads like the class it returns
+    space: str | Path | SearchSpace,
+    frontier: str | Path | Frontier,
+    *,
+    storage: str | optuna.storages.BaseStorage,
+    study_name: str | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    fgsm_objective: bool = False,
+    threads: int = 1,
+    device: str = "cpu",
+    robust: dict | None = None,
+    seed: int | None = None,
+    dataset: Any = None,
+) -> GrowSearch:
+    """The constrained OptunaSearch for ``space``: it proposes schedules define-by-run, writes each
+    trial's metrics, user attributes and constraint into the Optuna study before ``tell``, and
+    stores the frontier, target and M_scratch(target) on the study (what ``load_best`` reads).
+
+    Args:
+        storage: an Optuna storage URL or object (the study is created there, or continued).
+        sampler: default TPE seeded by the space, with a few random start-up trials.
+        fgsm_objective: a second objective, ``fgsm_mi_acc`` (maximised; trials must measure it).
+        threads, device: what trials train with, recorded on the study for re-runs.
+        dataset: the space's data already split (default: loaded from the space's name).
+    """
+    sp, ds = _space_and_data(space, dataset)
+    front = given_frontier(frontier, ds)
+    target, ref = search_target(front, sp.tolerance)
+    name = study_name or sp.name or "growsearch"
+    url = storage if isinstance(storage, str) else None
+    store = optuna.storages.RDBStorage(url) if url else storage
+    if sampler is None:
+        legacy = not hasattr(optuna.trial.Trial, "set_constraint")
+        from growsearch.study import constraints
+
+        sampler = optuna.samplers.TPESampler(
+            seed=sp.seed if seed is None else seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, sp.trials // 3)),
+        )
+    searcher = GrowSearch(
+        space=Suggest(sp, ds.num_classes), metric=[METRIC, FGSM_METRIC] if fgsm_objective else METRIC,
+        mode=["min", "max"] if fgsm_objective else "min", sampler=sampler, study_name=name, storage=store,
+    )
+    study = searcher._ot_study
+    if "frontier" not in study.user_attrs:
+        study.set_user_attr("frontier", front.to_dict())
+    record_setup(study, sp, target, ref["M"], threads=threads, device=device, robust=robust)
+    with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([METRIC, FGSM_METRIC] if fgsm_objective else [METRIC])
+    return searcher

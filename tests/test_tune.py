@@ -1,0 +1,67 @@
+"""growsearch's pieces in the user's own Ray Tune Tuner: trainable, searcher, stopper, trial lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+
+from growsearch.frontier import run_frontier
+from growsearch.schedule import Schedule
+from growsearch.search import load_best
+
+pytestmark = pytest.mark.ray
+
+SPACE = """dataset: npz:{data}
+final_arch: vgg13@0.125
+archs: [vgg11@0.125, vgg13@0.125]
+stages: [2, 2]
+split: [0.3, 0.7]
+epochs: [1, 2]
+tolerance: 0.5
+trials: 3
+seed: 0
+"""
+
+
+def test_the_users_own_tuner_with_growsearch_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+    from ray import tune
+
+    import growsearch.tune as gt
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    rng = np.random.default_rng(0)
+    y = np.arange(72) % 4
+    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.format(data=tmp_path / "tiny.npz"))
+    frontier = tmp_path / "frontier"
+    run_frontier(f"npz:{tmp_path / 'tiny.npz'}", ["vgg13@0.125"], [1, 2], out_dir=frontier, progress=False)
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    shared = tmp_path / "shared"  # what a multi-node user points RunConfig(storage_path=...) at
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        tuner = tune.Tuner(
+            gt.trainable_for(space, frontier, cache_dir=shared / "prefix_cache"),
+            tune_config=tune.TuneConfig(search_alg=gt.Searcher(space, frontier, storage=storage, study_name="mine"), num_samples=3),
+            run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=gt.CostStopper(), callbacks=[gt.TrialLines(3)], verbose=0),
+        )
+        grid = tuner.fit()
+    finally:
+        ray.shutdown()
+    assert grid.num_errors == 0
+    study = optuna.load_study(study_name="mine", storage=storage)
+    assert len(study.trials) == 3 and study.metric_names == ["M_ratio"]
+    M_ref = study.user_attrs["M_ref"]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.value == pytest.approx(t.user_attrs["M"] / M_ref) for t in done)
+    assert all(t.user_attrs["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])] for t in done)
+    best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
+    assert load_best(storage, "mine").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+    # every trial's stage checkpoints landed in the user's storage_path
+    assert len(list((shared / "mine").glob("*/checkpoint_*/*.pt"))) >= len(done)
