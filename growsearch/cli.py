@@ -147,11 +147,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seeds the noise and ablation draws and --samples (default 0)")
     _add_common(p, overwrite="replace an existing RUN_DIR/robustness.json")
 
-    p = sub.add_parser("export", help="write a study's best schedule as a schedule file",
+    p = sub.add_parser("export", help="write a study's best schedule (and its trained network) for re-use",
                        description="Write the cheapest feasible schedule of an Optuna study, in the format `growsearch run` takes.")
     p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///runs/search/study.db")
     p.add_argument("--study", required=True, metavar="NAME")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="a .json or .yaml file")
+    p.add_argument(
+        "-o", "--output", required=True, metavar="FILE_OR_DIR",
+        help="a .json/.yaml file (the schedule), or a folder: best_schedule.json plus the trained network.pt and result.json the study stored as artifacts",
+    )
 
     p = sub.add_parser(
         "demo", help="the embedded default: a short search on digits",
@@ -384,7 +387,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from growsearch.search import export_best
 
     sched = export_best(args.storage, args.study, args.output)
-    print(f"wrote {args.output} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
+    out = Path(args.output)
+    where = out if out.suffix.lower() in (".json", ".yaml", ".yml") else out / "best_schedule.json"
+    network = out / "network.pt" if where is not out and (out / "network.pt").is_file() else None
+    print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
+    if network is not None:
+        print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")
+    elif where is not out:
+        print("the study stores no trained network (made before artifacts, or its store is elsewhere): the schedule only")
     return 0
 
 

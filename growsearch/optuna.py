@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import optuna
 
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
-from growsearch.study import METRIC, best_trial, ensure_frontier, given_frontier, search_target, user_attrs
+from growsearch.study import METRIC, best_trial, ensure_frontier, given_frontier, search_target, store_network, user_attrs
 from growsearch.study import constraints as _constraints
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 
@@ -68,6 +69,9 @@ class Objective:
             create the study with ``directions=["minimize", "maximize"]``.
         fgsm_eps: measure every trial's FGSM accuracy with mutual inference at this ε (needs ``out_dir``).
         device: ``"cuda"``/``"cpu"`` (default CUDA when available).
+        artifact_store: where each new best feasible trial's final network and ``result.json``
+            go as Optuna artifacts (any Optuna store); default a file-system store in
+            ``out_dir/artifacts`` when ``out_dir`` is given, else none.
 
     Each stage reports the cumulative M ratio (``trial.report``; single objective only), and a
     fixed-epoch schedule whose *planned* M ratio already reaches the best feasible trial's is
@@ -84,6 +88,7 @@ class Objective:
         second: str | None = None,
         fgsm_eps: float | None = None,
         device: str | None = None,
+        artifact_store: Any = None,
     ) -> None:
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
         if second is not None and second not in SECOND:
@@ -93,6 +98,7 @@ class Objective:
         if fgsm_eps is not None and out_dir is None:
             raise GrowsearchError("fgsm_eps reads the stage networks from the prefix cache: give out_dir")
         self.frontier, self.out_dir, self.second, self.fgsm_eps, self.device = frontier, out_dir, second, fgsm_eps, device
+        self.artifact_store = artifact_store
         self._ds = None
         self._study: tuple[str, float, float] | None = None  # (study name, target, M_ref) once set up
 
@@ -166,8 +172,17 @@ class Objective:
                     raise optuna.TrialPruned(f"M ratio after stage {i} already reaches the best feasible trial's")
 
         cache = Path(self.out_dir) / "prefix_cache" if self.out_dir is not None else None
-        result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device)
-        ratio = result.M / ref_M
+        keep = self.artifact_store is not None or self.out_dir is not None
+        with tempfile.TemporaryDirectory() as run_dir:
+            result = run_schedule(
+                sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device,
+                out_dir=Path(run_dir) / "run" if keep else None,
+            )
+            ratio = result.M / ref_M
+            best = best_trial(study)
+            if keep and result.val_acc >= target and (best is None or ratio < best.user_attrs[METRIC]):
+                base = Path(self.out_dir) / "artifacts" if self.out_dir is not None else None
+                store_network(study, trial, Path(run_dir) / "run" / f"stage{n}.pt", result.to_dict(), artifact_store=self.artifact_store, base=base)
         if single:
             trial.report(ratio, n)
         metrics: dict[str, Any] = {

@@ -33,7 +33,7 @@ from growsearch.space import SearchSpace, load_space
 
 from growsearch.study import FGSM_METRIC, METRIC, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target  # noqa: F401 - METRIC, search_target: public here before growsearch.study
 
-__all__ = ["SearchError", "SearchResult", "run_search", "load_best", "export_best"]
+__all__ = ["SearchError", "SearchResult", "run_search", "load_best", "load_best_network", "export_best"]
 
 
 class SearchError(GrowsearchError, ValueError):
@@ -255,7 +255,7 @@ def run_search(
     else:
         searcher = Searcher(
             sp, front, storage=url, study_name=name, sampler=sampler, fgsm_objective=fgsm_objective, threads=threads,
-            device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds,
+            device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=out / "artifacts",
         )
         tuner = tune.Tuner(
             trainable,
@@ -376,7 +376,31 @@ def load_best(storage: str, study: str) -> Schedule:
     return sched
 
 
+def load_best_network(storage: str, study: str, out_dir: str | Path, *, artifact_store: Any = None) -> Path | None:
+    """Download the best feasible trial's trained final network (``network.pt``, a stage
+    checkpoint ``growsearch.load_checkpoint`` reads) and its ``result.json`` into ``out_dir``;
+    the network's path, or None when the study stored none. ``artifact_store``: the Optuna
+    store it was uploaded to (default: the file-system store recorded on the study)."""
+    import optuna
+
+    from growsearch.study import fetch_network
+
+    load_best(storage, study)  # the same one-line errors for a missing study or no feasible trial
+    return fetch_network(optuna.load_study(study_name=study, storage=storage), Path(out_dir), artifact_store=artifact_store)
+
+
 def export_best(storage: str, study: str, path: str | Path) -> Schedule:
+    """Write the best schedule to ``path`` (a .json/.yaml file), or into a folder as
+    ``best_schedule.json`` next to the trained ``network.pt`` and ``result.json`` when the study
+    stored them (see :func:`load_best_network`)."""
     sched = load_best(storage, study)
-    sched.save(path)
+    path = Path(path)
+    if path.suffix.lower() in (".json", ".yaml", ".yml"):
+        sched.save(path)
+        return sched
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("network.pt", "result.json"):  # an earlier export's files must not pose as this study's
+        (path / name).unlink(missing_ok=True)
+    sched.save(path / "best_schedule.json")
+    load_best_network(storage, study, path)
     return sched

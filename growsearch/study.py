@@ -131,3 +131,68 @@ def record_setup(study: Any, space: SearchSpace, target: float, M_ref: float, *,
     study.set_user_attr("M_ref", M_ref)
     study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
     study.set_user_attr("device", device)
+
+
+# --- the best network as Optuna artifacts ------------------------------------------------
+# Optuna's artifact API stores files next to a study (optuna-dashboard lists and serves them);
+# growsearch records the artifact ids on the trial and a file-system store's folder on the
+# study, so `growsearch export` can fetch the network without being told where it is.
+
+NETWORK_FILE, RESULT_FILE = "network.pt", "result.json"
+
+
+def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None) -> dict:
+    """Upload a trial's final network (its last stage checkpoint) and its ``result.json``.
+
+    ``artifact_store``: any Optuna artifact store; default a ``FileSystemArtifactStore`` in
+    ``base`` (whose folder is recorded on the study). Returns the artifact ids, also set as the
+    trial's ``network_artifact`` and ``result_artifact`` user attributes.
+    """
+    import tempfile
+
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    if artifact_store is None:
+        base = Path(base).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        artifact_store = FileSystemArtifactStore(str(base))
+        study.set_user_attr("artifact_store", str(base))
+    storage = study._storage if not hasattr(trial, "study") else None  # a FrozenTrial needs the storage named
+    with tempfile.TemporaryDirectory() as d:
+        res = Path(d) / RESULT_FILE
+        res.write_text(json.dumps(result, indent=1))
+        ids = {
+            "network_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial, storage=storage),
+            "result_artifact": upload_artifact(
+                artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, storage=storage, mimetype="application/json"
+            ),
+        }
+    for key, value in ids.items():
+        if storage is None:
+            trial.set_user_attr(key, value)
+        else:
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+    return ids
+
+
+def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> Path | None:
+    """Download the best feasible trial's network and ``result.json`` into ``out_dir``; its
+    network's path, or None when the study holds none (e.g. made before artifacts existed)."""
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    best = best_trial(study)
+    if best is None or "network_artifact" not in best.user_attrs:
+        return None
+    if artifact_store is None:
+        base = study.user_attrs.get("artifact_store")
+        if base is None or not Path(base).is_dir():
+            return None
+        artifact_store = FileSystemArtifactStore(base)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key, name in (("network_artifact", NETWORK_FILE), ("result_artifact", RESULT_FILE)):
+        target = out_dir / name
+        if target.exists():
+            target.unlink()  # download_artifact will not overwrite
+        download_artifact(artifact_store=artifact_store, artifact_id=best.user_attrs[key], file_path=str(target))
+    return out_dir / NETWORK_FILE

@@ -33,7 +33,7 @@ from ray.tune.search.optuna import OptunaSearch
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
-from growsearch.study import FGSM_METRIC, METRIC, fgsm_of_run, given_frontier, record_setup, search_target, user_attrs
+from growsearch.study import FGSM_METRIC, METRIC, best_trial, fgsm_of_run, given_frontier, record_setup, search_target, store_network, user_attrs
 
 __all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
 
@@ -77,7 +77,21 @@ class GrowSearch(OptunaSearch):
             self._ot_study.tell(ot_trial, state=state)
             self._completed_trials.add(trial_id)
             return None
+        self._store_if_best(ot_trial, result)
         return super().on_trial_complete(trial_id, result, error)
+
+    def _store_if_best(self, ot_trial: optuna.Trial, result: dict) -> None:
+        """A feasible trial better than every earlier one: its final network and result.json
+        become artifacts of the study (read from the prefix cache, where the trial left them)."""
+        cache, base = getattr(self, "artifact_cache", None), getattr(self, "artifact_base", None)
+        if cache is None or not result.get("feasible") or not result.get("key"):
+            return
+        best = best_trial(self._ot_study)
+        if best is not None and best.user_attrs[METRIC] <= float(result[METRIC]):
+            return
+        ckpt, res = Path(cache) / f"{result['key']}.pt", Path(cache) / f"{result['key']}.result.json"
+        if ckpt.is_file() and res.is_file():  # a prefix cache on one node's disk may not be this one's
+            store_network(self._ot_study, ot_trial, ckpt, json.loads(res.read_text()), base=Path(base))
 
 
 class CostStopper(tune.Stopper):
@@ -187,6 +201,8 @@ def trainable(config: dict, ctx: dict) -> None:
         tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
                      "final": False, "schedule": sched_json, **pending})
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
+    key = prefix_key(sched, n, order)
+    (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
     acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
     per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
     robust: dict = {}
@@ -202,7 +218,7 @@ def trainable(config: dict, ctx: dict) -> None:
         "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
         "M_nonzero": result.M_nonzero, "schedule": sched_json,
         "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
-        "versions": json.dumps(result.versions), "node_id": _node_id(),
+        "versions": json.dumps(result.versions), "node_id": _node_id(), "key": key,
     })
 
 
@@ -266,6 +282,8 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
     robust: dict | None = None,
     seed: int | None = None,
     dataset: Any = None,
+    cache_dir: str | Path | None = None,
+    artifacts: str | Path | None = None,
 ) -> GrowSearch:
     """The constrained OptunaSearch for ``space``: it proposes schedules define-by-run, writes each
     trial's metrics, user attributes and constraint into the Optuna study before ``tell``, and
@@ -277,6 +295,9 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
         fgsm_objective: a second objective, ``fgsm_mi_acc`` (maximised; trials must measure it).
         threads, device: what trials train with, recorded on the study for re-runs.
         dataset: the space's data already split (default: loaded from the space's name).
+        cache_dir, artifacts: the trainable's ``cache_dir`` and a folder for a file-system
+            artifact store: each new best feasible trial's final network and ``result.json``
+            are then stored as Optuna artifacts of the study (what ``growsearch export`` fetches).
     """
     sp, ds = _space_and_data(space, dataset)
     front = given_frontier(frontier, ds)
@@ -295,6 +316,8 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
         space=Suggest(sp, ds.num_classes), metric=[METRIC, FGSM_METRIC] if fgsm_objective else METRIC,
         mode=["min", "max"] if fgsm_objective else "min", sampler=sampler, study_name=name, storage=store,
     )
+    searcher.artifact_cache = str(Path(cache_dir).resolve()) if cache_dir is not None and artifacts is not None else None
+    searcher.artifact_base = str(Path(artifacts).resolve()) if artifacts is not None else None
     study = searcher._ot_study
     if "frontier" not in study.user_attrs:
         study.set_user_attr("frontier", front.to_dict())

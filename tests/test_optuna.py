@@ -107,3 +107,41 @@ def test_the_cost_pruner_prunes_once_the_best_feasible_ratio_is_reached() -> Non
     assert not trial.should_prune()
     trial.report(0.5, 3)
     assert trial.should_prune()
+
+
+def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces_its_accuracy(setup, tmp_path: Path) -> None:
+    import json
+
+    import torch
+
+    from growsearch.data import create_dataset, with_validation
+    from growsearch.train import load_checkpoint
+
+    space, frontier = setup
+    storage = f"sqlite:///{tmp_path / 'a.db'}"
+    study = optuna.create_study(study_name="a", storage=storage, pruner=CostPruner(), sampler=optuna.samplers.TPESampler(seed=1))
+    study.optimize(Objective(space, frontier=frontier, out_dir=tmp_path / "out"), n_trials=3)
+    best = min((t for t in study.trials if t.user_attrs.get("feasible")), key=lambda t: t.value)
+    metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
+    assert {m.artifact_id for m in metas} == {best.user_attrs["network_artifact"], best.user_attrs["result_artifact"]}
+
+    out = tmp_path / "export"
+    (out).mkdir()
+    (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
+    proc = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "trained final network" in proc.stdout
+    result = json.loads((out / "result.json").read_text())
+    assert result["M"] == best.user_attrs["M"] and result["val_acc"] == best.user_attrs["val_acc"]
+    assert load_schedule(out / "best_schedule.json").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+
+    # the downloaded network scores the trial's recorded validation accuracy
+    model, ckpt = load_checkpoint(out / "network.pt")
+    ds = with_validation(create_dataset(result["schedule"]["dataset"]), 0.1, 0)
+    mean, std = (torch.tensor(v).view(1, -1, 1, 1) * 255 for v in (ds.mean, ds.std))
+    with torch.no_grad():
+        pred = model.eval()((ds.x_val.float() - mean) / std).argmax(1)
+    acc = (torch.tensor(ckpt["classes"])[pred] == ds.y_val).float().mean().item()
+    assert acc == pytest.approx(best.user_attrs["val_acc"], abs=1e-6)

@@ -143,6 +143,18 @@ def test_export_and_load_best(searched, tmp_path: Path) -> None:
     proc = _cli("export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json"))
     assert proc.returncode == 2 and "no study 'nope'" in proc.stderr
 
+    # a folder: the schedule and the best trial's trained network, stored as Optuna artifacts
+    proc = _cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "best" / "result.json").read_text())
+    feasible = [t for t in _study(out).trials if t.user_attrs.get("feasible")]
+    winner = min(feasible, key=lambda t: t.user_attrs["M_ratio"])
+    assert result["M"] == winner.user_attrs["M"] and result["val_acc"] == winner.user_attrs["val_acc"]
+    from growsearch.train import load_checkpoint
+
+    model, ckpt = load_checkpoint(tmp_path / "best" / "network.pt")
+    assert ckpt["spec"] == result["stages"][-1]["spec"] and ckpt["val_acc"] == winner.user_attrs["val_acc"]
+
 
 def _bin(name: str) -> str:
     """A console script of this interpreter's environment (the venv need not be activated)."""

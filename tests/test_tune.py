@@ -48,7 +48,10 @@ def test_the_users_own_tuner_with_growsearch_pieces(tmp_path: Path, monkeypatch:
     try:
         tuner = tune.Tuner(
             gt.trainable_for(space, frontier, cache_dir=shared / "prefix_cache"),
-            tune_config=tune.TuneConfig(search_alg=gt.Searcher(space, frontier, storage=storage, study_name="mine"), num_samples=3),
+            tune_config=tune.TuneConfig(
+                search_alg=gt.Searcher(space, frontier, storage=storage, study_name="mine", cache_dir=shared / "prefix_cache", artifacts=tmp_path / "artifacts"),
+                num_samples=3,
+            ),
             run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=gt.CostStopper(), callbacks=[gt.TrialLines(3)], verbose=0),
         )
         grid = tuner.fit()
@@ -63,5 +66,6 @@ def test_the_users_own_tuner_with_growsearch_pieces(tmp_path: Path, monkeypatch:
     assert all(t.user_attrs["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])] for t in done)
     best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
     assert load_best(storage, "mine").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+    assert "network_artifact" in best.user_attrs and study.user_attrs["artifact_store"] == str((tmp_path / "artifacts").resolve())
     # every trial's stage checkpoints landed in the user's storage_path
     assert len(list((shared / "mine").glob("*/checkpoint_*/*.pt"))) >= len(done)
