@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from growsearch.errors import GrowsearchError
-from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
+from growsearch.schedule import Schedule, Stage, TrainConfig
 
 __all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "suggest_schedule"]
 
@@ -65,6 +65,10 @@ class SearchSpace:
             raise SpaceError(f"{self.name or 'space'}: {e}") from None
         if not self.archs:
             raise SpaceError("archs: list at least one architecture for the stages before the last")
+        rungs = sorted((_depth_rank(a), parse_arch(a)[2], a) for a in self.archs)
+        for (_, w0, a0), (_, w1, a1) in zip(rungs, rungs[1:]):
+            if w1 < w0:
+                raise SpaceError(f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth")
         _range(self.stages, "stages", int, lo=1)
         _range(self.split, "split", float, lo=0.0, hi=1.0)
         if not (0 < self.split[0] and self.split[1] < 1):
@@ -195,59 +199,66 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
 def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedule:
     """Define-by-run: ask ``trial`` (an Optuna trial) for a schedule inside ``space``.
 
-    Parameters have fixed ranges (TPE models them best that way); the schedule is then
-    repaired into a valid one: class counts sorted and made strictly increasing, architectures
-    made non-decreasing, zero masks kept only where a stage deepens, resolutions made
-    non-decreasing (the last stage trains at the native size).
+    Every parameter's range is conditional on the ones before it, so whatever the sampler
+    proposes is a valid schedule and is exactly what trains: class counts strictly increase
+    (``classes_i``), architectures climb a ladder of the space's ``archs`` sorted by depth and
+    width (``arch_i``: a rung index, never below the previous stage's), resolutions never
+    decrease (``resolution_i``: an index into the sorted ``resolutions``), and a prune ratio
+    never empties a layer. Optuna therefore learns from the parameters that really trained (an
+    earlier version sorted and raised values after sampling).
     """
-    n = trial.suggest_int("n_stages", space.stages[0], space.stages[1])
-    fracs = sorted(trial.suggest_float(f"split_{i}", space.split[0], space.split[1]) for i in range(1, n))
+    from growsearch.plan import transitions
+
+    lo_k = min(max(1, round(space.split[0] * num_classes)), num_classes - 1)
+    hi_k = min(max(lo_k, round(space.split[1] * num_classes)), num_classes - 1)
+    room = hi_k - lo_k + 1  # intermediate stages fit at most this many distinct class counts
+    n = trial.suggest_int("n_stages", min(space.stages[0], room + 1), min(space.stages[1], room + 1))
     counts: list[int] = []
-    for f in fracs:
-        k = min(max(1, round(f * num_classes)), num_classes - 1)
-        if counts and k <= counts[-1]:
-            k = counts[-1] + 1
-        if k >= num_classes:
-            break  # no room for another intermediate stage: fewer stages
-        counts.append(k)
+    for i in range(1, n):
+        low = max(lo_k, counts[-1] + 1 if counts else lo_k)
+        counts.append(trial.suggest_int(f"classes_{i}", low, hi_k - (n - 1 - i)))
     counts.append(num_classes)
 
-    final_depth = _depth_rank(space.final_arch)
+    ladder = _ladder(space)
     archs: list[str] = []
-    for i in range(1, len(counts)):
-        a = trial.suggest_categorical(f"arch_{i}", space.archs)
-        if _depth_rank(a) > final_depth:
-            a = space.final_arch
-        if archs and _depth_rank(a) < _depth_rank(archs[-1]):
-            a = archs[-1]
-        archs.append(a)
+    rung = 0
+    for i in range(1, n):
+        rung = trial.suggest_int(f"arch_{i}", rung, len(ladder) - 1)
+        archs.append(ladder[rung])
     archs.append(space.final_arch)
 
-    stages = []
+    sizes = sorted(space.resolutions)
+    stages: list[Stage] = []
+    res_idx = 0
     for i, (k, a) in enumerate(zip(counts, archs), 1):
-        epochs = trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True)
-        st = Stage(classes=k, arch=a, epochs=epochs)
-        if space.resolutions and i < len(counts):
-            r = trial.suggest_categorical(f"resolution_{i}", sorted(space.resolutions))
-            st.resolution = max(r, stages[-1].resolution or r) if stages else r
+        st = Stage(classes=k, arch=a, epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True))
+        if sizes and i < n:
+            res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
+            st.resolution = sizes[res_idx]
         if i > 1:
             if space.grown_lr is not None:
                 st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
             if space.prune_ratio[1] > 0:
-                st.prune_ratio = round(trial.suggest_float(f"prune_{i}", space.prune_ratio[0], space.prune_ratio[1]), 3)
-            deepens = _depth_rank(a) > _depth_rank(archs[i - 2])
-            if space.zero_mask and deepens:
+                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=space.train))[-1].after
+                # int(w × (1 − R)) ≥ 1 for every layer: R < 1 − 1/w for the narrowest (at most 0.999)
+                cap = min(space.prune_ratio[1], 1 - 1 / min(min(b) for b in prev.widths) - 1e-9)
+                if cap >= space.prune_ratio[0]:
+                    st.prune_ratio = trial.suggest_float(f"prune_{i}", space.prune_ratio[0], cap)
+            if space.zero_mask and _depth_rank(a) > _depth_rank(archs[i - 2]):
                 st.zero_mask = trial.suggest_categorical(f"zero_mask_{i}", [False, True])
         stages.append(st)
     sched = Schedule(space.dataset, stages, seed=space.seed, train=space.train)
-    try:
-        sched.validate(num_classes=num_classes)
-    except ScheduleError:
-        # e.g. a prune ratio that empties a narrow layer: fall back to no pruning for this trial
-        for st in sched.stages:
-            st.prune_ratio = 0.0
-        sched.validate(num_classes=num_classes)
+    sched.validate(num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
     return sched
+
+
+def _ladder(space: SearchSpace) -> list[str]:
+    """The earlier stages' architectures from shallow and narrow to deep and wide (none beyond the final)."""
+    from growsearch.backbones import parse_arch
+
+    fd, fw = _depth_rank(space.final_arch), parse_arch(space.final_arch)[2]
+    keyed = sorted({(_depth_rank(a), parse_arch(a)[2], a) for a in space.archs})
+    return [a for d, w, a in keyed if d <= fd and w <= fw] or [space.final_arch]
 
 
 def _depth_rank(arch: str) -> int:

@@ -81,3 +81,28 @@ def test_resolutions_below_the_backbone_minimum_are_an_error(tmp_path: Path) -> 
     (tmp_path / "s.yaml").write_text(BASE + "resolutions: [4, 16]\n")
     with pytest.raises(SpaceError, match="at least 8 px"):
         load_space(tmp_path / "s.yaml")
+
+
+@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg"])
+def test_what_optuna_records_is_what_trains(name: str) -> None:
+    """No repair after sampling: the recorded parameters alone rebuild the schedule, and each
+    one equals the value that trains (an earlier version sorted splits and raised archs)."""
+    space = load_space(name)
+    classes = {"digits": 10, "cifar100": 100}[space.dataset]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(40):
+        trial = study.ask()
+        sched = suggest_schedule(trial, space, classes)
+        p = trial.params
+        assert suggest_schedule(optuna.trial.FixedTrial(p), space, classes).to_dict() == sched.to_dict()
+        n = p["n_stages"]
+        assert len(sched.stages) == n and [p[f"classes_{i}"] for i in range(1, n)] == [s.classes for s in sched.stages[:-1]]
+        assert [p[f"epochs_{i}"] for i in range(1, n + 1)] == [s.epochs for s in sched.stages]
+        assert [p.get(f"prune_{i}", 0.0) for i in range(2, n + 1)] == [s.prune_ratio for s in sched.stages[1:]]
+        assert [p[f"arch_{i}"] for i in range(1, n)] == sorted(p[f"arch_{i}"] for i in range(1, n))  # rungs never go down
+
+
+def test_a_deeper_but_narrower_arch_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: vgg19@0.5\narchs: [vgg11@0.5, vgg16@0.25]\n")
+    with pytest.raises(SpaceError, match="deeper but narrower"):
+        load_space(tmp_path / "s.yaml")
