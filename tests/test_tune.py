@@ -4,43 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
-from growsearch.frontier import run_frontier
 from growsearch.schedule import Schedule
 from growsearch.search import load_best
+from test_optuna import setup  # noqa: F401 - the tiny data, space and frontier, built once
 
 pytestmark = pytest.mark.ray
 
-SPACE = """dataset: npz:{data}
-final_arch: vgg13@0.125
-archs: [vgg11@0.125, vgg13@0.125]
-stages: [2, 2]
-split: [0.3, 0.7]
-epochs: [1, 2]
-tolerance: 0.5
-trials: 3
-seed: 0
-"""
 
-
-def test_the_users_own_tuner_with_growsearch_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import ray
     from ray import tune
 
     import growsearch.tune as gt
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    rng = np.random.default_rng(0)
-    y = np.arange(72) % 4
-    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
-    np.savez(tmp_path / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
-    space = tmp_path / "space.yaml"
-    space.write_text(SPACE.format(data=tmp_path / "tiny.npz"))
-    frontier = tmp_path / "frontier"
-    run_frontier(f"npz:{tmp_path / 'tiny.npz'}", ["vgg13@0.125"], [1, 2], out_dir=frontier, progress=False)
+    space, frontier = setup
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     shared = tmp_path / "shared"  # what a multi-node user points RunConfig(storage_path=...) at
 
