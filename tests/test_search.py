@@ -345,7 +345,10 @@ def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
         best = root / "out" / "best_schedule.json"
         picks.append((
             [(t.number, t.state.name, t.user_attrs.get("M_ratio"), t.user_attrs.get("val_acc"), shape(t.user_attrs.get("schedule"))) for t in trials],
-            [t.user_attrs.get("test_acc") for t in trials],
+            # every test accuracy measured: each trained stage's and each frontier budget's (trials that
+            # cannot win are pruned from their plan and measure none)
+            [[s["test_acc"] for s in t.user_attrs.get("stages", [])] for t in trials]
+            + [[p["test_acc"] for p in ref["points"]] for ref in _study(root / "out").user_attrs["frontier"]["references"]],
             shape(json.loads(best.read_text())) if best.exists() else None,
         ))
     (chosen, tests, best), (chosen_s, tests_s, best_s) = picks
