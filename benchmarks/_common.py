@@ -123,3 +123,14 @@ def save_fig(fig, path: str | Path, dpi: int = 110) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     pyplot().close(fig)
+
+
+def save_frontier_axes(fig, ax, title: str, path: str | Path) -> None:
+    """Finish a runs-over-the-frontier plot (log M against validation accuracy) and write it."""
+    ax.set_xscale("log")
+    ax.set_xlabel("training cost M (forward MACs, log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title(title)
+    ax.legend(fontsize=6, loc="lower right")
+    ax.grid(alpha=0.3)
+    save_fig(fig, path, dpi=120)

@@ -37,7 +37,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_fig, save_report, scratch_test_acc
+from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
 from growsearch.data import create_dataset
 from growsearch.frontier import Frontier, run_frontier
 from growsearch.schedule import Schedule, Stage, TrainConfig
@@ -193,7 +193,7 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
     if res.best_schedule is not None:
         got["best_schedule"] = res.best_schedule.to_dict()
         for seed in range(args.seeds):
-            r = run(f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None))
+            run(f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None))  # its result.json is read by the report
             got["reruns"].append(f"search-best-s{seed}")
     shutil.copy(out / "pareto.png", RESULTS / "cifar10_search_pareto.png")
     (OUT / "search.json").write_text(json.dumps(got, indent=1))
@@ -456,13 +456,7 @@ def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path) -
         if label != "R = 0":
             ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=f"5→10 VGG11→19 {label}", color=f"C{i + 2}", s=28, marker="s", zorder=3)
             i += 1
-    ax.set_xscale("log")
-    ax.set_xlabel("training cost M (forward MACs, log scale)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("CIFAR-10 (CPU-sized): cumulative schedules over the from-scratch frontier")
-    ax.legend(fontsize=6, loc="lower right")
-    ax.grid(alpha=0.3)
-    save_fig(fig, path, dpi=120)
+    save_frontier_axes(fig, ax, "CIFAR-10 (CPU-sized): cumulative schedules over the from-scratch frontier", path)
 
 
 if __name__ == "__main__":

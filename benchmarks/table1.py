@@ -19,7 +19,7 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, saturating_schedule, save_fig, save_report
+from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, saturating_schedule, save_frontier_axes, save_report
 from growsearch.data import create_dataset
 from growsearch.train import run_schedule
 
@@ -105,13 +105,7 @@ def _plot(rows: dict, front, path: Path) -> None:
     _draw_frontier(ax, front)
     for i, (name, rs) in enumerate(rows.items()):
         ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=name, color=f"C{i}", s=30, zorder=3)
-    ax.set_xscale("log")
-    ax.set_xlabel("training cost M (forward MACs, log scale)")
-    ax.set_ylabel("validation accuracy")
-    ax.set_title("digits: cumulative schedules over the from-scratch frontier")
-    ax.legend(fontsize=6, loc="lower right")
-    ax.grid(alpha=0.3)
-    save_fig(fig, path, dpi=120)
+    save_frontier_axes(fig, ax, "digits: cumulative schedules over the from-scratch frontier", path)
 
 
 if __name__ == "__main__":
