@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Train the space's from-scratch frontier (its budgets, each decayed to zero), then let Optuna propose "
         "schedules that Ray Tune trains; minimise M / M_scratch(target) subject to validation accuracy ≥ target, where "
         "target = the frontier's best validation accuracy − tolerance (--baseline: use a frontier trained before). Writes DIR/frontier/, DIR/best_schedule.json, "
-        "DIR/trials.csv, DIR/pareto.png and the Optuna study (DIR/study.db unless --storage).",
+        "DIR/trials.csv, DIR/pareto.png, the best trained network as Optuna artifacts (DIR/artifacts/; `growsearch export -o FOLDER` fetches it) and the Optuna study (DIR/study.db unless --storage).",
     )
     p.add_argument("space", metavar="SPACE", help="a space name (" + ", ".join(_spaces()) + ") or a YAML file")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
