@@ -24,7 +24,9 @@ import optuna
 
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
-from growsearch.study import METRIC, best_trial, ensure_frontier, given_frontier, search_target, store_network, user_attrs
+from growsearch.study import (
+    METRIC, best_trial, ensure_frontier, fgsm_of_run, given_frontier, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+)
 from growsearch.study import constraints as _constraints
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 
@@ -103,11 +105,8 @@ class Objective:
         self._study: tuple[str, float, float] | None = None  # (study name, target, M_ref) once set up
 
     def _data(self) -> Any:
-        from growsearch.data import create_dataset, with_validation
-
         if self._ds is None:
-            sp = self.space
-            self._ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+            self._ds = split_data(self.space)
         return self._ds
 
     def _setup(self, study: optuna.Study) -> tuple[float, float]:
@@ -126,12 +125,10 @@ class Objective:
             front = Frontier.from_dict(study.user_attrs["frontier"])
         target, ref = search_target(front, self.space.tolerance)
         if "target_acc" not in study.user_attrs:
-            study.set_user_attr("space", self.space.to_dict())
-            study.set_user_attr("target_acc", target)
-            study.set_user_attr("M_ref", ref["M"])
-            study.set_user_attr("threads", torch.get_num_threads())
-            study.set_user_attr("device", self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-            study.set_user_attr("robust", {"fgsm_eps": self.fgsm_eps, "fgsm_objective": self.second == "fgsm_mi_acc", "min_fgsm_acc": None})
+            # the FGSM settings in growsearch search's shape (its resume check compares them)
+            robust = None if self.fgsm_eps is None else {"eps": float(self.fgsm_eps), "objective": self.second == "fgsm_mi_acc", "min_acc": None}
+            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            record_setup(study, self.space, target, ref["M"], threads=torch.get_num_threads(), device=device, robust=robust)
             names = [METRIC] + ([self.second] if self.second else [])
             if len(study.directions) != len(names):
                 raise GrowsearchError(
@@ -185,21 +182,12 @@ class Objective:
                 store_network(study, trial, Path(run_dir) / "run" / f"stage{n}.pt", result.to_dict(), artifact_store=self.artifact_store, base=base)
         if single:
             trial.report(ratio, n)
-        metrics: dict[str, Any] = {
-            "M": result.M, METRIC: ratio, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
-            "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
-            "constraint": target - result.val_acc, "feasible": result.val_acc >= target,
-        }
+        metrics = run_metrics(result, ref_M, target)
         if self.fgsm_eps is not None:
-            from growsearch.study import fgsm_of_run
-
             order = sched.resolved_class_order(ds.num_classes)
             metrics.update(fgsm_of_run(sched, order, cache, ds, float(self.fgsm_eps)))
         for key, value in user_attrs(metrics).items():
             trial.set_user_attr(key, value)
-        per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
-        trial.set_user_attr("stages", [{k: getattr(s, k) for k in per_stage} for s in result.stages])
-        trial.set_user_attr("versions", result.versions)
         if hasattr(trial, "set_constraint"):  # Optuna ≥ 5; older samplers read the user attribute through constraints_func
             trial.set_constraint("accuracy", float(target - result.val_acc))
         if self.second is None:

@@ -31,7 +31,7 @@ from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space
 
-from growsearch.study import FGSM_METRIC, METRIC, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target  # noqa: F401 - METRIC, search_target: public here before growsearch.study
+from growsearch.study import FGSM_METRIC, METRIC, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target, split_data  # noqa: F401 - METRIC, search_target: public here before growsearch.study
 
 __all__ = ["SearchError", "SearchResult", "run_search", "load_best", "load_best_network", "export_best"]
 
@@ -166,7 +166,6 @@ def run_search(
     import optuna
     from ray import tune
 
-    from growsearch.data import create_dataset, with_validation
     from growsearch.tune import CostStopper, Searcher, TrialLines, trainable_for
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
@@ -189,7 +188,7 @@ def run_search(
     from growsearch.train import _check_out_dir
 
     _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
-    ds = with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+    ds = split_data(sp)
     given = given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")

@@ -24,12 +24,34 @@ from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace
 
 __all__ = [
-    "FGSM_METRIC", "METRIC", "best_trial", "record_setup", "constraints", "ensure_frontier", "feasible", "fgsm_of_run", "given_frontier",
-    "search_target", "user_attrs",
+    "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fgsm_of_run", "given_frontier",
+    "record_setup", "run_metrics", "search_target", "split_data", "user_attrs",
 ]
 
 METRIC = "M_ratio"
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
+
+
+def split_data(space: SearchSpace) -> Any:
+    """The space's dataset with the validation split every trial and the frontier select on."""
+    from growsearch.data import create_dataset, with_validation
+
+    return with_validation(create_dataset(space.dataset), space.train.val_fraction, space.train.val_seed)
+
+
+# per stage of a finished trial: what its "stages" user attribute keeps
+STAGE_FIELDS = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
+
+
+def run_metrics(result: Any, M_ref: float, target: float) -> dict:
+    """A finished trial's metrics, as every route reports them: M, the M ratio, accuracies
+    (feasibility reads validation; test is only reported), cost spent and the constraint."""
+    return {
+        "M": result.M, METRIC: result.M / M_ref, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
+        "feasible": result.val_acc >= target, "constraint": target - result.val_acc, "wall_s": result.wall_s,
+        "spent_M": result.spent_M, "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
+        "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
+    }
 
 
 def constraints(frozen_trial: Any) -> list[float]:
@@ -48,9 +70,11 @@ def user_attrs(result: dict) -> dict:
     ):
         if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
             out[key] = result[key]
-    for key in ("schedule", "stages", "versions"):
+    for key in ("schedule", "stages", "versions"):  # JSON strings in a Tune result (Tune flattens nested dicts)
         if isinstance(result.get(key), str):
             out[key] = json.loads(result[key])
+        elif result.get(key) is not None:
+            out[key] = result[key]
     if "constraint" in result:
         out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
     return out

@@ -559,7 +559,8 @@ def run_schedule(
         torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
         data = subset(ds, order[: st.classes])
         prune_info = None
-        res = st.resolution or native
+        plan = plans[i - 1]
+        res = plan.resolution
         input_shape = (ds.in_chans, res, res)
         fam = parse_arch(st.arch)[0]
         rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels
@@ -590,13 +591,13 @@ def run_schedule(
             masked = masked + inserted if st.zero_mask else []
             if rescale and res != prev_res:  # the stem's large kernels follow the image scale
                 model = rescale_stem(model, kernel, res / prev_res)
-        if model.arch_spec != plans[i - 1].spec:  # the plan and its execution must agree; a mismatch is a growsearch bug
-            raise RuntimeError(f"stage {i}: trained network {model.arch_spec} differs from its plan {plans[i - 1].spec}")
+        if model.arch_spec != plan.spec:  # the plan and its execution must agree; a mismatch is a growsearch bug
+            raise RuntimeError(f"stage {i}: trained network {model.arch_spec} differs from its plan {plan.spec}")
         masks = identity_masks(model, masked) if masked else None
         # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
         # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
         model = model.to(dev, memory_format=torch.channels_last)
-        macs = macs_per_sample(model, input_shape)
+        macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
         base_M = cum_M
 
         def epoch_cb(row: dict, *, _i=i, _macs=macs, _base=base_M) -> None:

@@ -33,7 +33,9 @@ from ray.tune.search.optuna import OptunaSearch
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
-from growsearch.study import FGSM_METRIC, METRIC, best_trial, fgsm_of_run, given_frontier, record_setup, search_target, store_network, user_attrs
+from growsearch.study import (
+    FGSM_METRIC, METRIC, best_trial, fgsm_of_run, given_frontier, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+)
 
 __all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
 
@@ -177,6 +179,8 @@ def trainable(config: dict, ctx: dict) -> None:
                 shutil.copy(f, cache / f.name)
     ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
     sched_json = json.dumps(sched.to_dict())
+    # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
+    pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
 
     def report(i: int, metrics: dict) -> None:
         key = prefix_key(sched, i, order)
@@ -188,8 +192,6 @@ def trainable(config: dict, ctx: dict) -> None:
         i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = res.history[-1]["cum_M"]
-            # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
-            pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
             report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
 
     # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
@@ -197,28 +199,20 @@ def trainable(config: dict, ctx: dict) -> None:
     # cumulative M ratio 0; the searcher does not forward this report to Optuna).
     planned = planned_M(plan_schedule(sched, dataset=ds))
     if planned is not None:
-        pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
         tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
                      "final": False, "schedule": sched_json, **pending})
     result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
     key = prefix_key(sched, n, order)
     (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
-    acc = result.val_acc  # feasibility reads validation accuracy; test accuracy is only reported
-    per_stage = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
-    robust: dict = {}
+    metrics = run_metrics(result, ref_M, target)
     if ctx.get("fgsm_eps") is not None:
-        robust = fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"]))
+        metrics.update(fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"])))
         if ctx.get("min_fgsm_acc") is not None:
-            robust["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - robust[FGSM_METRIC]
-    feasible = acc >= target and robust.get("fgsm_constraint", 0.0) <= 0
+            metrics["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - metrics[FGSM_METRIC]
+            metrics["feasible"] = metrics["feasible"] and metrics["fgsm_constraint"] <= 0
     report(n, {
-        **robust,
-        "stage": n, "cum_M": result.M, METRIC: result.M / ref_M, "stage_acc": acc, "final": True,
-        "M": result.M, "val_acc": acc, "test_acc": result.test_acc, "feasible": feasible, "constraint": target - acc,
-        "wall_s": result.wall_s, "spent_M": result.spent_M, "reused_stages": result.reused_stages,
-        "M_nonzero": result.M_nonzero, "schedule": sched_json,
-        "stages": json.dumps([{k: getattr(s, k) for k in per_stage} for s in result.stages]),
-        "versions": json.dumps(result.versions), "node_id": _node_id(), "key": key,
+        **metrics, "stage": n, "cum_M": result.M, "stage_acc": result.val_acc, "schedule": sched_json,
+        "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,
     })
 
 
@@ -232,10 +226,8 @@ def _node_id() -> str:
 
 
 def _space_and_data(space: str | Path | SearchSpace, dataset: Any = None) -> tuple[SearchSpace, Any]:
-    from growsearch.data import create_dataset, with_validation
-
     sp = space if isinstance(space, SearchSpace) else load_space(space)
-    return sp, dataset if dataset is not None else with_validation(create_dataset(sp.dataset), sp.train.val_fraction, sp.train.val_seed)
+    return sp, dataset if dataset is not None else split_data(sp)
 
 
 def trainable_for(
