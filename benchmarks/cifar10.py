@@ -23,8 +23,11 @@ sessions):
 
     python benchmarks/cifar10.py [--phases frontier table1 table2 search robustness] [--per-class 1000] [--width 0.25]
 
-Prints and saves benchmarks/results/cifar10.md (and cifar10.png, cifar10_robustness.png) from
-whatever runs exist.
+Prints and saves benchmarks/results/NAME.md (and NAME.png, NAME_robustness.png) from whatever
+runs exist. On a GPU, the full-width rows (all images, width 1, the GPU named and its training
+throughput reported) go under another name, e.g.
+
+    python benchmarks/cifar10.py --name cifar10_gpu --per-class 0 --width 1 --budgets 4 8 16 --vgg16-budgets 4 8 --levels short long longer
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", 
 # (name, [(classes, arch)], {level: epochs per stage}); the paper's Table 1 rows that fit CIFAR-10
 # (the short level only where the issue's first hand-made reading measured it: the CPU budget)
 TABLE1 = [
-    ("5→10 VGG11→16", [(5, "vgg11"), (10, "vgg16")], {"long": (8, 6)}),
+    ("5→10 VGG11→16", [(5, "vgg11"), (10, "vgg16")], {"long": (8, 6), "longer": (16, 12)}),
     ("5→10 VGG11→19", [(5, "vgg11"), (10, "vgg19")], {"short": (4, 3), "long": (8, 6)}),
     ("3→6→10 VGG11→16→19", [(3, "vgg11"), (6, "vgg16"), (10, "vgg19")], {"long": (6, 5, 5)}),
 ]
@@ -65,8 +68,12 @@ PAPER_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ARCHIVE), help="an ImageFolder folder or archive of CIFAR-10")
-    ap.add_argument("--per-class", type=int, default=1000, help="training images per class (stratified, seeded)")
+    ap.add_argument("--per-class", type=int, default=1000, help="training images per class (stratified, seeded); 0: all 5,000")
     ap.add_argument("--width", type=float, default=0.25)
+    ap.add_argument("--name", default="cifar10", help="results folder and report name under benchmarks/results/ (cifar10_gpu for the full-width GPU rows)")
+    ap.add_argument("--device", default=None, help="cpu or cuda; default CUDA when available (bf16 autocast, channels_last)")
+    ap.add_argument("--levels", nargs="+", default=["short", "long"], help="Table 1 budget levels to train and report ('longer': 2× the long level, VGG11→16 only)")
+    ap.add_argument("--epoch-scale", type=int, default=1, help="multiplies every Table 1 stage budget (2 on a GPU with all images)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[3, 6, 12, 24])
     ap.add_argument("--pruned-budgets", type=int, nargs="+", default=[3, 6, 12, 24], help="budgets of reference (b), the pruned final network from scratch")
     ap.add_argument("--vgg16-budgets", type=int, nargs="+", default=[6, 12], help="budgets of the VGG16 frontier (the VGG11→16 row's own final network from scratch)")
@@ -80,12 +87,16 @@ def main() -> None:
     )
     ap.add_argument("--robust-samples", type=int, default=2000, help="test images of the robustness sweeps")
     ap.add_argument("--phases", nargs="+", default=list(PHASES[:5]), choices=PHASES)
-    ap.add_argument("--out", default=str(RESULTS / "cifar10.md"))
+    ap.add_argument("--out", default=None, help="the report (default benchmarks/results/NAME.md)")
     args = ap.parse_args()
+    global OUT
+    OUT = RESULTS / args.name
+    args.out = args.out or str(RESULTS / f"{args.name}.md")
 
     t0 = time.perf_counter()
-    data = f"imagefolder:{args.data}?train_per_class={args.per_class}"
+    data = f"imagefolder:{args.data}" + (f"?train_per_class={args.per_class}" if args.per_class else "")
     ds = create_dataset(data)
+    _record_device(args.device)
     cfg = TrainConfig(lr=args.lr)
     w = f"@{args.width:g}"
     seeds = list(range(args.seeds))
@@ -110,7 +121,7 @@ def main() -> None:
                 return r
         if not train:
             return None
-        r = run_schedule(schedule, dataset=ds, out_dir=d, overwrite=True, progress=False)
+        r = run_schedule(schedule, dataset=ds, out_dir=d, overwrite=True, device=args.device, progress=False)
         print(f"{name}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
         return r
 
@@ -120,6 +131,9 @@ def main() -> None:
     t1: dict[str, dict[str, list[RunResult]]] = {}
     for name, stages, levels in TABLE1:
         for level, epochs in levels.items():
+            if level not in args.levels:
+                continue
+            epochs = tuple(args.epoch_scale * e for e in epochs)
             rs = [run(f"t1-{_slug(name)}-{level}-s{s}", sched(stages, epochs, s), train="table1" in ph) for s in seeds]
             if all(rs):
                 t1.setdefault(name, {})[level] = rs
@@ -129,7 +143,7 @@ def main() -> None:
         f"R = {R:g}": dict(prune_ratio=R),
         f"R = {R:g} + zero mask": dict(prune_ratio=R, zero_mask=True),
     }
-    t2_epochs = TABLE1[1][2]["long"]
+    t2_epochs = tuple(args.epoch_scale * e for e in TABLE1[1][2]["long"])
     t2: dict[str, list[RunResult]] = {}
     for label, extra in t2_rows.items():
         tag = "t1-" + _slug(TABLE1[1][0]) + "-long" if not extra else f"t2-R{R:g}{'-zm' if extra.get('zero_mask') else ''}"
@@ -150,7 +164,7 @@ def main() -> None:
         report += "\n" + reading.read_text()
     save_report(report, args.out)
     if f19 is not None:
-        _plot(f19, f16, t1, t2, Path(args.out).with_suffix(".png"))
+        _plot(f19, f16, t1, t2, Path(args.out).with_suffix(".png"), "full, GPU" if args.per_class == 0 else "CPU-sized")
 
 
 def _slug(name: str) -> str:
@@ -195,7 +209,7 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
         for seed in range(args.seeds):
             run(f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None))  # its result.json is read by the report
             got["reruns"].append(f"search-best-s{seed}")
-    shutil.copy(out / "pareto.png", RESULTS / "cifar10_search_pareto.png")
+    shutil.copy(out / "pareto.png", RESULTS / f"{args.name}_search_pareto.png")
     (OUT / "search.json").write_text(json.dumps(got, indent=1))
     return got
 
@@ -234,7 +248,7 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
     (OUT / "robustness.json").write_text(json.dumps(got, indent=1))
     from robustness import _plot as plot_robustness  # benchmarks/robustness.py: FGSM, noise and ablation panels
 
-    plot_robustness(reports, RESULTS / "cifar10_robustness.png")
+    plot_robustness(reports, RESULTS / f"{args.name}_robustness.png")
     return got
 
 
@@ -244,15 +258,20 @@ def _report(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -> str:
 
 def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -> list[str]:
     n_train = len(ds.y_train)
+    gpu = _load_json(OUT / "device.json")
+    where = f"one {gpu['name']} (bf16 autocast, channels_last, torch {gpu['torch']})" if gpu else "2-core CPU, torch threads 2"
+    subset = (
+        f"**{args.per_class} training images per class** (`?train_per_class={args.per_class}`, stratified, seeded; "
+        if args.per_class else "**all 50,000 training images** ("
+    )
     lines = [
-        "# CIFAR-10 on CPU: the paper's rows against the from-scratch frontier",
+        f"# CIFAR-10 on {'a GPU' if gpu else 'CPU'}: the paper's rows against the from-scratch frontier",
         "",
-        f"**Setting.** CIFAR-10 from `../shared/data/cifar10-jpeg.tar.gz`, **{args.per_class} training images per class** "
-        f"(`?train_per_class={args.per_class}`, stratified, seeded; {n_train} images, of which 10% per class are the validation "
-        f"split every choice reads), all {len(ds.y_test)} test images read once per run for the report. **VGG at width "
+        f"**Setting.** CIFAR-10 from `../shared/data/cifar10-jpeg.tar.gz`, {subset}{n_train} images, of which 10% per class are "
+        f"the validation split every choice reads), all {len(ds.y_test)} test images read once per run for the report. **VGG at width "
         f"{args.width:g}** (timm's VGG family as growsearch builds it), 32×32, batch 128, SGD Nesterov, peak LR {args.lr:g} "
         "for every stage and every budget, 1 warm-up epoch, cosine to zero at the end of each stage/budget, flip + crop "
-        f"augmentation; 2-core CPU, torch threads 2. {args.seeds} seeds (seed = class order, init, batch order); the "
+        f"augmentation; {where}. {args.seeds} seeds (seed = class order, init, batch order); the "
         "validation split is the same for all. M = Σ training samples × forward MACs. Benchmark time this call "
         f"{wall:.0f} s (runs already on disk are loaded, not retrained).",
         "",
@@ -261,9 +280,14 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
         "per seed, then mean ± std. **Δ test** = run test accuracy − the frontier's test accuracy at M_scratch: the "
         "iso-accuracy check on test (±0.5 pt).",
         "",
-        "**Full width (VGG19@1.0, all 50,000 images) on a GPU: pending** — no GPU machine was lent to any session so far.",
-        "",
     ]
+    if not gpu:
+        full = RESULTS / "cifar10_gpu.md"
+        lines += [
+            "**Full width (VGG19@1.0, all 50,000 images) on a GPU:** "
+            + ("see [cifar10_gpu.md](cifar10_gpu.md)." if full.is_file() else "pending — no GPU machine was lent to any session so far."),
+            "",
+        ]
     if f19 is None:
         return lines + ["No frontier yet: run `python benchmarks/cifar10.py --phases frontier`."]
     both = _merged(f19, f16)
@@ -273,7 +297,7 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
         "",
         *frontier_table(both),
         "",
-        "![frontier and runs](cifar10.png)",
+        f"![frontier and runs]({args.name}.png)",
         "",
     ]
     if t1:
@@ -326,7 +350,8 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
         if fpr is not None:
             lines += ["Reference (b):", "", *frontier_table(fpr), ""]
     lines += _search_lines(args, search, both)
-    lines += _robust_lines(robust)
+    lines += _robust_lines(robust, args.name)
+    lines += _throughput_lines(gpu, f19, f16, t1)
     return lines
 
 
@@ -371,11 +396,11 @@ def _search_lines(args, search: dict | None, front: Frontier) -> list[str]:
     iso, bounds = iso_cells(runs, front)
     lines += [f"| mean ± std | {mean_std([r.val_acc for r in runs], 4)} | {mean_std([r.test_acc for r in runs], 4)} | "
               f"{stats.mean(r.M for r in runs):.3e} | **{iso}** ({bounds}) | | {iso_test_delta(runs, front)} |", "",
-              "![search pareto](cifar10_search_pareto.png)", ""]
+              f"![search pareto]({args.name}_search_pareto.png)", ""]
     return lines
 
 
-def _robust_lines(robust: dict | None) -> list[str]:
+def _robust_lines(robust: dict | None, name: str) -> list[str]:
     if not robust or not robust.get("reports"):
         return []
     reps = robust["reports"]
@@ -408,7 +433,7 @@ def _robust_lines(robust: dict | None) -> list[str]:
     ]
     for sec in ("noise", "ablation"):
         lines.append(f"| {sec} | " + " | ".join(_ms([r[sec]["area"].get(k) for r in reps]) for k in cols) + " |")
-    return lines + ["", "![robustness](cifar10_robustness.png)", ""]
+    return lines + ["", f"![robustness]({name}_robustness.png)", ""]
 
 
 def _ms(vals) -> str:
@@ -416,6 +441,61 @@ def _ms(vals) -> str:
     if not got:
         return "n/a"
     return mean_std(got) + (f" ({len(vals) - len(got)} seed(s) never reach it)" if len(got) < len(vals) else "")
+
+
+# dense BF16 tensor-core peak from NVIDIA's data sheets (SXM parts), FLOP/s
+BF16_PEAK = {"H100": 989.4e12, "H200": 989.4e12, "A100": 312e12}
+
+
+def _record_device(device: str | None) -> None:
+    """On CUDA, name the GPU the runs trained on (read by the report; the runs record only 'cuda')."""
+    import torch
+
+    if not torch.cuda.is_available() or (device or "cuda").startswith("cpu"):
+        return
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "device.json").write_text(json.dumps({"name": name, "torch": torch.__version__, "bf16_peak": peak}, indent=1))
+
+
+def _training_rate(r: RunResult) -> tuple[float, float]:
+    """(training images/s, training FLOP/s) of one run's optimizer steps (per-epoch evaluation excluded).
+
+    FLOPs = 6 × samples × forward MACs: forward 2 FLOPs per MAC, backward twice the forward.
+    """
+    secs = sum(row["train_s"] for st in r.stages for row in st.history)
+    return sum(st.samples for st in r.stages) / secs, sum(6 * st.samples * st.macs_per_sample for st in r.stages) / secs
+
+
+def _throughput_lines(gpu: dict | None, f19: Frontier | None, f16: Frontier | None, t1: dict) -> list[str]:
+    if not gpu or f19 is None:
+        return []
+    groups: dict[str, list[RunResult]] = {}
+    for f in (f19, f16):
+        for ref in (f.references if f is not None else []):
+            for p in ref.points:
+                d = OUT / "frontiers" / ref.name.split("@")[0]
+                runs = [d / "runs" / f"ref0-e{p.epochs}-lr{p.lr:g}-s{s['seed']}" for s in p.seeds]
+                groups[f"{ref.name} from scratch, {p.epochs} ep"] = [RunResult.load(r if r.is_dir() else d) for r in runs]
+    for name, levels in t1.items():
+        for level, rs in levels.items():
+            groups[f"{name} ({level})"] = rs
+    peak = gpu.get("bf16_peak")
+    lines = [
+        f"## Training throughput on the {gpu['name']}",
+        "",
+        "Optimizer steps only (per-epoch validation excluded), mean over seeds; FLOPs = 6 × samples × forward MACs. "
+        + (f"Fraction of the data sheet's dense BF16 peak ({peak / 1e12:.0f} TFLOP/s)." if peak else "No BF16 peak known for this GPU."),
+        "",
+        "| runs | images/s | TFLOP/s | fraction of BF16 peak |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, rs in groups.items():
+        rates = [_training_rate(r) for r in rs]
+        ips, fl = stats.mean(a for a, _ in rates), stats.mean(b for _, b in rates)
+        lines.append(f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | {fl / peak:.3f} |" if peak else f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | – |")
+    return lines + [""]
 
 
 def _merged(f19: Frontier, f16: Frontier | None) -> Frontier:
@@ -440,7 +520,7 @@ def _wall_ratio(runs: list[RunResult], front: Frontier) -> str:
     return mean_std(out)
 
 
-def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path) -> None:
+def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path, setting: str) -> None:
     from growsearch.plots import _draw_frontier
 
     plt = pyplot()
@@ -456,7 +536,7 @@ def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path) -
         if label != "R = 0":
             ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=f"5→10 VGG11→19 {label}", color=f"C{i + 2}", s=28, marker="s", zorder=3)
             i += 1
-    save_frontier_axes(fig, ax, "CIFAR-10 (CPU-sized): cumulative schedules over the from-scratch frontier", path)
+    save_frontier_axes(fig, ax, f"CIFAR-10 ({setting}): cumulative schedules over the from-scratch frontier", path)
 
 
 if __name__ == "__main__":
