@@ -332,7 +332,7 @@ def _search_report(res) -> str:
     if front.val_fraction == 0:
         lines.append(TEST_SELECTION_NOTE)
     lines.append(f"trials: {res.out_dir / 'trials.csv'}, plot: {res.out_dir / 'pareto.png'}")
-    lines.append(f"dashboard: optuna-dashboard {res.storage}")
+    lines.append(f"dashboard: optuna-dashboard {res.storage} --artifact-dir {res.out_dir / 'artifacts'}")
     return "\n".join(lines)
 
 

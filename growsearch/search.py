@@ -247,7 +247,7 @@ def run_search(
     )
     print(
         f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
-        f"watch with: optuna-dashboard {url}", flush=True,
+        f"watch with: optuna-dashboard {url} --artifact-dir {out / 'artifacts'}", flush=True,
     )
     if resume:
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)

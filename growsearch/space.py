@@ -1,8 +1,9 @@
 """Search spaces: what Optuna may choose for a cumulative schedule, from a YAML file.
 
 A space names the dataset, the family and final architecture, and ranges for everything a
-schedule leaves open. Shipped spaces live in ``growsearch/search_spaces/`` and are found by
-name (``digits_vgg``) as well as by path.
+schedule leaves open. Shipped spaces live in the repository's top-level ``search_spaces/``
+(installed as ``growsearch/search_spaces/``) and are found by name (``digits_vgg``) as well as
+by path.
 
 Example:
     >>> from growsearch.space import load_space
@@ -14,7 +15,6 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +148,20 @@ def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: flo
         raise SpaceError(f"{key}: {list(value)} is outside [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
 
 
+def shipped_spaces_dir() -> Path:
+    """The folder of the shipped spaces: ``growsearch/search_spaces/`` where a wheel installed
+    them, else the repository's top-level ``search_spaces/`` (a checkout, an editable install, or
+    ``PYTHONPATH`` pointing at a checkout, as Ray workers and the GPU machine use it)."""
+    here = Path(__file__).resolve().parent
+    for d in (here / "search_spaces", here.parent / "search_spaces"):
+        if any(d.glob("*.yaml")):
+            return d
+    raise SpaceError(f"the shipped search spaces are missing (looked in {here / 'search_spaces'} and {here.parent / 'search_spaces'}): reinstall growsearch")
+
+
 def list_spaces() -> list[str]:
     """Names of the spaces shipped with growsearch."""
-    return sorted(p.name[: -len(".yaml")] for p in resources.files("growsearch.search_spaces").iterdir() if p.name.endswith(".yaml"))
+    return sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml"))
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:
@@ -165,7 +176,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
     path = Path(name_or_path)
     if not path.is_file():
-        shipped = resources.files("growsearch.search_spaces") / f"{name_or_path}.yaml"
+        shipped = shipped_spaces_dir() / f"{name_or_path}.yaml"
         if not shipped.is_file():
             raise SpaceError(f"no space file {name_or_path}: give a path or one of {', '.join(list_spaces())}")
         text, name = shipped.read_text(), str(name_or_path)

@@ -69,6 +69,7 @@ def _study(out: Path) -> optuna.Study:
 def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
     out, proc = searched
     assert "best feasible: M ratio" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+    assert f"--artifact-dir {out.resolve() / 'artifacts'}" in proc.stdout  # the dashboard command that shows the stored network
     best = load_schedule(out / "best_schedule.json")
     best.validate(num_classes=4)
     rows = (out / "trials.csv").read_text().splitlines()
@@ -167,11 +168,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_optuna_dashboard_lists_the_trials(searched) -> None:
+def test_optuna_dashboard_lists_the_trials_and_serves_the_best_network(searched) -> None:
     out, _ = searched
     port = _free_port()
     server = subprocess.Popen(
-        [_bin("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet"],
+        [
+            _bin("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet",
+            "--artifact-dir", str(out / "artifacts"),
+        ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
@@ -188,6 +192,16 @@ def test_optuna_dashboard_lists_the_trials(searched) -> None:
             detail = json.load(r)
         assert len(detail["trials"]) == 4
         assert any(t["state"] == "Complete" for t in detail["trials"])
+        # the best feasible trial's network and result.json are artifacts the dashboard lists and serves
+        feasible = [t for t in _study(out).trials if t.user_attrs.get("feasible")]
+        winner = min(feasible, key=lambda t: t.user_attrs["M_ratio"])
+        (row,) = [t for t in detail["trials"] if t["number"] == winner.number]
+        listed = {a["artifact_id"]: a for a in row["artifacts"]}
+        assert set(listed) == {winner.user_attrs["network_artifact"], winner.user_attrs["result_artifact"]}
+        url = f"http://127.0.0.1:{port}/artifacts/{ours['study_id']}/{row['trial_id']}/{winner.user_attrs['result_artifact']}"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            served = json.load(r)
+        assert served["M"] == winner.user_attrs["M"] and served["val_acc"] == winner.user_attrs["val_acc"]
     finally:
         server.terminate()
         server.wait(timeout=10)

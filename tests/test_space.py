@@ -106,3 +106,23 @@ def test_a_deeper_but_narrower_arch_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: vgg19@0.5\narchs: [vgg11@0.5, vgg16@0.25]\n")
     with pytest.raises(SpaceError, match="deeper but narrower"):
         load_space(tmp_path / "s.yaml")
+
+
+def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    root = Path(__file__).resolve().parents[1]
+    top = sorted(p.name for p in (root / "search_spaces").glob("*.yaml"))
+    assert top and [n[: -len(".yaml")] for n in top] == list_spaces()
+    assert not (root / "growsearch" / "search_spaces").exists()  # one copy, at the top level
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = tmp_path.glob("growsearch-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    # installed inside the package, where shipped_spaces_dir() looks first: found by name after `pip install`
+    assert sorted(n.split("/")[-1] for n in names if n.startswith("growsearch/search_spaces/")) == top
+    assert not [n for n in names if n.startswith("search_spaces/")]
