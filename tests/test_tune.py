@@ -50,3 +50,31 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monke
     assert "network_artifact" in best.user_attrs and study.user_attrs["artifact_store"] == str((tmp_path / "artifacts").resolve())
     # every trial's stage checkpoints landed in the user's storage_path
     assert len(list((shared / "mine").glob("*/checkpoint_*/*.pt"))) >= len(done)
+
+
+def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    space, frontier = setup
+    root = Path(__file__).resolve().parents[1]
+    storage = f"sqlite:///{tmp_path / 'mine.db'}"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, str(root / "examples" / "ray_cluster" / "tuner.py"), str(space), "--baseline", str(frontier), "--address", "local",
+         "--storage-path", str(tmp_path / "shared"), "--storage", storage, "--trials", "2", "--cpus-per-trial", "2"],
+        check=False, capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "best schedule:" in proc.stdout
+    study = optuna.load_study(study_name="mine", storage=storage)
+    assert len(study.trials) == 2
+    assert list((tmp_path / "shared" / "mine_prefix_cache").iterdir())  # the prefix cache sits in the shared folder
+    assert list((tmp_path / "shared" / "mine").glob("*/checkpoint_*/*.pt"))  # and so do the trial checkpoints
+    out = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(tmp_path / "best")],
+        check=False, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert (tmp_path / "best" / "best_schedule.json").is_file() and (tmp_path / "best" / "network.pt").is_file()
