@@ -25,7 +25,7 @@ import optuna
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
 from growsearch.study import (
-    METRIC, best_trial, ensure_frontier, fgsm_of_run, given_frontier, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+    METRIC, best_trial, ensure_frontier, given_frontier, measure_fgsm, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
 )
 from growsearch.study import constraints as _constraints
 from growsearch.space import SearchSpace, load_space, suggest_schedule
@@ -70,6 +70,8 @@ class Objective:
         second: also return ``"val_acc"`` (maximised) or ``"fgsm_mi_acc"`` (needs ``fgsm_eps``):
             create the study with ``directions=["minimize", "maximize"]``.
         fgsm_eps: measure every trial's FGSM accuracy with mutual inference at this ε (needs ``out_dir``).
+        min_fgsm_acc: a floor on that accuracy (needs ``fgsm_eps``): a second constraint, so a
+            trial is feasible only when it reaches the target accuracy *and* this robustness.
         device: ``"cuda"``/``"cpu"`` (default CUDA when available).
         artifact_store: where each new best feasible trial's final network and ``result.json``
             go as Optuna artifacts (any Optuna store); default a file-system store in
@@ -89,6 +91,7 @@ class Objective:
         out_dir: str | Path | None = None,
         second: str | None = None,
         fgsm_eps: float | None = None,
+        min_fgsm_acc: float | None = None,
         device: str | None = None,
         artifact_store: Any = None,
     ) -> None:
@@ -97,10 +100,12 @@ class Objective:
             raise GrowsearchError(f"second must be one of {', '.join(SECOND)}, got {second!r}")
         if second == "fgsm_mi_acc" and fgsm_eps is None:
             raise GrowsearchError("second='fgsm_mi_acc' needs fgsm_eps (e.g. 0.02)")
+        if min_fgsm_acc is not None and fgsm_eps is None:
+            raise GrowsearchError("min_fgsm_acc needs fgsm_eps (the ε the floor is measured at, e.g. 0.02)")
         if fgsm_eps is not None and out_dir is None:
             raise GrowsearchError("fgsm_eps reads the stage networks from the prefix cache: give out_dir")
         self.frontier, self.out_dir, self.second, self.fgsm_eps, self.device = frontier, out_dir, second, fgsm_eps, device
-        self.artifact_store = artifact_store
+        self.artifact_store, self.min_fgsm_acc = artifact_store, min_fgsm_acc
         self._ds = None
         self._study: tuple[str, float, float] | None = None  # (study name, target, M_ref) once set up
 
@@ -126,7 +131,7 @@ class Objective:
         target, ref = search_target(front, self.space.tolerance)
         if "target_acc" not in study.user_attrs:
             # the FGSM settings in growsearch search's shape (its resume check compares them)
-            robust = None if self.fgsm_eps is None else {"eps": float(self.fgsm_eps), "objective": self.second == "fgsm_mi_acc", "min_acc": None}
+            robust = None if self.fgsm_eps is None else {"eps": float(self.fgsm_eps), "objective": self.second == "fgsm_mi_acc", "min_acc": self.min_fgsm_acc}
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             record_setup(study, self.space, target, ref["M"], threads=torch.get_num_threads(), device=device, robust=robust)
             names = [METRIC] + ([self.second] if self.second else [])
@@ -176,20 +181,20 @@ class Objective:
                 out_dir=Path(run_dir) / "run" if keep else None,
             )
             ratio = result.M / ref_M
+            metrics = run_metrics(result, ref_M, target)
+            measure_fgsm(metrics, sched, sched.resolved_class_order(ds.num_classes), cache, ds, self.fgsm_eps, self.min_fgsm_acc)
             best = best_trial(study)
-            if keep and result.val_acc >= target and (best is None or ratio < best.user_attrs[METRIC]):
+            if keep and metrics["feasible"] and (best is None or ratio < best.user_attrs[METRIC]):
                 base = Path(self.out_dir) / "artifacts" if self.out_dir is not None else None
                 store_network(study, trial, Path(run_dir) / "run" / f"stage{n}.pt", result.to_dict(), artifact_store=self.artifact_store, base=base)
         if single:
             trial.report(ratio, n)
-        metrics = run_metrics(result, ref_M, target)
-        if self.fgsm_eps is not None:
-            order = sched.resolved_class_order(ds.num_classes)
-            metrics.update(fgsm_of_run(sched, order, cache, ds, float(self.fgsm_eps)))
         for key, value in user_attrs(metrics).items():
             trial.set_user_attr(key, value)
         if hasattr(trial, "set_constraint"):  # Optuna ≥ 5; older samplers read the user attribute through constraints_func
             trial.set_constraint("accuracy", float(target - result.val_acc))
+            if "fgsm_constraint" in metrics:
+                trial.set_constraint("fgsm", metrics["fgsm_constraint"])
         if self.second is None:
             return ratio
         return ratio, float(metrics[self.second])

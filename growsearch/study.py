@@ -80,6 +80,19 @@ def user_attrs(result: dict) -> dict:
     return out
 
 
+def measure_fgsm(metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None, min_acc: float | None) -> None:
+    """Add a finished run's FGSM accuracies at ``eps`` (none when ``eps`` is None) to ``metrics``
+    and, with ``min_acc``, the floor on its mutual-inference accuracy as a second constraint
+    (≤ 0 is feasible) that feasibility then also needs. In place; the Tune trainable and the
+    Optuna Objective both call it, so the two routes judge robustness alike."""
+    if eps is None:
+        return
+    metrics.update(fgsm_of_run(sched, order, cache, ds, float(eps)))
+    if min_acc is not None:
+        metrics["fgsm_constraint"] = float(min_acc) - metrics[FGSM_METRIC]
+        metrics["feasible"] = metrics["feasible"] and metrics["fgsm_constraint"] <= 0
+
+
 def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
     """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
     from the stage networks in the prefix cache (each stage's entry holds that stage's network).

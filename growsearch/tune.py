@@ -34,7 +34,7 @@ from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 from growsearch.study import (
-    FGSM_METRIC, METRIC, best_trial, fgsm_of_run, given_frontier, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+    FGSM_METRIC, METRIC, best_trial, given_frontier, measure_fgsm, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
 )
 
 __all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
@@ -205,11 +205,7 @@ def trainable(config: dict, ctx: dict) -> None:
     key = prefix_key(sched, n, order)
     (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
     metrics = run_metrics(result, ref_M, target)
-    if ctx.get("fgsm_eps") is not None:
-        metrics.update(fgsm_of_run(sched, order, cache, ds, float(ctx["fgsm_eps"])))
-        if ctx.get("min_fgsm_acc") is not None:
-            metrics["fgsm_constraint"] = float(ctx["min_fgsm_acc"]) - metrics[FGSM_METRIC]
-            metrics["feasible"] = metrics["feasible"] and metrics["fgsm_constraint"] <= 0
+    measure_fgsm(metrics, sched, order, cache, ds, ctx.get("fgsm_eps"), ctx.get("min_fgsm_acc"))
     report(n, {
         **metrics, "stage": n, "cum_M": result.M, "stage_acc": result.val_acc, "schedule": sched_json,
         "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,

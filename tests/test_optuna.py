@@ -145,3 +145,22 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
         pred = model.eval()((ds.x_val.float() - mean) / std).argmax(1)
     acc = (torch.tensor(ckpt["classes"])[pred] == ds.y_val).float().mean().item()
     assert acc == pytest.approx(best.user_attrs["val_acc"], abs=1e-6)
+
+
+def test_a_floor_on_fgsm_accuracy_is_a_second_constraint(setup, tmp_path: Path) -> None:
+    space, frontier = setup
+    with pytest.raises(GrowsearchError, match="min_fgsm_acc needs fgsm_eps"):
+        Objective(space, frontier=frontier, min_fgsm_acc=0.5)
+    runs = {}
+    for floor in (0.0, 1.01):  # always met / never met (accuracy ≤ 1)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        study.optimize(Objective(space, frontier=frontier, out_dir=tmp_path / f"f{floor}", fgsm_eps=0.02, min_fgsm_acc=floor), n_trials=2)
+        runs[floor] = done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        assert done and study.user_attrs["robust"]["min_acc"] == floor
+        for t in done:
+            a = t.user_attrs
+            assert a["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"]), pytest.approx(floor - a["fgsm_mi_acc"])]
+            assert a["feasible"] == (a["val_acc"] >= study.user_attrs["target_acc"] and a["fgsm_mi_acc"] >= floor)
+    assert any(t.user_attrs["feasible"] for t in runs[0.0])  # the same schedules (same sampler seed) reach the target...
+    assert not any(t.user_attrs["feasible"] for t in runs[1.01])  # ...but not the floor
+    assert not any("network_artifact" in t.user_attrs for t in runs[1.01])  # no infeasible trial is stored as the best
