@@ -25,7 +25,7 @@ from _common import save_report
 from growsearch.backbones import build_model, spec_for
 from growsearch.data import create_dataset
 from growsearch.schedule import TrainConfig
-from growsearch.train import _optimizer, train_stage
+from growsearch.loop import optimizer_for, train_stage
 
 
 def hand_loop(arch: str, ds, epochs: int, cfg: TrainConfig, device: torch.device, channels_last: bool) -> float:
@@ -37,7 +37,7 @@ def hand_loop(arch: str, ds, epochs: int, cfg: TrainConfig, device: torch.device
     std = torch.tensor(ds.std, device=device).view(1, -1, 1, 1)
     x = (((ds.x_train.to(device).float() / 255) - mean) / std).contiguous(memory_format=fmt)
     y = ds.y_train.to(device)
-    opt = _optimizer(model, cfg, cfg.lr)
+    opt = optimizer_for(model, cfg, cfg.lr)
     samples, elapsed = 0, 0.0
     for epoch in range(epochs + 1):  # epoch 0 is warm-up, not timed
         t0 = time.perf_counter()

@@ -42,10 +42,10 @@ _LAZY = {
     "load_schedule": "growsearch.schedule",
     "StagePlan": "growsearch.plan",
     "plan_schedule": "growsearch.plan",
-    "RunResult": "growsearch.train",
+    "RunResult": "growsearch.results",
     "run_schedule": "growsearch.train",
-    "run_baseline": "growsearch.train",
-    "load_checkpoint": "growsearch.train",
+    "run_baseline": "growsearch.baseline",
+    "load_checkpoint": "growsearch.results",
     "macs_per_sample": "growsearch.cost",
     "run_search": "growsearch.search",
     "load_best": "growsearch.search",
@@ -68,7 +68,9 @@ if TYPE_CHECKING:
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
     from growsearch.search import load_best, run_search
     from growsearch.space import load_space
-    from growsearch.train import RunResult, load_checkpoint, run_baseline, run_schedule
+    from growsearch.baseline import run_baseline
+    from growsearch.results import RunResult, load_checkpoint
+    from growsearch.train import run_schedule
 
 
 def __getattr__(name: str):

@@ -296,7 +296,8 @@ def run_frontier(
     """
     from growsearch.data import class_order, create_dataset, with_validation
     from growsearch.schedule import TrainConfig
-    from growsearch.train import OutputExistsError, RunResult, run_baseline
+    from growsearch.baseline import run_baseline
+    from growsearch.results import OutputExistsError, RunResult
 
     budgets = check_budgets(budgets)
     seeds = list(seeds)
@@ -311,9 +312,9 @@ def run_frontier(
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        from growsearch.train import _check_out_dir
+        from growsearch.results import check_out_dir
 
-        _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+        check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
     if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
         raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
     raw = dataset if dataset is not None else create_dataset(data)
@@ -381,7 +382,8 @@ def run_frontier(
 
 def _reuse(run_out: Path, data: str, arch: str, kw: dict):
     """A finished budget run in ``run_out`` trained with exactly these settings, else None."""
-    from growsearch.train import RunResult, baseline_schedule
+    from growsearch.baseline import baseline_schedule
+    from growsearch.results import RunResult
 
     if not (run_out / "result.json").is_file():
         return None

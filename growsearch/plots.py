@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from growsearch.frontier import Frontier
-    from growsearch.train import RunResult
+    from growsearch.results import RunResult
 
 __all__ = ["plot_curve", "plot_frontier", "plot_pareto", "plot_robustness"]
 

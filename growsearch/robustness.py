@@ -96,7 +96,7 @@ def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
 
 def member_from_checkpoint(path: str | Path, stage: int, *, device: str | torch.device = "cpu") -> Member:
     """The stage network saved at ``path`` (a ``stage{i}.pt`` or a prefix-cache entry)."""
-    from growsearch.train import load_checkpoint
+    from growsearch.results import load_checkpoint
 
     model, ckpt = load_checkpoint(path, device=device)
     if "val_acc" not in ckpt:
@@ -517,7 +517,8 @@ def robustness_report(
     from tqdm.auto import tqdm
 
     from growsearch.data import TEST_SELECTION_NOTE, create_dataset, with_validation
-    from growsearch.train import RunResult, _device, _versions
+    from growsearch.loop import resolve_device
+    from growsearch.results import RunResult, versions
 
     run = Path(run_dir)
     eps = _check_levels("FGSM epsilons (--eps)", eps, upper=1.0)
@@ -531,11 +532,11 @@ def robustness_report(
         raise RobustnessError(f"--samples must be ≥ 1, got {samples}")
     _check_rule(rule)
     if out and (run / REPORT_FILE).exists() and not overwrite:
-        from growsearch.train import OutputExistsError
+        from growsearch.results import OutputExistsError
 
         raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
     info = RunResult.load(run)
-    dev = _device(device)
+    dev = resolve_device(device)
     members = load_members(run, device=dev)
     _check_members_match(run, members, info)
     w = member_weights(members, weights)
@@ -669,11 +670,11 @@ def robustness_report(
         report["note"] = TEST_SELECTION_NOTE
     report["detection"] = detection
     report["wall_s"] = time.perf_counter() - t0
-    report["versions"] = _versions()
+    report["versions"] = versions()
     if out:
         from growsearch.plots import plot_robustness
-        from growsearch.train import _write_json_atomic
+        from growsearch.results import write_json_atomic
 
         plot_robustness(report, run)
-        _write_json_atomic(run / REPORT_FILE, report)
+        write_json_atomic(run / REPORT_FILE, report)
     return report

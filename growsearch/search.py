@@ -185,9 +185,9 @@ def run_search(
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
-    from growsearch.train import _check_out_dir
+    from growsearch.results import check_out_dir
 
-    _check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
     ds = split_data(sp)
     given = given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:

@@ -98,7 +98,7 @@ def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: fl
     from the stage networks in the prefix cache (each stage's entry holds that stage's network).
     Measured on ``ds``'s validation split: the search may choose by it."""
     from growsearch.robustness import fgsm_accuracy, member_from_checkpoint
-    from growsearch.train import prefix_key
+    from growsearch.prefix import prefix_key
 
     members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
     acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)

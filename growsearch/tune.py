@@ -164,7 +164,8 @@ def trainable(config: dict, ctx: dict) -> None:
 
     from growsearch.data import create_dataset, with_validation
     from growsearch.plan import plan_schedule, planned_M
-    from growsearch.train import prefix_key, run_schedule
+    from growsearch.prefix import prefix_key
+    from growsearch.train import run_schedule
 
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])

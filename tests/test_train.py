@@ -268,3 +268,16 @@ def test_the_thread_count_is_recorded_and_honoured(npz_data: str) -> None:
     assert run_schedule(s, progress=False).threads == 1
     assert torch.get_num_threads() == before  # restored afterwards
     assert run_schedule(_sched(npz_data), progress=False).threads == before
+
+
+def test_names_that_moved_out_of_train_still_import_from_it() -> None:
+    import growsearch
+    import growsearch.baseline as baseline
+    import growsearch.results as results
+    import growsearch.train as train
+
+    assert train.run_baseline is baseline.run_baseline is growsearch.run_baseline
+    assert train.baseline_schedule is baseline.baseline_schedule
+    assert train.RunResult is results.RunResult is growsearch.RunResult and train.load_checkpoint is results.load_checkpoint
+    with pytest.raises(AttributeError):
+        train.no_such_name  # noqa: B018
