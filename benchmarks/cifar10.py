@@ -236,9 +236,7 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
             rep = robustness_report(
                 run_dir, base_dir, eps=PAPER_EPS, draws=2, samples=args.robust_samples, seed=seed, dataset=ds,
                 overwrite=True, progress=False,
-            )
-            rep["baseline_dir"] = str(base_dir)
-            kept.write_text(json.dumps(rep, indent=1))
+            ).to_dict()  # it wrote robustness.json (baseline_dir included) into the run folder; extended below in memory only
         rep["base_test_acc"] = RunResult.load(base_dir).test_acc
         rep["run_test_acc"] = r.test_acc
         rep["base_epochs"] = base.epochs

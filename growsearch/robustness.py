@@ -1,6 +1,11 @@
 """Robustness of a cumulative run: input noise, unit ablation, FGSM with mutual inference, and
 adversarial-input detection with no-decision thresholds.
 
+This module runs the sweeps and writes the report (:class:`growsearch.report.RobustnessReport`,
+saved as ``robustness.json``); the pieces it uses live by concern: the vote and threshold
+arithmetic in ``growsearch.vote``, the Foolbox adapter in ``growsearch.attack``, the run's stage
+networks in ``growsearch.members`` (all re-exported here).
+
 Images here are in pixel space, ``[0, 1]`` (uint8 / 255); each network gets them normalised
 with the dataset's mean and std, and Foolbox does the same through ``preprocessing``, so the
 attack's ε is in pixel units.
@@ -23,25 +28,33 @@ Example:
     >>> from growsearch.robustness import mutual_inference
     >>> import torch
     >>> logits = [torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 0.0, 3.0]])]
-    >>> mutual_inference(logits, [[4, 7], [4, 7, 1]], [1.0, 0.9], num_classes=8)
+    >>> mutual_inference(logits, [[4, 7], [4, 7, 1]], [1.0, 0.9], num_classes=8)  # class 1: 0.9 of 0.9 known
+    tensor([1])
+    >>> mutual_inference(logits, [[4, 7], [4, 7, 1]], [1.0, 0.9], num_classes=8, rule="plain")
     tensor([4])
 """
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
-from growsearch.data import resize
-from growsearch.errors import GrowsearchError
+
+# Split by concern (vote arithmetic, the attack adapter, loading members); re-exported here so
+# `from growsearch.robustness import ...` keeps working.
+from growsearch.attack import (  # noqa: F401
+    _attacked, _batches, _check_images, _check_levels, _fgsm, _forward, _Normalized, _to_index, fgsm_accuracy, foolbox_model,
+)
+from growsearch.members import Member, RobustnessError, _check_members_match, load_members, member_from_checkpoint  # noqa: F401
+from growsearch.report import REPORT_FILE, RobustnessReport  # noqa: F401
+from growsearch.vote import (  # noqa: F401
+    RULES, _check_rule, _good, _index, detection_rates, member_weights, mutual_inference, no_decision, pick_threshold, tnr_at_fnr,
+)
 
 __all__ = [
     "RobustnessError",
@@ -61,345 +74,21 @@ __all__ = [
 ]
 
 DEFAULT_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+
 DEFAULT_NOISE = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
 DEFAULT_ABLATION = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-# confidence thresholds δ: dense near 1, where softmax confidences of trained nets crowd
+
+
 DEFAULT_THRESHOLDS = tuple([0.0] + [round(0.3 + 0.05 * i, 4) for i in range(13)] + [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1.0])
-REPORT_FILE = "robustness.json"
 
 
-class RobustnessError(GrowsearchError, ValueError):
-    """A robustness evaluation that cannot run as asked; the message names the fix."""
 
 
-@dataclass
-class Member:
-    """One stage network of a run, in eval mode; output ``j`` predicts dataset class ``classes[j]``."""
 
-    model: nn.Module
-    classes: list[int]
-    stage: int
-    test_acc: float  # on its own classes' test samples, after its stage (reported only)
-    arch: str = ""
-    resolution: int | None = None  # input side it trained at (inputs are resized to it); None: as given
-    val_acc: float = 0.0  # on its own classes' validation samples: the default MI weight
 
-
-def _stage_files(run_dir: Path) -> list[tuple[int, Path]]:
-    found = []
-    for p in run_dir.glob("stage*.pt"):
-        m = re.fullmatch(r"stage(\d+)\.pt", p.name)
-        if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
-
-
-def member_from_checkpoint(path: str | Path, stage: int, *, device: str | torch.device = "cpu") -> Member:
-    """The stage network saved at ``path`` (a ``stage{i}.pt`` or a prefix-cache entry)."""
-    from growsearch.results import load_checkpoint
-
-    model, ckpt = load_checkpoint(path, device=device)
-    if "val_acc" not in ckpt:
-        raise RobustnessError(
-            f"{path} has no validation accuracy (saved by growsearch < 0.2, before the validation split): "
-            "re-run its schedule with this version"
-        )
-    return Member(
-        model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", stage)), float(ckpt.get("test_acc", 1.0)),
-        model.arch_spec.name, ckpt.get("resolution"), float(ckpt["val_acc"]),
-    )
-
-
-def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> list[Member]:
-    """Every stage network a run saved (``stage{i}.pt``), in stage order."""
-    run = Path(run_dir)
-    files = _stage_files(run)
-    if not files:
-        raise RobustnessError(
-            f"{run} has no stage checkpoints (stage{{i}}.pt): mutual inference needs every stage's network; "
-            "pass the --out directory of a growsearch run"
-        )
-    return [member_from_checkpoint(path, i, device=device) for i, path in files]
-
-
-def _check_members_match(run: Path, members: Sequence[Member], info) -> None:
-    """Refuse stage checkpoints that are not the ones ``result.json`` describes (a stale
-    ``stage3.pt`` of an earlier, longer run would otherwise vote as the final network)."""
-    if len(members) != len(info.stages):
-        raise RobustnessError(
-            f"{run} holds {len(members)} stage checkpoints but its result.json has {len(info.stages)} stages: "
-            "checkpoints of another run are mixed in; re-run the schedule into an empty --out"
-        )
-    for m, st in zip(members, info.stages):
-        if len(m.classes) != st.classes or (st.spec and m.model.arch_spec.to_dict()["widths"] != st.spec["widths"]):
-            raise RobustnessError(
-                f"{run}/stage{m.stage}.pt does not match stage {m.stage} of its result.json ({len(m.classes)} vs {st.classes} classes "
-                f"or other widths): re-run the schedule into an empty --out"
-            )
-
-
-def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
-    """MI vote weights: ``"acc"`` (each stage's validation accuracy on its own classes, the
-    default: weights are a choice, so they never read the test set), ``"uniform"``, or one
-    non-negative number per member."""
-    if isinstance(weights, str):
-        if weights == "acc":
-            return [m.val_acc for m in members]
-        if weights == "uniform":
-            return [1.0] * len(members)
-        raise RobustnessError(f"unknown MI weights {weights!r}: use 'acc', 'uniform' or one number per stage")
-    w = [float(v) for v in weights]
-    if len(w) != len(members):
-        raise RobustnessError(f"{len(w)} MI weights for {len(members)} stage networks: give one weight per stage")
-    if any(v < 0 or not math.isfinite(v) for v in w) or sum(w) <= 0:
-        raise RobustnessError(f"MI weights must be finite, ≥ 0 and not all 0, got {w}")
-    return w
-
-
-def _index(classes: Sequence[int], device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(list(classes), dtype=torch.long, device=device)
-
-
-RULES = ("known", "plain")
-
-
-def _check_rule(rule: str) -> None:
-    if rule not in RULES:
-        raise RobustnessError(f"unknown MI rule {rule!r}: use one of {', '.join(RULES)}")
-
-
-def _ties(key: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    """Positions of ``alive`` where ``key`` is maximal per row (within rounding)."""
-    k = torch.where(alive, key, torch.full_like(key, -math.inf))
-    return alive & (k >= k.max(1, keepdim=True).values - 1e-9)
-
-
-def mutual_inference(
-    logits: Sequence[torch.Tensor],
-    classes: Sequence[Sequence[int]],
-    weights: Sequence[float],
-    *,
-    num_classes: int,
-    rule: str = "known",
-) -> torch.Tensor:
-    """Weighted majority vote (dataset class per sample) of members' ``logits`` (N, k_m).
-
-    Member m votes with weight ``weights[m]`` for ``classes[m][argmax]``. With ``rule="known"``
-    (default) a class's vote share counts only the members that know it: score(c) = Σ weight
-    voting c ÷ Σ weight of members trained on c, so a stage network never outvotes a class it
-    was never shown. ``rule="plain"`` ranks by the raw Σ weight. Ties go to the larger raw vote,
-    then to the larger Σ weight × softmax probability.
-    """
-    _check_rule(rule)
-    n, dev = logits[0].shape[0], logits[0].device
-    votes = torch.zeros(n, num_classes, dtype=torch.float64, device=dev)
-    soft = torch.zeros_like(votes)
-    known = torch.zeros(num_classes, dtype=torch.float64, device=dev)
-    rows = torch.arange(n, device=dev)
-    for lg, cls, w in zip(logits, classes, weights):
-        idx = _index(cls, dev)
-        p = lg.double().softmax(1)
-        votes[rows, idx[p.argmax(1)]] += w
-        soft[:, idx] += w * p
-        known[idx] += w
-    alive = torch.ones_like(votes, dtype=torch.bool)
-    if rule == "known":
-        alive = _ties(votes / known.clamp_min(1e-300), alive & (known > 0))
-    alive = _ties(votes, alive)
-    return torch.where(alive, soft, torch.full_like(soft, -1.0)).argmax(1)
-
-
-def no_decision(
-    logits: Sequence[torch.Tensor],
-    classes: Sequence[Sequence[int]],
-    thresholds: Sequence[float],
-    *,
-    rule: str = "known",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decisions under no-decision thresholds: (class (N, T), abstained (N, T)) for each δ.
-
-    One member: abstains when its softmax confidence is below δ. Several (MI, the stronger
-    notion): the decision is the class named by the member trained on the most classes, and MI
-    abstains unless every member that knows that class (``rule="known"``; every member with
-    ``rule="plain"``) names it with confidence ≥ δ.
-    """
-    _check_rule(rule)
-    dev = logits[0].device
-    deltas = torch.as_tensor(list(thresholds), dtype=torch.float64, device=dev)
-    n, t = logits[0].shape[0], len(deltas)
-    lead = max(range(len(logits)), key=lambda m: (len(classes[m]), m))
-    decided = _index(classes[lead], dev)[logits[lead].argmax(1)]
-    abstained = torch.zeros((n, t), dtype=torch.bool, device=dev)
-    for lg, cls in zip(logits, classes):
-        idx = _index(cls, dev)
-        conf, j = lg.double().softmax(1).max(1)
-        if rule == "known":
-            knows = (decided[:, None] == idx[None, :]).any(1)
-        else:
-            knows = torch.ones(n, dtype=torch.bool, device=dev)
-        objects = knows[:, None] & ((conf[:, None] < deltas[None, :]) | (idx[j] != decided)[:, None])
-        abstained |= objects
-    return decided[:, None].expand(n, t), abstained
-
-
-def detection_rates(
-    abstained_clean: torch.Tensor, decided_adv: torch.Tensor, abstained_adv: torch.Tensor, y_adv: torch.Tensor
-) -> tuple[list[float], list[float]]:
-    """(FNR, TNR) per threshold column: FNR = clean inputs abstained on; TNR = adversarial
-    inputs with a good decision (abstained or correct)."""
-    fnr = abstained_clean.double().mean(0)
-    return fnr.tolist(), _good(decided_adv, abstained_adv, y_adv).double().mean(0).tolist()
-
-
-def _good(decided: torch.Tensor, abstained: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """A good decision (the paper's terms): an abstention or the correct class; (N, T)."""
-    return abstained | (decided == y[:, None])
-
-
-def tnr_at_fnr(fnr: Sequence[float], tnr: Sequence[float], target: float) -> float | None:
-    """The best TNR among thresholds whose FNR is ≤ ``target`` (None if no threshold gets there).
-
-    This reads both curves from the same data: an oracle choice, for curves drawn on one split.
-    The report picks the threshold on validation data instead (:func:`pick_threshold`).
-    """
-    ok = [b for a, b in zip(fnr, tnr) if a <= target + 1e-12]
-    return max(ok) if ok else None
-
-
-def pick_threshold(val_fnr: Sequence[float], target: float) -> int | None:
-    """Index of the largest threshold δ whose FNR on *validation* inputs is ≤ ``target``.
-
-    Abstaining more (a larger δ) can only add good decisions on adversarial inputs, so the
-    largest δ the clean-input budget allows is the one to deploy; None if even the smallest
-    exceeds it. ``val_fnr`` is per threshold, thresholds ascending.
-    """
-    ok = [i for i, f in enumerate(val_fnr) if f <= target + 1e-12]
-    return max(ok) if ok else None
-
-
-# --- forward passes in pixel space --------------------------------------------------------
-
-
-class _Normalized(nn.Module):
-    """model((x − mean) / std) for x in [0, 1]: the same input Foolbox's preprocessing builds;
-    with ``resolution``, resized to it first as the stage's training batches were."""
-
-    def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], resolution: int | None = None):
-        super().__init__()
-        self.model, self.resolution = model, resolution
-        self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(list(std)).view(1, -1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
-        if self.resolution and self.resolution != x.shape[-1]:
-            x = resize(x, self.resolution)
-        return self.model(x)
-
-
-def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None):
-    """``foolbox.PyTorchModel`` of ``model`` (put in eval mode) on [0, 1] images, normalised by
-    ``preprocessing`` exactly as training normalised them."""
-    import foolbox as fb
-
-    model.eval()
-    dev = torch.device(device) if device is not None else next(model.parameters()).device
-    return fb.PyTorchModel(model, bounds=(0, 1), preprocessing=dict(mean=list(mean), std=list(std), axis=-3), device=dev)
-
-
-def _check_images(x: torch.Tensor) -> None:
-    if x.numel() and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-        raise RobustnessError(
-            f"images lie in [{float(x.min()):.3g}, {float(x.max()):.3g}], outside the models' bounds [0, 1]: "
-            "pass uint8 images / 255, not normalised ones (normalisation is the model's preprocessing)"
-        )
-
-
-def _check_levels(name: str, values: Sequence[float], upper: float | None = None) -> list[float]:
-    vals = [float(v) for v in values]
-    if not vals:
-        raise RobustnessError(f"{name}: the list is empty; give at least one value")
-    if any(v < 0 or not math.isfinite(v) or (upper is not None and v > upper) for v in vals):
-        rng = f"in [0, {upper:g}]" if upper is not None else "≥ 0"
-        raise RobustnessError(f"{name}: every value must be {rng}, got {vals}")
-    return vals
-
-
-def _batches(x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """[0, 1] float batches on ``device`` from uint8 (÷ 255) or already-[0, 1] images."""
-    for i in range(0, len(x), size):
-        xb = x[i : i + size].to(device)
-        yield (xb.float() / 255.0 if xb.dtype == torch.uint8 else xb.float()), y[i : i + size].to(device)
-
-
-def _to_index(y: torch.Tensor, classes: Sequence[int], num_classes: int) -> torch.Tensor:
-    """Dataset labels → output positions of a model whose output j is ``classes[j]``."""
-    lut = torch.full((num_classes,), -1, dtype=torch.long, device=y.device)
-    lut[_index(classes, y.device)] = torch.arange(len(classes), device=y.device)
-    return lut[y]
-
-
-def fgsm_accuracy(
-    members: Sequence[Member],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    eps: Sequence[float],
-    *,
-    mean: Sequence[float],
-    std: Sequence[float],
-    num_classes: int,
-    weights: str | Sequence[float] = "acc",
-    rule: str = "known",
-    batch_size: int = 256,
-    device: torch.device | str | None = None,
-) -> dict[str, list[float]]:
-    """FGSM (Foolbox's ``LinfFastGradientAttack``) crafted on the last member, white-box.
-
-    Returns per ε the last member's accuracy (``"final"``) and MI's accuracy on the same
-    adversarial images (``"final_mi"``: the attacker knows only the final network).
-    ``x``: uint8 or [0, 1] float images (N, C, H, W); ``y``: dataset labels.
-    """
-    eps = _check_levels("FGSM epsilons", eps, upper=1.0)
-    dev = torch.device(device) if device is not None else next(members[-1].model.parameters()).device
-    if x.dtype != torch.uint8:
-        _check_images(x)
-    w = member_weights(members, weights)
-    nets = [_Normalized(m.model.eval(), mean, std, m.resolution).to(dev) for m in members]
-    fmodel = foolbox_model(members[-1].model, mean, std, device=dev)
-    cls = [m.classes for m in members]
-    hit = {"final": [0] * len(eps), "final_mi": [0] * len(eps)}
-    for xb, yb in _batches(x, y, batch_size, dev):
-        for k, (_, final_ok, mi_ok) in enumerate(_attacked(nets, fmodel, cls, w, xb, yb, eps, num_classes, rule)):
-            hit["final"][k] += final_ok
-            hit["final_mi"][k] += mi_ok
-    n = max(1, len(y))
-    return {k: [h / n for h in v] for k, v in hit.items()}
-
-
-def _attacked(nets, fmodel, classes, weights, xb, yb, eps, num_classes: int, rule: str):
-    """Per ε: FGSM on the last network, then (every network's logits on the adversarials, how many
-    the last network gets right, how many MI gets right)."""
-    final_idx = _index(classes[-1], xb.device)
-    for adv in _fgsm(fmodel, xb, _to_index(yb, classes[-1], num_classes), eps):
-        logits = _forward(nets, adv)
-        final_ok = int((final_idx[logits[-1].argmax(1)] == yb).sum())
-        mi_ok = int((mutual_inference(logits, classes, weights, num_classes=num_classes, rule=rule) == yb).sum())
-        yield logits, final_ok, mi_ok
-
-
-def _fgsm(fmodel, xb: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]) -> list[torch.Tensor]:
-    """Foolbox FGSM adversarials of ``xb`` (clipped to the bounds), one batch per ε."""
-    import foolbox as fb
-
-    if (labels < 0).any():
-        raise RobustnessError("an FGSM label is not among the attacked network's classes: attack the network trained on all classes")
-    _, clipped, _ = fb.attacks.LinfFastGradientAttack()(fmodel, xb, labels, epsilons=list(eps))
-    return [c.detach() for c in clipped]
-
-
-@torch.no_grad()
-def _forward(nets: Sequence[nn.Module], x: torch.Tensor) -> list[torch.Tensor]:
-    return [net(x).float() for net in nets]
 
 
 @contextmanager
@@ -491,7 +180,7 @@ def robustness_report(
     out: bool = True,
     overwrite: bool = False,
     progress: bool = True,
-) -> dict:
+) -> RobustnessReport:
     """Noise, ablation, FGSM (with and without MI) and no-decision detection for one run.
 
     Args:
@@ -512,7 +201,7 @@ def robustness_report(
             error unless ``overwrite``.
 
     Returns:
-        Everything ``robustness.json`` holds.
+        A :class:`growsearch.report.RobustnessReport`: everything ``robustness.json`` holds.
     """
     from tqdm.auto import tqdm
 
@@ -580,16 +269,16 @@ def robustness_report(
 
     models = {"final": final_pred, "final_mi": mi_pred} | ({"baseline": base_pred} if base else {})
     t0 = time.perf_counter()
-    report: dict = {
-        "run_dir": str(run), "baseline_dir": str(baseline_dir) if baseline_dir else None, "dataset": ds_name,
-        "test_samples": len(y), "num_classes": C, "device": str(dev), "seed": seed,
-        "members": [
+    report = RobustnessReport(
+        run_dir=str(run), baseline_dir=str(baseline_dir) if baseline_dir else None, dataset=ds_name,
+        test_samples=len(y), num_classes=C, device=str(dev), seed=seed,
+        members=[
             {"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "val_acc": m.val_acc, "test_acc": m.test_acc, "weight": wt}
             for m, wt in zip(members, w)
         ],
-        "selection": "test" if ds.val_fraction == 0 else "validation",
-        "weights": weights if isinstance(weights, str) else list(w), "rule": rule,
-    }
+        selection="test" if ds.val_fraction == 0 else "validation",
+        weights=weights if isinstance(weights, str) else list(w), rule=rule,
+    )
 
     # --- Gaussian noise (the same draws for every model) and unit ablation -------------------
     def noisy_acc(key: str, level: float, draw: int) -> float:
@@ -603,8 +292,8 @@ def robustness_report(
         with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + draw)):
             return _accuracy(fn, x, y, batch_size, dev)
 
-    report["noise"] = _sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
-    report["ablation"] = _sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
+    report.noise = _sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
+    report.ablation = _sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
 
     # --- FGSM and no-decision detection -----------------------------------------------------
     attack_eps = sorted(set(eps) | {detect_eps})
@@ -648,8 +337,8 @@ def robustness_report(
         if base:
             val_abstain["baseline"] += no_decision(_forward([bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
     n = max(1, len(y))
-    report["fgsm"] = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
-    report["fgsm"]["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    report.fgsm = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
+    report.fgsm["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
     detection = {"eps": detect_eps, "thresholds": thresholds}
     for k in models:
         fnr = (det[k]["clean_abstain"] / n).tolist()
@@ -667,14 +356,13 @@ def robustness_report(
         "tnr_at_fnr_X": "test TNR at the largest δ whose FNR on clean validation inputs is ≤ X% (δ chosen on validation, read on test)",
     }
     if ds.val_fraction == 0:
-        report["note"] = TEST_SELECTION_NOTE
-    report["detection"] = detection
-    report["wall_s"] = time.perf_counter() - t0
-    report["versions"] = versions()
+        report.note = TEST_SELECTION_NOTE
+    report.detection = detection
+    report.wall_s = time.perf_counter() - t0
+    report.versions = versions()
     if out:
         from growsearch.plots import plot_robustness
-        from growsearch.results import write_json_atomic
 
         plot_robustness(report, run)
-        write_json_atomic(run / REPORT_FILE, report)
+        report.save(run / REPORT_FILE)
     return report

@@ -250,3 +250,19 @@ def test_a_low_resolution_stage_votes_on_inputs_resized_to_its_resolution(npz_da
     assert [m.resolution for m in load_members(run)] == [16, 32]
     r = robustness_report(run, eps=[0.0], noise=[0.0], ablation=[0.0], draws=1, out=False, progress=False)
     assert r["fgsm"]["final"][0] == pytest.approx(json.loads((run / "result.json").read_text())["test_acc"])
+
+
+def test_the_report_is_typed_and_round_trips_through_robustness_json(runs, tmp_path: Path) -> None:
+    import json
+
+    from growsearch.report import RobustnessReport
+
+    run, _, _ = runs
+    r = robustness_report(run, eps=[0.0, 0.05], noise=[0.0], ablation=[0.0], draws=1, samples=10, out=False, progress=False)
+    assert isinstance(r, RobustnessReport) and r.fgsm["eps"] == [0.0, 0.05] and r["fgsm"] is r.fgsm  # typed, and reads like the dict it was
+    saved = r.save(tmp_path / "robustness.json")
+    on_disk = json.loads(saved.read_text())
+    assert set(on_disk) == {"run_dir", "baseline_dir", "dataset", "test_samples", "num_classes", "device", "seed", "members", "selection",
+                            "weights", "rule", "noise", "ablation", "fgsm", "detection", "wall_s", "versions"}  # the file's layout, as before
+    assert RobustnessReport.load(tmp_path) == r and RobustnessReport.from_dict({**on_disk, "added_later": 1}) == r
+    assert "note" not in r and r.get("note") is None and r.get("fgsm") == r.fgsm
