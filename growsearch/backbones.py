@@ -15,7 +15,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -379,22 +379,21 @@ def _resnet_graph(spec: ArchSpec) -> ChannelGraph:
     return ChannelGraph(tuple(edges), widths)
 
 
-register_family(
-    Family(
-        name="resnet",
-        depths={"resnet10": (1, 1, 1, 1), "resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)},
-        base_widths=(64, 128, 256, 512),
-        build=_build_resnet,
-        channel_graph=_resnet_graph,
-        layer_name=lambda s, b: f"layer{s + 1}.{b}",
-        layer_prefixes=_resnet_prefixes,
-        make_identity=_resnet_identity,
-        classifier="fc",
-        min_input=8,  # three stride-2 stages
-        width_divisor=2,  # the stem trick above needs an even layer1 width
-        # not prunable yet: residual streams couple many convs; appended blocks are zero-init, no identity kernels to mask
-    )
+_RESNET = Family(
+    name="resnet",
+    depths={"resnet10": (1, 1, 1, 1), "resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)},
+    base_widths=(64, 128, 256, 512),
+    build=_build_resnet,
+    channel_graph=_resnet_graph,
+    layer_name=lambda s, b: f"layer{s + 1}.{b}",
+    layer_prefixes=_resnet_prefixes,
+    make_identity=_resnet_identity,
+    classifier="fc",
+    min_input=8,  # three stride-2 stages
+    width_divisor=2,  # the stem trick above needs an even layer1 width
+    # not prunable yet: residual streams couple many convs; appended blocks are zero-init, no identity kernels to mask
 )
+register_family(_RESNET)
 
 
 # --- ResNet with the ImageNet stem (7x7 stride-2 conv + max-pool) -------------------------
@@ -412,18 +411,12 @@ def _build_resnet_stem7(spec: ArchSpec) -> nn.Module:
 
 
 register_family(
-    Family(
+    replace(  # the same stages, graph and growth ops; another stem
+        _RESNET,
         name="resnet_stem7",
-        depths={"resnet10_stem7": (1, 1, 1, 1), "resnet18_stem7": (2, 2, 2, 2), "resnet34_stem7": (3, 4, 6, 3)},
-        base_widths=(64, 128, 256, 512),
+        depths={f"{k}_stem7": v for k, v in _RESNET.depths.items()},
         build=_build_resnet_stem7,
-        channel_graph=_resnet_graph,
-        layer_name=lambda s, b: f"layer{s + 1}.{b}",
-        layer_prefixes=_resnet_prefixes,
-        make_identity=_resnet_identity,
-        classifier="fc",
         min_input=16,  # stride-2 stem, max-pool and three stride-2 stages: 1x1 by layer3 at 16 px
-        width_divisor=2,
         stem_kernel=7,
     )
 )
