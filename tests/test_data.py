@@ -233,7 +233,7 @@ def test_an_archive_loads_like_its_folder(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_second_load_is_served_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import growsearch.data as data
+    import growsearch.sources as sources  # where the shipped sources decode images
 
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
     write_imagefolder(tmp_path / "folder")
@@ -243,7 +243,7 @@ def test_a_second_load_is_served_from_the_cache(tmp_path: Path, monkeypatch: pyt
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the cache holds this source")
 
-    monkeypatch.setattr(data, "_load_images", no_decoding)
+    monkeypatch.setattr(sources, "_load_images", no_decoding)
     again = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
     assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
 
