@@ -384,16 +384,13 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from growsearch.search import export_best
+    from growsearch.search import _export
 
-    sched = export_best(args.storage, args.study, args.output)
-    out = Path(args.output)
-    where = out if out.suffix.lower() in (".json", ".yaml", ".yml") else out / "best_schedule.json"
-    network = out / "network.pt" if where is not out and (out / "network.pt").is_file() else None
+    sched, where, network = _export(args.storage, args.study, args.output)
     print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
     if network is not None:
         print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")
-    elif where is not out:
+    elif where != Path(args.output):  # a folder was asked for, and the study holds no network
         print("the study stores no trained network (made before artifacts, or its store is elsewhere): the schedule only")
     return 0
 

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,8 @@ import optuna
 from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
 from growsearch.study import (
-    METRIC, best_trial, ensure_frontier, given_frontier, measure_fgsm, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+    METRIC, best_trial, ensure_frontier, given_frontier, measure_fgsm, name_metrics, record_setup, run_metrics, search_target, set_constraints,
+    split_data, store_network, user_attrs,
 )
 from growsearch.study import constraints as _constraints
 from growsearch.space import SearchSpace, load_space, suggest_schedule
@@ -140,9 +140,7 @@ class Objective:
                     f"the study has {len(study.directions)} direction(s) but the objective returns {len(names)} ({', '.join(names)}): "
                     + ("create it with directions=['minimize', 'maximize']" if self.second else "create it with direction='minimize'")
                 )
-            with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.set_metric_names(names)
+            name_metrics(study, names)
         return target, ref["M"]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -191,10 +189,7 @@ class Objective:
             trial.report(ratio, n)
         for key, value in user_attrs(metrics).items():
             trial.set_user_attr(key, value)
-        if hasattr(trial, "set_constraint"):  # Optuna ≥ 5; older samplers read the user attribute through constraints_func
-            trial.set_constraint("accuracy", float(target - result.val_acc))
-            if "fgsm_constraint" in metrics:
-                trial.set_constraint("fgsm", metrics["fgsm_constraint"])
+        set_constraints(trial, metrics)  # Optuna ≥ 5; older samplers read the user attribute through constraints_func
         if self.second is None:
             return ratio
         return ratio, float(metrics[self.second])

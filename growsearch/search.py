@@ -392,14 +392,22 @@ def export_best(storage: str, study: str, path: str | Path) -> Schedule:
     """Write the best schedule to ``path`` (a .json/.yaml file), or into a folder as
     ``best_schedule.json`` next to the trained ``network.pt`` and ``result.json`` when the study
     stored them (see :func:`load_best_network`)."""
+    return _export(storage, study, path)[0]
+
+
+def _export(storage: str, study: str, path: str | Path) -> tuple[Schedule, Path, Path | None]:
+    """:func:`export_best`'s work: (the schedule, the file it was written to, the network's path
+    or None when none was written), so ``growsearch export`` can say what it wrote."""
+    from growsearch.results import RESULT_FILE
+    from growsearch.study import NETWORK_FILE
+
     sched = load_best(storage, study)
     path = Path(path)
     if path.suffix.lower() in (".json", ".yaml", ".yml"):
         sched.save(path)
-        return sched
+        return sched, path, None
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("network.pt", "result.json"):  # an earlier export's files must not pose as this study's
+    for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
         (path / name).unlink(missing_ok=True)
     sched.save(path / "best_schedule.json")
-    load_best_network(storage, study, path)
-    return sched
+    return sched, path / "best_schedule.json", load_best_network(storage, study, path)

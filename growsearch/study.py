@@ -24,8 +24,9 @@ from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace
 
 __all__ = [
-    "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fgsm_of_run", "given_frontier",
-    "record_setup", "run_metrics", "search_target", "split_data", "user_attrs",
+    "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run",
+    "given_frontier", "measure_fgsm", "name_metrics", "record_setup", "run_metrics", "search_target", "set_constraints", "split_data",
+    "store_network", "user_attrs",
 ]
 
 METRIC = "M_ratio"
@@ -57,6 +58,28 @@ def run_metrics(result: Any, M_ref: float, target: float) -> dict:
 def constraints(frozen_trial: Any) -> list[float]:
     """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
     return list(frozen_trial.user_attrs.get("constraint", [1.0]))
+
+
+def set_constraints(trial: Any, metrics: dict) -> None:
+    """A finished trial's constraints for Optuna ≥ 5 (≤ 0 is feasible): accuracy, and the FGSM
+    floor when one is set. Older Optuna reads the ``constraint`` user attribute through
+    :func:`constraints` instead."""
+    if not hasattr(trial, "set_constraint"):
+        return
+    trial.set_constraint("accuracy", float(metrics["constraint"]))
+    if "fgsm_constraint" in metrics:
+        trial.set_constraint("fgsm", float(metrics["fgsm_constraint"]))
+
+
+def name_metrics(study: Any, names: list[str]) -> None:
+    """Label the study's objectives, as optuna-dashboard shows them."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
 
 
 def user_attrs(result: dict) -> dict:
@@ -148,7 +171,7 @@ def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
 
 
 def best_trial(study: Any) -> Any | None:
-    return min(feasible(study.trials), key=lambda t: t.user_attrs["M_ratio"], default=None)
+    return min(feasible(study.trials), key=lambda t: t.user_attrs[METRIC], default=None)
 
 
 def feasible(trials: list) -> list:
@@ -156,7 +179,7 @@ def feasible(trials: list) -> list:
 
     return [
         t for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and "M_ratio" in t.user_attrs
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and METRIC in t.user_attrs
     ]
 
 
@@ -175,7 +198,7 @@ def record_setup(study: Any, space: SearchSpace, target: float, M_ref: float, *,
 # growsearch records the artifact ids on the trial and a file-system store's folder on the
 # study, so `growsearch export` can fetch the network without being told where it is.
 
-NETWORK_FILE, RESULT_FILE = "network.pt", "result.json"
+NETWORK_FILE = "network.pt"  # beside it, the trial's result.json (growsearch.results.RESULT_FILE)
 
 
 def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None) -> dict:
@@ -188,6 +211,8 @@ def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, art
     import tempfile
 
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    from growsearch.results import RESULT_FILE
 
     if artifact_store is None:
         base = Path(base).resolve()
@@ -216,6 +241,8 @@ def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> P
     """Download the best feasible trial's network and ``result.json`` into ``out_dir``; its
     network's path, or None when the study holds none (e.g. made before artifacts existed)."""
     from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    from growsearch.results import RESULT_FILE
 
     best = best_trial(study)
     if best is None or "network_artifact" not in best.user_attrs:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,8 @@ from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 from growsearch.study import (
-    FGSM_METRIC, METRIC, best_trial, given_frontier, measure_fgsm, record_setup, run_metrics, search_target, split_data, store_network, user_attrs,
+    FGSM_METRIC, METRIC, best_trial, given_frontier, measure_fgsm, name_metrics, record_setup, run_metrics, search_target, set_constraints,
+    split_data, store_network, user_attrs,
 )
 
 __all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
@@ -68,10 +68,8 @@ class GrowSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result, error)
         for key, value in user_attrs(result or {}).items():
             ot_trial.set_user_attr(key, value)
-        if result and "constraint" in result and hasattr(ot_trial, "set_constraint"):
-            ot_trial.set_constraint("accuracy", float(result["constraint"]))  # Optuna ≥ 5; older ones use constraints_func
-            if "fgsm_constraint" in result:
-                ot_trial.set_constraint("fgsm", float(result["fgsm_constraint"]))
+        if result and "constraint" in result:
+            set_constraints(ot_trial, result)
         if error or (result and not result.get("final")):
             # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
             # stopped before its last stage: PRUNED
@@ -311,7 +309,5 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
     if "frontier" not in study.user_attrs:
         study.set_user_attr("frontier", front.to_dict())
     record_setup(study, sp, target, ref["M"], threads=threads, device=device, robust=robust)
-    with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names([METRIC, FGSM_METRIC] if fgsm_objective else [METRIC])
+    name_metrics(study, [METRIC, FGSM_METRIC] if fgsm_objective else [METRIC])
     return searcher
