@@ -42,7 +42,7 @@ from pathlib import Path
 
 from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
 from growsearch.data import create_dataset
-from growsearch.frontier import Frontier, run_frontier
+from growsearch.frontier import Frontier, budget_run_dir, run_frontier
 from growsearch.schedule import Schedule, Stage, TrainConfig
 from growsearch.train import RunResult, run_schedule
 
@@ -228,7 +228,7 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
             (p for p in front.references[0].points),
             key=lambda p: abs(next(s["test_acc"] for s in p.seeds if s["seed"] == seed) - r.test_acc),
         )
-        base_dir = OUT / "frontiers" / "vgg19" / "runs" / f"ref0-e{base.epochs}-lr{base.lr:g}-s{seed}"
+        base_dir = budget_run_dir(OUT / "frontiers" / "vgg19", base.epochs, base.lr, seed)
         kept = run_dir / "robustness.json"
         if kept.is_file() and json.loads(kept.read_text()).get("baseline_dir") == str(base_dir):
             rep = json.loads(kept.read_text())
@@ -322,7 +322,7 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
                 )
         lines.append("")
     if t2:
-        ref = RunResult.load(OUT / "frontiers" / "vgg19" / "runs" / f"ref0-e{args.budgets[0]}-lr{args.lr:g}-s0")
+        ref = RunResult.load(budget_run_dir(OUT / "frontiers" / "vgg19", args.budgets[0], args.lr, 0))
         lines += [
             "## 3. Table 2 analogue: pruning VGG11 before growth (5→10, VGG11→19, long level), ± zero mask",
             "",
@@ -474,7 +474,7 @@ def _throughput_lines(gpu: dict | None, f19: Frontier | None, f16: Frontier | No
         for ref in (f.references if f is not None else []):
             for p in ref.points:
                 d = OUT / "frontiers" / ref.name.split("@")[0]
-                runs = [d / "runs" / f"ref0-e{p.epochs}-lr{p.lr:g}-s{s['seed']}" for s in p.seeds]
+                runs = [budget_run_dir(d, p.epochs, p.lr, s["seed"]) for s in p.seeds]
                 groups[f"{ref.name} from scratch, {p.epochs} ep"] = [RunResult.load(r if r.is_dir() else d) for r in runs]
     for name, levels in t1.items():
         for level, rs in levels.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from _common import RESULTS, frontier, frontier_table, iso_cells, iso_test_delta, mean_std, saturating_schedule, save_report
 from growsearch.data import create_dataset
+from growsearch.frontier import budget_run_dir
 from growsearch.train import RunResult, run_schedule
 
 PAPER = "CIFAR-100 VGG19: 0.36× M with pruning + zero mask at iso-accuracy; fewer parameters and non-zero MACs"
@@ -52,7 +53,7 @@ def main() -> None:
     if not (pruned_dir / "result.json").is_file():
         run_schedule(saturating_schedule(plan[f"5→10, R = {R:g} for VGG11"], seed=0, **opts), dataset=ds, out_dir=pruned_dir, overwrite=True, progress=False)
     pruned = frontier(f"digits_vgg19_pruned_R{R:g}", [], specs_from=[pruned_dir])
-    ref_net = RunResult.load(RESULTS / "frontiers" / "digits_vgg19" / "runs" / "ref0-e2-lr0.02-s0")  # any VGG19@0.25 run: params, MACs
+    ref_net = RunResult.load(budget_run_dir(RESULTS / "frontiers" / "digits_vgg19", 2, 0.02, 0))  # any VGG19@0.25 run: params, MACs
 
     rows: dict[str, list] = {}
     for seed in range(args.seeds):

@@ -42,6 +42,7 @@ __all__ = [
     "Reference",
     "bound_word",
     "budget_ladder",
+    "budget_run_dir",
     "check_budgets",
     "load_frontier",
     "run_frontier",
@@ -255,6 +256,12 @@ def load_frontier(path: str | Path) -> Frontier:
         raise FrontierError(f"{f} is not a growsearch frontier ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): re-create it with growsearch baseline") from None
 
 
+def budget_run_dir(frontier_dir: str | Path, epochs: int, lr: float, seed: int, *, reference: int = 0) -> Path:
+    """Where :func:`run_frontier` keeps one budget's run (``result.json``, ``stage1.pt``):
+    reference ``reference`` (0: the first arch), ``epochs``, peak ``lr``, ``seed``."""
+    return Path(frontier_dir) / "runs" / f"ref{reference}-e{epochs}-lr{lr:g}-s{seed}"
+
+
 def run_frontier(
     data: str,
     archs: Sequence[str] = (),
@@ -346,7 +353,7 @@ def run_frontier(
                 for seed in seeds:
                     run_out = None
                     if out is not None:
-                        run_out = out if single else out / "runs" / f"ref{ri}-e{epochs}-lr{lr or cfg.lr:g}-s{seed}"
+                        run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
                     kw = dict(epochs=epochs, seed=seed, train=cfg, dataset=raw, lr=lr, spec=ArchSpec.from_dict(spec) if spec else None)
                     r = _reuse(run_out, data, arch, kw) if resume and run_out is not None else None
                     if r is None:
