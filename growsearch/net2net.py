@@ -2,9 +2,9 @@
 
 Each op takes a model that carries its :class:`~growsearch.backbones.ArchSpec` (as built by
 ``build_model``) and returns a *new* model; the input is left untouched. ``grow`` plans the
-ops from the current spec to a target arch name or spec and applies them in a fixed order:
-deepen (identity layers at the current widths), widen (Net2WiderNet over the channel graph),
-then add classifier rows.
+ops from the current spec to a target arch name or spec and applies them in the order
+``growsearch.ops.GROW`` gives: deepen (identity layers at the current widths), widen
+(Net2WiderNet over the channel graph), then add classifier rows.
 
 Example:
     >>> import torch
@@ -238,22 +238,15 @@ def grow(
         noise: symmetry-breaking noise for widening (0 keeps the function exactly).
 
     Returns:
-        A new model whose ``arch_spec`` is the planned target.
+        A new model whose ``arch_spec`` is the planned target (its stem kernel is the model's).
     """
+    # the growth ops and their order belong to growsearch.ops (imported here: ops builds on this module)
+    from growsearch.ops import GROW, Run, StageView, apply_transition, plan_transition
+
     spec = _spec_of(model)
-    target = plan(spec, to, num_classes)
-    gen = torch.Generator().manual_seed(seed)
-    out = model
-    if target.depths != spec.depths:
-        out = deepen(out, target.depths)
-    if target.widths != _spec_of(out).widths:
-        out = widen(out, target.widths, generator=gen, noise=noise)
-    if target.num_classes != spec.num_classes:
-        out = expand_classes(out, target.num_classes, generator=gen)
-    if out is model:  # nothing to do: still hand back a new model, never an alias
-        out = _rebuilt(model, target, model.state_dict())
-    out.arch_spec = target
-    return out
+    classes = spec.num_classes if num_classes is None else int(num_classes)
+    steps, after = plan_transition(GROW, spec, StageView(to, classes=classes))
+    return apply_transition(model, steps, after, Run(generator=torch.Generator().manual_seed(seed), noise=noise))
 
 
 # --- kernel rescaling for lower-resolution stages -------------------------------------------

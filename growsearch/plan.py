@@ -1,11 +1,11 @@
 """Planning a schedule without training it: every stage's network, ops, data and cost.
 
 A cumulative schedule is fully determined before any training: each stage's network follows
-from the previous one by a fixed list of ops (prune → deepen → widen → add classes → rescale
-stem), its data from the class order, and its cost from both. :func:`plan_schedule` derives all
-of it; ``run_schedule`` executes the plans, and ``Schedule.validate`` is the same walk over
-specs (:func:`transitions`), so a schedule that cannot be planned is refused with the same
-one-line message everywhere.
+from the previous one by a list of op objects (``growsearch.ops``: prune → deepen → widen →
+add classes → rescale stem → change resolution), its data from the class order, and its cost
+from both. :func:`plan_schedule` derives all of it; ``run_schedule`` applies each plan's steps,
+and ``Schedule.validate`` is the same walk over specs (:func:`transitions`), so a schedule that
+cannot be planned is refused with the same one-line message everywhere.
 
 Example:
     >>> from growsearch import Schedule, Stage
@@ -18,10 +18,11 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from growsearch.backbones import ArchError, ArchSpec, parse_arch, spec_for
+from growsearch.backbones import ArchError, ArchSpec
+from growsearch.ops import FIRST, TRANSITION, StageView, Step, plan_transition
 from growsearch.schedule import Schedule, ScheduleError
 
 if TYPE_CHECKING:
@@ -35,9 +36,13 @@ class Transition:
     """One stage's network change, on specs only."""
 
     before: ArchSpec | None  # the previous stage's trained network (None for stage 1)
-    ops: tuple[str, ...]  # in the order they are applied
+    steps: tuple[Step, ...]  # the ops that act in this stage, in the order they are applied
     after: ArchSpec  # the network this stage trains
     resolution: int | None  # input side; None: the dataset's native size (unknown without data)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(s.label for s in self.steps)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class StagePlan:
     plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
     macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
     params: int
+    steps: tuple[Step, ...] = ()  # the op objects behind ``ops``, what run_schedule applies
 
     @property
     def M(self) -> int | None:
@@ -74,52 +80,20 @@ def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = N
     ``native``: the dataset's image side (stem kernels are rescaled for stages below it); without
     it resolutions are not applied. ``init_spec``: stage 1 builds this exact spec.
     """
-    from growsearch.net2net import plan, stem_kernel_at
-    from growsearch.prune import identity_masks_supported, pruned_widths
-
     out: list[Transition] = []
     spec: ArchSpec | None = None
     prev_res = native
     for i, st in enumerate(schedule.stages, 1):
-        where = f"stage {i}"
         res = st.resolution or native
+        view = StageView(
+            st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
+            native=native, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
+        )
         try:
-            fam = parse_arch(st.arch)[0]
-            rescale = fam.stem_kernel > 3 and schedule.train.rescale_kernels and native is not None
-            kernel = stem_kernel_at(fam.stem_kernel, res / native) if rescale else fam.stem_kernel
-            if spec is None:
-                new = replace(init_spec, num_classes=st.classes) if init_spec is not None else spec_for(st.arch, st.classes, in_chans)
-                ops: list[str] = ["build"]
-                if kernel != fam.stem_kernel:
-                    new = replace(new, stem_kernel=kernel)
-                    ops.append(f"stem kernel {kernel}x{kernel}")
-            else:
-                ops, new = [], spec
-                if st.prune_ratio > 0:
-                    new = replace(new, widths=pruned_widths(new, st.prune_ratio))
-                    ops.append(f"prune R={st.prune_ratio:g}")
-                grown = plan(new, st.arch, st.classes)
-                if st.zero_mask:
-                    if grown.depths == new.depths:
-                        raise ScheduleError(
-                            f"{where}: zero_mask is set but {new.name} → {st.arch} inserts no identity layers: "
-                            "deepen in this stage or set zero_mask to false"
-                        )
-                    identity_masks_supported(grown)
-                # deepen copies each block's last width into its new layers; widen does the rest
-                deepened = tuple(b + (b[-1],) * (len(g) - len(b)) for b, g in zip(new.widths, grown.widths))
-                ops += ["deepen"] * (grown.depths != new.depths) + ["widen"] * (grown.widths != deepened)
-                if grown.num_classes != new.num_classes:
-                    ops.append(f"add classes {new.num_classes}→{grown.num_classes}")
-                new = grown
-                if rescale and res != prev_res:
-                    new = replace(new, stem_kernel=kernel)
-                    ops.append(f"rescale stem to {kernel}x{kernel}")
-                if res != prev_res and res is not None:
-                    ops.append(f"resolution {prev_res}→{res} px")
+            steps, new = plan_transition(FIRST if spec is None else TRANSITION, spec, view)
         except ArchError as e:
-            raise ScheduleError(f"{where}: {e}") from None
-        out.append(Transition(spec, tuple(ops), new, res))
+            raise ScheduleError(f"stage {i}: {e}") from None
+        out.append(Transition(spec, steps, new, res))
         spec, prev_res = new, res
     return out
 
@@ -160,7 +134,7 @@ def _plans(schedule: Schedule, ds: "Dataset", init_spec: ArchSpec | None = None)
         model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
         n = int(torch.isin(ds.y_train, torch.tensor(order[: st.classes])).sum())
         plans.append(StagePlan(
-            stage=i, classes=st.classes, arch=st.arch, ops=tr.ops, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
+            stage=i, classes=st.classes, arch=st.arch, ops=tr.ops, spec_before=tr.before, spec=tr.after, resolution=tr.resolution, steps=tr.steps,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
             macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model),
         ))

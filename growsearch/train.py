@@ -1,8 +1,9 @@
 """Running a schedule: ``run_schedule`` executes the plan stage by stage.
 
 The plan (``growsearch.plan``) says which network each stage trains and what it costs; this
-module applies its transitions to the trained network (prune, then grow, then rescale the
-stem), checks the result is the planned network, and trains it with the epoch loop
+module applies each stage's planned steps (``growsearch.ops``: prune, deepen, widen, add
+classes, rescale the stem) to the trained network, which ``apply_transition`` checks is the
+planned network, and trains it with the epoch loop
 (``growsearch.loop``); checkpoints, ``result.json`` and the run folder belong to
 ``growsearch.results``, the stage-prefix cache to ``growsearch.prefix``. Each stage: take the first k classes of the class order, grow the previous stage's network
 into the stage's architecture (function-preserving Net2Net ops, new classifier rows), then
@@ -24,26 +25,26 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
 
-from growsearch.backbones import ArchSpec, build_model, get_family, parse_arch, spec_for
-from growsearch.cost import count_params, macs_per_sample, stage_cost
+from growsearch.backbones import ArchSpec, get_family, spec_for
+from growsearch.cost import count_params, stage_cost
 from growsearch.data import Dataset, create_dataset, subset, with_validation
 from growsearch.loop import DeviceError, eval_loader, evaluate, resolve_device, schedule_threads, train_stage
-from growsearch.net2net import grow, rescale_stem, stem_kernel_at
+from growsearch.ops import Run, apply_transition
 from growsearch.plan import _plans
 from growsearch.prefix import find_prefix, find_resume, prefix_key
-from growsearch.prune import identity_masks, nonzero_macs_per_sample, prune
+from growsearch.prune import identity_masks, nonzero_macs_per_sample
 from growsearch.results import (
     RESULT_FILE, CheckpointError, OutputExistsError, RunResult, StageResult, check_out_dir, finish_run, load_checkpoint, prepare_out,
     save_checkpoint, versions,
 )
-from growsearch.schedule import Schedule, ScheduleError, Stage, TrainConfig
+from growsearch.schedule import Schedule, ScheduleError, TrainConfig
 
 if TYPE_CHECKING:
     from growsearch.frontier import Frontier
@@ -182,18 +183,15 @@ def run_schedule(
         t0 = time.perf_counter()
         torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
         data = subset(ds, order[: st.classes])
-        prune_info = None
         plan = plans[i - 1]
         res = plan.resolution
         input_shape = (ds.in_chans, res, res)
-        if model is None:
-            model = _first_network(st, init_spec, ds.in_chans, schedule.train.rescale_kernels, res / native)
-        else:
-            if st.prune_ratio > 0:
-                model, prune_info = _prune(model, st.prune_ratio, prev_data, schedule.train, dev, prev_res)
-            model, masked = _grow(model, st, schedule, i, masked, res / native, res / prev_res)
-        if model.arch_spec != plan.spec:  # the plan and its execution must agree; a mismatch is a growsearch bug
-            raise RuntimeError(f"stage {i}: trained network {model.arch_spec} differs from its plan {plan.spec}")
+        # the plan's steps applied to the trained network; the result is checked to be the planned network
+        run = Run(generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(prev_data, schedule.train, dev, prev_res))
+        model = apply_transition(model, plan.steps, plan.spec, run)
+        prune_info = run.record.get("prune")
+        if i > 1:  # the identity layers whose zeros a zero mask keeps, this stage's and earlier masked stages'
+            masked = masked + run.record.get("inserted", []) if st.zero_mask else []
         masks = identity_masks(model, masked) if masked else None
         # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
         # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
@@ -255,42 +253,16 @@ def run_schedule(
     return result
 
 
-def _first_network(st: Stage, init_spec: ArchSpec | None, in_chans: int, rescale_kernels: bool, scale: float) -> nn.Module:
-    """Stage 1's network, its large stem kernels scaled to a lower-resolution start."""
-    fam = parse_arch(st.arch)[0]
-    kernel = stem_kernel_at(fam.stem_kernel, scale) if fam.stem_kernel > 3 and rescale_kernels else fam.stem_kernel
-    spec = replace(init_spec, num_classes=st.classes) if init_spec is not None else spec_for(st.arch, st.classes, in_chans)
-    return build_model(replace(spec, stem_kernel=kernel) if kernel != fam.stem_kernel else spec)
+def _scorer(data: Dataset | None, cfg: TrainConfig, dev: torch.device, res: int) -> Callable[[nn.Module], dict]:
+    """A pruned network's accuracies on the previous stage's data, before growth (``result.json``'s ``prune``)."""
 
+    def score(model: nn.Module) -> dict:
+        return {
+            f"{split}_acc_after_prune": evaluate(model, eval_loader(data, cfg, dev, res, split=split), autocast=dev.type == "cuda")
+            for split in ("val", "test")
+        }
 
-def _prune(model: nn.Module, ratio: float, prev_data: Dataset, cfg: TrainConfig, dev: torch.device, prev_res: int) -> tuple[nn.Module, dict]:
-    """Prune the previous stage's network before growth; what it cost and kept (``result.json``'s ``prune``)."""
-    prev_shape = (prev_data.in_chans, prev_res, prev_res)
-    before = (count_params(model), macs_per_sample(model, prev_shape))
-    model = prune(model, ratio, input_shape=prev_shape)
-    after = {
-        f"{split}_acc_after_prune": evaluate(model, eval_loader(prev_data, cfg, dev, prev_res, split=split), autocast=dev.type == "cuda")
-        for split in ("val", "test")
-    }
-    return model, {
-        "ratio": ratio, "params_before": before[0], "params_after": count_params(model),
-        "macs_before": before[1], "macs_after": macs_per_sample(model, prev_shape),
-        **after, "widths_after": [list(b) for b in model.arch_spec.widths],
-    }
-
-
-def _grow(
-    model: nn.Module, st: Stage, schedule: Schedule, i: int, masked: list, scale: float, step: float
-) -> tuple[nn.Module, list[tuple[int, int]]]:
-    """Grow into stage ``i``'s network (deeper, wider, more classes), then rescale a large stem
-    kernel by the resolution ``step``; also the identity layers whose zeros a zero mask keeps."""
-    old_depths = model.arch_spec.depths
-    model = grow(model, to=st.arch, num_classes=st.classes, seed=schedule.seed * 1000 + i)
-    inserted = [(b, l) for b, (o, d) in enumerate(zip(old_depths, model.arch_spec.depths)) for l in range(o, d)]
-    fam = parse_arch(st.arch)[0]
-    if fam.stem_kernel > 3 and schedule.train.rescale_kernels and step != 1:  # the stem's large kernels follow the image scale
-        model = rescale_stem(model, stem_kernel_at(fam.stem_kernel, scale), step)
-    return model, (masked + inserted if st.zero_mask else [])
+    return score
 
 
 def __getattr__(name: str):

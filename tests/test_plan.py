@@ -44,7 +44,7 @@ def test_ops_name_each_transition_in_order(npz_data: str) -> None:
     assert plans[1].ops == ("prune R=0.5", "deepen", "widen", "add classes 2→4")
     assert plans[1].spec_before == plans[0].spec
     stem = plan_schedule(Schedule(npz_data, CASES["resnet_stem7: stem rescaled 16 → 32 px"]))
-    assert stem[0].ops == ("build", "stem kernel 5x5") and stem[0].spec.stem_kernel == 5
+    assert stem[0].ops == ("build with a 5x5 stem kernel",) and stem[0].spec.stem_kernel == 5
     assert stem[1].ops == ("deepen", "add classes 2→4", "rescale stem to 7x7", "resolution 16→32 px")
 
 
