@@ -25,7 +25,8 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from growsearch.backbones import ArchError, ArchSpec, build_model, get_family, parse_arch, _scaled
+from growsearch.arch import _scaled
+from growsearch.backbones import ArchError, ArchSpec, build_model, get_family, parse_arch
 
 __all__ = ["deepen", "widen", "expand_classes", "plan", "grow"]
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
+from growsearch.arch import _FAMILIES
 from growsearch.backbones import ArchError, ArchSpec, build_model, get_family
 
 __all__ = [
@@ -40,8 +41,6 @@ def check_prunable(spec: ArchSpec) -> None:
 
 
 def _families_with(capability: str) -> list[str]:
-    from growsearch.backbones import _FAMILIES
-
     return sorted(name for name, fam in _FAMILIES.items() if getattr(fam, capability))
 
 
