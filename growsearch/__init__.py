@@ -48,7 +48,7 @@ _LAZY = {
     "load_checkpoint": "growsearch.results",
     "macs_per_sample": "growsearch.cost",
     "run_search": "growsearch.search",
-    "load_best": "growsearch.search",
+    "load_best": "growsearch.best",
     "load_space": "growsearch.space",
     "robustness_report": "growsearch.robustness",
     "mutual_inference": "growsearch.robustness",
@@ -66,7 +66,8 @@ if TYPE_CHECKING:
     from growsearch.plan import StagePlan, plan_schedule
     from growsearch.robustness import mutual_inference, robustness_report
     from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
-    from growsearch.search import load_best, run_search
+    from growsearch.best import load_best
+    from growsearch.search import run_search
     from growsearch.space import load_space
     from growsearch.baseline import run_baseline
     from growsearch.results import RunResult, load_checkpoint

@@ -116,9 +116,9 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from growsearch.search import _export
+    from growsearch.best import export
 
-    sched, where, network = _export(args.storage, args.study, args.output)
+    sched, where, network = export(args.storage, args.study, args.output)
     print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
     if network is not None:
         print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")

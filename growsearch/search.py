@@ -26,18 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from growsearch.errors import GrowsearchError
+from growsearch.cluster import init_ray
+from growsearch.best import export_best, load_best, load_best_network
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space
 
-from growsearch.study import FGSM_METRIC, METRIC, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target, split_data  # noqa: F401 - METRIC, search_target: public here before growsearch.study
+from growsearch.study import FGSM_METRIC, METRIC, SearchError, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target, split_data  # noqa: F401 - METRIC, search_target: public here before growsearch.study
 
+# load_best, load_best_network and export_best live in growsearch.best; importable from here as before
 __all__ = ["SearchError", "SearchResult", "run_search", "load_best", "load_best_network", "export_best"]
-
-
-class SearchError(GrowsearchError, ValueError):
-    """A search that cannot start or continue as asked; the message names the fix."""
 
 
 @dataclass
@@ -58,56 +56,8 @@ class SearchResult:
     pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
 
 
-# --- pieces Ray pickles: module level, no closures ---------------------------------------
-
-
-# --- driver -------------------------------------------------------------------------------
-
-
 def _storage_url(storage: str | None, out_dir: Path) -> str:
     return storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-
-
-def _reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Fail in seconds, not minutes, when nothing listens at a ``HOST:PORT`` cluster address."""
-    import socket
-
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or "://" in address:
-        return  # "auto", "ray://..." and the like: let Ray judge them
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
-            pass
-    except OSError as e:
-        raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
-
-
-def _init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> None:
-    import logging
-
-    import ray
-
-    level = logging.ERROR if quiet else logging.INFO
-
-    if not ray.is_initialized():
-        if address:
-            _reachable(address)
-            try:
-                ray.init(address=address, log_to_driver=False, logging_level=level)
-            except (ConnectionError, RuntimeError) as e:
-                raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
-        else:
-            # A laptop run: a local Ray with this machine's CPUs and no dashboard.
-            # address="local": always a fresh instance of our own, never a cluster some earlier run
-            # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
-    max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
-    if cpus_per_trial > max_cpu:
-        raise SearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start")
-    if gpus_per_trial > max_gpu:
-        raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
 
 
 def run_search(
@@ -197,7 +147,7 @@ def run_search(
         # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
         # start-up are muted through its log level.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    _init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
     default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
     try:
         existing = [] if default_db else optuna.study.get_all_study_names(url)
@@ -351,63 +301,3 @@ def _write_trials_csv(trials: list, path: Path) -> None:
             a = t.user_attrs
             shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
             w.writerow([t.number, t.state.name, *(a.get(c) for c in cols[2:-1]), shape])
-
-
-def load_best(storage: str, study: str) -> Schedule:
-    """The cheapest feasible schedule of a finished (or running) study, ready for ``run_schedule``.
-
-    Example:
-        >>> sched = load_best("sqlite:///runs/search/study.db", "digits_vgg")  # doctest: +SKIP
-    """
-    import optuna
-
-    try:
-        st = optuna.load_study(study_name=study, storage=storage)
-    except KeyError:
-        raise SearchError(f"no study {study!r} in {storage}") from None
-    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
-        raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
-    best = best_trial(st)
-    if best is None:
-        raise SearchError(f"study {study!r} has no feasible trial yet (none reached the target accuracy)")
-    sched = Schedule.from_dict(best.user_attrs["schedule"])
-    sched.threads = st.user_attrs.get("threads")  # reproduce the trial's numbers by default
-    return sched
-
-
-def load_best_network(storage: str, study: str, out_dir: str | Path, *, artifact_store: Any = None) -> Path | None:
-    """Download the best feasible trial's trained final network (``network.pt``, a stage
-    checkpoint ``growsearch.load_checkpoint`` reads) and its ``result.json`` into ``out_dir``;
-    the network's path, or None when the study stored none. ``artifact_store``: the Optuna
-    store it was uploaded to (default: the file-system store recorded on the study)."""
-    import optuna
-
-    from growsearch.study import fetch_network
-
-    load_best(storage, study)  # the same one-line errors for a missing study or no feasible trial
-    return fetch_network(optuna.load_study(study_name=study, storage=storage), Path(out_dir), artifact_store=artifact_store)
-
-
-def export_best(storage: str, study: str, path: str | Path) -> Schedule:
-    """Write the best schedule to ``path`` (a .json/.yaml file), or into a folder as
-    ``best_schedule.json`` next to the trained ``network.pt`` and ``result.json`` when the study
-    stored them (see :func:`load_best_network`)."""
-    return _export(storage, study, path)[0]
-
-
-def _export(storage: str, study: str, path: str | Path) -> tuple[Schedule, Path, Path | None]:
-    """:func:`export_best`'s work: (the schedule, the file it was written to, the network's path
-    or None when none was written), so ``growsearch export`` can say what it wrote."""
-    from growsearch.results import RESULT_FILE
-    from growsearch.study import NETWORK_FILE
-
-    sched = load_best(storage, study)
-    path = Path(path)
-    if path.suffix.lower() in (".json", ".yaml", ".yml"):
-        sched.save(path)
-        return sched, path, None
-    path.mkdir(parents=True, exist_ok=True)
-    for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
-        (path / name).unlink(missing_ok=True)
-    sched.save(path / "best_schedule.json")
-    return sched, path / "best_schedule.json", load_best_network(storage, study, path)

@@ -19,15 +19,20 @@ import math
 from pathlib import Path
 from typing import Any
 
+from growsearch.errors import GrowsearchError
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace
 
 __all__ = [
-    "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run",
+    "SearchError", "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run",
     "given_frontier", "measure_fgsm", "name_metrics", "record_setup", "run_metrics", "search_target", "set_constraints", "split_data",
     "store_network", "user_attrs",
 ]
+
+class SearchError(GrowsearchError, ValueError):
+    """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
+
 
 METRIC = "M_ratio"
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
