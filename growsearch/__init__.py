@@ -28,7 +28,7 @@ _LAZY = {
     "create_dataset": "growsearch.data",
     "with_validation": "growsearch.data",
     "Frontier": "growsearch.frontier",
-    "run_frontier": "growsearch.frontier",
+    "run_frontier": "growsearch.baseline",
     "load_frontier": "growsearch.frontier",
     "list_sources": "growsearch.data",
     "register_source": "growsearch.data",
@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from growsearch.cost import macs_per_sample
     from growsearch.errors import GrowsearchError
     from growsearch.data import create_dataset, from_arrays, list_sources, register_source, with_validation
-    from growsearch.frontier import Frontier, load_frontier, run_frontier
+    from growsearch.frontier import Frontier, load_frontier
     from growsearch.net2net import grow
     from growsearch.plan import StagePlan, plan_schedule
     from growsearch.robustness import mutual_inference, robustness_report
@@ -69,7 +69,7 @@ if TYPE_CHECKING:
     from growsearch.best import load_best
     from growsearch.search import run_search
     from growsearch.space import load_space
-    from growsearch.baseline import run_baseline
+    from growsearch.baseline import run_baseline, run_frontier
     from growsearch.results import RunResult, load_checkpoint
     from growsearch.train import run_schedule
 

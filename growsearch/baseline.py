@@ -1,4 +1,9 @@
-"""One budget of a from-scratch frontier: a network trained on all classes with the same recipe.
+"""Training from scratch: one budget (``run_baseline``), and every budget of a frontier (``run_frontier``).
+
+A baseline is the final network trained on all classes with the same recipe as the schedules,
+its LR decayed to zero at the end of its own budget; ``run_frontier`` trains one per budget,
+seed and LR and reads the frontier off them (the types and the M_scratch arithmetic live in
+``growsearch.frontier``).
 
 Example:
     >>> from growsearch.baseline import run_baseline
@@ -9,13 +14,20 @@ Example:
 
 from __future__ import annotations
 
-from growsearch.backbones import ArchSpec
-from growsearch.data import Dataset, create_dataset
-from growsearch.results import RunResult
+import statistics
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+from growsearch.backbones import ArchError, ArchSpec, spec_for
+from growsearch.data import Dataset, class_order, create_dataset, with_validation
+from growsearch.frontier import FRONTIER_FILE, Frontier, FrontierError, FrontierPoint, Reference, budget_run_dir, check_budgets
+from growsearch.results import OutputExistsError, RunResult, check_out_dir
 from growsearch.schedule import Schedule, Stage, TrainConfig
 from growsearch.train import run_schedule
 
-__all__ = ["baseline_schedule", "run_baseline"]
+__all__ = ["baseline_schedule", "run_baseline", "run_frontier"]
 
 
 def run_baseline(
@@ -61,3 +73,133 @@ def baseline_schedule(
     """The one-stage schedule :func:`run_baseline` trains (and a resumed frontier compares with)."""
     stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
     return Schedule(dataset=data, stages=[stage], seed=seed, train=train or TrainConfig())
+
+
+def run_frontier(
+    data: str,
+    archs: Sequence[str] = (),
+    budgets: Sequence[int] = (2, 4, 8, 16),
+    *,
+    specs_from: Sequence[str | Path] = (),
+    seeds: Sequence[int] = (0,),
+    lrs: Sequence[float] | None = None,
+    train: TrainConfig | None = None,
+    dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+) -> Frontier:
+    """Train each reference from scratch at every budget (each fully decayed), seeds and LRs.
+
+    Args:
+        data: dataset name.
+        archs: reference architectures (e.g. the schedules' final one, ``"vgg19@0.25"``).
+        budgets: epochs, strictly increasing; each run warms up and decays to zero at its end.
+        specs_from: run folders whose exact final network (pruned widths and all) is trained
+            from scratch as a further reference: the second reference a reviewer asks for.
+        seeds: training seeds; a point's accuracies are their mean (the split stays the same).
+        lrs: peak LRs to sweep; per budget the best by mean validation accuracy is kept
+            (the schedules are tuned by a search, so the frontier is tuned too). Default: the recipe's.
+        train: the recipe (default ``TrainConfig()``); its ``val_fraction``/``val_seed`` make the split.
+        dataset: ``data`` already loaded.
+        out_dir: writes ``frontier.json`` and ``frontier.png``, and each budget's run (its
+            ``result.json`` and ``stage1.pt``) under ``runs/``; a single run (one reference,
+            budget, seed and LR) goes in ``out_dir`` itself, as a plain baseline.
+        overwrite: replace an existing frontier in ``out_dir``.
+        resume: keep the runs already finished in ``out_dir`` with the same settings, train the rest.
+
+    Raises:
+        FrontierError: bad budgets, seeds, LRs or references (before any training).
+        OutputExistsError: ``out_dir`` holds a frontier and neither ``overwrite`` nor ``resume``.
+    """
+
+    budgets = check_budgets(budgets)
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise FrontierError(f"seeds must be distinct whole numbers ≥ 0, e.g. 0,1,2; got {seeds}")
+    cfg = train or TrainConfig()
+    sweep = [None] if not lrs else list(lrs)
+    if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs)):
+        raise FrontierError(f"--lrs must be peak learning rates > 0, e.g. 0.02,0.05,0.1; got {list(lrs)}")
+    if not archs and not specs_from:
+        raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
+    cfg.validate()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
+        raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
+    raw = dataset if dataset is not None else create_dataset(data)
+    ds = with_validation(raw, cfg.val_fraction, cfg.val_seed)
+    refs: list[tuple[str, str, dict | None]] = [(a, a, None) for a in archs]
+    for run_dir in specs_from:
+        r = RunResult.load(run_dir)
+        if r.schedule.get("dataset") != data:
+            raise FrontierError(f"--spec-from {run_dir} was trained on {r.schedule.get('dataset')!r}, not {data!r}: use a run on the same dataset")
+        last = r.stages[-1]
+        refs.append((f"{last.arch} as in {Path(run_dir).name} ({last.params} params)", last.arch, last.spec))
+    for name, arch, spec in refs:
+        try:
+            spec_for(arch, ds.num_classes, ds.in_chans)
+        except ArchError as e:
+            raise FrontierError(f"reference {name}: {e}") from None
+
+    single = len(refs) * len(budgets) * len(seeds) * len(sweep) == 1
+    t0, spent = time.perf_counter(), 0
+    references = []
+    for ri, (name, arch, spec) in enumerate(refs):
+        points = []
+        for epochs in budgets:
+            by_lr = []
+            for lr in sweep:
+                runs = []
+                for seed in seeds:
+                    run_out = None
+                    if out is not None:
+                        run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
+                    kw = dict(epochs=epochs, seed=seed, train=cfg, dataset=raw, lr=lr, spec=ArchSpec.from_dict(spec) if spec else None)
+                    r = _reuse(run_out, data, arch, kw) if resume and run_out is not None else None
+                    if r is None:
+                        r = run_baseline(data, arch, **kw, out_dir=run_out, overwrite=True, device=device, progress=progress)
+                    spent += r.M
+                    runs.append(r)
+                    print(
+                        f"frontier: {name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}: val {r.val_acc:.4f} "
+                        f"test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True,
+                    )
+                by_lr.append((lr or cfg.lr, runs))
+            # the LR whose seeds reach the best mean validation accuracy (first on ties)
+            lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
+            points.append(FrontierPoint(
+                epochs=epochs, M=runs[0].M, val_acc=statistics.mean(r.val_acc for r in runs),
+                test_acc=statistics.mean(r.test_acc for r in runs), wall_s=statistics.mean(r.wall_s for r in runs), lr=lr,
+                seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
+                lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
+            ))
+        references.append(Reference(name, arch, spec, points))
+    front = Frontier(
+        dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
+        val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
+        wall_s=time.perf_counter() - t0, seeds=seeds,
+    )
+    if out is not None:
+        from growsearch.plots import plot_frontier
+
+        front.save(out)
+        plot_frontier(front, out / "frontier.png")
+    return front
+
+
+def _reuse(run_out: Path, data: str, arch: str, kw: dict):
+    """A finished budget run in ``run_out`` trained with exactly these settings, else None."""
+    if not (run_out / "result.json").is_file():
+        return None
+    try:
+        r = RunResult.load(run_out)
+    except (ValueError, TypeError, KeyError):
+        return None
+    want = baseline_schedule(data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"])
+    spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"].widths]
+    return r if r.schedule == want.to_dict() and spec_ok else None

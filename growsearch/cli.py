@@ -61,7 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_baseline(args: argparse.Namespace) -> int:
     from growsearch.data import TEST_SELECTION_NOTE
-    from growsearch.frontier import FrontierError, run_frontier
+    from growsearch.baseline import run_frontier
+    from growsearch.frontier import FrontierError
 
     if args.patience is not None:
         raise FrontierError("--patience trains to a plateau, which is no fixed budget: give --budgets (e.g. 2,4,8,16), each decayed to zero")

@@ -37,21 +37,19 @@ Example:
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
-from torch import nn
 
-
-# Split by concern (vote arithmetic, the attack adapter, loading members); re-exported here so
+# Split by concern (vote arithmetic, the attack adapter, loading members, the sweeps); re-exported here so
 # `from growsearch.robustness import ...` keeps working.
 from growsearch.attack import (  # noqa: F401
     _attacked, _batches, _check_images, _check_levels, _fgsm, _forward, _Normalized, _to_index, fgsm_accuracy, foolbox_model,
 )
 from growsearch.members import Member, RobustnessError, _check_members_match, load_members, member_from_checkpoint  # noqa: F401
 from growsearch.report import REPORT_FILE, RobustnessReport  # noqa: F401
+from growsearch.sweeps import ablate, accuracy, sweep
 from growsearch.vote import (  # noqa: F401
     RULES, _check_rule, _good, _index, detection_rates, member_weights, mutual_inference, no_decision, pick_threshold, tnr_at_fnr,
 )
@@ -74,90 +72,9 @@ __all__ = [
 ]
 
 DEFAULT_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
-
-
 DEFAULT_NOISE = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
-
-
 DEFAULT_ABLATION = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-
-
 DEFAULT_THRESHOLDS = tuple([0.0] + [round(0.3 + 0.05 * i, 4) for i in range(13)] + [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1.0])
-
-
-
-
-
-
-
-
-@contextmanager
-def ablate(model: nn.Module, fraction: float, generator: torch.Generator) -> Iterator[int]:
-    """Zero a random ``fraction`` of every conv layer's output channels (Morcos et al.'s unit
-    ablation) while the context is open; yields the number of units zeroed.
-
-    A unit is a channel of a conv layer's BatchNorm output (every conv in the growable
-    families is followed by one), so with ReLU next a zeroed unit stays 0 downstream; in a
-    residual block, zeroing the branch's last BN channel removes that channel's branch only.
-    """
-    handles, zeroed = [], 0
-    for mod in model.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            c = mod.num_features
-            k = int(round(fraction * c))
-            keep = torch.ones(c)
-            keep[torch.randperm(c, generator=generator)[:k]] = 0.0
-            zeroed += k
-            dev = mod.weight.device if mod.weight is not None else torch.device("cpu")
-            mask = keep.view(1, -1, 1, 1).to(dev)
-            handles.append(mod.register_forward_hook(lambda _m, _i, out, _mask=mask: out * _mask.to(out.dtype)))
-    try:
-        yield zeroed
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _accuracy(pred_fn, x: torch.Tensor, y: torch.Tensor, batch_size: int, dev: torch.device, transform=None) -> float:
-    correct = 0
-    for xb, yb in _batches(x, y, batch_size, dev):
-        if transform is not None:
-            xb = transform(xb)
-        correct += int((pred_fn(xb) == yb).sum())
-    return correct / max(1, len(y))
-
-
-def _area(xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Mean accuracy over the level range: the trapezoid area under the curve ÷ its x span."""
-    if len(xs) < 2 or xs[-1] == xs[0]:
-        return float(ys[0]) if ys else 0.0
-    a = sum((xs[i + 1] - xs[i]) * (ys[i] + ys[i + 1]) / 2 for i in range(len(xs) - 1))
-    return a / (xs[-1] - xs[0])
-
-
-def _summary(rows: list[list[float]]) -> dict:
-    t = torch.tensor(rows, dtype=torch.float64)  # (levels, draws)
-    return {"mean": t.mean(1).tolist(), "std": (t.std(1, unbiased=False)).tolist(), "draws": t.tolist()}
-
-
-def _sweep(name: str, key: str, levels: list[float], draws: int, models: list[str], measure, progress: bool) -> dict:
-    """``measure(model, level, draw)`` for every level, draw and model: a noise or ablation curve
-    (per level: mean, std and every draw), and its mean accuracy over the levels (``area``)."""
-    from tqdm.auto import tqdm
-
-    rows: dict[str, list[list[float]]] = {m: [] for m in models}
-    with tqdm(total=len(levels) * draws, desc=name, disable=not progress, unit="draw") as bar:
-        for level in levels:
-            per: dict[str, list[float]] = {m: [] for m in models}
-            for d in range(draws):
-                for m in models:
-                    per[m].append(measure(m, level, d))
-                bar.update()
-            for m in models:
-                rows[m].append(per[m])
-    out = {key: list(levels), "draws": draws, **{m: _summary(v) for m, v in rows.items()}}
-    out["area"] = {m: _area(levels, out[m]["mean"]) for m in models}
-    return out
 
 
 def robustness_report(
@@ -283,17 +200,17 @@ def robustness_report(
     # --- Gaussian noise (the same draws for every model) and unit ablation -------------------
     def noisy_acc(key: str, level: float, draw: int) -> float:
         g = torch.Generator(device=dev).manual_seed(seed * 100003 + draw)
-        return _accuracy(models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
+        return accuracy(models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
 
     abl_models = {"final": (members[-1].model, final_pred)} | ({"baseline": (base.model, base_pred)} if base else {})
 
     def ablated_acc(key: str, frac: float, draw: int) -> float:
         model, fn = abl_models[key]
         with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + draw)):
-            return _accuracy(fn, x, y, batch_size, dev)
+            return accuracy(fn, x, y, batch_size, dev)
 
-    report.noise = _sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
-    report.ablation = _sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
+    report.noise = sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
+    report.ablation = sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
 
     # --- FGSM and no-decision detection -----------------------------------------------------
     attack_eps = sorted(set(eps) | {detect_eps})
@@ -339,11 +256,26 @@ def robustness_report(
     n = max(1, len(y))
     report.fgsm = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
     report.fgsm["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    report.detection = _detection(det, val_abstain, n, max(1, len(ds.y_val)), thresholds, detect_eps)
+    if ds.val_fraction == 0:
+        report.note = TEST_SELECTION_NOTE
+    report.wall_s = time.perf_counter() - t0
+    report.versions = versions()
+    if out:
+        from growsearch.plots import plot_robustness
+
+        plot_robustness(report, run)
+        report.save(run / REPORT_FILE)
+    return report
+
+
+def _detection(det: dict, val_abstain: dict, n: int, n_val: int, thresholds: list[float], detect_eps: float) -> dict:
+    """Per model the FNR/TNR curves over δ and the test TNR at the δ whose *validation* FNR is ≤ 5% / 10%."""
     detection = {"eps": detect_eps, "thresholds": thresholds}
-    for k in models:
+    for k in det:
         fnr = (det[k]["clean_abstain"] / n).tolist()
         tnr = (det[k]["adv_good"] / n).tolist()
-        val_fnr = (val_abstain[k] / max(1, len(ds.y_val))).tolist()
+        val_fnr = (val_abstain[k] / n_val).tolist()
         detection[k] = {"fnr": fnr, "tnr": tnr, "val_fnr": val_fnr}
         for pct in (5, 10):
             i = pick_threshold(val_fnr, pct / 100)
@@ -355,14 +287,4 @@ def robustness_report(
         "tnr": "fraction of FGSM inputs with a good decision: abstained or classified correctly",
         "tnr_at_fnr_X": "test TNR at the largest δ whose FNR on clean validation inputs is ≤ X% (δ chosen on validation, read on test)",
     }
-    if ds.val_fraction == 0:
-        report.note = TEST_SELECTION_NOTE
-    report.detection = detection
-    report.wall_s = time.perf_counter() - t0
-    report.versions = versions()
-    if out:
-        from growsearch.plots import plot_robustness
-
-        plot_robustness(report, run)
-        report.save(run / REPORT_FILE)
-    return report
+    return detection

@@ -136,7 +136,7 @@ def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: fl
 def ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None) -> Frontier:
     """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
     (the final architecture at the space's budgets)."""
-    from growsearch.frontier import run_frontier
+    from growsearch.baseline import run_frontier
 
     if "frontier" in study.user_attrs:
         front = Frontier.from_dict(study.user_attrs["frontier"])
