@@ -21,23 +21,12 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from growsearch.arch import (
+from growsearch import arch
+from growsearch.arch import (  # noqa: F401 - every name of arch.__all__ is re-exported
     ArchError, ArchSpec, ChannelGraph, Family, build_model, create_model, get_family, list_archs, parse_arch, register_family, spec_for,
 )
 
-__all__ = [
-    "ArchSpec",
-    "ArchError",
-    "ChannelGraph",
-    "Family",
-    "build_model",
-    "create_model",
-    "get_family",
-    "list_archs",
-    "parse_arch",
-    "register_family",
-    "spec_for",
-]
+__all__ = list(arch.__all__)  # the spec and registry names are this module's public API too
 
 
 # --- VGG -----------------------------------------------------------------------------------
