@@ -16,8 +16,20 @@ PKG = Path(growsearch.__file__).parent
 MODULES = sorted(m.name for m in pkgutil.iter_modules([str(PKG)]))
 
 
+@pytest.fixture
+def _registries():
+    """Examples register families and sources; what they add must not reach other tests."""
+    from growsearch import arch, dataset
+
+    saved = dict(arch._FAMILIES), dict(dataset._SOURCES)
+    yield
+    for registry, before in zip((arch._FAMILIES, dataset._SOURCES), saved):
+        registry.clear()
+        registry.update(before)
+
+
 @pytest.mark.parametrize("name", MODULES)
-def test_module_examples_run_as_written(name: str) -> None:
+def test_module_examples_run_as_written(name: str, _registries) -> None:
     module = importlib.import_module(f"growsearch.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} of growsearch.{name}'s examples failed (python -m doctest -v to see them)"
