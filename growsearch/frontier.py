@@ -95,7 +95,7 @@ class Frontier:
     train: dict  # the recipe (TrainConfig) the budgets used
     references: list[Reference]
     spent_M: int = 0  # M of every run trained to build it: all budgets, seeds and swept LRs
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # Σ wall time of those runs (a resumed frontier keeps what its reused runs took)
     seeds: list[int] = field(default_factory=lambda: [0])
 
     # --- the arithmetic ---------------------------------------------------------------------

@@ -163,10 +163,16 @@ def test_resume_keeps_finished_budgets(npz_data: str, tmp_path: Path) -> None:
     base = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(out), "--quiet"]
     assert main([*base, "--budgets", "1,2"]) == 0
     first = (out / "runs" / "ref0-e1-lr0.05-s0" / "result.json").read_bytes()
+    before = load_frontier(out)
     assert main([*base, "--budgets", "1,2,3"]) == 2  # an existing frontier is kept without --resume
     assert main([*base, "--budgets", "1,2,3", "--resume"]) == 0
     assert (out / "runs" / "ref0-e1-lr0.05-s0" / "result.json").read_bytes() == first  # not retrained
-    assert [p.epochs for p in load_frontier(out).references[0].points] == [1, 2, 3]
+    after = load_frontier(out)
+    assert [p.epochs for p in after.references[0].points] == [1, 2, 3]
+    # its cost still counts the reused budgets: M exactly, wall time as each run recorded it
+    third = after.references[0].points[2]
+    assert after.spent_M == before.spent_M + third.M
+    assert after.wall_s == pytest.approx(before.wall_s + third.wall_s)
 
 
 def _bad(tmp_path: Path, npz_data: str) -> list[tuple[list[str], str]]:
