@@ -178,8 +178,8 @@ class Objective:
                 sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device,
                 out_dir=Path(run_dir) / "run" if keep else None,
             )
-            ratio = result.M / ref_M
             metrics = run_metrics(result, ref_M, target)
+            ratio = metrics[METRIC]
             measure_fgsm(metrics, sched, sched.resolved_class_order(ds.num_classes), cache, ds, self.fgsm_eps, self.min_fgsm_acc)
             best = best_trial(study)
             if keep and metrics["feasible"] and (best is None or ratio < best.user_attrs[METRIC]):

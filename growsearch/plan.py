@@ -52,7 +52,7 @@ class StagePlan:
     stage: int  # 1-based
     classes: int  # the first k classes of the schedule's class order
     arch: str  # the stage's arch name
-    ops: tuple[str, ...]  # e.g. ("prune R=0.5", "deepen", "widen", "add classes 5→10")
+    steps: tuple[Step, ...]  # the ops that act in this stage, in order: what run_schedule applies
     spec_before: ArchSpec | None  # the network entering the stage (None for stage 1)
     spec: ArchSpec  # the network the stage trains
     resolution: int  # input side in pixels
@@ -61,7 +61,11 @@ class StagePlan:
     plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
     macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
     params: int
-    steps: tuple[Step, ...] = ()  # the op objects behind ``ops``, what run_schedule applies
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The steps' names, e.g. ("prune R=0.5", "deepen", "widen", "add classes 5→10")."""
+        return tuple(s.label for s in self.steps)
 
     @property
     def M(self) -> int | None:
@@ -134,7 +138,7 @@ def _plans(schedule: Schedule, ds: "Dataset", init_spec: ArchSpec | None = None)
         model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
         n = int(torch.isin(ds.y_train, torch.tensor(order[: st.classes])).sum())
         plans.append(StagePlan(
-            stage=i, classes=st.classes, arch=st.arch, ops=tr.ops, spec_before=tr.before, spec=tr.after, resolution=tr.resolution, steps=tr.steps,
+            stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
             macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model),
         ))

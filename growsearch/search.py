@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from growsearch.cluster import init_ray
 from growsearch.best import export_best, load_best, load_best_network
+from growsearch.cluster import init_ray
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space

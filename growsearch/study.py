@@ -30,6 +30,7 @@ __all__ = [
     "store_network", "user_attrs",
 ]
 
+
 class SearchError(GrowsearchError, ValueError):
     """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
 
@@ -38,11 +39,12 @@ METRIC = "M_ratio"
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
-def split_data(space: SearchSpace) -> Any:
-    """The space's dataset with the validation split every trial and the frontier select on."""
+def split_data(source: SearchSpace | Schedule) -> Any:
+    """The dataset of a space (or of one trial's schedule) with the validation split every trial
+    and the frontier select on (``source.train.val_fraction`` and ``val_seed``)."""
     from growsearch.data import create_dataset, with_validation
 
-    return with_validation(create_dataset(space.dataset), space.train.val_fraction, space.train.val_seed)
+    return with_validation(create_dataset(source.dataset), source.train.val_fraction, source.train.val_seed)
 
 
 # per stage of a finished trial: what its "stages" user attribute keeps

@@ -160,14 +160,13 @@ def trainable(config: dict, ctx: dict) -> None:
     import torch
     from ray import tune
 
-    from growsearch.data import create_dataset, with_validation
     from growsearch.plan import plan_schedule, planned_M
     from growsearch.prefix import prefix_key
     from growsearch.train import run_schedule
 
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])
-    ds = with_validation(create_dataset(sched.dataset), sched.train.val_fraction, sched.train.val_seed)  # once, for training and FGSM
+    ds = split_data(sched)  # once, for training and FGSM
     order = sched.resolved_class_order(ds.num_classes)
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)
