@@ -1,4 +1,5 @@
-"""Atomic writes: a result file is either the old one or the complete new one, never half."""
+"""Files: atomic writes (a result file is either the old one or the complete new one, never
+half), and paths shown as a user typed them."""
 
 from __future__ import annotations
 
@@ -22,3 +23,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def shown(path) -> str:
+    """``path`` as a user typed it: relative to the working folder when it lies inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path) if not path.is_absolute() else os.path.normpath(path)
+
+
+def shown_url(url: str) -> str:
+    """An SQLite storage URL with its path :func:`shown` (``sqlite:///runs/demo/study.db``); other URLs as they are."""
+    prefix = "sqlite:///"
+    return prefix + shown(url[len(prefix):]) if url.startswith(prefix) else url

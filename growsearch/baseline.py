@@ -17,7 +17,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from growsearch.backbones import ArchError, ArchSpec, spec_for
 from growsearch.data import Dataset, class_order, create_dataset, with_validation
@@ -89,6 +89,10 @@ def run_frontier(
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
+    threads: int | None = None,
+    prefix_cache: str | Path | None = None,
+    runner: Runner | None = None,
+    workers: str = "",
 ) -> Frontier:
     """Train each reference from scratch at every budget (each fully decayed), seeds and LRs.
 
@@ -108,6 +112,16 @@ def run_frontier(
             budget, seed and LR) goes in ``out_dir`` itself, as a plain baseline.
         overwrite: replace an existing frontier in ``out_dir``.
         resume: keep the runs already finished in ``out_dir`` with the same settings, train the rest.
+        threads: torch CPU threads of every run (recorded on the frontier; default: torch's own).
+            Runs are bit-identical only at equal thread counts: a search trains its frontier with
+            its trials' count, so a one-stage trial reproduces the frontier run it equals.
+        prefix_cache: also store each run's network in this stage-prefix cache (a search's), where
+            a trial whose schedule is that run finds it instead of training it again.
+        runner: how the runs are executed: ``runner(fn, jobs, dataset)`` yields ``(index, result)``
+            for each ``(index, job)`` in ``jobs`` as it finishes, ``fn(job, dataset)`` training one.
+            Default: one after another in this process; ``growsearch search`` passes Ray workers
+            (:func:`growsearch.cluster.ray_runner`).
+        workers: how ``runner`` runs them, for the progress line (e.g. "2 Ray workers").
 
     Raises:
         FrontierError: bad budgets, seeds, LRs or references (before any training).
@@ -146,29 +160,42 @@ def run_frontier(
             raise FrontierError(f"reference {name}: {e}") from None
 
     single = len(refs) * len(budgets) * len(seeds) * len(sweep) == 1
-    spent, wall = 0, 0.0  # every run the frontier is made of, reused ones included
-    references = []
+    jobs: list[dict] = []  # every run the frontier is made of, in a fixed order
     for ri, (name, arch, spec) in enumerate(refs):
-        points = []
         for epochs in budgets:
-            by_lr = []
             for lr in sweep:
-                runs = []
                 for seed in seeds:
                     run_out = None
                     if out is not None:
                         run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
-                    kw = dict(epochs=epochs, seed=seed, train=cfg, dataset=raw, lr=lr, spec=ArchSpec.from_dict(spec) if spec else None)
-                    r = _reuse(run_out, data, arch, kw) if resume and run_out is not None else None
-                    if r is None:
-                        r = run_baseline(data, arch, **kw, out_dir=run_out, overwrite=True, device=device, progress=progress)
-                    spent, wall = spent + r.M, wall + r.wall_s
-                    runs.append(r)
-                    print(
-                        f"frontier: {name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}: val {r.val_acc:.4f} "
-                        f"test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True,
-                    )
-                by_lr.append((lr or cfg.lr, runs))
+                    jobs.append(dict(
+                        data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, device=device,
+                        progress=progress, prefix_cache=prefix_cache, threads=threads, label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
+                    ))
+    done: dict[int, RunResult] = {}
+    todo = []
+    for j, job in enumerate(jobs):
+        r = _reuse(job["out_dir"], data, job["arch"], job) if resume and job["out_dir"] is not None else None
+        if r is None:
+            todo.append((j, job))
+        else:
+            done[j] = r
+    if done:
+        print(f"frontier: reusing {len(done)} finished run(s) in {out}", flush=True)
+    if todo:
+        where = f" on {workers}" if workers else ""
+        print(f"frontier: training {len(todo)} from-scratch run(s){where}", flush=True)
+    for j, r in (runner or _in_process)(train_budget, todo, raw):
+        done[j] = r
+        print(f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
+    spent = sum(r.M for r in done.values())  # every run the frontier is made of, reused ones included
+    wall = sum(r.wall_s for r in done.values())
+    references = []
+    runs_of = iter(done[j] for j in range(len(jobs)))
+    for name, arch, spec in refs:
+        points = []
+        for epochs in budgets:
+            by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
             # the LR whose seeds reach the best mean validation accuracy (first on ties)
             lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
             points.append(FrontierPoint(
@@ -181,7 +208,7 @@ def run_frontier(
     front = Frontier(
         dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
         val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
-        wall_s=wall, seeds=seeds,
+        wall_s=wall, seeds=seeds, threads=threads,
     )
     if out is not None:
         from growsearch.plots import plot_frontier
@@ -189,6 +216,26 @@ def run_frontier(
         front.save(out)
         plot_frontier(front, out / "frontier.png")
     return front
+
+
+Runner = Callable[[Callable[[dict, Any], RunResult], list[tuple[int, dict]], Any], Iterator[tuple[int, RunResult]]]
+
+
+def train_budget(job: dict, dataset: Any = None) -> RunResult:
+    """Train one run of a frontier (a ``job`` :func:`run_frontier` made); ``dataset``: its data
+    already loaded (None: load it by name, as a Ray worker does)."""
+    from growsearch.loop import torch_threads
+
+    job = dict(job)
+    data, arch, spec, threads = job.pop("data"), job.pop("arch"), job.pop("spec"), job.pop("threads")
+    job.pop("label")
+    with torch_threads(threads):
+        return run_baseline(data, arch, dataset=dataset, spec=ArchSpec.from_dict(spec) if spec else None, overwrite=True, **job)
+
+
+def _in_process(fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, RunResult]]:
+    for j, job in jobs:
+        yield j, fn(job, dataset)
 
 
 def _reuse(run_out: Path, data: str, arch: str, kw: dict):
@@ -200,5 +247,5 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict):
     except (ValueError, TypeError, KeyError):
         return None
     want = baseline_schedule(data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"])
-    spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"].widths]
+    spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"]["widths"]]
     return r if r.schedule == want.to_dict() and spec_ok else None

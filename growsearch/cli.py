@@ -94,6 +94,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
         val_fraction=args.val_fraction, frontier=args.baseline, storage_path=args.storage_path, verbose=args.verbose,
+        deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references,
     )
     print(search_report(res))
     return 0 if res.best_schedule is not None else 1
@@ -128,20 +129,54 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# The demo's settings: the digits_vgg space, cut to run in under 3 minutes on a 2-core CPU.
+DEMO = {
+    "epochs": (2, 8),  # per-stage epoch range of the trials
+    "budgets": [3, 6, 12],  # the frontier: each budget decayed to zero, over the space's 3 seeds (their mean is the target's basis)
+    "baseline_lrs": None,  # no LR sweep: the space's recipe LR only
+}
+DEMO_MARK = "demo.json"  # what marks a folder as an earlier demo's, which a new demo may replace
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
+    res = run_demo(Path(args.out or "runs/demo"), trials=args.trials)
+    print(search_report(res))
+    return 0
+
+
+def run_demo(out: Path, *, trials: int, settings: dict | None = None):
+    """The demo's search: the digits_vgg space changed by ``settings`` (default :data:`DEMO`),
+    deterministic, starting from the two reference schedules. An earlier demo in ``out`` is
+    replaced; a folder holding anything else is refused before anything is written."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from growsearch.errors import GrowsearchError
     from growsearch.search import run_search
     from growsearch.space import load_space
 
-    out = Path(args.out or f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
-    space = load_space("digits_vgg")
-    # A short search: fewer epochs per stage and a shorter frontier (no LR sweep) keep it to minutes
-    # on a laptop; the frontier keeps the space's 3 seeds, whose mean gives a target that is not
-    # one seed's lucky best.
-    space.epochs, space.budgets, space.baseline_lrs = (2, 10), [2, 4, 8, 15], None
-    print(f"demo: {args.trials} trials of the digits_vgg space in {out}/")
-    res = run_search(space, out_dir=out, trials=args.trials)
-    print(search_report(res))
-    return 0
+    settings = DEMO if settings is None else settings
+    if trials < 2:
+        raise GrowsearchError(f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}")
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / DEMO_MARK).is_file()):
+            raise GrowsearchError(f"--out {out} holds files that are not an earlier demo's: choose another --out (nothing was changed)")
+        if (out / DEMO_MARK).is_file():
+            print(f"demo: replacing the earlier demo in {out}/", flush=True)
+            shutil.rmtree(out)
+    space = replace(load_space("digits_vgg"), **settings)
+    space.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text(json.dumps({"trials": trials, **settings}) + "\n")
+    print(
+        f"demo: {trials} trials of the digits_vgg space in {out}/, deterministic (same machine, same numbers): "
+        f"a from-scratch frontier at {space.frontier_budgets()} epochs, then the from-scratch and paper schedules, then Optuna's proposals",
+        flush=True,
+    )
+    # batches of 3 on 2 workers: the from-scratch reference loads the frontier's run from the
+    # prefix cache at once, and its worker goes on with the third trial instead of idling
+    return run_search(space, out_dir=out, trials=trials, deterministic=True, batch=3, references=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import os
 
 from growsearch.study import SearchError
 
-__all__ = ["init_ray"]
+__all__ = ["init_ray", "ray_runner"]
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -30,7 +30,9 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
         raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
 
 
-def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> None:
+def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> int:
+    """Start (or join) Ray and check a trial fits on some node; returns how many trials the
+    cluster runs at once."""
     import logging
 
     import ray
@@ -48,6 +50,7 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
             # A laptop run: a local Ray with this machine's CPUs and no dashboard.
             # address="local": always a fresh instance of our own, never a cluster some earlier run
             # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
+            print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
@@ -56,3 +59,28 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
         raise SearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start")
     if gpus_per_trial > max_gpu:
         raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
+    fits = [int(n["Resources"].get("CPU", 0) // cpus_per_trial) for n in nodes]
+    if gpus_per_trial > 0:
+        fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
+    return max(1, sum(fits))
+
+
+def ray_runner(cpus: float, gpus: float = 0.0):
+    """A :func:`growsearch.baseline.run_frontier` runner that trains each run as a Ray task with
+    ``cpus``/``gpus`` (a trial's resources), yielding results as they finish: the frontier keeps
+    every worker busy, as the trials do. Each task loads the dataset by name (through its decode
+    cache) rather than receiving it from the driver."""
+
+    def run(fn, jobs, dataset):
+        import ray
+
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(fn)
+        # longest budgets first: the short ones then fill the workers' gaps at the end
+        order = sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
+        pending = {task.remote({**job, "progress": False}): j for j, job in order}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                yield pending.pop(ref), ray.get(ref)
+
+    return run

@@ -97,6 +97,7 @@ class Frontier:
     spent_M: int = 0  # M of every run trained to build it: all budgets, seeds and swept LRs
     wall_s: float = 0.0  # Σ wall time of those runs (a resumed frontier keeps what its reused runs took)
     seeds: list[int] = field(default_factory=lambda: [0])
+    threads: int | None = None  # torch CPU threads every run trained with (None: torch's default); runs are bit-identical only at equal counts
 
     # --- the arithmetic ---------------------------------------------------------------------
 

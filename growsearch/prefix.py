@@ -36,9 +36,10 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def find_prefix(schedule: Schedule, order: list[int], cache: Path) -> tuple[int, Path | None]:
-    """The deepest cached prefix of ``schedule`` in ``cache``: (stages covered, file)."""
-    for upto in range(len(schedule.stages), 0, -1):
+def find_prefix(schedule: Schedule, order: list[int], cache: Path, *, upto: int | None = None) -> tuple[int, Path | None]:
+    """The deepest cached prefix of ``schedule`` in ``cache`` (of at most ``upto`` stages): (stages covered, file)."""
+    deepest = len(schedule.stages) if upto is None else min(upto, len(schedule.stages))
+    for upto in range(deepest, 0, -1):
         path = cache / f"{prefix_key(schedule, upto, order)}.pt"
         if path.is_file():
             return upto, path

@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from growsearch.best import export_best, load_best, load_best_network
-from growsearch.cluster import init_ray
+from growsearch.cluster import init_ray, ray_runner
+from growsearch._io import shown, shown_url
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space
 
-from growsearch.study import FGSM_METRIC, METRIC, SearchError, best_trial, constraints, ensure_frontier, feasible, given_frontier, search_target, split_data  # noqa: F401 - METRIC, search_target: public here before growsearch.study
+from growsearch.study import FGSM_METRIC, METRIC, SearchError, best_trial, constraints, enqueue, ensure_frontier, feasible, given_frontier, reference_schedules, search_target, split_data  # noqa: F401 - METRIC, search_target: public here before growsearch.study
 
 # load_best, load_best_network and export_best live in growsearch.best; importable from here as before
 __all__ = ["SearchError", "SearchResult", "run_search", "load_best", "load_best_network", "export_best"]
@@ -54,6 +55,10 @@ class SearchResult:
     out_dir: Path
     robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
     pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
+    best_number: int | None = None  # the best feasible trial's number (0-based, as Optuna counts)
+    best_grown: dict | None = None  # the cheapest feasible schedule of more than one stage: number, M_ratio, val_acc, test_acc
+    deterministic: bool = False  # proposed in fixed batches, told in trial order (see run_search)
+    val_size: int = 0  # validation images every choice read
 
 
 def _storage_url(storage: str | None, out_dir: Path) -> str:
@@ -79,6 +84,10 @@ def run_search(
     frontier: str | Path | Frontier | None = None,
     storage_path: str | None = None,
     verbose: bool = False,
+    deterministic: bool = False,
+    batch: int | None = None,
+    max_concurrent: int | None = None,
+    references: bool = False,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
     frontier's best − tolerance; the objective is M / M_scratch(target).
@@ -112,11 +121,26 @@ def run_search(
             Ray needs shared storage) or an object-store URI (``s3://...``). Default ``OUT/tune``.
             A folder also holds the stage-prefix cache, so every node reuses every prefix.
         verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
+        deterministic: the same study on every run of the same command on the same machine: the
+            sampler proposes trials in fixed batches (``batch``) and sees each batch's results in
+            trial order once all of it has finished (:class:`growsearch.tune.InOrderBatches`);
+            a trial stops by the best result known when it was proposed and reuses only the
+            prefix-cache entries that existed then. Costs some idle time at the end of a batch.
+        batch: trials per deterministic batch (default: as many as the cluster runs at once;
+            recorded on the study). A larger batch keeps more workers busy, a smaller one lets
+            the sampler learn sooner.
+        max_concurrent: run at most this many trials at once (Tune's ``max_concurrent_trials``;
+            default: as many as the resources allow). With ``deterministic`` it changes only the
+            time a search takes, not its study.
+        references: start the study with the from-scratch schedule at the frontier's most
+            accurate budget (feasible by construction) and the paper's two-stage schedule
+            (:func:`growsearch.study.reference_schedules`), enqueued before the sampler takes
+            over, so the study always has a feasible trial and says whether growth beat them.
     """
     import optuna
     from ray import tune
 
-    from growsearch.tune import CostStopper, Searcher, TrialLines, trainable_for
+    from growsearch.tune import CostStopper, InOrderBatches, Searcher, TrialLines, trainable_for
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     if val_fraction is not None:
@@ -134,6 +158,11 @@ def run_search(
         raise SearchError(f"--trials must be a whole number ≥ 1, got {budget!r}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
+    for flag, v in (("--batch", batch), ("--max-concurrent", max_concurrent)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SearchError(f"{flag} must be a whole number ≥ 1, got {v!r}")
+    if batch is not None and not deterministic:
+        raise SearchError("--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch")
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
     from growsearch.results import check_out_dir
 
@@ -147,7 +176,7 @@ def run_search(
         # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
         # start-up are muted through its log level.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
     default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
     try:
         existing = [] if default_db else optuna.study.get_all_study_names(url)
@@ -183,9 +212,18 @@ def run_search(
     study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
-    front = ensure_frontier(study, sp, out, ds, given)
-    target, ref = search_target(front, sp.tolerance)
     threads = max(1, int(cpus_per_trial))
+    workers = min(slots, max_concurrent or slots)
+    front = ensure_frontier(
+        study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
+        workers=f"{workers} Ray worker(s) of {threads} thread(s)",
+    )
+    target, ref = search_target(front, sp.tolerance)
+    if references and not resume:
+        enqueue(study, reference_schedules(sp, front, target, ds.num_classes), sp, ds.num_classes)
+    if deterministic:
+        batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
+        study.set_user_attr("batch", batch)
 
     # Tune saves its experiment state every 10 s or more by default; ours is small, and a
     # state closer to Optuna's storage means less to reconcile after a killed driver.
@@ -197,7 +235,7 @@ def run_search(
     )
     print(
         f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
-        f"watch with: optuna-dashboard {url} --artifact-dir {out / 'artifacts'}", flush=True,
+        f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
     )
     if resume:
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -205,12 +243,19 @@ def run_search(
         searcher = Searcher(
             sp, front, storage=url, study_name=name, sampler=sampler, fgsm_objective=fgsm_objective, threads=threads,
             device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=out / "artifacts",
+            deterministic=deterministic,
         )
+        # the stopper acts on results as they arrive, which depends on timing: a deterministic
+        # search stops trials only by the bound fixed when each was proposed (in the trainable)
+        live_stop = not (fgsm_objective or deterministic)
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=budget),
+            tune_config=tune.TuneConfig(
+                search_alg=InOrderBatches(searcher, batch, budget) if deterministic else searcher, num_samples=budget,
+                max_concurrent_trials=max_concurrent,
+            ),
             run_config=tune.RunConfig(
-                name=name, storage_path=tune_root, stop=None if fgsm_objective else CostStopper(), verbose=1 if verbose else 0,
+                name=name, storage_path=tune_root, stop=CostStopper() if live_stop else None, verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
             ),
         )
@@ -223,6 +268,7 @@ def run_search(
     if resume:
         _fail_orphans(study)
     result = _summarise(study, front, target, ref, url, out, robust)
+    result.val_size = len(ds.y_val)
     print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
     return result
 
@@ -281,9 +327,13 @@ def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, 
     from growsearch.plots import plot_pareto
 
     plot_pareto(done, target, front, ref["M"], out / "pareto.png")
+    grown = [t for t in feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
+    top = min(grown, key=lambda t: t.user_attrs[METRIC], default=None)
+    best_grown = None if top is None else {"number": top.number, **{k: top.user_attrs[k] for k in (METRIC, "val_acc", "test_acc")}}
     return SearchResult(
         study_name=study.study_name, storage=url, frontier=front, target_acc=target, M_ref=ref["M"], ref=ref, best_schedule=best_sched,
-        best=dict(best.user_attrs) if best else None, trials=len(done),
+        best=dict(best.user_attrs) if best else None, trials=len(done), best_number=best.number if best else None, best_grown=best_grown,
+        deterministic="batch" in study.user_attrs,
         spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
         charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out, robust=robust,
         pareto=_pareto(done) if robust and robust["objective"] else None,

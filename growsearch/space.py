@@ -21,7 +21,7 @@ from typing import Any
 from growsearch.errors import GrowsearchError
 from growsearch.schedule import Schedule, Stage, TrainConfig
 
-__all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "suggest_schedule"]
+__all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "schedule_params", "suggest_schedule"]
 
 
 class SpaceError(GrowsearchError, ValueError):
@@ -261,6 +261,46 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
     sched = Schedule(space.dataset, stages, seed=space.seed, train=space.train)
     sched.validate(num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
     return sched
+
+
+def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) -> dict | None:
+    """The Optuna parameters under which :func:`suggest_schedule` proposes exactly ``schedule``
+    (what ``study.enqueue_trial`` takes), or None when the space cannot propose it (another seed,
+    recipe or dataset, an arch off the ladder, a value outside a range).
+
+    Example:
+        >>> space = load_space("digits_vgg")
+        >>> s = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg19@0.25", 4, lr=0.05)])
+        >>> schedule_params(s, space, 10)["arch_1"]
+        0
+    """
+    import warnings
+
+    from optuna.trial import FixedTrial
+
+    ladder, sizes, n = _ladder(space), sorted(space.resolutions), len(schedule.stages)
+    if (schedule.dataset, schedule.seed, schedule.train, schedule.class_order) != (space.dataset, space.seed, space.train, None):
+        return None
+    params: dict[str, Any] = {"n_stages": n}
+    for i, st in enumerate(schedule.stages, 1):
+        params[f"epochs_{i}"] = st.epochs
+        if i < n:
+            params[f"classes_{i}"] = st.classes
+            if st.arch not in ladder or (sizes and st.resolution not in sizes):
+                return None
+            params[f"arch_{i}"] = ladder.index(st.arch)
+            if sizes:
+                params[f"resolution_{i}"] = sizes.index(st.resolution)
+        if i > 1:
+            params.update({f"lr_{i}": st.lr, f"prune_{i}": st.prune_ratio, f"zero_mask_{i}": st.zero_mask})
+    params = {k: v for k, v in params.items() if v is not None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # FixedTrial only warns about a value outside its range
+            proposed = suggest_schedule(FixedTrial(params), space, num_classes)
+    except (ValueError, UserWarning, GrowsearchError):
+        return None
+    return params if proposed.to_dict() == schedule.to_dict() else None
 
 
 def _ladder(space: SearchSpace) -> list[str]:

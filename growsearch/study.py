@@ -25,9 +25,9 @@ from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace
 
 __all__ = [
-    "SearchError", "FGSM_METRIC", "METRIC", "STAGE_FIELDS", "best_trial", "constraints", "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run",
-    "given_frontier", "measure_fgsm", "name_metrics", "record_setup", "run_metrics", "search_target", "set_constraints", "split_data",
-    "store_network", "user_attrs",
+    "SearchError", "FGSM_METRIC", "FIXED_SCHEDULE", "METRIC", "STAGE_FIELDS", "StopTrial", "best_trial", "cannot_win", "constraints", "enqueue",
+    "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm", "name_metrics", "record_setup",
+    "reference_schedules", "run_metrics", "search_target", "set_constraints", "split_data", "store_network", "user_attrs",
 ]
 
 
@@ -36,6 +36,18 @@ class SearchError(GrowsearchError, ValueError):
 
 
 METRIC = "M_ratio"
+FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole schedule it trains, enqueued (not sampled)
+
+
+class StopTrial(Exception):
+    """Raised inside a trial's stage callback to end it: it can no longer win (:func:`cannot_win`)."""
+
+
+def cannot_win(ratio: float, best: float | None) -> bool:
+    """The one rule every route stops or prunes by: a trial whose M ratio (planned, or cumulative
+    so far, which only grows) already reaches the best feasible one can no longer be the answer.
+    Unlike a rung rule (ASHA), it never discards a schedule that could have won."""
+    return best is not None and ratio >= best
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
@@ -135,9 +147,14 @@ def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: fl
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 
 
-def ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None) -> Frontier:
+def ensure_frontier(
+    study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None, *,
+    threads: int | None = None, prefix_cache: Path | None = None, runner: Any = None, workers: str = "",
+) -> Frontier:
     """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
-    (the final architecture at the space's budgets)."""
+    (the final architecture at the space's budgets), with the trials' thread count and into
+    their prefix cache, so a trial whose schedule is one of its runs reproduces that run without
+    training it again. ``runner``/``workers``: see :func:`growsearch.baseline.run_frontier`."""
     from growsearch.baseline import run_frontier
 
     if "frontier" in study.user_attrs:
@@ -152,11 +169,63 @@ def ensure_frontier(study: Any, space: SearchSpace, out_dir: Path, dataset: Any,
     print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
     front = run_frontier(
         space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
-        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False,
+        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
+        runner=runner, workers=workers,
     )
     study.set_user_attr("frontier", front.to_dict())
     print(front.table(), flush=True)
     return front
+
+
+def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int) -> list[tuple[str, Schedule]]:
+    """The schedules a study can start from before its sampler takes over, labelled:
+
+    - ``"from scratch"``: the frontier's run, at its most accurate budget, of the seed that
+      reached the highest validation accuracy there. That run is one of those the target was
+      read from, so this schedule is feasible by construction (exactly so when the search
+      trained the frontier: the trial then loads that run from the prefix cache), and its M
+      ratio is at least 1 (the budget is at or beyond where the frontier crosses the target).
+    - ``"paper 5→10"``-style: the paper's two-stage recipe, half the classes on the smallest
+      architecture of the space, then all of them on the final one, each stage trained for the
+      cheapest budget that reaches the target (within the space's epoch range).
+    """
+    from growsearch.baseline import baseline_schedule
+    from growsearch.schedule import Stage, TrainConfig
+    from growsearch.space import _ladder
+
+    ref = front.references[0]
+    top = max(ref.points, key=lambda p: (p.val_acc, -p.M))
+    lucky = max(top.seeds, key=lambda s: s["val_acc"])["seed"] if top.seeds else front.seeds[0]
+    train = TrainConfig(**front.train)
+    scratch = baseline_schedule(
+        space.dataset, ref.arch, num_classes, epochs=top.epochs, seed=lucky, train=train, lr=top.lr if top.lr_sweep else None,
+    )
+    on_target = front.cheapest_reaching(target) or top
+    epochs = min(max(on_target.epochs, space.epochs[0]), space.epochs[1])
+    half = num_classes // 2
+    lr = None
+    if space.grown_lr is not None:
+        lr = min(max(space.train.lr, space.grown_lr[0]), space.grown_lr[1])
+    paper = Schedule(space.dataset, [Stage(half, _ladder(space)[0], epochs), Stage(num_classes, space.final_arch, epochs, lr=lr)],
+                     seed=space.seed, train=space.train)
+    out = [("from scratch", scratch)]
+    if half >= 1:
+        out.append((f"paper {half}→{num_classes}", paper))
+    return out
+
+
+def enqueue(study: Any, schedules: list[tuple[str, Schedule]], space: SearchSpace, num_classes: int) -> None:
+    """Enqueue labelled schedules as the study's next trials: as the sampler's own parameters
+    where the space can propose the schedule (so the sampler learns from it), else as a whole
+    schedule the trial trains as it is (its ``enqueued_schedule`` user attribute)."""
+    from growsearch.space import schedule_params
+
+    for label, sched in schedules:
+        params = schedule_params(sched, space, num_classes)
+        attrs: dict[str, Any] = {"reference": label}
+        if params is None:
+            params, attrs[FIXED_SCHEDULE] = {}, sched.to_dict()
+        study.enqueue_trial(params, user_attrs=attrs)
 
 
 def given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier | None:

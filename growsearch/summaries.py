@@ -8,7 +8,9 @@ Example:
 
 from __future__ import annotations
 
-__all__ = ["iso_line", "run_summary", "search_report", "robustness_table"]
+from growsearch._io import shown, shown_url
+
+__all__ = ["iso_line", "run_summary", "search_report", "robustness_table", "verdict"]
 
 
 def iso_line(iso: dict, acc: float) -> str:
@@ -59,26 +61,31 @@ def search_report(res) -> str:
         f"trials alone without prefix reuse: {res.charged_M / on_target.M:.2f}x",
     ]
     if res.best_schedule is None:
-        lines.append("no schedule reached the target validation accuracy: raise the epoch range or the trial budget, or loosen tolerance")
+        lines.append(
+            f"no schedule reached the target validation accuracy in {res.trials} trials: search again with --references (it starts "
+            "from the from-scratch schedule, feasible by construction), a wider epoch range, more --trials, or a looser tolerance"
+        )
     else:
         b = res.best
         fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
-        worse = "; it costs more than training from scratch" if b["M_ratio"] > 1 else ""
+        label = f" ({b['reference']})" if "reference" in b else ""
         lines.append(
-            f"best feasible: M ratio at iso-accuracy {b['M_ratio']:.3f}x (M / M_scratch(target)) at validation accuracy "
-            f"{b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}{worse}"
+            f"best feasible: trial {res.best_number + 1}{label}, M ratio at iso-accuracy {b['M_ratio']:.3f}x (M / M_scratch(target)) at "
+            f"validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
         )
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
                 [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
             )
             lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
-        frontier_dir = res.out_dir / "frontier"
+        lines.append(verdict(res))
+        best = shown(res.out_dir / "best_schedule.json")
         lines.append(
-            f"wrote {res.out_dir / 'best_schedule.json'} (re-run it against the same frontier: growsearch run "
-            f"{res.out_dir / 'best_schedule.json'} --out DIR --baseline {frontier_dir}; it trains with the trials' "
+            f"wrote {best} (re-run it against the same frontier: growsearch run {best} --out DIR --baseline {shown(res.out_dir / 'frontier')}; "
+            "it trains with the trials' "
             f"{res.best_schedule.threads} torch thread(s), which reproduces their numbers; --all-cores is faster but drifts slightly)"
         )
+        lines.append(f"export: growsearch export --storage {shown_url(res.storage)} --study {res.study_name} -o best/")
     if res.pareto:
         lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
         lines += [
@@ -87,9 +94,26 @@ def search_report(res) -> str:
         ]
     if front.val_fraction == 0:
         lines.append(TEST_SELECTION_NOTE)
-    lines.append(f"trials: {res.out_dir / 'trials.csv'}, plot: {res.out_dir / 'pareto.png'}")
-    lines.append(f"dashboard: optuna-dashboard {res.storage} --artifact-dir {res.out_dir / 'artifacts'}")
+    lines.append(f"trials: {shown(res.out_dir / 'trials.csv')}, plot: {shown(res.out_dir / 'pareto.png')}")
+    lines.append(f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}")
     return "\n".join(lines)
+
+
+def verdict(res) -> str:
+    """Whether growth paid in this search, in one line (a ratio below 1 is a saving, above 1 a loss)."""
+    g = res.best_grown
+    if g is None:
+        return f"verdict: no grown schedule reached the target in {res.trials} trials"
+    where = f"trial {g['number'] + 1} at {g['M_ratio']:.3f}x"
+    if g["M_ratio"] < 1:
+        return (
+            f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g['M_ratio']:.0%} less M at iso-accuracy; "
+            f"one seed judged on {res.val_size} validation images, so re-run it over seeds before trusting it (benchmarks/ do)"
+        )
+    return (
+        f"verdict: no grown schedule beat the from-scratch frontier in {res.trials} trials (the cheapest feasible one, {where}, "
+        f"costs {g['M_ratio'] - 1:.0%} more M than training from scratch)"
+    )
 
 
 def robustness_table(r: dict) -> str:

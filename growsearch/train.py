@@ -81,6 +81,7 @@ def run_schedule(
     frontier: "Frontier | str | Path | None" = None,
     init_spec: ArchSpec | None = None,
     resume: bool = False,
+    reuse_upto: int | None = None,
 ) -> RunResult:
     """Train a cumulative Net2Net schedule stage by stage.
 
@@ -107,6 +108,9 @@ def run_schedule(
             and ``curve.png`` draws the run over the frontier.
         init_spec: build stage 1 from this exact spec (e.g. a run's pruned final network)
             instead of from its arch name; the frontier's ``--spec-from`` reference uses it.
+        reuse_upto: load at most this many leading stages from ``prefix_cache`` (None: as many as
+            it holds). A deterministic search fixes it when it proposes the trial, so what a
+            trial reuses does not depend on which concurrent trial finished first.
         resume: continue a killed run in ``out_dir`` after its last finished stage (its
             checkpoints carry a content key of schedule, data, seed, recipe and version, and
             one that differs is refused). The result equals an uninterrupted run's (at the same
@@ -161,7 +165,7 @@ def run_schedule(
     resumed = start
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
-        c_start, c_path = find_prefix(schedule, order, cache)
+        c_start, c_path = find_prefix(schedule, order, cache, upto=reuse_upto)
         if c_start > start:
             start, path = c_start, c_path
     if path is not None:

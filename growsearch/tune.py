@@ -27,17 +27,18 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search import Searcher as _TuneSearcher
 from ray.tune.search.optuna import OptunaSearch
 
 from growsearch.frontier import Frontier
 from growsearch.schedule import Schedule
 from growsearch.space import SearchSpace, load_space, suggest_schedule
 from growsearch.study import (
-    FGSM_METRIC, METRIC, best_trial, given_frontier, measure_fgsm, name_metrics, record_setup, run_metrics, search_target, set_constraints,
+    FGSM_METRIC, FIXED_SCHEDULE, METRIC, StopTrial, best_trial, cannot_win, given_frontier, measure_fgsm, name_metrics, record_setup, run_metrics, search_target, set_constraints,
     split_data, store_network, user_attrs,
 )
 
-__all__ = ["CostStopper", "GrowSearch", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
+__all__ = ["CostStopper", "GrowSearch", "InOrderBatches", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
 
 
 class GrowSearch(OptunaSearch):
@@ -52,6 +53,30 @@ class GrowSearch(OptunaSearch):
         if ot_trial is None:
             return False
         return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    deterministic = False  # set by Searcher(deterministic=True): reuse only what existed when a trial was proposed
+    cache_dir: str | None = None  # the trainable's prefix cache (for that reuse limit)
+    num_classes = 0
+
+    def suggest(self, trial_id: str) -> dict | None:
+        """The proposed schedule, plus what the trial is judged by as of now: its Optuna number
+        (trial lines print in that order) and the best feasible M ratio told so far (``bound``:
+        a trial that reaches it can no longer win and stops itself). In a deterministic search
+        both are fixed when the trial is proposed, as is how much of the prefix cache it may
+        reuse (``reuse_upto``), so nothing about a trial depends on which concurrent trial
+        finished first."""
+        config = super().suggest(trial_id)
+        if config is None or config == _TuneSearcher.FINISHED:
+            return config
+        best = best_trial(self._ot_study)
+        config["trial"] = self._ot_trials[trial_id].number
+        config["bound"] = None if best is None else float(best.user_attrs[METRIC])
+        if self.deterministic and self.cache_dir is not None:
+            from growsearch.prefix import find_prefix
+
+            sched = Schedule.from_dict(config["schedule"])
+            config["reuse_upto"] = find_prefix(sched, sched.resolved_class_order(self.num_classes), Path(self.cache_dir))[0]
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self._told(trial_id) or result.get("planned"):  # the plan is no training step: Optuna sees stages only
@@ -94,6 +119,70 @@ class GrowSearch(OptunaSearch):
             store_network(self._ot_study, ot_trial, ckpt, json.loads(res.read_text()), base=Path(base))
 
 
+class InOrderBatches(_TuneSearcher):
+    """Proposals in fixed batches, each batch's results told in trial order once all of it has
+    finished: the study a search makes is then the same whatever order its trials finish in,
+    and whatever the cluster's concurrency (``TuneConfig(max_concurrent_trials=1)`` gives the
+    same study as running a whole batch at once).
+
+    Ray's ``ConcurrencyLimiter(batch=True)`` tells a batch in the order its trials finished,
+    tells a batch that is not yet full as soon as its trials in flight have finished, and ties
+    the batch to the concurrency; all three depend on timing or resources, so this searcher
+    (written here because nothing in Ray or Optuna does this) fixes them.
+
+    Args:
+        searcher: the searcher to feed (a :class:`GrowSearch`).
+        batch: trials per batch, each proposed without the others' results.
+        total: the search's trial budget (the last batch may be smaller).
+    """
+
+    def __init__(self, searcher: Any, batch: int, total: int) -> None:
+        super().__init__(metric=searcher.metric, mode=searcher.mode)
+        self.searcher, self.batch, self.total = searcher, batch, total
+        self.asked = 0
+        self.members: dict[str, int] = {}  # this batch's trials, by the order they were proposed in
+        self.finished: dict[str, tuple[dict | None, bool]] = {}  # ... that have finished: (result, error)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if len(self.members) >= self.batch or self.asked >= self.total:
+            return None  # wait for the batch to finish (or the budget is spent)
+        config = self.searcher.suggest(trial_id)
+        if config not in (None, _TuneSearcher.FINISHED):
+            self.members[trial_id] = self.asked
+            self.asked += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id not in self.members:
+            return
+        self.finished[trial_id] = (result, error)
+        full = len(self.members) == self.batch or self.asked >= self.total
+        if not full or len(self.finished) < len(self.members):
+            return
+        for tid in sorted(self.finished, key=self.members.__getitem__):
+            res, err = self.finished[tid]
+            self.searcher.on_trial_complete(tid, result=res, error=err)
+        self.members, self.finished = {}, {}
+
+    def get_state(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "searcher"}
+
+    def set_state(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        self.searcher.save(checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        self.searcher.restore(checkpoint_path)
+
+
 class CostStopper(tune.Stopper):
     """Stops a trial once its cumulative M ratio reaches the best feasible one so far, and
     before any training when its planned M ratio (fixed-epoch schedules) already does.
@@ -110,35 +199,53 @@ class CostStopper(tune.Stopper):
             if result.get("feasible"):
                 self.best = min(self.best, float(result[METRIC]))
             return False
-        if result.get("planned"):
-            return float(result["planned_ratio"]) >= self.best
-        return float(result[METRIC]) >= self.best
+        return cannot_win(float(result["planned_ratio"] if result.get("planned") else result[METRIC]), self.best)
 
     def stop_all(self) -> bool:
         return False
 
 
 class TrialLines(tune.Callback):
-    """One line per finished trial on the driver's stdout."""
+    """One line per finished trial on the driver's stdout, in trial order (a trial's line waits
+    for the lines of the earlier trials still running), so the same study prints the same lines."""
 
     def __init__(self, total: int) -> None:
-        self.total, self.done = total, 0
+        self.total = total
+        self.live: dict[int, None] = {}  # trial numbers started and not finished
+        self.lines: dict[int, str] = {}  # finished, waiting for an earlier trial's line
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if "trial" in trial.config:
+            self.live[trial.config["trial"]] = None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.done += 1
-        r = trial.last_result or {}
+        label = f"  ({trial.config['reference']})" if "reference" in trial.config else ""
+        self._finished(trial, self._line(trial.last_result or {}) + label)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finished(trial, f"failed (retries spent; its error is under {trial.path})")
+
+    def _finished(self, trial: Any, what: str) -> None:
+        number = trial.config.get("trial", len(self.lines))
+        self.live.pop(number, None)
+        self.lines[number] = f"trial {number + 1}/{self.total}: {what}"
+        for n in sorted(self.lines):
+            if self.live and n > min(self.live):
+                break
+            print(self.lines.pop(n), flush=True)
+
+    @staticmethod
+    def _line(r: dict) -> str:
         if r.get("final"):
             sched = json.loads(r["schedule"]) if isinstance(r.get("schedule"), str) else {}
             shape = " → ".join(f"{s['classes']}:{s['arch']}" for s in sched.get("stages", []))
-            print(
-                f"trial {self.done}/{self.total}: M ratio {r[METRIC]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
-                f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]",
-                flush=True,
+            return (
+                f"M ratio {r[METRIC]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
+                f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]"
             )
-        elif r.get("planned"):
-            print(f"trial {self.done}/{self.total}: pruned before training: its planned M ratio {r['planned_ratio']:.3f} already reached the best", flush=True)
-        else:
-            print(f"trial {self.done}/{self.total}: stopped after stage {r.get('stage', '?')}: its M ratio {r.get(METRIC, float('nan')):.3f} already reached the best", flush=True)
+        if r.get("planned"):
+            return f"pruned before training: its planned M ratio {r['planned_ratio']:.3f} already reached the best"
+        return f"stopped after stage {r.get('stage', '?')}: its M ratio {r.get(METRIC, float('nan')):.3f} already reached the best"
 
 
 class Suggest:
@@ -148,7 +255,11 @@ class Suggest:
         self.space, self.num_classes = space, num_classes
 
     def __call__(self, trial: Any) -> dict:
-        return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict()}
+        attrs = trial.user_attrs
+        label = {"reference": attrs["reference"]} if "reference" in attrs else {}  # enqueued (growsearch.study.enqueue)
+        if FIXED_SCHEDULE in attrs:
+            return {"schedule": attrs[FIXED_SCHEDULE], **label}
+        return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict(), **label}
 
 
 def trainable(config: dict, ctx: dict) -> None:
@@ -176,6 +287,7 @@ def trainable(config: dict, ctx: dict) -> None:
             for f in Path(d).glob("*.pt"):
                 shutil.copy(f, cache / f.name)
     ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
+    bound = config.get("bound")  # the best feasible M ratio when this trial was proposed
     sched_json = json.dumps(sched.to_dict())
     # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
     pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
@@ -191,6 +303,8 @@ def trainable(config: dict, ctx: dict) -> None:
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = res.history[-1]["cum_M"]
             report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
+            if cannot_win(cum / ref_M, bound):
+                raise StopTrial(i)
 
     # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
     # can end a trial that can no longer win before it trains anything (nothing trained yet:
@@ -199,7 +313,19 @@ def trainable(config: dict, ctx: dict) -> None:
     if planned is not None:
         tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
                      "final": False, "schedule": sched_json, **pending})
-    result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage)
+        if cannot_win(planned / ref_M, bound):
+            return
+    # what this trial may reuse from the cache: fixed when it was proposed (deterministic
+    # search), but always its own stages restored from a Tune checkpoint above
+    reuse = config.get("reuse_upto")
+    if reuse is not None and ckpt is not None:
+        from growsearch.prefix import find_prefix
+
+        reuse = max(reuse, find_prefix(sched, order, cache)[0])
+    try:
+        result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, reuse_upto=reuse)
+    except StopTrial:
+        return
     key = prefix_key(sched, n, order)
     (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
     metrics = run_metrics(result, ref_M, target)
@@ -270,6 +396,7 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
     dataset: Any = None,
     cache_dir: str | Path | None = None,
     artifacts: str | Path | None = None,
+    deterministic: bool = False,
 ) -> GrowSearch:
     """The constrained OptunaSearch for ``space``: it proposes schedules define-by-run, writes each
     trial's metrics, user attributes and constraint into the Optuna study before ``tell``, and
@@ -284,6 +411,8 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
         cache_dir, artifacts: the trainable's ``cache_dir`` and a folder for a file-system
             artifact store: each new best feasible trial's final network and ``result.json``
             are then stored as Optuna artifacts of the study (what ``growsearch export`` fetches).
+        deterministic: fix at proposal time how much of ``cache_dir`` a trial may reuse (wrap the
+            searcher in :class:`InOrderBatches` too, so the sampler sees results in trial order).
     """
     sp, ds = _space_and_data(space, dataset)
     front = given_frontier(frontier, ds)
@@ -303,6 +432,8 @@ def Searcher(  # noqa: N802 - a factory that reads like the class it returns
         mode=["min", "max"] if fgsm_objective else "min", sampler=sampler, study_name=name, storage=store,
     )
     searcher.artifact_cache = str(Path(cache_dir).resolve()) if cache_dir is not None and artifacts is not None else None
+    searcher.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
+    searcher.deterministic, searcher.num_classes = deterministic, ds.num_classes
     searcher.artifact_base = str(Path(artifacts).resolve()) if artifacts is not None else None
     study = searcher._ot_study
     if "frontier" not in study.user_attrs:

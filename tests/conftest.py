@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+# Ray keeps the first session's auth mode for the life of a process (a later session with another
+# mode cannot start actors): every Ray a test starts, in this process or a subprocess, uses this one.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
 
 def _images(n: int, classes: int, size: int, chans: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -82,23 +82,6 @@ def test_user_errors_show_no_traceback_from_the_real_command(tmp_path: Path) -> 
     assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
 
 
-@pytest.mark.ray
-def test_demo_runs_a_short_search_end_to_end(tmp_path: Path) -> None:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "demo", "--trials", "2", "--out", str(tmp_path / "d")],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "optuna-dashboard sqlite:///" in proc.stdout and "2 trials" in proc.stdout
-    assert "M ratio at iso-accuracy" in proc.stdout or "no schedule reached the target" in proc.stdout
-    assert "cheapest on-target budget" in proc.stdout
-    assert (tmp_path / "d" / "frontier" / "frontier.json").is_file() and (tmp_path / "d" / "trials.csv").is_file()
-    from growsearch.frontier import load_frontier
-
-    assert [p.epochs for p in load_frontier(tmp_path / "d" / "frontier").references[0].points] == [2, 4, 8, 15]
-
-
 def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["baseline", "--data", "digits", "--arch", "vgg11@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
     sched = _write(tmp_path / "s.json", npz_data, GOOD)

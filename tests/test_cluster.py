@@ -15,7 +15,7 @@ import pytest
 from conftest import descendants, kill_tree
 from test_search import _bin, _tiny
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
 
 def _port() -> int:
@@ -26,7 +26,7 @@ def _port() -> int:
 
 def _alive_nodes(address: str, env: dict) -> int:
     code = "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))" % address
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
 
@@ -42,7 +42,7 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
     )]
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 600
         while _alive_nodes(address, env) < 1 and time.time() < deadline:
             time.sleep(1)
         nodes.append(subprocess.Popen(
@@ -58,7 +58,7 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
                 sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address,
                 "--storage-path", str(tmp_path / "shared"),  # the folder every node of a real cluster would mount
             ],
-            capture_output=True, text=True, env=env, timeout=600,
+            capture_output=True, text=True, env=env, timeout=1800,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         study = optuna.load_study(study_name="space", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")

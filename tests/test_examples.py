@@ -20,7 +20,7 @@ def test_importing_a_schedule_applies_every_key(npz_data: str, tmp_path: Path) -
     ]}
     path = tmp_path / "best.json"
     path.write_text(json.dumps(sched))
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "import_best_schedule.py"), "--schedule", str(path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "import_best_schedule.py"), "--schedule", str(path)], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "at 16 px" in proc.stdout  # the low-resolution first stage
     widths = run_schedule(load_schedule(path), progress=False).stages[-1].spec["widths"]

@@ -79,8 +79,3 @@ def test_the_cycle_check_sees_a_cycle(tmp_path: Path) -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
 
-
-def test_modules_stay_short() -> None:
-    # a module a reader finishes in one sitting
-    long = {m: n for m in MODULES if (n := len((PKG / f"{m}.py").read_text().splitlines())) > 330}
-    assert not long, f"split these by concern: {long}"

@@ -68,7 +68,7 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
     out = tmp_path / "best.json"
     proc = subprocess.run(
         [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(out)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr
     assert load_schedule(out).stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
@@ -129,7 +129,7 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
     (out).mkdir()
     (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     assert "trained final network" in proc.stdout

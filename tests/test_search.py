@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -22,7 +23,7 @@ from growsearch.frontier import Frontier
 from growsearch.schedule import load_schedule
 from growsearch.search import SearchError, load_best
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
 TINY_SPACE = """dataset: npz:{data}
 final_arch: vgg13@0.125
@@ -49,7 +50,7 @@ def _tiny(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]", *, shuf
     return space
 
 
-def _cli(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: float = 1800, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     return subprocess.run([sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
@@ -68,7 +69,7 @@ def _study(out: Path) -> optuna.Study:
 
 def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
     out, proc = searched
-    assert "best feasible: M ratio" in proc.stdout and "optuna-dashboard sqlite:///" in proc.stdout
+    assert re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M) and "optuna-dashboard sqlite:///" in proc.stdout
     assert f"--artifact-dir {out.resolve() / 'artifacts'}" in proc.stdout  # the dashboard command that shows the stored network
     best = load_schedule(out / "best_schedule.json")
     best.validate(num_classes=4)
@@ -179,7 +180,7 @@ def test_optuna_dashboard_lists_the_trials_and_serves_the_best_network(searched)
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:
-        deadline, studies = time.time() + 60, None
+        deadline, studies = time.time() + 300, None
         while time.time() < deadline and studies is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
@@ -227,6 +228,27 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
     assert proc.stdout.count("pruned before training: its planned M ratio") == 2
 
 
+def _study_record(out: Path) -> list[tuple]:
+    """What a study is, trial by trial: number, state, parameters, value and what was measured."""
+    keys = ("M", "M_ratio", "val_acc", "test_acc", "feasible", "schedule", "planned_M")
+    return [
+        (t.number, t.state.name, t.params, t.values, {k: t.user_attrs.get(k) for k in keys})
+        for t in sorted(_study(out).trials, key=lambda t: t.number)
+    ]
+
+
+def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two(tmp_path: Path) -> None:
+    space = _tiny(tmp_path, epochs="[1, 2]")
+    runs = []
+    for name, extra in (("two", []), ("one", ["--max-concurrent", "1"])):
+        proc = _cli("search", str(space), "--out", str(tmp_path / name), "--trials", "6", "--deterministic", "--batch", "2", *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append((_study_record(tmp_path / name), [line for line in proc.stdout.splitlines() if line.startswith("trial ")]))
+    assert runs[0] == runs[1]
+    assert len(runs[0][0]) == 6 and len({json.dumps(r[2], sort_keys=True) for r in runs[0][0]}) > 1  # the sampler did propose
+    assert _study(tmp_path / "two").user_attrs["batch"] == 2
+
+
 def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
     proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
     assert proc.returncode == 2 and "exceeds the largest node" in proc.stderr
@@ -254,7 +276,7 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     args = [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(out), "--trials", "6"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
-    deadline = time.time() + 240
+    deadline = time.time() + 900
     while _complete(out / "study.db") < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
     assert driver.poll() is None, "the search finished before it could be killed: make the trials longer"
@@ -264,7 +286,7 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(before) >= 2
 
-    proc = _cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=400)
+    proc = _cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = optuna.load_study(study_name="space", storage=url).trials
     finished = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
@@ -283,7 +305,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
     killed = False
-    deadline = time.time() + 240
+    deadline = time.time() + 900
     while not killed and time.time() < deadline and driver.poll() is None:
         if list((out / "tune").glob("*/*/checkpoint_*")):  # a trial reported its first stage
             # the trial workers of this test's own driver (its descendants), not any Ray on the machine
@@ -292,7 +314,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
                 os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
                 killed = True
         time.sleep(0.2)
-    log, _ = driver.communicate(timeout=400)
+    log, _ = driver.communicate(timeout=1800)
     assert killed, "no trial worker was found to kill"
     assert driver.returncode == 0, log[-3000:]
     trials = _study(out).trials

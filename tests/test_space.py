@@ -108,6 +108,7 @@ def test_a_deeper_but_narrower_arch_is_an_error(tmp_path: Path) -> None:
         load_space(tmp_path / "s.yaml")
 
 
+@pytest.mark.slow  # builds a wheel
 def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_path: Path) -> None:
     import subprocess
     import sys

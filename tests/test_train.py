@@ -243,7 +243,7 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "growsearch.cli", "run", str(path), "--out", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while not (out / "stage1.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
     time.sleep(2.0)  # well into the 30-epoch last stage

@@ -11,7 +11,7 @@ from growsearch.schedule import Schedule
 from growsearch.search import load_best
 from test_optuna import setup  # noqa: F401 - the tiny data, space and frontier, built once
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
 
 def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +64,7 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     proc = subprocess.run(
         [sys.executable, str(root / "examples" / "ray_cluster" / "tuner.py"), str(space), "--baseline", str(frontier), "--address", "local",
          "--storage-path", str(tmp_path / "shared"), "--storage", storage, "--trials", "2", "--cpus-per-trial", "2"],
-        check=False, capture_output=True, text=True, timeout=600, env=env,
+        check=False, capture_output=True, text=True, timeout=1800, env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "best schedule:" in proc.stdout
@@ -74,7 +74,7 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     assert list((tmp_path / "shared" / "mine").glob("*/checkpoint_*/*.pt"))  # and so do the trial checkpoints
     out = subprocess.run(
         [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(tmp_path / "best")],
-        check=False, capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=1200,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "best" / "best_schedule.json").is_file() and (tmp_path / "best" / "network.pt").is_file()
