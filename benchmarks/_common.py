@@ -5,8 +5,9 @@ from __future__ import annotations
 import statistics as stats
 from pathlib import Path
 
-from growsearch.frontier import Frontier, run_frontier
-from growsearch.schedule import Schedule, Stage, TrainConfig
+from growsearch.train.frontier import Frontier
+from growsearch.train.baseline import run_frontier
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
 # The shared from-scratch frontier of the digits benchmarks: VGG19@0.25 at five budgets, each

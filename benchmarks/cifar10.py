@@ -41,10 +41,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
-from growsearch.data import create_dataset
-from growsearch.frontier import Frontier, budget_run_dir, run_frontier
-from growsearch.schedule import Schedule, Stage, TrainConfig
-from growsearch.train import RunResult, run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.train.frontier import budget_run_dir, Frontier
+from growsearch.train.baseline import run_frontier
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.train.results import RunResult
+from growsearch.train.run import run_schedule
 
 OUT = RESULTS / "cifar10"
 ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
@@ -180,8 +182,8 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
     """A search over the CPU-sized space on the benchmark's own frontier; its best re-run on 3 seeds."""
     import shutil
 
-    from growsearch.search import run_search
-    from growsearch.space import SearchSpace
+    from growsearch.search.driver import run_search
+    from growsearch.search.space import SearchSpace
 
     w = f"@{args.width:g}"
     space = SearchSpace(
@@ -216,7 +218,7 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
 
 def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
     """Per seed: the 3→6→10 long run against the from-scratch VGG19 run of the closest test accuracy."""
-    from growsearch.robustness import robustness_report
+    from growsearch.robust.robustness import robustness_report
 
     name = TABLE1[2][0]
     if name not in t1 or "long" not in t1[name]:
@@ -519,11 +521,11 @@ def _wall_ratio(runs: list[RunResult], front: Frontier) -> str:
 
 
 def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path, setting: str) -> None:
-    from growsearch.plots import _draw_frontier
+    from growsearch.train.plots import draw_frontier
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    _draw_frontier(ax, _merged(f19, f16))
+    draw_frontier(ax, _merged(f19, f16))
     i = 0
     for name, levels in t1.items():
         for level, rs in levels.items():

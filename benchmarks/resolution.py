@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, save_fig, save_report
-from growsearch.data import create_dataset
-from growsearch.schedule import Schedule, Stage, TrainConfig
-from growsearch.train import run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.train.run import run_schedule
 
 
 def _rows(w: float, ep: tuple[int, ...], rep: tuple[int, ...], base_ep: int) -> dict[str, tuple[str, list, bool]]:
@@ -124,12 +124,12 @@ def main() -> None:
 
 
 def _plot(rows: dict, results: dict, fronts: dict, path: Path) -> None:
-    from growsearch.plots import _draw_frontier
+    from growsearch.train.plots import draw_frontier
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for ax, fam in zip(axes, ("vgg", "resnet")):
-        _draw_frontier(ax, fronts[fam])
+        draw_frontier(ax, fronts[fam])
         for i, name in enumerate(n for n in rows if rows[n][0] == fam):
             rs = results[name]
             ax.scatter([r.M for r in rs], [r.val_acc for r in rs], s=30, color=f"C{i}", label=name, zorder=3)

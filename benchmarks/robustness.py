@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from _common import mean_std, pyplot, saturating_schedule, save_fig, save_report
-from growsearch.data import create_dataset
-from growsearch.robustness import robustness_report
-from growsearch.train import run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.robust.robustness import robustness_report
+from growsearch.train.run import run_schedule
 
 COLS = {"baseline": "baseline (white-box)", "final": "final, no MI (white-box)", "final_mi": "final + MI (attack on final)"}
 

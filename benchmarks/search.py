@@ -21,10 +21,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import frontier, iso_cells, iso_test_delta, mean_std, save_report, scratch_test_acc
-from growsearch.data import create_dataset
-from growsearch.search import run_search
-from growsearch.space import load_space
-from growsearch.train import run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.search.driver import run_search
+from growsearch.search.space import load_space
+from growsearch.train.run import run_schedule
 
 
 def main() -> None:

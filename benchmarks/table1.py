@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, saturating_schedule, save_frontier_axes, save_report
-from growsearch.data import create_dataset
-from growsearch.train import run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.train.run import run_schedule
 
 ROWS = {
     "5→10 (VGG11→19)": [(5, "vgg11"), (10, "vgg19")],
@@ -98,11 +98,11 @@ def main() -> None:
 
 
 def _plot(rows: dict, front, path: Path) -> None:
-    from growsearch.plots import _draw_frontier
+    from growsearch.train.plots import draw_frontier
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    _draw_frontier(ax, front)
+    draw_frontier(ax, front)
     for i, (name, rs) in enumerate(rows.items()):
         ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=name, color=f"C{i}", s=30, zorder=3)
     save_frontier_axes(fig, ax, "digits: cumulative schedules over the from-scratch frontier", path)

@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 from _common import RESULTS, frontier, frontier_table, iso_cells, iso_test_delta, mean_std, saturating_schedule, save_report
-from growsearch.data import create_dataset
-from growsearch.frontier import budget_run_dir
-from growsearch.train import RunResult, run_schedule
+from growsearch.data.dataset import create_dataset
+from growsearch.train.frontier import budget_run_dir
+from growsearch.train.results import RunResult
+from growsearch.train.run import run_schedule
 
 PAPER = "CIFAR-100 VGG19: 0.36× M with pruning + zero mask at iso-accuracy; fewer parameters and non-zero MACs"
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 
 from _common import save_report
-from growsearch.backbones import build_model, spec_for
-from growsearch.data import create_dataset
-from growsearch.schedule import TrainConfig
-from growsearch.loop import optimizer_for, train_stage
+from growsearch.model.arch import build_model, spec_for
+from growsearch.data.dataset import create_dataset
+from growsearch.plan.schedule import TrainConfig
+from growsearch.train.loop import optimizer_for, train_stage
 
 
 def hand_loop(arch: str, ds, epochs: int, cfg: TrainConfig, device: torch.device, channels_last: bool) -> float:

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 
 import growsearch
-from growsearch.data import BatchLoader, subset, with_validation
-from growsearch.prune import apply_masks, identity_masks, prune
-from growsearch.search import load_best
+from growsearch.data.loader import BatchLoader
+from growsearch.data.split import subset, with_validation
+from growsearch.model.prune import apply_masks, identity_masks, prune
+from growsearch.search.best import load_best
 
 
 def my_train_epoch(model: torch.nn.Module, loader: BatchLoader, opt: torch.optim.Optimizer, masks: dict) -> None:

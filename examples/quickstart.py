@@ -4,7 +4,7 @@
 """
 
 from growsearch import Schedule, Stage, create_dataset, run_frontier, run_schedule
-from growsearch.frontier import bound_word
+from growsearch.train.frontier import bound_word
 
 data = create_dataset("digits")  # shipped with scikit-learn: nothing is downloaded
 # VGG19@0.25 from scratch at 2, 4, 8 and 16 epochs, each budget with its LR decayed to zero

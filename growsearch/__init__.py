@@ -1,13 +1,15 @@
 """growsearch: cumulative Net2Net training on timm backbones, with its training cost M.
 
 Grow a small network into a large one while its training data grows to nested supersets of
-classes, count the training cost M = Σ samples × MACs, and compare with training the final
-network from scratch.
+classes, count the training cost M = Σ samples × MACs, and compare it with a frontier of
+from-scratch runs. The package's wings follow the data flow (see docs/ARCHITECTURE.md):
+``model`` and ``data`` ← ``plan`` ← ``train`` ← ``robust`` ← ``search`` ← ``cli``.
 
 Example:
     >>> import growsearch
     >>> sched = growsearch.Schedule("digits", [growsearch.Stage(5, "vgg11@0.125", 1), growsearch.Stage(10, "vgg19@0.125", 1)])
-    >>> sched.validate(num_classes=10)
+    >>> [p.ops for p in growsearch.plan_schedule(sched)]
+    [('build',), ('deepen', 'add classes 5→10')]
 """
 
 from __future__ import annotations
@@ -17,61 +19,66 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.2.0"
 
-# name -> module; resolved on first use so `import growsearch` does not import torch or timm.
+# The one façade: name -> the module that defines it (each public name has one import path);
+# resolved on first use so `import growsearch` does not import torch, timm, Ray or Optuna.
 _LAZY = {
     "GrowsearchError": "growsearch.errors",
-    "ArchSpec": "growsearch.backbones",
-    "create_model": "growsearch.backbones",
-    "build_model": "growsearch.backbones",
-    "list_archs": "growsearch.backbones",
-    "grow": "growsearch.net2net",
-    "create_dataset": "growsearch.data",
-    "with_validation": "growsearch.data",
-    "Frontier": "growsearch.frontier",
-    "run_frontier": "growsearch.baseline",
-    "load_frontier": "growsearch.frontier",
-    "list_sources": "growsearch.data",
-    "register_source": "growsearch.data",
-    "from_arrays": "growsearch.data",
-    "Family": "growsearch.backbones",
-    "register_family": "growsearch.backbones",
-    "get_family": "growsearch.backbones",
-    "Schedule": "growsearch.schedule",
-    "Stage": "growsearch.schedule",
-    "TrainConfig": "growsearch.schedule",
-    "load_schedule": "growsearch.schedule",
-    "StagePlan": "growsearch.plan",
-    "plan_schedule": "growsearch.plan",
-    "RunResult": "growsearch.results",
-    "run_schedule": "growsearch.train",
-    "run_baseline": "growsearch.baseline",
-    "load_checkpoint": "growsearch.results",
-    "macs_per_sample": "growsearch.cost",
-    "run_search": "growsearch.search",
-    "load_best": "growsearch.best",
-    "load_space": "growsearch.space",
-    "robustness_report": "growsearch.robustness",
-    "mutual_inference": "growsearch.robustness",
+    "ArchSpec": "growsearch.model.arch",
+    "Family": "growsearch.model.arch",
+    "create_model": "growsearch.model.arch",
+    "build_model": "growsearch.model.arch",
+    "list_archs": "growsearch.model.arch",
+    "register_family": "growsearch.model.arch",
+    "get_family": "growsearch.model.arch",
+    "grow": "growsearch.model.ops",
+    "register_op": "growsearch.model.ops",
+    "macs_per_sample": "growsearch.model.cost",
+    "create_dataset": "growsearch.data.dataset",
+    "list_sources": "growsearch.data.dataset",
+    "register_source": "growsearch.data.dataset",
+    "from_arrays": "growsearch.data.dataset",
+    "with_validation": "growsearch.data.split",
+    "Schedule": "growsearch.plan.schedule",
+    "Stage": "growsearch.plan.schedule",
+    "TrainConfig": "growsearch.plan.schedule",
+    "load_schedule": "growsearch.plan.schedule",
+    "StagePlan": "growsearch.plan.planner",
+    "plan_schedule": "growsearch.plan.planner",
+    "RunResult": "growsearch.train.results",
+    "load_checkpoint": "growsearch.train.results",
+    "run_schedule": "growsearch.train.run",
+    "run_baseline": "growsearch.train.baseline",
+    "run_frontier": "growsearch.train.baseline",
+    "Frontier": "growsearch.train.frontier",
+    "load_frontier": "growsearch.train.frontier",
+    "robustness_report": "growsearch.robust.robustness",
+    "mutual_inference": "growsearch.robust.vote",
+    "load_space": "growsearch.search.space",
+    "run_search": "growsearch.search.driver",
+    "load_best": "growsearch.search.best",
+    "load_best_network": "growsearch.search.best",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:
-    from growsearch.backbones import ArchSpec, Family, build_model, create_model, get_family, list_archs, register_family
-    from growsearch.cost import macs_per_sample
+    from growsearch.data.dataset import create_dataset, from_arrays, list_sources, register_source
+    from growsearch.data.split import with_validation
     from growsearch.errors import GrowsearchError
-    from growsearch.data import create_dataset, from_arrays, list_sources, register_source, with_validation
-    from growsearch.frontier import Frontier, load_frontier
-    from growsearch.net2net import grow
-    from growsearch.plan import StagePlan, plan_schedule
-    from growsearch.robustness import mutual_inference, robustness_report
-    from growsearch.schedule import Schedule, Stage, TrainConfig, load_schedule
-    from growsearch.best import load_best
-    from growsearch.search import run_search
-    from growsearch.space import load_space
-    from growsearch.baseline import run_baseline, run_frontier
-    from growsearch.results import RunResult, load_checkpoint
-    from growsearch.train import run_schedule
+    from growsearch.model.arch import ArchSpec, build_model, create_model, Family, get_family, list_archs, register_family
+    from growsearch.model.cost import macs_per_sample
+    from growsearch.model.ops import grow, register_op
+    from growsearch.plan.planner import plan_schedule, StagePlan
+    from growsearch.plan.schedule import load_schedule, Schedule, Stage, TrainConfig
+    from growsearch.robust.robustness import robustness_report
+    from growsearch.robust.vote import mutual_inference
+    from growsearch.search.best import load_best, load_best_network
+    from growsearch.search.driver import run_search
+    from growsearch.search.space import load_space
+    from growsearch.train.baseline import run_baseline, run_frontier
+    from growsearch.train.frontier import Frontier, load_frontier
+    from growsearch.train.results import load_checkpoint, RunResult
+    from growsearch.train.run import run_schedule
 
 
 def __getattr__(name: str):

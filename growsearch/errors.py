@@ -5,7 +5,7 @@ line naming the fix; the ``growsearch`` command prints it and exits with code 2.
 
 Example:
     >>> from growsearch.errors import GrowsearchError
-    >>> from growsearch.schedule import ScheduleError
+    >>> from growsearch.plan.schedule import ScheduleError
     >>> issubclass(ScheduleError, GrowsearchError) and issubclass(ScheduleError, ValueError)
     True
 """

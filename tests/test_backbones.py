@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from growsearch.backbones import ArchError, ArchSpec, build_model, create_model, get_family, list_archs, parse_arch, spec_for
+from growsearch.model.arch import ArchError, ArchSpec, build_model, create_model, get_family, list_archs, parse_arch, spec_for
 
 
 @pytest.mark.parametrize("arch", list_archs())

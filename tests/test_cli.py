@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from growsearch.cli import main
+from growsearch.cli.commands import main
+from growsearch.plan.planner import check
 
 
 def _write(path: Path, data: str, stages: list[dict]) -> Path:
@@ -75,7 +75,7 @@ def test_existing_out_is_refused_without_overwrite(npz_data: str, tmp_path: Path
 
 def test_user_errors_show_no_traceback_from_the_real_command(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "run", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r")],
+        [sys.executable, "-m", "growsearch.cli.commands", "run", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 2
@@ -99,8 +99,8 @@ def test_the_example_schedule_runs(tmp_path: Path) -> None:
 
 
 def test_the_resolution_example_is_a_valid_schedule() -> None:
-    from growsearch.schedule import load_schedule
+    from growsearch.plan.schedule import load_schedule
 
     sched = load_schedule(Path(__file__).parent.parent / "examples" / "digits_resolution_schedule.json")
-    sched.validate(num_classes=10, image_size=32)
+    check(sched, num_classes=10, image_size=32)
     assert [s.resolution for s in sched.stages] == [16, 16, None]

@@ -12,8 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from conftest import descendants, kill_tree
-from test_search import _bin, _tiny
+from helpers import console_script, descendants, kill_tree, tiny_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
@@ -33,7 +32,7 @@ def _alive_nodes(address: str, env: dict) -> int:
 def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     port = _port()
-    ray, address = _bin("ray"), f"127.0.0.1:{port}"
+    ray, address = console_script("ray"), f"127.0.0.1:{port}"
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", "--block"]
     # --block keeps each node's processes under a `ray start` process this test owns, so the test
     # stops exactly them (by PID) and never another Ray on the machine
@@ -52,10 +51,10 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
         while _alive_nodes(address, env) < 2 and time.time() < deadline:
             time.sleep(1)
         assert _alive_nodes(address, env) == 2, "the loopback cluster did not come up"
-        space = _tiny(tmp_path, epochs="[2, 4]")
+        space = tiny_space(tmp_path, epochs="[2, 4]")
         proc = subprocess.run(
             [
-                sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address,
+                sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address,
                 "--storage-path", str(tmp_path / "shared"),  # the folder every node of a real cluster would mount
             ],
             capture_output=True, text=True, env=env, timeout=1800,

@@ -6,31 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from growsearch.backbones import ArchSpec, build_model, spec_for
-from growsearch.cost import count_params, macs_per_sample, stage_cost
+from growsearch.model.arch import build_model, spec_for
+from helpers import hand_macs_resnet, hand_macs_vgg
+from growsearch.model.cost import count_params, macs_per_sample, stage_cost
 
-
-def hand_macs_vgg(spec: ArchSpec, size: int) -> int:
-    total, cin = 0, spec.in_chans
-    for b, blk in enumerate(spec.widths):
-        hw = (size // 2**b) ** 2
-        for w in blk:
-            total += hw * w * cin * 9
-            cin = w
-    return total + cin * spec.num_classes
-
-
-def hand_macs_resnet(spec: ArchSpec, size: int) -> int:
-    c0 = spec.widths[0][0]
-    total, cin = size * size * c0 * spec.in_chans * 9, c0
-    for s, blk in enumerate(spec.widths):
-        hw = (size // 2**s) ** 2
-        for b, w in enumerate(blk):
-            total += hw * w * cin * 9 + hw * w * w * 9
-            if b == 0 and s > 0:
-                total += hw * w * cin  # 1x1 projection shortcut
-            cin = w
-    return total + cin * spec.num_classes
 
 
 def test_tiny_model_matches_a_hand_count() -> None:

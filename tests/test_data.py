@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_cifar, write_imagefolder, write_tinyimagenet
-from growsearch.data import BatchLoader, DataError, class_order, create_dataset, list_sources, subset, with_validation
+from helpers import write_cifar, write_imagefolder, write_tinyimagenet
+from growsearch.data.loader import BatchLoader
+from growsearch.data.dataset import create_dataset, DataError, list_sources
+from growsearch.data.split import class_order, subset, with_validation
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,7 @@ def test_random_crop_is_a_shift_of_the_padded_image() -> None:
 
 
 def test_loader_resizes_batches_to_the_stage_resolution(digits) -> None:
-    from growsearch.data import BatchLoader
+    from growsearch.data.loader import BatchLoader
 
     full = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False)
     low = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False, resolution=16)
@@ -233,7 +235,7 @@ def test_an_archive_loads_like_its_folder(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_second_load_is_served_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import growsearch.sources as sources  # where the shipped sources decode images
+    import growsearch.data.sources as sources  # where the shipped sources decode images
 
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
     write_imagefolder(tmp_path / "folder")

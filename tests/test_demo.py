@@ -11,8 +11,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from growsearch.cli import main, run_demo
-from growsearch.summaries import search_report
+from growsearch.cli.commands import main, run_demo
+from growsearch.cli.summaries import search_report
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     """The real command, as a newcomer runs it (the full demo: about 3 minutes on 2 cores)."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "demo"], capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path,
+        [sys.executable, "-m", "growsearch.cli.commands", "demo"], capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import _images
-from growsearch.cli import main
+from helpers import images
+from growsearch.cli.commands import main
 
 G = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]
 
@@ -197,8 +197,8 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _npz(path: Path, **over) -> None:
-    xtr, ytr = _images(48, 4, 32, 3, 0)
-    xte, yte = _images(24, 4, 32, 3, 1)
+    xtr, ytr = images(48, 4, 32, 3, 0)
+    xte, yte = images(24, 4, 32, 3, 1)
     arrays = {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, **over}
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
@@ -212,13 +212,13 @@ class _Evil:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("errors")
     _npz(root / "good.npz")
-    y = _images(48, 4, 32, 3, 0)[1].copy()
+    y = images(48, 4, 32, 3, 0)[1].copy()
     y[-1] = -1
     _npz(root / "negative.npz", y_train=y)
     _npz(root / "unseen.npz", y_test=np.arange(24) % 5)
     _npz(root / "nan.npz", x_train=np.full((48, 32, 32, 3), np.nan, dtype=np.float32))
     _npz(root / "partial.npz", y_test=None)
-    _npz(root / "tinyclass.npz", x_train=_images(63, 4, 32, 3, 0)[0], y_train=np.repeat([0, 1, 2, 3], [20, 20, 20, 3]))  # class 3: 3 images
+    _npz(root / "tinyclass.npz", x_train=images(63, 4, 32, 3, 0)[0], y_train=np.repeat([0, 1, 2, 3], [20, 20, 20, 3]))  # class 3: 3 images
     (root / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
     (root / "afile").write_text("not a folder")
     for name, content in SCHEDULES.items():
@@ -264,10 +264,12 @@ def test_the_table_is_as_long_as_promised() -> None:
 def test_api_errors_share_one_root_and_the_cli_messages(tmp_path: Path) -> None:
     import growsearch
     from growsearch import GrowsearchError, Schedule, Stage
-    from growsearch.data import DataError, create_dataset, with_validation
-    from growsearch.frontier import FrontierError, load_frontier, run_frontier
-    from growsearch.schedule import ScheduleError
-    from growsearch.space import SpaceError, load_space
+    from growsearch.data.dataset import create_dataset, DataError
+    from growsearch.data.split import with_validation
+    from growsearch.train.frontier import FrontierError, load_frontier
+    from growsearch.train.baseline import run_frontier
+    from growsearch.plan.schedule import ScheduleError
+    from growsearch.search.space import load_space, SpaceError
 
     calls = [
         (lambda: growsearch.run_schedule("schedule.json"), ScheduleError, "expected a growsearch.Schedule"),

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from growsearch.schedule import load_schedule
-from growsearch.train import run_schedule
+from growsearch.plan.schedule import load_schedule
+from growsearch.train.run import run_schedule
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 

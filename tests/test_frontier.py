@@ -8,16 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from growsearch.cli import main
-from growsearch.frontier import (
-    Frontier,
-    FrontierError,
-    FrontierPoint,
-    Reference,
-    budget_ladder,
-    check_budgets,
-    load_frontier,
-)
+from growsearch.cli.commands import main
+from growsearch.train.frontier import budget_ladder, check_budgets, Frontier, FrontierError, FrontierPoint, load_frontier, Reference
 
 
 def _ref(name: str, pts: list[tuple[int, int, float]]) -> Reference:

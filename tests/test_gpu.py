@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from growsearch.backbones import create_model
-from growsearch.net2net import grow
-from growsearch.schedule import Schedule, Stage
-from growsearch.train import run_schedule
+from growsearch.model.arch import create_model
+from growsearch.model.ops import grow
+from growsearch.plan.schedule import Schedule, Stage
+from growsearch.train.run import run_schedule
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -31,7 +31,8 @@ def test_schedule_trains_on_cuda_with_bf16() -> None:
 
 
 def test_fgsm_and_mutual_inference_on_cuda_match_cpu_at_eps_zero() -> None:
-    from growsearch.robustness import Member, fgsm_accuracy
+    from growsearch.robust.members import Member
+    from growsearch.robust.attack import fgsm_accuracy
 
     torch.manual_seed(0)
     small, _ = create_model("vgg11@0.125", 2, 3)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from growsearch.backbones import ArchError, create_model, get_family, list_archs
-from growsearch.net2net import deepen, expand_classes, grow, plan, widen
+from growsearch.model.arch import ArchError, create_model, get_family, list_archs
+from growsearch.model.net2net import deepen, expand_classes, plan, widen
+from growsearch.model.ops import grow
 
 TOL = 1e-4  # relative to the largest logit, the stated tolerance
 FAMILIES = {"vgg": ("vgg11", "vgg19"), "resnet": ("resnet10", "resnet34"), "resnet_stem7": ("resnet10_stem7", "resnet34_stem7")}
@@ -101,7 +102,7 @@ def test_grow_deeper_wider_and_more_classes(small: str, big: str) -> None:
 
 
 def test_grow_keeps_pruned_widths_when_deepening() -> None:
-    from growsearch.backbones import ArchSpec, build_model
+    from growsearch.model.arch import ArchSpec, build_model
 
     spec = ArchSpec("vgg", ((12,), (30,), (50, 61), (128, 100), (128, 128)), 5, 3, 0.25, "vgg11@0.25")
     model = _randomise_bn(build_model(spec)).eval()
@@ -141,7 +142,7 @@ def test_dropping_classes_is_an_error() -> None:
 
 # --- kernel rescaling -----------------------------------------------------------------------
 
-from growsearch.net2net import rescale_kernel, rescale_stem, stem_kernel_at  # noqa: E402
+from growsearch.model.net2net import rescale_kernel, rescale_stem, stem_kernel_at
 
 
 def _smooth(side: int) -> torch.Tensor:

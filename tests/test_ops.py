@@ -8,11 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from growsearch.backbones import ArchError, build_model, create_model
-from growsearch.net2net import widen
-from growsearch.ops import (
-    FIRST, GROW, TRANSITION, AddClasses, Build, ChangeResolution, Deepen, Op, Prune, RescaleStem, Run, StageView, Widen,
-    apply_transition, plan_transition,
+from growsearch.model.arch import ArchError, build_model, create_model
+from growsearch.model.net2net import widen
+from growsearch.model.ops import (
+    AddClasses, apply_transition, Build, ChangeResolution, Deepen, FIRST, GROW, Op, plan_transition, Prune, RescaleStem, Run, StageView, transition_ops, Widen,
 )
 
 TOL = 1e-4  # max |Δlogit| relative to the largest logit, as in test_net2net
@@ -108,7 +107,7 @@ def test_change_resolution_leaves_the_network_as_it_is() -> None:
 def test_a_transition_applies_its_ops_in_order_with_one_generator() -> None:
     model = _model("vgg11@0.125")
     stage = StageView("vgg13@0.25", classes=4, prune_ratio=0.5, prev_resolution=32)
-    steps, after = plan_transition(TRANSITION, model.arch_spec, stage)
+    steps, after = plan_transition(transition_ops(), model.arch_spec, stage)
     assert [type(s.op) for s in steps] == [Prune, Deepen, Widen, AddClasses]
     assert after.name == "vgg13@0.25" and after.width_mult == 0.25
     a = apply_transition(model, steps, after, Run(generator=torch.Generator().manual_seed(7)))

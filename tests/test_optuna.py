@@ -6,38 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
 from growsearch.errors import GrowsearchError
-from growsearch.frontier import run_frontier
-from growsearch.optuna import CostPruner, Objective, constraints
-from growsearch.schedule import Schedule, load_schedule
-from growsearch.search import load_best
-
-SPACE = """dataset: npz:{data}
-final_arch: vgg13@0.125
-archs: [vgg11@0.125, vgg13@0.125]
-stages: [2, 2]
-split: [0.3, 0.7]
-epochs: [1, 2]
-tolerance: 0.5
-seed: 0
-"""
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("optuna")
-    rng = np.random.default_rng(0)
-    y = np.arange(72) % 4
-    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
-    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
-    space = root / "space.yaml"
-    space.write_text(SPACE.format(data=root / "tiny.npz"))
-    run_frontier(f"npz:{root / 'tiny.npz'}", ["vgg13@0.125"], [1, 2], out_dir=root / "frontier", progress=False)
-    return space, root / "frontier"
+from growsearch.search.optuna import constraints, CostPruner, Objective
+from growsearch.plan.schedule import load_schedule, Schedule
+from growsearch.search.best import load_best
 
 
 def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_path: Path) -> None:
@@ -67,7 +42,7 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
     assert loaded.stages == Schedule.from_dict(best.user_attrs["schedule"]).stages and loaded.threads == study.user_attrs["threads"]
     out = tmp_path / "best.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(out)],
+        [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "mine", "-o", str(out)],
         capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr
@@ -114,8 +89,9 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
 
     import torch
 
-    from growsearch.data import create_dataset, with_validation
-    from growsearch.train import load_checkpoint
+    from growsearch.data.dataset import create_dataset
+    from growsearch.data.split import with_validation
+    from growsearch.train.results import load_checkpoint
 
     space, frontier = setup
     storage = f"sqlite:///{tmp_path / 'a.db'}"
@@ -129,7 +105,7 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
     (out).mkdir()
     (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     assert "trained final network" in proc.stdout

@@ -7,11 +7,11 @@ import sys
 
 import pytest
 
-from growsearch.backbones import ArchSpec
-from growsearch.data import create_dataset
-from growsearch.plan import plan_schedule, plan_table, planned_M
-from growsearch.schedule import Schedule, ScheduleError, Stage
-from growsearch.train import run_schedule
+from growsearch.model.arch import ArchSpec
+from growsearch.data.dataset import create_dataset
+from growsearch.plan.planner import plan_schedule, plan_table, planned_M
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage
+from growsearch.train.run import run_schedule
 
 # every family and every op: prune, deepen, widen, add classes, stem rescale, resolution change
 CASES = {
@@ -76,7 +76,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
     sched.save(path)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "run", str(path), "--out", str(out), "--dry-run"], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--dry-run"], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr
     total = planned_M(plan_schedule(sched))
@@ -86,8 +86,8 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
 
 def test_the_cost_stopper_prunes_on_the_plan() -> None:
     pytest.importorskip("ray")
-    from growsearch.study import METRIC
-    from growsearch.tune import CostStopper
+    from growsearch.search.study import METRIC
+    from growsearch.search.tune import CostStopper
 
     stop = CostStopper()
     assert not stop("a", {"planned": True, "planned_ratio": 5.0, METRIC: 0.0})  # no feasible trial yet
@@ -112,11 +112,11 @@ def test_results_match_the_fixture_made_before_the_planning_layer(tmp_path) -> N
     import numpy as np
     import torch
 
-    from conftest import _images
+    from helpers import images
 
     want = json.loads((Path(__file__).parent / "fixtures" / "before_plan.json").read_text())
-    xtr, ytr = _images(48, 4, 32, 3, 0)
-    xte, yte = _images(24, 4, 32, 3, 1)
+    xtr, ytr = images(48, 4, 32, 3, 0)
+    xte, yte = images(24, 4, 32, 3, 1)
     np.savez(tmp_path / "tiny.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
     stages = [Stage(2, "vgg11@0.125", 3, resolution=16), Stage(3, "vgg13@0.25", 3, prune_ratio=0.5, zero_mask=True), Stage(4, "vgg16@0.25", 4)]
     r = run_schedule(Schedule(f"npz:{tmp_path / 'tiny.npz'}", stages, seed=3, threads=1), progress=False, out_dir=tmp_path / "run")

@@ -5,12 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from growsearch.backbones import build_model, create_model, get_family, spec_for
-from growsearch.cost import macs_per_sample
-from growsearch.net2net import grow
-from growsearch.prune import nonzero_macs_per_sample, prune, pruned_widths
-from growsearch.schedule import Schedule, ScheduleError, Stage
-from growsearch.train import load_checkpoint, run_schedule
+from growsearch.model.arch import build_model, create_model, get_family, spec_for
+from growsearch.model.cost import macs_per_sample
+from growsearch.model.ops import grow
+from growsearch.model.prune import nonzero_macs_per_sample, prune, pruned_widths
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage
+from growsearch.train.results import load_checkpoint
+from growsearch.train.run import run_schedule
+from growsearch.plan.planner import check
 
 SHAPE = (3, 32, 32)
 
@@ -120,11 +122,11 @@ def test_prune_is_recorded_and_the_checkpoint_rebuilds_exactly(npz_data: str, tm
 )
 def test_bad_pruning_options_fail_before_training(stages: list[Stage], msg: str) -> None:
     with pytest.raises(ScheduleError, match=msg):
-        Schedule("digits", stages).validate(num_classes=4)
+        check(Schedule("digits", stages), num_classes=4)
 
 
 def test_pruned_widths_rejects_resnet() -> None:
-    from growsearch.backbones import ArchError
+    from growsearch.model.arch import ArchError
 
     with pytest.raises(ArchError, match="not supported"):
         pruned_widths(spec_for("resnet18", 10), 0.5)

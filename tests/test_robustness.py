@@ -11,19 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from growsearch.backbones import create_model
-from growsearch.robustness import (
-    Member,
-    RobustnessError,
-    ablate,
-    detection_rates,
-    fgsm_accuracy,
-    foolbox_model,
-    mutual_inference,
-    no_decision,
-    robustness_report,
-    tnr_at_fnr,
-)
+from growsearch.model.arch import create_model
+from growsearch.robust.members import Member, RobustnessError
+from growsearch.robust.sweeps import ablate
+from growsearch.robust.vote import detection_rates, mutual_inference, no_decision, tnr_at_fnr
+from growsearch.robust.attack import fgsm_accuracy, foolbox_model
+from growsearch.robust.robustness import robustness_report
 
 
 def _onehot(rows: list[int], k: int, strength: float = 5.0) -> torch.Tensor:
@@ -119,8 +112,8 @@ def _members(seed: int = 0) -> list[Member]:
 
 
 def test_fgsm_at_eps_zero_is_clean_accuracy_through_the_training_pipeline() -> None:
-    from growsearch.data import BatchLoader
-    from growsearch.train import evaluate
+    from growsearch.data.loader import BatchLoader
+    from growsearch.train.loop import evaluate
 
     members = _members()
     g = torch.Generator().manual_seed(0)
@@ -161,7 +154,7 @@ def test_ablation_zero_changes_nothing_all_gives_a_constant_and_hooks_come_off()
 
 
 def _run(tmp: Path, data: str, name: str, stages: list[dict]) -> Path:
-    from growsearch.cli import main
+    from growsearch.cli.commands import main
 
     (tmp / f"{name}.json").write_text(json.dumps({"dataset": data, "seed": 0, "stages": stages}))
     assert main(["run", str(tmp / f"{name}.json"), "--out", str(tmp / name), "--quiet"]) == 0
@@ -176,7 +169,7 @@ def runs(npz_data: str, tmp_path: Path) -> tuple[Path, Path, str]:
 
 
 def test_robustness_command_writes_every_number_and_plot(runs, capsys: pytest.CaptureFixture) -> None:
-    from growsearch.cli import main
+    from growsearch.cli.commands import main
 
     run, base, _ = runs
     assert main(["robustness", str(run), "--baseline", str(base), "--draws", "2", "--quiet"]) == 0
@@ -208,7 +201,7 @@ def test_robustness_command_writes_every_number_and_plot(runs, capsys: pytest.Ca
 
 
 def test_bad_inputs_are_one_line_errors(runs, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from growsearch.cli import main
+    from growsearch.cli.commands import main
 
     run, _, npz = runs
     other = tmp_path / "other.npz"
@@ -244,7 +237,7 @@ def test_robustness_report_python_api_samples_and_weights(runs) -> None:
 
 
 def test_a_low_resolution_stage_votes_on_inputs_resized_to_its_resolution(npz_data: str, tmp_path: Path) -> None:
-    from growsearch.robustness import load_members
+    from growsearch.robust.members import load_members
 
     run = _run(tmp_path, npz_data, "lowres", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}])
     assert [m.resolution for m in load_members(run)] == [16, 32]
@@ -255,7 +248,7 @@ def test_a_low_resolution_stage_votes_on_inputs_resized_to_its_resolution(npz_da
 def test_the_report_is_typed_and_round_trips_through_robustness_json(runs, tmp_path: Path) -> None:
     import json
 
-    from growsearch.report import RobustnessReport
+    from growsearch.robust.report import RobustnessReport
 
     run, _, _ = runs
     r = robustness_report(run, eps=[0.0, 0.05], noise=[0.0], ablation=[0.0], draws=1, samples=10, out=False, progress=False)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from growsearch.schedule import Schedule, ScheduleError, Stage, load_schedule
+from growsearch.plan.schedule import load_schedule, Schedule, ScheduleError, Stage
+from growsearch.plan.planner import check
 
 GOOD = {
     "dataset": "digits",
@@ -22,7 +23,7 @@ def test_design_md_example_loads_and_validates(tmp_path: Path) -> None:
     p = tmp_path / "s.json"
     p.write_text(json.dumps(GOOD))
     s = load_schedule(p)
-    s.validate(num_classes=10)
+    check(s, num_classes=10)
     assert [st.classes for st in s.stages] == [5, 7, 10]
 
 
@@ -57,7 +58,7 @@ def _stages(*specs) -> list[Stage]:
 )
 def test_bad_schedules_fail_with_one_clear_line(stages: list[Stage], msg: str) -> None:
     with pytest.raises(ScheduleError, match=msg) as e:
-        Schedule("digits", stages).validate(num_classes=10)
+        check(Schedule("digits", stages), num_classes=10)
     assert "\n" not in str(e.value)
 
 
@@ -89,7 +90,7 @@ def test_missing_and_unparsable_files(tmp_path: Path) -> None:
 def test_class_order_must_be_a_permutation() -> None:
     s = Schedule.from_dict({**GOOD, "class_order": [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]})
     with pytest.raises(ScheduleError, match="permutation"):
-        s.validate(num_classes=10)
+        check(s, num_classes=10)
 
 
 @pytest.mark.parametrize(
@@ -109,11 +110,11 @@ def test_bad_resolutions_are_errors_before_training(resolutions, arch: str, msg:
     counts = [3, 6, 10][-len(resolutions):] if len(resolutions) == 3 else [5, 10]
     stages = [Stage(k, arch if i < len(counts) - 1 else big, 1, resolution=r) for i, (k, r) in enumerate(zip(counts, resolutions))]
     with pytest.raises(ScheduleError, match=msg):
-        Schedule("digits", stages).validate(num_classes=10, image_size=32)
+        check(Schedule("digits", stages), num_classes=10, image_size=32)
 
 
 def test_growing_resolution_validates_and_round_trips(tmp_path: Path) -> None:
     s = Schedule("digits", [Stage(5, "vgg11", 2, resolution=16), Stage(7, "vgg16", 2, resolution=24), Stage(10, "vgg19", 2)])
-    s.validate(num_classes=10, image_size=32)
+    check(s, num_classes=10, image_size=32)
     s.save(tmp_path / "s.json")
     assert load_schedule(tmp_path / "s.json").stages[1].resolution == 24

@@ -14,51 +14,22 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import optuna
 import pytest
 
-from conftest import cmdline, descendants, kill_tree
-from growsearch.frontier import Frontier
-from growsearch.schedule import load_schedule
-from growsearch.search import SearchError, load_best
+from helpers import cli, cmdline, console_script, descendants, kill_tree, tiny_space
+from growsearch.train.frontier import Frontier
+from growsearch.plan.schedule import load_schedule
+from growsearch.search.study import SearchError
+from growsearch.search.best import load_best
+from growsearch.plan.planner import check
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
-
-TINY_SPACE = """dataset: npz:{data}
-final_arch: vgg13@0.125
-archs: [vgg11@0.125, vgg13@0.125]
-stages: [2, 2]
-split: {split}
-epochs: {epochs}
-tolerance: 0.5
-resolutions: [16, 32]
-trials: 4
-baseline_epochs: 2
-seed: 0
-"""
-
-
-def _tiny(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]", *, shuffle_test: bool = False) -> Path:
-    rng = np.random.default_rng(0)
-    y = np.arange(72) % 4
-    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (72, 32, 32, 3)), 0, 255).astype(np.uint8)
-    y_test = np.random.default_rng(1).permutation(y[48:]) if shuffle_test else y[48:]
-    np.savez(root / "tiny.npz", x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y_test)
-    space = root / "space.yaml"
-    space.write_text(TINY_SPACE.format(data=root / "tiny.npz", split=split, epochs=epochs))
-    return space
-
-
-def _cli(*args: str, timeout: float = 1800, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
-
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("search")
-    proc = _cli("search", str(_tiny(root)), "--out", str(root / "out"), "--trials", "4")
+    proc = cli("search", str(tiny_space(root)), "--out", str(root / "out"), "--trials", "4")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return root / "out", proc
 
@@ -72,11 +43,11 @@ def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
     assert re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M) and "optuna-dashboard sqlite:///" in proc.stdout
     assert f"--artifact-dir {out.resolve() / 'artifacts'}" in proc.stdout  # the dashboard command that shows the stored network
     best = load_schedule(out / "best_schedule.json")
-    best.validate(num_classes=4)
+    check(best, num_classes=4)
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 1 + 4 and rows[0].startswith("number,state,M_ratio")
     assert (out / "pareto.png").stat().st_size > 1000
-    from growsearch.cli import main
+    from growsearch.cli.commands import main
 
     assert main(["run", str(out / "best_schedule.json"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
 
@@ -124,7 +95,7 @@ def test_running_into_an_existing_study_needs_resume(searched) -> None:
     out, _ = searched
     space = out.parent / "space.yaml"
     before = (out / "study.db").read_bytes()
-    proc = _cli("search", str(space), "--out", str(out))
+    proc = cli("search", str(space), "--out", str(out))
     assert proc.returncode == 2 and "already exists" in proc.stderr and "--resume" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (out / "study.db").read_bytes() == before
@@ -133,7 +104,7 @@ def test_running_into_an_existing_study_needs_resume(searched) -> None:
 def test_export_and_load_best(searched, tmp_path: Path) -> None:
     out, _ = searched
     url = f"sqlite:///{out / 'study.db'}"
-    proc = _cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best.json"))
+    proc = cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best.json"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "best.json").read_text()) == json.loads((out / "best_schedule.json").read_text())
     assert load_best(url, "space") == load_schedule(out / "best_schedule.json")
@@ -142,25 +113,20 @@ def test_export_and_load_best(searched, tmp_path: Path) -> None:
     assert growsearch.load_best(url, "space") == load_best(url, "space")
     with pytest.raises(SearchError, match="no study"):
         load_best(url, "nope")
-    proc = _cli("export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json"))
+    proc = cli("export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json"))
     assert proc.returncode == 2 and "no study 'nope'" in proc.stderr
 
     # a folder: the schedule and the best trial's trained network, stored as Optuna artifacts
-    proc = _cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best"))
+    proc = cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best"))
     assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "best" / "result.json").read_text())
     feasible = [t for t in _study(out).trials if t.user_attrs.get("feasible")]
     winner = min(feasible, key=lambda t: t.user_attrs["M_ratio"])
     assert result["M"] == winner.user_attrs["M"] and result["val_acc"] == winner.user_attrs["val_acc"]
-    from growsearch.train import load_checkpoint
+    from growsearch.train.results import load_checkpoint
 
     model, ckpt = load_checkpoint(tmp_path / "best" / "network.pt")
     assert ckpt["spec"] == result["stages"][-1]["spec"] and ckpt["val_acc"] == winner.user_attrs["val_acc"]
-
-
-def _bin(name: str) -> str:
-    """A console script of this interpreter's environment (the venv need not be activated)."""
-    return str(Path(sys.executable).parent / name)
 
 
 def _free_port() -> int:
@@ -174,7 +140,7 @@ def test_optuna_dashboard_lists_the_trials_and_serves_the_best_network(searched)
     port = _free_port()
     server = subprocess.Popen(
         [
-            _bin("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet",
+            console_script("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet",
             "--artifact-dir", str(out / "artifacts"),
         ],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -212,10 +178,10 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
     # A space with exactly one fixed-epoch schedule, trials one at a time: the first trains and is
     # feasible (tolerance 0.5); the others plan the same M, which cannot beat it, so the stopper
     # ends them before they train anything (their prefix would have been reused anyway).
-    space = _tiny(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
+    space = tiny_space(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
     text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]").replace("resolutions: [16, 32]\n", "")
     space.write_text(text)
-    proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
+    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = sorted(_study(tmp_path / "out").trials, key=lambda t: t.number)
     first, rest = trials[0], trials[1:]
@@ -238,10 +204,10 @@ def _study_record(out: Path) -> list[tuple]:
 
 
 def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two(tmp_path: Path) -> None:
-    space = _tiny(tmp_path, epochs="[1, 2]")
+    space = tiny_space(tmp_path, epochs="[1, 2]")
     runs = []
     for name, extra in (("two", []), ("one", ["--max-concurrent", "1"])):
-        proc = _cli("search", str(space), "--out", str(tmp_path / name), "--trials", "6", "--deterministic", "--batch", "2", *extra)
+        proc = cli("search", str(space), "--out", str(tmp_path / name), "--trials", "6", "--deterministic", "--batch", "2", *extra)
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs.append((_study_record(tmp_path / name), [line for line in proc.stdout.splitlines() if line.startswith("trial ")]))
     assert runs[0] == runs[1]
@@ -250,13 +216,13 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two(tmp
 
 
 def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
-    proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
+    proc = cli("search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
     assert proc.returncode == 2 and "exceeds the largest node" in proc.stderr
 
 
 def test_bad_space_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("dataset: digits\nfinal_arch: vgg19\narchs: [vgg11]\nstages: [4, 2]\n")
-    proc = _cli("search", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
+    proc = cli("search", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "stages: min 4 is above max 2" in proc.stderr
 
 
@@ -271,9 +237,9 @@ def _complete(db: Path) -> int:
 
 
 def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
-    space = _tiny(tmp_path, epochs="[3, 6]")
+    space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(out), "--trials", "6"]
+    args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 900
@@ -286,7 +252,7 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(before) >= 2
 
-    proc = _cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
+    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     after = optuna.load_study(study_name="space", storage=url).trials
     finished = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
@@ -297,11 +263,11 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
 
 
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
-    space = _tiny(tmp_path, epochs="[4, 8]")
+    space = tiny_space(tmp_path, epochs="[4, 8]")
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli", "search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2"],
+        [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
     )
     killed = False
@@ -324,9 +290,9 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
 
 
 def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path: Path) -> None:
-    space = _tiny(tmp_path)
+    space = tiny_space(tmp_path)
     out = tmp_path / "out"
-    proc = _cli("search", str(space), "--out", str(out), "--trials", "3", "--fgsm-eps", "0.05", "--fgsm-objective", "--min-fgsm-acc", "0.3")
+    proc = cli("search", str(space), "--out", str(out), "--trials", "3", "--fgsm-eps", "0.05", "--fgsm-objective", "--min-fgsm-acc", "0.3")
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     study = _study(out)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MAXIMIZE]
@@ -345,20 +311,20 @@ def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path:
     if any(t.user_attrs["feasible"] for t in done):
         assert "Pareto front" in proc.stdout
     # resuming with different FGSM settings would mix incomparable trials
-    again = _cli("search", str(space), "--out", str(out), "--resume", "--fgsm-eps", "0.1")
+    again = cli("search", str(space), "--out", str(out), "--resume", "--fgsm-eps", "0.1")
     assert again.returncode == 2 and "FGSM settings" in again.stderr
 
 
 def test_fgsm_options_need_an_epsilon(tmp_path: Path) -> None:
-    proc = _cli("search", str(_tiny(tmp_path)), "--out", str(tmp_path / "out"), "--fgsm-objective")
+    proc = cli("search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--fgsm-objective")
     assert proc.returncode == 2 and "need --fgsm-eps" in proc.stderr
     assert not (tmp_path / "out" / "study.db").exists()
 
 
 def test_space_resolutions_above_native_are_an_error(tmp_path: Path) -> None:
-    space = _tiny(tmp_path)
+    space = tiny_space(tmp_path)
     space.write_text(space.read_text().replace("resolutions: [16, 32]", "resolutions: [16, 64]"))
-    proc = _cli("search", str(space), "--out", str(tmp_path / "out"))
+    proc = cli("search", str(space), "--out", str(tmp_path / "out"))
     assert proc.returncode == 2 and "above" in proc.stderr and "native 32 px" in proc.stderr
 
 
@@ -369,9 +335,9 @@ def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
     for shuffled in (False, True):
         root = tmp_path / ("shuffled" if shuffled else "plain")
         root.mkdir()
-        space = _tiny(root, epochs="[1, 3]", shuffle_test=shuffled)
+        space = tiny_space(root, epochs="[1, 3]", shuffle_test=shuffled)
         # one trial at a time, so TPE sees the same history in both searches
-        proc = _cli("search", str(space), "--out", str(root / "out"), "--trials", "4", "--cpus-per-trial", "2")
+        proc = cli("search", str(space), "--out", str(root / "out"), "--trials", "4", "--cpus-per-trial", "2")
         assert proc.returncode in (0, 1), proc.stderr[-3000:]
         trials = _study(root / "out").trials
 
@@ -393,22 +359,22 @@ def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
 
 
 def test_a_search_on_a_given_frontier_trains_no_budgets(tmp_path: Path) -> None:
-    space = _tiny(tmp_path)
+    space = tiny_space(tmp_path)
     data = f"npz:{tmp_path / 'tiny.npz'}"
     front = tmp_path / "frontier"
-    proc = _cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--out", str(front))
+    proc = cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--out", str(front))
     assert proc.returncode == 0, proc.stderr[-3000:]
     given = json.loads((front / "frontier.json").read_text())
 
     # another validation split: refused before anything is written
     bad = tmp_path / "bad_frontier"
-    proc = _cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad))
+    proc = cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = _cli("search", str(space), "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad))
+    proc = cli("search", str(space), "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad))
     assert proc.returncode == 2 and "another validation split" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "refused").exists()
 
-    proc = _cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front))
+    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front))
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     assert not (tmp_path / "out" / "frontier").exists()  # the space's baseline_epochs ladder was not trained
     study = _study(tmp_path / "out")

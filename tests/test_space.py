@@ -5,7 +5,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from growsearch.space import SpaceError, list_spaces, load_space, suggest_schedule
+from growsearch.search.space import list_spaces, load_space, SpaceError, suggest_schedule
+from growsearch.plan.planner import check
 
 BASE = """dataset: digits
 final_arch: vgg19@0.25
@@ -29,7 +30,7 @@ def test_suggested_schedules_are_always_valid(name: str) -> None:
     seen = set()
     for _ in range(40):
         sched = suggest_schedule(study.ask(), space, classes)
-        sched.validate(num_classes=classes)  # nested, growing, never shrinking, last = all classes
+        check(sched, num_classes=classes)  # nested, growing, never shrinking, last = all classes
         assert space.stages[0] <= len(sched.stages) <= space.stages[1]
         assert sched.stages[-1].arch == space.final_arch
         seen.add(tuple((s.classes, s.arch) for s in sched.stages))
@@ -72,7 +73,7 @@ def test_resolutions_are_searched_never_decreasing_and_native_last(tmp_path: Pat
         sched = suggest_schedule(study.ask(), space, 10)
         res = [st.resolution for st in sched.stages]
         assert res[-1] is None and res[0] <= res[1]
-        sched.validate(num_classes=10, image_size=32)
+        check(sched, num_classes=10, image_size=32)
         seen.add(tuple(res))
     assert len(seen) > 2
 

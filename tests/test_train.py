@@ -6,11 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from growsearch.backbones import ArchSpec
-from growsearch.data import create_dataset
-from growsearch.schedule import Schedule, ScheduleError, Stage
-from growsearch.train import OutputExistsError, RunResult, load_checkpoint, run_baseline, run_schedule
-from test_cost import hand_macs_vgg
+from growsearch.model.arch import ArchSpec
+from growsearch.data.dataset import create_dataset
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage
+from growsearch.train.results import load_checkpoint, OutputExistsError, RunResult
+from growsearch.train.baseline import run_baseline
+from growsearch.train.run import run_schedule
+from helpers import hand_macs_vgg
 
 RESULT_KEYS = {"M", "test_acc", "wall_s", "macs_per_sample", "stages"}
 STAGE_KEYS = {"classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s"}
@@ -142,8 +144,8 @@ def test_prefix_cache_reuses_trained_stages_and_changes_no_metric(npz_data: str,
 
 
 def test_resolution_growth_counts_M_at_each_stage_resolution(npz_data: str, tmp_path: Path) -> None:
-    from growsearch.backbones import build_model, spec_for
-    from growsearch.cost import macs_per_sample
+    from growsearch.model.arch import build_model, spec_for
+    from growsearch.model.cost import macs_per_sample
 
     sched = Schedule(npz_data, [Stage(2, "vgg11@0.125", 1, resolution=16), Stage(4, "vgg13@0.125", 1)])
     r = run_schedule(sched, progress=False, out_dir=tmp_path / "run")
@@ -162,7 +164,7 @@ def test_resolution_growth_counts_M_at_each_stage_resolution(npz_data: str, tmp_
 
 @pytest.mark.parametrize("rescale,kernels", [(True, [5, 7]), (False, [7, 7])])
 def test_large_stem_kernels_follow_the_resolution(npz_data: str, rescale: bool, kernels: list[int]) -> None:
-    from growsearch.schedule import TrainConfig
+    from growsearch.plan.schedule import TrainConfig
 
     sched = Schedule(
         npz_data, [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
@@ -241,7 +243,7 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     path = tmp_path / "s.json"
     path.write_text(json.dumps(sched))
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "growsearch.cli", "run", str(path), "--out", str(out), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 600
     while not (out / "stage1.pt").exists() and time.time() < deadline and proc.poll() is None:
@@ -251,8 +253,8 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "result.json").exists() and not (out / "stage2.pt").exists()
-    from growsearch.cli import main
-    from growsearch.schedule import load_schedule
+    from growsearch.cli.commands import main
+    from growsearch.plan.schedule import load_schedule
 
     assert main(["run", str(path), "--out", str(out), "--resume", "--quiet"]) == 0
     resumed = RunResult.load(out)
@@ -268,16 +270,3 @@ def test_the_thread_count_is_recorded_and_honoured(npz_data: str) -> None:
     assert run_schedule(s, progress=False).threads == 1
     assert torch.get_num_threads() == before  # restored afterwards
     assert run_schedule(_sched(npz_data), progress=False).threads == before
-
-
-def test_names_that_moved_out_of_train_still_import_from_it() -> None:
-    import growsearch
-    import growsearch.baseline as baseline
-    import growsearch.results as results
-    import growsearch.train as train
-
-    assert train.run_baseline is baseline.run_baseline is growsearch.run_baseline
-    assert train.baseline_schedule is baseline.baseline_schedule
-    assert train.RunResult is results.RunResult is growsearch.RunResult and train.load_checkpoint is results.load_checkpoint
-    with pytest.raises(AttributeError):
-        train.no_such_name  # noqa: B018

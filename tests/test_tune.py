@@ -7,9 +7,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from growsearch.schedule import Schedule
-from growsearch.search import load_best
-from test_optuna import setup  # noqa: F401 - the tiny data, space and frontier, built once
+from growsearch.plan.schedule import Schedule
+from growsearch.search.best import load_best
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
@@ -18,7 +17,7 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monke
     import ray
     from ray import tune
 
-    import growsearch.tune as gt
+    import growsearch.search.tune as gt
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     space, frontier = setup
@@ -73,7 +72,7 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     assert list((tmp_path / "shared" / "mine_prefix_cache").iterdir())  # the prefix cache sits in the shared folder
     assert list((tmp_path / "shared" / "mine").glob("*/checkpoint_*/*.pt"))  # and so do the trial checkpoints
     out = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "export", "--storage", storage, "--study", "mine", "-o", str(tmp_path / "best")],
+        [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "mine", "-o", str(tmp_path / "best")],
         check=False, capture_output=True, text=True, timeout=1200,
     )
     assert out.returncode == 0, out.stderr[-2000:]

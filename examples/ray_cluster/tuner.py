@@ -26,8 +26,8 @@ import os
 import ray
 from ray import tune
 
-import growsearch.tune as gt
-from growsearch.search import load_best
+import growsearch.search.tune as gt
+from growsearch.search.best import load_best
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""The ``growsearch`` command: its parser, its commands, and what they print."""

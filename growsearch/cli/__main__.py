@@ -1,0 +1,7 @@
+"""``python -m growsearch.cli``: the ``growsearch`` command."""
+
+import sys
+
+from growsearch.cli.commands import main
+
+sys.exit(main())

@@ -1,0 +1,208 @@
+"""The ``growsearch`` command.
+
+User mistakes (a bad schedule, a missing dataset, an existing output directory) end with one
+line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from growsearch.cli.parser import build_parser, floats, UsageError
+from growsearch.cli.summaries import robustness_table, run_summary, search_report
+
+EXIT_USAGE = 2
+
+
+def _train_cfg(args: argparse.Namespace):
+    from growsearch.plan.schedule import TrainConfig
+
+    cfg = TrainConfig()
+    if getattr(args, "lr", None) is not None:
+        cfg.lr = args.lr
+    if getattr(args, "batch_size", None) is not None:
+        cfg.batch_size = args.batch_size
+    if getattr(args, "val_fraction", None) is not None:
+        cfg.val_fraction = args.val_fraction
+    return cfg
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from growsearch.train.frontier import load_frontier
+    from growsearch.plan.schedule import load_schedule
+    from growsearch.train.run import run_schedule
+
+    sched = load_schedule(args.schedule)
+    if args.val_fraction is not None:
+        sched.train.val_fraction = args.val_fraction
+    if args.all_cores:
+        sched.threads = None
+    if args.dry_run:
+        from growsearch.plan.planner import plan_schedule, plan_table
+
+        print(plan_table(plan_schedule(sched)))
+        return 0
+    if args.out is None:
+        from growsearch.errors import GrowsearchError
+
+        raise GrowsearchError("--out DIR is required to train (or pass --dry-run to print the plan only)")
+    out = Path(args.out)
+    frontier = load_frontier(args.baseline) if args.baseline else None
+    result = run_schedule(
+        sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier, resume=args.resume,
+    )
+    print(run_summary(result))
+    print(f"wrote {out / 'result.json'}, {out / 'curve.png'} and {len(result.stages)} stage checkpoint(s)")
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace) -> int:
+    from growsearch.data.dataset import TEST_SELECTION_NOTE
+    from growsearch.train.baseline import run_frontier
+    from growsearch.train.frontier import FrontierError
+
+    if args.patience is not None:
+        raise FrontierError("--patience trains to a plateau, which is no fixed budget: give --budgets (e.g. 2,4,8,16), each decayed to zero")
+    if args.budgets is not None and args.epochs is not None:
+        raise FrontierError("give either --budgets (several) or --epochs (one), not both")
+    if args.seeds is not None and args.seed is not None:
+        raise FrontierError("give either --seeds (several) or --seed (one), not both")
+    if args.lrs is not None and args.lr is not None:
+        raise FrontierError("give either --lrs (a sweep) or --lr (one), not both")
+    budgets = args.budgets if args.budgets is not None else [30 if args.epochs is None else args.epochs]
+    seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    front = run_frontier(
+        args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=args.lrs, train=_train_cfg(args),
+        out_dir=args.out, overwrite=args.overwrite, resume=args.resume, device=args.device, progress=not args.quiet,
+    )
+    print(front.table())
+    if front.val_fraction == 0:
+        print(TEST_SELECTION_NOTE)
+    print(f"frontier cost: {front.spent_M:.4g} MACs of training in {front.wall_s:.0f} s (every budget, seed and LR)")
+    print(f"wrote {Path(args.out) / 'frontier.json'} and frontier.png")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from growsearch.search.driver import run_search
+
+    res = run_search(
+        args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
+        resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
+        fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
+        val_fraction=args.val_fraction, frontier=args.baseline, storage_path=args.storage_path, verbose=args.verbose,
+        deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references,
+    )
+    print(search_report(res))
+    return 0 if res.best_schedule is not None else 1
+
+
+def _cmd_robustness(args: argparse.Namespace) -> int:
+    from growsearch.robust.robustness import DEFAULT_ABLATION, DEFAULT_EPS, DEFAULT_NOISE, robustness_report
+
+    weights = args.weights if args.weights in ("acc", "uniform") else floats(args.weights)
+    r = robustness_report(
+        args.run_dir, args.baseline, eps=DEFAULT_EPS if args.eps is None else args.eps,
+        noise=DEFAULT_NOISE if args.noise is None else args.noise, ablation=DEFAULT_ABLATION if args.ablation is None else args.ablation,
+        draws=args.draws, weights=weights, rule=args.rule, detect_eps=args.detect_eps, samples=args.samples, seed=args.seed,
+        device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+    )
+    print(robustness_table(r))
+    if r.get("note"):
+        print(r["note"])
+    print(f"wrote {Path(args.run_dir) / 'robustness.json'} and noise.png, ablation.png, fgsm.png, tnr_fnr.png ({r['wall_s']:.0f} s)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from growsearch.search.best import export
+
+    sched, where, network = export(args.storage, args.study, args.output)
+    print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
+    if network is not None:
+        print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")
+    elif where != Path(args.output):  # a folder was asked for, and the study holds no network
+        print("the study stores no trained network (made before artifacts, or its store is elsewhere): the schedule only")
+    return 0
+
+
+# The demo's settings: the digits_vgg space, cut to run in under 3 minutes on a 2-core CPU.
+DEMO = {
+    "epochs": (2, 8),  # per-stage epoch range of the trials
+    "budgets": [3, 6, 12],  # the frontier: each budget decayed to zero, over the space's 3 seeds (their mean is the target's basis)
+    "baseline_lrs": None,  # no LR sweep: the space's recipe LR only
+}
+DEMO_MARK = "demo.json"  # what marks a folder as an earlier demo's, which a new demo may replace
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    res = run_demo(Path(args.out or "runs/demo"), trials=args.trials)
+    print(search_report(res))
+    return 0
+
+
+def run_demo(out: Path, *, trials: int, settings: dict | None = None):
+    """The demo's search: the digits_vgg space changed by ``settings`` (default :data:`DEMO`),
+    deterministic, starting from the two reference schedules. An earlier demo in ``out`` is
+    replaced; a folder holding anything else is refused before anything is written."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from growsearch.errors import GrowsearchError
+    from growsearch.search.driver import run_search
+    from growsearch.search.space import load_space
+
+    settings = DEMO if settings is None else settings
+    if trials < 2:
+        raise GrowsearchError(f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}")
+    if out.exists():
+        if not out.is_dir() or (any(out.iterdir()) and not (out / DEMO_MARK).is_file()):
+            raise GrowsearchError(f"--out {out} holds files that are not an earlier demo's: choose another --out (nothing was changed)")
+        if (out / DEMO_MARK).is_file():
+            print(f"demo: replacing the earlier demo in {out}/", flush=True)
+            shutil.rmtree(out)
+    space = replace(load_space("digits_vgg"), **settings)
+    space.validate()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARK).write_text(json.dumps({"trials": trials, **settings}) + "\n")
+    print(
+        f"demo: {trials} trials of the digits_vgg space in {out}/, deterministic (same machine, same numbers): "
+        f"a from-scratch frontier at {space.frontier_budgets()} epochs, then the from-scratch and paper schedules, then Optuna's proposals",
+        flush=True,
+    )
+    # batches of 3 on 2 workers: the from-scratch reference loads the frontier's run from the
+    # prefix cache at once, and its worker goes on with the third trial instead of idling
+    return run_search(space, out_dir=out, trials=trials, deterministic=True, batch=3, references=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as e:
+        print(e, file=sys.stderr)
+        return EXIT_USAGE
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from growsearch.errors import GrowsearchError
+
+    handlers = {
+        "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
+        "robustness": _cmd_robustness,
+    }
+    try:
+        return handlers[args.command](args)
+    except (GrowsearchError, FileNotFoundError) as e:
+        print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

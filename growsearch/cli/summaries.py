@@ -1,0 +1,133 @@
+"""What the ``growsearch`` command prints: a run's table and M-ratio line, a search's report,
+a robustness table. Plain text built from the result objects; no training, no I/O.
+
+Example:
+    >>> print(iso_line({"bound": None, "iso_M_ratio": 0.8, "M_scratch": 1e9, "reference": "vgg19@0.25"}, 0.95))
+    M ratio at iso-accuracy: 0.800x of M_scratch = 1e+09 (from scratch vgg19@0.25 reaching validation accuracy 0.9500)
+"""
+
+from __future__ import annotations
+
+from growsearch._io import shown, shown_url
+
+__all__ = ["iso_line", "run_summary", "search_report", "robustness_table", "verdict"]
+
+
+def iso_line(iso: dict, acc: float) -> str:
+    """One line stating a run's iso-accuracy M ratio against the frontier, with its bound."""
+    from growsearch.train.frontier import bound_word
+
+    bound = bound_word(iso)
+    why = {
+        "upper": " (more accurate than every budget: the ratio against the most accurate one is an upper bound)",
+        "lower": " (less accurate than the cheapest budget: a shorter from-scratch run might match it, so this is a lower bound)",
+    }.get(iso["bound"], "")
+    verdict = "; costs more than training from scratch" if iso["iso_M_ratio"] > 1 and iso["bound"] != "upper" else ""
+    return (
+        f"M ratio at iso-accuracy: {bound}{iso['iso_M_ratio']:.3f}x of M_scratch = {iso['M_scratch']:.4g} "
+        f"(from scratch {iso['reference']} reaching validation accuracy {acc:.4f}){why}{verdict}"
+    )
+
+
+def run_summary(result) -> str:
+    from growsearch.data.dataset import TEST_SELECTION_NOTE
+
+    lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'val_acc':>8} {'test_acc':>8} {'wall_s':>7}"]
+    for i, st in enumerate(result.stages, 1):
+        lines.append(
+            f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
+        )
+    lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
+    if result.iso is not None:
+        lines.append(iso_line(result.iso, result.val_acc))
+        lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
+    if result.selection == "test":
+        lines.append(TEST_SELECTION_NOTE)
+    return "\n".join(lines)
+
+
+def search_report(res) -> str:
+    from growsearch.data.dataset import TEST_SELECTION_NOTE
+
+    front, ref = res.frontier, res.ref
+    on_target = front.cheapest_reaching(res.target_acc)
+    spent = res.spent_M + front.spent_M
+    lines = [
+        f"frontier: best validation accuracy {front.best_val_acc:.4f} ({len(front.references[0].points)} budgets); "
+        f"target {res.target_acc:.4f}; M_scratch(target) {res.M_ref:.4g} ({ref['reference']})"
+        + (" — below the cheapest budget: ratios are lower bounds, add a shorter budget" if ref["below"] else ""),
+        f"{res.trials} trials; search cost (trials with prefix reuse + frontier) {spent / on_target.M:.2f}x the frontier's cheapest "
+        f"on-target budget ({on_target.epochs} epochs), {spent / front.longest.M:.2f}x its longest ({front.longest.epochs} epochs); "
+        f"trials alone without prefix reuse: {res.charged_M / on_target.M:.2f}x",
+    ]
+    if res.best_schedule is None:
+        lines.append(
+            f"no schedule reached the target validation accuracy in {res.trials} trials: search again with --references (it starts "
+            "from the from-scratch schedule, feasible by construction), a wider epoch range, more --trials, or a looser tolerance"
+        )
+    else:
+        b = res.best
+        fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
+        label = f" ({b['reference']})" if "reference" in b else ""
+        lines.append(
+            f"best feasible: trial {res.best_number + 1}{label}, M ratio at iso-accuracy {b['M_ratio']:.3f}x (M / M_scratch(target)) at "
+            f"validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
+        )
+        for i, st in enumerate(res.best_schedule.stages, 1):
+            extra = "".join(
+                [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
+            )
+            lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
+        lines.append(verdict(res))
+        best = shown(res.out_dir / "best_schedule.json")
+        lines.append(
+            f"wrote {best} (re-run it against the same frontier: growsearch run {best} --out DIR --baseline {shown(res.out_dir / 'frontier')}; "
+            "it trains with the trials' "
+            f"{res.best_schedule.threads} torch thread(s), which reproduces their numbers; --all-cores is faster but drifts slightly)"
+        )
+        lines.append(f"export: growsearch export --storage {shown_url(res.storage)} --study {res.study_name} -o best/")
+    if res.pareto:
+        lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
+        lines += [
+            f"  trial {p['number']}: M ratio {p['M_ratio']:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, validation accuracy {p['val_acc']:.4f}"
+            for p in res.pareto
+        ]
+    if front.val_fraction == 0:
+        lines.append(TEST_SELECTION_NOTE)
+    lines.append(f"trials: {shown(res.out_dir / 'trials.csv')}, plot: {shown(res.out_dir / 'pareto.png')}")
+    lines.append(f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}")
+    return "\n".join(lines)
+
+
+def verdict(res) -> str:
+    """Whether growth paid in this search, in one line (a ratio below 1 is a saving, above 1 a loss)."""
+    g = res.best_grown
+    if g is None:
+        return f"verdict: no grown schedule reached the target in {res.trials} trials"
+    where = f"trial {g['number'] + 1} at {g['M_ratio']:.3f}x"
+    if g["M_ratio"] < 1:
+        return (
+            f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g['M_ratio']:.0%} less M at iso-accuracy; "
+            f"one seed judged on {res.val_size} validation images, so re-run it over seeds before trusting it (benchmarks/ do)"
+        )
+    return (
+        f"verdict: no grown schedule beat the from-scratch frontier in {res.trials} trials (the cheapest feasible one, {where}, "
+        f"costs {g['M_ratio'] - 1:.0%} more M than training from scratch)"
+    )
+
+
+def robustness_table(r: dict) -> str:
+    cols = [k for k in ("baseline", "final", "final_mi") if k in r["fgsm"]]
+    names = {"baseline": "baseline", "final": "final", "final_mi": "final+MI"}
+    lines = ["FGSM accuracy (Foolbox LinfFastGradientAttack)", f"{'eps':>7}  " + "  ".join(f"{names[c]:>9}" for c in cols)]
+    for i, e in enumerate(r["fgsm"]["eps"]):
+        lines.append(f"{e:>7g}  " + "  ".join(f"{r['fgsm'][c][i]:>9.4f}" for c in cols))
+    det = r["detection"]
+    lines.append(f"no-decision detection at eps {det['eps']:g}: TNR at FNR 5% / 10%")
+    for c in cols:
+        f5, f10 = det[c]["tnr_at_fnr_5"], det[c]["tnr_at_fnr_10"]
+        lines.append(f"  {names[c]:<9} {'n/a' if f5 is None else f'{f5:.4f}'} / {'n/a' if f10 is None else f'{f10:.4f}'}")
+    for sec, label in (("noise", "noise"), ("ablation", "ablation")):
+        area = r[sec]["area"]
+        lines.append(f"mean accuracy over the {label} levels: " + ", ".join(f"{names[k]} {v:.4f}" for k, v in area.items()))
+    return "\n".join(lines)

@@ -1,0 +1,260 @@
+"""The dataset type, the source registry, and datasets by name.
+
+A :class:`Dataset` holds uint8 NCHW images and int64 labels in memory, its test split kept apart
+and, once :func:`growsearch.data.split.with_validation` has carved it, a validation split. A
+source is a function registered under a name (:func:`register_source`) that builds one with
+:func:`from_arrays`, which checks images and labels and computes the normalisation;
+:func:`create_dataset` finds a source by name, as timm's ``create_model`` finds a model.
+
+Shipped sources (registered when :mod:`growsearch.data` is imported; :mod:`growsearch.data.sources`):
+    ``digits``             scikit-learn's 8x8 digits (shipped), upsampled to 32x32, fixed 80/20 split
+    ``cifar10[:ROOT]``     torchvision's on-disk format: ROOT/cifar-10-batches-py/
+    ``cifar100[:ROOT]``    torchvision's on-disk format: ROOT/cifar-100-python/
+    ``imagefolder:PATH``   PATH/train/<class>/*.png|jpg and PATH/test/<class>/* (or PATH/val/<class>/*)
+    ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
+    ``npz:PATH``           arrays x_train, y_train, x_test, y_test
+
+ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``). Any name may end in
+``?train_per_class=N``: a stratified, seeded subset of N training images per class (the name,
+and so every result and frontier, says so). Nothing is downloaded.
+
+Example:
+    >>> import numpy as np
+    >>> x, y = np.zeros((8, 32, 32, 3), dtype=np.uint8), np.arange(8) % 2
+    >>> from_arrays("zeros", x[:6], y[:6], x[6:], y[6:]).num_classes
+    2
+    >>> create_dataset("digits").image_size
+    32
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from growsearch._extensions import caller, record
+from growsearch.errors import GrowsearchError
+
+__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "create_dataset", "from_arrays", "list_sources", "register_source"]
+
+
+# The one line every report prints when there is no validation split (val_fraction 0).
+TEST_SELECTION_NOTE = "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
+
+
+class DataError(GrowsearchError, ValueError):
+    """A dataset that is missing, malformed, or asked for in a way it cannot serve."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as uint8 NCHW tensors, labels as int64, test split kept apart."""
+
+    name: str  # the name it was created from, e.g. "digits" or "npz:/data/x.npz"
+    x_train: torch.Tensor  # uint8 (N, C, H, W)
+    y_train: torch.Tensor  # int64 (N,)
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    mean: tuple[float, ...]  # per-channel mean of x_train / 255, for normalisation
+    std: tuple[float, ...]
+    flip: bool = True  # horizontal flip is label-preserving (False for digits: a flipped 2 is no 2)
+    idx_train: torch.Tensor | None = None  # each sample's index in the source's full sample list
+    idx_test: torch.Tensor | None = None  # (disjoint from idx_train; subsets keep them, so nesting is checkable)
+    x_val: torch.Tensor | None = None  # validation images, carved from the training set by with_validation
+    y_val: torch.Tensor | None = None
+    idx_val: torch.Tensor | None = None
+    val_fraction: float | None = None  # None: no split made yet; 0: the validation split is the test split
+    val_seed: int = 0  # seed of the validation split
+    val_id: str = ""  # hash of the validation samples' indices: runs and frontiers compare it
+
+    @property
+    def in_chans(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.x_train.shape[-1])
+
+
+_SOURCES: dict[str, Callable[[str | None], Dataset]] = {}
+
+
+def register_source(name: str):
+    """Register a dataset source: ``create_dataset("NAME")`` / ``"NAME:ARG"`` then calls ``fn(ARG or None)``.
+
+    The function returns a :class:`Dataset`; build it with :func:`from_arrays`, which checks the
+    images and labels and computes the normalisation, so a plugin source gets the same one-line
+    errors as the shipped ones.
+
+    Example:
+        >>> import numpy as np
+        >>> @register_source("noise")
+        ... def _noise(arg):
+        ...     rng = np.random.default_rng(int(arg or 0))
+        ...     x, y = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8), np.arange(40) % 4
+        ...     return from_arrays("noise", x[:32], y[:32], x[32:], y[32:])
+        >>> create_dataset("noise:1").num_classes
+        4
+    """
+    key = name.strip().lower() if isinstance(name, str) else ""
+    if not key or any(c in key for c in ":?"):
+        raise DataError(f"a source name is a word without ':' or '?', got {name!r}")
+    by = caller()
+
+    def deco(fn: Callable[[str | None], Dataset]):
+        return _add_source(key, fn, by=by)
+
+    return deco
+
+
+def _add_source(key: str, fn: Callable[[str | None], Dataset], *, by: str | None = None) -> Callable[[str | None], Dataset]:
+    record(_add_source, key, fn, by=caller() if by is None else by)  # so the Ray workers a search starts register it too
+    _SOURCES[key] = fn
+    return fn
+
+
+def from_arrays(name: str, x_train, y_train, x_test, y_test, *, flip: bool = True, num_classes: int | None = None) -> Dataset:
+    """A :class:`Dataset` from images (uint8, NHWC or NCHW, numpy or torch) and integer labels
+    0..k-1; raises ``DataError`` naming what is wrong. ``flip``: horizontal flips keep labels."""
+    return _finish(name, x_train, y_train, x_test, y_test, flip=flip, num_classes=num_classes)
+
+
+def _finish(
+    name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None
+) -> Dataset:
+    xtr, xte = _as_uint8_nchw(xtr, f"{name}: train images"), _as_uint8_nchw(xte, f"{name}: test images")
+    ytr, yte = _labels(ytr, f"{name}: train labels"), _labels(yte, f"{name}: test labels")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise DataError(f"{name}: train images are {tuple(xtr.shape[1:])} but test images {tuple(xte.shape[1:])}")
+    if len(xtr) != len(ytr) or len(xte) != len(yte):
+        raise DataError(
+            f"{name}: {len(xtr)} train images but {len(ytr)} labels, {len(xte)} test images but {len(yte)} labels: one label per image"
+        )
+    k = int(num_classes or int(ytr.max()) + 1)
+    missing = sorted(set(range(k)) - set(ytr.unique().tolist()))
+    if missing:
+        raise DataError(
+            f"{name}: class(es) {missing[:10]} have no training images (labels must be 0..{k - 1}, every class present in train)"
+        )
+    unseen = sorted(c for c in yte.unique().tolist() if c >= k)
+    if unseen:
+        raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
+    f = xtr.float() / 255
+    mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    if idx is None:  # sources with separate train and test files: test samples come after the train ones
+        idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
+    itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
+    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite)
+
+
+def _labels(y, name: str) -> torch.Tensor:
+    """Class labels as int64, refusing what would silently train wrong (negative labels index
+    from the end; fractional ones would be truncated)."""
+    a = np.asarray(y)
+    if a.ndim != 1:
+        raise DataError(f"{name}: expected one integer class index per image (shape (N,)), got shape {a.shape}")
+    if a.size == 0:
+        raise DataError(f"{name}: no labels")
+    if a.dtype.kind == "f":
+        if not np.isfinite(a).all() or (a != np.round(a)).any():
+            raise DataError(f"{name}: class labels must be whole numbers 0..K-1, got non-integer values such as {float(a[(a != np.round(a)) | ~np.isfinite(a)][0])!r}")
+    elif a.dtype.kind not in "iub":
+        raise DataError(f"{name}: class labels must be integers 0..K-1, got dtype {a.dtype}")
+    if (a < 0).any():
+        raise DataError(f"{name}: class labels must be ≥ 0, got {int(a.min())} (labels are 0..K-1; -1 is not 'unlabelled' here)")
+    return torch.as_tensor(a.astype(np.int64))
+
+
+def _as_uint8_nchw(x, name: str) -> torch.Tensor:
+    try:
+        x = torch.as_tensor(np.asarray(x))
+    except (TypeError, ValueError, RuntimeError):
+        raise DataError(f"{name}: expected a numeric array of images") from None
+    if x.numel() == 0:
+        raise DataError(f"{name}: no images")
+    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise DataError(f"{name}: images must be uint8 (0..255) or floats in [0, 1], got dtype {x.dtype}")
+    if x.dim() == 3:
+        x = x[:, None]
+    elif x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.dim() != 4:
+        raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8:
+        if not x.is_floating_point():
+            if x.min() < 0 or x.max() > 255:
+                raise DataError(f"{name}: integer images must lie in 0..255, got [{int(x.min())}, {int(x.max())}]")
+            return x.to(torch.uint8).contiguous()
+        x = x.float()
+        if not torch.isfinite(x).all():
+            raise DataError(f"{name}: images contain NaN or infinite values")
+        if x.min() < 0 or x.max() > 1:
+            raise DataError(f"{name}: float images must lie in [0, 1], got [{float(x.min()):g}, {float(x.max()):g}]")
+        x = (x * 255).round().to(torch.uint8)
+    return x.contiguous()
+
+
+def list_sources() -> list[str]:
+    return sorted(_SOURCES)
+
+
+def create_dataset(name: str) -> Dataset:
+    """Load a dataset by name (``"digits"``, ``"cifar100:/data"``, ``"npz:/x.npz"``, ...).
+
+    Raises:
+        DataError: unknown name, or files missing or malformed (the message names the expected layout).
+    """
+    if not isinstance(name, str):
+        raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
+    base, _, query = name.partition("?")
+    options = _options(query, name)
+    kind, _, arg = base.partition(":")
+    kind = kind.strip().lower()
+    if kind not in _SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
+    ds = _SOURCES[kind](arg or None)
+    if "train_per_class" in options:
+        ds = _train_per_class(ds, options["train_per_class"], name)
+    return replace(ds, name=name)
+
+
+def _options(query: str, name: str) -> dict[str, int]:
+    """``NAME?train_per_class=N``: options that are part of the dataset's name, so every result,
+    frontier and comparison that names the dataset states them too."""
+    out: dict[str, int] = {}
+    for part in filter(None, query.split("&")):
+        key, _, value = part.partition("=")
+        if key != "train_per_class":
+            raise DataError(f"{name}: unknown dataset option {key!r}; known: train_per_class (e.g. 'cifar10?train_per_class=1000')")
+        if not value.isdigit() or int(value) < 1:
+            raise DataError(f"{name}: train_per_class must be a whole number ≥ 1, got {value!r}")
+        out[key] = int(value)
+    return out
+
+
+def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
+    """A stratified, seeded (seed 0) subset of ``n`` training images per class, for runs that
+    must fit a CPU budget; the test split is untouched."""
+    def take(c: int, members: int) -> int:
+        if members < n:
+            raise DataError(f"{name}: class {c} has {members} training images, fewer than train_per_class {n}: lower it")
+        return n
+
+    k = _stratified(ds.y_train, 0, take)
+    return replace(ds, x_train=ds.x_train[k], y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
+
+
+def _stratified(y: torch.Tensor, seed: int, take: Callable[[int, int], int]) -> torch.Tensor:
+    """Sorted indices of a seeded random ``take(class, its count)`` samples of every class in ``y``."""
+    rng = np.random.default_rng(int(seed))
+    labels = y.numpy()
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        picked.append(rng.permutation(members)[: take(int(c), len(members))])
+    return torch.as_tensor(np.sort(np.concatenate(picked)), dtype=torch.int64)

@@ -1,0 +1,163 @@
+"""L1 filter pruning before growth, and the zero mask of Net2Net identity kernels.
+
+torch-pruning does the graph work (its dependency graph keeps BatchNorm and the next layer
+consistent); growsearch only chooses the ratio and the moment. The importance is classic
+per-filter L1 (Li et al.): ``MagnitudeImportance(p=1, normalizer=None, group_reduction="first")``
+scores each filter by the L1 norm of the conv that produces it, not torch-pruning's default
+group-normalised score. The classifier is never pruned (its input shrinks with the last conv).
+
+Example:
+    >>> from growsearch.model.arch import create_model
+    >>> from growsearch.model.prune import prune
+    >>> model, _ = create_model("vgg11@0.25", num_classes=5, in_chans=1)
+    >>> prune(model, 0.5, input_shape=(1, 32, 32)).arch_spec.widths[0]
+    (8,)
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from growsearch.model.arch import _FAMILIES
+from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
+
+__all__ = [
+    "prune",
+    "pruned_widths",
+    "check_prunable",
+    "identity_masks",
+    "identity_masks_supported",
+    "apply_masks",
+    "nonzero_macs_per_sample",
+]
+
+def check_prunable(spec: ArchSpec) -> None:
+    if not get_family(spec.family).prunable:
+        raise ArchError(f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0")
+
+
+def _families_with(capability: str) -> list[str]:
+    return sorted(name for name, fam in _FAMILIES.items() if getattr(fam, capability))
+
+
+def pruned_widths(spec: ArchSpec, ratio: float) -> tuple[tuple[int, ...], ...]:
+    """Widths after pruning ``ratio`` of every conv's filters (torch-pruning keeps int(c × (1 − ratio)))."""
+    check_prunable(spec)
+    fam = get_family(spec.family)
+    out = []
+    for b, blk in enumerate(spec.widths):
+        kept = []
+        for l, w in enumerate(blk):
+            keep = int(w * (1 - ratio))
+            if keep < 1:
+                raise ArchError(
+                    f"prune_ratio {ratio:g} would leave {fam.layer_name(b, l)} ({w} filters) with none: use a smaller ratio or a wider arch"
+                )
+            kept.append(keep)
+        out.append(tuple(kept))
+    return tuple(out)
+
+
+def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int]) -> nn.Module:
+    """A copy of ``model`` with ``ratio`` of each conv's filters removed (lowest L1 norm first).
+
+    Returns a freshly built model of the pruned spec holding the pruned weights, so it saves,
+    loads and grows like any other growsearch model.
+    """
+    import torch_pruning as tp
+
+    spec: ArchSpec = model.arch_spec
+    expect = pruned_widths(spec, ratio)
+    if ratio == 0:
+        return model
+    ref = next(model.parameters())
+    work = copy.deepcopy(model).cpu().float().eval()
+    fam = get_family(spec.family)
+    importance = tp.importance.MagnitudeImportance(p=1, normalizer=None, group_reduction="first")
+    pruner = tp.pruner.BasePruner(
+        work,
+        example_inputs=torch.zeros(1, *input_shape),
+        importance=importance,
+        pruning_ratio=ratio,
+        ignored_layers=[work.get_submodule(fam.classifier)],
+        global_pruning=False,
+    )
+    pruner.step()
+    widths = tuple(
+        tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec)
+    )
+    if widths != expect:  # torch-pruning's rounding changed: fail loudly rather than mis-count
+        raise RuntimeError(f"torch-pruning kept widths {widths}, expected {expect}")
+    new = build_model(replace(spec, widths=widths))
+    new.load_state_dict(work.state_dict())
+    return new.to(device=ref.device, dtype=ref.dtype).train(model.training)
+
+
+def identity_masks_supported(spec: ArchSpec) -> None:
+    if not get_family(spec.family).zero_mask:
+        raise ArchError(
+            f"zero_mask applies to the identity kernels Net2Net inserts into {', '.join(_families_with('zero_mask'))}; {spec.family} inserts none"
+        )
+
+
+def identity_masks(model: nn.Module, layers: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+    """Non-zero patterns of the conv weights at (block, layer) positions, by parameter name.
+
+    Taken right after growth, these are the taps of the inserted identity kernels (after any
+    widening, the replicated centre taps); everything else in those kernels is zero.
+    """
+    spec: ArchSpec = model.arch_spec
+    identity_masks_supported(spec)
+    fam = get_family(spec.family)
+    prefixes = fam.layer_prefixes(spec)
+    params = dict(model.named_parameters())
+    return {f"{prefixes[b][l][0]}.weight": params[f"{prefixes[b][l][0]}.weight"].detach() != 0 for b, l in layers}
+
+
+@torch.no_grad()
+def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Zero every masked-out weight (called after each optimizer step)."""
+    params = dict(model.named_parameters())
+    for name, mask in masks.items():
+        params[name].mul_(mask)
+
+
+@torch.no_grad()
+def nonzero_macs_per_sample(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """MACs a zero-skipping accelerator performs: output positions × non-zero weights, per layer.
+
+    Hand-written with forward hooks because no counter we know of counts non-zero weights;
+    with a dense model it equals ``cost.macs_per_sample`` (tested).
+    """
+    total = 0
+    hooks = []
+
+    def conv_hook(m: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        total += int(out.shape[-1] * out.shape[-2]) * int(torch.count_nonzero(m.weight))
+
+    def linear_hook(m: nn.Linear, _inp, _out) -> None:
+        nonlocal total
+        total += int(torch.count_nonzero(m.weight))
+
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            if m.groups != 1:
+                raise NotImplementedError("grouped convolutions")
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    ref = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    try:
+        model(torch.zeros((1, *input_shape), device=ref.device, dtype=ref.dtype))
+    finally:
+        model.train(was_training)
+        for h in hooks:
+            h.remove()
+    return total

@@ -1,0 +1,222 @@
+"""Planning a schedule without training it: every stage's network, ops, data and cost.
+
+A cumulative schedule is fully determined before any training: each stage's network follows
+from the previous one by a list of op objects (:mod:`growsearch.model.ops`: prune → deepen →
+widen → add classes → rescale stem → change resolution, and any op registered with
+``register_op``), its data from the class order, and its cost from both. :func:`check` is the
+single structural check of a schedule (class subsets, resolutions, the data, and every
+transition planned on specs); :func:`plan_schedule` runs it once and derives each stage's
+network, data and cost; ``run_schedule`` applies each plan's steps. A schedule that cannot be
+planned is refused with the same one-line message everywhere.
+
+Example:
+    >>> from growsearch import Schedule, Stage
+    >>> plans = plan_schedule(Schedule("digits", [Stage(5, "vgg11@0.25", 2), Stage(10, "vgg19@0.25", 3)]))
+    >>> [p.ops for p in plans]
+    [('build',), ('deepen', 'add classes 5→10')]
+    >>> plans[1].M == 3 * plans[1].samples_per_epoch * plans[1].macs_per_sample
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from growsearch.data.dataset import create_dataset
+from growsearch.data.split import with_validation
+from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
+from growsearch.model.cost import count_params, macs_per_sample
+from growsearch.model.ops import first_ops, plan_transition, StageView, Step, transition_ops
+from growsearch.plan.schedule import Schedule, ScheduleError
+
+if TYPE_CHECKING:
+    from growsearch.data.dataset import Dataset
+
+__all__ = ["StagePlan", "check", "plan_schedule", "plan_table", "planned_M", "transitions"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One stage's network change, on specs only."""
+
+    before: ArchSpec | None  # the previous stage's trained network (None for stage 1)
+    steps: tuple[Step, ...]  # the ops that act in this stage, in the order they are applied
+    after: ArchSpec  # the network this stage trains
+    resolution: int | None  # input side; None: the dataset's native size (unknown without data)
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        return tuple(s.label for s in self.steps)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What one stage will train, known before training."""
+
+    stage: int  # 1-based
+    classes: int  # the first k classes of the schedule's class order
+    arch: str  # the stage's arch name
+    steps: tuple[Step, ...]  # the ops that act in this stage, in order: what run_schedule applies
+    spec_before: ArchSpec | None  # the network entering the stage (None for stage 1)
+    spec: ArchSpec  # the network the stage trains
+    resolution: int  # input side in pixels
+    samples_per_epoch: int  # training images of the stage's classes (validation split held out)
+    epochs: int  # fixed epochs, or the most a plateau stage may train
+    plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
+    macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
+    params: int
+
+    @property
+    def ops(self) -> tuple[str, ...]:
+        """The steps' names, e.g. ("prune R=0.5", "deepen", "widen", "add classes 5→10")."""
+        return tuple(s.label for s in self.steps)
+
+    @property
+    def M(self) -> int | None:
+        """samples × MACs of a fixed-epoch stage: equal to the trained stage's M; None for a plateau stage."""
+        return None if self.plateau else self.M_max
+
+    @property
+    def M_max(self) -> int:
+        """The most the stage can cost (a plateau stage stopped at its epoch cap)."""
+        return self.epochs * self.samples_per_epoch * self.macs_per_sample
+
+
+def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None) -> list[Transition]:
+    """Each stage's spec before and after its ops, or a ``ScheduleError`` naming the stage.
+
+    ``native``: the dataset's image side (stem kernels are rescaled for stages below it); without
+    it resolutions are not applied. ``init_spec``: stage 1 builds this exact spec.
+    """
+    out: list[Transition] = []
+    spec: ArchSpec | None = None
+    prev_res = native
+    for i, st in enumerate(schedule.stages, 1):
+        res = st.resolution or native
+        view = StageView(
+            st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
+            native=native, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
+        )
+        try:
+            steps, new = plan_transition(first_ops() if spec is None else transition_ops(), spec, view)
+        except ArchError as e:
+            raise ScheduleError(f"stage {i}: {e}") from None
+        out.append(Transition(spec, steps, new, res))
+        spec, prev_res = new, res
+    return out
+
+
+def check(
+    schedule: Schedule, *, num_classes: int | None = None, image_size: int | None = None, in_chans: int = 3,
+    init_spec: ArchSpec | None = None,
+) -> list[Transition]:
+    """The single structural check of a schedule; returns its transitions (what each stage's ops
+    do to the network, on specs).
+
+    Field types and ranges first (``Schedule.validate``), then: class subsets strictly grow;
+    resolutions never decrease and every stage's input is at least its backbone's minimum; each
+    stage's network follows from the previous one by the registered ops (growable, prunable,
+    maskable). Given the data's ``num_classes`` and ``image_size``: the last stage trains on
+    every class at the native size, ``class_order`` is a permutation, no resolution is above the
+    native one.
+
+    Raises:
+        ScheduleError: one line naming the stage and the fix.
+
+    Example:
+        >>> from growsearch import Schedule, Stage
+        >>> check(Schedule("digits", [Stage(5, "vgg13@0.25", 2), Stage(4, "vgg19@0.25", 2)]))
+        Traceback (most recent call last):
+        ...
+        growsearch.plan.schedule.ScheduleError: stage 2 has 4 classes, not more than stage 1's 5: class subsets must grow
+    """
+    schedule.validate()
+    stages = schedule.stages
+    for i, st in enumerate(stages, 1):
+        where = f"stage {i}"
+        if i > 1 and st.classes <= stages[i - 2].classes:
+            raise ScheduleError(f"{where} has {st.classes} classes, not more than stage {i - 1}'s {stages[i - 2].classes}: class subsets must grow")
+        later = [s.resolution for s in stages[i:] if s.resolution is not None]
+        if st.resolution is not None and any(r < st.resolution for r in later):
+            raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
+        if st.resolution is None and image_size is not None and any(r < image_size for r in later):
+            raise ScheduleError(f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease")
+        side = st.resolution if st.resolution is not None else image_size
+        try:
+            fam = parse_arch(st.arch)[0]
+        except ArchError as e:
+            raise ScheduleError(f"{where}: {e}") from None
+        if side is not None and side < fam.min_input:
+            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {side} px images"
+            raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
+        if image_size is not None and st.resolution is not None and st.resolution > image_size:
+            raise ScheduleError(f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}")
+    if num_classes is not None:
+        last = stages[-1].classes
+        if last > num_classes:
+            raise ScheduleError(f"stage {len(stages)} asks for {last} classes but {schedule.dataset} has {num_classes}")
+        if last != num_classes:
+            raise ScheduleError(f"the last stage trains on {last} of {schedule.dataset}'s {num_classes} classes: it must see all of them")
+        if schedule.class_order is not None and sorted(schedule.class_order) != list(range(num_classes)):
+            raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
+    if image_size is not None and stages[-1].resolution not in (None, image_size):
+        raise ScheduleError(
+            f"the last stage trains at {stages[-1].resolution} px: it must train at {schedule.dataset}'s native {image_size} px "
+            "(the final network is compared at full resolution); drop its resolution"
+        )
+    return transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec)
+
+
+def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None) -> list[StagePlan]:
+    """Plan every stage of ``schedule`` without training: specs, ops, data and cost.
+
+    Args:
+        schedule: the schedule; checked against the data by :func:`check` (the same one-line
+            errors as a run).
+        dataset: the loaded dataset (default: read from ``schedule.dataset``); its validation
+            split is carved from ``schedule.train`` exactly as a run carves it.
+        init_spec: stage 1 builds this exact spec (a frontier's ``--spec-from`` reference).
+
+    Returns:
+        One :class:`StagePlan` per stage; ``sum(p.M for p in plans)`` is the trained ``result.M``
+        of a fixed-epoch schedule.
+    """
+    schedule.validate()  # a malformed schedule is refused before any data is loaded
+    ds = dataset if dataset is not None else create_dataset(schedule.dataset)
+    trans = check(schedule, num_classes=ds.num_classes, image_size=ds.image_size, in_chans=ds.in_chans, init_spec=init_spec)
+    if ds.val_fraction is None:  # samples per epoch count the training images left after the split
+        ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
+    order = schedule.resolved_class_order(ds.num_classes)
+    plans = []
+    for i, (st, tr) in enumerate(zip(schedule.stages, trans), 1):
+        model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
+        n = int(torch.isin(ds.y_train, torch.tensor(order[: st.classes])).sum())
+        plans.append(StagePlan(
+            stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
+            samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
+            macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model),
+        ))
+    return plans
+
+
+def planned_M(plans: list[StagePlan]) -> int | None:
+    """The schedule's M, or None when a stage trains to a plateau."""
+    ms = [p.M for p in plans]
+    return None if None in ms else sum(ms)
+
+
+def plan_table(plans: list[StagePlan]) -> str:
+    """The plan as text: one line per stage, then the total (``growsearch run --dry-run``)."""
+    lines = [f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"]
+    for p in plans:
+        ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
+        m = f"≤{p.M_max:.3e}" if p.plateau else f"{p.M:.3e}"
+        lines.append(
+            f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution:>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
+        )
+    total = planned_M(plans)
+    lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} (a plateau stage stops early)")
+    return "\n".join(lines)

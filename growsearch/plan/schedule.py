@@ -1,0 +1,231 @@
+"""Schedules: which classes, which architecture and how long, stage by stage.
+
+A schedule file is JSON or YAML; the key names are a contract (see DESIGN.md):
+
+    {"dataset": "digits", "seed": 0,
+     "stages": [{"classes": 5,  "arch": "vgg11@0.25", "epochs": 10},
+                {"classes": 10, "arch": "vgg19@0.25", "epochs": 10}]}
+
+Example:
+    >>> from growsearch.plan.schedule import Schedule, Stage
+    >>> s = Schedule("digits", [Stage(5, "vgg11@0.25", 10), Stage(10, "vgg19@0.25", 10)])
+    >>> s.validate()
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from growsearch.errors import GrowsearchError
+
+__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
+
+
+class ScheduleError(GrowsearchError, ValueError):
+    """A schedule that cannot be trained; the message names the stage and the fix."""
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe shared by every stage (and by the baseline, for a fair M ratio)."""
+
+    batch_size: int = 128  # samples per SGD step
+    lr: float = 0.05  # peak learning rate (after linear warm-up)
+    momentum: float = 0.9  # SGD momentum, Nesterov
+    weight_decay: float = 5e-4  # on conv/linear weights, not on BN or biases
+    warmup_epochs: float = 1.0  # linear warm-up from lr/10, rebuilt with the optimizer each stage
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    eval_batch_size: int = 512  # test-time batch
+    rescale_kernels: bool = True  # stages below native resolution resample stem kernels > 3x3 to the image scale
+    val_fraction: float = 0.1  # share of each class's training images held out for validation (0: select on the test set)
+    val_seed: int = 0  # seeds the validation split; independent of the schedule's seed so every seed shares one split
+
+    def validate(self) -> None:
+        """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
+        checks = [
+            ("batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
+            ("eval_batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
+            ("lr", float, lambda v: v > 0, "a number > 0"),
+            ("momentum", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("weight_decay", float, lambda v: v >= 0, "a number ≥ 0"),
+            ("warmup_epochs", float, lambda v: v >= 0, "a number ≥ 0"),
+            ("label_smoothing", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+            ("val_fraction", float, lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)"),
+            ("val_seed", int, lambda v: v >= 0, "an integer ≥ 0"),
+            ("rescale_kernels", bool, lambda v: True, "true or false"),
+        ]
+        for key, kind, ok, what in checks:
+            v = getattr(self, key)
+            typed = isinstance(v, bool) if kind is bool else (
+                isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
+            )
+            if not typed or not ok(v):
+                raise ScheduleError(f"train.{key} must be {what}, got {v!r}")
+
+
+@dataclass
+class Stage:
+    """One stage: grow to ``arch``, train on the first ``classes`` classes."""
+
+    classes: int  # the first k classes of the schedule's class order
+    arch: str  # e.g. "vgg16@0.25"; never shallower or narrower than the previous stage
+    epochs: int  # epochs to train; with ``patience`` the most it may train
+    prune_ratio: float = 0.0  # fraction of each conv's filters (lowest L1 norm) pruned from the previous stage's network before growing
+    zero_mask: bool = False  # keep the zero taps of the identity kernels Net2Net inserted at zero while training
+    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
+    lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
+    resolution: int | None = None  # input side in pixels for this stage (default: the dataset's native size); never decreasing
+
+
+@dataclass
+class Schedule:
+    """A cumulative Net2Net schedule: nested class subsets, one architecture per stage."""
+
+    dataset: str  # a dataset name, see growsearch.data.dataset.create_dataset
+    stages: list[Stage]
+    seed: int = 0  # seeds the class order, initialisation, growth and batch order
+    train: TrainConfig = field(default_factory=TrainConfig)
+    class_order: list[int] | None = None  # explicit class order (default: a permutation seeded by ``seed``)
+    threads: int | None = None  # torch CPU threads to train with (a search's best schedule records its trials'); None: torch's default
+
+    def validate(self) -> None:
+        """Raise ``ScheduleError`` naming the key and the fix when a field has the wrong type or
+        range (what needs neither data nor architectures). Whether the stages fit together and
+        fit the data is the planner's one check (:func:`growsearch.plan.planner.check`, which
+        ``plan_schedule`` and ``run_schedule`` call)."""
+        if not isinstance(self.dataset, str) or not self.dataset:
+            raise ScheduleError(f"dataset must be a dataset name such as 'digits' or 'npz:PATH', got {self.dataset!r}")
+        if not isinstance(self.stages, (list, tuple)) or not all(isinstance(st, Stage) for st in self.stages):
+            raise ScheduleError("stages must be a list of growsearch.Stage(classes, arch, epochs)")
+        if not isinstance(self.train, TrainConfig):
+            raise ScheduleError("train must be a growsearch.TrainConfig")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ScheduleError(f"seed must be a whole number ≥ 0, got {self.seed!r}")
+        if not self.stages:
+            raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise ScheduleError(f"threads must be a whole number ≥ 1 or omitted, got {self.threads!r}")
+        order = self.class_order
+        if order is not None and not (isinstance(order, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in order)):
+            raise ScheduleError(f"class_order must be a list of class indices, got {order!r}")
+        self.train.validate()
+        for i, st in enumerate(self.stages, 1):
+            where = f"stage {i}"
+            if not isinstance(st.arch, str):
+                raise ScheduleError(f"{where}: arch must be a name such as 'vgg19@0.25', got {st.arch!r}")
+            if not isinstance(st.classes, int) or isinstance(st.classes, bool) or st.classes < 1:
+                raise ScheduleError(f"{where}: classes must be a positive integer, got {st.classes!r}")
+            if not isinstance(st.epochs, int) or isinstance(st.epochs, bool) or st.epochs < 1:
+                raise ScheduleError(f"{where}: epochs must be an integer ≥ 1, got {st.epochs!r}")
+            if st.patience is not None and (not isinstance(st.patience, int) or isinstance(st.patience, bool) or st.patience < 1):
+                raise ScheduleError(f"{where}: patience must be an integer ≥ 1 or omitted, got {st.patience!r}")
+            if st.lr is not None and not (isinstance(st.lr, (int, float)) and not isinstance(st.lr, bool) and st.lr > 0):
+                raise ScheduleError(f"{where}: lr must be > 0, got {st.lr!r}")
+            if isinstance(st.prune_ratio, bool) or not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
+                raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
+            if i == 1 and st.prune_ratio > 0:
+                raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
+            if st.resolution is not None and (not isinstance(st.resolution, int) or isinstance(st.resolution, bool) or st.resolution < 1):
+                raise ScheduleError(f"{where}: resolution must be a positive integer (pixels) or omitted, got {st.resolution!r}")
+            if not isinstance(st.zero_mask, bool):
+                raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
+            if i == 1 and st.zero_mask:
+                raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
+
+    def resolved_class_order(self, num_classes: int) -> list[int]:
+        """``class_order`` if given, else the permutation seeded by ``seed``; stage i trains on its first k_i."""
+        from growsearch.data.split import class_order
+
+        return list(self.class_order) if self.class_order is not None else class_order(num_classes, self.seed)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("class_order", "threads"):
+            if d[key] is None:
+                del d[key]
+        for st in d["stages"]:
+            for k in ("patience", "lr"):
+                if st[k] is None:
+                    del st[k]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "schedule") -> "Schedule":
+        if not isinstance(d, dict):
+            raise ScheduleError(f"{source}: expected a mapping with 'dataset' and 'stages'")
+        _check_keys(d, Schedule, source)
+        for key in ("dataset", "stages"):
+            if key not in d:
+                raise ScheduleError(f"{source}: missing '{key}'")
+        if not isinstance(d["stages"], list):
+            raise ScheduleError(f"{source}: 'stages' must be a list of {{classes, arch, epochs}}")
+        stages = []
+        for i, s in enumerate(d["stages"], 1):
+            if not isinstance(s, dict):
+                raise ScheduleError(f"{source}: stage {i} must be a mapping with classes, arch, epochs")
+            _check_keys(s, Stage, f"{source}: stage {i}")
+            missing = [k for k in ("classes", "arch", "epochs") if k not in s]
+            if missing:
+                raise ScheduleError(f"{source}: stage {i} is missing {', '.join(missing)}")
+            stages.append(Stage(**s))
+        train = d.get("train") or {}
+        _check_keys(train, TrainConfig, f"{source}: train")
+        return cls(
+            dataset=str(d["dataset"]),
+            stages=stages,
+            seed=_seed(d.get("seed", 0), source),
+            train=TrainConfig(**train),
+            class_order=d.get("class_order"),
+            threads=d.get("threads"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write JSON (or YAML for .yaml/.yml) atomically."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        else:
+            text = json.dumps(self.to_dict(), indent=2) + "\n"
+        from growsearch._io import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
+
+
+def _seed(v, source: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ScheduleError(f"{source}: seed must be a whole number ≥ 0, got {v!r}")
+    return v
+
+
+def _check_keys(d: dict, cls: type, where: str) -> None:
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise ScheduleError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+
+
+def load_schedule(path: str | Path) -> Schedule:
+    """Read a schedule from a .json, .yaml or .yml file.
+
+    Raises:
+        ScheduleError: missing file, unreadable JSON/YAML, or an invalid structure.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ScheduleError(f"schedule file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            d = yaml.safe_load(text)
+        else:
+            d = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - both parsers' errors become one line
+        raise ScheduleError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
+    return Schedule.from_dict(d, source=str(path))

@@ -1,0 +1,86 @@
+"""Connecting to Ray: a fresh local instance on a laptop, or an existing cluster by address.
+
+Either way the answer to a mistake is one line in seconds: an address nothing listens on, or
+per-trial resources no node has (Ray would otherwise leave every trial pending forever).
+
+Example:
+    >>> init_ray(None, cpus_per_trial=1, gpus_per_trial=0)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+
+from growsearch.search.study import SearchError
+
+__all__ = ["init_ray", "ray_runner"]
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not minutes, when nothing listens at a ``HOST:PORT`` cluster address."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "ray://..." and the like: let Ray judge them
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            pass
+    except OSError as e:
+        raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
+
+
+def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> int:
+    """Start (or join) Ray and check a trial fits on some node; returns how many trials the
+    cluster runs at once."""
+    import logging
+
+    import ray
+
+    level = logging.ERROR if quiet else logging.INFO
+
+    if not ray.is_initialized():
+        if address:
+            _reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level=level)
+            except (ConnectionError, RuntimeError) as e:
+                raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
+        else:
+            # A laptop run: a local Ray with this machine's CPUs and no dashboard.
+            # address="local": always a fresh instance of our own, never a cluster some earlier run
+            # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
+            print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
+    if cpus_per_trial > max_cpu:
+        raise SearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start")
+    if gpus_per_trial > max_gpu:
+        raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
+    fits = [int(n["Resources"].get("CPU", 0) // cpus_per_trial) for n in nodes]
+    if gpus_per_trial > 0:
+        fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
+    return max(1, sum(fits))
+
+
+def ray_runner(cpus: float, gpus: float = 0.0):
+    """A :func:`growsearch.train.baseline.run_frontier` runner that trains each run as a Ray task with
+    ``cpus``/``gpus`` (a trial's resources), yielding results as they finish: the frontier keeps
+    every worker busy, as the trials do. Each task loads the dataset by name (through its decode
+    cache) rather than receiving it from the driver."""
+
+    def run(fn, jobs, dataset):
+        import ray
+
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(fn)
+        # longest budgets first: the short ones then fill the workers' gaps at the end
+        order = sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
+        pending = {task.remote({**job, "progress": False}): j for j, job in order}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                yield pending.pop(ref), ray.get(ref)
+
+    return run

@@ -1,0 +1,353 @@
+"""Optuna + Ray Tune search for the cheapest cumulative schedule at iso-accuracy.
+
+Ray Tune runs one cumulative schedule per trial; Optuna (through Ray's ``OptunaSearch``,
+define-by-run) proposes it. A study first trains its from-scratch frontier (the space's
+``budgets``, each fully decayed; :mod:`growsearch.train.frontier`) and stores it on the study. The
+target is the frontier's best validation accuracy − tolerance; the objective is
+``M_trial / M_scratch(target)`` (the iso-accuracy M ratio), minimised subject to
+``val_acc ≥ target``. Nothing here reads test accuracy to choose: trials report it, the
+summary prints it next to validation accuracy. The constraint reaches Optuna for real:
+Ray's searcher does not copy reported metrics into Optuna, so ours sets the user attributes
+and the trial's constraint (``Trial.set_constraint``; ``constraints_func`` before Optuna 5)
+before ``tell``, where TPE reads them.
+
+Example:
+    >>> from growsearch.search.driver import run_search  # doctest: +SKIP
+    >>> result = run_search("digits_vgg", out_dir="runs/search", trials=8)  # doctest: +SKIP
+    >>> result.best_schedule.to_dict()  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from growsearch.search.cluster import init_ray, ray_runner
+from growsearch._io import shown, shown_url
+from growsearch.train.frontier import Frontier
+from growsearch.plan.schedule import Schedule
+from growsearch.search.space import load_space, SearchSpace
+
+from growsearch.search.study import (
+    best_trial, constraints, enqueue, ensure_frontier, feasible, FGSM_METRIC, given_frontier, METRIC, reference_schedules, search_target, SearchError, split_data,
+)
+
+__all__ = ["SearchResult", "run_search"]
+
+
+@dataclass
+class SearchResult:
+    study_name: str
+    storage: str
+    frontier: Frontier  # the from-scratch budgets the study compares with
+    target_acc: float  # the frontier's best validation accuracy − tolerance
+    M_ref: float  # M_scratch(target): the objective's denominator
+    ref: dict  # how M_ref was read off the frontier (reference, below/beyond flags)
+    best_schedule: Schedule | None  # cheapest feasible schedule, None if no trial was feasible
+    best: dict | None  # its user attributes (M, M_ratio, val_acc, test_acc, ...)
+    trials: int  # finished trials in the study
+    spent_M: int  # M the search actually trained (prefix reuse counted once), frontier excluded
+    charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
+    out_dir: Path
+    robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
+    pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
+    best_number: int | None = None  # the best feasible trial's number (0-based, as Optuna counts)
+    best_grown: dict | None = None  # the cheapest feasible schedule of more than one stage: number, M_ratio, val_acc, test_acc
+    deterministic: bool = False  # proposed in fixed batches, told in trial order (see run_search)
+    val_size: int = 0  # validation images every choice read
+
+
+def _storage_url(storage: str | None, out_dir: Path) -> str:
+    return storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+
+
+def run_search(
+    space: str | Path | SearchSpace,
+    *,
+    out_dir: str | Path,
+    trials: int | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    address: str | None = None,
+    resume: bool = False,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    max_failures: int = 2,
+    fgsm_eps: float | None = None,
+    fgsm_objective: bool = False,
+    min_fgsm_acc: float | None = None,
+    val_fraction: float | None = None,
+    frontier: str | Path | Frontier | None = None,
+    storage_path: str | None = None,
+    verbose: bool = False,
+    deterministic: bool = False,
+    batch: int | None = None,
+    max_concurrent: int | None = None,
+    references: bool = False,
+) -> SearchResult:
+    """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
+    frontier's best − tolerance; the objective is M / M_scratch(target).
+
+    Args:
+        space: a space name (``"digits_vgg"``), a YAML path, or a ``SearchSpace``.
+        out_dir: where the study database (default storage), Tune's experiment, the prefix
+            cache, ``best_schedule.json``, ``trials.csv`` and ``pareto.png`` go.
+        trials: trial budget (default: the space's ``trials``). With ``resume`` Tune restores the
+            original budget and this is ignored.
+        storage: an SQLAlchemy URL for Optuna (default ``sqlite:///OUT/study.db``).
+        study_name: default: the space's name.
+        address: an existing Ray cluster (``ray start --head``'s address); default: a local Ray.
+        resume: continue a study whose driver was stopped; without it an existing study is an error.
+        cpus_per_trial, gpus_per_trial: Ray resources of one trial (fractions allowed).
+        max_failures: retries of a failed trial (from its last stage checkpoint).
+        fgsm_eps: measure every trial's FGSM accuracy at this ε (pixel units) with mutual
+            inference over its stage networks (the attacker knows only the final network); stored
+            as the trial's ``fgsm_mi_acc`` user attribute (and ``fgsm_acc``: the final net alone).
+        fgsm_objective: make ``fgsm_mi_acc`` a second objective (maximised) next to the M ratio.
+            Optuna then searches a Pareto front, so the M-based early stop is off (a costlier
+            schedule may still be Pareto-optimal).
+        min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
+        val_fraction: override the space's ``train.val_fraction`` (the validation split every
+            choice reads; 0 selects on the test set).
+        frontier: compare with this frontier (a ``growsearch baseline --out`` folder or a
+            :class:`~growsearch.train.frontier.Frontier`) instead of training the space's budgets; it
+            must have read the space's dataset, classes and validation split. Its training cost
+            is then not part of the search's ``spent_M``.
+        storage_path: Tune's ``RunConfig(storage_path=...)``: a folder every node sees (multi-node
+            Ray needs shared storage) or an object-store URI (``s3://...``). Default ``OUT/tune``.
+            A folder also holds the stage-prefix cache, so every node reuses every prefix.
+        verbose: also show Ray's and Tune's own console output (off: growsearch's lines only).
+        deterministic: the same study on every run of the same command on the same machine: the
+            sampler proposes trials in fixed batches (``batch``) and sees each batch's results in
+            trial order once all of it has finished (:class:`growsearch.search.tune.InOrderBatches`);
+            a trial stops by the best result known when it was proposed and reuses only the
+            prefix-cache entries that existed then. Costs some idle time at the end of a batch.
+        batch: trials per deterministic batch (default: as many as the cluster runs at once;
+            recorded on the study). A larger batch keeps more workers busy, a smaller one lets
+            the sampler learn sooner.
+        max_concurrent: run at most this many trials at once (Tune's ``max_concurrent_trials``;
+            default: as many as the resources allow). With ``deterministic`` it changes only the
+            time a search takes, not its study.
+        references: start the study with the from-scratch schedule at the frontier's most
+            accurate budget (feasible by construction) and the paper's two-stage schedule
+            (:func:`growsearch.search.study.reference_schedules`), enqueued before the sampler takes
+            over, so the study always has a feasible trial and says whether growth beat them.
+    """
+    import optuna
+    from ray import tune
+
+    from growsearch.search.tune import CostStopper, InOrderBatches, Searcher, trainable_for, TrialLines
+
+    sp = space if isinstance(space, SearchSpace) else load_space(space)
+    if val_fraction is not None:
+        from dataclasses import replace
+
+        sp = replace(sp, train=replace(sp.train, val_fraction=val_fraction))
+        sp.validate()
+    # Every check that needs no training runs before anything is written: the arguments, the
+    # output folder, the dataset, the Ray cluster and its resources, then the storage.
+    out = Path(out_dir).resolve()
+    name = study_name or sp.name or "growsearch"
+    url = _storage_url(storage, out)
+    budget = sp.trials if trials is None else trials  # not `trials or ...`: --trials 0 is an error, not the default
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise SearchError(f"--trials must be a whole number ≥ 1, got {budget!r}")
+    if cpus_per_trial <= 0 or gpus_per_trial < 0:
+        raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
+    for flag, v in (("--batch", batch), ("--max-concurrent", max_concurrent)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SearchError(f"{flag} must be a whole number ≥ 1, got {v!r}")
+    if batch is not None and not deterministic:
+        raise SearchError("--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch")
+    robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
+    from growsearch.train.results import check_out_dir
+
+    check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    ds = split_data(sp)
+    given = given_frontier(frontier, ds)
+    if sp.resolutions and max(sp.resolutions) > ds.image_size:
+        raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
+    if not verbose:
+        # Tune's newer console engine ignores RunConfig(verbose=0) (its setup box, TensorBoard
+        # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
+        # start-up are muted through its log level.
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
+    try:
+        existing = [] if default_db else optuna.study.get_all_study_names(url)
+    except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
+        raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
+    uri = storage_path is not None and "://" in storage_path
+    tune_root = storage_path if uri else str(Path(storage_path).resolve() if storage_path else out / "tune")
+    tune_dir = f"{tune_root.rstrip('/')}/{name}" if uri else Path(tune_root) / name
+    cache_dir = out / "prefix_cache" if storage_path is None or uri else Path(tune_root) / "prefix_cache"
+    if name in existing and not resume:
+        raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
+    if resume and name not in existing:
+        raise SearchError(f"nothing to resume: no study {name!r} in {url}")
+    if resume and not tune.Tuner.can_restore(str(tune_dir)):
+        raise SearchError(f"nothing to resume: no Tune experiment at {tune_dir}")
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna ≥ 5 reads constraints that GrowSearch sets on the trial before `tell`; older
+    # versions need constraints_func, which reads the same number from the user attributes.
+    legacy = not hasattr(optuna.trial.Trial, "set_constraint")
+    sampler = optuna.samplers.TPESampler(
+        seed=sp.seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
+    )
+    directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
+    if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
+        raise SearchError(
+            f"study {name!r} was started with FGSM settings {was}, not {robust}: "
+            "resume it with the same --fgsm-eps/--fgsm-objective/--min-fgsm-acc, or start a new --study"
+        )
+    if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
+        raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
+    out.mkdir(parents=True, exist_ok=True)
+    study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
+    study.set_user_attr("space", sp.to_dict())
+    study.set_user_attr("robust", robust)
+    threads = max(1, int(cpus_per_trial))
+    workers = min(slots, max_concurrent or slots)
+    front = ensure_frontier(
+        study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
+        workers=f"{workers} Ray worker(s) of {threads} thread(s)",
+    )
+    target, ref = search_target(front, sp.tolerance)
+    if references and not resume:
+        enqueue(study, reference_schedules(sp, front, target, ds.num_classes), sp, ds.num_classes)
+    if deterministic:
+        batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
+        study.set_user_attr("batch", batch)
+
+    # Tune saves its experiment state every 10 s or more by default; ours is small, and a
+    # state closer to Optuna's storage means less to reconcile after a killed driver.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    # the public pieces of growsearch.search.tune: a user's own Tuner is built from the same ones
+    trainable = trainable_for(
+        sp, front, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+        fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, dataset=ds,
+    )
+    print(
+        f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
+        f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
+    )
+    if resume:
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        searcher = Searcher(
+            sp, front, storage=url, study_name=name, sampler=sampler, fgsm_objective=fgsm_objective, threads=threads,
+            device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=out / "artifacts",
+            deterministic=deterministic,
+        )
+        # the stopper acts on results as they arrive, which depends on timing: a deterministic
+        # search stops trials only by the bound fixed when each was proposed (in the trainable)
+        live_stop = not (fgsm_objective or deterministic)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=InOrderBatches(searcher, batch, budget) if deterministic else searcher, num_samples=budget,
+                max_concurrent_trials=max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name=name, storage_path=tune_root, stop=CostStopper() if live_stop else None, verbose=1 if verbose else 0,
+                failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
+            ),
+        )
+    t0 = time.perf_counter()
+    grid = tuner.fit()
+    if len(grid) and grid.num_errors == len(grid):
+        first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
+        raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
+    study = optuna.load_study(study_name=name, storage=url)
+    if resume:
+        _fail_orphans(study)
+    result = _summarise(study, front, target, ref, url, out, robust)
+    result.val_size = len(ds.y_val)
+    print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
+    return result
+
+
+def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) -> dict | None:
+    if eps is None:
+        if objective or min_acc is not None:
+            raise SearchError("--fgsm-objective and --min-fgsm-acc need --fgsm-eps (the FGSM ε to measure at, e.g. 0.02)")
+        return None
+    if not 0 < eps <= 1:
+        raise SearchError(f"--fgsm-eps must be in (0, 1] (pixel units of [0, 1] images), got {eps:g}")
+    if min_acc is not None and not 0 <= min_acc <= 1:
+        raise SearchError(f"--min-fgsm-acc is an accuracy in [0, 1], got {min_acc:g}")
+    return {"eps": float(eps), "objective": bool(objective), "min_acc": min_acc}
+
+
+def _fail_orphans(study: Any) -> None:
+    """Trials Optuna handed out just before the driver was killed, which Tune's saved state
+    never knew: nothing will ever finish them, so mark them failed (with the reason)."""
+    import optuna
+
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.RUNNING:
+            study._storage.set_trial_user_attr(t._trial_id, "failed_because", "asked before the driver was stopped; never started")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+
+
+def _finished(study: Any) -> list:
+    import optuna
+
+    return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+
+
+def _pareto(trials: list) -> list[dict]:
+    """Feasible trials that no other feasible trial beats on both M ratio (lower) and FGSM-MI accuracy (higher)."""
+    pts = [(t.user_attrs["M_ratio"], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in feasible(trials)]
+    front = [
+        p for p in pts
+        if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
+    ]
+    return [
+        {"number": t.number, "M_ratio": m, FGSM_METRIC: a, "val_acc": t.user_attrs.get("val_acc"), "test_acc": t.user_attrs.get("test_acc")}
+        for m, a, t in sorted(front, key=lambda p: p[0])
+    ]
+
+
+def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, out: Path, robust: dict | None = None) -> SearchResult:
+    done = _finished(study)
+    best = best_trial(study)
+    best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
+    if best_sched is not None:
+        best_sched.threads = study.user_attrs.get("threads")  # what its trial trained with: a re-run reproduces it
+    if best_sched is not None:
+        best_sched.save(out / "best_schedule.json")
+    _write_trials_csv(done, out / "trials.csv")
+    from growsearch.search.plots import plot_pareto
+
+    plot_pareto(done, target, front, ref["M"], out / "pareto.png")
+    grown = [t for t in feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
+    top = min(grown, key=lambda t: t.user_attrs[METRIC], default=None)
+    best_grown = None if top is None else {"number": top.number, **{k: top.user_attrs[k] for k in (METRIC, "val_acc", "test_acc")}}
+    return SearchResult(
+        study_name=study.study_name, storage=url, frontier=front, target_acc=target, M_ref=ref["M"], ref=ref, best_schedule=best_sched,
+        best=dict(best.user_attrs) if best else None, trials=len(done), best_number=best.number if best else None, best_grown=best_grown,
+        deterministic="batch" in study.user_attrs,
+        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
+        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out, robust=robust,
+        pareto=_pareto(done) if robust and robust["objective"] else None,
+    )
+
+
+def _write_trials_csv(trials: list, path: Path) -> None:
+    cols = ["number", "state", "M_ratio", "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+    from growsearch._io import atomic_path
+
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for t in trials:
+            a = t.user_attrs
+            shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
+            w.writerow([t.number, t.state.name, *(a.get(c) for c in cols[2:-1]), shape])

@@ -1,0 +1,319 @@
+"""Search spaces: what Optuna may choose for a cumulative schedule, from a YAML file.
+
+A space names the dataset, the family and final architecture, and ranges for everything a
+schedule leaves open. Shipped spaces live in the repository's top-level ``search_spaces/``
+(installed as ``growsearch/search_spaces/``) and are found by name (``digits_vgg``) as well as
+by path.
+
+Example:
+    >>> from growsearch.search.space import load_space
+    >>> space = load_space("digits_vgg")
+    >>> space.dataset, space.final_arch
+    ('digits', 'vgg19@0.25')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from growsearch.errors import GrowsearchError
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+
+__all__ = ["SearchSpace", "SpaceError", "load_space", "list_spaces", "schedule_params", "suggest_schedule"]
+
+
+class SpaceError(GrowsearchError, ValueError):
+    """A search space file that cannot be searched; the message names the key and the fix."""
+
+
+@dataclass
+class SearchSpace:
+    """Ranges Optuna searches over; every default has a comment saying where it comes from."""
+
+    dataset: str  # dataset name, as in a schedule
+    final_arch: str  # the last stage's architecture (and the baseline's), e.g. "vgg19@0.25"
+    archs: list[str]  # candidate architectures of the earlier stages (same family; never shrinking along a schedule)
+    stages: tuple[int, int] = (2, 3)  # min and max stage count
+    split: tuple[float, float] = (0.2, 0.8)  # range of each intermediate stage's class fraction
+    epochs: tuple[int, int] = (2, 20)  # per-stage epoch range (log-uniform integers)
+    grown_lr: tuple[float, float] | None = None  # log-uniform range of grown stages' peak LR; None: the recipe's lr
+    prune_ratio: tuple[float, float] = (0.0, 0.0)  # range of R before each growth; (0, 0) disables pruning
+    zero_mask: bool = False  # whether the search may turn on the zero mask in stages that deepen
+    resolutions: list[int] = field(default_factory=list)  # input sides (px) the stages before the last may train at; [] keeps native
+    tolerance: float = 0.005  # feasible if validation accuracy ≥ the frontier's best − tolerance (0.5 pt: the paper's iso-accuracy band)
+    trials: int = 24  # trial budget when --trials is not given
+    baseline_epochs: int = 30  # the frontier's longest budget when ``budgets`` is not given
+    baseline_patience: int | None = None  # no longer used: a plateau run is no budget; must stay unset
+    budgets: list[int] | None = None  # the frontier's budgets (epochs); default: baseline_epochs/8, /4, /2, /1
+    baseline_lrs: list[float] | None = None  # peak LRs the frontier sweeps per budget (best by validation); default: train.lr
+    baseline_seeds: list[int] | None = None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
+    seed: int = 0  # seeds every trial's schedule and the sampler
+    train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
+    name: str = ""  # the space's name (file stem)
+
+    def validate(self) -> None:
+        from growsearch.model.arch import ArchError, parse_arch
+
+        try:
+            fam, _, _ = parse_arch(self.final_arch)
+            for a in self.archs:
+                if parse_arch(a)[0] is not fam:
+                    raise SpaceError(f"archs: {a!r} is not a {fam.name} like final_arch {self.final_arch!r}: one family per space")
+        except ArchError as e:
+            raise SpaceError(f"{self.name or 'space'}: {e}") from None
+        if not self.archs:
+            raise SpaceError("archs: list at least one architecture for the stages before the last")
+        rungs = sorted((_depth_rank(a), parse_arch(a)[2], a) for a in self.archs)
+        for (_, w0, a0), (_, w1, a1) in zip(rungs, rungs[1:]):
+            if w1 < w0:
+                raise SpaceError(f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth")
+        _range(self.stages, "stages", int, lo=1)
+        _range(self.split, "split", float, lo=0.0, hi=1.0)
+        if not (0 < self.split[0] and self.split[1] < 1):
+            raise SpaceError(f"split: class fractions must lie strictly between 0 and 1, got {list(self.split)}")
+        _range(self.epochs, "epochs", int, lo=1)
+        if self.grown_lr is not None:
+            _range(self.grown_lr, "grown_lr", float, lo=0.0)
+            if self.grown_lr[0] <= 0:
+                raise SpaceError("grown_lr: learning rates must be > 0")
+        _range(self.prune_ratio, "prune_ratio", float, lo=0.0, hi=0.99)
+        if not isinstance(self.resolutions, list) or any(not isinstance(r, int) or isinstance(r, bool) for r in self.resolutions):
+            raise SpaceError(f"resolutions: a list of input sides in pixels, e.g. [16, 24, 32], got {self.resolutions!r}")
+        too_small = [r for r in self.resolutions if r < fam.min_input]
+        if too_small:
+            raise SpaceError(f"resolutions: {fam.name} needs inputs of at least {fam.min_input} px, got {too_small}")
+        if not 0 <= self.tolerance < 1:
+            raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
+        if not isinstance(self.trials, int) or self.trials < 1:
+            raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
+        if not isinstance(self.baseline_epochs, int) or self.baseline_epochs < 1:
+            raise SpaceError(f"baseline_epochs: a positive integer, got {self.baseline_epochs!r}")
+        if self.baseline_patience is not None:
+            raise SpaceError(
+                "baseline_patience: the from-scratch reference is now a frontier of fixed budgets, each decayed to zero: "
+                "delete baseline_patience and list budgets (e.g. budgets: [4, 8, 15, 30])"
+            )
+        from growsearch.train.frontier import check_budgets, FrontierError
+
+        try:
+            if self.budgets is not None:
+                check_budgets(self.budgets, "budgets")
+        except FrontierError as e:
+            raise SpaceError(str(e)) from None
+        if self.baseline_lrs is not None and (
+            not isinstance(self.baseline_lrs, list) or not self.baseline_lrs
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in self.baseline_lrs)
+        ):
+            raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
+        seeds = self.baseline_seeds
+        if seeds is not None and (
+            not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)
+        ):
+            raise SpaceError(f"baseline_seeds: distinct whole numbers ≥ 0, e.g. [0, 1, 2], got {seeds!r}")
+        from growsearch.plan.schedule import ScheduleError
+
+        try:
+            self.train.validate()
+        except ScheduleError as e:
+            raise SpaceError(str(e)) from None
+
+    def frontier_budgets(self) -> list[int]:
+        """The frontier's budgets: ``budgets``, or a geometric ladder ending at ``baseline_epochs``."""
+        from growsearch.train.frontier import budget_ladder
+
+        return list(self.budgets) if self.budgets is not None else budget_ladder(self.baseline_epochs)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["stages"], d["split"], d["epochs"], d["prune_ratio"] = (list(d[k]) for k in ("stages", "split", "epochs", "prune_ratio"))
+        if d["grown_lr"] is not None:
+            d["grown_lr"] = list(d["grown_lr"])
+        return d
+
+
+def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> None:
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if kind is int and ok:
+        ok = all(float(v).is_integer() for v in value)
+    if not ok:
+        raise SpaceError(f"{key}: expected [min, max] of {kind.__name__}s, got {value!r}")
+    if value[0] > value[1]:
+        raise SpaceError(f"{key}: min {value[0]} is above max {value[1]}")
+    if (lo is not None and value[0] < lo) or (hi is not None and value[1] > hi):
+        raise SpaceError(f"{key}: {list(value)} is outside [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+
+
+def shipped_spaces_dir() -> Path:
+    """The folder of the shipped spaces: ``growsearch/search_spaces/`` where a wheel installed
+    them, else the repository's top-level ``search_spaces/`` (a checkout, an editable install, or
+    ``PYTHONPATH`` pointing at a checkout, as Ray workers and the GPU machine use it)."""
+    here = Path(__file__).resolve().parents[1]  # the growsearch package
+    for d in (here / "search_spaces", here.parent / "search_spaces"):
+        if any(d.glob("*.yaml")):
+            return d
+    raise SpaceError(f"the shipped search spaces are missing (looked in {here / 'search_spaces'} and {here.parent / 'search_spaces'}): reinstall growsearch")
+
+
+def list_spaces() -> list[str]:
+    """Names of the spaces shipped with growsearch."""
+    return sorted(p.stem for p in shipped_spaces_dir().glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A validated space from a YAML path or a shipped space's name.
+
+    Raises:
+        SpaceError: missing file, unknown keys, or impossible ranges.
+    """
+    import yaml
+
+    if not isinstance(name_or_path, (str, Path)):
+        raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
+    path = Path(name_or_path)
+    if not path.is_file():
+        shipped = shipped_spaces_dir() / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise SpaceError(f"no space file {name_or_path}: give a path or one of {', '.join(list_spaces())}")
+        text, name = shipped.read_text(), str(name_or_path)
+    else:
+        text, name = path.read_text(), path.stem
+    try:
+        d = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise SpaceError(f"{name_or_path}: cannot parse YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(d, dict):
+        raise SpaceError(f"{name_or_path}: expected a mapping of space keys")
+    allowed = [f.name for f in fields(SearchSpace) if f.name != "name"]
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        raise SpaceError(f"{name_or_path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+    missing = [k for k in ("dataset", "final_arch", "archs") if k not in d]
+    if missing:
+        raise SpaceError(f"{name_or_path}: missing {', '.join(missing)}")
+    train = d.pop("train", None) or {}
+    bad = sorted(set(train) - {f.name for f in fields(TrainConfig)})
+    if bad:
+        raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
+    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio"):
+        if isinstance(d.get(key), list):
+            d[key] = tuple(d[key])
+    space = SearchSpace(**d, train=TrainConfig(**train), name=name)
+    space.validate()
+    return space
+
+
+def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedule:
+    """Define-by-run: ask ``trial`` (an Optuna trial) for a schedule inside ``space``.
+
+    Every parameter's range is conditional on the ones before it, so whatever the sampler
+    proposes is a valid schedule and is exactly what trains: class counts strictly increase
+    (``classes_i``), architectures climb a ladder of the space's ``archs`` sorted by depth and
+    width (``arch_i``: a rung index, never below the previous stage's), resolutions never
+    decrease (``resolution_i``: an index into the sorted ``resolutions``), and a prune ratio
+    never empties a layer. Optuna therefore learns from the parameters that really trained (an
+    earlier version sorted and raised values after sampling).
+    """
+    from growsearch.plan.planner import check, transitions
+
+    lo_k = min(max(1, round(space.split[0] * num_classes)), num_classes - 1)
+    hi_k = min(max(lo_k, round(space.split[1] * num_classes)), num_classes - 1)
+    room = hi_k - lo_k + 1  # intermediate stages fit at most this many distinct class counts
+    n = trial.suggest_int("n_stages", min(space.stages[0], room + 1), min(space.stages[1], room + 1))
+    counts: list[int] = []
+    for i in range(1, n):
+        low = max(lo_k, counts[-1] + 1 if counts else lo_k)
+        counts.append(trial.suggest_int(f"classes_{i}", low, hi_k - (n - 1 - i)))
+    counts.append(num_classes)
+
+    ladder = _ladder(space)
+    archs: list[str] = []
+    rung = 0
+    for i in range(1, n):
+        rung = trial.suggest_int(f"arch_{i}", rung, len(ladder) - 1)
+        archs.append(ladder[rung])
+    archs.append(space.final_arch)
+
+    sizes = sorted(space.resolutions)
+    stages: list[Stage] = []
+    res_idx = 0
+    for i, (k, a) in enumerate(zip(counts, archs), 1):
+        st = Stage(classes=k, arch=a, epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True))
+        if sizes and i < n:
+            res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
+            st.resolution = sizes[res_idx]
+        if i > 1:
+            if space.grown_lr is not None:
+                st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
+            if space.prune_ratio[1] > 0:
+                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=space.train))[-1].after
+                # int(w × (1 − R)) ≥ 1 for every layer: R < 1 − 1/w for the narrowest (at most 0.999)
+                cap = min(space.prune_ratio[1], 1 - 1 / min(min(b) for b in prev.widths) - 1e-9)
+                if cap >= space.prune_ratio[0]:
+                    st.prune_ratio = trial.suggest_float(f"prune_{i}", space.prune_ratio[0], cap)
+            if space.zero_mask and _depth_rank(a) > _depth_rank(archs[i - 2]):
+                st.zero_mask = trial.suggest_categorical(f"zero_mask_{i}", [False, True])
+        stages.append(st)
+    sched = Schedule(space.dataset, stages, seed=space.seed, train=space.train)
+    check(sched, num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
+    return sched
+
+
+def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) -> dict | None:
+    """The Optuna parameters under which :func:`suggest_schedule` proposes exactly ``schedule``
+    (what ``study.enqueue_trial`` takes), or None when the space cannot propose it (another seed,
+    recipe or dataset, an arch off the ladder, a value outside a range).
+
+    Example:
+        >>> space = load_space("digits_vgg")
+        >>> s = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg19@0.25", 4, lr=0.05)])
+        >>> schedule_params(s, space, 10)["arch_1"]
+        0
+    """
+    import warnings
+
+    from optuna.trial import FixedTrial
+
+    ladder, sizes, n = _ladder(space), sorted(space.resolutions), len(schedule.stages)
+    if (schedule.dataset, schedule.seed, schedule.train, schedule.class_order) != (space.dataset, space.seed, space.train, None):
+        return None
+    params: dict[str, Any] = {"n_stages": n}
+    for i, st in enumerate(schedule.stages, 1):
+        params[f"epochs_{i}"] = st.epochs
+        if i < n:
+            params[f"classes_{i}"] = st.classes
+            if st.arch not in ladder or (sizes and st.resolution not in sizes):
+                return None
+            params[f"arch_{i}"] = ladder.index(st.arch)
+            if sizes:
+                params[f"resolution_{i}"] = sizes.index(st.resolution)
+        if i > 1:
+            params.update({f"lr_{i}": st.lr, f"prune_{i}": st.prune_ratio, f"zero_mask_{i}": st.zero_mask})
+    params = {k: v for k, v in params.items() if v is not None}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # FixedTrial only warns about a value outside its range
+            proposed = suggest_schedule(FixedTrial(params), space, num_classes)
+    except (ValueError, UserWarning, GrowsearchError):
+        return None
+    return params if proposed.to_dict() == schedule.to_dict() else None
+
+
+def _ladder(space: SearchSpace) -> list[str]:
+    """The earlier stages' architectures from shallow and narrow to deep and wide (none beyond the final)."""
+    from growsearch.model.arch import parse_arch
+
+    fd, fw = _depth_rank(space.final_arch), parse_arch(space.final_arch)[2]
+    keyed = sorted({(_depth_rank(a), parse_arch(a)[2], a) for a in space.archs})
+    return [a for d, w, a in keyed if d <= fd and w <= fw] or [space.final_arch]
+
+
+def _depth_rank(arch: str) -> int:
+    from growsearch.model.arch import parse_arch
+
+    fam, base, _ = parse_arch(arch)
+    return sum(fam.depths[base])

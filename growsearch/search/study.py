@@ -1,0 +1,340 @@
+"""What a growsearch trial records in Optuna, shared by every route into a study.
+
+``growsearch search`` (Ray Tune), :mod:`growsearch.search.tune` (your own Tuner) and
+:mod:`growsearch.search.optuna` (your own study, no Ray) all store the same things: the frontier,
+target and M_scratch(target) on the study; per trial the schedule, M, the M ratio, accuracies,
+feasibility and the constraint. ``load_best`` and ``growsearch export`` read them from a study
+made by any route. No Ray import here.
+
+Example:
+    >>> from growsearch.search.study import user_attrs
+    >>> user_attrs({"M": 10, "M_ratio": 0.5, "val_acc": 0.9, "constraint": -0.01, "ignored": 1})
+    {'M': 10, 'M_ratio': 0.5, 'val_acc': 0.9, 'constraint': [-0.01]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from growsearch.errors import GrowsearchError
+from growsearch.train.frontier import Frontier
+from growsearch.plan.schedule import Schedule
+from growsearch.search.space import SearchSpace
+
+__all__ = [
+    "SearchError", "FGSM_METRIC", "FIXED_SCHEDULE", "METRIC", "STAGE_FIELDS", "StopTrial", "best_trial", "cannot_win", "constraints", "enqueue",
+    "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm", "name_metrics", "record_setup",
+    "reference_schedules", "run_metrics", "search_target", "set_constraints", "split_data", "store_network", "user_attrs",
+]
+
+
+class SearchError(GrowsearchError, ValueError):
+    """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
+
+
+METRIC = "M_ratio"
+FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole schedule it trains, enqueued (not sampled)
+
+
+class StopTrial(Exception):
+    """Raised inside a trial's stage callback to end it: it can no longer win (:func:`cannot_win`)."""
+
+
+def cannot_win(ratio: float, best: float | None) -> bool:
+    """The one rule every route stops or prunes by: a trial whose M ratio (planned, or cumulative
+    so far, which only grows) already reaches the best feasible one can no longer be the answer.
+    Unlike a rung rule (ASHA), it never discards a schedule that could have won."""
+    return best is not None and ratio >= best
+FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
+
+
+def split_data(source: SearchSpace | Schedule) -> Any:
+    """The dataset of a space (or of one trial's schedule) with the validation split every trial
+    and the frontier select on (``source.train.val_fraction`` and ``val_seed``)."""
+    from growsearch.data.dataset import create_dataset
+    from growsearch.data.split import with_validation
+
+    return with_validation(create_dataset(source.dataset), source.train.val_fraction, source.train.val_seed)
+
+
+# per stage of a finished trial: what its "stages" user attribute keeps
+STAGE_FIELDS = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
+
+
+def run_metrics(result: Any, M_ref: float, target: float) -> dict:
+    """A finished trial's metrics, as every route reports them: M, the M ratio, accuracies
+    (feasibility reads validation; test is only reported), cost spent and the constraint."""
+    return {
+        "M": result.M, METRIC: result.M / M_ref, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
+        "feasible": result.val_acc >= target, "constraint": target - result.val_acc, "wall_s": result.wall_s,
+        "spent_M": result.spent_M, "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
+        "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
+    }
+
+
+def constraints(frozen_trial: Any) -> list[float]:
+    """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
+    return list(frozen_trial.user_attrs.get("constraint", [1.0]))
+
+
+def set_constraints(trial: Any, metrics: dict) -> None:
+    """A finished trial's constraints for Optuna ≥ 5 (≤ 0 is feasible): accuracy, and the FGSM
+    floor when one is set. Older Optuna reads the ``constraint`` user attribute through
+    :func:`constraints` instead."""
+    if not hasattr(trial, "set_constraint"):
+        return
+    trial.set_constraint("accuracy", float(metrics["constraint"]))
+    if "fgsm_constraint" in metrics:
+        trial.set_constraint("fgsm", float(metrics["fgsm_constraint"]))
+
+
+def name_metrics(study: Any, names: list[str]) -> None:
+    """Label the study's objectives, as optuna-dashboard shows them."""
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # experimental in Optuna 3.2-5 but what optuna-dashboard reads
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(names)
+
+
+def user_attrs(result: dict) -> dict:
+    """A trial's reported metrics as the Optuna user attributes growsearch stores (JSON strings decoded)."""
+    if result.get("planned"):  # stopped on its plan: nothing trained, no M ratio of its own
+        return {"planned_M": result["planned_M"], "planned_M_ratio": result["planned_ratio"], "final": False}
+    out = {}
+    for key in (
+        "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
+        FGSM_METRIC, "fgsm_acc", "fgsm_eps",
+    ):
+        if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
+            out[key] = result[key]
+    for key in ("schedule", "stages", "versions"):  # JSON strings in a Tune result (Tune flattens nested dicts)
+        if isinstance(result.get(key), str):
+            out[key] = json.loads(result[key])
+        elif result.get(key) is not None:
+            out[key] = result[key]
+    if "constraint" in result:
+        out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
+    return out
+
+
+def measure_fgsm(metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None, min_acc: float | None) -> None:
+    """Add a finished run's FGSM accuracies at ``eps`` (none when ``eps`` is None) to ``metrics``
+    and, with ``min_acc``, the floor on its mutual-inference accuracy as a second constraint
+    (≤ 0 is feasible) that feasibility then also needs. In place; the Tune trainable and the
+    Optuna Objective both call it, so the two routes judge robustness alike."""
+    if eps is None:
+        return
+    metrics.update(fgsm_of_run(sched, order, cache, ds, float(eps)))
+    if min_acc is not None:
+        metrics["fgsm_constraint"] = float(min_acc) - metrics[FGSM_METRIC]
+        metrics["feasible"] = metrics["feasible"] and metrics["fgsm_constraint"] <= 0
+
+
+def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
+    """FGSM accuracy at ``eps`` of a finished run's final network and of its mutual inference,
+    from the stage networks in the prefix cache (each stage's entry holds that stage's network).
+    Measured on ``ds``'s validation split: the search may choose by it."""
+    from growsearch.robust.attack import fgsm_accuracy
+    from growsearch.robust.members import member_from_checkpoint
+    from growsearch.train.prefix import prefix_key
+
+    members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
+    acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
+    return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
+
+
+def ensure_frontier(
+    study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None, *,
+    threads: int | None = None, prefix_cache: Path | None = None, runner: Any = None, workers: str = "",
+) -> Frontier:
+    """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
+    (the final architecture at the space's budgets), with the trials' thread count and into
+    their prefix cache, so a trial whose schedule is one of its runs reproduces that run without
+    training it again. ``runner``/``workers``: see :func:`growsearch.train.baseline.run_frontier`."""
+    from growsearch.train.baseline import run_frontier
+
+    if "frontier" in study.user_attrs:
+        front = Frontier.from_dict(study.user_attrs["frontier"])
+        print(f"frontier: reusing the study's (best validation accuracy {front.best_val_acc:.4f})", flush=True)
+        return front
+    if given is not None:
+        study.set_user_attr("frontier", given.to_dict())
+        print(f"frontier: the given one (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        return given
+    budgets = space.frontier_budgets()
+    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
+    front = run_frontier(
+        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
+        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
+        runner=runner, workers=workers,
+    )
+    study.set_user_attr("frontier", front.to_dict())
+    print(front.table(), flush=True)
+    return front
+
+
+def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int) -> list[tuple[str, Schedule]]:
+    """The schedules a study can start from before its sampler takes over, labelled:
+
+    - ``"from scratch"``: the frontier's run, at its most accurate budget, of the seed that
+      reached the highest validation accuracy there. That run is one of those the target was
+      read from, so this schedule is feasible by construction (exactly so when the search
+      trained the frontier: the trial then loads that run from the prefix cache), and its M
+      ratio is at least 1 (the budget is at or beyond where the frontier crosses the target).
+    - ``"paper 5→10"``-style: the paper's two-stage recipe, half the classes on the smallest
+      architecture of the space, then all of them on the final one, each stage trained for the
+      cheapest budget that reaches the target (within the space's epoch range).
+    """
+    from growsearch.train.baseline import baseline_schedule
+    from growsearch.plan.schedule import Stage, TrainConfig
+    from growsearch.search.space import _ladder
+
+    ref = front.references[0]
+    top = max(ref.points, key=lambda p: (p.val_acc, -p.M))
+    lucky = max(top.seeds, key=lambda s: s["val_acc"])["seed"] if top.seeds else front.seeds[0]
+    train = TrainConfig(**front.train)
+    scratch = baseline_schedule(
+        space.dataset, ref.arch, num_classes, epochs=top.epochs, seed=lucky, train=train, lr=top.lr if top.lr_sweep else None,
+    )
+    on_target = front.cheapest_reaching(target) or top
+    epochs = min(max(on_target.epochs, space.epochs[0]), space.epochs[1])
+    half = num_classes // 2
+    lr = None
+    if space.grown_lr is not None:
+        lr = min(max(space.train.lr, space.grown_lr[0]), space.grown_lr[1])
+    paper = Schedule(space.dataset, [Stage(half, _ladder(space)[0], epochs), Stage(num_classes, space.final_arch, epochs, lr=lr)],
+                     seed=space.seed, train=space.train)
+    out = [("from scratch", scratch)]
+    if half >= 1:
+        out.append((f"paper {half}→{num_classes}", paper))
+    return out
+
+
+def enqueue(study: Any, schedules: list[tuple[str, Schedule]], space: SearchSpace, num_classes: int) -> None:
+    """Enqueue labelled schedules as the study's next trials: as the sampler's own parameters
+    where the space can propose the schedule (so the sampler learns from it), else as a whole
+    schedule the trial trains as it is (its ``enqueued_schedule`` user attribute)."""
+    from growsearch.search.space import schedule_params
+
+    for label, sched in schedules:
+        params = schedule_params(sched, space, num_classes)
+        attrs: dict[str, Any] = {"reference": label}
+        if params is None:
+            params, attrs[FIXED_SCHEDULE] = {}, sched.to_dict()
+        study.enqueue_trial(params, user_attrs=attrs)
+
+
+def given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier | None:
+    """``frontier`` loaded (from a folder) and checked against the search's split data."""
+    from growsearch.train.frontier import load_frontier
+
+    if frontier is None:
+        return None
+    front = frontier if isinstance(frontier, Frontier) else load_frontier(frontier)
+    front.check_compatible(ds)
+    return front
+
+
+def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
+    """The study's target validation accuracy (the frontier's best − tolerance) and
+    M_scratch(target) as :meth:`Frontier.m_scratch` reads it: the objective's denominator."""
+    target = front.best_val_acc - tolerance
+    return target, front.m_scratch(target)
+
+
+def best_trial(study: Any) -> Any | None:
+    return min(feasible(study.trials), key=lambda t: t.user_attrs[METRIC], default=None)
+
+
+def feasible(trials: list) -> list:
+    import optuna
+
+    return [
+        t for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and METRIC in t.user_attrs
+    ]
+
+
+def record_setup(study: Any, space: SearchSpace, target: float, M_ref: float, *, threads: int, device: str, robust: dict | None) -> None:
+    """Store what every trial of ``study`` is judged by (next to its ``frontier`` attribute)."""
+    study.set_user_attr("space", space.to_dict())
+    study.set_user_attr("robust", robust)
+    study.set_user_attr("target_acc", target)
+    study.set_user_attr("M_ref", M_ref)
+    study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
+    study.set_user_attr("device", device)
+
+
+# --- the best network as Optuna artifacts ------------------------------------------------
+# Optuna's artifact API stores files next to a study (optuna-dashboard lists and serves them);
+# growsearch records the artifact ids on the trial and a file-system store's folder on the
+# study, so `growsearch export` can fetch the network without being told where it is.
+
+NETWORK_FILE = "network.pt"  # beside it, the trial's result.json (growsearch.train.results.RESULT_FILE)
+
+
+def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None) -> dict:
+    """Upload a trial's final network (its last stage checkpoint) and its ``result.json``.
+
+    ``artifact_store``: any Optuna artifact store; default a ``FileSystemArtifactStore`` in
+    ``base`` (whose folder is recorded on the study). Returns the artifact ids, also set as the
+    trial's ``network_artifact`` and ``result_artifact`` user attributes.
+    """
+    import tempfile
+
+    from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+    from growsearch.train.results import RESULT_FILE
+
+    if artifact_store is None:
+        base = Path(base).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        artifact_store = FileSystemArtifactStore(str(base))
+        study.set_user_attr("artifact_store", str(base))
+    storage = study._storage if not hasattr(trial, "study") else None  # a FrozenTrial needs the storage named
+    with tempfile.TemporaryDirectory() as d:
+        res = Path(d) / RESULT_FILE
+        res.write_text(json.dumps(result, indent=1))
+        ids = {
+            "network_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial, storage=storage),
+            "result_artifact": upload_artifact(
+                artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, storage=storage, mimetype="application/json"
+            ),
+        }
+    for key, value in ids.items():
+        if storage is None:
+            trial.set_user_attr(key, value)
+        else:
+            storage.set_trial_user_attr(trial._trial_id, key, value)
+    return ids
+
+
+def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> Path | None:
+    """Download the best feasible trial's network and ``result.json`` into ``out_dir``; its
+    network's path, or None when the study holds none (e.g. made before artifacts existed)."""
+    from optuna.artifacts import FileSystemArtifactStore, download_artifact
+
+    from growsearch.train.results import RESULT_FILE
+
+    best = best_trial(study)
+    if best is None or "network_artifact" not in best.user_attrs:
+        return None
+    if artifact_store is None:
+        base = study.user_attrs.get("artifact_store")
+        if base is None or not Path(base).is_dir():
+            return None
+        artifact_store = FileSystemArtifactStore(base)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for key, name in (("network_artifact", NETWORK_FILE), ("result_artifact", RESULT_FILE)):
+        target = out_dir / name
+        if target.exists():
+            target.unlink()  # download_artifact will not overwrite
+        download_artifact(artifact_store=artifact_store, artifact_id=best.user_attrs[key], file_path=str(target))
+    return out_dir / NETWORK_FILE

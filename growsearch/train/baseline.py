@@ -1,0 +1,252 @@
+"""Training from scratch: one budget (``run_baseline``), and every budget of a frontier (``run_frontier``).
+
+A baseline is the final network trained on all classes with the same recipe as the schedules,
+its LR decayed to zero at the end of its own budget; ``run_frontier`` trains one per budget,
+seed and LR and reads the frontier off them (the types and the M_scratch arithmetic live in
+``growsearch.train.frontier``).
+
+Example:
+    >>> from growsearch.train.baseline import run_baseline
+    >>> r = run_baseline("digits", "vgg11@0.125", epochs=1, progress=False)
+    >>> len(r.stages), r.stages[0].classes
+    (1, 10)
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from growsearch.model.arch import ArchError, ArchSpec, spec_for
+from growsearch.data.dataset import create_dataset, Dataset
+from growsearch.data.split import class_order, with_validation
+from growsearch.train.frontier import budget_run_dir, check_budgets, Frontier, FRONTIER_FILE, FrontierError, FrontierPoint, Reference
+from growsearch.train.results import check_out_dir, OutputExistsError, RunResult
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.train.run import run_schedule
+
+__all__ = ["baseline_schedule", "run_baseline", "run_frontier"]
+
+
+def run_baseline(
+    data: str,
+    arch: str,
+    *,
+    epochs: int,
+    patience: int | None = None,
+    seed: int = 0,
+    train: TrainConfig | None = None,
+    dataset: Dataset | None = None,
+    lr: float | None = None,
+    spec: ArchSpec | None = None,
+    **kwargs,
+) -> RunResult:
+    """Train ``arch`` from scratch on all classes with the same recipe: one budget of a frontier.
+
+    With fixed ``epochs`` the LR warms up and decays to zero at the end of *this* budget (never a
+    truncated longer schedule), as the from-scratch frontier requires.
+
+    Args:
+        data: dataset name (``"digits"``, ``"cifar100:/data"``, ...).
+        arch: the final architecture of the schedules it is compared with.
+        epochs, patience, seed, train, lr: as in a schedule's stage and recipe.
+        dataset: the already-loaded ``data``, to skip loading it again.
+        spec: train this exact network (e.g. a run's pruned final one) instead of ``arch``'s.
+        **kwargs: the keyword options of :func:`run_schedule` (``out_dir``, ``device``, ...).
+
+    Example:
+        >>> r = run_baseline("digits", "vgg11@0.125", epochs=1, progress=False)
+        >>> len(r.stages), r.stages[0].classes
+        (1, 10)
+    """
+    ds = dataset if dataset is not None else create_dataset(data)
+    sched = baseline_schedule(data, arch, ds.num_classes, epochs=epochs, patience=patience, seed=seed, train=train, lr=lr)
+    return run_schedule(sched, dataset=ds, init_spec=spec, **kwargs)
+
+
+def baseline_schedule(
+    data: str, arch: str, num_classes: int, *, epochs: int, patience: int | None = None, seed: int = 0,
+    train: TrainConfig | None = None, lr: float | None = None,
+) -> Schedule:
+    """The one-stage schedule :func:`run_baseline` trains (and a resumed frontier compares with)."""
+    stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
+    return Schedule(dataset=data, stages=[stage], seed=seed, train=train or TrainConfig())
+
+
+def run_frontier(
+    data: str,
+    archs: Sequence[str] = (),
+    budgets: Sequence[int] = (2, 4, 8, 16),
+    *,
+    specs_from: Sequence[str | Path] = (),
+    seeds: Sequence[int] = (0,),
+    lrs: Sequence[float] | None = None,
+    train: TrainConfig | None = None,
+    dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+    prefix_cache: str | Path | None = None,
+    runner: Runner | None = None,
+    workers: str = "",
+) -> Frontier:
+    """Train each reference from scratch at every budget (each fully decayed), seeds and LRs.
+
+    Args:
+        data: dataset name.
+        archs: reference architectures (e.g. the schedules' final one, ``"vgg19@0.25"``).
+        budgets: epochs, strictly increasing; each run warms up and decays to zero at its end.
+        specs_from: run folders whose exact final network (pruned widths and all) is trained
+            from scratch as a further reference: the second reference a reviewer asks for.
+        seeds: training seeds; a point's accuracies are their mean (the split stays the same).
+        lrs: peak LRs to sweep; per budget the best by mean validation accuracy is kept
+            (the schedules are tuned by a search, so the frontier is tuned too). Default: the recipe's.
+        train: the recipe (default ``TrainConfig()``); its ``val_fraction``/``val_seed`` make the split.
+        dataset: ``data`` already loaded.
+        out_dir: writes ``frontier.json`` and ``frontier.png``, and each budget's run (its
+            ``result.json`` and ``stage1.pt``) under ``runs/``; a single run (one reference,
+            budget, seed and LR) goes in ``out_dir`` itself, as a plain baseline.
+        overwrite: replace an existing frontier in ``out_dir``.
+        resume: keep the runs already finished in ``out_dir`` with the same settings, train the rest.
+        threads: torch CPU threads of every run (recorded on the frontier; default: torch's own).
+            Runs are bit-identical only at equal thread counts: a search trains its frontier with
+            its trials' count, so a one-stage trial reproduces the frontier run it equals.
+        prefix_cache: also store each run's network in this stage-prefix cache (a search's), where
+            a trial whose schedule is that run finds it instead of training it again.
+        runner: how the runs are executed: ``runner(fn, jobs, dataset)`` yields ``(index, result)``
+            for each ``(index, job)`` in ``jobs`` as it finishes, ``fn(job, dataset)`` training one.
+            Default: one after another in this process; ``growsearch search`` passes Ray workers
+            (:func:`growsearch.search.cluster.ray_runner`).
+        workers: how ``runner`` runs them, for the progress line (e.g. "2 Ray workers").
+
+    Raises:
+        FrontierError: bad budgets, seeds, LRs or references (before any training).
+        OutputExistsError: ``out_dir`` holds a frontier and neither ``overwrite`` nor ``resume``.
+    """
+
+    budgets = check_budgets(budgets)
+    seeds = list(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise FrontierError(f"seeds must be distinct whole numbers ≥ 0, e.g. 0,1,2; got {seeds}")
+    cfg = train or TrainConfig()
+    sweep = [None] if not lrs else list(lrs)
+    if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs)):
+        raise FrontierError(f"--lrs must be peak learning rates > 0, e.g. 0.02,0.05,0.1; got {list(lrs)}")
+    if not archs and not specs_from:
+        raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
+    cfg.validate()
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
+        raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
+    raw = dataset if dataset is not None else create_dataset(data)
+    ds = with_validation(raw, cfg.val_fraction, cfg.val_seed)
+    refs: list[tuple[str, str, dict | None]] = [(a, a, None) for a in archs]
+    for run_dir in specs_from:
+        r = RunResult.load(run_dir)
+        if r.schedule.get("dataset") != data:
+            raise FrontierError(f"--spec-from {run_dir} was trained on {r.schedule.get('dataset')!r}, not {data!r}: use a run on the same dataset")
+        last = r.stages[-1]
+        refs.append((f"{last.arch} as in {Path(run_dir).name} ({last.params} params)", last.arch, last.spec))
+    for name, arch, spec in refs:
+        try:
+            spec_for(arch, ds.num_classes, ds.in_chans)
+        except ArchError as e:
+            raise FrontierError(f"reference {name}: {e}") from None
+
+    single = len(refs) * len(budgets) * len(seeds) * len(sweep) == 1
+    jobs: list[dict] = []  # every run the frontier is made of, in a fixed order
+    for ri, (name, arch, spec) in enumerate(refs):
+        for epochs in budgets:
+            for lr in sweep:
+                for seed in seeds:
+                    run_out = None
+                    if out is not None:
+                        run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
+                    jobs.append(dict(
+                        data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, device=device,
+                        progress=progress, prefix_cache=prefix_cache, threads=threads, label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
+                    ))
+    done: dict[int, RunResult] = {}
+    todo = []
+    for j, job in enumerate(jobs):
+        r = _reuse(job["out_dir"], data, job["arch"], job) if resume and job["out_dir"] is not None else None
+        if r is None:
+            todo.append((j, job))
+        else:
+            done[j] = r
+    if done:
+        print(f"frontier: reusing {len(done)} finished run(s) in {out}", flush=True)
+    if todo:
+        where = f" on {workers}" if workers else ""
+        print(f"frontier: training {len(todo)} from-scratch run(s){where}", flush=True)
+    for j, r in (runner or _in_process)(train_budget, todo, raw):
+        done[j] = r
+        print(f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
+    spent = sum(r.M for r in done.values())  # every run the frontier is made of, reused ones included
+    wall = sum(r.wall_s for r in done.values())
+    references = []
+    runs_of = iter(done[j] for j in range(len(jobs)))
+    for name, arch, spec in refs:
+        points = []
+        for epochs in budgets:
+            by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
+            # the LR whose seeds reach the best mean validation accuracy (first on ties)
+            lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
+            points.append(FrontierPoint(
+                epochs=epochs, M=runs[0].M, val_acc=statistics.mean(r.val_acc for r in runs),
+                test_acc=statistics.mean(r.test_acc for r in runs), wall_s=statistics.mean(r.wall_s for r in runs), lr=lr,
+                seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
+                lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
+            ))
+        references.append(Reference(name, arch, spec, points))
+    front = Frontier(
+        dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
+        val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
+        wall_s=wall, seeds=seeds, threads=threads,
+    )
+    if out is not None:
+        from growsearch.train.plots import plot_frontier
+
+        front.save(out)
+        plot_frontier(front, out / "frontier.png")
+    return front
+
+
+Runner = Callable[[Callable[[dict, Any], RunResult], list[tuple[int, dict]], Any], Iterator[tuple[int, RunResult]]]
+
+
+def train_budget(job: dict, dataset: Any = None) -> RunResult:
+    """Train one run of a frontier (a ``job`` :func:`run_frontier` made); ``dataset``: its data
+    already loaded (None: load it by name, as a Ray worker does)."""
+    from growsearch.train.loop import torch_threads
+
+    job = dict(job)
+    data, arch, spec, threads = job.pop("data"), job.pop("arch"), job.pop("spec"), job.pop("threads")
+    job.pop("label")
+    with torch_threads(threads):
+        return run_baseline(data, arch, dataset=dataset, spec=ArchSpec.from_dict(spec) if spec else None, overwrite=True, **job)
+
+
+def _in_process(fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, RunResult]]:
+    for j, job in jobs:
+        yield j, fn(job, dataset)
+
+
+def _reuse(run_out: Path, data: str, arch: str, kw: dict):
+    """A finished budget run in ``run_out`` trained with exactly these settings, else None."""
+    if not (run_out / "result.json").is_file():
+        return None
+    try:
+        r = RunResult.load(run_out)
+    except (ValueError, TypeError, KeyError):
+        return None
+    want = baseline_schedule(data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"])
+    spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"]["widths"]]
+    return r if r.schedule == want.to_dict() and spec_ok else None

@@ -1,0 +1,260 @@
+"""The from-scratch frontier: the denominator of every saving growsearch reports.
+
+A saving is only as honest as what it is compared with. Following Kaddour et al. (*No Train
+No Gain*, NeurIPS 2023), the reference is not one from-scratch run of arbitrary length but a
+*frontier*: the reference network trained from scratch at several budgets (epochs), each with
+its learning rate warmed up and decayed to zero at the end of *that* budget, selected and
+read on the validation split. ``M_scratch(a)`` is the least M at which any reference reaches
+validation accuracy ``a`` (linear interpolation in log M between the two budgets around
+``a``), and a run's ``iso_M_ratio = M_run / M_scratch(val_acc_run)``.
+
+Example:
+    >>> from growsearch.train.frontier import Frontier, FrontierPoint, Reference
+    >>> pts = [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05)
+    ...        for e, m, a in ((2, 100, 0.80), (4, 200, 0.90), (8, 400, 0.95))]
+    >>> f = Frontier("digits", 10, list(range(10)), 0.1, 0, "ab12", {}, [Reference("vgg19", "vgg19", None, pts)])
+    >>> round(f.m_scratch(0.85)["M"], 3)  # halfway between 100 and 200 in log M
+    141.421
+    >>> f.iso(100, 0.90)["iso_M_ratio"]
+    0.5
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+from growsearch.errors import GrowsearchError
+
+if TYPE_CHECKING:
+    from growsearch.data.dataset import Dataset
+
+__all__ = [
+    "Frontier",
+    "FrontierError",
+    "FrontierPoint",
+    "Reference",
+    "bound_word",
+    "budget_ladder",
+    "budget_run_dir",
+    "check_budgets",
+    "load_frontier",
+]
+
+FRONTIER_FILE = "frontier.json"
+
+
+class FrontierError(GrowsearchError, ValueError):
+    """A frontier that cannot be built, read, or compared with a run; the message names the fix."""
+
+
+@dataclass
+class FrontierPoint:
+    """One budget of one reference, at the peak LR that validation preferred."""
+
+    epochs: int  # the budget; the LR warms up and decays to zero at its end
+    M: int  # training cost of one run at this budget (samples × MACs)
+    val_acc: float  # mean over seeds: what M_scratch reads
+    test_acc: float  # mean over seeds: reported only
+    wall_s: float  # mean over seeds
+    lr: float  # the peak LR chosen on validation (of lr_sweep; the recipe's when no sweep)
+    seeds: list[dict] = field(default_factory=list)  # per seed: seed, val_acc, test_acc, wall_s
+    lr_sweep: list[dict] = field(default_factory=list)  # per LR tried: lr, val_acc (mean over seeds)
+
+    @property
+    def val_std(self) -> float:
+        vals = [s["val_acc"] for s in self.seeds]
+        return statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+@dataclass
+class Reference:
+    """A network trained from scratch at every budget: the final architecture, or a run's exact final network."""
+
+    name: str  # label in tables and plots
+    arch: str  # arch name (for an exact network, its family and nominal size)
+    spec: dict | None  # the exact ArchSpec trained (``--spec-from``); None: ``arch``'s own widths
+    points: list[FrontierPoint]
+
+
+@dataclass
+class Frontier:
+    """From-scratch budgets of one or more references, on one dataset and validation split."""
+
+    dataset: str  # dataset name the budgets trained on
+    num_classes: int
+    class_order: list[int]  # of seed 0 (a from-scratch run trains every class at once, so order does not matter)
+    val_fraction: float
+    val_seed: int
+    val_id: str  # hash of the validation samples: a run must select on the same ones
+    train: dict  # the recipe (TrainConfig) the budgets used
+    references: list[Reference]
+    spent_M: int = 0  # M of every run trained to build it: all budgets, seeds and swept LRs
+    wall_s: float = 0.0  # Σ wall time of those runs (a resumed frontier keeps what its reused runs took)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    threads: int | None = None  # torch CPU threads every run trained with (None: torch's default); runs are bit-identical only at equal counts
+
+    # --- the arithmetic ---------------------------------------------------------------------
+
+    def m_scratch(self, acc: float) -> dict:
+        """The least M at which any reference reaches validation accuracy ``acc``.
+
+        Returns a dict: ``M``, ``reference`` (its name), ``beyond`` (no budget reaches ``acc``:
+        ``M`` is then the most accurate budget's, a lower bound on the true M_scratch) and
+        ``below`` (even the cheapest budget is above ``acc``: ``M`` is that budget's, an upper
+        bound, since a shorter run might have reached ``acc`` too).
+        """
+        best: dict | None = None
+        for ref in self.references:
+            hit = _crossing([(p.M, p.val_acc) for p in ref.points], acc)
+            if hit is not None and (best is None or hit[0] < best["M"]):
+                best = {"M": hit[0], "reference": ref.name, "beyond": False, "below": hit[1]}
+        if best is not None:
+            return best
+        top_ref, top = max(((r, p) for r in self.references for p in r.points), key=lambda rp: (rp[1].val_acc, -rp[1].M))
+        return {"M": float(top.M), "reference": top_ref.name, "beyond": True, "below": False}
+
+    def iso(self, M: float, acc: float) -> dict:
+        """``iso_M_ratio = M / M_scratch(acc)`` with how to read it, and the frontier it used.
+
+        ``bound`` says when the ratio is not exact: ``"upper"`` when the run is more accurate
+        than every budget (the true ratio is at most this), ``"lower"`` when it is less
+        accurate than the cheapest budget (the true ratio is at least this).
+        """
+        ms = self.m_scratch(acc)
+        longest = self.longest
+        return {
+            "iso_M_ratio": M / ms["M"],
+            "M_scratch": ms["M"],
+            "val_acc": acc,
+            "reference": ms["reference"],
+            "beyond_frontier": ms["beyond"],
+            "below_frontier": ms["below"],
+            "bound": "upper" if ms["beyond"] else ("lower" if ms["below"] else None),
+            "M_longest": longest.M,
+            "M_ratio_longest": M / longest.M,  # the old single-baseline ratio, against the longest budget
+            "frontier": self.to_dict(),
+        }
+
+    @property
+    def best_val_acc(self) -> float:
+        return max(p.val_acc for r in self.references for p in r.points)
+
+    @property
+    def longest(self) -> FrontierPoint:
+        """The longest budget of the first reference (the old single baseline's counterpart)."""
+        return max(self.references[0].points, key=lambda p: p.M)
+
+    def cheapest_reaching(self, acc: float) -> FrontierPoint | None:
+        """The cheapest trained budget (any reference) whose validation accuracy is ≥ ``acc``."""
+        pts = [p for r in self.references for p in r.points if p.val_acc >= acc]
+        return min(pts, key=lambda p: p.M, default=None)
+
+    # --- compatibility ----------------------------------------------------------------------
+
+    def check_compatible(self, ds: "Dataset") -> None:
+        """Raise ``FrontierError`` unless ``ds`` (split by ``with_validation``) is the data this frontier read."""
+        if ds.name != self.dataset:
+            raise FrontierError(f"the frontier was trained on {self.dataset!r}, this run on {ds.name!r}: compare runs on the same dataset")
+        if ds.num_classes != self.num_classes:
+            raise FrontierError(f"the frontier has {self.num_classes} classes, this run's data {ds.num_classes}: use a frontier of the same classes")
+        if ds.val_id != self.val_id:
+            raise FrontierError(
+                f"the frontier selected on another validation split (val_fraction {self.val_fraction:g}, val_seed {self.val_seed}) "
+                f"than this run (val_fraction {ds.val_fraction:g}, val_seed {ds.val_seed}): use the same train.val_fraction and "
+                "val_seed, or re-train the frontier"
+            )
+
+    # --- files ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Frontier":
+        refs = [Reference(**{**r, "points": [FrontierPoint(**p) for p in r["points"]]}) for r in d["references"]]
+        return cls(**{**d, "references": refs})
+
+    def save(self, out_dir: str | Path) -> Path:
+        from growsearch._io import atomic_path
+
+        path = Path(out_dir) / FRONTIER_FILE
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def table(self) -> str:
+        """A plain-text table of every point (what ``growsearch baseline`` prints)."""
+        many = len(self.seeds) > 1
+        lines = [f"{'reference':<28} {'epochs':>6} {'lr':>7} {'M':>11} {'val_acc':>14} {'test_acc':>8} {'wall_s':>7}"]
+        for r in self.references:
+            for p in sorted(r.points, key=lambda p: p.M):
+                val = f"{p.val_acc:.4f}" + (f" ± {p.val_std:.4f}" if many else "")
+                lines.append(f"{r.name[:28]:<28} {p.epochs:>6} {p.lr:>7.3g} {p.M:>11.4g} {val:>14} {p.test_acc:>8.4f} {p.wall_s:>7.1f}")
+        return "\n".join(lines)
+
+
+def _crossing(points: list[tuple[int, float]], acc: float) -> tuple[float, bool] | None:
+    """(M, below) where the curve through ``points`` (M, accuracy) first reaches ``acc``.
+
+    Linear in log M between the two budgets around ``acc``; ``below`` when the cheapest
+    budget already exceeds it (then its M is returned); None when no budget reaches it.
+    """
+    pts = sorted(points)
+    if acc < pts[0][1]:
+        return float(pts[0][0]), True
+    for (m0, a0), (m1, a1) in zip([pts[0]] + pts, pts):
+        if a1 >= acc:
+            if a1 == acc or a1 == a0 or m1 == m0:  # exactly on a budget: its own M, no rounding
+                return float(m1), False
+            t = (acc - a0) / (a1 - a0)
+            return math.exp(math.log(m0) + t * (math.log(m1) - math.log(m0))), False
+    return None
+
+
+def bound_word(iso: dict) -> str:
+    """The words before a ratio that is a bound ('at most ', 'at least '; see :meth:`Frontier.iso`), or nothing."""
+    return {"upper": "at most ", "lower": "at least "}.get(iso["bound"], "")
+
+
+def check_budgets(budgets: Sequence[int], what: str = "--budgets") -> list[int]:
+    """Budgets must be positive integers, strictly increasing; raises ``FrontierError``."""
+    b = list(budgets)
+    if not b or any(isinstance(e, bool) or not isinstance(e, int) or e <= 0 for e in b):
+        raise FrontierError(f"{what} must be positive whole numbers of epochs, e.g. 2,4,8,16; got {b}")
+    if any(y <= x for x, y in zip(b, b[1:])):
+        raise FrontierError(f"{what} must be strictly increasing, e.g. 2,4,8,16; got {b}")
+    return b
+
+
+def budget_ladder(longest: int) -> list[int]:
+    """A geometric ladder ending at ``longest``: longest/8, /4, /2, /1 (rounded, at least 1)."""
+    return sorted({max(1, round(longest / 2**k)) for k in (3, 2, 1, 0)})
+
+
+def load_frontier(path: str | Path) -> Frontier:
+    """The frontier in a ``growsearch baseline`` folder (its ``frontier.json``), or that file itself."""
+    p = Path(path)
+    f = p / FRONTIER_FILE if p.is_dir() else p
+    if not f.is_file():
+        hint = (
+            f"{p} holds a result.json but no {FRONTIER_FILE} (a baseline from growsearch < 0.2, made without a validation split): "
+            "re-train it with growsearch baseline"
+            if (p / "result.json").is_file() else
+            f"no {FRONTIER_FILE} in {p}: pass the --out of `growsearch baseline --budgets ...`"
+        )
+        raise FrontierError(hint)
+    try:
+        return Frontier.from_dict(json.loads(f.read_text()))
+    except (ValueError, TypeError, KeyError) as e:
+        raise FrontierError(f"{f} is not a growsearch frontier ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): re-create it with growsearch baseline") from None
+
+
+def budget_run_dir(frontier_dir: str | Path, epochs: int, lr: float, seed: int, *, reference: int = 0) -> Path:
+    """Where :func:`run_frontier` keeps one budget's run (``result.json``, ``stage1.pt``):
+    reference ``reference`` (0: the first arch), ``epochs``, peak ``lr``, ``seed``."""
+    return Path(frontier_dir) / "runs" / f"ref{reference}-e{epochs}-lr{lr:g}-s{seed}"

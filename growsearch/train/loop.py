@@ -1,0 +1,203 @@
+"""The epoch loop: one stage's training, and the evaluation it reads.
+
+SGD with Nesterov momentum, a linear warm-up, then a cosine decay to zero at the stage's end,
+or, with ``patience``, training to saturation (the LR drops 10x at each plateau of the
+validation accuracy). Every epoch is scored on the validation split; nothing here reads the
+test split. CUDA runs use bf16 autocast; both devices train in channels_last.
+
+Example:
+    >>> import torch
+    >>> from growsearch.train.loop import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from growsearch.data.loader import BatchLoader
+from growsearch.data.dataset import DataError, Dataset
+from growsearch.errors import GrowsearchError
+from growsearch.model.prune import apply_masks
+from growsearch.plan.schedule import Schedule, ScheduleError, TrainConfig
+
+__all__ = ["DeviceError", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
+
+
+class DeviceError(GrowsearchError, ValueError):
+    """A device that does not exist here (``--device cuda`` without a GPU, a misspelt name)."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"--device {device!r} is not a device: use cpu or cuda (cuda:N for GPU N)") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise DeviceError(f"--device {device} asked for a GPU this machine does not have ({torch.cuda.device_count()} visible): use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"--device {device!r}: growsearch trains on cpu or cuda")
+    return dev
+
+
+def optimizer_for(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]  # BN affine and biases
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+
+
+
+def lr_factor(step: int, *, warmup: int, total: int, plateau: bool) -> float:
+    """The LR multiplier at optimizer step ``step``: linear warm-up from 0.1 over ``warmup``
+    steps, then a cosine to zero at ``total`` (or the peak held, for a plateau rule to lower)."""
+    if step < warmup:
+        return 0.1 + 0.9 * step / warmup
+    if plateau:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -> float:
+    """Top-1 accuracy (fraction) over ``loader``; leaves the model in eval mode."""
+    model.eval()
+    correct = total = 0
+    for xb, yb in loader:
+        with torch.autocast(loader.device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(xb)
+        correct += int((logits.argmax(1) == yb).sum())
+        total += len(yb)
+    return correct / max(total, 1)
+
+
+def eval_loader(
+    data: Dataset, cfg: TrainConfig, device: torch.device, resolution: int | None = None, *, split: str = "test"
+) -> BatchLoader:
+    """An evaluation loader over ``split`` ("val" or "test") of ``data``."""
+    x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
+    if x is None:
+        raise DataError(f"{data.name} has no validation split: pass it through growsearch.data.split.with_validation first")
+    return BatchLoader(
+        x, y, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
+        train=False, device=device, channels_last=True, resolution=resolution,
+    )
+
+
+def train_stage(
+    model: nn.Module,
+    data: Dataset,
+    *,
+    epochs: int,
+    cfg: TrainConfig,
+    lr: float | None = None,
+    patience: int | None = None,
+    seed: int = 0,
+    device: torch.device,
+    masks: dict[str, torch.Tensor] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    progress: bool = True,
+    desc: str = "",
+    resolution: int | None = None,
+) -> tuple[list[dict], int]:
+    """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
+
+    ``data`` must hold a validation split (:func:`growsearch.data.split.with_validation`); every
+    epoch is scored on it, and nothing here reads the test split.
+    Fixed-length stages warm up linearly for ``cfg.warmup_epochs`` then decay with a cosine
+    to zero. With ``patience`` (train to saturation), the LR stays at its peak after warm-up
+    and drops 10x when the validation accuracy has not improved for ``patience`` epochs
+    (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
+    ``masks`` (parameter name → keep-mask) are re-applied after every optimizer step.
+    ``resolution`` resizes train and test batches to that side (antialiased).
+    """
+    from tqdm.auto import tqdm
+
+    cuda = device.type == "cuda"
+    peak = float(lr or cfg.lr)
+    train_loader = BatchLoader(
+        data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
+        train=True, flip=data.flip, seed=seed, device=device, channels_last=True, resolution=resolution,
+    )
+    val_loader = eval_loader(data, cfg, device, resolution, split="val")
+    masks = {k: v.to(device) for k, v in (masks or {}).items()}
+    opt = optimizer_for(model, cfg, peak)
+    steps_per_epoch = len(train_loader)
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    total = epochs * steps_per_epoch
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=patience is not None))
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=patience) if patience else None
+    history: list[dict] = []
+    samples, best, since_best = 0, -1.0, 0
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        t_epoch = time.perf_counter()
+        for xb, yb in train_loader:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if masks:
+                apply_masks(model, masks)
+            if plateau is None or sched.last_epoch < warmup:
+                sched.step()
+            samples += len(yb)
+        if cuda:
+            torch.cuda.synchronize()
+        train_s = time.perf_counter() - t_epoch
+        acc = evaluate(model, val_loader, autocast=cuda)
+        lr_now = opt.param_groups[0]["lr"]
+        row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
+        history.append(row)
+        bar.set_postfix(acc=f"{acc:.3f}", lr=f"{lr_now:.3g}")
+        if on_epoch is not None:
+            on_epoch(row)
+        if plateau is not None:
+            since_best = 0 if acc > best else since_best + 1
+            best = max(best, acc)
+            plateau.step(acc)
+            if lr_now <= peak * 0.1 * (1 + 1e-6) and since_best >= patience:
+                break
+    bar.close()
+    return history, samples
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run with ``n`` intra-op threads (restored afterwards); None leaves torch's setting."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def schedule_threads(fn):
+    """Train with ``schedule.threads`` torch threads when the schedule names them: results are
+    bit-reproducible only at equal thread counts (reductions run in another order otherwise)."""
+    @functools.wraps(fn)
+    def wrapper(schedule: Schedule, **kwargs):
+        if not isinstance(schedule, Schedule):
+            raise ScheduleError(f"expected a growsearch.Schedule (e.g. growsearch.load_schedule(path)), got {type(schedule).__name__}")
+        if schedule.threads is not None:
+            schedule.validate()  # a bad thread count is a one-line error, not torch's
+        with torch_threads(schedule.threads):
+            return fn(schedule, **kwargs)
+
+    return wrapper

@@ -1,0 +1,253 @@
+"""Running a schedule: ``run_schedule`` executes the plan stage by stage.
+
+The plan (``growsearch.plan.planner``) says which network each stage trains and what it costs; this
+module applies each stage's planned steps (``growsearch.model.ops``: prune, deepen, widen, add
+classes, rescale the stem) to the trained network, which ``apply_transition`` checks is the
+planned network, and trains it with the epoch loop
+(``growsearch.train.loop``); checkpoints, ``result.json`` and the run folder belong to
+``growsearch.train.results``, the stage-prefix cache to ``growsearch.train.prefix``. Each stage: take the first k classes of the class order, grow the previous stage's network
+into the stage's architecture (function-preserving Net2Net ops, new classifier rows), then
+train it with SGD (Nesterov momentum) and a linear warm-up followed by cosine decay, or to
+saturation with ``patience``. Every epoch is scored on the validation split (what the plateau
+rule reads); the test split is read once, at the end of each stage, for the report. The
+optimizer and its schedule are rebuilt after every growth: growth replaces the parameter
+tensors, and the momentum buffers of the old, smaller tensors have no meaning for the new ones.
+
+Example:
+    >>> from growsearch import Schedule, Stage, run_schedule
+    >>> sched = Schedule("digits", [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1)])
+    >>> result = run_schedule(sched, progress=False)
+    >>> len(result.stages), result.M == sum(s.M for s in result.stages)
+    (2, True)
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import torch
+from torch import nn
+
+from growsearch.model.arch import ArchSpec
+from growsearch.model.cost import count_params, stage_cost
+from growsearch.data.dataset import create_dataset, Dataset
+from growsearch.data.split import subset, with_validation
+from growsearch.train.loop import eval_loader, evaluate, resolve_device, schedule_threads, train_stage
+from growsearch.model.ops import apply_transition, Run
+from growsearch.plan.planner import plan_schedule
+from growsearch.train.plots import plot_curve
+from growsearch.train.prefix import find_prefix, find_resume, prefix_key
+from growsearch.model.prune import identity_masks, nonzero_macs_per_sample
+from growsearch.train.results import (
+    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
+)
+from growsearch.plan.schedule import Schedule, TrainConfig
+
+if TYPE_CHECKING:
+    from growsearch.train.frontier import Frontier
+
+__all__ = ["run_schedule"]
+
+
+@schedule_threads
+def run_schedule(
+    schedule: Schedule,
+    *,
+    dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_stage: Callable[[StageResult, nn.Module], None] | None = None,
+    prefix_cache: str | Path | None = None,
+    frontier: "Frontier | str | Path | None" = None,
+    init_spec: ArchSpec | None = None,
+    resume: bool = False,
+    reuse_upto: int | None = None,
+) -> RunResult:
+    """Train a cumulative Net2Net schedule stage by stage.
+
+    Args:
+        schedule: the stages to train; validated before any training.
+        dataset: the loaded dataset (default: ``create_dataset(schedule.dataset)``); its
+            validation split is carved here from ``schedule.train.val_fraction``/``val_seed``.
+        out_dir: if given, writes ``stage{i}.pt`` after each stage and ``result.json`` and
+            ``curve.png`` at the end (atomically; an existing result is an error unless
+            ``overwrite``).
+        device: ``"cuda"``/``"cpu"``; default CUDA when available. Training uses channels_last
+            memory format; CUDA runs also use bf16 autocast.
+        progress: show a progress bar per stage.
+        on_epoch: called after every epoch with stage, epoch, val_acc, lr and cumulative M.
+        on_stage: called after every trained stage with its result and the trained model (and
+            once for the deepest stage loaded from ``prefix_cache``).
+        prefix_cache: a directory of trained stage prefixes. Stages whose whole prefix (data,
+            seed, recipe and every earlier stage) is cached are loaded instead of trained;
+            each newly trained stage is added. ``result.M`` still charges every stage (what a
+            user re-running the schedule pays); ``result.spent_M`` is what this call trained.
+        frontier: a from-scratch frontier (a :class:`growsearch.train.frontier.Frontier` or its
+            folder): checked against the dataset and validation split before training; the
+            result then carries ``iso_M_ratio`` (M / M_scratch at the run's validation accuracy)
+            and ``curve.png`` draws the run over the frontier.
+        init_spec: build stage 1 from this exact spec (e.g. a run's pruned final network)
+            instead of from its arch name; the frontier's ``--spec-from`` reference uses it.
+        reuse_upto: load at most this many leading stages from ``prefix_cache`` (None: as many as
+            it holds). A deterministic search fixes it when it proposes the trial, so what a
+            trial reuses does not depend on which concurrent trial finished first.
+        resume: continue a killed run in ``out_dir`` after its last finished stage (its
+            checkpoints carry a content key of schedule, data, seed, recipe and version, and
+            one that differs is refused). The result equals an uninterrupted run's (at the same
+            thread count) apart from wall times.
+
+    Returns:
+        The run's costs and accuracies; ``result.M`` is Σ over stages of samples × MACs.
+
+    Raises:
+        ScheduleError: the schedule cannot run on this dataset (before training starts).
+        DataError: the validation split cannot be made (e.g. a class with too few samples).
+        FrontierError: ``frontier`` was measured on another dataset, class set or split.
+        OutputExistsError: ``out_dir`` already holds a result and ``overwrite`` is false.
+    """
+    from growsearch.train.frontier import Frontier, load_frontier
+
+    out = Path(out_dir) if out_dir is not None else None
+    if resume and (out is None or overwrite):
+        raise OutputExistsError("resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)")
+    if resume and (out / RESULT_FILE).exists():
+        raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
+    check_out_dir(out, overwrite)
+    dev = resolve_device(device)  # before anything is written
+    schedule.validate()  # a malformed schedule is refused before any data is loaded
+    ds = dataset if dataset is not None else create_dataset(schedule.dataset)
+    plans = plan_schedule(schedule, dataset=ds, init_spec=init_spec)  # the one check; every stage's network and cost
+    ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
+    front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
+    if front is not None:
+        front.check_compatible(ds)
+    final_out = out
+    if out is not None:
+        out = prepare_out(out, overwrite)
+    order = schedule.resolved_class_order(ds.num_classes)
+    native = ds.image_size
+
+    model: nn.Module | None = None
+    prev_data: Dataset | None = None
+    stages: list[StageResult] = []
+    masked: list[tuple[int, int]] = []  # (block, layer) of identity layers whose zeros are kept
+    cum_M, t_run = 0, time.perf_counter()
+    prev_res = native
+    n = len(schedule.stages)
+    cache = Path(prefix_cache) if prefix_cache is not None else None
+    # Where to start: after the stages this run's own folder already finished (resume), or after
+    # the deepest prefix in the cache; either way the same kind of keyed stage checkpoint.
+    start, path = find_resume(schedule, order, out) if resume else (0, None)
+    resumed = start
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        c_start, c_path = find_prefix(schedule, order, cache, upto=reuse_upto)
+        if c_start > start:
+            start, path = c_start, c_path
+    if path is not None:
+        model, ckpt = load_checkpoint(path, device=dev)
+        model.train()
+        stages = [StageResult(**d) for d in ckpt["stages"]]
+        masked = [tuple(p) for p in ckpt["masked"]]
+        cum_M = sum(s.M for s in stages)
+        prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+        prev_res = stages[-1].resolution or native
+        if out is not None:  # every stage network of the run lands in its folder, reused ones too
+            for j in range(resumed + 1, start + 1):
+                shutil.copyfile(cache / f"{prefix_key(schedule, j, order)}.pt", out / f"stage{j}.pt")
+        if on_stage is not None:
+            on_stage(stages[-1], model)
+    for i, st in enumerate(schedule.stages, 1):
+        if i <= start:
+            continue
+        t0 = time.perf_counter()
+        torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
+        data = subset(ds, order[: st.classes])
+        plan = plans[i - 1]
+        res = plan.resolution
+        input_shape = (ds.in_chans, res, res)
+        # the plan's steps applied to the trained network; the result is checked to be the planned network
+        run = Run(generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(prev_data, schedule.train, dev, prev_res))
+        model = apply_transition(model, plan.steps, plan.spec, run)
+        prune_info = run.record.get("prune")
+        if i > 1:  # the identity layers whose zeros a zero mask keeps, this stage's and earlier masked stages'
+            masked = masked + run.record.get("inserted", []) if st.zero_mask else []
+        masks = identity_masks(model, masked) if masked else None
+        # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
+        # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
+        model = model.to(dev, memory_format=torch.channels_last)
+        macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
+        base_M = cum_M
+
+        def epoch_cb(row: dict, *, _i=i, _macs=macs, _base=base_M) -> None:
+            row["cum_M"] = _base + row["samples"] * _macs
+            if on_epoch is not None:
+                on_epoch({"stage": _i, **row})
+
+        history, samples = train_stage(
+            model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
+            seed=schedule.seed * 1000 + i, device=dev, masks=masks, on_epoch=epoch_cb, progress=progress,
+            desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {res}px" if res != native else ""), resolution=res,
+        )
+        M = stage_cost(samples, macs)
+        nz = nonzero_macs_per_sample(model, input_shape)
+        cum_M += M
+        val_acc = history[-1]["val_acc"]
+        # The stage's one read of its test split: reported, never used to choose anything.
+        acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
+        result_i = StageResult(
+            classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
+            test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
+            spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
+            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info, resolution=res, val_acc=val_acc,
+        )
+        stages.append(result_i)
+        prev_data, prev_res = data, res
+        # a keyed checkpoint: the stage network plus everything needed to continue after it
+        key = prefix_key(schedule, i, order)
+        ck = dict(
+            classes=order[: st.classes], stage=i, test_acc=acc, val_acc=val_acc, resolution=res, key=key,
+            stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
+        )
+        if out is not None:
+            save_checkpoint(out / f"stage{i}.pt", model, **ck)
+        if cache is not None:
+            save_checkpoint(cache / f"{key}.pt", model, **ck)
+        if on_stage is not None:
+            on_stage(result_i, model)
+
+    last = stages[-1]
+    result = RunResult(
+        M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
+        stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=cum_M - sum(s.M for s in stages[resumed:start]),
+        reused_stages=start - resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        versions=versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
+        threads=torch.get_num_threads(),
+    )
+    if front is not None:
+        result.iso = front.iso(result.M, result.val_acc)
+        result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]
+    if out is not None:
+        plot_curve(result, out / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
+        finish_run(result, out, final_out)
+    return result
+
+
+def _scorer(data: Dataset | None, cfg: TrainConfig, dev: torch.device, res: int) -> Callable[[nn.Module], dict]:
+    """A pruned network's accuracies on the previous stage's data, before growth (``result.json``'s ``prune``)."""
+
+    def score(model: nn.Module) -> dict:
+        return {
+            f"{split}_acc_after_prune": evaluate(model, eval_loader(data, cfg, dev, res, split=split), autocast=dev.type == "cuda")
+            for split in ("val", "test")
+        }
+
+    return score
