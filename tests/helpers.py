@@ -18,6 +18,8 @@ import numpy as np
 
 from growsearch.model.arch import ArchSpec
 
+REPO = Path(__file__).resolve().parents[1]  # the checkout: examples/, search_spaces/, pyproject.toml
+
 
 def images(n: int, classes: int, size: int, chans: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 NHWC images whose mean brightness encodes the class, so a net can learn them."""

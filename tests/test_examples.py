@@ -9,8 +9,9 @@ from pathlib import Path
 
 from growsearch.plan.schedule import load_schedule
 from growsearch.train.run import run_schedule
+from helpers import REPO
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def test_importing_a_schedule_applies_every_key(npz_data: str, tmp_path: Path) -> None:

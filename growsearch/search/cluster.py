@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 
+from growsearch._extensions import made, worker_setup_hook
 from growsearch.search.study import SearchError
 
-__all__ = ["init_ray", "ray_runner"]
+__all__ = ["init_ray", "ray_runner", "runtime_env"]
 
 
 def _reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -40,10 +41,11 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
     level = logging.ERROR if quiet else logging.INFO
 
     if not ray.is_initialized():
+        env = runtime_env()  # what this process registered (families, ops, sources) reaches every worker
         if address:
             _reachable(address)
             try:
-                ray.init(address=address, log_to_driver=False, logging_level=level)
+                ray.init(address=address, log_to_driver=False, logging_level=level, runtime_env=env)
             except (ConnectionError, RuntimeError) as e:
                 raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
         else:
@@ -51,7 +53,12 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
             # address="local": always a fresh instance of our own, never a cluster some earlier run
             # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
             print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level)
+            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level, runtime_env=env)
+    elif made():
+        print(
+            f"ray: already started, so its workers may not know what this process registered ({', '.join(made())}): "
+            "start it with ray.init(runtime_env=growsearch.search.cluster.runtime_env())", flush=True,
+        )
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
     max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
@@ -63,6 +70,20 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
     if gpus_per_trial > 0:
         fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
     return max(1, sum(fits))
+
+
+def runtime_env() -> dict:
+    """The ``runtime_env`` a Ray cluster's workers need to know the families, growth ops and
+    dataset sources this process registered from outside growsearch (``{}`` when none): pass it to
+    your own ``ray.init(runtime_env=...)`` after your ``register_*`` calls; ``growsearch search``
+    does so itself. Ray runs its ``worker_process_setup_hook`` in each worker as it starts.
+
+    Example:
+        >>> import ray
+        >>> ray.init(runtime_env=runtime_env())  # doctest: +SKIP
+    """
+    hook = worker_setup_hook()
+    return {} if hook is None else {"worker_process_setup_hook": hook}
 
 
 def ray_runner(cpus: float, gpus: float = 0.0):

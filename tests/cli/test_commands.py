@@ -9,6 +9,7 @@ import pytest
 
 from growsearch.cli.commands import main
 from growsearch.plan.planner import check
+from helpers import REPO
 
 
 def _write(path: Path, data: str, stages: list[dict]) -> Path:
@@ -91,7 +92,7 @@ def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path,
 
 
 def test_the_example_schedule_runs(tmp_path: Path) -> None:
-    example = Path(__file__).parent.parent / "examples" / "digits_schedule.json"
+    example = REPO / "examples" / "digits_schedule.json"
     assert main(["run", str(example), "--out", str(tmp_path / "ex"), "--quiet"]) == 0
     result = json.loads((tmp_path / "ex" / "result.json").read_text())
     assert [s["arch"] for s in result["stages"]] == ["vgg11@0.25", "vgg16@0.25", "vgg19@0.25"]
@@ -101,6 +102,6 @@ def test_the_example_schedule_runs(tmp_path: Path) -> None:
 def test_the_resolution_example_is_a_valid_schedule() -> None:
     from growsearch.plan.schedule import load_schedule
 
-    sched = load_schedule(Path(__file__).parent.parent / "examples" / "digits_resolution_schedule.json")
+    sched = load_schedule(REPO / "examples" / "digits_resolution_schedule.json")
     check(sched, num_classes=10, image_size=32)
     assert [s.resolution for s in sched.stages] == [16, 16, None]

@@ -7,6 +7,7 @@ import pytest
 
 from growsearch.search.space import list_spaces, load_space, SpaceError, suggest_schedule
 from growsearch.plan.planner import check
+from helpers import REPO
 
 BASE = """dataset: digits
 final_arch: vgg19@0.25
@@ -115,7 +116,7 @@ def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_p
     import sys
     import zipfile
 
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     top = sorted(p.name for p in (root / "search_spaces").glob("*.yaml"))
     assert top and [n[: -len(".yaml")] for n in top] == list_spaces()
     assert not (root / "growsearch" / "search_spaces").exists()  # one copy, at the top level

@@ -9,6 +9,7 @@ import pytest
 
 from growsearch.plan.schedule import Schedule
 from growsearch.search.best import load_best
+from helpers import REPO
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
@@ -57,7 +58,7 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     import sys
 
     space, frontier = setup
-    root = Path(__file__).resolve().parents[1]
+    root = REPO
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.run(

@@ -1,0 +1,92 @@
+"""What a user registers in the driver reaches the Ray workers a search starts, and keys the prefix cache."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from growsearch import _extensions
+from growsearch.data.dataset import from_arrays, register_source
+from growsearch.model.arch import get_family, register_family
+from growsearch.model.net2net import widen
+from growsearch.model.ops import Op, register_op, transition_ops, unregister_op
+from growsearch.plan.schedule import Schedule, Stage
+from growsearch.train.prefix import prefix_key
+from helpers import restored_registries
+
+
+class DoubleLastBlock(Op):
+    """Doubles the last block's width at every stage after the first (Net2WiderNet keeps the function)."""
+
+    name = "double last block"
+
+    def plan(self, spec, stage):
+        return replace(spec, widths=spec.widths[:-1] + (tuple(2 * w for w in spec.widths[-1]),))
+
+    def apply(self, model, step):
+        return widen(model, step.after.widths, generator=step.run.generator)
+
+
+def _dots(arg: str | None):
+    """Four classes of 16x16 images whose brightness is the class, with noise."""
+    rng = np.random.default_rng(int(arg or 0))
+    y = np.arange(80) % 4
+    x = np.clip((y[:, None, None, None] + 0.5) * 50 + rng.normal(0, 20, (80, 16, 16, 3)), 0, 255).astype(np.uint8)
+    return from_arrays("dots", x[:64], y[:64], x[64:], y[64:])
+
+
+def test_registrations_from_outside_the_package_are_recorded_and_placed() -> None:
+    with restored_registries():
+        register_family(replace(get_family("vgg"), name="tinyvgg", depths={"tinyvgg5": (1, 1, 1, 1, 1)}))
+        register_source("dots")(_dots)
+        register_op(DoubleLastBlock(), after="widen")
+        assert _extensions.made()[-3:] == ["register_family tinyvgg", "_add_source dots", "register_op double last block"]
+        assert [op.name for op in transition_ops()].index("double last block") == [op.name for op in transition_ops()].index("widen") + 1
+        assert _extensions.worker_setup_hook() is not None
+        unregister_op("double last block")
+        assert "register_op double last block" not in _extensions.made()
+    assert "register_family tinyvgg" not in _extensions.made()  # restored
+
+
+def test_the_prefix_key_changes_with_the_ops_and_the_family_definition() -> None:
+    sched = Schedule("digits", [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1)])
+    before = prefix_key(sched, 1, list(range(10)))
+    with restored_registries():
+        register_op(DoubleLastBlock())
+        assert prefix_key(sched, 1, list(range(10))) != before  # another transition: another network
+    assert prefix_key(sched, 1, list(range(10))) == before
+    with restored_registries():
+        register_family(replace(get_family("vgg"), base_widths=(32, 64, 128, 256, 256)))  # "vgg" changed under its own name
+        assert prefix_key(sched, 1, list(range(10))) != before
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_family_source_and_op_registered_in_the_driver_train_in_a_search(tmp_path: Path) -> None:
+    import ray
+
+    from growsearch.search.driver import run_search
+
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "dataset: dots\nfinal_arch: tinyvgg5@0.25\narchs: [tinyvgg5@0.125]\nstages: [2, 2]\nsplit: [0.5, 0.5]\nepochs: [1, 1]\n"
+        "tolerance: 0.5\nbudgets: [1]\nseed: 0\n"
+    )
+    with restored_registries():
+        register_family(replace(get_family("vgg"), name="tinyvgg", depths={"tinyvgg5": (1, 1, 1, 1, 1)}, min_input=16))
+        register_source("dots")(_dots)
+        register_op(DoubleLastBlock(), after="widen")
+        try:
+            res = run_search(space, out_dir=tmp_path / "out", trials=2)
+        finally:
+            ray.shutdown()
+    assert res.trials == 2 and res.frontier.references[0].arch == "tinyvgg5@0.25"
+    results = [json.loads(p.read_text()) for p in (tmp_path / "out" / "prefix_cache").glob("*.result.json")]
+    assert results, "no trial finished in a Ray worker"
+    for r in results:  # trained in a worker, with the driver's op: the last block doubled at stage 2
+        first, last = r["stages"][0]["spec"]["widths"], r["stages"][-1]["spec"]["widths"]
+        assert last[-1] == [2 * 2 * w for w in first[-1]]  # @0.125 → @0.25, then doubled by the op
