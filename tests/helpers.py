@@ -142,26 +142,38 @@ def hand_macs_resnet(spec: ArchSpec, size: int) -> int:
     return total + cin * spec.num_classes
 
 
+# --- what a study's trials carry ----------------------------------------------------------------
+
+
+def constraints_of(t) -> list[float]:
+    """A finished trial's constraints as its sampler sees them: Trial.set_constraint's values
+    (Optuna ≥ 5), else the ``constraint`` user attribute constraints_func reads."""
+    named = getattr(t, "constraints", None)
+    return list(named.values()) if isinstance(named, dict) and named else list(t.user_attrs.get("constraint", []))
+
+
 # --- registries a test changes ----------------------------------------------------------------
 
 
 @contextmanager
 def restored_registries() -> Iterator[None]:
-    """The family, source and op registries (and the record of what was registered from
+    """The family, source, op and cost registries (and the record of what was registered from
     outside growsearch) as they were before the block: what a test registers reaches no other."""
     from growsearch import _extensions
     from growsearch.data import dataset
     from growsearch.model import arch, ops
+    from growsearch.search import judge
 
-    saved = dict(arch._FAMILIES), dict(dataset._SOURCES), list(ops._TRANSITION), list(_extensions._MADE)
+    registries = (arch._FAMILIES, dataset._SOURCES, judge._COSTS)
+    saved = [dict(r) for r in registries], list(ops._TRANSITION), list(_extensions._MADE)
     try:
         yield
     finally:
-        for registry, before in zip((arch._FAMILIES, dataset._SOURCES), saved[:2]):
+        for registry, before in zip(registries, saved[0]):
             registry.clear()
             registry.update(before)
-        ops._TRANSITION[:] = saved[2]
-        _extensions._MADE[:] = saved[3]
+        ops._TRANSITION[:] = saved[1]
+        _extensions._MADE[:] = saved[2]
 
 
 def descendants(pid: int) -> list[int]:

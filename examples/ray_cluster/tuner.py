@@ -26,8 +26,9 @@ import os
 import ray
 from ray import tune
 
-import growsearch.search.tune as gt
 from growsearch.search.best import load_best
+from growsearch.search.cluster import runtime_env
+from growsearch.search.tune import tune_pieces
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -45,19 +46,19 @@ def main(argv: list[str] | None = None) -> None:
 
     shared = os.path.abspath(args.storage_path)  # Ray wants an absolute path
     cache = os.path.join(shared, f"{args.study}_prefix_cache")
-    ray.init(address=args.address, log_to_driver=False)
+    # runtime_env: the families, ops and sources this script registered (none here) reach every worker
+    ray.init(address=args.address, log_to_driver=False, runtime_env=runtime_env())
     try:
+        # the trainable, the searcher (whose best trial's network and result.json become Optuna
+        # artifacts in the shared folder), the stopper and the trial lines, from one set of settings
+        p = tune_pieces(
+            args.space, args.baseline, storage=args.storage, study_name=args.study, cache_dir=cache, trials=args.trials,
+            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, artifacts=os.path.join(shared, f"{args.study}_artifacts"),
+        )
         tuner = tune.Tuner(
-            gt.trainable_for(args.space, args.baseline, cache_dir=cache, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial),
-            tune_config=tune.TuneConfig(
-                # the best trial's network and result.json become Optuna artifacts in the shared folder
-                search_alg=gt.Searcher(
-                    args.space, args.baseline, storage=args.storage, study_name=args.study, cache_dir=cache,
-                    artifacts=os.path.join(shared, f"{args.study}_artifacts"),
-                ),
-                num_samples=args.trials,
-            ),
-            run_config=tune.RunConfig(name=args.study, storage_path=shared, stop=gt.CostStopper(), callbacks=[gt.TrialLines(args.trials)], verbose=0),
+            p.trainable,
+            tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=args.trials),
+            run_config=tune.RunConfig(name=args.study, storage_path=shared, stop=p.stop, callbacks=p.callbacks, verbose=0),
         )
         tuner.fit()
     finally:

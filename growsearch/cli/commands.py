@@ -93,7 +93,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
         fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
         val_fraction=args.val_fraction, frontier=args.baseline, storage_path=args.storage_path, verbose=args.verbose,
-        deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references,
+        deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references, cost=args.cost,
     )
     print(search_report(res))
     return 0 if res.best_schedule is not None else 1

@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", metavar="SPACE", help="a space name (" + ", ".join(_spaces()) + ") or a YAML file")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--trials", type=int, default=None, help="trial budget (default: the space's)")
+    p.add_argument(
+        "--cost", default="M", metavar="NAME",
+        help="what the ratio divides: M (training MACs, default) or wall_s (wall-clock seconds), or a cost registered with "
+        "growsearch.search.judge.register_cost",
+    )
     p.add_argument("--storage", metavar="URL", default=None, help="Optuna storage URL (default sqlite:///DIR/study.db)")
     p.add_argument("--study", metavar="NAME", default=None, help="study name (default: the space's name)")
     p.add_argument("--address", metavar="ADDR", default=None, help="an existing Ray cluster, e.g. 10.0.0.5:6379 (default: start Ray locally)")

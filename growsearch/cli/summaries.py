@@ -49,12 +49,15 @@ def run_summary(result) -> str:
 def search_report(res) -> str:
     from growsearch.data.dataset import TEST_SELECTION_NOTE
 
-    front, ref = res.frontier, res.ref
-    on_target = front.cheapest_reaching(res.target_acc)
+    judge = res.judge
+    front, ref, m = judge.frontier, judge.ref, judge.metric
+    name = m.replace("_", " ")
+    denominator = "M_scratch(target)" if judge.cost == "M" else f"from-scratch {judge.cost} at the target"
+    on_target = front.cheapest_reaching(judge.target)
     spent = res.spent_M + front.spent_M
     lines = [
         f"frontier: best validation accuracy {front.best_val_acc:.4f} ({len(front.references[0].points)} budgets); "
-        f"target {res.target_acc:.4f}; M_scratch(target) {res.M_ref:.4g} ({ref['reference']})"
+        f"target {judge.target:.4f}; {denominator} {judge.ref_cost:.4g} ({ref['reference']})"
         + (" — below the cheapest budget: ratios are lower bounds, add a shorter budget" if ref["below"] else ""),
         f"{res.trials} trials; search cost (trials with prefix reuse + frontier) {spent / on_target.M:.2f}x the frontier's cheapest "
         f"on-target budget ({on_target.epochs} epochs), {spent / front.longest.M:.2f}x its longest ({front.longest.epochs} epochs); "
@@ -70,7 +73,7 @@ def search_report(res) -> str:
         fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
         label = f" ({b['reference']})" if "reference" in b else ""
         lines.append(
-            f"best feasible: trial {res.best_number + 1}{label}, M ratio at iso-accuracy {b['M_ratio']:.3f}x (M / M_scratch(target)) at "
+            f"best feasible: trial {res.best_number + 1}{label}, {name} at iso-accuracy {b[m]:.3f}x ({judge.cost} / {denominator}) at "
             f"validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
         )
         for i, st in enumerate(res.best_schedule.stages, 1):
@@ -87,9 +90,9 @@ def search_report(res) -> str:
         )
         lines.append(f"export: growsearch export --storage {shown_url(res.storage)} --study {res.study_name} -o best/")
     if res.pareto:
-        lines.append("Pareto front (M ratio vs FGSM-MI accuracy on validation), feasible trials:")
+        lines.append(f"Pareto front ({name} vs FGSM-MI accuracy on validation), feasible trials:")
         lines += [
-            f"  trial {p['number']}: M ratio {p['M_ratio']:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, validation accuracy {p['val_acc']:.4f}"
+            f"  trial {p['number']}: {name} {p[m]:.3f}x, FGSM-MI {p['fgsm_mi_acc']:.4f}, validation accuracy {p['val_acc']:.4f}"
             for p in res.pareto
         ]
     if front.val_fraction == 0:
@@ -101,18 +104,18 @@ def search_report(res) -> str:
 
 def verdict(res) -> str:
     """Whether growth paid in this search, in one line (a ratio below 1 is a saving, above 1 a loss)."""
-    g = res.best_grown
+    g, m, cost = res.best_grown, res.judge.metric, res.judge.cost
     if g is None:
         return f"verdict: no grown schedule reached the target in {res.trials} trials"
-    where = f"trial {g['number'] + 1} at {g['M_ratio']:.3f}x"
-    if g["M_ratio"] < 1:
+    where = f"trial {g['number'] + 1} at {g[m]:.3f}x"
+    if g[m] < 1:
         return (
-            f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g['M_ratio']:.0%} less M at iso-accuracy; "
+            f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g[m]:.0%} less {cost} at iso-accuracy; "
             f"one seed judged on {res.val_size} validation images, so re-run it over seeds before trusting it (benchmarks/ do)"
         )
     return (
         f"verdict: no grown schedule beat the from-scratch frontier in {res.trials} trials (the cheapest feasible one, {where}, "
-        f"costs {g['M_ratio'] - 1:.0%} more M than training from scratch)"
+        f"costs {g[m] - 1:.0%} more {cost} than training from scratch)"
     )
 
 

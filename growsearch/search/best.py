@@ -17,42 +17,64 @@ from typing import Any
 
 from growsearch.train.results import RESULT_FILE
 from growsearch.plan.schedule import Schedule
-from growsearch.search.study import best_trial, fetch_network, NETWORK_FILE, SearchError
+from growsearch.search.judge import Judge, SearchError
+from growsearch.search.study import fetch_network, NETWORK_FILE
 
 __all__ = ["load_best", "load_best_network", "export_best", "export"]
 
 
-def load_best(storage: str, study: str) -> Schedule:
+def _open(study: Any, name: str | None) -> Any:
+    """``study`` when it is an Optuna study; else the study ``name`` in the storage ``study``."""
+    import optuna
+
+    if isinstance(study, optuna.Study):
+        return study
+    if name is None:
+        raise SearchError("name the study: load_best(storage_url, study_name), or pass an optuna.Study")
+    try:
+        return optuna.load_study(study_name=name, storage=study)
+    except KeyError:
+        raise SearchError(f"no study {name!r} in {study}") from None
+    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
+        raise SearchError(f"cannot open Optuna storage {study!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
+
+
+def _best(st: Any) -> Any:
+    best = Judge.from_study(st).best(st)
+    if best is None:
+        raise SearchError(f"study {st.study_name!r} has no feasible trial yet (none reached the target accuracy)")
+    return best
+
+
+def load_best(study: Any, study_name: str | None = None) -> Schedule:
     """The cheapest feasible schedule of a finished (or running) study, ready for ``run_schedule``.
+
+    Args:
+        study: an ``optuna.Study``, or a storage URL with ``study_name``.
 
     Example:
         >>> sched = load_best("sqlite:///runs/search/study.db", "digits_vgg")  # doctest: +SKIP
+        >>> sched = load_best(optuna.load_study(study_name="digits_vgg", storage="sqlite:///runs/search/study.db"))  # doctest: +SKIP
     """
-    import optuna
-
-    try:
-        st = optuna.load_study(study_name=study, storage=storage)
-    except KeyError:
-        raise SearchError(f"no study {study!r} in {storage}") from None
-    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
-        raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
-    best = best_trial(st)
-    if best is None:
-        raise SearchError(f"study {study!r} has no feasible trial yet (none reached the target accuracy)")
-    sched = Schedule.from_dict(best.user_attrs["schedule"])
+    st = _open(study, study_name)
+    sched = Schedule.from_dict(_best(st).user_attrs["schedule"])
     sched.threads = st.user_attrs.get("threads")  # reproduce the trial's numbers by default
     return sched
 
 
-def load_best_network(storage: str, study: str, out_dir: str | Path, *, artifact_store: Any = None) -> Path | None:
+def load_best_network(study: Any, study_name: str | None = None, *, out_dir: str | Path, artifact_store: Any = None) -> Path | None:
     """Download the best feasible trial's trained final network (``network.pt``, a stage
     checkpoint ``growsearch.load_checkpoint`` reads) and its ``result.json`` into ``out_dir``;
-    the network's path, or None when the study stored none. ``artifact_store``: the Optuna
-    store it was uploaded to (default: the file-system store recorded on the study)."""
-    import optuna
+    the network's path, or None when the study stored none.
 
-    load_best(storage, study)  # the same one-line errors for a missing study or no feasible trial
-    return fetch_network(optuna.load_study(study_name=study, storage=storage), Path(out_dir), artifact_store=artifact_store)
+    Args:
+        study: an ``optuna.Study``, or a storage URL with ``study_name``.
+        artifact_store: the Optuna store it was uploaded to (default: the file-system store
+            recorded on the study).
+    """
+    st = _open(study, study_name)
+    _best(st)  # the same one-line error when no trial is feasible
+    return fetch_network(st, Path(out_dir), artifact_store=artifact_store)
 
 
 def export_best(storage: str, study: str, path: str | Path) -> Schedule:
@@ -74,4 +96,4 @@ def export(storage: str, study: str, path: str | Path) -> tuple[Schedule, Path, 
     for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
         (path / name).unlink(missing_ok=True)
     sched.save(path / "best_schedule.json")
-    return sched, path / "best_schedule.json", load_best_network(storage, study, path)
+    return sched, path / "best_schedule.json", load_best_network(storage, study, out_dir=path)

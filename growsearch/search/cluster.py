@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from growsearch._extensions import made, worker_setup_hook
-from growsearch.search.study import SearchError
+from growsearch.search.judge import SearchError
 
 __all__ = ["init_ray", "ray_runner", "runtime_env"]
 

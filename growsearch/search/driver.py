@@ -32,9 +32,10 @@ from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
 from growsearch.search.space import load_space, SearchSpace
 
-from growsearch.search.study import (
-    best_trial, constraints, enqueue, ensure_frontier, feasible, FGSM_METRIC, given_frontier, METRIC, reference_schedules, search_target, SearchError, split_data,
-)
+from growsearch.search.judge import FGSM_METRIC, get_cost, Judge, SearchError
+from growsearch.search.optuna import default_sampler
+from growsearch.search.plots import plot_pareto
+from growsearch.search.study import enqueue, ensure_frontier, given_frontier, reference_schedules, split_data
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -43,12 +44,9 @@ __all__ = ["SearchResult", "run_search"]
 class SearchResult:
     study_name: str
     storage: str
-    frontier: Frontier  # the from-scratch budgets the study compares with
-    target_acc: float  # the frontier's best validation accuracy − tolerance
-    M_ref: float  # M_scratch(target): the objective's denominator
-    ref: dict  # how M_ref was read off the frontier (reference, below/beyond flags)
+    judge: Judge  # what every trial was judged by: the frontier, tolerance, target, cost
     best_schedule: Schedule | None  # cheapest feasible schedule, None if no trial was feasible
-    best: dict | None  # its user attributes (M, M_ratio, val_acc, test_acc, ...)
+    best: dict | None  # its user attributes (M, the ratio, val_acc, test_acc, ...)
     trials: int  # finished trials in the study
     spent_M: int  # M the search actually trained (prefix reuse counted once), frontier excluded
     charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
@@ -56,9 +54,21 @@ class SearchResult:
     robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
     pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
     best_number: int | None = None  # the best feasible trial's number (0-based, as Optuna counts)
-    best_grown: dict | None = None  # the cheapest feasible schedule of more than one stage: number, M_ratio, val_acc, test_acc
+    best_grown: dict | None = None  # the cheapest feasible schedule of more than one stage: number, ratio, val_acc, test_acc
     deterministic: bool = False  # proposed in fixed batches, told in trial order (see run_search)
     val_size: int = 0  # validation images every choice read
+
+    @property
+    def frontier(self) -> Frontier:
+        return self.judge.frontier
+
+    @property
+    def target_acc(self) -> float:
+        return self.judge.target
+
+    @property
+    def metric(self) -> str:
+        return self.judge.metric
 
 
 def _storage_url(storage: str | None, out_dir: Path) -> str:
@@ -82,6 +92,7 @@ def run_search(
     min_fgsm_acc: float | None = None,
     val_fraction: float | None = None,
     frontier: str | Path | Frontier | None = None,
+    cost: str = "M",
     storage_path: str | None = None,
     verbose: bool = False,
     deterministic: bool = False,
@@ -113,6 +124,8 @@ def run_search(
         min_fgsm_acc: a constraint: feasible trials also need ``fgsm_mi_acc ≥ min_fgsm_acc``.
         val_fraction: override the space's ``train.val_fraction`` (the validation split every
             choice reads; 0 selects on the test set).
+        cost: what the ratio divides: a registered cost (``"M"``, training MACs, the default;
+            ``"wall_s"``, wall-clock seconds; :func:`growsearch.search.judge.register_cost`).
         frontier: compare with this frontier (a ``growsearch baseline --out`` folder or a
             :class:`~growsearch.train.frontier.Frontier`) instead of training the space's budgets; it
             must have read the space's dataset, classes and validation split. Its training cost
@@ -140,7 +153,7 @@ def run_search(
     import optuna
     from ray import tune
 
-    from growsearch.search.tune import CostStopper, InOrderBatches, Searcher, trainable_for, TrialLines
+    from growsearch.search.tune import trainable_for, tune_pieces
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     if val_fraction is not None:
@@ -164,6 +177,7 @@ def run_search(
     if batch is not None and not deterministic:
         raise SearchError("--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch")
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
+    get_cost(cost)  # an unknown cost is one line now, not in every trial
     from growsearch.train.results import check_out_dir
 
     check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
@@ -194,12 +208,6 @@ def run_search(
         raise SearchError(f"nothing to resume: no Tune experiment at {tune_dir}")
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Optuna ≥ 5 reads constraints that GrowSearch sets on the trial before `tell`; older
-    # versions need constraints_func, which reads the same number from the user attributes.
-    legacy = not hasattr(optuna.trial.Trial, "set_constraint")
-    sampler = optuna.samplers.TPESampler(
-        seed=sp.seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, budget // 3))
-    )
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
     if resume and (was := optuna.load_study(study_name=name, storage=url).user_attrs.get("robust")) != robust:
         raise SearchError(
@@ -209,7 +217,7 @@ def run_search(
     if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
         raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
     out.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=url, study_name=name, directions=directions, sampler=sampler, load_if_exists=resume)
+    study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
     study.set_user_attr("space", sp.to_dict())
     study.set_user_attr("robust", robust)
     threads = max(1, int(cpus_per_trial))
@@ -218,9 +226,9 @@ def run_search(
         study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
         workers=f"{workers} Ray worker(s) of {threads} thread(s)",
     )
-    target, ref = search_target(front, sp.tolerance)
+    judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
     if references and not resume:
-        enqueue(study, reference_schedules(sp, front, target, ds.num_classes), sp, ds.num_classes)
+        enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes), sp, ds.num_classes)
     if deterministic:
         batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
         study.set_user_attr("batch", batch)
@@ -228,35 +236,30 @@ def run_search(
     # Tune saves its experiment state every 10 s or more by default; ours is small, and a
     # state closer to Optuna's storage means less to reconcile after a killed driver.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    # the public pieces of growsearch.search.tune: a user's own Tuner is built from the same ones
-    trainable = trainable_for(
-        sp, front, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-        fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, dataset=ds,
-    )
+    unit = "M_scratch(target)" if cost == "M" else f"from-scratch {cost} at the target"
     print(
-        f"search: {budget} trials of {name}, target validation accuracy {target:.4f}, M_scratch(target) {ref['M']:.4g}; "
+        f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {unit} {judge.ref_cost:.4g}; "
         f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
     )
     if resume:
+        trainable = trainable_for(
+            sp, front, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps,
+            min_fgsm_acc=min_fgsm_acc, dataset=ds, cost=cost,
+        )
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        searcher = Searcher(
-            sp, front, storage=url, study_name=name, sampler=sampler, fgsm_objective=fgsm_objective, threads=threads,
-            device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=out / "artifacts",
-            deterministic=deterministic,
+        # the public pieces of growsearch.search.tune: a user's own Tuner is built from the same ones
+        pieces = tune_pieces(
+            sp, front, storage=url, cache_dir=cache_dir, trials=budget, study_name=name, cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, fgsm_objective=fgsm_objective,
+            deterministic=deterministic, batch=batch, artifacts=out / "artifacts", sampler=default_sampler(sp.seed, budget), cost=cost, dataset=ds,
         )
-        # the stopper acts on results as they arrive, which depends on timing: a deterministic
-        # search stops trials only by the bound fixed when each was proposed (in the trainable)
-        live_stop = not (fgsm_objective or deterministic)
         tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=InOrderBatches(searcher, batch, budget) if deterministic else searcher, num_samples=budget,
-                max_concurrent_trials=max_concurrent,
-            ),
+            pieces.trainable,
+            tune_config=tune.TuneConfig(search_alg=pieces.search_alg, num_samples=budget, max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(
-                name=name, storage_path=tune_root, stop=CostStopper() if live_stop else None, verbose=1 if verbose else 0,
-                failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=[TrialLines(budget)],
+                name=name, storage_path=tune_root, stop=pieces.stop, verbose=1 if verbose else 0,
+                failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=pieces.callbacks,
             ),
         )
     t0 = time.perf_counter()
@@ -267,7 +270,7 @@ def run_search(
     study = optuna.load_study(study_name=name, storage=url)
     if resume:
         _fail_orphans(study)
-    result = _summarise(study, front, target, ref, url, out, robust)
+    result = _summarise(study, judge, url, out, robust)
     result.val_size = len(ds.y_val)
     print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
     return result
@@ -302,46 +305,41 @@ def _finished(study: Any) -> list:
     return [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
 
 
-def _pareto(trials: list) -> list[dict]:
-    """Feasible trials that no other feasible trial beats on both M ratio (lower) and FGSM-MI accuracy (higher)."""
-    pts = [(t.user_attrs["M_ratio"], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in feasible(trials)]
+def _pareto(trials: list, judge: Judge) -> list[dict]:
+    """Feasible trials that no other feasible trial beats on both ratio (lower) and FGSM-MI accuracy (higher)."""
+    pts = [(t.user_attrs[judge.metric], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in judge.feasible(trials)]
     front = [
         p for p in pts
         if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
     ]
     return [
-        {"number": t.number, "M_ratio": m, FGSM_METRIC: a, "val_acc": t.user_attrs.get("val_acc"), "test_acc": t.user_attrs.get("test_acc")}
+        {"number": t.number, judge.metric: m, FGSM_METRIC: a, "val_acc": t.user_attrs.get("val_acc"), "test_acc": t.user_attrs.get("test_acc")}
         for m, a, t in sorted(front, key=lambda p: p[0])
     ]
 
 
-def _summarise(study: Any, front: Frontier, target: float, ref: dict, url: str, out: Path, robust: dict | None = None) -> SearchResult:
+def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | None = None) -> SearchResult:
     done = _finished(study)
-    best = best_trial(study)
+    best = judge.best(study)
     best_sched = Schedule.from_dict(best.user_attrs["schedule"]) if best else None
     if best_sched is not None:
         best_sched.threads = study.user_attrs.get("threads")  # what its trial trained with: a re-run reproduces it
-    if best_sched is not None:
         best_sched.save(out / "best_schedule.json")
-    _write_trials_csv(done, out / "trials.csv")
-    from growsearch.search.plots import plot_pareto
-
-    plot_pareto(done, target, front, ref["M"], out / "pareto.png")
-    grown = [t for t in feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
-    top = min(grown, key=lambda t: t.user_attrs[METRIC], default=None)
-    best_grown = None if top is None else {"number": top.number, **{k: top.user_attrs[k] for k in (METRIC, "val_acc", "test_acc")}}
+    _write_trials_csv(done, out / "trials.csv", judge.metric)
+    plot_pareto(done, judge, out / "pareto.png")
+    grown = [t for t in judge.feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
+    top = min(grown, key=lambda t: t.user_attrs[judge.metric], default=None)
+    best_grown = None if top is None else {"number": top.number, **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")}}
     return SearchResult(
-        study_name=study.study_name, storage=url, frontier=front, target_acc=target, M_ref=ref["M"], ref=ref, best_schedule=best_sched,
-        best=dict(best.user_attrs) if best else None, trials=len(done), best_number=best.number if best else None, best_grown=best_grown,
-        deterministic="batch" in study.user_attrs,
-        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
-        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done), out_dir=out, robust=robust,
-        pareto=_pareto(done) if robust and robust["objective"] else None,
+        study_name=study.study_name, storage=url, judge=judge, best_schedule=best_sched, best=dict(best.user_attrs) if best else None,
+        trials=len(done), best_number=best.number if best else None, best_grown=best_grown, deterministic="batch" in study.user_attrs,
+        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done), charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done),
+        out_dir=out, robust=robust, pareto=_pareto(done, judge) if robust and robust["objective"] else None,
     )
 
 
-def _write_trials_csv(trials: list, path: Path) -> None:
-    cols = ["number", "state", "M_ratio", "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+def _write_trials_csv(trials: list, path: Path, metric: str) -> None:
+    cols = ["number", "state", metric, "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
     from growsearch._io import atomic_path
 
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:

@@ -9,16 +9,17 @@ from growsearch._plot import log_x, pyplot, save
 from growsearch.train.plots import draw_frontier
 
 if TYPE_CHECKING:
-    from growsearch.train.frontier import Frontier
+    from growsearch.search.judge import Judge
 
 __all__ = ["plot_pareto"]
 
 
-def plot_pareto(trials: list, target_acc: float, frontier: "Frontier", M_ref: float, path: str | Path) -> Path:
-    """Iso-accuracy M ratio (M / M_scratch(target)) against validation accuracy for every
-    finished trial, the frontier's budgets on the same axes, target line drawn."""
+def plot_pareto(trials: list, judge: "Judge", path: str | Path) -> Path:
+    """Each finished trial's ratio (its cost over the from-scratch cost at the target) against
+    its validation accuracy, the frontier's budgets on the same axes, target line drawn."""
     fig, ax = pyplot().subplots(figsize=(6.5, 4.2))
-    pts = [(t.user_attrs.get("M_ratio"), t.user_attrs.get("val_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
+    metric, target_acc = judge.metric, judge.target
+    pts = [(t.user_attrs.get(metric), t.user_attrs.get("val_acc"), bool(t.user_attrs.get("feasible"))) for t in trials if t.user_attrs.get("final")]
     for feasible, style in ((True, dict(color="C2", label="feasible trials")), (False, dict(color="C1", marker="x", label="infeasible trials"))):
         xs = [p[0] for p in pts if p[2] is feasible]
         ys = [p[1] for p in pts if p[2] is feasible]
@@ -27,11 +28,12 @@ def plot_pareto(trials: list, target_acc: float, frontier: "Frontier", M_ref: fl
     feas = sorted((p[0], p[1]) for p in pts if p[2])
     if feas:
         ax.scatter([feas[0][0]], [feas[0][1]], s=160, facecolors="none", edgecolors="k", zorder=4, label=f"best: {feas[0][0]:.3f}×")
-    draw_frontier(ax, frontier, scale=M_ref)
+    if judge.cost == "M":  # the frontier's budgets in the same units (their M over the target's)
+        draw_frontier(ax, judge.frontier, scale=judge.ref_cost)
     ax.axhline(target_acc, color="grey", ls="--", lw=0.8, label=f"target {target_acc:.4f}")
     ax.axvline(1.0, color="grey", ls=":", lw=0.8)
     log_x(ax)
-    ax.set_xlabel("M / M_scratch(target): from-scratch cost at the target accuracy = 1")
+    ax.set_xlabel(f"{metric}: from-scratch {judge.cost} at the target accuracy = 1")
     ax.set_ylabel("final validation accuracy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="lower right")

@@ -1,15 +1,16 @@
 """What a growsearch trial records in Optuna, shared by every route into a study.
 
 ``growsearch search`` (Ray Tune), :mod:`growsearch.search.tune` (your own Tuner) and
-:mod:`growsearch.search.optuna` (your own study, no Ray) all store the same things: the frontier,
-target and M_scratch(target) on the study; per trial the schedule, M, the M ratio, accuracies,
-feasibility and the constraint. ``load_best`` and ``growsearch export`` read them from a study
-made by any route. No Ray import here.
+:mod:`growsearch.search.optuna` (your own study, no Ray) all store the same things: what the
+trials are judged by (:meth:`growsearch.search.judge.Judge.record`: the frontier, tolerance, cost,
+target) on the study; per trial the schedule, M, the ratio, accuracies, feasibility and the
+constraints. ``load_best`` and ``growsearch export`` read them from a study made by any route.
+No Ray import here.
 
 Example:
     >>> from growsearch.search.study import user_attrs
-    >>> user_attrs({"M": 10, "M_ratio": 0.5, "val_acc": 0.9, "constraint": -0.01, "ignored": 1})
-    {'M': 10, 'M_ratio': 0.5, 'val_acc': 0.9, 'constraint': [-0.01]}
+    >>> user_attrs({"M": 10, "M_ratio": 0.5, "val_acc": 0.9, "constraint": -0.01, "ignored": 1}, "M_ratio")
+    {'M': 10, 'M_ratio': 0.5, 'val_acc': 0.9}
 """
 
 from __future__ import annotations
@@ -19,36 +20,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from growsearch.errors import GrowsearchError
-from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
+from growsearch.search.judge import FGSM_METRIC, Judge
 from growsearch.search.space import SearchSpace
+from growsearch.train.frontier import Frontier
 
 __all__ = [
-    "SearchError", "FGSM_METRIC", "FIXED_SCHEDULE", "METRIC", "STAGE_FIELDS", "StopTrial", "best_trial", "cannot_win", "constraints", "enqueue",
-    "ensure_frontier", "feasible", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm", "name_metrics", "record_setup",
-    "reference_schedules", "run_metrics", "search_target", "set_constraints", "split_data", "store_network", "user_attrs",
+    "FIXED_SCHEDULE", "NETWORK_FILE", "enqueue", "ensure_frontier", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm",
+    "name_metrics", "record_setup", "reference_schedules", "set_constraints", "split_data", "store_network", "user_attrs",
 ]
 
-
-class SearchError(GrowsearchError, ValueError):
-    """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
-
-
-METRIC = "M_ratio"
 FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole schedule it trains, enqueued (not sampled)
-
-
-class StopTrial(Exception):
-    """Raised inside a trial's stage callback to end it: it can no longer win (:func:`cannot_win`)."""
-
-
-def cannot_win(ratio: float, best: float | None) -> bool:
-    """The one rule every route stops or prunes by: a trial whose M ratio (planned, or cumulative
-    so far, which only grows) already reaches the best feasible one can no longer be the answer.
-    Unlike a rung rule (ASHA), it never discards a schedule that could have won."""
-    return best is not None and ratio >= best
-FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (attacker knows the final net)
 
 
 def split_data(source: SearchSpace | Schedule) -> Any:
@@ -60,35 +42,17 @@ def split_data(source: SearchSpace | Schedule) -> Any:
     return with_validation(create_dataset(source.dataset), source.train.val_fraction, source.train.val_seed)
 
 
-# per stage of a finished trial: what its "stages" user attribute keeps
-STAGE_FIELDS = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
-
-
-def run_metrics(result: Any, M_ref: float, target: float) -> dict:
-    """A finished trial's metrics, as every route reports them: M, the M ratio, accuracies
-    (feasibility reads validation; test is only reported), cost spent and the constraint."""
-    return {
-        "M": result.M, METRIC: result.M / M_ref, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
-        "feasible": result.val_acc >= target, "constraint": target - result.val_acc, "wall_s": result.wall_s,
-        "spent_M": result.spent_M, "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
-        "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
-    }
-
-
-def constraints(frozen_trial: Any) -> list[float]:
-    """Optuna < 5's constraints_func: ≤ 0 is feasible (accuracy reached the target)."""
-    return list(frozen_trial.user_attrs.get("constraint", [1.0]))
-
-
 def set_constraints(trial: Any, metrics: dict) -> None:
-    """A finished trial's constraints for Optuna ≥ 5 (≤ 0 is feasible): accuracy, and the FGSM
-    floor when one is set. Older Optuna reads the ``constraint`` user attribute through
-    :func:`constraints` instead."""
+    """A finished trial's constraints (≤ 0 is feasible: accuracy, and the FGSM floor when one is
+    set), the Optuna-5 way (``Trial.set_constraint``), which its samplers and optuna-dashboard
+    read. Optuna < 5 has no such call: there the ``constraint`` user attribute carries them to
+    ``constraints_func`` (:func:`growsearch.search.optuna.constraints`)."""
+    values = Judge.constraints(metrics)
     if not hasattr(trial, "set_constraint"):
+        trial.set_user_attr("constraint", values)
         return
-    trial.set_constraint("accuracy", float(metrics["constraint"]))
-    if "fgsm_constraint" in metrics:
-        trial.set_constraint("fgsm", float(metrics["fgsm_constraint"]))
+    for name, value in zip(("accuracy", "fgsm"), values):
+        trial.set_constraint(name, value)
 
 
 def name_metrics(study: Any, names: list[str]) -> None:
@@ -102,13 +66,14 @@ def name_metrics(study: Any, names: list[str]) -> None:
         study.set_metric_names(names)
 
 
-def user_attrs(result: dict) -> dict:
-    """A trial's reported metrics as the Optuna user attributes growsearch stores (JSON strings decoded)."""
-    if result.get("planned"):  # stopped on its plan: nothing trained, no M ratio of its own
-        return {"planned_M": result["planned_M"], "planned_M_ratio": result["planned_ratio"], "final": False}
+def user_attrs(result: dict, metric: str) -> dict:
+    """A trial's reported metrics as the Optuna user attributes growsearch stores (JSON strings
+    decoded; NaN placeholders dropped). ``metric``: the judge's ratio (``M_ratio``)."""
+    if result.get("planned"):  # stopped on its plan: nothing trained, no ratio of its own
+        return {"planned_M": result["planned_M"], f"planned_{metric}": result["planned_ratio"], "final": False}
     out = {}
     for key in (
-        "M", "M_ratio", "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
+        "M", metric, "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
         FGSM_METRIC, "fgsm_acc", "fgsm_eps",
     ):
         if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
@@ -118,22 +83,16 @@ def user_attrs(result: dict) -> dict:
             out[key] = json.loads(result[key])
         elif result.get(key) is not None:
             out[key] = result[key]
-    if "constraint" in result:
-        out["constraint"] = [float(result["constraint"])] + ([float(result["fgsm_constraint"])] if "fgsm_constraint" in result else [])
     return out
 
 
-def measure_fgsm(metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None, min_acc: float | None) -> None:
-    """Add a finished run's FGSM accuracies at ``eps`` (none when ``eps`` is None) to ``metrics``
-    and, with ``min_acc``, the floor on its mutual-inference accuracy as a second constraint
-    (≤ 0 is feasible) that feasibility then also needs. In place; the Tune trainable and the
-    Optuna Objective both call it, so the two routes judge robustness alike."""
+def measure_fgsm(judge: Judge, metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None) -> dict:
+    """``metrics`` with the run's FGSM accuracies at ``eps`` (unchanged when ``eps`` is None),
+    judged by ``judge`` (its FGSM floor, if any, becomes a constraint). The Tune trainable and
+    the Optuna objective both call it, so the two routes judge robustness alike."""
     if eps is None:
-        return
-    metrics.update(fgsm_of_run(sched, order, cache, ds, float(eps)))
-    if min_acc is not None:
-        metrics["fgsm_constraint"] = float(min_acc) - metrics[FGSM_METRIC]
-        metrics["feasible"] = metrics["feasible"] and metrics["fgsm_constraint"] <= 0
+        return metrics
+    return judge.add_fgsm(metrics, fgsm_of_run(sched, order, cache, ds, float(eps)))
 
 
 def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float) -> dict:
@@ -241,32 +200,11 @@ def given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier 
     return front
 
 
-def search_target(front: Frontier, tolerance: float) -> tuple[float, dict]:
-    """The study's target validation accuracy (the frontier's best − tolerance) and
-    M_scratch(target) as :meth:`Frontier.m_scratch` reads it: the objective's denominator."""
-    target = front.best_val_acc - tolerance
-    return target, front.m_scratch(target)
-
-
-def best_trial(study: Any) -> Any | None:
-    return min(feasible(study.trials), key=lambda t: t.user_attrs[METRIC], default=None)
-
-
-def feasible(trials: list) -> list:
-    import optuna
-
-    return [
-        t for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and METRIC in t.user_attrs
-    ]
-
-
-def record_setup(study: Any, space: SearchSpace, target: float, M_ref: float, *, threads: int, device: str, robust: dict | None) -> None:
-    """Store what every trial of ``study`` is judged by (next to its ``frontier`` attribute)."""
+def record_setup(study: Any, judge: Judge, space: SearchSpace, *, threads: int, device: str, robust: dict | None) -> None:
+    """Store what every trial of ``study`` is judged by, and how its trials train."""
+    judge.record(study)
     study.set_user_attr("space", space.to_dict())
     study.set_user_attr("robust", robust)
-    study.set_user_attr("target_acc", target)
-    study.set_user_attr("M_ref", M_ref)
     study.set_user_attr("threads", threads)  # every trial's torch thread count: re-runs match only at the same count
     study.set_user_attr("device", device)
 
@@ -322,7 +260,7 @@ def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> P
 
     from growsearch.train.results import RESULT_FILE
 
-    best = best_trial(study)
+    best = Judge.from_study(study).best(study)
     if best is None or "network_artifact" not in best.user_attrs:
         return None
     if artifact_store is None:

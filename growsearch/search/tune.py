@@ -1,17 +1,22 @@
 """growsearch in your own Ray Tune ``Tuner``: trainable, searcher, stopper and trial lines.
 
-``growsearch search`` is built from exactly these pieces; with them you bring your own
-``RunConfig`` (``storage_path`` on shared storage for multi-node Ray), sampler, scheduler and
-callbacks. Classes live at module level (Tune pickles them with its experiment state).
+``growsearch search`` is built from exactly these pieces (:func:`tune_pieces` makes them all from
+one set of settings); with them you bring your own ``RunConfig`` (``storage_path`` on shared
+storage for multi-node Ray), sampler, scheduler and callbacks. Every report a trial makes
+carries the same keys (Tune's strict metric check, its schedulers and ``get_best_result`` see
+them all): the judge's ratio (``M_ratio``, NaN until the trial has finished), the ratio where
+feasible (``M_ratio_feasible``, inf until then and for an infeasible trial: what
+``ResultGrid.get_best_result("M_ratio_feasible", "min")`` should read), ``stage_acc`` (the last
+trained stage's validation accuracy, NaN in the plan report) and ``val_acc`` (NaN until the
+end). A fixed-epoch schedule first reports its plan under ``planned_*`` keys (stage 0).
 
 Example:
     >>> from ray import tune
-    >>> import growsearch.search.tune as gt
-    >>> space, frontier = "digits_vgg", "runs/frontier"
+    >>> from growsearch.search.tune import tune_pieces
+    >>> p = tune_pieces("digits_vgg", "runs/frontier", storage="sqlite:///study.db", cache_dir="/shared/cache", trials=8)  # doctest: +SKIP
     >>> tuner = tune.Tuner(
-    ...     gt.trainable_for(space, frontier, cache_dir="/shared/cache"),
-    ...     tune_config=tune.TuneConfig(search_alg=gt.Searcher(space, frontier, storage="sqlite:///study.db"), num_samples=8),
-    ...     run_config=tune.RunConfig(storage_path="/shared/tune", stop=gt.CostStopper(), callbacks=[gt.TrialLines(8)]),
+    ...     p.trainable, tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=8),
+    ...     run_config=tune.RunConfig(storage_path="/shared/tune", stop=p.stop, callbacks=p.callbacks),
     ... )  # doctest: +SKIP
     >>> tuner.fit()  # doctest: +SKIP
 """
@@ -19,47 +24,107 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 from ray import tune
-from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher as _TuneSearcher
 from ray.tune.search.optuna import OptunaSearch
 
-from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
+from growsearch.search.judge import FGSM_METRIC, Judge, StopTrial, cannot_win
+from growsearch.search.optuna import default_sampler
 from growsearch.search.space import load_space, SearchSpace, suggest_schedule
 from growsearch.search.study import (
-    best_trial, cannot_win, FGSM_METRIC, FIXED_SCHEDULE, given_frontier, measure_fgsm, METRIC, name_metrics, record_setup, run_metrics, search_target, set_constraints, split_data, StopTrial, store_network, user_attrs,
+    FIXED_SCHEDULE, given_frontier, measure_fgsm, name_metrics, record_setup, set_constraints, split_data, store_network, user_attrs,
 )
+from growsearch.train.frontier import Frontier
 
-__all__ = ["CostStopper", "GrowSearch", "InOrderBatches", "Searcher", "Suggest", "TrialLines", "trainable", "trainable_for"]
+__all__ = ["CostStopper", "InOrderBatches", "Searcher", "Suggest", "TrialLines", "TunePieces", "trainable", "trainable_for", "tune_pieces"]
 
 
-class GrowSearch(OptunaSearch):
-    """OptunaSearch that writes each trial's metrics into Optuna user attributes before ``tell``
-    (so ``constraints_func`` and optuna-dashboard see them), and tells Optuna PRUNED for trials
-    stopped before their last stage."""
+class Searcher(OptunaSearch):
+    """Ray Tune's ``OptunaSearch`` for a growsearch space: it proposes schedules define-by-run,
+    writes each trial's metrics, user attributes and constraints into the Optuna study before
+    ``tell`` (so the sampler and optuna-dashboard see them), tells PRUNED for a trial stopped
+    before its last stage and FAIL for one whose retries are spent, and stores what the trials
+    are judged by on the study (what ``load_best`` reads).
+
+    Args:
+        space: a space name (``"digits_vgg"``), a YAML path or a ``SearchSpace``.
+        frontier: the from-scratch frontier (a ``growsearch baseline --out`` folder or a ``Frontier``).
+        storage: an Optuna storage URL or object (the study is created there, or continued).
+        study_name: default: the space's name.
+        sampler: default TPE seeded by the space, with a few random start-up trials.
+        fgsm_objective: a second objective, ``fgsm_mi_acc`` (maximised; trials must measure it).
+        threads, device: what trials train with, recorded on the study for re-runs.
+        robust: the FGSM settings (``eps``, ``objective``, ``min_acc``), recorded on the study.
+        dataset: the space's data already split (default: loaded from the space's name).
+        cache_dir, artifacts: the trainable's ``cache_dir`` and a folder for a file-system
+            artifact store: each new best feasible trial's final network and ``result.json``
+            are then stored as Optuna artifacts of the study (what ``growsearch export`` fetches).
+        deterministic: fix at proposal time how much of ``cache_dir`` a trial may reuse (and wrap
+            the searcher in :class:`InOrderBatches`, so the sampler sees results in trial order).
+        cost: what the ratio divides (a registered cost: ``"M"``, ``"wall_s"``).
+    """
+
+    def __init__(
+        self,
+        space: str | Path | SearchSpace,
+        frontier: str | Path | Frontier,
+        *,
+        storage: str | optuna.storages.BaseStorage,
+        study_name: str | None = None,
+        sampler: optuna.samplers.BaseSampler | None = None,
+        fgsm_objective: bool = False,
+        threads: int = 1,
+        device: str = "cpu",
+        robust: dict | None = None,
+        dataset: Any = None,
+        cache_dir: str | Path | None = None,
+        artifacts: str | Path | None = None,
+        deterministic: bool = False,
+        cost: str = "M",
+    ) -> None:
+        sp, ds = _space_and_data(space, dataset)
+        self.judge = Judge(given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=(robust or {}).get("min_acc"))
+        metrics = [self.judge.metric, FGSM_METRIC] if fgsm_objective else [self.judge.metric]
+        super().__init__(
+            space=Suggest(sp, ds.num_classes), metric=metrics if fgsm_objective else metrics[0], mode=["min", "max"] if fgsm_objective else "min",
+            sampler=sampler or default_sampler(sp.seed, sp.trials), study_name=study_name or sp.name or "growsearch",
+            storage=optuna.storages.RDBStorage(storage) if isinstance(storage, str) else storage,
+        )
+        self.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
+        self.artifacts = str(Path(artifacts).resolve()) if artifacts is not None and cache_dir is not None else None
+        self.deterministic, self.num_classes = deterministic, ds.num_classes
+        record_setup(self.study, self.judge, sp, threads=threads, device=device, robust=robust)
+        name_metrics(self.study, metrics)
+
+    @property
+    def study(self) -> optuna.Study:
+        # OptunaSearch keeps its study in a private attribute and offers no public handle
+        # (checked on Ray 2.60; tests/search/test_tune.py pins the attributes used here)
+        return self._ot_study
+
+    def _ot_trial(self, trial_id: str) -> optuna.Trial | None:
+        return self._ot_trials.get(trial_id)  # private too: OptunaSearch's own map of Tune trial ids to Optuna trials
 
     def _told(self, trial_id: str) -> bool:
         """Already finished in Optuna's storage: told before the driver was stopped, while Tune's
         last saved experiment state still had the trial running. Its results are not told again."""
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None:
+        ot = self._ot_trial(trial_id)
+        if ot is None:
             return False
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
-
-    deterministic = False  # set by Searcher(deterministic=True): reuse only what existed when a trial was proposed
-    cache_dir: str | None = None  # the trainable's prefix cache (for that reuse limit)
-    num_classes = 0
+        return any(t.number == ot.number and t.state.is_finished() for t in self.study.get_trials(deepcopy=False))
 
     def suggest(self, trial_id: str) -> dict | None:
         """The proposed schedule, plus what the trial is judged by as of now: its Optuna number
-        (trial lines print in that order) and the best feasible M ratio told so far (``bound``:
+        (trial lines print in that order) and the best feasible ratio told so far (``bound``:
         a trial that reaches it can no longer win and stops itself). In a deterministic search
         both are fixed when the trial is proposed, as is how much of the prefix cache it may
         reuse (``reuse_upto``), so nothing about a trial depends on which concurrent trial
@@ -67,9 +132,9 @@ class GrowSearch(OptunaSearch):
         config = super().suggest(trial_id)
         if config is None or config == _TuneSearcher.FINISHED:
             return config
-        best = best_trial(self._ot_study)
-        config["trial"] = self._ot_trials[trial_id].number
-        config["bound"] = None if best is None else float(best.user_attrs[METRIC])
+        config["trial"] = self._ot_trial(trial_id).number
+        # with two objectives a costlier schedule may still be on the Pareto front: no bound
+        config["bound"] = None if isinstance(self.metric, list) else self.judge.best_ratio(self.study)
         if self.deterministic and self.cache_dir is not None:
             from growsearch.train.prefix import find_prefix
 
@@ -78,44 +143,44 @@ class GrowSearch(OptunaSearch):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if self._told(trial_id) or result.get("planned"):  # the plan is no training step: Optuna sees stages only
-            return None
-        # Optuna's step = the stage (Tune's iteration counts the plan report too)
-        return super().on_trial_result(trial_id, {**result, TRAINING_ITERATION: result.get("stage", result.get(TRAINING_ITERATION))})
+        """The cumulative ratio after each stage, as Optuna's intermediate value at step = stage
+        (the plan is no training step, so Optuna sees stages only)."""
+        ot = self._ot_trial(trial_id)
+        if ot is None or isinstance(self.metric, list) or result.get("planned") or self._told(trial_id):
+            return
+        if not math.isnan(result.get("cum_ratio", math.nan)):
+            ot.report(float(result["cum_ratio"]), int(result["stage"]))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is not None and trial_id not in self._completed_trials and self._told(trial_id):
+        ot = self._ot_trial(trial_id)
+        if ot is not None and trial_id not in self._completed_trials and self._told(trial_id):
             self._completed_trials.add(trial_id)
             return None
-        if ot_trial is None or trial_id in self._completed_trials:
+        if ot is None or trial_id in self._completed_trials:
             return super().on_trial_complete(trial_id, result, error)
-        for key, value in user_attrs(result or {}).items():
-            ot_trial.set_user_attr(key, value)
-        if result and "constraint" in result:
-            set_constraints(ot_trial, result)
+        for key, value in user_attrs(result or {}, self.judge.metric).items():
+            ot.set_user_attr(key, value)
+        if result and result.get("final"):
+            set_constraints(ot, result)
         if error or (result and not result.get("final")):
             # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
             # stopped before its last stage: PRUNED
-            state = optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED
-            self._ot_study.tell(ot_trial, state=state)
+            self.study.tell(ot, state=optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return None
-        self._store_if_best(ot_trial, result)
+        self._store_if_best(ot, result)
         return super().on_trial_complete(trial_id, result, error)
 
-    def _store_if_best(self, ot_trial: optuna.Trial, result: dict) -> None:
+    def _store_if_best(self, ot: optuna.Trial, result: dict) -> None:
         """A feasible trial better than every earlier one: its final network and result.json
         become artifacts of the study (read from the prefix cache, where the trial left them)."""
-        cache, base = getattr(self, "artifact_cache", None), getattr(self, "artifact_base", None)
-        if cache is None or not result.get("feasible") or not result.get("key"):
+        if self.artifacts is None or not result.get("feasible") or not result.get("key"):
             return
-        best = best_trial(self._ot_study)
-        if best is not None and best.user_attrs[METRIC] <= float(result[METRIC]):
+        if cannot_win(float(result[self.judge.metric]), self.judge.best_ratio(self.study)):
             return
-        ckpt, res = Path(cache) / f"{result['key']}.pt", Path(cache) / f"{result['key']}.result.json"
+        ckpt, res = Path(self.cache_dir) / f"{result['key']}.pt", Path(self.cache_dir) / f"{result['key']}.result.json"
         if ckpt.is_file() and res.is_file():  # a prefix cache on one node's disk may not be this one's
-            store_network(self._ot_study, ot_trial, ckpt, json.loads(res.read_text()), base=Path(base))
+            store_network(self.study, ot, ckpt, json.loads(res.read_text()), base=Path(self.artifacts))
 
 
 class InOrderBatches(_TuneSearcher):
@@ -130,7 +195,7 @@ class InOrderBatches(_TuneSearcher):
     (written here because nothing in Ray or Optuna does this) fixes them.
 
     Args:
-        searcher: the searcher to feed (a :class:`GrowSearch`).
+        searcher: the searcher to feed (a :class:`Searcher`).
         batch: trials per batch, each proposed without the others' results.
         total: the search's trial budget (the last batch may be smaller).
     """
@@ -183,22 +248,23 @@ class InOrderBatches(_TuneSearcher):
 
 
 class CostStopper(tune.Stopper):
-    """Stops a trial once its cumulative M ratio reaches the best feasible one so far, and
-    before any training when its planned M ratio (fixed-epoch schedules) already does.
+    """Stops a trial once its cumulative ratio reaches the best feasible one so far, and before
+    any training when its planned ratio (fixed-epoch schedules) already does
+    (:func:`growsearch.search.judge.cannot_win`). Both only grow with every stage, so such a trial
+    can no longer win: unlike a rung-based rule (ASHA), this never discards a schedule that
+    could have been the answer. It acts on results as they arrive: a deterministic search
+    stops trials by the bound fixed when each was proposed instead (in :func:`trainable`)."""
 
-    M only grows with every stage, so such a trial can no longer win: unlike a rung-based
-    rule (ASHA), this never discards a schedule that could have been the answer.
-    """
-
-    def __init__(self) -> None:
-        self.best = float("inf")
+    def __init__(self, metric: str = "M_ratio") -> None:
+        self.metric, self.best = metric, math.inf
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if result.get("final"):
             if result.get("feasible"):
-                self.best = min(self.best, float(result[METRIC]))
+                self.best = min(self.best, float(result[self.metric]))
             return False
-        return cannot_win(float(result["planned_ratio"] if result.get("planned") else result[METRIC]), self.best)
+        ratio = result.get("planned_ratio") if result.get("planned") else result.get("cum_ratio")
+        return ratio is not None and not math.isnan(ratio) and cannot_win(float(ratio), self.best)
 
     def stop_all(self) -> bool:
         return False
@@ -208,8 +274,8 @@ class TrialLines(tune.Callback):
     """One line per finished trial on the driver's stdout, in trial order (a trial's line waits
     for the lines of the earlier trials still running), so the same study prints the same lines."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self, total: int, metric: str = "M_ratio") -> None:
+        self.total, self.metric = total, metric
         self.live: dict[int, None] = {}  # trial numbers started and not finished
         self.lines: dict[int, str] = {}  # finished, waiting for an earlier trial's line
 
@@ -233,18 +299,18 @@ class TrialLines(tune.Callback):
                 break
             print(self.lines.pop(n), flush=True)
 
-    @staticmethod
-    def _line(r: dict) -> str:
+    def _line(self, r: dict) -> str:
+        name = self.metric.replace("_", " ")
         if r.get("final"):
             sched = json.loads(r["schedule"]) if isinstance(r.get("schedule"), str) else {}
             shape = " → ".join(f"{s['classes']}:{s['arch']}" for s in sched.get("stages", []))
             return (
-                f"M ratio {r[METRIC]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
+                f"{name} {r[self.metric]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
                 f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]"
             )
         if r.get("planned"):
-            return f"pruned before training: its planned M ratio {r['planned_ratio']:.3f} already reached the best"
-        return f"stopped after stage {r.get('stage', '?')}: its M ratio {r.get(METRIC, float('nan')):.3f} already reached the best"
+            return f"pruned before training: its planned {name} {r['planned_ratio']:.3f} already reached the best"
+        return f"stopped after stage {r.get('stage', '?')}: its {name} {r.get('cum_ratio', math.nan):.3f} already reached the best"
 
 
 class Suggest:
@@ -265,15 +331,18 @@ def trainable(config: dict, ctx: dict) -> None:
     """One Ray Tune trial: run the proposed schedule, report (with a checkpoint) after every stage.
 
     The stage checkpoint is the prefix-cache entry itself, so a retried or resumed trial copies
-    it back into the cache and ``run_schedule`` continues after the last finished stage.
+    it back into the cache and ``run_schedule`` continues after the last finished stage. A trial
+    whose planned or cumulative ratio reaches ``config["bound"]`` (the best feasible ratio when it
+    was proposed) can no longer win and ends itself.
     """
     import torch
     from ray import tune
 
     from growsearch.plan.planner import plan_schedule, planned_M
-    from growsearch.train.prefix import prefix_key
+    from growsearch.train.prefix import find_prefix, prefix_key
     from growsearch.train.run import run_schedule
 
+    judge: Judge = ctx["judge"]
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])
     ds = split_data(sched)  # once, for training and FGSM
@@ -285,11 +354,9 @@ def trainable(config: dict, ctx: dict) -> None:
         with ckpt.as_directory() as d:
             for f in Path(d).glob("*.pt"):
                 shutil.copy(f, cache / f.name)
-    ref_M, target, n = float(ctx["ref_M"]), float(ctx["target_acc"]), len(sched.stages)
-    bound = config.get("bound")  # the best feasible M ratio when this trial was proposed
+    n, bound = len(sched.stages), config.get("bound")
     sched_json = json.dumps(sched.to_dict())
-    # Tune checks every report for all the searcher's metrics; FGSM is measured at the end only
-    pending = {FGSM_METRIC: float("nan")} if ctx.get("fgsm_eps") is not None else {}
+    pending = judge.pending(fgsm=ctx.get("fgsm_eps") is not None)  # every key Tune may look for, before the trial has earned it
 
     def report(i: int, metrics: dict) -> None:
         key = prefix_key(sched, i, order)
@@ -300,26 +367,25 @@ def trainable(config: dict, ctx: dict) -> None:
     def on_stage(res: Any, model: Any) -> None:
         i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
         if i < n:  # the last stage is reported below, with the whole run's metrics
-            cum = res.history[-1]["cum_M"]
-            report(i, {"stage": i, "cum_M": cum, METRIC: cum / ref_M, "stage_acc": res.val_acc, "final": False, "schedule": sched_json, **pending})
-            if cannot_win(cum / ref_M, bound):
+            cum = judge.cumulative_ratio(res)
+            report(i, {**pending, "stage": i, "cum_M": res.history[-1]["cum_M"], "cum_ratio": cum, "stage_acc": res.val_acc, "final": False, "schedule": sched_json})
+            if not math.isnan(cum) and cannot_win(cum, bound):
                 raise StopTrial(i)
 
-    # The plan first: a fixed-epoch schedule's whole M is known before training, so the stopper
-    # can end a trial that can no longer win before it trains anything (nothing trained yet:
-    # cumulative M ratio 0; the searcher does not forward this report to Optuna).
-    planned = planned_M(plan_schedule(sched, dataset=ds))
+    # The plan first: a fixed-epoch schedule's whole M is known before training, so a trial that
+    # can no longer win stops before it trains anything (the searcher does not tell Optuna this
+    # report: Optuna's steps are stages).
+    plan_M = planned_M(plan_schedule(sched, dataset=ds))
+    planned = judge.planned_ratio(plan_M)
     if planned is not None:
-        tune.report({"stage": 0, "cum_M": 0, METRIC: 0.0, "planned": True, "planned_M": planned, "planned_ratio": planned / ref_M,
-                     "final": False, "schedule": sched_json, **pending})
-        if cannot_win(planned / ref_M, bound):
+        tune.report({**pending, "stage": 0, "planned": True, "planned_M": plan_M, "planned_ratio": planned,
+                     "stage_acc": math.nan, "cum_ratio": math.nan, "final": False, "schedule": sched_json})
+        if cannot_win(planned, bound):
             return
     # what this trial may reuse from the cache: fixed when it was proposed (deterministic
     # search), but always its own stages restored from a Tune checkpoint above
     reuse = config.get("reuse_upto")
     if reuse is not None and ckpt is not None:
-        from growsearch.train.prefix import find_prefix
-
         reuse = max(reuse, find_prefix(sched, order, cache)[0])
     try:
         result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, reuse_upto=reuse)
@@ -327,11 +393,10 @@ def trainable(config: dict, ctx: dict) -> None:
         return
     key = prefix_key(sched, n, order)
     (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
-    metrics = run_metrics(result, ref_M, target)
-    measure_fgsm(metrics, sched, order, cache, ds, ctx.get("fgsm_eps"), ctx.get("min_fgsm_acc"))
+    metrics = measure_fgsm(judge, judge.metrics(result), sched, order, cache, ds, ctx.get("fgsm_eps"))
     report(n, {
-        **metrics, "stage": n, "cum_M": result.M, "stage_acc": result.val_acc, "schedule": sched_json,
-        "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,
+        **pending, **metrics, "stage": n, "cum_M": result.M, "cum_ratio": metrics[judge.metric], "stage_acc": result.val_acc,
+        "schedule": sched_json, "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,
     })
 
 
@@ -359,6 +424,7 @@ def trainable_for(
     fgsm_eps: float | None = None,
     min_fgsm_acc: float | None = None,
     dataset: Any = None,
+    cost: str = "M",
 ) -> Any:
     """The Tune trainable for ``space`` judged on ``frontier``, with its resources attached.
 
@@ -369,74 +435,71 @@ def trainable_for(
         fgsm_eps, min_fgsm_acc: measure each trial's FGSM accuracy with mutual inference
             (and make a floor on it a constraint).
         dataset: the space's data already split (default: loaded from the space's name).
+        cost: what the ratio divides (a registered cost: ``"M"``, ``"wall_s"``).
     """
     sp, ds = _space_and_data(space, dataset)
-    front = given_frontier(frontier, ds)
-    target, ref = search_target(front, sp.tolerance)
-    ctx = {
-        "ref_M": ref["M"], "target_acc": target, "cache": str(Path(cache_dir).resolve()), "threads": max(1, int(cpus_per_trial)),
-        "fgsm_eps": fgsm_eps, "min_fgsm_acc": min_fgsm_acc,
-    }
+    judge = Judge(given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
+    ctx = {"judge": judge, "cache": str(Path(cache_dir).resolve()), "threads": max(1, int(cpus_per_trial)), "fgsm_eps": fgsm_eps}
     return tune.with_resources(tune.with_parameters(trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
 
 
-def Searcher(  # noqa: N802 - a factory that reads like the class it returns
+@dataclass
+class TunePieces:
+    """What a Tuner needs to run a growsearch study (see :func:`tune_pieces`)."""
+
+    trainable: Any  # for tune.Tuner(trainable, ...)
+    search_alg: Any  # TuneConfig(search_alg=...)
+    stop: Any  # RunConfig(stop=...): a CostStopper, or None
+    callbacks: list = field(default_factory=list)  # RunConfig(callbacks=...)
+    judge: Judge | None = None  # what the trials are judged by
+
+
+def tune_pieces(
     space: str | Path | SearchSpace,
     frontier: str | Path | Frontier,
     *,
     storage: str | optuna.storages.BaseStorage,
+    cache_dir: str | Path,
+    trials: int,
     study_name: str | None = None,
-    sampler: optuna.samplers.BaseSampler | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    fgsm_eps: float | None = None,
+    min_fgsm_acc: float | None = None,
     fgsm_objective: bool = False,
-    threads: int = 1,
-    device: str = "cpu",
-    robust: dict | None = None,
-    seed: int | None = None,
-    dataset: Any = None,
-    cache_dir: str | Path | None = None,
-    artifacts: str | Path | None = None,
     deterministic: bool = False,
-) -> GrowSearch:
-    """The constrained OptunaSearch for ``space``: it proposes schedules define-by-run, writes each
-    trial's metrics, user attributes and constraint into the Optuna study before ``tell``, and
-    stores the frontier, target and M_scratch(target) on the study (what ``load_best`` reads).
+    batch: int | None = None,
+    artifacts: str | Path | None = None,
+    sampler: optuna.samplers.BaseSampler | None = None,
+    cost: str = "M",
+    dataset: Any = None,
+) -> TunePieces:
+    """The trainable, search algorithm, stopper and trial lines of one growsearch study, made
+    from one set of settings (what ``growsearch search`` builds its Tuner from).
 
     Args:
-        storage: an Optuna storage URL or object (the study is created there, or continued).
-        sampler: default TPE seeded by the space, with a few random start-up trials.
-        fgsm_objective: a second objective, ``fgsm_mi_acc`` (maximised; trials must measure it).
-        threads, device: what trials train with, recorded on the study for re-runs.
-        dataset: the space's data already split (default: loaded from the space's name).
-        cache_dir, artifacts: the trainable's ``cache_dir`` and a folder for a file-system
-            artifact store: each new best feasible trial's final network and ``result.json``
-            are then stored as Optuna artifacts of the study (what ``growsearch export`` fetches).
-        deterministic: fix at proposal time how much of ``cache_dir`` a trial may reuse (wrap the
-            searcher in :class:`InOrderBatches` too, so the sampler sees results in trial order).
+        trials: the trial budget (``TuneConfig(num_samples=...)``; the trial lines count to it).
+        deterministic, batch: propose in fixed batches of ``batch`` (default 1) told in trial
+            order (:class:`InOrderBatches`), stop by proposal-time bounds only (no live stopper).
+        The rest: as :class:`Searcher` and :func:`trainable_for`.
     """
     sp, ds = _space_and_data(space, dataset)
-    front = given_frontier(frontier, ds)
-    target, ref = search_target(front, sp.tolerance)
-    name = study_name or sp.name or "growsearch"
-    url = storage if isinstance(storage, str) else None
-    store = optuna.storages.RDBStorage(url) if url else storage
-    if sampler is None:
-        legacy = not hasattr(optuna.trial.Trial, "set_constraint")
-        from growsearch.search.study import constraints
-
-        sampler = optuna.samplers.TPESampler(
-            seed=sp.seed if seed is None else seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, sp.trials // 3)),
-        )
-    searcher = GrowSearch(
-        space=Suggest(sp, ds.num_classes), metric=[METRIC, FGSM_METRIC] if fgsm_objective else METRIC,
-        mode=["min", "max"] if fgsm_objective else "min", sampler=sampler, study_name=name, storage=store,
+    robust = None if fgsm_eps is None else {"eps": float(fgsm_eps), "objective": bool(fgsm_objective), "min_acc": min_fgsm_acc}
+    searcher = Searcher(
+        sp, frontier, storage=storage, study_name=study_name, sampler=sampler, fgsm_objective=fgsm_objective, threads=max(1, int(cpus_per_trial)),
+        device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=artifacts,
+        deterministic=deterministic, cost=cost,
     )
-    searcher.artifact_cache = str(Path(cache_dir).resolve()) if cache_dir is not None and artifacts is not None else None
-    searcher.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
-    searcher.deterministic, searcher.num_classes = deterministic, ds.num_classes
-    searcher.artifact_base = str(Path(artifacts).resolve()) if artifacts is not None else None
-    study = searcher._ot_study
-    if "frontier" not in study.user_attrs:
-        study.set_user_attr("frontier", front.to_dict())
-    record_setup(study, sp, target, ref["M"], threads=threads, device=device, robust=robust)
-    name_metrics(study, [METRIC, FGSM_METRIC] if fgsm_objective else [METRIC])
-    return searcher
+    judge = searcher.judge
+    trainable_ = trainable_for(
+        sp, judge.frontier, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps,
+        min_fgsm_acc=min_fgsm_acc, dataset=ds, cost=cost,
+    )
+    # the stopper acts on results as they arrive, which depends on timing: a deterministic search
+    # stops trials only by the bound fixed when each was proposed (in the trainable); with two
+    # objectives a costlier schedule may still be on the Pareto front
+    live_stop = not (fgsm_objective or deterministic)
+    return TunePieces(
+        trainable=trainable_, search_alg=InOrderBatches(searcher, batch or 1, trials) if deterministic else searcher,
+        stop=CostStopper(judge.metric) if live_stop else None, callbacks=[TrialLines(trials, judge.metric)], judge=judge,
+    )

@@ -108,15 +108,21 @@ class Frontier:
         ``below`` (even the cheapest budget is above ``acc``: ``M`` is that budget's, an upper
         bound, since a shorter run might have reached ``acc`` too).
         """
+        return self.scratch(acc, "M")
+
+    def scratch(self, acc: float, cost: str = "M") -> dict:
+        """:meth:`m_scratch` for any cost a budget records (``"M"``, ``"wall_s"``): the least
+        value of ``cost`` at which any reference reaches ``acc``, interpolated in log cost. The
+        value is under ``cost``'s own key (``M``, ``wall_s``)."""
         best: dict | None = None
         for ref in self.references:
-            hit = _crossing([(p.M, p.val_acc) for p in ref.points], acc)
-            if hit is not None and (best is None or hit[0] < best["M"]):
-                best = {"M": hit[0], "reference": ref.name, "beyond": False, "below": hit[1]}
-        if best is not None:
-            return best
-        top_ref, top = max(((r, p) for r in self.references for p in r.points), key=lambda rp: (rp[1].val_acc, -rp[1].M))
-        return {"M": float(top.M), "reference": top_ref.name, "beyond": True, "below": False}
+            hit = _crossing([(getattr(p, cost), p.val_acc) for p in ref.points], acc)
+            if hit is not None and (best is None or hit[0] < best["value"]):
+                best = {"value": hit[0], "reference": ref.name, "beyond": False, "below": hit[1]}
+        if best is None:
+            top_ref, top = max(((r, p) for r in self.references for p in r.points), key=lambda rp: (rp[1].val_acc, -rp[1].M))
+            best = {"value": float(getattr(top, cost)), "reference": top_ref.name, "beyond": True, "below": False}
+        return {cost: best.pop("value"), **best}
 
     def iso(self, M: float, acc: float) -> dict:
         """``iso_M_ratio = M / M_scratch(acc)`` with how to read it, and the frontier it used.

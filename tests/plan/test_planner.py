@@ -84,19 +84,6 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
     assert not out.exists()
 
 
-def test_the_cost_stopper_prunes_on_the_plan() -> None:
-    pytest.importorskip("ray")
-    from growsearch.search.study import METRIC
-    from growsearch.search.tune import CostStopper
-
-    stop = CostStopper()
-    assert not stop("a", {"planned": True, "planned_ratio": 5.0, METRIC: 0.0})  # no feasible trial yet
-    assert not stop("a", {"final": True, "feasible": True, METRIC: 0.5})
-    assert stop("b", {"planned": True, "planned_ratio": 0.5, METRIC: 0.0})  # cannot beat 0.5
-    assert not stop("c", {"planned": True, "planned_ratio": 0.49, METRIC: 0.0})
-    assert stop("c", {"stage": 1, METRIC: 0.5})  # the cumulative rule is unchanged
-
-
 def test_results_match_the_fixture_made_before_the_planning_layer(tmp_path) -> None:
     """The same schedule, seed, data and thread count give the same run as the code before the
     planning layer (tests/fixtures/before_plan.json, made at commit 972bffd).

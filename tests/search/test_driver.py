@@ -17,10 +17,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers import cli, cmdline, console_script, descendants, kill_tree, tiny_space
+from helpers import cli, cmdline, console_script, constraints_of, descendants, kill_tree, tiny_space
 from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import load_schedule
-from growsearch.search.study import SearchError
+from growsearch.search.judge import SearchError
 from growsearch.search.best import load_best
 from growsearch.plan.planner import check
 
@@ -71,12 +71,6 @@ def test_each_trial_records_its_schedule_and_metrics(searched) -> None:
         assert a["schedule"]["stages"][-1]["resolution"] is None and a["stages"][-1]["resolution"] == 32
 
 
-def _constraints(t: optuna.trial.FrozenTrial) -> list[float]:
-    """What TPE sees: Trial.set_constraint's values (Optuna ≥ 5) or constraints_func's list."""
-    named = getattr(t, "constraints", None)
-    return list(named.values()) if isinstance(named, dict) and named else list(t.system_attrs["constraints"])
-
-
 def test_the_stored_objective_and_constraint_follow_the_frontier(searched) -> None:
     study = _study(searched[0])
     front = Frontier.from_dict(study.user_attrs["frontier"])
@@ -87,8 +81,8 @@ def test_the_stored_objective_and_constraint_follow_the_frontier(searched) -> No
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert t.value == pytest.approx(t.user_attrs["M"] / front.m_scratch(target)["M"])
-            assert _constraints(t) == pytest.approx([target - t.user_attrs["val_acc"]])
-            assert (_constraints(t)[0] <= 0) == t.user_attrs["feasible"]
+            assert constraints_of(t) == pytest.approx([target - t.user_attrs["val_acc"]])
+            assert (constraints_of(t)[0] <= 0) == t.user_attrs["feasible"]
 
 
 def test_running_into_an_existing_study_needs_resume(searched) -> None:
@@ -304,7 +298,7 @@ def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path:
         a = t.user_attrs
         assert 0 <= a["fgsm_mi_acc"] <= 1 and a["fgsm_eps"] == 0.05
         assert t.values == pytest.approx([a["M_ratio"], a["fgsm_mi_acc"]])
-        assert _constraints(t) == pytest.approx([target - a["val_acc"], 0.3 - a["fgsm_mi_acc"]])
+        assert constraints_of(t) == pytest.approx([target - a["val_acc"], 0.3 - a["fgsm_mi_acc"]])
         assert a["feasible"] == (a["val_acc"] >= target and a["fgsm_mi_acc"] >= 0.3)
     header = (out / "trials.csv").read_text().splitlines()[0]
     assert "fgsm_mi_acc" in header

@@ -11,6 +11,7 @@ import pytest
 
 from growsearch.errors import GrowsearchError
 from growsearch.search.optuna import constraints, CostPruner, Objective
+from helpers import constraints_of
 from growsearch.plan.schedule import load_schedule, Schedule
 from growsearch.search.best import load_best
 
@@ -31,7 +32,7 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
     for t in done:
         a = t.user_attrs
         assert t.value == pytest.approx(a["M"] / M_ref) == pytest.approx(a["M_ratio"])
-        assert a["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"])]
+        assert constraints_of(t) == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"])]
         assert a["feasible"] == (a["val_acc"] >= study.user_attrs["target_acc"])
         n = len(a["schedule"]["stages"])
         assert sorted(t.intermediate_values) == list(range(1, n + 1))  # one report per stage
@@ -51,7 +52,7 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
 
 def test_two_objectives_with_nsga2(setup) -> None:
     space, frontier = setup
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=optuna.samplers.NSGAIISampler(seed=0, constraints_func=constraints))
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=optuna.samplers.NSGAIISampler(seed=0, constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints))
     study.optimize(Objective(space, frontier=frontier, second="val_acc"), n_trials=3)
     assert study.metric_names == ["M_ratio", "val_acc"]
     for t in study.trials:
@@ -135,8 +136,50 @@ def test_a_floor_on_fgsm_accuracy_is_a_second_constraint(setup, tmp_path: Path) 
         assert done and study.user_attrs["robust"]["min_acc"] == floor
         for t in done:
             a = t.user_attrs
-            assert a["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"]), pytest.approx(floor - a["fgsm_mi_acc"])]
+            assert constraints_of(t) == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"]), pytest.approx(floor - a["fgsm_mi_acc"])]
             assert a["feasible"] == (a["val_acc"] >= study.user_attrs["target_acc"] and a["fgsm_mi_acc"] >= floor)
     assert any(t.user_attrs["feasible"] for t in runs[0.0])  # the same schedules (same sampler seed) reach the target...
     assert not any(t.user_attrs["feasible"] for t in runs[1.01])  # ...but not the floor
     assert not any("network_artifact" in t.user_attrs for t in runs[1.01])  # no infeasible trial is stored as the best
+
+
+def test_a_wall_clock_objective_is_one_registered_cost(setup, tmp_path: Path) -> None:
+    """``cost="wall_s"``: the same study records, pruning and best trial, judged on wall-clock
+    seconds against the frontier's wall time at the target."""
+    from growsearch.search.best import load_best
+    from growsearch.search.judge import Judge
+    from growsearch.search.optuna import default_sampler
+
+    space, frontier = setup
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'wall.db'}", study_name="wall", sampler=default_sampler(0, 3), pruner=CostPruner())
+    study.optimize(Objective(space, frontier=frontier, cost="wall_s"), n_trials=3)
+    judge = Judge.from_study(study)
+    assert study.metric_names == ["wall_ratio"] and judge.cost == "wall_s" and judge.metric == "wall_ratio"
+    assert judge.ref_cost == pytest.approx(judge.frontier.scratch(judge.target, "wall_s")["wall_s"])
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert done and all(t.value == pytest.approx(sum(s["wall_s"] for s in t.user_attrs["stages"]) / judge.ref_cost) for t in done)
+    assert all("M_ratio" not in t.user_attrs for t in done)
+    if judge.best(study) is not None:
+        assert load_best(study).stages == Schedule.from_dict(judge.best(study).user_attrs["schedule"]).stages
+
+
+def test_a_new_objective_is_one_register_cost_call(setup) -> None:
+    from growsearch.search.judge import Cost, register_cost
+    from helpers import restored_registries
+
+    space, frontier = setup
+    with restored_registries():
+        register_cost(Cost("M_nonzero", "nonzero_ratio", lambda r: r.M_nonzero, frontier_key="M", what="MACs with zero weights skipped"))
+        study = optuna.create_study()
+        study.optimize(Objective(space, frontier=frontier, cost="M_nonzero"), n_trials=2)
+    assert study.metric_names == ["nonzero_ratio"]
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.value == pytest.approx(t.user_attrs["M_nonzero"] / study.user_attrs["ref_cost"])
+
+
+def test_an_unknown_cost_is_refused_before_any_trial(setup) -> None:
+    from growsearch.search.judge import SearchError
+
+    with pytest.raises(SearchError, match="unknown cost 'joules'; known: M, wall_s"):
+        Objective(setup[0], frontier=setup[1], cost="joules")

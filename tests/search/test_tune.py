@@ -11,29 +11,26 @@ from growsearch.plan.schedule import Schedule
 from growsearch.search.best import load_best
 from helpers import REPO
 
-pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
 
-def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> None:
     import ray
     from ray import tune
 
-    import growsearch.search.tune as gt
+    from growsearch.search.tune import tune_pieces
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     space, frontier = setup
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     shared = tmp_path / "shared"  # what a multi-node user points RunConfig(storage_path=...) at
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
+        p = tune_pieces(space, frontier, storage=storage, study_name="mine", cache_dir=shared / "prefix_cache", trials=3, artifacts=tmp_path / "artifacts")
         tuner = tune.Tuner(
-            gt.trainable_for(space, frontier, cache_dir=shared / "prefix_cache"),
-            tune_config=tune.TuneConfig(
-                search_alg=gt.Searcher(space, frontier, storage=storage, study_name="mine", cache_dir=shared / "prefix_cache", artifacts=tmp_path / "artifacts"),
-                num_samples=3,
-            ),
-            run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=gt.CostStopper(), callbacks=[gt.TrialLines(3)], verbose=0),
+            p.trainable, tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3),
+            run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=p.stop, callbacks=p.callbacks, verbose=0),
         )
         grid = tuner.fit()
     finally:
@@ -44,14 +41,49 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path, monke
     M_ref = study.user_attrs["M_ref"]
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert done and all(t.value == pytest.approx(t.user_attrs["M"] / M_ref) for t in done)
-    assert all(t.user_attrs["constraint"] == [pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])] for t in done)
+    # the constraint the Optuna-5 way, stored once (not also as a user attribute)
+    assert all(t.constraints == {"accuracy": pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])} for t in done)
+    assert all("constraint" not in t.user_attrs for t in done)
     best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
     assert load_best(storage, "mine").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+    assert load_best(study).stages == load_best(storage, "mine").stages  # a Study object does too
     assert "network_artifact" in best.user_attrs and study.user_attrs["artifact_store"] == str((tmp_path / "artifacts").resolve())
     # every trial's stage checkpoints landed in the user's storage_path
     assert len(list((shared / "mine").glob("*/checkpoint_*/*.pt"))) >= len(done)
+    # Tune's own tools read growsearch's reports right: the best result is the best feasible trial
+    got = grid.get_best_result("M_ratio_feasible", "min")
+    assert got.metrics["M_ratio"] == pytest.approx(best.value) and got.metrics["feasible"]
+    assert all(set(r.metrics) >= {"M_ratio", "M_ratio_feasible", "stage_acc", "val_acc"} for r in grid)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_rung_scheduler_runs_on_growsearch_reports(setup, tmp_path: Path) -> None:
+    """ASHA on the stage accuracy sees that key in every report, the plan's included (as NaN)."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from growsearch.search.tune import tune_pieces
+
+    space, frontier = setup
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        p = tune_pieces(space, frontier, storage=f"sqlite:///{tmp_path / 'asha.db'}", cache_dir=tmp_path / "cache", trials=3)
+        grid = tune.Tuner(
+            p.trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=p.search_alg, num_samples=3, scheduler=ASHAScheduler(metric="stage_acc", mode="max", max_t=3, grace_period=1),
+            ),
+            run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    assert grid.num_errors == 0 and len(grid) == 3
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -> None:
     import os
     import subprocess
@@ -78,3 +110,26 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "best" / "best_schedule.json").is_file() and (tmp_path / "best" / "network.pt").is_file()
+
+
+def test_the_cost_stopper_prunes_on_the_plan() -> None:
+    from growsearch.search.tune import CostStopper
+
+    nan = float("nan")
+    stop = CostStopper()
+    assert not stop("a", {"planned": True, "planned_ratio": 5.0, "M_ratio": nan})  # no feasible trial yet
+    assert not stop("a", {"final": True, "feasible": True, "M_ratio": 0.5})
+    assert stop("b", {"planned": True, "planned_ratio": 0.5, "M_ratio": nan})  # cannot beat 0.5
+    assert not stop("c", {"planned": True, "planned_ratio": 0.49, "M_ratio": nan})
+    assert stop("c", {"stage": 1, "cum_ratio": 0.5, "M_ratio": nan})  # the cumulative rule
+    assert not stop("d", {"stage": 1, "cum_ratio": nan, "M_ratio": nan})  # a cost unknown mid-run stops nothing
+
+
+def test_the_private_ray_attributes_growsearch_uses_exist() -> None:
+    """Searcher reads OptunaSearch's study and trial map, which Ray keeps private and offers no
+    public handle for (checked on Ray 2.60): this fails loudly when a Ray release renames them."""
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    s = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="m", mode="min")
+    assert isinstance(s._ot_study, optuna.Study) and isinstance(s._ot_trials, dict) and isinstance(s._completed_trials, set)

@@ -1,0 +1,288 @@
+"""The judge of a trial: one object that holds the frontier, the tolerance and the target, and
+answers everything every route asks of a trial.
+
+A trial's ratio is its cost over the cheapest from-scratch cost that reaches the target on the
+frontier (the target: the frontier's best validation accuracy − tolerance); it is feasible when
+its validation accuracy reaches the target (and, with a floor, its FGSM accuracy the floor); it
+can no longer win once its ratio, planned or cumulative so far (both only grow), reaches the
+best feasible one. The Optuna objective and pruner, the Tune trainable, searcher and stopper,
+the study records and the command's report are thin adapters over a :class:`Judge`.
+
+What "cost" means is a :class:`Cost` registered by name: ``"M"`` (training MACs, the default:
+ratio ``M_ratio``) and ``"wall_s"`` (wall-clock seconds: ratio ``wall_ratio``) ship; a new
+objective is one :func:`register_cost` call.
+
+Example:
+    >>> from growsearch.train.frontier import Frontier, FrontierPoint, Reference
+    >>> pts = [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=m / 10, lr=0.05) for e, m, a in ((2, 100, 0.80), (4, 200, 0.90))]
+    >>> judge = Judge(Frontier("digits", 10, list(range(10)), 0.1, 0, "ab12", {}, [Reference("vgg19", "vgg19", None, pts)]), tolerance=0.0)
+    >>> judge.target, judge.ref_cost, judge.ratio(100.0)
+    (0.9, 200.0, 0.5)
+    >>> judge.cannot_win(0.6, best=0.5), judge.cannot_win(0.4, best=0.5)
+    (True, False)
+    >>> Judge(judge.frontier, tolerance=0.0, cost="wall_s").metric
+    'wall_ratio'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable
+
+from growsearch._extensions import caller, record
+from growsearch.errors import GrowsearchError
+from growsearch.train.frontier import Frontier
+
+__all__ = [
+    "FGSM_METRIC", "STAGE_FIELDS", "Cost", "Judge", "SearchError", "StopTrial", "best_trial", "cannot_win", "feasible_trials", "get_cost",
+    "list_costs", "register_cost",
+]
+
+
+class SearchError(GrowsearchError, ValueError):
+    """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
+
+FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (the attacker knows the final net)
+# per stage of a finished trial: what its "stages" user attribute keeps
+STAGE_FIELDS = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
+
+
+class StopTrial(Exception):
+    """Raised inside a trial's stage callback to end it: it can no longer win (:func:`cannot_win`)."""
+
+
+def cannot_win(ratio: float, best: float | None) -> bool:
+    """The one rule every route stops or prunes by: a trial whose ratio (planned, or cumulative
+    so far, which only grows) already reaches the best feasible one can no longer be the answer.
+    Unlike a rung rule (ASHA), it never discards a schedule that could have won."""
+    return best is not None and ratio >= best
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a trial's ratio divides: the run's cost over the frontier's at the target."""
+
+    name: str  # what Judge(cost=...), Objective(cost=...) and --cost call it ("M", "wall_s")
+    metric: str  # the ratio's name in Optuna and Tune ("M_ratio")
+    of_run: Callable[[Any], float]  # a finished RunResult's cost
+    frontier_key: str = "M"  # what each frontier budget records of the same cost ("M", "wall_s"): the denominator
+    so_far: Callable[[Any], float] | None = None  # the cost up to a StageResult, earlier stages included (None: not known mid-run)
+    plannable: bool = False  # a fixed-epoch schedule's cost is its planned M: a trial can be judged before it trains
+    what: str = ""  # in words, for --help and reports
+
+
+def _run_M(result: Any) -> float:
+    return float(result.M)
+
+
+def _M_so_far(stage: Any) -> float:
+    return float(stage.history[-1]["cum_M"])  # every epoch row carries the run's cumulative M
+
+
+def _run_wall(result: Any) -> float:
+    # the stages' own wall times: a stage loaded from the prefix cache counts what training it took
+    return float(sum(s.wall_s for s in result.stages))
+
+
+_COSTS: dict[str, Cost] = {}
+
+
+def register_cost(cost: Cost) -> Cost:
+    """Make ``cost`` an objective every route can minimise (``Judge(cost=NAME)``,
+    ``Objective(cost=NAME)``, ``growsearch search --cost NAME``): one call, nothing else to change.
+    Its ``frontier_key`` must be a value each frontier budget records (``M``, ``wall_s``).
+
+    Example:
+        >>> _ = register_cost(Cost("M_nonzero", "nonzero_ratio", lambda r: r.M_nonzero, frontier_key="M", what="MACs with zero weights skipped"))
+        >>> "M_nonzero" in list_costs()
+        True
+    """
+    from growsearch.train.frontier import FrontierPoint
+
+    if cost.frontier_key not in FrontierPoint.__dataclass_fields__ or cost.frontier_key in ("epochs", "seeds", "lr_sweep"):
+        raise SearchError(f"cost {cost.name!r}: a frontier budget records no {cost.frontier_key!r}; use M or wall_s")
+    taken = {c.metric: c.name for c in _COSTS.values() if c.name != cost.name}
+    if cost.metric in taken:
+        raise SearchError(f"cost {cost.name!r}: the metric name {cost.metric!r} already belongs to cost {taken[cost.metric]!r}")
+    record(register_cost, cost, by=caller())  # so the Ray workers a search starts register it too
+    _COSTS[cost.name] = cost
+    return cost
+
+
+def get_cost(name: str) -> Cost:
+    """A registered cost by name (``"M"``, ``"wall_s"``)."""
+    try:
+        return _COSTS[name]
+    except KeyError:
+        raise SearchError(f"unknown cost {name!r}; known: {', '.join(list_costs())}") from None
+
+
+def list_costs() -> list[str]:
+    return sorted(_COSTS)
+
+
+register_cost(Cost("M", "M_ratio", _run_M, "M", _M_so_far, plannable=True, what="training MACs, Σ samples × forward MACs"))
+register_cost(Cost("wall_s", "wall_ratio", _run_wall, "wall_s", what="wall-clock seconds of training and per-epoch evaluation"))
+
+
+def feasible_trials(trials: list, metric: str = "M_ratio") -> list:
+    """Complete, finished and feasible trials (under every constraint) that carry ``metric``."""
+    import optuna
+
+    return [
+        t for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and metric in t.user_attrs
+    ]
+
+
+def best_trial(study: Any, metric: str | None = None) -> Any | None:
+    """The cheapest feasible trial of ``study`` by ``metric`` (default: the one recorded on it), or None."""
+    metric = metric or study.user_attrs.get("metric", "M_ratio")
+    return min(feasible_trials(study.trials, metric), key=lambda t: t.user_attrs[metric], default=None)
+
+
+@dataclass(frozen=True)
+class Judge:
+    """What every trial of a study is judged by.
+
+    Args:
+        frontier: the from-scratch frontier (the denominator).
+        tolerance: feasible when validation accuracy ≥ the frontier's best − tolerance.
+        cost: a registered :class:`Cost` name (``"M"``; ``"wall_s"``).
+        min_fgsm_acc: a floor on FGSM mutual-inference accuracy: a second constraint.
+    """
+
+    frontier: Frontier
+    tolerance: float = 0.005  # 0.5 pt: the paper's iso-accuracy band
+    cost: str = "M"
+    min_fgsm_acc: float | None = None
+    _cost: Cost = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_cost", get_cost(self.cost))
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not 0 <= self.tolerance < 1:
+            raise SearchError(f"tolerance is a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
+
+    # --- the yardstick ------------------------------------------------------------------------
+
+    @property
+    def target(self) -> float:
+        """The validation accuracy a feasible trial reaches: the frontier's best − tolerance."""
+        return self.frontier.best_val_acc - self.tolerance
+
+    @cached_property
+    def ref(self) -> dict:
+        """How the frontier reaches the target: its cost there (under the cost's key), the
+        reference, and whether that is a bound (see :meth:`Frontier.scratch`)."""
+        return self.frontier.scratch(self.target, self._cost.frontier_key)
+
+    @property
+    def ref_cost(self) -> float:
+        """The ratio's denominator: the cheapest from-scratch cost that reaches the target."""
+        return float(self.ref[self._cost.frontier_key])
+
+    @property
+    def metric(self) -> str:
+        """The ratio's name in Optuna and Tune (``M_ratio``)."""
+        return self._cost.metric
+
+    @property
+    def feasible_metric(self) -> str:
+        """The ratio where a trial is feasible, ``inf`` everywhere else (``M_ratio_feasible``):
+        what Tune's ``get_best_result(..., "min")`` and schedulers should read."""
+        return f"{self._cost.metric}_feasible"
+
+    def ratio(self, value: float) -> float:
+        return float(value) / self.ref_cost
+
+    def planned_ratio(self, planned_M: int | None) -> float | None:
+        """A fixed-epoch schedule's ratio from its plan, where the cost is plannable; else None."""
+        return None if planned_M is None or not self._cost.plannable else self.ratio(planned_M)
+
+    def cumulative_ratio(self, stage: Any) -> float:
+        """The ratio a run has spent up to a finished stage (a ``StageResult``); NaN when the cost
+        is not known mid-run. It only grows, so it can end a trial that can no longer win."""
+        return math.nan if self._cost.so_far is None else self.ratio(self._cost.so_far(stage))
+
+    cannot_win = staticmethod(cannot_win)
+
+    # --- a finished trial ---------------------------------------------------------------------
+
+    def metrics(self, result: Any) -> dict:
+        """A finished run's metrics, as every route records them: M, the ratio, accuracies
+        (feasibility reads validation; test is only reported), cost spent, the constraints."""
+        ratio = self.ratio(self._cost.of_run(result))
+        out = {
+            "M": result.M, self.metric: ratio, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
+            "constraint": self.target - result.val_acc, "wall_s": result.wall_s, "spent_M": result.spent_M,
+            "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
+            "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
+        }
+        return self._settle(out)
+
+    def add_fgsm(self, metrics: dict, fgsm: dict) -> dict:
+        """``metrics`` with a run's FGSM accuracies (``fgsm_mi_acc``, ``fgsm_acc``, ``fgsm_eps``)
+        and, with a floor, its second constraint (which feasibility then also needs)."""
+        out = {**metrics, **fgsm}
+        if self.min_fgsm_acc is not None:
+            out["fgsm_constraint"] = float(self.min_fgsm_acc) - float(fgsm[FGSM_METRIC])
+        return self._settle(out)
+
+    def _settle(self, metrics: dict) -> dict:
+        feasible = all(c <= 0 for c in self.constraints(metrics))
+        return {**metrics, "feasible": feasible, self.feasible_metric: metrics[self.metric] if feasible else math.inf}
+
+    @staticmethod
+    def constraints(metrics: dict) -> list[float]:
+        """A finished trial's constraints, ≤ 0 each when feasible: accuracy, then the FGSM floor if set."""
+        return [float(metrics["constraint"])] + ([float(metrics["fgsm_constraint"])] if "fgsm_constraint" in metrics else [])
+
+    # --- reports to Tune ----------------------------------------------------------------------
+
+    def pending(self, fgsm: bool = False) -> dict:
+        """The metrics a report carries before the trial has finished: NaN or inf, so Tune's
+        strict metric check, its schedulers (ASHA, HyperBand on ``stage_acc``) and
+        ``get_best_result`` see every key in every report and never a value a finished trial
+        did not earn."""
+        return {self.metric: math.nan, self.feasible_metric: math.inf, "val_acc": math.nan, **({FGSM_METRIC: math.nan} if fgsm else {})}
+
+    # --- a study's trials ---------------------------------------------------------------------
+
+    def feasible(self, trials: list) -> list:
+        """Complete, finished and feasible trials of a study (under every constraint)."""
+        return feasible_trials(trials, self.metric)
+
+    def best(self, study: Any) -> Any | None:
+        """The cheapest feasible trial of ``study``, or None."""
+        return best_trial(study, self.metric)
+
+    def best_ratio(self, study: Any) -> float | None:
+        best = self.best(study)
+        return None if best is None else float(best.user_attrs[self.metric])
+
+    def record(self, study: Any) -> None:
+        """Store on ``study`` what its trials are judged by (``load_best`` and ``growsearch export``
+        rebuild the judge from it: :meth:`from_study`)."""
+        if "frontier" not in study.user_attrs:
+            study.set_user_attr("frontier", self.frontier.to_dict())
+        for key, value in (
+            ("tolerance", self.tolerance), ("cost", self.cost), ("metric", self.metric), ("target_acc", self.target),
+            ("ref_cost", self.ref_cost), ("min_fgsm_acc", self.min_fgsm_acc),
+        ):
+            study.set_user_attr(key, value)
+        if self.cost == "M":
+            study.set_user_attr("M_ref", self.ref_cost)  # M_scratch(target), as studies made before the judge record it
+
+    @classmethod
+    def from_study(cls, study: Any) -> "Judge":
+        """The judge a study's trials were judged by (see :meth:`record`)."""
+        attrs = study.user_attrs
+        if "frontier" not in attrs:
+            raise SearchError(f"study {study.study_name!r} holds no frontier: it was not made by growsearch")
+        front = Frontier.from_dict(attrs["frontier"])
+        tol = attrs.get("tolerance")
+        if tol is None:  # studies made before the judge stored only the target
+            tol = front.best_val_acc - attrs["target_acc"] if "target_acc" in attrs else attrs.get("space", {}).get("tolerance", 0.005)
+        return cls(front, tolerance=max(0.0, float(tol)), cost=attrs.get("cost", "M"), min_fgsm_acc=attrs.get("min_fgsm_acc"))
