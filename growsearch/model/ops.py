@@ -31,11 +31,11 @@ from growsearch._extensions import caller as _caller, forget as _forget, record 
 from growsearch.model.arch import ArchError, ArchSpec, build_model, Family, get_family, parse_arch, spec_for
 from growsearch.model.cost import count_params, macs_per_sample
 from growsearch.model.net2net import deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
-from growsearch.model.prune import identity_masks_supported, prune, pruned_widths
+from growsearch.model.prune import identity_masks, identity_masks_supported, prune, pruned_widths
 
 __all__ = [
     "StageView", "Run", "Step", "Op",
-    "Build", "Prune", "Deepen", "Widen", "AddClasses", "RescaleStem", "ChangeResolution",
+    "Build", "Prune", "Deepen", "Widen", "AddClasses", "ZeroMask", "RescaleStem", "ChangeResolution",
     "FIRST", "GROW", "plan_transition", "apply_transition", "first_ops", "grow", "register_op", "transition_ops", "unregister_op",
 ]
 
@@ -79,7 +79,12 @@ class Run:
     noise: float = 0.0  # symmetry-breaking noise for widening (0 keeps the function exactly)
     # the pruned network's accuracies on the previous stage's data (run_schedule scores them)
     score: Callable[[nn.Module], dict] | None = None
-    record: dict = field(default_factory=dict)  # what ops report: "prune" (result.json's), "inserted" layers
+    # what the ops of one stage hand on, each field written by one op:
+    prune: dict | None = None  # Prune: ratio, sizes and accuracies before and after (result.json's "prune")
+    inserted: list[tuple[int, int]] = field(default_factory=list)  # Deepen: (block, layer) of the identity layers it inserted
+    masked_before: list[tuple[int, int]] = field(default_factory=list)  # the identity layers earlier stages' zero masks kept
+    masked: list[tuple[int, int]] = field(default_factory=list)  # ZeroMask: the layers whose zeros this stage keeps (else none)
+    masks: dict[str, torch.Tensor] | None = None  # ZeroMask: their non-zero patterns, re-applied after every optimizer step
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ class Prune(Op):
         before = (count_params(model), macs_per_sample(model, shape))
         model = prune(model, ratio, input_shape=shape)
         scores = step.run.score(model) if step.run.score is not None else {}
-        step.run.record["prune"] = {
+        step.run.prune = {
             "ratio": ratio, "params_before": before[0], "params_after": count_params(model),
             "macs_before": before[1], "macs_after": macs_per_sample(model, shape),
             **scores, "widths_after": [list(b) for b in model.arch_spec.widths],
@@ -186,7 +191,7 @@ class Deepen(Op):
     def apply(self, model, step):
         before, after = step.before.depths, step.after.depths
         # the (block, layer) positions of the identity layers, for the zero mask
-        step.run.record.setdefault("inserted", []).extend((b, l) for b, (o, d) in enumerate(zip(before, after)) for l in range(o, d))
+        step.run.inserted.extend((b, l) for b, (o, d) in enumerate(zip(before, after)) for l in range(o, d))
         return deepen(model, after)
 
 
@@ -254,11 +259,28 @@ class ChangeResolution(Op):
         return f"resolution {step.stage.prev_resolution}→{step.stage.resolution} px"
 
 
+class ZeroMask(Op):
+    """Keeps the zero taps of the identity kernels Net2Net inserted (this stage's and those of
+    earlier stages that kept theirs) at zero while the stage trains: it takes their non-zero
+    patterns right after growth (``Run.masks``, which the epoch loop re-applies after every
+    optimizer step). A stage without ``zero_mask`` keeps none, and the chain starts again."""
+
+    name = "zero mask"
+
+    def plan(self, spec, stage):
+        return spec if stage.zero_mask else None  # whether the stage deepens and the family can mask: Deepen.plan checks
+
+    def apply(self, model, step):
+        step.run.masked = step.run.masked_before + step.run.inserted
+        step.run.masks = identity_masks(model, step.run.masked)
+        return model
+
+
 FIRST: tuple[Op, ...] = (Build(),)  # stage 1
 GROW: tuple[Op, ...] = (Deepen(), Widen(), AddClasses())  # grow(): function-preserving growth, in this order
 
 # Every later stage's ops, in the order they apply: the shipped ones, then any register_op places.
-_TRANSITION: list[Op] = [Prune(), *GROW, RescaleStem(), ChangeResolution()]
+_TRANSITION: list[Op] = [Prune(), *GROW, ZeroMask(), RescaleStem(), ChangeResolution()]
 
 
 def register_op(op: Op, *, after: str | None = None, before: str | None = None) -> Op:

@@ -17,10 +17,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from growsearch.errors import GrowsearchError
 
-__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule"]
+if TYPE_CHECKING:
+    from growsearch.data.dataset import Dataset
+
+__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule", "load_split"]
 
 
 class ScheduleError(GrowsearchError, ValueError):
@@ -229,3 +233,14 @@ def load_schedule(path: str | Path) -> Schedule:
     except Exception as e:  # noqa: BLE001 - both parsers' errors become one line
         raise ScheduleError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
     return Schedule.from_dict(d, source=str(path))
+
+
+def load_split(name: str, train: TrainConfig, *, dataset: "Dataset | None" = None) -> "Dataset":
+    """Load, validate and split, the one way every command does it: the dataset ``name`` (or
+    ``dataset``, already loaded and checked by its source) with the seeded, stratified
+    validation split ``train.val_fraction``/``train.val_seed`` every choice reads."""
+    from growsearch.data.dataset import create_dataset
+    from growsearch.data.split import with_validation
+
+    ds = dataset if dataset is not None else create_dataset(name)
+    return with_validation(ds, train.val_fraction, train.val_seed)

@@ -105,8 +105,8 @@ def robustness_report(
     """
     from tqdm.auto import tqdm
 
-    from growsearch.data.dataset import create_dataset, TEST_SELECTION_NOTE
-    from growsearch.data.split import with_validation
+    from growsearch.data.dataset import TEST_SELECTION_NOTE
+    from growsearch.plan.schedule import load_split, TrainConfig
     from growsearch.train.loop import resolve_device
     from growsearch.train.results import RunResult, versions
 
@@ -131,9 +131,8 @@ def robustness_report(
     _check_members_match(run, members, info)
     w = member_weights(members, weights)
     ds_name = info.schedule["dataset"]
-    ds = dataset if dataset is not None else create_dataset(ds_name)
-    tr = info.schedule.get("train", {})
-    ds = with_validation(ds, tr.get("val_fraction", 0.1), tr.get("val_seed", 0))  # the split the run selected on
+    # the split the run selected on (its recipe's, defaults included)
+    ds = load_split(ds_name, TrainConfig(**info.schedule.get("train", {})), dataset=dataset)
     C = ds.num_classes
     if sorted(members[-1].classes) != list(range(C)):
         raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")

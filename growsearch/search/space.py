@@ -119,6 +119,35 @@ class SearchSpace:
             self.train.validate()
         except ScheduleError as e:
             raise SpaceError(str(e)) from None
+        self._check_extremes()
+
+    def _check_extremes(self) -> None:
+        """Plan the most extreme schedules the space can propose, one choice at a time, so a
+        space that could propose an invalid schedule is refused when it is loaded, naming the
+        key, not inside every trial (a ResNet space with ``zero_mask: true``, say). Data-free:
+        class counts are nominal, and resolutions are checked against the data by the search."""
+        from growsearch.plan.planner import check
+        from growsearch.plan.schedule import ScheduleError
+
+        ladder = _ladder(self)
+        deeper = [a for a in ladder if _depth_rank(a) < _depth_rank(self.final_arch)]
+        smallest_res = min(self.resolutions) if self.resolutions else None
+        cases = [("archs", a, {}, {}) for a in ladder]
+        if smallest_res is not None:
+            cases += [("resolutions", a, {"resolution": smallest_res}, {}) for a in ladder]
+        if self.prune_ratio[1] > 0:
+            # the smallest ratio the space allows above 0: whether the family can be pruned at all
+            # (how far is capped when proposed, so a ratio never empties a layer)
+            ratio = max(self.prune_ratio[0], min(self.prune_ratio[1], 0.01))
+            cases += [("prune_ratio", a, {}, {"prune_ratio": ratio}) for a in ladder]
+        if self.zero_mask:
+            cases += [("zero_mask", a, {}, {"zero_mask": True}) for a in deeper]
+        for key, arch, first, last in cases:
+            sched = Schedule(self.dataset, [Stage(1, arch, 1, **first), Stage(2, self.final_arch, 1, **last)], seed=self.seed, train=self.train)
+            try:
+                check(sched)
+            except ScheduleError as e:
+                raise SpaceError(f"{key}: a schedule this space can propose ({arch} → {self.final_arch}) fails: {e}") from None
 
     def frontier_budgets(self) -> list[int]:
         """The frontier's budgets: ``budgets``, or a geometric ladder ending at ``baseline_epochs``."""

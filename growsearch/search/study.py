@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from growsearch.plan.schedule import Schedule
+from growsearch.plan.schedule import load_split, Schedule
 from growsearch.search.judge import FGSM_METRIC, Judge
 from growsearch.search.space import SearchSpace
 from growsearch.train.frontier import Frontier
@@ -36,10 +36,7 @@ FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole sche
 def split_data(source: SearchSpace | Schedule) -> Any:
     """The dataset of a space (or of one trial's schedule) with the validation split every trial
     and the frontier select on (``source.train.val_fraction`` and ``val_seed``)."""
-    from growsearch.data.dataset import create_dataset
-    from growsearch.data.split import with_validation
-
-    return with_validation(create_dataset(source.dataset), source.train.val_fraction, source.train.val_seed)
+    return load_split(source.dataset, source.train)
 
 
 def set_constraints(trial: Any, metrics: dict) -> None:

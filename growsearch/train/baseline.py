@@ -21,10 +21,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 from growsearch.model.arch import ArchError, ArchSpec, spec_for
 from growsearch.data.dataset import create_dataset, Dataset
-from growsearch.data.split import class_order, with_validation
+from growsearch.data.split import class_order
 from growsearch.train.frontier import budget_run_dir, check_budgets, Frontier, FRONTIER_FILE, FrontierError, FrontierPoint, Reference
 from growsearch.train.results import check_out_dir, OutputExistsError, RunResult
-from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.plan.schedule import load_split, Schedule, Stage, TrainConfig
 from growsearch.train.run import run_schedule
 
 __all__ = ["baseline_schedule", "run_baseline", "run_frontier"]
@@ -146,7 +146,7 @@ def run_frontier(
     if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
         raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
     raw = dataset if dataset is not None else create_dataset(data)
-    ds = with_validation(raw, cfg.val_fraction, cfg.val_seed)
+    ds = load_split(data, cfg, dataset=raw)
     refs: list[tuple[str, str, dict | None]] = [(a, a, None) for a in archs]
     for run_dir in specs_from:
         r = RunResult.load(run_dir)

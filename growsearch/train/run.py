@@ -35,17 +35,17 @@ from torch import nn
 from growsearch.model.arch import ArchSpec
 from growsearch.model.cost import count_params, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
-from growsearch.data.split import subset, with_validation
+from growsearch.data.split import subset
 from growsearch.train.loop import eval_loader, evaluate, resolve_device, schedule_threads, train_stage
 from growsearch.model.ops import apply_transition, Run
 from growsearch.plan.planner import plan_schedule
 from growsearch.train.plots import plot_curve
 from growsearch.train.prefix import find_prefix, find_resume, prefix_key
-from growsearch.model.prune import identity_masks, nonzero_macs_per_sample
+from growsearch.model.prune import nonzero_macs_per_sample
 from growsearch.train.results import (
     check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
 )
-from growsearch.plan.schedule import Schedule, TrainConfig
+from growsearch.plan.schedule import load_split, Schedule, TrainConfig
 
 if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
@@ -124,7 +124,7 @@ def run_schedule(
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     plans = plan_schedule(schedule, dataset=ds, init_spec=init_spec)  # the one check; every stage's network and cost
-    ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
+    ds = load_split(schedule.dataset, schedule.train, dataset=ds)
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)
@@ -174,12 +174,12 @@ def run_schedule(
         res = plan.resolution
         input_shape = (ds.in_chans, res, res)
         # the plan's steps applied to the trained network; the result is checked to be the planned network
-        run = Run(generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(prev_data, schedule.train, dev, prev_res))
+        run = Run(
+            generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(prev_data, schedule.train, dev, prev_res),
+            masked_before=masked,
+        )
         model = apply_transition(model, plan.steps, plan.spec, run)
-        prune_info = run.record.get("prune")
-        if i > 1:  # the identity layers whose zeros a zero mask keeps, this stage's and earlier masked stages'
-            masked = masked + run.record.get("inserted", []) if st.zero_mask else []
-        masks = identity_masks(model, masked) if masked else None
+        prune_info, masked, masks = run.prune, run.masked, run.masks  # what the Prune and ZeroMask ops handed on
         # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
         # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
         model = model.to(dev, memory_format=torch.channels_last)

@@ -53,7 +53,7 @@ def test_prune_narrows_as_planned_and_records_what_it_kept() -> None:
     run = Run(score=lambda m: {"val_acc_after_prune": 0.5})
     pruned = _one(Prune(), model, stage, run)
     assert pruned.arch_spec.widths[0] == (8,)
-    rec = run.record["prune"]
+    rec = run.prune
     assert rec["ratio"] == 0.5 and rec["params_after"] < rec["params_before"] and rec["val_acc_after_prune"] == 0.5
     assert Prune().plan(model.arch_spec, replace(stage, prune_ratio=0.0)) is None
 
@@ -69,7 +69,7 @@ def test_growth_ops_keep_the_function(op: Op, small: str, big: str) -> None:
     with torch.no_grad():
         assert _rel_err(model(X), grown(X)) <= TOL
     if isinstance(op, Deepen):  # the inserted (block, layer) positions, for the zero mask
-        assert run.record["inserted"] and all(l >= model.arch_spec.depths[b] for b, l in run.record["inserted"])
+        assert run.inserted and all(l >= model.arch_spec.depths[b] for b, l in run.inserted)
 
 
 def test_add_classes_keeps_the_old_logits_and_refuses_to_drop_classes() -> None:

@@ -30,7 +30,7 @@ def test_a_registered_family_and_source_run_a_schedule_end_to_end(tmp_path) -> N
     assert "stripes" in growsearch.list_sources() and "slim7" in " ".join(growsearch.list_archs())
     sched = Schedule("stripes:3", [Stage(2, "slim5@0.5", 2), Stage(4, "slim7@1.0", 2, prune_ratio=0.25, zero_mask=True)])
     plans = plan_schedule(sched)
-    assert plans[1].ops == ("prune R=0.25", "deepen", "widen", "add classes 2→4")
+    assert plans[1].ops == ("prune R=0.25", "deepen", "widen", "add classes 2→4", "zero mask")
     result = run_schedule(sched, out_dir=tmp_path / "run", progress=False)
     assert result.M == sum(p.M for p in plans)
     # slim5@0.5 = 8/16/32/32/32, pruned by a quarter to 6/12/24/24/24, then doubled (@0.5 → @1.0); new layers copy their block's width

@@ -41,7 +41,7 @@ def test_planned_M_equals_trained_M(npz_data: str, name: str) -> None:
 def test_ops_name_each_transition_in_order(npz_data: str) -> None:
     plans = plan_schedule(Schedule(npz_data, CASES["vgg: prune + deepen + widen + zero mask"]))
     assert plans[0].ops == ("build",) and plans[0].spec_before is None
-    assert plans[1].ops == ("prune R=0.5", "deepen", "widen", "add classes 2→4")
+    assert plans[1].ops == ("prune R=0.5", "deepen", "widen", "add classes 2→4", "zero mask")
     assert plans[1].spec_before == plans[0].spec
     stem = plan_schedule(Schedule(npz_data, CASES["resnet_stem7: stem rescaled 16 → 32 px"]))
     assert stem[0].ops == ("build with a 5x5 stem kernel",) and stem[0].spec.stem_kernel == 5

@@ -129,3 +129,18 @@ def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_p
     # installed inside the package, where shipped_spaces_dir() looks first: found by name after `pip install`
     assert sorted(n.split("/")[-1] for n in names if n.startswith("growsearch/search_spaces/")) == top
     assert not [n for n in names if n.startswith("search_spaces/")]
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"zero_mask": True}, "zero_mask: a schedule this space can propose"),  # ResNet inserts no identity kernels to mask
+    ({"prune_ratio": (0.0, 0.5)}, "prune_ratio: a schedule this space can propose"),  # ResNet cannot be pruned
+])
+def test_a_space_that_can_propose_an_invalid_schedule_is_refused_when_loaded(tmp_path: Path, change: dict, key: str) -> None:
+    import yaml
+
+    d = yaml.safe_load((REPO / "search_spaces" / "cifar10_resnet.yaml").read_text())
+    d.update({k: list(v) if isinstance(v, tuple) else v for k, v in change.items()})
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(SpaceError, match=key):
+        load_space(path)
