@@ -98,7 +98,10 @@ def search_report(res) -> str:
     if front.val_fraction == 0:
         lines.append(TEST_SELECTION_NOTE)
     lines.append(f"trials: {shown(res.out_dir / 'trials.csv')}, plot: {shown(res.out_dir / 'pareto.png')}")
-    lines.append(f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}")
+    import importlib.util
+
+    missing = "" if importlib.util.find_spec("optuna_dashboard") else '  (pip install "growsearch[dashboard]" first)'
+    lines.append(f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}{missing}")
     return "\n".join(lines)
 
 

@@ -70,6 +70,7 @@ class Dataset:
     val_fraction: float | None = None  # None: no split made yet; 0: the validation split is the test split
     val_seed: int = 0  # seed of the validation split
     val_id: str = ""  # hash of the validation samples' indices: runs and frontiers compare it
+    class_names: tuple[str, ...] = ()  # label j's name (folder, synset, CIFAR label); "0", "1", ... where the source has none
 
     @property
     def in_chans(self) -> int:
@@ -117,14 +118,17 @@ def _add_source(key: str, fn: Callable[[str | None], Dataset], *, by: str | None
     return fn
 
 
-def from_arrays(name: str, x_train, y_train, x_test, y_test, *, flip: bool = True, num_classes: int | None = None) -> Dataset:
+def from_arrays(
+    name: str, x_train, y_train, x_test, y_test, *, flip: bool = True, num_classes: int | None = None, class_names=None,
+) -> Dataset:
     """A :class:`Dataset` from images (uint8, NHWC or NCHW, numpy or torch) and integer labels
-    0..k-1; raises ``DataError`` naming what is wrong. ``flip``: horizontal flips keep labels."""
-    return _finish(name, x_train, y_train, x_test, y_test, flip=flip, num_classes=num_classes)
+    0..k-1; raises ``DataError`` naming what is wrong. ``flip``: horizontal flips keep labels;
+    ``class_names``: label j's name (default ``"j"``)."""
+    return _finish(name, x_train, y_train, x_test, y_test, flip=flip, num_classes=num_classes, class_names=class_names)
 
 
 def _finish(
-    name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None
+    name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None, class_names=None,
 ) -> Dataset:
     xtr, xte = _as_uint8_nchw(xtr, f"{name}: train images"), _as_uint8_nchw(xte, f"{name}: test images")
     ytr, yte = _labels(ytr, f"{name}: train labels"), _labels(yte, f"{name}: test labels")
@@ -149,7 +153,10 @@ def _finish(
     if idx is None:  # sources with separate train and test files: test samples come after the train ones
         idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
     itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
-    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite)
+    names = tuple(str(c) for c in (class_names if class_names is not None else range(k)))
+    if len(names) != k:
+        raise DataError(f"{name}: {len(names)} class names for {k} classes: give one name per class")
+    return Dataset(name, xtr, ytr, xte, yte, k, mean, std, flip, itr, ite, class_names=names)
 
 
 def _labels(y, name: str) -> torch.Tensor:

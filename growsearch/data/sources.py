@@ -56,7 +56,7 @@ def _cifar(arg: str | None, cls_name: str, folder: str) -> Dataset:
             f"{cls_name.lower()} not found under {root}: expected {root / folder}/ in torchvision's format "
             f"(pass '{cls_name.lower()}:ROOT' or set GROWSEARCH_DATA; growsearch never downloads)"
         ) from None
-    return _finish(cls_name.lower(), tr.data, tr.targets, te.data, te.targets, num_classes=len(tr.classes))
+    return _finish(cls_name.lower(), tr.data, tr.targets, te.data, te.targets, num_classes=len(tr.classes), class_names=tr.classes)
 
 
 @register_source("cifar10")
@@ -229,7 +229,9 @@ def _imagefolder(arg: str | None) -> Dataset:
     else:
         raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
     a = _cached(key, "imagefolder", build)
-    return _finish(f"imagefolder:{root}", a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]))
+    return _finish(
+        f"imagefolder:{root}", a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist(),
+    )
 
 
 @register_source("tinyimagenet")
@@ -251,7 +253,7 @@ def _tinyimagenet(arg: str | None) -> Dataset:
             yte.append(index[parts[1]])
     xtr = _load_images(ptr, f"tinyimagenet:{root}/train", None)
     xte = _load_images(pte, f"tinyimagenet:{root}/val", (xtr.shape[2], xtr.shape[1]))
-    return _finish("tinyimagenet", xtr, ytr, xte, yte, num_classes=len(classes))
+    return _finish("tinyimagenet", xtr, ytr, xte, yte, num_classes=len(classes), class_names=classes)
 
 
 @register_source("npz")

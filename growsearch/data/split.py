@@ -54,6 +54,7 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
         x_test=ds.x_test[mte],
         y_test=lut[ds.y_test[mte]],
         num_classes=len(classes),
+        class_names=tuple(ds.class_names[c] for c in classes) if ds.class_names else (),
         idx_train=ds.idx_train[mtr] if ds.idx_train is not None else None,
         idx_test=ds.idx_test[mte] if ds.idx_test is not None else None,
         **_subset_val(ds, lut),

@@ -53,7 +53,10 @@ class _Normalized(nn.Module):
 def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None):
     """``foolbox.PyTorchModel`` of ``model`` (put in eval mode) on [0, 1] images, normalised by
     ``preprocessing`` exactly as training normalised them."""
-    import foolbox as fb
+    try:
+        import foolbox as fb
+    except ImportError:  # an optional dependency: the extra that brings it
+        raise RobustnessError('FGSM needs Foolbox, which is optional: pip install "growsearch[robustness]"') from None
 
     model.eval()
     dev = torch.device(device) if device is not None else next(model.parameters()).device

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
@@ -47,7 +47,7 @@ from growsearch.robust.attack import (
 )
 from growsearch.robust.members import _check_members_match, load_members, RobustnessError
 from growsearch.robust.report import REPORT_FILE, RobustnessReport
-from growsearch.robust.sweeps import ablate, accuracy, sweep
+from growsearch.robust.sweeps import ablate, accuracy, sweep, unit_norms
 from growsearch.robust.vote import (
     _check_rule, _good, _index, member_weights, mutual_inference, no_decision, pick_threshold,
 )
@@ -103,12 +103,9 @@ def robustness_report(
     Returns:
         A :class:`growsearch.robust.report.RobustnessReport`: everything ``robustness.json`` holds.
     """
-    from tqdm.auto import tqdm
-
     from growsearch.data.dataset import TEST_SELECTION_NOTE
-    from growsearch.plan.schedule import load_split, TrainConfig
     from growsearch.train.loop import resolve_device
-    from growsearch.train.results import RunResult, versions
+    from growsearch.train.results import versions
 
     run = Path(run_dir)
     eps = _check_levels("FGSM epsilons (--eps)", eps, upper=1.0)
@@ -125,83 +122,132 @@ def robustness_report(
         from growsearch.train.results import OutputExistsError
 
         raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
-    info = RunResult.load(run)
-    dev = resolve_device(device)
-    members = load_members(run, device=dev)
-    _check_members_match(run, members, info)
-    w = member_weights(members, weights)
-    ds_name = info.schedule["dataset"]
-    # the split the run selected on (its recipe's, defaults included)
-    ds = load_split(ds_name, TrainConfig(**info.schedule.get("train", {})), dataset=dataset)
-    C = ds.num_classes
-    if sorted(members[-1].classes) != list(range(C)):
-        raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
-    base = None
-    if baseline_dir is not None:
-        base_ds = RunResult.load(baseline_dir).schedule["dataset"]
-        bmembers = load_members(baseline_dir, device=dev)
-        if base_ds != ds_name or sorted(bmembers[-1].classes) != list(range(C)):
-            raise RobustnessError(
-                f"baseline {baseline_dir} was trained on {base_ds} ({len(bmembers[-1].classes)} classes), "
-                f"the run on {ds_name} ({C} classes): pass a baseline trained on the run's dataset and classes"
-            )
-        base = bmembers[-1]
-
-    x, y = ds.x_test, ds.y_test
+    sub = _Subjects.load(run, baseline_dir, resolve_device(device), weights, rule, dataset)
+    if any(a > 0 for a in ablation):  # before any sweep runs: a family must say what its units are
+        unit_norms(sub.members[-1].model), sub.base and unit_norms(sub.base.model)
+    x, y = sub.ds.x_test, sub.ds.y_test
     if samples is not None and samples < len(y):
         pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
         x, y = x[pick], y[pick]
-    mean, std = ds.mean, ds.std
-    nets = [_Normalized(m.model, mean, std, m.resolution).to(dev) for m in members]
-    cls = [m.classes for m in members]
-    final_idx = _index(members[-1].classes, dev)
-    bnet = _Normalized(base.model, mean, std).to(dev) if base else None
-    bidx = _index(base.classes, dev) if base else None
-
-    def final_pred(xb):
-        return final_idx[_forward(nets[-1:], xb)[0].argmax(1)]
-
-    def mi_pred(xb):
-        return mutual_inference(_forward(nets, xb), cls, w, num_classes=C, rule=rule)
-
-    def base_pred(xb):
-        return bidx[_forward([bnet], xb)[0].argmax(1)]
-
-    models = {"final": final_pred, "final_mi": mi_pred} | ({"baseline": base_pred} if base else {})
     t0 = time.perf_counter()
     report = RobustnessReport(
-        run_dir=str(run), baseline_dir=str(baseline_dir) if baseline_dir else None, dataset=ds_name,
-        test_samples=len(y), num_classes=C, device=str(dev), seed=seed,
+        run_dir=str(run), baseline_dir=str(baseline_dir) if baseline_dir else None, dataset=sub.ds.name,
+        test_samples=len(y), num_classes=sub.C, device=str(sub.dev), seed=seed,
         members=[
             {"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "val_acc": m.val_acc, "test_acc": m.test_acc, "weight": wt}
-            for m, wt in zip(members, w)
+            for m, wt in zip(sub.members, sub.w)
         ],
-        selection="test" if ds.val_fraction == 0 else "validation",
-        weights=weights if isinstance(weights, str) else list(w), rule=rule,
+        selection="test" if sub.ds.val_fraction == 0 else "validation",
+        weights=weights if isinstance(weights, str) else list(sub.w), rule=rule,
     )
+    report.noise, report.ablation = _sweeps(sub, x, y, noise, ablation, draws, seed, batch_size, progress)
+    report.fgsm, report.detection = _attacks(sub, x, y, eps, detect_eps, thresholds, batch_size, progress)
+    if sub.ds.val_fraction == 0:
+        report.note = TEST_SELECTION_NOTE
+    report.wall_s = time.perf_counter() - t0
+    report.versions = versions()
+    if out:
+        from growsearch.robust.plots import plot_robustness
 
-    # --- Gaussian noise (the same draws for every model) and unit ablation -------------------
+        plot_robustness(report, run)
+        report.save(run / REPORT_FILE)
+    return report
+
+
+class _Subjects:
+    """What a report measures: the run's stage networks (the final one, and all of them voting by
+    mutual inference), the from-scratch baseline if given, and the data the run selected on."""
+
+    def __init__(self, members: list, base: Any, ds: Any, w: list[float], rule: str, dev: torch.device) -> None:
+        self.members, self.base, self.ds, self.w, self.rule, self.dev = members, base, ds, w, rule, dev
+        self.C = ds.num_classes
+        mean, std = ds.mean, ds.std
+        self.nets = [_Normalized(m.model, mean, std, m.resolution).to(dev) for m in members]
+        self.cls = [m.classes for m in members]
+        self.final_idx = _index(members[-1].classes, dev)
+        self.bnet = _Normalized(base.model, mean, std).to(dev) if base else None
+        self.bidx = _index(base.classes, dev) if base else None
+        # each column's prediction on [0, 1] images, as dataset class indices
+        self.models = {"final": self.final_pred, "final_mi": self.mi_pred} | ({"baseline": self.base_pred} if base else {})
+
+    @classmethod
+    def load(cls, run: Path, baseline_dir: str | Path | None, dev: torch.device, weights: Any, rule: str, dataset: Any) -> "_Subjects":
+        from growsearch.plan.schedule import load_split, TrainConfig
+        from growsearch.train.results import RunResult
+
+        info = RunResult.load(run)
+        members = load_members(run, device=dev)
+        _check_members_match(run, members, info)
+        w = member_weights(members, weights)
+        ds_name = info.schedule["dataset"]
+        # the split the run selected on (its recipe's, defaults included)
+        ds = load_split(ds_name, TrainConfig(**info.schedule.get("train", {})), dataset=dataset)
+        C = ds.num_classes
+        if sorted(members[-1].classes) != list(range(C)):
+            raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
+        base = None
+        if baseline_dir is not None:
+            base_ds = RunResult.load(baseline_dir).schedule["dataset"]
+            bmembers = load_members(baseline_dir, device=dev)
+            if base_ds != ds_name or sorted(bmembers[-1].classes) != list(range(C)):
+                raise RobustnessError(
+                    f"baseline {baseline_dir} was trained on {base_ds} ({len(bmembers[-1].classes)} classes), "
+                    f"the run on {ds_name} ({C} classes): pass a baseline trained on the run's dataset and classes"
+                )
+            base = bmembers[-1]
+        return cls(members, base, ds, w, rule, dev)
+
+    def final_pred(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.final_idx[_forward(self.nets[-1:], xb)[0].argmax(1)]
+
+    def mi_pred(self, xb: torch.Tensor) -> torch.Tensor:
+        return mutual_inference(_forward(self.nets, xb), self.cls, self.w, num_classes=self.C, rule=self.rule)
+
+    def base_pred(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.bidx[_forward([self.bnet], xb)[0].argmax(1)]
+
+
+def _sweeps(
+    sub: _Subjects, x: torch.Tensor, y: torch.Tensor, noise: list[float], ablation: list[float], draws: int, seed: int, batch_size: int,
+    progress: bool,
+) -> tuple[dict, dict]:
+    """Accuracy under Gaussian input noise (the same draws for every column) and under unit
+    ablation of the final network and the baseline."""
+    dev = sub.dev
+
     def noisy_acc(key: str, level: float, draw: int) -> float:
         g = torch.Generator(device=dev).manual_seed(seed * 100003 + draw)
-        return accuracy(models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
+        return accuracy(sub.models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
 
-    abl_models = {"final": (members[-1].model, final_pred)} | ({"baseline": (base.model, base_pred)} if base else {})
+    abl_models = {"final": (sub.members[-1].model, sub.final_pred)} | ({"baseline": (sub.base.model, sub.base_pred)} if sub.base else {})
 
     def ablated_acc(key: str, frac: float, draw: int) -> float:
         model, fn = abl_models[key]
         with ablate(model, frac, torch.Generator().manual_seed(seed * 100003 + draw)):
             return accuracy(fn, x, y, batch_size, dev)
 
-    report.noise = sweep("noise", "std", noise, draws, list(models), noisy_acc, progress)
-    report.ablation = sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress)
+    return (
+        sweep("noise", "std", noise, draws, list(sub.models), noisy_acc, progress),
+        sweep("ablation", "fraction", ablation, draws, list(abl_models), ablated_acc, progress),
+    )
 
-    # --- FGSM and no-decision detection -----------------------------------------------------
+
+def _attacks(
+    sub: _Subjects, x: torch.Tensor, y: torch.Tensor, eps: list[float], detect_eps: float, thresholds: list[float], batch_size: int,
+    progress: bool,
+) -> tuple[dict, dict]:
+    """FGSM accuracy of every column (MI classifies the final network's adversarials), and
+    no-decision detection: abstentions on clean and FGSM test inputs, thresholds chosen on
+    clean *validation* inputs."""
+    from tqdm.auto import tqdm
+
+    dev, rule, cls, C, base = sub.dev, sub.rule, sub.cls, sub.C, sub.base
     attack_eps = sorted(set(eps) | {detect_eps})
-    fm_final = foolbox_model(members[-1].model, mean, std, device=dev)
-    fm_base = foolbox_model(base.model, mean, std, device=dev) if base else None
-    hits = {k: [0] * len(attack_eps) for k in models}
+    fm_final = foolbox_model(sub.members[-1].model, sub.ds.mean, sub.ds.std, device=dev)
+    fm_base = foolbox_model(base.model, sub.ds.mean, sub.ds.std, device=dev) if base else None
+    hits = {k: [0] * len(attack_eps) for k in sub.models}
     T = len(thresholds)
-    det = {k: {"clean_abstain": torch.zeros(T, dtype=torch.float64), "adv_good": torch.zeros(T, dtype=torch.float64)} for k in models}
+    det = {k: {"clean_abstain": torch.zeros(T, dtype=torch.float64), "adv_good": torch.zeros(T, dtype=torch.float64)} for k in sub.models}
     di = attack_eps.index(detect_eps)
 
     def count_detection(key, clean_logits, clean_cls, adv_logits, yb):
@@ -212,44 +258,34 @@ def robustness_report(
 
     bar = tqdm(total=len(y), desc="fgsm", disable=not progress, unit="img")
     for xb, yb in _batches(x, y, batch_size, dev):
-        clean = _forward(nets, xb)
-        for k, (logits, final_ok, mi_ok) in enumerate(_attacked(nets, fm_final, cls, w, xb, yb, attack_eps, C, rule)):
+        clean = _forward(sub.nets, xb)
+        for k, (logits, final_ok, mi_ok) in enumerate(_attacked(sub.nets, fm_final, cls, sub.w, xb, yb, attack_eps, C, rule)):
             hits["final"][k] += final_ok
             hits["final_mi"][k] += mi_ok
             if k == di:
                 count_detection("final", clean[-1:], cls[-1:], logits[-1:], yb)
                 count_detection("final_mi", clean, cls, logits, yb)
         if base:
-            bclean = _forward([bnet], xb)
+            bclean = _forward([sub.bnet], xb)
             for k, adv in enumerate(_fgsm(fm_base, xb, _to_index(yb, base.classes, C), attack_eps)):
-                logits = _forward([bnet], adv)
-                hits["baseline"][k] += int((bidx[logits[0].argmax(1)] == yb).sum())
+                logits = _forward([sub.bnet], adv)
+                hits["baseline"][k] += int((sub.bidx[logits[0].argmax(1)] == yb).sum())
                 if k == di:
                     count_detection("baseline", bclean, [base.classes], logits, yb)
         bar.update(len(yb))
     bar.close()
     # Thresholds for a target FNR are chosen on clean *validation* inputs, then read on test.
-    val_abstain = {k: torch.zeros(T, dtype=torch.float64) for k in models}
-    for xb, _ in _batches(ds.x_val, ds.y_val, batch_size, dev):
-        clean = _forward(nets, xb)
+    val_abstain = {k: torch.zeros(T, dtype=torch.float64) for k in sub.models}
+    for xb, _ in _batches(sub.ds.x_val, sub.ds.y_val, batch_size, dev):
+        clean = _forward(sub.nets, xb)
         val_abstain["final"] += no_decision(clean[-1:], cls[-1:], thresholds, rule=rule)[1].double().sum(0).cpu()
         val_abstain["final_mi"] += no_decision(clean, cls, thresholds, rule=rule)[1].double().sum(0).cpu()
         if base:
-            val_abstain["baseline"] += no_decision(_forward([bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
+            val_abstain["baseline"] += no_decision(_forward([sub.bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
     n = max(1, len(y))
-    report.fgsm = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in models}}
-    report.fgsm["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
-    report.detection = _detection(det, val_abstain, n, max(1, len(ds.y_val)), thresholds, detect_eps)
-    if ds.val_fraction == 0:
-        report.note = TEST_SELECTION_NOTE
-    report.wall_s = time.perf_counter() - t0
-    report.versions = versions()
-    if out:
-        from growsearch.robust.plots import plot_robustness
-
-        plot_robustness(report, run)
-        report.save(run / REPORT_FILE)
-    return report
+    fgsm = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in sub.models}}
+    fgsm["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    return fgsm, _detection(det, val_abstain, n, max(1, len(sub.ds.y_val)), thresholds, detect_eps)
 
 
 def _detection(det: dict, val_abstain: dict, n: int, n_val: int, thresholds: list[float], detect_eps: float) -> dict:

@@ -20,8 +20,22 @@ import torch
 from torch import nn
 
 from growsearch.robust.attack import _batches
+from growsearch.robust.members import RobustnessError
 
 __all__ = ["ablate", "accuracy", "area", "sweep"]
+
+
+def unit_norms(model: nn.Module) -> tuple[type, ...]:
+    """The layers whose output channels are ``model``'s units, as its family declares them; a
+    one-line error when it declares none (ablation would zero nothing and report it as robustness)."""
+    from growsearch.model.arch import get_family
+
+    norms = get_family(model.arch_spec.family).unit_norms
+    if not norms:
+        raise RobustnessError(
+            f"family {model.arch_spec.family!r} declares no unit layers to ablate (Family.unit_norms): pass --ablation 0, or declare them"
+        )
+    return norms
 
 
 @contextmanager
@@ -29,13 +43,15 @@ def ablate(model: nn.Module, fraction: float, generator: torch.Generator) -> Ite
     """Zero a random ``fraction`` of every conv layer's output channels (Morcos et al.'s unit
     ablation) while the context is open; yields the number of units zeroed.
 
-    A unit is a channel of a conv layer's BatchNorm output (every conv in the growable
-    families is followed by one), so with ReLU next a zeroed unit stays 0 downstream; in a
-    residual block, zeroing the branch's last BN channel removes that channel's branch only.
+    A unit is a channel of the output of one of the family's ``unit_norms`` layers (BatchNorm
+    in the shipped families: every conv is followed by one), so with ReLU next a zeroed unit
+    stays 0 downstream; in a residual block, zeroing the branch's last BN channel removes that
+    channel's branch only.
     """
+    norms = unit_norms(model) if fraction > 0 else ()
     handles, zeroed = [], 0
     for mod in model.modules():
-        if isinstance(mod, nn.BatchNorm2d):
+        if isinstance(mod, norms):
             c = mod.num_features
             k = int(round(fraction * c))
             keep = torch.ones(c)

@@ -198,7 +198,10 @@ def read_checkpoint(path: str | Path, device: str | torch.device) -> dict:
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a stage network from its checkpoint; returns (model in eval mode, checkpoint dict).
 
-    ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts.
+    ``ckpt["classes"][j]`` is the dataset class that output ``j`` predicts and
+    ``ckpt["class_names"][j]`` its name; ``ckpt["mean"]``/``ckpt["std"]`` are the per-channel
+    normalisation of [0, 1] inputs the network trained with, so inference needs no dataset:
+    ``model((x - mean) / std)`` for images ``x`` in [0, 1] at ``ckpt["resolution"]``.
     """
     ckpt = read_checkpoint(path, device)
     try:

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -128,116 +128,144 @@ def run_schedule(
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)
-    final_out = out
-    if out is not None:
-        out = prepare_out(out, overwrite)
-    order = schedule.resolved_class_order(ds.num_classes)
-    native = ds.image_size
-
-    model: nn.Module | None = None
-    prev_data: Dataset | None = None
-    stages: list[StageResult] = []
-    masked: list[tuple[int, int]] = []  # (block, layer) of identity layers whose zeros are kept
-    cum_M, t_run = 0, time.perf_counter()
-    prev_res = native
-    n = len(schedule.stages)
+    # every check has passed: from here on the run writes
+    work = prepare_out(out, overwrite) if out is not None else None
     cache = Path(prefix_cache) if prefix_cache is not None else None
-    # Where to start: after the stages this run's own folder already finished (resume), or after
-    # the deepest prefix in the cache; either way the same kind of keyed stage checkpoint.
-    start, path = find_resume(schedule, order, out) if resume else (0, None)
-    resumed = start
+    order = schedule.resolved_class_order(ds.num_classes)
+    t_run = time.perf_counter()
+    state = _start(schedule, ds, order, dev, work=work, cache=cache, resume=resume, reuse_upto=reuse_upto)
+    if state.stages and on_stage is not None:
+        on_stage(state.stages[-1], state.model)
+    for i in range(state.start + 1, len(schedule.stages) + 1):
+        stage = _train_stage(
+            schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache,
+        )
+        if on_stage is not None:
+            on_stage(stage, state.model)
+    result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run)
+    if work is not None:
+        plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
+        finish_run(result, work, out)
+    return result
+
+
+@dataclass
+class _State:
+    """A run between stages: what the next stage grows and what the result adds up."""
+
+    model: nn.Module | None = None  # the last stage's trained network
+    stages: list[StageResult] = field(default_factory=list)  # every finished stage, loaded ones included
+    masked: list[tuple[int, int]] = field(default_factory=list)  # (block, layer) of identity layers whose zeros are kept
+    prev_data: Dataset | None = None  # the last stage's data (a pruned network is scored on it)
+    prev_res: int = 0  # the last stage's input side
+    start: int = 0  # stages finished before this call: loaded from the run's own folder or the prefix cache
+    resumed: int = 0  # of those, the ones the run's own folder held (--resume)
+
+
+def _start(
+    schedule: Schedule, ds: Dataset, order: list[int], dev: torch.device, *, work: Path | None, cache: Path | None, resume: bool,
+    reuse_upto: int | None,
+) -> _State:
+    """Where the run starts: after the stages its own folder already finished (resume), or after
+    the deepest prefix in the cache; either way the same kind of keyed stage checkpoint."""
+    state = _State(prev_res=ds.image_size)
+    start, path = find_resume(schedule, order, work) if resume else (0, None)
+    state.resumed = start
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
         c_start, c_path = find_prefix(schedule, order, cache, upto=reuse_upto)
         if c_start > start:
             start, path = c_start, c_path
-    if path is not None:
-        model, ckpt = load_checkpoint(path, device=dev)
-        model.train()
-        stages = [StageResult(**d) for d in ckpt["stages"]]
-        masked = [tuple(p) for p in ckpt["masked"]]
-        cum_M = sum(s.M for s in stages)
-        prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
-        prev_res = stages[-1].resolution or native
-        if out is not None:  # every stage network of the run lands in its folder, reused ones too
-            for j in range(resumed + 1, start + 1):
-                shutil.copyfile(cache / f"{prefix_key(schedule, j, order)}.pt", out / f"stage{j}.pt")
-        if on_stage is not None:
-            on_stage(stages[-1], model)
-    for i, st in enumerate(schedule.stages, 1):
-        if i <= start:
-            continue
-        t0 = time.perf_counter()
-        torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
-        data = subset(ds, order[: st.classes])
-        plan = plans[i - 1]
-        res = plan.resolution
-        input_shape = (ds.in_chans, res, res)
-        # the plan's steps applied to the trained network; the result is checked to be the planned network
-        run = Run(
-            generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(prev_data, schedule.train, dev, prev_res),
-            masked_before=masked,
-        )
-        model = apply_transition(model, plan.steps, plan.spec, run)
-        prune_info, masked, masks = run.prune, run.masked, run.masks  # what the Prune and ZeroMask ops handed on
-        # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
-        # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
-        model = model.to(dev, memory_format=torch.channels_last)
-        macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
-        base_M = cum_M
+    state.start = start
+    if path is None:
+        return state
+    model, ckpt = load_checkpoint(path, device=dev)
+    state.model = model.train()
+    state.stages = [StageResult(**d) for d in ckpt["stages"]]
+    state.masked = [tuple(p) for p in ckpt["masked"]]
+    state.prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+    state.prev_res = state.stages[-1].resolution or ds.image_size
+    if work is not None:  # every stage network of the run lands in its folder, reused ones too
+        for j in range(state.resumed + 1, start + 1):
+            shutil.copyfile(cache / f"{prefix_key(schedule, j, order)}.pt", work / f"stage{j}.pt")
+    return state
 
-        def epoch_cb(row: dict, *, _i=i, _macs=macs, _base=base_M) -> None:
-            row["cum_M"] = _base + row["samples"] * _macs
-            if on_epoch is not None:
-                on_epoch({"stage": _i, **row})
 
-        history, samples = train_stage(
-            model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
-            seed=schedule.seed * 1000 + i, device=dev, masks=masks, on_epoch=epoch_cb, progress=progress,
-            desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {res}px" if res != native else ""), resolution=res,
-        )
-        M = stage_cost(samples, macs)
-        nz = nonzero_macs_per_sample(model, input_shape)
-        cum_M += M
-        val_acc = history[-1]["val_acc"]
-        # The stage's one read of its test split: reported, never used to choose anything.
-        acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
-        result_i = StageResult(
-            classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=M,
-            test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
-            spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
-            M_nonzero=stage_cost(samples, nz), zero_mask=bool(masks), prune=prune_info, resolution=res, val_acc=val_acc,
-        )
-        stages.append(result_i)
-        prev_data, prev_res = data, res
-        # a keyed checkpoint: the stage network plus everything needed to continue after it
-        key = prefix_key(schedule, i, order)
-        ck = dict(
-            classes=order[: st.classes], stage=i, test_acc=acc, val_acc=val_acc, resolution=res, key=key,
-            stages=[asdict(r) for r in stages], masked=[list(p) for p in masked],
-        )
-        if out is not None:
-            save_checkpoint(out / f"stage{i}.pt", model, **ck)
-        if cache is not None:
-            save_checkpoint(cache / f"{key}.pt", model, **ck)
-        if on_stage is not None:
-            on_stage(result_i, model)
+def _train_stage(
+    schedule: Schedule, i: int, plan: Any, ds: Dataset, order: list[int], state: _State, dev: torch.device, *,
+    on_epoch: Callable[[dict], None] | None, progress: bool, work: Path | None, cache: Path | None,
+) -> StageResult:
+    """Stage ``i``: grow the last network by the plan's steps, train it, test it once, keep it."""
+    st, n, native = schedule.stages[i - 1], len(schedule.stages), ds.image_size
+    t0 = time.perf_counter()
+    torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
+    data = subset(ds, order[: st.classes])
+    res = plan.resolution
+    # the plan's steps applied to the trained network; the result is checked to be the planned network
+    run = Run(
+        generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(state.prev_data, schedule.train, dev, state.prev_res),
+        masked_before=state.masked,
+    )
+    model = apply_transition(state.model, plan.steps, plan.spec, run)
+    # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
+    # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
+    model = model.to(dev, memory_format=torch.channels_last)
+    macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
+    base_M = sum(s.M for s in state.stages)
 
-    last = stages[-1]
+    def epoch_cb(row: dict) -> None:
+        row["cum_M"] = base_M + row["samples"] * macs
+        if on_epoch is not None:
+            on_epoch({"stage": i, **row})
+
+    history, samples = train_stage(
+        model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
+        seed=schedule.seed * 1000 + i, device=dev, masks=run.masks, on_epoch=epoch_cb, progress=progress,
+        desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {res}px" if res != native else ""), resolution=res,
+    )
+    nz = nonzero_macs_per_sample(model, (ds.in_chans, res, res))
+    # The stage's one read of its test split: reported, never used to choose anything.
+    acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
+    stage = StageResult(
+        classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=stage_cost(samples, macs),
+        test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
+        spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
+        M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
+    )
+    state.model, state.masked, state.prev_data, state.prev_res = model, run.masked, data, res
+    state.stages.append(stage)
+    # a keyed checkpoint: the stage network plus everything needed to continue after it
+    key = prefix_key(schedule, i, order)
+    ck = dict(
+        classes=order[: st.classes], stage=i, test_acc=acc, val_acc=stage.val_acc, resolution=res, key=key,
+        stages=[asdict(r) for r in state.stages], masked=[list(p) for p in state.masked],
+        # what inference needs without the dataset: the input normalisation and output row j's class name
+        mean=list(ds.mean), std=list(ds.std), class_names=[ds.class_names[c] for c in order[: st.classes]] if ds.class_names else [],
+    )
+    if work is not None:
+        save_checkpoint(work / f"stage{i}.pt", model, **ck)
+    if cache is not None:
+        save_checkpoint(cache / f"{key}.pt", model, **ck)
+    return stage
+
+
+def _result(
+    schedule: Schedule, state: _State, order: list[int], ds: Dataset, dev: torch.device, front: "Frontier | None", *, wall_s: float,
+) -> RunResult:
+    """The finished run: what every stage cost and reached, against the frontier when one was given."""
+    stages, last = state.stages, state.stages[-1]
+    M = sum(s.M for s in stages)
     result = RunResult(
-        M=cum_M, test_acc=last.test_acc, wall_s=time.perf_counter() - t_run, macs_per_sample=last.macs_per_sample,
+        M=M, test_acc=last.test_acc, wall_s=wall_s, macs_per_sample=last.macs_per_sample,
         stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
-        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=cum_M - sum(s.M for s in stages[resumed:start]),
-        reused_stages=start - resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=M - sum(s.M for s in stages[state.resumed:state.start]),
+        reused_stages=state.start - state.resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
         versions=versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
         threads=torch.get_num_threads(),
     )
     if front is not None:
         result.iso = front.iso(result.M, result.val_acc)
         result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]
-    if out is not None:
-        plot_curve(result, out / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
-        finish_run(result, out, final_out)
     return result
 
 

@@ -87,6 +87,10 @@ def test_every_source_loads_from_its_on_disk_layout(source: str, tmp_path: Path,
         name, size = f"{source}:{tmp_path}", 32
     ds = create_dataset(name)
     assert ds.num_classes == classes
+    names = {  # what a checkpoint calls each output row: the source's own names
+        "npz": ["0", "1", "2"], "imagefolder": ["class_0", "class_1", "class_2"], "tinyimagenet": [f"n0{i:07d}" for i in range(3)],
+    }.get(source, [f"c{i}" for i in range(classes)])
+    assert list(ds.class_names) == names
     assert ds.x_train.dtype == torch.uint8 and ds.x_train.shape[1:] == (3, size, size)
     assert ds.x_test.shape[1:] == ds.x_train.shape[1:]
     assert set(ds.y_train.tolist()) == set(range(classes))

@@ -130,3 +130,18 @@ def test_pruned_widths_rejects_resnet() -> None:
 
     with pytest.raises(ArchError, match="not supported"):
         pruned_widths(spec_for("resnet18", 10), 0.5)
+
+
+def test_nonzero_macs_count_grouped_and_depthwise_convolutions() -> None:
+    """A grouped conv's weight holds its group's input channels only: the dense count equals the MACs counter's."""
+    import torch
+    from torch import nn
+
+    from growsearch.model.cost import macs_per_sample
+    from growsearch.model.prune import nonzero_macs_per_sample
+
+    net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Flatten(), nn.Linear(8 * 6 * 6, 3))
+    assert nonzero_macs_per_sample(net, (4, 6, 6)) == macs_per_sample(net, (4, 6, 6))
+    with torch.no_grad():
+        net[1].weight[:4] = 0  # half the depthwise filters off
+    assert nonzero_macs_per_sample(net, (4, 6, 6)) == macs_per_sample(net, (4, 6, 6)) - 4 * 9 * 36

@@ -259,3 +259,20 @@ def test_the_report_is_typed_and_round_trips_through_robustness_json(runs, tmp_p
                             "weights", "rule", "noise", "ablation", "fgsm", "detection", "wall_s", "versions"}  # the file's layout, as before
     assert RobustnessReport.load(tmp_path) == r and RobustnessReport.from_dict({**on_disk, "added_later": 1}) == r
     assert "note" not in r and r.get("note") is None and r.get("fgsm") == r.fgsm
+
+
+def test_ablation_needs_a_family_that_declares_its_units() -> None:
+    from dataclasses import replace
+
+    from growsearch.model.arch import create_model, get_family, register_family
+    from growsearch.robust.members import RobustnessError
+    from growsearch.robust.sweeps import ablate, unit_norms
+    from helpers import restored_registries
+
+    with restored_registries():
+        register_family(replace(get_family("vgg"), name="bare", depths={"bare5": (1, 1, 1, 1, 1)}, unit_norms=()))
+        model, _ = create_model("bare5@0.25", num_classes=3)
+        with pytest.raises(RobustnessError, match="declares no unit layers to ablate"):
+            unit_norms(model)
+        with ablate(model, 0.0, torch.Generator()) as zeroed:  # nothing to zero: no error
+            assert zeroed == 0

@@ -270,3 +270,18 @@ def test_the_thread_count_is_recorded_and_honoured(npz_data: str) -> None:
     assert run_schedule(s, progress=False).threads == 1
     assert torch.get_num_threads() == before  # restored afterwards
     assert run_schedule(_sched(npz_data), progress=False).threads == before
+
+
+def test_a_checkpoint_carries_what_inference_needs_without_the_dataset(tmp_path: Path) -> None:
+    from growsearch.data.dataset import create_dataset
+    from growsearch.data.split import with_validation
+    from growsearch.train.results import load_checkpoint
+
+    sched = Schedule("digits", [Stage(4, "vgg11@0.125", 1), Stage(10, "vgg11@0.125", 1)], seed=1)
+    run_schedule(sched, out_dir=tmp_path / "run", progress=False)
+    ds = with_validation(create_dataset("digits"), 0.1, 0)
+    model, ckpt = load_checkpoint(tmp_path / "run" / "stage1.pt")
+    order = sched.resolved_class_order(10)
+    assert ckpt["class_names"] == [str(c) for c in order[:4]]  # digits' classes are named by their digit
+    assert ckpt["mean"] == pytest.approx(list(ds.mean)) and ckpt["std"] == pytest.approx(list(ds.std))
+    assert model.arch_spec.num_classes == len(ckpt["class_names"])
