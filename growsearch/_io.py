@@ -1,9 +1,10 @@
 """Files: atomic writes (a result file is either the old one or the complete new one, never
-half), and paths shown as a user typed them."""
+half), output folders held by one command at a time, and paths shown as a user typed them."""
 
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -38,3 +39,56 @@ def shown_url(url: str) -> str:
     """An SQLite storage URL with its path :func:`shown` (``sqlite:///runs/demo/study.db``); other URLs as they are."""
     prefix = "sqlite:///"
     return prefix + shown(url[len(prefix):]) if url.startswith(prefix) else url
+
+
+_HELD: dict[str, int] = {}  # folders this process holds (a re-entrant count): a search holds its demo's folder too
+_LOCKS: dict[str, object] = {}
+
+
+def lock_path(folder: str | Path) -> Path:
+    """Where the lock of ``folder`` lives: a hidden file beside it (not inside: an overwritten
+    run replaces the folder by renaming, and the lock must outlive that)."""
+    folder = Path(folder).resolve()
+    return folder.parent / f".{folder.name}.growsearch.lock"
+
+
+@contextmanager
+def held(folder: str | Path | None, error: type[Exception]) -> Iterator[None]:
+    """Hold ``folder`` for the life of the block: a second growsearch command on the same folder,
+    from this machine or another one sharing the disk, gets ``error`` naming the holder instead
+    of mixing its files with ours. A maintained lock (``filelock``, an OS-level ``flock``) rather
+    than a hand-made one: it is released when the holder dies, however it dies. Re-entrant
+    within a process."""
+    from filelock import FileLock, Timeout
+
+    if folder is None:  # nothing written: nothing to hold
+        yield
+        return
+    key = str(Path(folder).resolve())
+    if key in _HELD:
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
+    path = lock_path(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        try:
+            holder = path.with_suffix(".holder").read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise error(f"{folder} is in use by another growsearch command ({holder}): wait for it to finish, or choose another folder") from None
+    _HELD[key], _LOCKS[key] = 1, lock
+    try:
+        # who holds it, for the error above (beside the lock: filelock owns the lock file itself)
+        path.with_suffix(".holder").write_text(f"pid {os.getpid()}: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))}\n")
+        yield
+    finally:
+        del _HELD[key], _LOCKS[key]
+        path.with_suffix(".holder").unlink(missing_ok=True)
+        lock.release()

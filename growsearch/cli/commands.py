@@ -151,6 +151,7 @@ def run_demo(out: Path, *, trials: int, settings: dict | None = None):
     import shutil
     from dataclasses import replace
 
+    from growsearch._io import held
     from growsearch.errors import GrowsearchError
     from growsearch.search.driver import run_search
     from growsearch.search.space import load_space
@@ -158,24 +159,24 @@ def run_demo(out: Path, *, trials: int, settings: dict | None = None):
     settings = DEMO if settings is None else settings
     if trials < 2:
         raise GrowsearchError(f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}")
-    if out.exists():
-        if not out.is_dir() or (any(out.iterdir()) and not (out / DEMO_MARK).is_file()):
-            raise GrowsearchError(f"--out {out} holds files that are not an earlier demo's: choose another --out (nothing was changed)")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / DEMO_MARK).is_file())):
+        raise GrowsearchError(f"--out {out} holds files that are not an earlier demo's: choose another --out (nothing was changed)")
+    space = replace(load_space("digits_vgg"), **settings)
+    space.validate()
+    with held(out, GrowsearchError):  # not while another command (an earlier demo still running) uses it
         if (out / DEMO_MARK).is_file():
             print(f"demo: replacing the earlier demo in {out}/", flush=True)
             shutil.rmtree(out)
-    space = replace(load_space("digits_vgg"), **settings)
-    space.validate()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARK).write_text(json.dumps({"trials": trials, **settings}) + "\n")
-    print(
-        f"demo: {trials} trials of the digits_vgg space in {out}/, deterministic (same machine, same numbers): "
-        f"a from-scratch frontier at {space.frontier_budgets()} epochs, then the from-scratch and paper schedules, then Optuna's proposals",
-        flush=True,
-    )
-    # batches of 3 on 2 workers: the from-scratch reference loads the frontier's run from the
-    # prefix cache at once, and its worker goes on with the third trial instead of idling
-    return run_search(space, out_dir=out, trials=trials, deterministic=True, batch=3, references=True)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / DEMO_MARK).write_text(json.dumps({"trials": trials, **settings}) + "\n")
+        print(
+            f"demo: {trials} trials of the digits_vgg space in {out}/, deterministic (same machine, same numbers): "
+            f"a from-scratch frontier at {space.frontier_budgets()} epochs, then the from-scratch and paper schedules, then Optuna's proposals",
+            flush=True,
+        )
+        # batches of 3 on 2 workers: the from-scratch reference loads the frontier's run from the
+        # prefix cache at once, and its worker goes on with the third trial instead of idling
+        return run_search(space, out_dir=out, trials=trials, deterministic=True, batch=3, references=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -147,10 +147,13 @@ def robustness_report(
     report.wall_s = time.perf_counter() - t0
     report.versions = versions()
     if out:
+        from growsearch._io import held
         from growsearch.robust.plots import plot_robustness
+        from growsearch.train.results import OutputExistsError
 
-        plot_robustness(report, run)
-        report.save(run / REPORT_FILE)
+        with held(run, OutputExistsError):  # not while another command writes the run's folder
+            plot_robustness(report, run)
+            report.save(run / REPORT_FILE)
     return report
 
 

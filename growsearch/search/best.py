@@ -17,6 +17,7 @@ from typing import Any
 
 from growsearch.train.results import RESULT_FILE
 from growsearch.plan.schedule import Schedule
+from growsearch._io import held
 from growsearch.search.judge import Judge, SearchError
 from growsearch.search.study import fetch_network, NETWORK_FILE
 
@@ -92,8 +93,9 @@ def export(storage: str, study: str, path: str | Path) -> tuple[Schedule, Path, 
     if path.suffix.lower() in (".json", ".yaml", ".yml"):
         sched.save(path)
         return sched, path, None
-    path.mkdir(parents=True, exist_ok=True)
-    for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
-        (path / name).unlink(missing_ok=True)
-    sched.save(path / "best_schedule.json")
-    return sched, path / "best_schedule.json", load_best_network(storage, study, out_dir=path)
+    with held(path, SearchError):
+        path.mkdir(parents=True, exist_ok=True)
+        for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
+            (path / name).unlink(missing_ok=True)
+        sched.save(path / "best_schedule.json")
+        return sched, path / "best_schedule.json", load_best_network(storage, study, out_dir=path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from growsearch.search.cluster import init_ray, ray_runner
-from growsearch._io import shown, shown_url
+from growsearch._io import held, shown, shown_url
 from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
 from growsearch.search.space import load_space, SearchSpace
@@ -107,12 +107,15 @@ def run_search(
         space: a space name (``"digits_vgg"``), a YAML path, or a ``SearchSpace``.
         out_dir: where the study database (default storage), Tune's experiment, the prefix
             cache, ``best_schedule.json``, ``trials.csv`` and ``pareto.png`` go.
-        trials: trial budget (default: the space's ``trials``). With ``resume`` Tune restores the
-            original budget and this is ignored.
+        trials: trial budget (default: the space's ``trials``). With ``resume`` the study's
+            original budget carries over and this is ignored.
         storage: an SQLAlchemy URL for Optuna (default ``sqlite:///OUT/study.db``).
         study_name: default: the space's name.
         address: an existing Ray cluster (``ray start --head``'s address); default: a local Ray.
         resume: continue a study whose driver was stopped; without it an existing study is an error.
+            A resume reads the Optuna study, never Tune's saved experiment state (pickles, which
+            run code when read): the trials the stop interrupted are proposed again, and their
+            finished stages load from the prefix cache.
         cpus_per_trial, gpus_per_trial: Ray resources of one trial (fractions allowed).
         max_failures: retries of a failed trial (from its last stage checkpoint).
         fgsm_eps: measure every trial's FGSM accuracy at this ε (pixel units) with mutual
@@ -153,7 +156,7 @@ def run_search(
     import optuna
     from ray import tune
 
-    from growsearch.search.tune import trainable_for, tune_pieces
+    from growsearch.search.tune import tune_pieces
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     if val_fraction is not None:
@@ -180,7 +183,7 @@ def run_search(
     get_cost(cost)  # an unknown cost is one line now, not in every trial
     from growsearch.train.results import check_out_dir
 
-    check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+    check_out_dir(out, overwrite=True, replaces=False)  # a file, or a folder that cannot be written
     ds = split_data(sp)
     given = given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
@@ -190,22 +193,22 @@ def run_search(
         # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
         # start-up are muted through its log level.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
-    default_db = storage is None and not (out / "study.db").exists()  # nothing in it yet: do not create it to look
+    sqlite_file = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if resume and sqlite_file is not None and not sqlite_file.is_file():  # opening it to look would create it
+        raise SearchError(f"nothing to resume: no database at {sqlite_file} (is --storage or --out mistyped?)")
+    fresh_db = sqlite_file is not None and not sqlite_file.is_file()  # nothing in it yet: do not create it to look
     try:
-        existing = [] if default_db else optuna.study.get_all_study_names(url)
+        existing = [] if fresh_db else optuna.study.get_all_study_names(url)
     except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
         raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
     uri = storage_path is not None and "://" in storage_path
     tune_root = storage_path if uri else str(Path(storage_path).resolve() if storage_path else out / "tune")
-    tune_dir = f"{tune_root.rstrip('/')}/{name}" if uri else Path(tune_root) / name
     cache_dir = out / "prefix_cache" if storage_path is None or uri else Path(tune_root) / "prefix_cache"
     if name in existing and not resume:
         raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
     if resume and name not in existing:
         raise SearchError(f"nothing to resume: no study {name!r} in {url}")
-    if resume and not tune.Tuner.can_restore(str(tune_dir)):
-        raise SearchError(f"nothing to resume: no Tune experiment at {tune_dir}")
+    slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
@@ -216,64 +219,67 @@ def run_search(
         )
     if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
         raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
-    out.mkdir(parents=True, exist_ok=True)
-    study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
-    study.set_user_attr("space", sp.to_dict())
-    study.set_user_attr("robust", robust)
-    threads = max(1, int(cpus_per_trial))
-    workers = min(slots, max_concurrent or slots)
-    front = ensure_frontier(
-        study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
-        workers=f"{workers} Ray worker(s) of {threads} thread(s)",
-    )
-    judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
-    if references and not resume:
-        enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes), sp, ds.num_classes)
-    if deterministic:
-        batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
-        study.set_user_attr("batch", batch)
-
-    # Tune saves its experiment state every 10 s or more by default; ours is small, and a
-    # state closer to Optuna's storage means less to reconcile after a killed driver.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-    unit = "M_scratch(target)" if cost == "M" else f"from-scratch {cost} at the target"
-    print(
-        f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {unit} {judge.ref_cost:.4g}; "
-        f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
-    )
-    if resume:
-        trainable = trainable_for(
-            sp, front, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps,
-            min_fgsm_acc=min_fgsm_acc, dataset=ds, cost=cost,
+    # every check has passed: from here on the search writes, holding DIR against any other command
+    with held(out, SearchError):
+        out.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
+        study.set_user_attr("space", sp.to_dict())
+        study.set_user_attr("robust", robust)
+        threads = max(1, int(cpus_per_trial))
+        workers = min(slots, max_concurrent or slots)
+        front = ensure_frontier(
+            study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
+            workers=f"{workers} Ray worker(s) of {threads} thread(s)",
         )
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        # the public pieces of growsearch.search.tune: a user's own Tuner is built from the same ones
+        judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
+        if references and not resume:
+            enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes), sp, ds.num_classes)
+        if deterministic:
+            batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
+            study.set_user_attr("batch", batch)
+
+        # Tune saves its experiment state every 10 s or more by default; ours is small, and a
+        # state closer to Optuna's storage means less to reconcile after a killed driver.
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+        unit = "M_scratch(target)" if cost == "M" else f"from-scratch {cost} at the target"
+        print(
+            f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {unit} {judge.ref_cost:.4g}; "
+            f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
+        )
+        run_name = name
+        if resume:
+            # Tune's saved experiment state is pickles that run code when read: a resume never reads
+            # it. The Optuna study is what was done; the trials the driver's death interrupted are
+            # proposed again (their finished stages load from the prefix cache), by a fresh Tuner.
+            budget, run_name = _resume(study, name)
+        else:
+            study.set_user_attr("trials", budget)  # the budget a resume carries over
+        remaining = budget - len(_finished(study))
         pieces = tune_pieces(
             sp, front, storage=url, cache_dir=cache_dir, trials=budget, study_name=name, cpus_per_trial=cpus_per_trial,
             gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, fgsm_objective=fgsm_objective,
             deterministic=deterministic, batch=batch, artifacts=out / "artifacts", sampler=default_sampler(sp.seed, budget), cost=cost, dataset=ds,
+            remaining=remaining,
         )
+        tune_dir = f"{tune_root.rstrip('/')}/{run_name}" if uri else Path(tune_root) / run_name
         tuner = tune.Tuner(
             pieces.trainable,
-            tune_config=tune.TuneConfig(search_alg=pieces.search_alg, num_samples=budget, max_concurrent_trials=max_concurrent),
+            tune_config=tune.TuneConfig(search_alg=pieces.search_alg, num_samples=max(remaining, 0), max_concurrent_trials=max_concurrent),
             run_config=tune.RunConfig(
-                name=name, storage_path=tune_root, stop=pieces.stop, verbose=1 if verbose else 0,
+                name=run_name, storage_path=tune_root, stop=pieces.stop, verbose=1 if verbose else 0,
                 failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=pieces.callbacks,
             ),
         )
-    t0 = time.perf_counter()
-    grid = tuner.fit()
-    if len(grid) and grid.num_errors == len(grid):
-        first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
-        raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
-    study = optuna.load_study(study_name=name, storage=url)
-    if resume:
-        _fail_orphans(study)
-    result = _summarise(study, judge, url, out, robust)
-    result.val_size = len(ds.y_val)
-    print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
-    return result
+        t0 = time.perf_counter()
+        grid = tuner.fit() if remaining > 0 else []
+        if len(grid) and grid.num_errors == len(grid):
+            first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
+            raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
+        study = optuna.load_study(study_name=name, storage=url)
+        result = _summarise(study, judge, url, out, robust)
+        result.val_size = len(ds.y_val)
+        print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
+        return result
 
 
 def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) -> dict | None:
@@ -288,15 +294,28 @@ def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) 
     return {"eps": float(eps), "objective": bool(objective), "min_acc": min_acc}
 
 
-def _fail_orphans(study: Any) -> None:
-    """Trials Optuna handed out just before the driver was killed, which Tune's saved state
-    never knew: nothing will ever finish them, so mark them failed (with the reason)."""
+def _resume(study: Any, name: str) -> tuple[int, str]:
+    """Make ``study`` ready to continue: its trials still running when the driver was stopped are
+    marked failed (with the reason) and proposed again, the same parameters or schedule, as the
+    study's next trials. Returns the original trial budget and a fresh name for this resume's
+    Tune experiment (``NAME-resume-K``)."""
     import optuna
 
-    for t in study.trials:
-        if t.state == optuna.trial.TrialState.RUNNING:
-            study._storage.set_trial_user_attr(t._trial_id, "failed_because", "asked before the driver was stopped; never started")
-            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+    from growsearch.search.study import FIXED_SCHEDULE
+
+    interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    for t in interrupted:
+        # no public call sets a user attribute on a trial another process asked (Optuna 5.0): the
+        # reason goes through Trial(study, id), whose id a FrozenTrial keeps private
+        optuna.trial.Trial(study, t._trial_id).set_user_attr("failed_because", "interrupted when the driver stopped; proposed again")
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        keep = {k: t.user_attrs[k] for k in ("reference", FIXED_SCHEDULE) if k in t.user_attrs}
+        study.enqueue_trial(t.params, user_attrs=keep)
+    resumes = int(study.user_attrs.get("resumes", 0)) + 1
+    study.set_user_attr("resumes", resumes)
+    budget = int(study.user_attrs.get("trials", len(study.trials)))
+    print(f"search: resuming {name}: {len(interrupted)} interrupted trial(s) proposed again, {budget} trials in all", flush=True)
+    return budget, f"{name}-resume-{resumes}"
 
 
 def _finished(study: Any) -> list:

@@ -232,21 +232,15 @@ def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, art
         base.mkdir(parents=True, exist_ok=True)
         artifact_store = FileSystemArtifactStore(str(base))
         study.set_user_attr("artifact_store", str(base))
-    storage = study._storage if not hasattr(trial, "study") else None  # a FrozenTrial needs the storage named
     with tempfile.TemporaryDirectory() as d:
         res = Path(d) / RESULT_FILE
         res.write_text(json.dumps(result, indent=1))
         ids = {
-            "network_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial, storage=storage),
-            "result_artifact": upload_artifact(
-                artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, storage=storage, mimetype="application/json"
-            ),
+            "network_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial),
+            "result_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, mimetype="application/json"),
         }
     for key, value in ids.items():
-        if storage is None:
-            trial.set_user_attr(key, value)
-        else:
-            storage.set_trial_user_attr(trial._trial_id, key, value)
+        trial.set_user_attr(key, value)
     return ids
 
 

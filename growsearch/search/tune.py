@@ -473,12 +473,15 @@ def tune_pieces(
     sampler: optuna.samplers.BaseSampler | None = None,
     cost: str = "M",
     dataset: Any = None,
+    remaining: int | None = None,
 ) -> TunePieces:
     """The trainable, search algorithm, stopper and trial lines of one growsearch study, made
     from one set of settings (what ``growsearch search`` builds its Tuner from).
 
     Args:
-        trials: the trial budget (``TuneConfig(num_samples=...)``; the trial lines count to it).
+        trials: the trial budget (the trial lines count to it).
+        remaining: the trials this Tuner runs (``TuneConfig(num_samples=...)``) when a resumed
+            study already holds some (default: ``trials``).
         deterministic, batch: propose in fixed batches of ``batch`` (default 1) told in trial
             order (:class:`InOrderBatches`), stop by proposal-time bounds only (no live stopper).
         The rest: as :class:`Searcher` and :func:`trainable_for`.
@@ -500,6 +503,6 @@ def tune_pieces(
     # objectives a costlier schedule may still be on the Pareto front
     live_stop = not (fgsm_objective or deterministic)
     return TunePieces(
-        trainable=trainable_, search_alg=InOrderBatches(searcher, batch or 1, trials) if deterministic else searcher,
+        trainable=trainable_, search_alg=InOrderBatches(searcher, batch or 1, trials if remaining is None else remaining) if deterministic else searcher,
         stop=CostStopper(judge.metric) if live_stop else None, callbacks=[TrialLines(trials, judge.metric)], judge=judge,
     )

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from growsearch._io import held
 from growsearch.model.arch import ArchError, ArchSpec, spec_for
 from growsearch.data.dataset import create_dataset, Dataset
 from growsearch.data.split import class_order
@@ -142,7 +143,7 @@ def run_frontier(
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        check_out_dir(out, overwrite=True)  # a file, or a folder that cannot be written
+        check_out_dir(out, overwrite=True, replaces=overwrite)  # a file, a folder that cannot be written, files not ours to replace
     if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
         raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
     raw = dataset if dataset is not None else create_dataset(data)
@@ -170,52 +171,57 @@ def run_frontier(
                     if out is not None:
                         run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
                     jobs.append(dict(
-                        data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, device=device,
+                        # a single run lives in --out itself, whose files are the user's unless --overwrite says otherwise
+                        data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, overwrite=overwrite or not single,
+                        device=device,
                         progress=progress, prefix_cache=prefix_cache, threads=threads, label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
                     ))
-    done: dict[int, RunResult] = {}
-    todo = []
-    for j, job in enumerate(jobs):
-        r = _reuse(job["out_dir"], data, job["arch"], job) if resume and job["out_dir"] is not None else None
-        if r is None:
-            todo.append((j, job))
-        else:
+    # held against any other command while it trains and writes (in this process: a runner's
+    # workers hold their own run folders, a single run's being --out itself)
+    with held(out if runner is None else None, OutputExistsError):
+        done: dict[int, RunResult] = {}
+        todo = []
+        for j, job in enumerate(jobs):
+            r = _reuse(job["out_dir"], data, job["arch"], job) if resume and job["out_dir"] is not None else None
+            if r is None:
+                todo.append((j, job))
+            else:
+                done[j] = r
+        if done:
+            print(f"frontier: reusing {len(done)} finished run(s) in {out}", flush=True)
+        if todo:
+            where = f" on {workers}" if workers else ""
+            print(f"frontier: training {len(todo)} from-scratch run(s){where}", flush=True)
+        for j, r in (runner or _in_process)(train_budget, todo, raw):
             done[j] = r
-    if done:
-        print(f"frontier: reusing {len(done)} finished run(s) in {out}", flush=True)
-    if todo:
-        where = f" on {workers}" if workers else ""
-        print(f"frontier: training {len(todo)} from-scratch run(s){where}", flush=True)
-    for j, r in (runner or _in_process)(train_budget, todo, raw):
-        done[j] = r
-        print(f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
-    spent = sum(r.M for r in done.values())  # every run the frontier is made of, reused ones included
-    wall = sum(r.wall_s for r in done.values())
-    references = []
-    runs_of = iter(done[j] for j in range(len(jobs)))
-    for name, arch, spec in refs:
-        points = []
-        for epochs in budgets:
-            by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
-            # the LR whose seeds reach the best mean validation accuracy (first on ties)
-            lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
-            points.append(FrontierPoint(
-                epochs=epochs, M=runs[0].M, val_acc=statistics.mean(r.val_acc for r in runs),
-                test_acc=statistics.mean(r.test_acc for r in runs), wall_s=statistics.mean(r.wall_s for r in runs), lr=lr,
-                seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
-                lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
-            ))
-        references.append(Reference(name, arch, spec, points))
-    front = Frontier(
-        dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
-        val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
-        wall_s=wall, seeds=seeds, threads=threads,
-    )
-    if out is not None:
-        from growsearch.train.plots import plot_frontier
+            print(f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
+        spent = sum(r.M for r in done.values())  # every run the frontier is made of, reused ones included
+        wall = sum(r.wall_s for r in done.values())
+        references = []
+        runs_of = iter(done[j] for j in range(len(jobs)))
+        for name, arch, spec in refs:
+            points = []
+            for epochs in budgets:
+                by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
+                # the LR whose seeds reach the best mean validation accuracy (first on ties)
+                lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
+                points.append(FrontierPoint(
+                    epochs=epochs, M=runs[0].M, val_acc=statistics.mean(r.val_acc for r in runs),
+                    test_acc=statistics.mean(r.test_acc for r in runs), wall_s=statistics.mean(r.wall_s for r in runs), lr=lr,
+                    seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
+                    lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
+                ))
+            references.append(Reference(name, arch, spec, points))
+        front = Frontier(
+            dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
+            val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
+            wall_s=wall, seeds=seeds, threads=threads,
+        )
+        if out is not None:
+            from growsearch.train.plots import plot_frontier
 
-        front.save(out)
-        plot_frontier(front, out / "frontier.png")
+            front.save(out)
+            plot_frontier(front, out / "frontier.png")
     return front
 
 
@@ -231,7 +237,7 @@ def train_budget(job: dict, dataset: Any = None) -> RunResult:
     data, arch, spec, threads = job.pop("data"), job.pop("arch"), job.pop("spec"), job.pop("threads")
     job.pop("label")
     with torch_threads(threads):
-        return run_baseline(data, arch, dataset=dataset, spec=ArchSpec.from_dict(spec) if spec else None, overwrite=True, **job)
+        return run_baseline(data, arch, dataset=dataset, spec=ArchSpec.from_dict(spec) if spec else None, **job)
 
 
 def _in_process(fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, RunResult]]:

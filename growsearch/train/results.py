@@ -112,7 +112,22 @@ def versions() -> dict:
     return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
 
 
-def check_out_dir(out_dir: Path | None, overwrite: bool) -> None:
+# What growsearch writes into a run's or a frontier's folder: all that --overwrite may replace.
+_OURS = re.compile(
+    r"(result\.json|curve\.png|stage\d+\.pt|frontier\.json|frontier\.png|runs|robustness\.json|(noise|ablation|fgsm|tnr_fnr)\.png"
+    r"|.+\.\d+\.tmp(\.[^.]+)?)$"
+)
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Names in ``folder`` that growsearch did not write there (what ``--overwrite`` must never remove)."""
+    return sorted(p.name for p in folder.iterdir() if not _OURS.fullmatch(p.name)) if folder.is_dir() else []
+
+
+def check_out_dir(out_dir: Path | None, overwrite: bool, *, replaces: bool | None = None) -> None:
+    """Refuse an ``--out`` that cannot hold a run, before anything is written: a file, a folder
+    that holds a run (unless ``overwrite``), one that holds files growsearch did not write when
+    the command would replace it (``replaces``, default ``overwrite``), or one that cannot be written."""
     if out_dir is None:
         return
     if out_dir.exists() and not out_dir.is_dir():
@@ -120,6 +135,11 @@ def check_out_dir(out_dir: Path | None, overwrite: bool) -> None:
     if (out_dir / RESULT_FILE).exists() and not overwrite:
         raise OutputExistsError(
             f"{out_dir} already holds {RESULT_FILE}: choose another --out, or pass --overwrite to replace it"
+        )
+    if (overwrite if replaces is None else replaces) and (foreign := foreign_files(out_dir)):
+        raise OutputExistsError(
+            f"--out {out_dir} holds files growsearch did not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
+            "--overwrite replaces only a growsearch run; choose another --out (nothing was changed)"
         )
     probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
     if not os.access(probe, os.W_OK | os.X_OK):

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from torch import nn
 
+from growsearch._io import held
 from growsearch.model.arch import ArchSpec
 from growsearch.model.cost import count_params, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
@@ -128,24 +129,27 @@ def run_schedule(
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)
-    # every check has passed: from here on the run writes
-    work = prepare_out(out, overwrite) if out is not None else None
-    cache = Path(prefix_cache) if prefix_cache is not None else None
     order = schedule.resolved_class_order(ds.num_classes)
-    t_run = time.perf_counter()
-    state = _start(schedule, ds, order, dev, work=work, cache=cache, resume=resume, reuse_upto=reuse_upto)
-    if state.stages and on_stage is not None:
-        on_stage(state.stages[-1], state.model)
-    for i in range(state.start + 1, len(schedule.stages) + 1):
-        stage = _train_stage(
-            schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache,
-        )
-        if on_stage is not None:
-            on_stage(stage, state.model)
-    result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run)
-    if work is not None:
-        plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
-        finish_run(result, work, out)
+    # a resumed folder's checkpoints must be this schedule's (their stored key), before anything is written
+    resumed = find_resume(schedule, order, out) if resume else (0, None)
+    # every check has passed: from here on the run writes, holding its folder against any other command
+    with held(out, OutputExistsError):
+        work = prepare_out(out, overwrite) if out is not None else None
+        cache = Path(prefix_cache) if prefix_cache is not None else None
+        t_run = time.perf_counter()
+        state = _start(schedule, ds, order, dev, work=work, cache=cache, resumed=resumed, reuse_upto=reuse_upto)
+        if state.stages and on_stage is not None:
+            on_stage(state.stages[-1], state.model)
+        for i in range(state.start + 1, len(schedule.stages) + 1):
+            stage = _train_stage(
+                schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache,
+            )
+            if on_stage is not None:
+                on_stage(stage, state.model)
+        result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run)
+        if work is not None:
+            plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
+            finish_run(result, work, out)
     return result
 
 
@@ -163,13 +167,14 @@ class _State:
 
 
 def _start(
-    schedule: Schedule, ds: Dataset, order: list[int], dev: torch.device, *, work: Path | None, cache: Path | None, resume: bool,
-    reuse_upto: int | None,
+    schedule: Schedule, ds: Dataset, order: list[int], dev: torch.device, *, work: Path | None, cache: Path | None,
+    resumed: tuple[int, Path | None], reuse_upto: int | None,
 ) -> _State:
-    """Where the run starts: after the stages its own folder already finished (resume), or after
-    the deepest prefix in the cache; either way the same kind of keyed stage checkpoint."""
+    """Where the run starts: after the stages its own folder already finished (``resumed``, what
+    ``find_resume`` found), or after the deepest prefix in the cache; either way the same kind of
+    keyed stage checkpoint."""
     state = _State(prev_res=ds.image_size)
-    start, path = find_resume(schedule, order, work) if resume else (0, None)
+    start, path = resumed
     state.resumed = start
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)

@@ -256,6 +256,40 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     assert "reusing the study's" in proc.stdout  # the frontier is not trained again
 
 
+class _Crafted:
+    """A pickle that runs code when loaded: it creates the file its path names."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_crafted_tune_state_is_never_read_on_resume(tmp_path: Path) -> None:
+    """Anyone who can write the run folder could plant Tune state that runs code when unpickled:
+    --resume reads the Optuna study and the prefix cache (weights only), never Tune's pickles."""
+    import pickle
+
+    space = tiny_space(tmp_path, epochs="[1, 1]")
+    out = tmp_path / "out"
+    assert cli("search", str(space), "--out", str(out), "--trials", "2").returncode == 0
+    marker = tmp_path / "pwned"
+    for pkl in [*(out / "tune").rglob("*.pkl"), out / "tune" / "space" / "tuner.pkl"]:
+        pkl.write_bytes(pickle.dumps(_Crafted(marker)))
+    proc = cli("search", str(space), "--out", str(out), "--trials", "3", "--resume")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not marker.exists(), "a planted pickle ran on --resume"
+    assert len([t for t in _study(out).trials if t.state == optuna.trial.TrialState.COMPLETE]) >= 2
+
+
+def test_resuming_a_mistyped_storage_creates_nothing(tmp_path: Path) -> None:
+    space = tiny_space(tmp_path)
+    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--storage", f"sqlite:///{tmp_path / 'typo.db'}", "--resume")
+    assert proc.returncode == 2 and "nothing to resume: no database at" in proc.stderr
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "out").exists()
+
+
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
     space = tiny_space(tmp_path, epochs="[4, 8]")
     out = tmp_path / "out"

@@ -84,13 +84,55 @@ def test_same_seed_gives_identical_metrics(npz_data: str) -> None:
 
 
 def test_existing_results_are_not_overwritten(npz_data: str, tmp_path: Path) -> None:
-    run_schedule(_sched(npz_data), out_dir=tmp_path, progress=False)
-    before = (tmp_path / "result.json").read_text()
+    out = tmp_path / "run"
+    run_schedule(_sched(npz_data), out_dir=out, progress=False)
+    before = (out / "result.json").read_text()
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        run_schedule(_sched(npz_data, seed=1), out_dir=tmp_path, progress=False)
-    assert (tmp_path / "result.json").read_text() == before
-    run_schedule(_sched(npz_data, seed=1), out_dir=tmp_path, progress=False, overwrite=True)
-    assert (tmp_path / "result.json").read_text() != before
+        run_schedule(_sched(npz_data, seed=1), out_dir=out, progress=False)
+    assert (out / "result.json").read_text() == before
+    run_schedule(_sched(npz_data, seed=1), out_dir=out, progress=False, overwrite=True)
+    assert (out / "result.json").read_text() != before
+
+
+def test_overwrite_never_removes_files_growsearch_did_not_write(npz_data: str, tmp_path: Path) -> None:
+    """--overwrite on a folder that is not a run (here the data's own folder) is refused; nothing goes."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(OutputExistsError, match="files growsearch did not write \\(notes.txt\\)"):
+        run_schedule(_sched(npz_data), out_dir=mine, progress=False, overwrite=True)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    # a run of its own, with a user's file dropped in later: still refused, the run and the file kept
+    run_schedule(_sched(npz_data), out_dir=tmp_path / "run", progress=False)
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="notes.txt"):
+        run_schedule(_sched(npz_data, seed=1), out_dir=tmp_path / "run", progress=False, overwrite=True)
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine" and (tmp_path / "run" / "result.json").is_file()
+    # without --overwrite a new run lives beside a user's files and removes none
+    run_schedule(_sched(npz_data), out_dir=mine, progress=False)
+    assert (mine / "notes.txt").read_text() == "keep me" and (mine / "result.json").is_file()
+
+
+def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_whole(npz_data: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    sched = tmp_path / "s.json"
+    Schedule(npz_data, [Stage(2, "vgg11@0.125", 30), Stage(4, "vgg13@0.125", 30)]).save(sched)
+    first = subprocess.Popen([sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    holder = tmp_path / ".run.growsearch.holder"
+    deadline = time.time() + 600
+    while not holder.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    assert first.poll() is None, "the first run finished before a second could try: make it longer"
+    second = subprocess.run([sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet", "--overwrite"],
+                            capture_output=True, text=True, timeout=600)
+    assert second.returncode == 2 and "is in use by another growsearch command (pid" in second.stderr, second.stderr
+    assert first.wait(timeout=1200) == 0, first.stderr.read()
+    r = RunResult.load(out)
+    assert [s.epochs for s in r.stages] == [30, 30] and (out / "stage2.pt").is_file()
 
 
 def test_bad_schedule_fails_before_training(npz_data: str, tmp_path: Path) -> None:
