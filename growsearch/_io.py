@@ -90,5 +90,8 @@ def held(folder: str | Path | None, error: type[Exception]) -> Iterator[None]:
         yield
     finally:
         del _HELD[key], _LOCKS[key]
+        # removed while still held, then released: a command that opened the old file before the
+        # removal still finds it locked; one that comes after takes a new file, once our writes are done
         path.with_suffix(".holder").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         lock.release()
