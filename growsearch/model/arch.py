@@ -173,8 +173,8 @@ def parse_arch(arch: str) -> tuple[Family, str, float]:
     for fam in _FAMILIES.values():
         if base in fam.depths:
             mult = float(m.group("mult") or 1.0)
-            if mult <= 0:
-                raise ArchError(f"arch {arch!r}: width multiplier must be > 0")
+            if not 0 < mult <= 64:  # 64: far beyond any machine; past it a typo becomes a MemoryError
+                raise ArchError(f"arch {arch!r}: width multiplier must be in (0, 64], got {mult:g}")
             return fam, base, mult
     raise ArchError(f"unknown arch {arch!r}; known: {', '.join(list_archs())} (optionally with @WIDTH, e.g. vgg19@0.25)")
 

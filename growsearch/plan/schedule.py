@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,31 @@ __all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule",
 
 class ScheduleError(GrowsearchError, ValueError):
     """A schedule that cannot be trained; the message names the stage and the fix."""
+
+
+# Bounds far beyond any machine: a value past them is a typo, refused in one line before it
+# becomes a MemoryError or an OverflowError deep inside torch.
+MAX_SEED = 2**32 - 1  # numpy's seed range; growsearch derives seed * 1000 + stage, well inside torch's 2^63
+MAX_BATCH = 2**20
+MAX_EPOCHS = 100_000
+MAX_THREADS = 4096
+MAX_RESOLUTION = 8192  # pixels on a side
+MAX_CLASSES = 1_000_000
+
+
+def whole(v: object, what: str, lo: int, hi: int, *, omittable: bool = False) -> int:
+    """``v`` if it is a whole number from ``lo`` to ``hi``, else ``ScheduleError`` naming ``what`` and the range."""
+    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        raise ScheduleError(f"{what} must be a whole number from {lo} to {hi}{' or omitted' if omittable else ''}, got {v!r}")
+    return v
+
+
+def finite(v: object, what: str, ok, rule: str) -> float:
+    """``v`` if it is a finite number for which ``ok`` holds, else ``ScheduleError`` naming ``what``
+    and ``rule`` (NaN and infinity are refused everywhere: they train silently to garbage)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+        raise ScheduleError(f"{what} must be {rule}, got {v!r}")
+    return float(v)
 
 
 @dataclass
@@ -48,25 +74,17 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
-        checks = [
-            ("batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
-            ("eval_batch_size", int, lambda v: v >= 1, "an integer ≥ 1"),
-            ("lr", float, lambda v: v > 0, "a number > 0"),
-            ("momentum", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-            ("weight_decay", float, lambda v: v >= 0, "a number ≥ 0"),
-            ("warmup_epochs", float, lambda v: v >= 0, "a number ≥ 0"),
-            ("label_smoothing", float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
-            ("val_fraction", float, lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)"),
-            ("val_seed", int, lambda v: v >= 0, "an integer ≥ 0"),
-            ("rescale_kernels", bool, lambda v: True, "true or false"),
-        ]
-        for key, kind, ok, what in checks:
-            v = getattr(self, key)
-            typed = isinstance(v, bool) if kind is bool else (
-                isinstance(v, (int, float) if kind is float else int) and not isinstance(v, bool)
-            )
-            if not typed or not ok(v):
-                raise ScheduleError(f"train.{key} must be {what}, got {v!r}")
+        whole(self.batch_size, "train.batch_size", 1, MAX_BATCH)
+        whole(self.eval_batch_size, "train.eval_batch_size", 1, MAX_BATCH)
+        finite(self.lr, "train.lr", lambda v: 0 < v <= 100, "a finite number in (0, 100]")
+        finite(self.momentum, "train.momentum", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        finite(self.weight_decay, "train.weight_decay", lambda v: 0 <= v <= 1, "a number in [0, 1]")
+        finite(self.warmup_epochs, "train.warmup_epochs", lambda v: 0 <= v <= MAX_EPOCHS, f"a number in [0, {MAX_EPOCHS}]")
+        finite(self.label_smoothing, "train.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
+        finite(self.val_fraction, "train.val_fraction", lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)")
+        whole(self.val_seed, "train.val_seed", 0, MAX_SEED)
+        if not isinstance(self.rescale_kernels, bool):
+            raise ScheduleError(f"train.rescale_kernels must be true or false, got {self.rescale_kernels!r}")
 
 
 @dataclass
@@ -105,34 +123,32 @@ class Schedule:
             raise ScheduleError("stages must be a list of growsearch.Stage(classes, arch, epochs)")
         if not isinstance(self.train, TrainConfig):
             raise ScheduleError("train must be a growsearch.TrainConfig")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ScheduleError(f"seed must be a whole number ≥ 0, got {self.seed!r}")
+        whole(self.seed, "seed", 0, MAX_SEED)
         if not self.stages:
             raise ScheduleError("schedule has no stages: add at least one {classes, arch, epochs}")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
-            raise ScheduleError(f"threads must be a whole number ≥ 1 or omitted, got {self.threads!r}")
+        if self.threads is not None:
+            whole(self.threads, "threads", 1, MAX_THREADS, omittable=True)
         order = self.class_order
-        if order is not None and not (isinstance(order, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in order)):
+        if order is not None and not (
+            isinstance(order, list) and len(order) <= MAX_CLASSES and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < MAX_CLASSES for c in order)
+        ):
             raise ScheduleError(f"class_order must be a list of class indices, got {order!r}")
         self.train.validate()
         for i, st in enumerate(self.stages, 1):
             where = f"stage {i}"
             if not isinstance(st.arch, str):
                 raise ScheduleError(f"{where}: arch must be a name such as 'vgg19@0.25', got {st.arch!r}")
-            if not isinstance(st.classes, int) or isinstance(st.classes, bool) or st.classes < 1:
-                raise ScheduleError(f"{where}: classes must be a positive integer, got {st.classes!r}")
-            if not isinstance(st.epochs, int) or isinstance(st.epochs, bool) or st.epochs < 1:
-                raise ScheduleError(f"{where}: epochs must be an integer ≥ 1, got {st.epochs!r}")
-            if st.patience is not None and (not isinstance(st.patience, int) or isinstance(st.patience, bool) or st.patience < 1):
-                raise ScheduleError(f"{where}: patience must be an integer ≥ 1 or omitted, got {st.patience!r}")
-            if st.lr is not None and not (isinstance(st.lr, (int, float)) and not isinstance(st.lr, bool) and st.lr > 0):
-                raise ScheduleError(f"{where}: lr must be > 0, got {st.lr!r}")
-            if isinstance(st.prune_ratio, bool) or not isinstance(st.prune_ratio, (int, float)) or not 0 <= st.prune_ratio < 1:
-                raise ScheduleError(f"{where}: prune_ratio must be in [0, 1), got {st.prune_ratio!r}")
+            whole(st.classes, f"{where}: classes", 1, MAX_CLASSES)
+            whole(st.epochs, f"{where}: epochs", 1, MAX_EPOCHS)
+            if st.patience is not None:
+                whole(st.patience, f"{where}: patience", 1, MAX_EPOCHS, omittable=True)
+            if st.lr is not None:
+                finite(st.lr, f"{where}: lr", lambda v: 0 < v <= 100, "a finite number in (0, 100]")
+            finite(st.prune_ratio, f"{where}: prune_ratio", lambda v: 0 <= v < 1, "in [0, 1)")
             if i == 1 and st.prune_ratio > 0:
                 raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
-            if st.resolution is not None and (not isinstance(st.resolution, int) or isinstance(st.resolution, bool) or st.resolution < 1):
-                raise ScheduleError(f"{where}: resolution must be a positive integer (pixels) or omitted, got {st.resolution!r}")
+            if st.resolution is not None:
+                whole(st.resolution, f"{where}: resolution (pixels)", 1, MAX_RESOLUTION, omittable=True)
             if not isinstance(st.zero_mask, bool):
                 raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
             if i == 1 and st.zero_mask:

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         from growsearch.plan.planner import plan_schedule, planned_M
+        from growsearch.train.loop import DivergedError
         from growsearch.train.run import run_schedule
 
         study = trial.study
@@ -187,10 +189,14 @@ class Objective:
         cache = Path(self.out_dir) / "prefix_cache" if self.out_dir is not None else None
         keep = self.artifact_store is not None or self.out_dir is not None
         with tempfile.TemporaryDirectory() as run_dir:
-            result = run_schedule(
-                sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device,
-                out_dir=Path(run_dir) / "run" if keep else None,
-            )
+            try:
+                result = run_schedule(
+                    sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device,
+                    out_dir=Path(run_dir) / "run" if keep else None,
+                )
+            except DivergedError as e:  # a failed trial (Optuna fails a NaN value), never a result; the study goes on
+                trial.set_user_attr("failed_because", str(e))
+                return math.nan if self.second is None else (math.nan, math.nan)
             metrics = measure_fgsm(judge, judge.metrics(result), sched, sched.resolved_class_order(ds.num_classes), cache, ds, self.fgsm_eps)
             ratio = metrics[judge.metric]
             if keep and metrics["feasible"] and not judge.cannot_win(ratio, judge.best_ratio(study)):

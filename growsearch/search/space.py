@@ -54,8 +54,24 @@ class SearchSpace:
     name: str = ""  # the space's name (file stem)
 
     def validate(self) -> None:
+        """Raise ``SpaceError`` naming the key when a field has the wrong type or range, or when
+        the space could propose a schedule that cannot be trained."""
         from growsearch.model.arch import ArchError, parse_arch
+        from growsearch.plan.schedule import MAX_EPOCHS, MAX_RESOLUTION, MAX_SEED
 
+        for key, kind, what in (
+            ("dataset", str, "a dataset name such as digits"), ("final_arch", str, "an arch name such as vgg19@0.25"),
+            ("zero_mask", bool, "true or false"), ("archs", list, "a list of arch names"), ("resolutions", list, "a list of input sides in pixels"),
+        ):
+            v = getattr(self, key)
+            if not isinstance(v, kind) or (kind is list and not all(isinstance(x, int if key == "resolutions" else str) and not isinstance(x, bool) for x in v)):
+                raise SpaceError(f"{key}: expected {what}, got {v!r}")
+        for key, hi in (("trials", 100_000), ("baseline_epochs", MAX_EPOCHS), ("seed", MAX_SEED)):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or not (0 if key == "seed" else 1) <= v <= hi:
+                raise SpaceError(f"{key}: a whole number from {0 if key == 'seed' else 1} to {hi}, got {v!r}")
+        if any(r > MAX_RESOLUTION for r in self.resolutions):
+            raise SpaceError(f"resolutions: at most {MAX_RESOLUTION} px, got {max(self.resolutions)}")
         try:
             fam, _, _ = parse_arch(self.final_arch)
             for a in self.archs:
@@ -69,13 +85,13 @@ class SearchSpace:
         for (_, w0, a0), (_, w1, a1) in zip(rungs, rungs[1:]):
             if w1 < w0:
                 raise SpaceError(f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth")
-        _range(self.stages, "stages", int, lo=1)
+        _range(self.stages, "stages", int, lo=1, hi=100)
         _range(self.split, "split", float, lo=0.0, hi=1.0)
         if not (0 < self.split[0] and self.split[1] < 1):
             raise SpaceError(f"split: class fractions must lie strictly between 0 and 1, got {list(self.split)}")
-        _range(self.epochs, "epochs", int, lo=1)
+        _range(self.epochs, "epochs", int, lo=1, hi=MAX_EPOCHS)
         if self.grown_lr is not None:
-            _range(self.grown_lr, "grown_lr", float, lo=0.0)
+            _range(self.grown_lr, "grown_lr", float, lo=0.0, hi=100.0)
             if self.grown_lr[0] <= 0:
                 raise SpaceError("grown_lr: learning rates must be > 0")
         _range(self.prune_ratio, "prune_ratio", float, lo=0.0, hi=0.99)
@@ -84,7 +100,7 @@ class SearchSpace:
         too_small = [r for r in self.resolutions if r < fam.min_input]
         if too_small:
             raise SpaceError(f"resolutions: {fam.name} needs inputs of at least {fam.min_input} px, got {too_small}")
-        if not 0 <= self.tolerance < 1:
+        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not 0 <= self.tolerance < 1:
             raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
         if not isinstance(self.trials, int) or self.trials < 1:
             raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
@@ -104,13 +120,13 @@ class SearchSpace:
             raise SpaceError(str(e)) from None
         if self.baseline_lrs is not None and (
             not isinstance(self.baseline_lrs, list) or not self.baseline_lrs
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0 for v in self.baseline_lrs)
+            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in self.baseline_lrs)
         ):
             raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
         seeds = self.baseline_seeds
         if seeds is not None and (
             not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED for v in seeds)
         ):
             raise SpaceError(f"baseline_seeds: distinct whole numbers ≥ 0, e.g. [0, 1, 2], got {seeds!r}")
         from growsearch.plan.schedule import ScheduleError
@@ -166,7 +182,11 @@ class SearchSpace:
 
 
 def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> None:
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    import math
+
+    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
     if kind is int and ok:
         ok = all(float(v).is_integer() for v in value)
     if not ok:

@@ -162,6 +162,9 @@ class Searcher(OptunaSearch):
             ot.set_user_attr(key, value)
         if result and result.get("final"):
             set_constraints(ot, result)
+        if result and result.get("diverged"):  # failed, with the reason; never a result
+            ot.set_user_attr("failed_because", result["diverged"])
+            error = True
         if error or (result and not result.get("final")):
             # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
             # stopped before its last stage: PRUNED
@@ -308,6 +311,8 @@ class TrialLines(tune.Callback):
                 f"{name} {r[self.metric]:.3f}, val acc {r['val_acc']:.4f} (test {r['test_acc']:.4f}) "
                 f"{'feasible' if r.get('feasible') else 'infeasible'}  [{shape}]"
             )
+        if r.get("diverged"):
+            return f"failed: {r['diverged']}"
         if r.get("planned"):
             return f"pruned before training: its planned {name} {r['planned_ratio']:.3f} already reached the best"
         return f"stopped after stage {r.get('stage', '?')}: its {name} {r.get('cum_ratio', math.nan):.3f} already reached the best"
@@ -340,6 +345,7 @@ def trainable(config: dict, ctx: dict) -> None:
 
     from growsearch.plan.planner import plan_schedule, planned_M
     from growsearch.train.prefix import find_prefix, prefix_key
+    from growsearch.train.loop import DivergedError
     from growsearch.train.run import run_schedule
 
     judge: Judge = ctx["judge"]
@@ -390,6 +396,9 @@ def trainable(config: dict, ctx: dict) -> None:
     try:
         result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, reuse_upto=reuse)
     except StopTrial:
+        return
+    except DivergedError as e:  # a failed trial, never a result; no retry would do better
+        tune.report({**pending, "stage": n, "final": False, "diverged": str(e), "schedule": sched_json, "stage_acc": math.nan, "cum_ratio": math.nan})
         return
     key = prefix_key(sched, n, order)
     (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact

@@ -132,12 +132,12 @@ def run_frontier(
 
     budgets = check_budgets(budgets)
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
         raise FrontierError(f"seeds must be distinct whole numbers ≥ 0, e.g. 0,1,2; got {seeds}")
     cfg = train or TrainConfig()
     sweep = [None] if not lrs else list(lrs)
-    if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0 for v in lrs)):
-        raise FrontierError(f"--lrs must be peak learning rates > 0, e.g. 0.02,0.05,0.1; got {list(lrs)}")
+    if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in lrs)):
+        raise FrontierError(f"--lrs must be finite peak learning rates in (0, 100], e.g. 0.02,0.05,0.1; got {list(lrs)}")
     if not archs and not specs_from:
         raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
     cfg.validate()

@@ -230,8 +230,8 @@ def bound_word(iso: dict) -> str:
 def check_budgets(budgets: Sequence[int], what: str = "--budgets") -> list[int]:
     """Budgets must be positive integers, strictly increasing; raises ``FrontierError``."""
     b = list(budgets)
-    if not b or any(isinstance(e, bool) or not isinstance(e, int) or e <= 0 for e in b):
-        raise FrontierError(f"{what} must be positive whole numbers of epochs, e.g. 2,4,8,16; got {b}")
+    if not b or any(isinstance(e, bool) or not isinstance(e, int) or not 0 < e <= 100_000 for e in b):
+        raise FrontierError(f"{what} must be whole numbers of epochs from 1 to 100000, e.g. 2,4,8,16; got {b}")
     if any(y <= x for x, y in zip(b, b[1:])):
         raise FrontierError(f"{what} must be strictly increasing, e.g. 2,4,8,16; got {b}")
     return b

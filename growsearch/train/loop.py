@@ -30,7 +30,11 @@ from growsearch.errors import GrowsearchError
 from growsearch.model.prune import apply_masks
 from growsearch.plan.schedule import Schedule, ScheduleError, TrainConfig
 
-__all__ = ["DeviceError", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
+__all__ = ["DeviceError", "DivergedError", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
+
+
+class DivergedError(GrowsearchError, ArithmeticError):
+    """Training diverged (the loss became NaN or infinite): nothing it produced is a result."""
 
 
 class DeviceError(GrowsearchError, ValueError):
@@ -145,9 +149,11 @@ def train_stage(
     for epoch in bar:
         model.train()
         t_epoch = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)  # summed on the device: one host sync per epoch, not per step
         for xb, yb in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            loss_sum += loss.detach().float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -158,6 +164,11 @@ def train_stage(
             samples += len(yb)
         if cuda:
             torch.cuda.synchronize()
+        if not torch.isfinite(loss_sum):  # NaN or inf: every later number would be garbage, and reported as a result
+            raise DivergedError(
+                f"{desc or 'training'} diverged in epoch {epoch + 1} (the loss became {float(loss_sum):g}): "
+                "lower the learning rate (lr) or the weight decay"
+            )
         train_s = time.perf_counter() - t_epoch
         acc = evaluate(model, val_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]

@@ -183,3 +183,17 @@ def test_an_unknown_cost_is_refused_before_any_trial(setup) -> None:
 
     with pytest.raises(SearchError, match="unknown cost 'joules'; known: M, wall_s"):
         Objective(setup[0], frontier=setup[1], cost="joules")
+
+
+def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.nn.functional as F
+
+    from growsearch.train import loop
+
+    real = F.cross_entropy
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    study = optuna.create_study()
+    study.optimize(Objective(setup[0], frontier=setup[1]), n_trials=2)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert all("diverged" in t.user_attrs["failed_because"] for t in study.trials)
+    assert all("M_ratio" not in t.user_attrs for t in study.trials)  # nothing reported as a result

@@ -172,7 +172,7 @@ def _bad(tmp_path: Path, npz_data: str) -> list[tuple[list[str], str]]:
     return [
         ([*b, "--budgets", "4,2"], "strictly increasing"),
         ([*b, "--budgets", "2,2"], "strictly increasing"),
-        ([*b, "--budgets", "0,2"], "positive whole numbers"),
+        ([*b, "--budgets", "0,2"], "whole numbers of epochs from 1 to 100000"),
         ([*b, "--budgets", "2,x"], "comma-separated whole numbers"),
         ([*b, "--val-fraction", "0.6"], "val_fraction must be"),
         ([*b, "--val-fraction", "-0.1"], "val_fraction must be"),

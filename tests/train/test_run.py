@@ -327,3 +327,33 @@ def test_a_checkpoint_carries_what_inference_needs_without_the_dataset(tmp_path:
     assert ckpt["class_names"] == [str(c) for c in order[:4]]  # digits' classes are named by their digit
     assert ckpt["mean"] == pytest.approx(list(ds.mean)) and ckpt["std"] == pytest.approx(list(ds.std))
     assert model.arch_spec.num_classes == len(ckpt["class_names"])
+
+
+def test_a_diverging_run_stops_with_one_line_and_writes_no_result(npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """A loss that becomes NaN (here made to) ends the run at that epoch: one line naming the fix,
+    exit 2, and no result.json that would report garbage as a result."""
+    import torch.nn.functional as F
+
+    from growsearch.cli.commands import main
+    from growsearch.train import loop
+
+    real = F.cross_entropy
+    monkeypatch.setattr(loop.F, "cross_entropy", lambda *a, **k: real(*a, **k) * float("nan"))
+    sched = tmp_path / "s.json"
+    _sched(npz_data).save(sched)
+    assert main(["run", str(sched), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "diverged in epoch 1" in err and "lower the learning rate" in err
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan"), 1e9])
+def test_non_finite_or_absurd_rates_are_refused_before_training(npz_data: str, tmp_path: Path, bad: float) -> None:
+    import json as _json
+
+    path = tmp_path / "s.json"
+    path.write_text(_json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}], "train": {"lr": bad}}))
+    from growsearch.cli.commands import main
+
+    assert main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert not (tmp_path / "run").exists()
