@@ -3,6 +3,7 @@ half), output folders held by one command at a time, and paths shown as a user t
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -95,3 +96,56 @@ def held(folder: str | Path | None, error: type[Exception]) -> Iterator[None]:
         path.with_suffix(".holder").unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         lock.release()
+
+
+def read_document(path: str | Path, error: type[Exception], *, yaml_format: bool | None = None) -> object:
+    """The JSON or YAML document in the file ``path`` (YAML for .yaml/.yml unless ``yaml_format``
+    says otherwise), or ``error`` in one line naming the file: unreadable (a folder, no
+    permission), not UTF-8, not parseable, or a mapping that gives one key twice (the parsers
+    would keep the last one without a word, so a typo'd duplicate would silently win)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror or e})") from None
+    use_yaml = path.suffix.lower() in (".yaml", ".yml") if yaml_format is None else yaml_format
+    try:
+        return _parse_yaml(text) if use_yaml else json.loads(text, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as e:
+        raise error(f"{path}: the key {e.key!r} is given twice: keep one") from None
+    except Exception as e:  # noqa: BLE001 - both parsers' errors (and YAML's constructors') become one line
+        raise error(f"{path}: cannot parse {'YAML' if use_yaml else 'JSON'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+class _DuplicateKey(ValueError):
+    def __init__(self, key: object) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _parse_yaml(text: str) -> object:
+    import yaml
+
+    class Loader(yaml.SafeLoader):  # PyYAML keeps the last of two equal keys without a word: refuse them
+        pass
+
+    def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+        keys = [loader.construct_object(k, deep=True) for k, _ in node.value]
+        for i, k in enumerate(keys):
+            if k in keys[:i]:
+                raise _DuplicateKey(k)
+        return loader.construct_mapping(node, deep=True)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: safe_load's constructors only

@@ -139,6 +139,8 @@ def _finish(
             f"{name}: {len(xtr)} train images but {len(ytr)} labels, {len(xte)} test images but {len(yte)} labels: one label per image"
         )
     k = int(num_classes or int(ytr.max()) + 1)
+    if k < 2:
+        raise DataError(f"{name}: {k} class: growsearch learns to tell classes apart and needs at least two")
     missing = sorted(set(range(k)) - set(ytr.unique().tolist()))
     if missing:
         raise DataError(
@@ -177,6 +179,16 @@ def _labels(y, name: str) -> torch.Tensor:
     return torch.as_tensor(a.astype(np.int64))
 
 
+def _channels_last(shape: tuple[int, ...]) -> bool:
+    """Whether a 4-d image array is (N,H,W,C): its last axis holds channels (1, 3, or 4: RGBA) and
+    its second does not; when both could, the reading that gives square images wins (a batch of
+    1-pixel RGB images is (N,1,1,3), not 3-pixel-wide grey ones)."""
+    last, second = shape[-1] in (1, 3, 4), shape[1] in (1, 3, 4)
+    if last != second:
+        return last
+    return last and shape[1] == shape[2] and shape[2] != shape[3]
+
+
 def _as_uint8_nchw(x, name: str) -> torch.Tensor:
     try:
         x = torch.as_tensor(np.asarray(x))
@@ -188,10 +200,13 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
         raise DataError(f"{name}: images must be uint8 (0..255) or floats in [0, 1], got dtype {x.dtype}")
     if x.dim() == 3:
         x = x[:, None]
-    elif x.dim() == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+    elif x.dim() == 4 and _channels_last(tuple(x.shape)):
         x = x.permute(0, 3, 1, 2)
     if x.dim() != 4:
         raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
+    if x.shape[1] not in (1, 3):
+        what = " (RGBA? drop the alpha channel)" if x.shape[1] == 4 else ""
+        raise DataError(f"{name}: images have {x.shape[1]} channels{what}; growsearch takes 1 (grey) or 3 (RGB), shape {tuple(x.shape)} read as (N,C,H,W)")
     if x.dtype != torch.uint8:
         if not x.is_floating_point():
             if x.min() < 0 or x.max() > 255:
@@ -236,6 +251,8 @@ def _options(query: str, name: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in filter(None, query.split("&")):
         key, _, value = part.partition("=")
+        if key in out:
+            raise DataError(f"{name}: the option {key!r} is given twice: keep one")
         if key != "train_per_class":
             raise DataError(f"{name}: unknown dataset option {key!r}; known: train_per_class (e.g. 'cifar10?train_per_class=1000')")
         if not value.isdigit() or int(value) < 1:

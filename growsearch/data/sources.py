@@ -80,10 +80,14 @@ def _load_images(paths: list, name: str, size: tuple[int, int] | None, read=None
         try:
             im = Image.open(io.BytesIO(read(p)) if read is not None else p)
             im.load()
+        except Image.DecompressionBombError:
+            raise DataError(
+                f"{name}: {p} has more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS}): shrink it, or remove it"
+            ) from None
         except (UnidentifiedImageError, OSError, ValueError) as e:
             raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
         with im:
-            im = im.convert("RGB")
+            im = _rgb(im)
             if size is None:
                 size = im.size
             if im.size != size:  # one size for the whole set: the first image's
@@ -92,6 +96,21 @@ def _load_images(paths: list, name: str, size: tuple[int, int] | None, read=None
     if not out:
         raise DataError(f"{name}: no images found")
     return np.stack(out)
+
+
+def _rgb(im):
+    """``im`` as 8-bit RGB, its values scaled, not clipped: a 16-bit image (Pillow's "I;16" and
+    "I" modes, e.g. 16-bit PNGs) would otherwise come out all white where it is brighter than 255
+    of 65535. Palette, grey, alpha and CMYK images go through Pillow's own conversion."""
+    from PIL import Image
+
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max(initial=0) <= 65535 else float(2**32 - 1)
+        if im.mode == "F":
+            top = 1.0 if a.max(initial=0) <= 1.0 else top
+        im = Image.fromarray(np.clip(np.round(a / top * 255), 0, 255).astype(np.uint8), mode="L")
+    return im.convert("RGB")
 
 
 _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -131,9 +150,12 @@ def _cached(key: dict, name: str, build: Callable[[], dict[str, np.ndarray]]) ->
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except Exception:  # noqa: BLE001 - any unreadable cache is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+                arrays = {k: z[k] for k in z.files}
+            if all(len(arrays[f"x_{s}"]) == len(arrays[f"y_{s}"]) > 0 for s in ("train", "test")):
+                return arrays
+        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
+            pass
+        path.unlink(missing_ok=True)  # unreadable, or not the arrays a build writes: rebuilt from the source
     arrays = build()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -235,20 +235,12 @@ def load_schedule(path: str | Path) -> Schedule:
     Raises:
         ScheduleError: missing file, unreadable JSON/YAML, or an invalid structure.
     """
+    from growsearch._io import read_document
+
     path = Path(path)
     if not path.is_file():
-        raise ScheduleError(f"schedule file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            d = yaml.safe_load(text)
-        else:
-            d = json.loads(text)
-    except Exception as e:  # noqa: BLE001 - both parsers' errors become one line
-        raise ScheduleError(f"{path}: cannot parse: {str(e).splitlines()[0]}") from None
-    return Schedule.from_dict(d, source=str(path))
+        raise ScheduleError(f"schedule file {path} does not exist" + (" (it is a folder)" if path.is_dir() else ""))
+    return Schedule.from_dict(read_document(path, ScheduleError), source=str(path))
 
 
 def load_split(name: str, train: TrainConfig, *, dataset: "Dataset | None" = None) -> "Dataset":

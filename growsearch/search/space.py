@@ -219,7 +219,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     Raises:
         SpaceError: missing file, unknown keys, or impossible ranges.
     """
-    import yaml
+    from growsearch._io import read_document
 
     if not isinstance(name_or_path, (str, Path)):
         raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
@@ -228,13 +228,10 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         shipped = shipped_spaces_dir() / f"{name_or_path}.yaml"
         if not shipped.is_file():
             raise SpaceError(f"no space file {name_or_path}: give a path or one of {', '.join(list_spaces())}")
-        text, name = shipped.read_text(), str(name_or_path)
+        path, name = shipped, str(name_or_path)
     else:
-        text, name = path.read_text(), path.stem
-    try:
-        d = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise SpaceError(f"{name_or_path}: cannot parse YAML: {str(e).splitlines()[0]}") from None
+        name = path.stem
+    d = read_document(path, SpaceError, yaml_format=True)
     if not isinstance(d, dict):
         raise SpaceError(f"{name_or_path}: expected a mapping of space keys")
     allowed = [f.name for f in fields(SearchSpace) if f.name != "name"]

@@ -309,3 +309,52 @@ def test_train_per_class_is_a_stratified_seeded_subset(digits) -> None:
     for bad, msg in (("digits?train_per_class=0", "whole number"), ("digits?train_per_class=999", "fewer than"), ("digits?per=3", "unknown dataset option")):
         with pytest.raises(DataError, match=msg):
             create_dataset(bad)
+
+
+def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for split in ("train", "test"):
+        for c, level in ((0, 8000), (1, 60000)):  # both far above 255: clipping would make them equal and white
+            d = tmp_path / "f" / split / f"c{c}"
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8), level, dtype=np.uint16)).save(d / f"{i}.png")
+    ds = create_dataset(f"imagefolder:{tmp_path / 'f'}")
+    dark, bright = (int(ds.x_train[ds.y_train == c].float().mean()) for c in (0, 1))
+    assert dark == round(8000 / 65535 * 255) and bright == round(60000 / 65535 * 255)
+
+
+def test_a_dataset_needs_two_classes_and_shapes_name_the_real_axis() -> None:
+    from growsearch.data.dataset import DataError, from_arrays
+
+    x = np.zeros((6, 8, 8, 3), np.uint8)
+    with pytest.raises(DataError, match="needs at least two"):
+        from_arrays("one", x, np.zeros(6, int), x[:2], np.zeros(2, int))
+    with pytest.raises(DataError, match="4 channels .RGBA"):
+        from_arrays("rgba", np.zeros((6, 8, 8, 4), np.uint8), np.arange(6) % 2, np.zeros((2, 8, 8, 4), np.uint8), np.arange(2))
+    tiny = from_arrays("dots", np.zeros((6, 1, 1, 3), np.uint8), np.arange(6) % 2, np.zeros((2, 1, 1, 3), np.uint8), np.arange(2))
+    assert tiny.in_chans == 3 and tiny.image_size == 1  # 1-pixel RGB images, not 3-pixel-wide grey ones
+
+
+def test_a_decompression_bomb_is_one_line_naming_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from growsearch.data.dataset import DataError
+
+    write_imagefolder(tmp_path / "f", classes=2, per_class=2)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 images are then 10x over the limit
+    with pytest.raises(DataError, match="decompression-bomb limit"):
+        create_dataset(f"imagefolder:{tmp_path / 'f'}")
+
+
+def test_a_corrupt_or_foreign_decode_cache_is_rebuilt(tmp_path: Path) -> None:
+    from growsearch.data.sources import cache_dir
+
+    write_imagefolder(tmp_path / "f", classes=2, per_class=3)
+    before = set(cache_dir().glob("imagefolder-*.npz"))
+    good = create_dataset(f"imagefolder:{tmp_path / 'f'}")
+    (cached,) = set(cache_dir().glob("imagefolder-*.npz")) - before
+    np.savez(cached, x_train=np.zeros((1, 2, 2, 3), np.uint8))  # a readable npz, but not what a build writes
+    again = create_dataset(f"imagefolder:{tmp_path / 'f'}")
+    assert torch.equal(again.x_train, good.x_train) and torch.equal(again.y_test, good.y_test)

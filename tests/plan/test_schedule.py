@@ -118,3 +118,28 @@ def test_growing_resolution_validates_and_round_trips(tmp_path: Path) -> None:
     check(s, num_classes=10, image_size=32)
     s.save(tmp_path / "s.json")
     assert load_schedule(tmp_path / "s.json").stages[1].resolution == 24
+
+
+@pytest.mark.parametrize("name, text, msg", [
+    ("dup.json", '{"dataset": "digits", "seed": 1, "seed": 2, "stages": []}', "the key 'seed' is given twice"),
+    ("dup.yaml", "dataset: digits\nstages: []\ntrain: {lr: 0.1, lr: 0.2}\n", "the key 'lr' is given twice"),
+    ("latin1.json", b'{"dataset": "d\xe9gits"}', "not UTF-8 text"),
+])
+def test_duplicate_keys_and_undecodable_files_are_one_line(tmp_path: Path, name: str, text, msg: str) -> None:
+    from growsearch.plan.schedule import load_schedule
+
+    path = tmp_path / name
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ScheduleError, match=msg):
+        load_schedule(path)
+
+
+def test_duplicate_space_keys_and_dataset_options_are_refused(tmp_path: Path) -> None:
+    from growsearch.data.dataset import create_dataset, DataError
+    from growsearch.search.space import load_space, SpaceError
+
+    (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrials: 4\ntrials: 40\n")
+    with pytest.raises(SpaceError, match="the key 'trials' is given twice"):
+        load_space(tmp_path / "s.yaml")
+    with pytest.raises(DataError, match="the option 'train_per_class' is given twice"):
+        create_dataset("digits?train_per_class=10&train_per_class=20")
