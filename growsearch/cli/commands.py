@@ -195,14 +195,36 @@ def main(argv: list[str] | None = None) -> int:
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
         "robustness": _cmd_robustness,
     }
+    # The one error boundary: what a user can fix is one line and exit code 2; a bug is a traceback
+    # and a line asking to report it.
     try:
         return handlers[args.command](args)
     except (GrowsearchError, FileNotFoundError) as e:
-        print(f"growsearch {args.command}: error: {e}", file=sys.stderr)
+        print(f"growsearch {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # the paths it was given: permissions, a full disk, a name too long, a file where a folder goes
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"growsearch {args.command}: error: {where}{e.strerror or e}: check the path and the disk, or choose another path", file=sys.stderr)
+        return EXIT_USAGE
+    except MemoryError:
+        print(f"growsearch {args.command}: error: out of memory: lower the batch size, the width, or the data's size (?train_per_class=N)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
         return 130
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"growsearch {args.command}: this is a bug in growsearch, not in your input: please report it with the command "
+            "and the traceback above", file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split("\n")[0].split()) if str(e) else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -32,6 +32,9 @@ def _open(study: Any, name: str | None) -> Any:
         return study
     if name is None:
         raise SearchError("name the study: load_best(storage_url, study_name), or pass an optuna.Study")
+    if isinstance(study, str) and study.startswith("sqlite:///") and not Path(study[len("sqlite:///"):]).is_file():
+        # reading never writes: SQLAlchemy would create an empty database at a mistyped path
+        raise SearchError(f"no database at {study[len('sqlite:///'):]} (is --storage mistyped?)")
     try:
         return optuna.load_study(study_name=name, storage=study)
     except KeyError:

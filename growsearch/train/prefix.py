@@ -19,7 +19,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from growsearch.train.results import OutputExistsError, read_checkpoint
+from growsearch.train.results import CheckpointError, OutputExistsError, read_checkpoint
 from growsearch._extensions import digest
 from growsearch.model.arch import get_family, parse_arch
 from growsearch.model.ops import first_ops, transition_ops
@@ -46,12 +46,20 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
 
 
 def find_prefix(schedule: Schedule, order: list[int], cache: Path, *, upto: int | None = None) -> tuple[int, Path | None]:
-    """The deepest cached prefix of ``schedule`` in ``cache`` (of at most ``upto`` stages): (stages covered, file)."""
+    """The deepest cached prefix of ``schedule`` in ``cache`` (of at most ``upto`` stages): (stages
+    covered, file). A file is trusted by the key stored inside it, not by its name: one whose
+    stored key is another (planted, or written by another version), or that cannot be read as
+    plain weights, is passed over and its stages trained again."""
     deepest = len(schedule.stages) if upto is None else min(upto, len(schedule.stages))
     for upto in range(deepest, 0, -1):
-        path = cache / f"{prefix_key(schedule, upto, order)}.pt"
+        key = prefix_key(schedule, upto, order)
+        path = cache / f"{key}.pt"
         if path.is_file():
-            return upto, path
+            try:
+                if read_checkpoint(path, "cpu").get("key") == key:
+                    return upto, path
+            except CheckpointError:
+                pass
     return 0, None
 
 

@@ -287,3 +287,31 @@ def test_api_errors_share_one_root_and_the_cli_messages(tmp_path: Path) -> None:
             call()
         assert isinstance(e.value, GrowsearchError) and isinstance(e.value, ValueError)
         assert len(str(e.value).splitlines()) == 1
+
+
+def test_os_errors_on_the_paths_given_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sched = tmp_path / "s.json"
+    sched.write_text('{"dataset": "digits", "stages": [{"classes": 10, "arch": "vgg11@0.125", "epochs": 1}]}')
+    long_name = tmp_path / ("x" * 300)  # longer than any file system's name limit
+    assert main(["run", str(sched), "--out", str(long_name / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "name too long" in err.lower()
+
+
+def test_reading_a_mistyped_storage_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    assert main(["export", "--storage", url, "--study", "s", "-o", str(tmp_path / "best")]) == 2
+    assert "no database at" in capsys.readouterr().err
+    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "best").exists()
+
+
+def test_a_bug_shows_its_traceback_and_asks_to_be_reported(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from growsearch.cli import commands
+
+    def broken(args):
+        raise ZeroDivisionError("a growsearch bug")
+
+    monkeypatch.setattr(commands, "_cmd_export", broken)
+    assert main(["export", "--storage", "sqlite:///x.db", "--study", "s", "-o", "out.json"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "this is a bug in growsearch" in err

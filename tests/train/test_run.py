@@ -357,3 +357,18 @@ def test_non_finite_or_absurd_rates_are_refused_before_training(npz_data: str, t
 
     assert main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_the_prefix_cache_trusts_the_key_inside_a_file_not_its_name(npz_data: str, tmp_path: Path) -> None:
+    """A file planted under a schedule's key (here: another schedule's network renamed) is passed over."""
+    from growsearch.train.prefix import find_prefix, prefix_key
+
+    cache = tmp_path / "cache"
+    a, b = _sched(npz_data), _sched(npz_data, seed=1)
+    run_schedule(a, prefix_cache=cache, progress=False)
+    order_b = b.resolved_class_order(4)
+    key_a1 = prefix_key(a, 1, a.resolved_class_order(4))
+    (cache / f"{key_a1}.pt").rename(cache / f"{prefix_key(b, 1, order_b)}.pt")
+    assert find_prefix(b, order_b, cache) == (0, None)
+    r = run_schedule(b, prefix_cache=cache, progress=False)
+    assert r.reused_stages == 0 and r.spent_M == r.M  # trained, not served the planted network
