@@ -191,6 +191,8 @@ class Schedule:
                 raise ScheduleError(f"{source}: stage {i} is missing {', '.join(missing)}")
             stages.append(Stage(**s))
         train = d.get("train") or {}
+        if not isinstance(train, dict):
+            raise ScheduleError(f"{source}: train must be a mapping of recipe keys (e.g. {{lr: 0.05}}), got {train!r}")
         _check_keys(train, TrainConfig, f"{source}: train")
         return cls(
             dataset=str(d["dataset"]),
@@ -224,7 +226,7 @@ def _seed(v, source: str) -> int:
 
 def _check_keys(d: dict, cls: type, where: str) -> None:
     allowed = [f.name for f in fields(cls)]
-    unknown = sorted(set(d) - set(allowed))
+    unknown = sorted(map(str, set(d) - set(allowed)))
     if unknown:
         raise ScheduleError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 

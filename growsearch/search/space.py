@@ -125,8 +125,8 @@ class SearchSpace:
             raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
         seeds = self.baseline_seeds
         if seeds is not None and (
-            not isinstance(seeds, list) or not seeds or len(set(seeds)) != len(seeds)
-            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED for v in seeds)
+            not isinstance(seeds, list) or not seeds
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED for v in seeds) or len(set(seeds)) != len(seeds)
         ):
             raise SpaceError(f"baseline_seeds: distinct whole numbers ≥ 0, e.g. [0, 1, 2], got {seeds!r}")
         from growsearch.plan.schedule import ScheduleError
@@ -235,14 +235,16 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     if not isinstance(d, dict):
         raise SpaceError(f"{name_or_path}: expected a mapping of space keys")
     allowed = [f.name for f in fields(SearchSpace) if f.name != "name"]
-    unknown = sorted(set(d) - set(allowed))
+    unknown = sorted(map(str, set(d) - set(allowed)))
     if unknown:
         raise SpaceError(f"{name_or_path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     missing = [k for k in ("dataset", "final_arch", "archs") if k not in d]
     if missing:
         raise SpaceError(f"{name_or_path}: missing {', '.join(missing)}")
     train = d.pop("train", None) or {}
-    bad = sorted(set(train) - {f.name for f in fields(TrainConfig)})
+    if not isinstance(train, dict):
+        raise SpaceError(f"{name_or_path}: train must be a mapping of recipe keys (e.g. {{lr: 0.05}}), got {train!r}")
+    bad = sorted(map(str, set(train) - {f.name for f in fields(TrainConfig)}))
     if bad:
         raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
     for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio"):
