@@ -11,12 +11,15 @@ import pickle
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from growsearch.model.arch import ArchSpec
+from growsearch.model.net2net import widen
+from growsearch.model.ops import Op
 
 REPO = Path(__file__).resolve().parents[1]  # the checkout: examples/, search_spaces/, pyproject.toml
 
@@ -150,6 +153,21 @@ def constraints_of(t) -> list[float]:
     (Optuna ≥ 5), else the ``constraint`` user attribute constraints_func reads."""
     named = getattr(t, "constraints", None)
     return list(named.values()) if isinstance(named, dict) and named else list(t.user_attrs.get("constraint", []))
+
+
+# --- an op written outside the package ---------------------------------------------------------
+
+
+class DoubleLastBlock(Op):
+    """Doubles the last block's width at every stage after the first (Net2WiderNet keeps the function)."""
+
+    name = "double last block"
+
+    def plan(self, spec, stage):
+        return replace(spec, widths=spec.widths[:-1] + (tuple(2 * w for w in spec.widths[-1]),))
+
+    def apply(self, model, step):
+        return widen(model, step.after.widths, generator=step.run.generator)
 
 
 # --- registries a test changes ----------------------------------------------------------------

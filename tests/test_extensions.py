@@ -12,23 +12,10 @@ import pytest
 from growsearch import _extensions
 from growsearch.data.dataset import from_arrays, register_source
 from growsearch.model.arch import get_family, register_family
-from growsearch.model.net2net import widen
-from growsearch.model.ops import Op, register_op, transition_ops, unregister_op
+from growsearch.model.ops import register_op, transition_ops, unregister_op
 from growsearch.plan.schedule import Schedule, Stage
 from growsearch.train.prefix import prefix_key
-from helpers import restored_registries
-
-
-class DoubleLastBlock(Op):
-    """Doubles the last block's width at every stage after the first (Net2WiderNet keeps the function)."""
-
-    name = "double last block"
-
-    def plan(self, spec, stage):
-        return replace(spec, widths=spec.widths[:-1] + (tuple(2 * w for w in spec.widths[-1]),))
-
-    def apply(self, model, step):
-        return widen(model, step.after.widths, generator=step.run.generator)
+from helpers import DoubleLastBlock, restored_registries
 
 
 def _dots(arg: str | None):

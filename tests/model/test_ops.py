@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from growsearch.model.arch import ArchError, build_model, create_model
-from growsearch.model.net2net import widen
 from growsearch.model.ops import (
     AddClasses, apply_transition, Build, ChangeResolution, Deepen, FIRST, GROW, Op, plan_transition, Prune, RescaleStem, Run, StageView, transition_ops, Widen,
 )
@@ -119,14 +118,7 @@ def test_a_transition_applies_its_ops_in_order_with_one_generator() -> None:
 def test_a_new_op_is_one_class() -> None:
     """An op written outside the package joins a transition and is planned and applied like the shipped ones."""
 
-    class DoubleLastBlock(Op):
-        name = "double last block"
-
-        def plan(self, spec, stage):
-            return replace(spec, widths=spec.widths[:-1] + (tuple(2 * w for w in spec.widths[-1]),))
-
-        def apply(self, model, step):
-            return widen(model, step.after.widths, generator=step.run.generator)
+    from helpers import DoubleLastBlock
 
     model = _model("vgg11@0.125")
     steps, after = plan_transition((*GROW, DoubleLastBlock()), model.arch_spec, StageView("vgg13@0.125", classes=3))
