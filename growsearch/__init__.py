@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.2.0"
+from growsearch._version import __version__
 
 # The one façade: name -> the module that defines it (each public name has one import path);
 # resolved on first use so `import growsearch` does not import torch, timm, Ray or Optuna.

@@ -25,7 +25,7 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages([str(PKG)], prefix="grows
 ]
 # lowest first; a module's layer is the first of these its dotted name starts with
 LAYERS = [
-    ("core", ("growsearch.errors", "growsearch._io", "growsearch._plot", "growsearch._extensions")),
+    ("core", ("growsearch.errors", "growsearch._io", "growsearch._plot", "growsearch._extensions", "growsearch._version")),
     ("model", ("growsearch.model",)),
     ("data", ("growsearch.data",)),
     ("plan", ("growsearch.plan",)),

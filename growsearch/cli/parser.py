@@ -43,7 +43,7 @@ def _add_common(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from growsearch import __version__
+    from growsearch._version import __version__
 
     parser = _Parser(
         prog="growsearch",

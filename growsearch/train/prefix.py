@@ -33,7 +33,7 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     seed, class order, recipe, the stages so far, growsearch's version, and the definitions of
     the ops and families those stages use (so a family or op changed under the same name is
     never served a network the old one trained)."""
-    from growsearch import __version__
+    from growsearch._version import __version__
 
     stages = schedule.stages[:upto]
     families = sorted({parse_arch(st.arch)[0].name for st in stages})

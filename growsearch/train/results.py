@@ -107,7 +107,7 @@ class RunResult:
 def versions() -> dict:
     import timm
 
-    from growsearch import __version__
+    from growsearch._version import __version__
 
     return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
 

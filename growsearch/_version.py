@@ -1,0 +1,3 @@
+"""The package version, in one place: the façade and every module that records it read it here."""
+
+__version__ = "0.2.0"
