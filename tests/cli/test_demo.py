@@ -37,18 +37,19 @@ def _lines(text: str) -> list[str]:
     return [re.sub(r"\s+\d+\.\d$", "", line) for line in text.splitlines() if keep.match(line)]
 
 
-def test_two_demo_runs_print_the_same_trials_and_best_schedule(tmp_path: Path, local_ray, capsys: pytest.CaptureFixture) -> None:
-    printed = []
+def test_two_demo_runs_print_the_same_trials_and_best_schedule_and_start_from_the_references(
+    tmp_path: Path, local_ray, capsys: pytest.CaptureFixture,
+) -> None:
+    printed, results = [], []
     for out in (tmp_path / "a", tmp_path / "b"):
         res = run_demo(out, trials=4, settings=SMALL)
         printed.append(capsys.readouterr().out + search_report(res))
+        results.append(res)
     assert _lines(printed[0]) == _lines(printed[1])
     assert len([line for line in _lines(printed[0]) if line.startswith("trial ")]) == 4
     assert (tmp_path / "a" / "best_schedule.json").read_text() == (tmp_path / "b" / "best_schedule.json").read_text()
-
-
-def test_the_reference_schedules_come_first_and_from_scratch_is_feasible(tmp_path: Path, local_ray) -> None:
-    res = run_demo(tmp_path / "d", trials=3, settings=SMALL)
+    # the references come first, and the from-scratch one is feasible and free
+    res = results[0]
     trials = optuna.load_study(study_name=res.study_name, storage=res.storage).trials
     assert [t.user_attrs.get("reference") for t in trials[:2]] == ["from scratch", "paper 5→10"]
     assert all("reference" not in t.user_attrs for t in trials[2:])
