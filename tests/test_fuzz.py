@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from growsearch.cli.commands import main
 from growsearch.errors import GrowsearchError
 
-FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-MANY = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# derandomized: CI explores the same examples on every run (a new one found elsewhere becomes a fix and, here, a fixed case)
+FEW = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+MANY = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # values of every kind a hand-edited file may hold, the nasty ones included
 scalars = st.one_of(
@@ -120,3 +121,13 @@ def test_any_dataset_option_string_loads_or_is_one_line(opts: list[str]) -> None
         assert "\n" not in str(e)
     else:
         assert ds.num_classes == 10 and not math.isnan(float(ds.x_train.float().mean()))
+
+
+@pytest.mark.parametrize("name", ["digits?\n", "digits?train_per_class=\n", "dig\tits"])
+def test_a_dataset_name_with_control_characters_is_one_line(name: str) -> None:
+    """Cases the fuzzer found: a newline in a name used to break the one-line message naming it."""
+    from growsearch.data.dataset import create_dataset
+
+    with pytest.raises(GrowsearchError) as e:
+        create_dataset(name)
+    assert "\n" not in str(e.value) and "control characters" in str(e.value)

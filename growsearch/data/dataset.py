@@ -233,6 +233,8 @@ def create_dataset(name: str) -> Dataset:
     """
     if not isinstance(name, str):
         raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):  # a newline would also break every one-line message naming it
+        raise DataError(f"a dataset name has no control characters (newlines, tabs), got {name!r}")
     base, _, query = name.partition("?")
     options = _options(query, name)
     kind, _, arg = base.partition(":")
