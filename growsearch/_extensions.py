@@ -72,9 +72,9 @@ def worker_setup_hook() -> Callable[[], None] | None:
         return None
     from ray import cloudpickle
 
-    for *_, module in _MADE:
-        if module != "__main__" and module in sys.modules:  # __main__ always travels by value
-            cloudpickle.register_pickle_by_value(sys.modules[module])
+    for name in sorted({m for register, args, kwargs, by in _MADE for m in (by, *_modules_of(args, kwargs))}):
+        if _user_module(name):  # __main__ always travels by value; installed packages are importable everywhere
+            cloudpickle.register_pickle_by_value(sys.modules[name])
     calls = [(register, args, kwargs) for register, args, kwargs, _ in _MADE]
 
     def replay() -> None:
@@ -82,6 +82,46 @@ def worker_setup_hook() -> Callable[[], None] | None:
             register(*args, **kwargs)
 
     return replay
+
+
+def _modules_of(*objects: Any) -> set[str]:
+    """The modules that define ``objects``, their classes, and (for dataclasses such as a
+    ``Family``, and containers) what they hold: an op's class may live in a helper module other
+    than the one that registered it."""
+    found: set[str] = set()
+
+    def walk(obj: Any, depth: int = 0) -> None:
+        if depth > 3:
+            return
+        for m in (getattr(obj, "__module__", None), getattr(type(obj), "__module__", None)):
+            if isinstance(m, str):
+                found.add(m)
+        if hasattr(obj, "__dataclass_fields__"):
+            for f in obj.__dataclass_fields__:
+                walk(getattr(obj, f), depth + 1)
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                walk(v, depth + 1)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                walk(v, depth + 1)
+
+    for obj in objects:
+        walk(obj)
+    return found
+
+
+def _user_module(name: str) -> bool:
+    """A module of the user's own code (not growsearch, not the standard library or an installed
+    package): a Ray worker may be unable to import it, so its objects travel by value."""
+    import sysconfig
+
+    mod = sys.modules.get(name)
+    path = getattr(mod, "__file__", None)
+    if mod is None or name in ("__main__", "builtins") or name == "growsearch" or name.startswith("growsearch.") or not path:
+        return False
+    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
+    return not any(str(path).startswith(str(p)) for p in installed)
 
 
 def digest(*objects: Any) -> str:

@@ -149,3 +149,10 @@ def _parse_yaml(text: str) -> object:
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: safe_load's constructors only
+
+
+def printable(v: object) -> str:
+    """``v`` as a one-line message may quote it: as it is when printable, else its repr (a key
+    holding a newline would otherwise break the line)."""
+    text = str(v)
+    return text if text.isprintable() else repr(text)

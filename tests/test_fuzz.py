@@ -131,3 +131,13 @@ def test_a_dataset_name_with_control_characters_is_one_line(name: str) -> None:
     with pytest.raises(GrowsearchError) as e:
         create_dataset(name)
     assert "\n" not in str(e.value) and "control characters" in str(e.value)
+
+
+def test_an_unknown_key_that_is_not_printable_is_quoted(tmp_path: Path) -> None:
+    """A case the fuzzer found: an unknown key holding a newline broke the one-line message."""
+    from growsearch.search.space import load_space
+
+    (tmp_path / "s.yaml").write_text('dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrain: {"\\n": 1}\n')
+    with pytest.raises(GrowsearchError) as e:
+        load_space(tmp_path / "s.yaml")
+    assert "\n" not in str(e.value) and "unknown key(s) '\\n'" in str(e.value)

@@ -226,7 +226,9 @@ def _seed(v, source: str) -> int:
 
 def _check_keys(d: dict, cls: type, where: str) -> None:
     allowed = [f.name for f in fields(cls)]
-    unknown = sorted(map(str, set(d) - set(allowed)))
+    from growsearch._io import printable
+
+    unknown = sorted(map(printable, set(d) - set(allowed)))
     if unknown:
         raise ScheduleError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
 

@@ -219,7 +219,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     Raises:
         SpaceError: missing file, unknown keys, or impossible ranges.
     """
-    from growsearch._io import read_document
+    from growsearch._io import printable, read_document
 
     if not isinstance(name_or_path, (str, Path)):
         raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
@@ -235,7 +235,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     if not isinstance(d, dict):
         raise SpaceError(f"{name_or_path}: expected a mapping of space keys")
     allowed = [f.name for f in fields(SearchSpace) if f.name != "name"]
-    unknown = sorted(map(str, set(d) - set(allowed)))
+    unknown = sorted(map(printable, set(d) - set(allowed)))
     if unknown:
         raise SpaceError(f"{name_or_path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
     missing = [k for k in ("dataset", "final_arch", "archs") if k not in d]
@@ -244,7 +244,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     train = d.pop("train", None) or {}
     if not isinstance(train, dict):
         raise SpaceError(f"{name_or_path}: train must be a mapping of recipe keys (e.g. {{lr: 0.05}}), got {train!r}")
-    bad = sorted(map(str, set(train) - {f.name for f in fields(TrainConfig)}))
+    bad = sorted(map(printable, set(train) - {f.name for f in fields(TrainConfig)}))
     if bad:
         raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
     for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio"):
