@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -261,6 +262,9 @@ def run_search(
             deterministic=deterministic, batch=batch, artifacts=out / "artifacts", sampler=default_sampler(sp.seed, budget), cost=cost, dataset=ds,
             remaining=remaining,
         )
+        # Every report before a trial's last carries the ratio as NaN (documented: it is not known
+        # yet); Tune's TensorBoard logger passes it to tensorboardX, which warns once per report.
+        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         tune_dir = f"{tune_root.rstrip('/')}/{run_name}" if uri else Path(tune_root) / run_name
         tuner = tune.Tuner(
             pieces.trainable,
