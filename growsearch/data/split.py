@@ -29,7 +29,7 @@ import torch
 
 from growsearch.data.dataset import DataError, Dataset, _stratified
 
-__all__ = ["class_order", "subset", "with_validation"]
+__all__ = ["class_order", "stage_data", "stage_size", "subset", "with_validation"]
 
 
 def class_order(num_classes: int, seed: int) -> list[int]:
@@ -59,6 +59,39 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
         idx_test=ds.idx_test[mte] if ds.idx_test is not None else None,
         **_subset_val(ds, lut),
     )
+
+
+def stage_data(ds: Dataset, classes: list[int], fraction: float | None = None, seed: int = 0) -> Dataset:
+    """What one stage trains on: ``subset(ds, classes)`` and, with ``fraction`` below 1, a seeded
+    share of every class's training images (validation and test splits untouched).
+
+    The shares are stratified and nested: each class's images are drawn in one seeded order and
+    a stage takes the first ``round(fraction × count)`` (at least one), so a larger fraction
+    under the same seed holds every image a smaller one held.
+
+    Example:
+        >>> from growsearch.data.dataset import create_dataset
+        >>> ds = create_dataset("digits")
+        >>> small, big = (stage_data(ds, list(range(10)), f, seed=0) for f in (0.25, 0.5))
+        >>> set(small.idx_train.tolist()) <= set(big.idx_train.tolist()), len(small.y_train) < len(big.y_train)
+        (True, True)
+    """
+    d = subset(ds, classes)
+    if fraction is None or fraction >= 1:
+        return d
+    keep = _stratified(d.y_train, seed, lambda _c, n: _share(n, fraction))
+    idx = d.idx_train if d.idx_train is not None else torch.arange(len(d.y_train))
+    return replace(d, x_train=d.x_train[keep], y_train=d.y_train[keep], idx_train=idx[keep])
+
+
+def stage_size(y_train: torch.Tensor, classes: list[int], fraction: float | None = None) -> int:
+    """How many training images :func:`stage_data` gives a stage, counted without copying them (the planner's M)."""
+    counts = torch.bincount(y_train, minlength=max(classes) + 1)[torch.tensor(classes, dtype=torch.int64)].tolist()
+    return sum(counts) if fraction is None or fraction >= 1 else sum(_share(n, fraction) for n in counts)
+
+
+def _share(n: int, fraction: float) -> int:
+    return max(1, int(round(n * fraction)))
 
 
 def _subset_val(ds: Dataset, lut: torch.Tensor) -> dict:

@@ -27,7 +27,7 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, ArchSpec, _scaled, build_model, get_family, parse_arch
 
-__all__ = ["deepen", "widen", "expand_classes", "plan", "rescale_kernel", "rescale_stem", "spec_of", "stem_kernel_at"]
+__all__ = ["copy_sources", "deepen", "widen", "expand_classes", "plan", "rescale_kernel", "rescale_stem", "spec_of", "stem_kernel_at"]
 
 
 def spec_of(model: nn.Module) -> ArchSpec:
@@ -48,21 +48,54 @@ def _rebuilt(model: nn.Module, spec: ArchSpec, state: dict[str, torch.Tensor]) -
     return new
 
 
-def deepen(model: nn.Module, depths: tuple[int, ...]) -> nn.Module:
-    """Append identity layers to each block until it has ``depths[b]`` layers.
-
-    New layers take the width of the last layer of their block. VGG gets identity conv+BN
-    (exact in eval mode); ResNet gets basic blocks with a zeroed last BN (exact in both modes).
-    """
-    spec = spec_of(model)
+def _deepened(spec: ArchSpec, depths: tuple[int, ...]) -> ArchSpec:
     fam = get_family(spec.family)
     if len(depths) != len(spec.depths):
         raise ArchError(f"{spec.family} has {len(spec.depths)} blocks, asked for {len(depths)}")
     for b, (old, new) in enumerate(zip(spec.depths, depths)):
         if new < old:
             raise ArchError(f"deepen would remove {fam.layer_name(b, new)}: growth never removes layers")
-    widths = tuple(blk + (blk[-1],) * (d - len(blk)) for blk, d in zip(spec.widths, depths))
-    new_spec = replace(spec, widths=widths)
+    return replace(spec, widths=tuple(blk + (blk[-1],) * (d - len(blk)) for blk, d in zip(spec.widths, depths)))
+
+
+def copy_sources(spec: ArchSpec, depths: tuple[int, ...]) -> dict[tuple[int, int], int | None]:
+    """For every layer that deepening ``spec`` to ``depths`` inserts, (block, layer) → the trained
+    layer of its block that ``deepen(..., init="copy")`` copies: the nearest one before it whose
+    parameters and buffers have the same shapes; None where no trained layer has (that layer
+    starts as an identity). Shapes are read from a network built on the meta device (no memory).
+
+    Example:
+        >>> from growsearch.model.arch import spec_for
+        >>> copy_sources(spec_for("vgg11@0.25", 10, 3), (1, 1, 2, 3, 2))
+        {(3, 2): 1}
+    """
+    new_spec = _deepened(spec, depths)
+    fam = get_family(spec.family)
+    with torch.device("meta"):
+        shapes = {k: tuple(v.shape) for k, v in build_model(new_spec).state_dict().items()}
+    prefixes = fam.layer_prefixes(new_spec)
+
+    def layer_shapes(b: int, l: int) -> list:
+        return [[(k[len(p):], sh) for k, sh in shapes.items() if k.startswith(p + ".")] for p in prefixes[b][l]]
+
+    return {
+        (b, l): next((j for j in range(old - 1, -1, -1) if layer_shapes(b, j) == layer_shapes(b, l)), None)
+        for b, (old, new) in enumerate(zip(spec.depths, depths)) for l in range(old, new)
+    }
+
+
+def deepen(model: nn.Module, depths: tuple[int, ...], *, init: str = "identity") -> nn.Module:
+    """Append layers to each block until it has ``depths[b]`` layers.
+
+    New layers take the width of the last layer of their block. With ``init="identity"``
+    (Net2DeeperNet) VGG gets identity conv+BN (exact in eval mode) and ResNet basic blocks with a
+    zeroed last BN (exact in both modes). With ``init="copy"`` each new layer is a copy of the
+    nearest trained layer of its block with the same shapes (:func:`copy_sources`; not
+    function-preserving), and an identity where there is none.
+    """
+    spec = spec_of(model)
+    fam = get_family(spec.family)
+    new_spec = _deepened(spec, depths)
 
     # Copy every old tensor to its new name: layers keep their (block, layer) position while
     # the flat module indices after them shift.
@@ -78,9 +111,16 @@ def deepen(model: nn.Module, depths: tuple[int, ...]) -> nn.Module:
         new_key = key if head is None else rename[head] + prefix[len(head):] + "." + leaf
         state[new_key] = t.detach().clone()
     fresh.load_state_dict(state)
+    sources = copy_sources(spec, depths) if init == "copy" else {}
+    prefixes = fam.layer_prefixes(new_spec)
     for b, (old, new) in enumerate(zip(spec.depths, depths)):
         for l in range(old, new):
-            fam.make_identity(fresh, new_spec, b, l)
+            src = sources.get((b, l))
+            if src is None:
+                fam.make_identity(fresh, new_spec, b, l)
+            else:  # every module of the layer (conv, BN and its statistics) takes the source's values
+                for p_src, p_new in zip(prefixes[b][src], prefixes[b][l]):
+                    fresh.get_submodule(p_new).load_state_dict(fresh.get_submodule(p_src).state_dict())
     return _rebuilt(model, new_spec, fresh.state_dict())
 
 

@@ -30,13 +30,14 @@ from torch import nn
 from growsearch._extensions import caller as _caller, forget as _forget, record as _record
 from growsearch.model.arch import ArchError, ArchSpec, build_model, Family, get_family, parse_arch, spec_for
 from growsearch.model.cost import count_params, macs_per_sample
-from growsearch.model.net2net import deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
-from growsearch.model.prune import identity_masks, identity_masks_supported, prune, pruned_widths
+from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
+from growsearch.model.prune import identity_masks, identity_masks_supported, prune, pruned_widths, replay_pruning
 
 __all__ = [
     "StageView", "Run", "Step", "Op",
     "Build", "Prune", "Deepen", "Widen", "AddClasses", "ZeroMask", "RescaleStem", "ChangeResolution",
     "FIRST", "GROW", "plan_transition", "apply_transition", "first_ops", "grow", "register_op", "transition_ops", "unregister_op",
+    "as_network", "tensors_of",
 ]
 
 
@@ -55,6 +56,7 @@ class StageView:
     rescale_kernels: bool = True  # TrainConfig.rescale_kernels
     in_chans: int = 3  # image channels (what stage 1 builds)
     init_spec: ArchSpec | None = None  # stage 1 builds this exact spec instead of its arch name's
+    deepen_init: str = "identity"  # new layers: "identity" (Net2DeeperNet) or "copy" (of the trained layer before them)
 
     def stem_kernel(self, fam: Family) -> int:
         """The family's stem kernel side at this stage's resolution (its own when not rescaled)."""
@@ -85,6 +87,11 @@ class Run:
     masked_before: list[tuple[int, int]] = field(default_factory=list)  # the identity layers earlier stages' zero masks kept
     masked: list[tuple[int, int]] = field(default_factory=list)  # ZeroMask: the layers whose zeros this stage keeps (else none)
     masks: dict[str, torch.Tensor] | None = None  # ZeroMask: their non-zero patterns, re-applied after every optimizer step
+    pruning: list = field(default_factory=list)  # Prune: torch-pruning's history of which filters went (replayed on carried state)
+    # Per-parameter state that follows the weights through the ops (see Op.carry): networks shaped
+    # like the model whose parameters hold, e.g., SGD momentum. apply_transition maps each one
+    # op by op; an entry becomes None after an op that cannot map it.
+    carried: dict[str, nn.Module | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,16 @@ class Op:
     def label(self, step: Step) -> str:
         """How the plan names this step (``growsearch run --dry-run``)."""
         return self.name
+
+    def carry(self, state: nn.Module, step: Step) -> nn.Module | None:
+        """Per-parameter state mapped as :meth:`apply` maps the weights. ``state`` is a network of
+        the shape before this op whose parameters hold the state (SGD momentum); the result has
+        the shape after it: what the op keeps keeps its state, what it creates from nothing
+        starts at zero. ``step.run`` is the run ``apply`` just wrote (its generator rewound to
+        where ``apply`` started, so random choices repeat). The default keeps the state of an op
+        that leaves the network's shape alone and returns None (the state is dropped and starts
+        from zero) for any other: override it in an op that reshapes the network."""
+        return state if step.after == step.before else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -157,7 +174,7 @@ class Prune(Op):
         ratio, res = step.stage.prune_ratio, step.stage.prev_resolution
         shape = (step.before.in_chans, res, res)  # what the network was trained at
         before = (count_params(model), macs_per_sample(model, shape))
-        model = prune(model, ratio, input_shape=shape)
+        model = prune(model, ratio, input_shape=shape, record=step.run.pruning)
         scores = step.run.score(model) if step.run.score is not None else {}
         step.run.prune = {
             "ratio": ratio, "params_before": before[0], "params_after": count_params(model),
@@ -168,6 +185,10 @@ class Prune(Op):
 
     def label(self, step):
         return f"prune R={step.stage.prune_ratio:g}"
+
+    def carry(self, state, step):  # the kept filters keep their state: the same filters go
+        res = step.stage.prev_resolution
+        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=(step.before.in_chans, res, res))
 
 
 class Deepen(Op):
@@ -186,13 +207,36 @@ class Deepen(Op):
             identity_masks_supported(target)
         if target.depths == spec.depths:
             return None
+        if stage.deepen_init == "copy" and not any(s is not None for s in copy_sources(spec, target.depths).values()):
+            raise ArchError(
+                f"deepen_init copy: {spec.name or spec.family} → {stage.arch} inserts layers where no trained layer of the block has their "
+                "shape, so nothing would be copied: grow a deeper stage here, or use deepen_init identity"
+            )
         return replace(spec, widths=tuple(b + (b[-1],) * (len(t) - len(b)) for b, t in zip(spec.widths, target.widths)))
 
     def apply(self, model, step):
         before, after = step.before.depths, step.after.depths
         # the (block, layer) positions of the identity layers, for the zero mask
         step.run.inserted.extend((b, l) for b, (o, d) in enumerate(zip(before, after)) for l in range(o, d))
-        return deepen(model, after)
+        return deepen(model, after, init=step.stage.deepen_init)
+
+    def carry(self, state, step):  # old layers keep theirs; the new layers start at zero
+        state = deepen(state, step.after.depths)
+        prefixes = get_family(step.after.family).layer_prefixes(step.after)
+        new = tuple(p + "." for b, l in step.run.inserted for p in prefixes[b][l])
+        with torch.no_grad():
+            for name, p in state.named_parameters():
+                if name.startswith(new):
+                    p.zero_()
+        return state
+
+    def label(self, step):
+        if step.stage.deepen_init != "copy":
+            return self.name
+        sources = copy_sources(step.before, step.after.depths)
+        copied = sum(s is not None for s in sources.values())
+        rest = f", {len(sources) - copied} identity" if copied < len(sources) else ""
+        return f"deepen by copy ({copied} of {len(sources)} new layers copied from trained ones{rest}; not function-preserving)"
 
 
 class Widen(Op):
@@ -206,6 +250,9 @@ class Widen(Op):
 
     def apply(self, model, step):
         return widen(model, step.after.widths, generator=step.run.generator, noise=step.run.noise)
+
+    def carry(self, state, step):  # the same index maps: a copied unit takes its source's state, split like its weights
+        return widen(state, step.after.widths, generator=step.run.generator)
 
 
 class AddClasses(Op):
@@ -224,6 +271,14 @@ class AddClasses(Op):
     def label(self, step):
         return f"add classes {step.before.num_classes}→{step.after.num_classes}"
 
+    def carry(self, state, step):  # old rows keep theirs; new rows start at zero
+        state = expand_classes(state, step.after.num_classes)
+        fc = get_family(step.after.family).classifier
+        with torch.no_grad():
+            for leaf in ("weight", "bias"):
+                state.get_parameter(f"{fc}.{leaf}")[step.before.num_classes:] = 0
+        return state
+
 
 class RescaleStem(Op):
     """A large stem kernel resampled to the new resolution's scale (see net2net.rescale_kernel)."""
@@ -241,6 +296,9 @@ class RescaleStem(Op):
 
     def label(self, step):
         return f"rescale stem to {step.after.stem_kernel}x{step.after.stem_kernel}"
+
+    def carry(self, state, step):  # the same linear resampling of the kernel
+        return self.apply(state, step)
 
 
 class ChangeResolution(Op):
@@ -357,19 +415,47 @@ def plan_transition(ops: tuple[Op, ...], spec: ArchSpec | None, stage: StageView
 
 
 def apply_transition(model: nn.Module | None, steps: tuple[Step, ...], after: ArchSpec, run: Run) -> nn.Module:
-    """Apply planned ``steps`` to ``model`` and check the result is the planned ``after``.
+    """Apply planned ``steps`` to ``model`` and check the result is the planned ``after``; every
+    network in ``run.carried`` is mapped alongside, op by op (:meth:`Op.carry`).
 
     Returns a new model (the input is left untouched, even when there is nothing to apply).
     """
     out = model
     for step in steps:
-        out = step.op.apply(out, replace(step, run=run))
+        rewound = run.generator.get_state()
+        new = step.op.apply(out, replace(step, run=run))
+        for name, state in run.carried.items():
+            if state is not None:  # the op's random choices replayed from where apply made them
+                again = replace(run, generator=torch.Generator().set_state(rewound))
+                run.carried[name] = step.op.carry(state, replace(step, run=again))
+        out = new
     if out is model:
         out = copy.deepcopy(model)
     out.arch_spec = replace(out.arch_spec, name=after.name, width_mult=after.width_mult)
     if out.arch_spec != after:  # the two halves of an op disagree: a growsearch bug, not a user error
         raise RuntimeError(f"the applied ops built {out.arch_spec}, not the planned {after}")
     return out
+
+
+def as_network(model: nn.Module, tensors: dict[str, torch.Tensor] | float) -> nn.Module:
+    """A copy of ``model`` whose parameters hold ``tensors`` (by parameter name; missing ones
+    zero) or, given a number, that value everywhere: per-parameter state in the shape the ops
+    carry (``Run.carried``)."""
+    net = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if isinstance(tensors, (int, float)):
+                p.fill_(tensors)
+            elif name in tensors:
+                p.copy_(tensors[name])
+            else:
+                p.zero_()
+    return net
+
+
+def tensors_of(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters of a carried network, by name (what :func:`as_network` took)."""
+    return {name: p.detach().clone() for name, p in net.named_parameters()}
 
 
 def grow(

@@ -28,6 +28,7 @@ from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
 __all__ = [
     "prune",
     "pruned_widths",
+    "replay_pruning",
     "check_prunable",
     "identity_masks",
     "identity_masks_supported",
@@ -62,11 +63,12 @@ def pruned_widths(spec: ArchSpec, ratio: float) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int]) -> nn.Module:
+def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int], record: list | None = None) -> nn.Module:
     """A copy of ``model`` with ``ratio`` of each conv's filters removed (lowest L1 norm first).
 
     Returns a freshly built model of the pruned spec holding the pruned weights, so it saves,
-    loads and grows like any other growsearch model.
+    loads and grows like any other growsearch model. ``record``: a list that receives
+    torch-pruning's history of which filters went, for :func:`replay_pruning`.
     """
     import torch_pruning as tp
 
@@ -87,12 +89,29 @@ def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int]) 
         global_pruning=False,
     )
     pruner.step()
+    if record is not None:
+        record.extend(pruner.DG.pruning_history())
     widths = tuple(
         tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec)
     )
     if widths != expect:  # torch-pruning's rounding changed: fail loudly rather than mis-count
         raise RuntimeError(f"torch-pruning kept widths {widths}, expected {expect}")
     new = build_model(replace(spec, widths=widths))
+    new.load_state_dict(work.state_dict())
+    return new.to(device=ref.device, dtype=ref.dtype).train(model.training)
+
+
+def replay_pruning(model: nn.Module, history: list, *, spec: ArchSpec, input_shape: tuple[int, int, int]) -> nn.Module:
+    """``model`` pruned exactly as a recorded :func:`prune` pruned a network of the same shape
+    (the same filters, by torch-pruning's ``load_pruning_history``), rebuilt as ``spec``: how the
+    optimizer state of a pruned network follows its weights."""
+    import torch_pruning as tp
+
+    ref = next(model.parameters())
+    work = copy.deepcopy(model).cpu().float().eval()
+    graph = tp.DependencyGraph().build_dependency(work, example_inputs=torch.zeros(1, *input_shape))
+    graph.load_pruning_history(history)
+    new = build_model(spec)
     new.load_state_dict(work.state_dict())
     return new.to(device=ref.device, dtype=ref.dtype).train(model.training)
 

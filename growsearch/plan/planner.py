@@ -23,10 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import torch
-
 from growsearch.data.dataset import create_dataset
-from growsearch.data.split import with_validation
+from growsearch.data.split import stage_size, with_validation
 from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
 from growsearch.model.cost import count_params, macs_per_sample
 from growsearch.model.ops import first_ops, plan_transition, StageView, Step, transition_ops
@@ -99,6 +97,7 @@ def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = N
         view = StageView(
             st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
             native=native, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
+            deepen_init=schedule.deepen_init,
         )
         try:
             steps, new = plan_transition(first_ops() if spec is None else transition_ops(), spec, view)
@@ -137,8 +136,13 @@ def check(
     stages = schedule.stages
     for i, st in enumerate(stages, 1):
         where = f"stage {i}"
-        if i > 1 and st.classes <= stages[i - 2].classes:
+        if schedule.data_growth == "classes" and i > 1 and st.classes <= stages[i - 2].classes:
             raise ScheduleError(f"{where} has {st.classes} classes, not more than stage {i - 1}'s {stages[i - 2].classes}: class subsets must grow")
+        if schedule.data_growth != "classes" and st.classes != stages[-1].classes:
+            raise ScheduleError(
+                f"{where} has {st.classes} classes and stage {len(stages)} {stages[-1].classes}: data_growth {schedule.data_growth} trains every class "
+                f"in every stage, so give every stage the dataset's class count (or use data_growth classes)"
+            )
         later = [s.resolution for s in stages[i:] if s.resolution is not None]
         if st.resolution is not None and any(r < st.resolution for r in later):
             raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
@@ -193,7 +197,7 @@ def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_
     plans = []
     for i, (st, tr) in enumerate(zip(schedule.stages, trans), 1):
         model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
-        n = int(torch.isin(ds.y_train, torch.tensor(order[: st.classes])).sum())
+        n = stage_size(ds.y_train, order[: st.classes], st.fraction)  # the images stage_data gives run_schedule
         plans.append(StagePlan(
             stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,

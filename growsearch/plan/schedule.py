@@ -41,6 +41,10 @@ MAX_THREADS = 4096
 MAX_RESOLUTION = 8192  # pixels on a side
 MAX_CLASSES = 1_000_000
 
+LR_SCHEDULES = ("per_stage", "global")
+DATA_GROWTH = ("classes", "samples", "none")  # what grows from stage to stage besides the network
+DEEPEN_INIT = ("identity", "copy")
+
 
 def whole(v: object, what: str, lo: int, hi: int, *, omittable: bool = False) -> int:
     """``v`` if it is a whole number from ``lo`` to ``hi``, else ``ScheduleError`` naming ``what`` and the range."""
@@ -71,6 +75,12 @@ class TrainConfig:
     rescale_kernels: bool = True  # stages below native resolution resample stem kernels > 3x3 to the image scale
     val_fraction: float = 0.1  # share of each class's training images held out for validation (0: select on the test set)
     val_seed: int = 0  # seeds the validation split; independent of the schedule's seed so every seed shares one split
+    # The run-level training state (the levers growth work uses; the defaults are the paper's protocol):
+    lr_schedule: str = "per_stage"  # "per_stage": every stage warms up and decays to zero; "global": one warm-up and one decay to zero over the whole run
+    rewarm_epochs: float = 0.0  # global: after each growth, re-warm from a tenth of the LR over this many epochs (0: none)
+    rewarm_peak: float = 1.0  # global: the re-warm-up's peak, as a multiple of the global schedule's LR there
+    carry_optimizer: bool = False  # keep SGD momentum across growth (each op maps what it keeps; what growth creates starts at zero)
+    new_param_lr: float = 1.0  # LR multiplier, for the stage after a growth, of the parameters that growth created from nothing
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
@@ -83,8 +93,16 @@ class TrainConfig:
         finite(self.label_smoothing, "train.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
         finite(self.val_fraction, "train.val_fraction", lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)")
         whole(self.val_seed, "train.val_seed", 0, MAX_SEED)
-        if not isinstance(self.rescale_kernels, bool):
-            raise ScheduleError(f"train.rescale_kernels must be true or false, got {self.rescale_kernels!r}")
+        for key in ("rescale_kernels", "carry_optimizer"):
+            if not isinstance(getattr(self, key), bool):
+                raise ScheduleError(f"train.{key} must be true or false, got {getattr(self, key)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ScheduleError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        finite(self.rewarm_epochs, "train.rewarm_epochs", lambda v: 0 <= v <= MAX_EPOCHS, f"a number in [0, {MAX_EPOCHS}]")
+        finite(self.rewarm_peak, "train.rewarm_peak", lambda v: 0 < v <= 100, "a finite number in (0, 100]")
+        finite(self.new_param_lr, "train.new_param_lr", lambda v: 0 < v <= 100, "a finite number in (0, 100] (1 gives new parameters the same LR)")
+        if self.lr_schedule != "global" and (self.rewarm_epochs or self.rewarm_peak != 1):
+            raise ScheduleError("train.rewarm_epochs and rewarm_peak re-warm the run's one LR schedule after growth: set train.lr_schedule to global, or drop them")
 
 
 @dataclass
@@ -99,6 +117,7 @@ class Stage:
     patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
     lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
     resolution: int | None = None  # input side in pixels for this stage (default: the dataset's native size); never decreasing
+    fraction: float | None = None  # data_growth "samples": the share of every class's training images this stage sees (nested; the last stage 1)
 
 
 @dataclass
@@ -111,6 +130,8 @@ class Schedule:
     train: TrainConfig = field(default_factory=TrainConfig)
     class_order: list[int] | None = None  # explicit class order (default: a permutation seeded by ``seed``)
     threads: int | None = None  # torch CPU threads to train with (a search's best schedule records its trials'); None: torch's default
+    data_growth: str = "classes"  # "classes": nested class subsets (the paper); "samples": nested random shares of every class (stages[].fraction); "none": all data in every stage
+    deepen_init: str = "identity"  # new layers: "identity" (function-preserving) or "copy" (a copy of the trained layer before it in its block; not function-preserving)
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key and the fix when a field has the wrong type or
@@ -134,6 +155,10 @@ class Schedule:
         ):
             raise ScheduleError(f"class_order must be a list of class indices, got {order!r}")
         self.train.validate()
+        if self.data_growth not in DATA_GROWTH:
+            raise ScheduleError(f"data_growth must be one of {', '.join(DATA_GROWTH)}, got {self.data_growth!r}")
+        if self.deepen_init not in DEEPEN_INIT:
+            raise ScheduleError(f"deepen_init must be one of {', '.join(DEEPEN_INIT)}, got {self.deepen_init!r}")
         for i, st in enumerate(self.stages, 1):
             where = f"stage {i}"
             if not isinstance(st.arch, str):
@@ -153,6 +178,27 @@ class Schedule:
                 raise ScheduleError(f"{where}: zero_mask must be true or false, got {st.zero_mask!r}")
             if i == 1 and st.zero_mask:
                 raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
+            if st.zero_mask and self.deepen_init == "copy":
+                raise ScheduleError(f"{where}: zero_mask keeps the zeros of identity layers, and deepen_init copy inserts none: set zero_mask to false or deepen_init to identity")
+            if self.train.lr_schedule == "global" and st.patience is not None:
+                raise ScheduleError(f"{where}: patience (train to a plateau) is a per-stage rule, and lr_schedule global plans one schedule over the whole run: drop patience or use per_stage")
+            if self.train.lr_schedule == "global" and st.lr is not None:
+                raise ScheduleError(f"{where}: a stage lr restarts the schedule, and lr_schedule global has one: drop the stage's lr (train.lr is the peak) or use per_stage")
+        self._check_fractions()
+
+    def _check_fractions(self) -> None:
+        fracs = [st.fraction for st in self.stages]
+        if self.data_growth != "samples":
+            if any(f is not None for f in fracs):
+                raise ScheduleError(f"stages[].fraction is the share of data a stage sees under data_growth samples, and data_growth is {self.data_growth}: set data_growth to samples or drop fraction")
+            return
+        if any(f is None for f in fracs):
+            missing = next(i for i, f in enumerate(fracs, 1) if f is None)
+            raise ScheduleError(f"data_growth samples needs every stage's fraction (stage {missing} has none): e.g. 0.25, 0.5, 1")
+        for i, f in enumerate(fracs, 1):
+            finite(f, f"stage {i}: fraction", lambda v: 0 < v <= 1, "a number in (0, 1]")
+        if any(b <= a for a, b in zip(fracs, fracs[1:])) or fracs[-1] != 1:
+            raise ScheduleError(f"stage fractions must strictly increase and the last stage must see all data (1), got {', '.join(f'{f:g}' for f in fracs)}")
 
     def resolved_class_order(self, num_classes: int) -> list[int]:
         """``class_order`` if given, else the permutation seeded by ``seed``; stage i trains on its first k_i."""
@@ -165,8 +211,11 @@ class Schedule:
         for key in ("class_order", "threads"):
             if d[key] is None:
                 del d[key]
+        for key, default in (("data_growth", "classes"), ("deepen_init", "identity")):
+            if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
+                del d[key]
         for st in d["stages"]:
-            for k in ("patience", "lr"):
+            for k in ("patience", "lr", "fraction"):
                 if st[k] is None:
                     del st[k]
         return d
@@ -201,6 +250,8 @@ class Schedule:
             train=TrainConfig(**train),
             class_order=d.get("class_order"),
             threads=d.get("threads"),
+            data_growth=d.get("data_growth", "classes"),
+            deepen_init=d.get("deepen_init", "identity"),
         )
 
     def save(self, path: str | Path) -> None:

@@ -179,7 +179,7 @@ class Objective:
         n = len(sched.stages)
 
         def on_stage(res: Any, model: Any) -> None:
-            i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
+            i = res.stage
             cum = judge.cumulative_ratio(res)
             if single and i < n and cum == cum:  # NaN: this cost is not known mid-run
                 trial.report(cum, i)

@@ -371,7 +371,7 @@ def trainable(config: dict, ctx: dict) -> None:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
     def on_stage(res: Any, model: Any) -> None:
-        i = next(j for j, st in enumerate(sched.stages, 1) if st.classes == res.classes)
+        i = res.stage
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = judge.cumulative_ratio(res)
             report(i, {**pending, "stage": i, "cum_M": res.history[-1]["cum_M"], "cum_ratio": cum, "stage_acc": res.val_acc, "final": False, "schedule": sched_json})

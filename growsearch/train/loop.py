@@ -18,6 +18,7 @@ import functools
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -30,7 +31,7 @@ from growsearch.errors import GrowsearchError
 from growsearch.model.prune import apply_masks
 from growsearch.plan.schedule import Schedule, ScheduleError, TrainConfig
 
-__all__ = ["DeviceError", "DivergedError", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
+__all__ = ["Carry", "DeviceError", "DivergedError", "RunLR", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
 
 
 class DivergedError(GrowsearchError, ArithmeticError):
@@ -71,6 +72,54 @@ def lr_factor(step: int, *, warmup: int, total: int, plateau: bool) -> float:
     if plateau:
         return 1.0
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+@dataclass(frozen=True)
+class RunLR:
+    """One LR schedule over a whole run (``train.lr_schedule: global``), in optimizer steps from
+    the run's start: the linear warm-up and the cosine to zero of :func:`lr_factor` stretched
+    over all stages, so growth happens inside one schedule instead of restarting it. With
+    ``rewarm``, the LR after each growth climbs from a tenth of the global value to ``peak``
+    times it over that many steps, then returns onto the global schedule over as many again.
+
+    Example:
+        >>> lr = RunLR(warmup=10, total=100, starts=(50,), rewarm=(0,))
+        >>> lr.factor(49) > lr.factor(50) > lr.factor(51)  # no restart at the growth at step 50
+        True
+        >>> RunLR(warmup=10, total=100, starts=(50,), rewarm=(5,)).factor(50) == 0.1 * lr.factor(50)
+        True
+    """
+
+    warmup: int  # warm-up steps at the run's start
+    total: int  # optimizer steps of the whole run: the LR reaches zero at the last
+    starts: tuple[int, ...] = ()  # the first step of every stage after the first (a growth happened just before)
+    rewarm: tuple[int, ...] = ()  # re-warm-up steps after each of those growths (0: none)
+    peak: float = 1.0  # the re-warm-up's peak, a multiple of the global LR
+
+    def factor(self, step: int) -> float:
+        """The LR multiplier at the run's optimizer step ``step``."""
+        f = lr_factor(step, warmup=self.warmup, total=self.total, plateau=False)
+        for start, n in zip(reversed(self.starts), reversed(self.rewarm)):
+            if step >= start:
+                t = step - start
+                if n and t < n:
+                    f *= 0.1 + (self.peak - 0.1) * t / n
+                elif n and t < 2 * n:
+                    f *= self.peak + (1 - self.peak) * (t - n) / n
+                break
+        return f
+
+
+@dataclass
+class Carry:
+    """What one stage's training hands to the next, read and written by :func:`train_stage`: the
+    run's optimizer step count (where a :class:`RunLR` stands), the SGD momentum by parameter name
+    (growth ops map it onto the grown network: ``growsearch.model.ops.Op.carry``), and the state
+    of the batch-order generator (one stream of batches over the whole run)."""
+
+    step: int = 0
+    momentum: dict[str, torch.Tensor] | None = None
+    batches: torch.Tensor | None = None
 
 
 @torch.no_grad()
@@ -114,6 +163,9 @@ def train_stage(
     progress: bool = True,
     desc: str = "",
     resolution: int | None = None,
+    run_lr: RunLR | None = None,
+    carry: Carry | None = None,
+    lr_scale: dict[str, torch.Tensor] | None = None,
 ) -> tuple[list[dict], int]:
     """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
 
@@ -125,6 +177,11 @@ def train_stage(
     (``ReduceLROnPlateau``); the stage stops at the next such plateau, or at ``epochs``.
     ``masks`` (parameter name → keep-mask) are re-applied after every optimizer step.
     ``resolution`` resizes train and test batches to that side (antialiased).
+    ``run_lr``: the stage's LR follows the run's one schedule from step ``carry.step`` (no
+    warm-up or decay of its own). ``carry``: momentum and batch order to continue from (when
+    set) and, at the end, where this stage left them. ``lr_scale`` (parameter name → a tensor
+    of its shape): each step's update of that parameter is multiplied elementwise by it, an LR
+    multiplier for some of its entries (``train.new_param_lr``).
     """
     from tqdm.auto import tqdm
 
@@ -137,14 +194,22 @@ def train_stage(
     val_loader = eval_loader(data, cfg, device, resolution, split="val")
     masks = {k: v.to(device) for k, v in (masks or {}).items()}
     opt = optimizer_for(model, cfg, peak)
+    if carry is not None:
+        _continue(model, opt, train_loader, carry)
     steps_per_epoch = len(train_loader)
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
     total = epochs * steps_per_epoch
+    params = dict(model.named_parameters())
+    scaled = [(params[k], v.to(params[k])) for k, v in (lr_scale or {}).items()]
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=patience is not None))
+    if run_lr is not None:
+        step0 = carry.step if carry is not None else 0
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: run_lr.factor(step0 + step))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=patience is not None))
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=patience) if patience else None
     history: list[dict] = []
-    samples, best, since_best = 0, -1.0, 0
+    samples, best, since_best, steps = 0, -1.0, 0, 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
     for epoch in bar:
         model.train()
@@ -156,12 +221,19 @@ def train_stage(
             loss_sum += loss.detach().float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if scaled:
+                before = [p.detach().clone() for p, _ in scaled]
             opt.step()
+            if scaled:
+                with torch.no_grad():  # the update scaled entry by entry: a per-entry LR multiplier (SGD's update is linear in the LR)
+                    for (p, s), b in zip(scaled, before):
+                        p.copy_(b + (p - b) * s)
             if masks:
                 apply_masks(model, masks)
             if plateau is None or sched.last_epoch < warmup:
                 sched.step()
             samples += len(yb)
+            steps += 1
         if cuda:
             torch.cuda.synchronize()
         if not torch.isfinite(loss_sum):  # NaN or inf: every later number would be garbage, and reported as a result
@@ -184,7 +256,25 @@ def train_stage(
             if lr_now <= peak * 0.1 * (1 + 1e-6) and since_best >= patience:
                 break
     bar.close()
+    if carry is not None:
+        carry.step += steps
+        carry.momentum = {k: opt.state[p]["momentum_buffer"].detach().clone() for k, p in params.items() if "momentum_buffer" in opt.state[p]}
+        carry.batches = train_loader.generator.get_state()
     return history, samples
+
+
+def _continue(model: nn.Module, opt: torch.optim.Optimizer, loader: BatchLoader, carry: Carry) -> None:
+    """Start from where the last stage left off: its momentum (mapped onto this network by the
+    growth ops) and its batch order."""
+    for k, p in model.named_parameters():
+        buf = (carry.momentum or {}).get(k)
+        if buf is None:
+            continue
+        if buf.shape != p.shape:  # an op mapped the weights one way and their momentum another: a bug
+            raise RuntimeError(f"carried momentum of {k} has shape {tuple(buf.shape)}, the parameter {tuple(p.shape)}")
+        opt.state[p]["momentum_buffer"] = buf.to(p).clone()
+    if carry.batches is not None:
+        loader.generator.set_state(carry.batches)
 
 
 @contextmanager

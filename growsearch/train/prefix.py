@@ -32,7 +32,8 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     """Content hash of everything that determines the network after stage ``upto``: the data,
     seed, class order, recipe, the stages so far, growsearch's version, and the definitions of
     the ops and families those stages use (so a family or op changed under the same name is
-    never served a network the old one trained)."""
+    never served a network the old one trained); with ``lr_schedule: global``, also every later
+    stage's data and epochs (they set the LR of every step so far)."""
     from growsearch._version import __version__
 
     stages = schedule.stages[:upto]
@@ -41,7 +42,12 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
         "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": asdict(schedule.train),
         "stages": [asdict(st) for st in stages], "growsearch": __version__,
         "definitions": digest(first_ops(), transition_ops(), [get_family(f) for f in families]),
+        "data_growth": schedule.data_growth, "deepen_init": schedule.deepen_init,
     }
+    if schedule.train.lr_schedule == "global":
+        # the LR at every step depends on the whole run's length: a prefix is shared only by
+        # schedules with the same stages' data and epochs from here to the end
+        payload["run"] = [[st.classes, st.epochs, st.fraction] for st in schedule.stages]
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 

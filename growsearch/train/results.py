@@ -61,6 +61,8 @@ class StageResult:
     prune: dict | None = None  # before growth: ratio, params/MACs before and after, val/test accuracy right after pruning
     resolution: int = 0  # input side (pixels) the stage trained and was tested at
     val_acc: float = 0.0  # on the stage's classes' validation samples, after training (what selection reads)
+    stage: int = 0  # its position in the schedule, from 1 (0: written before growsearch 0.4 recorded it)
+    fraction: float = 1.0  # the share of its classes' training images it saw (data_growth samples; else 1)
 
 
 @dataclass

@@ -23,8 +23,10 @@ Example:
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
+from itertools import accumulate
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -36,9 +38,9 @@ from growsearch._io import held
 from growsearch.model.arch import ArchSpec
 from growsearch.model.cost import count_params, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
-from growsearch.data.split import subset
-from growsearch.train.loop import eval_loader, evaluate, resolve_device, schedule_threads, train_stage
-from growsearch.model.ops import apply_transition, Run
+from growsearch.data.split import stage_data
+from growsearch.train.loop import Carry, eval_loader, evaluate, resolve_device, RunLR, schedule_threads, train_stage
+from growsearch.model.ops import apply_transition, as_network, Run, tensors_of
 from growsearch.plan.planner import plan_schedule
 from growsearch.train.plots import plot_curve
 from growsearch.train.prefix import find_prefix, find_resume, prefix_key
@@ -140,9 +142,10 @@ def run_schedule(
         state = _start(schedule, ds, order, dev, work=work, cache=cache, resumed=resumed, reuse_upto=reuse_upto)
         if state.stages and on_stage is not None:
             on_stage(state.stages[-1], state.model)
+        run_lr = _run_lr(schedule, plans)
         for i in range(state.start + 1, len(schedule.stages) + 1):
             stage = _train_stage(
-                schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache,
+                schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache, run_lr=run_lr,
             )
             if on_stage is not None:
                 on_stage(stage, state.model)
@@ -164,6 +167,7 @@ class _State:
     prev_res: int = 0  # the last stage's input side
     start: int = 0  # stages finished before this call: loaded from the run's own folder or the prefix cache
     resumed: int = 0  # of those, the ones the run's own folder held (--resume)
+    carry: Carry | None = None  # the run-level training state (lr_schedule global, carry_optimizer): step, momentum, batch order
 
 
 def _start(
@@ -173,7 +177,8 @@ def _start(
     """Where the run starts: after the stages its own folder already finished (``resumed``, what
     ``find_resume`` found), or after the deepest prefix in the cache; either way the same kind of
     keyed stage checkpoint."""
-    state = _State(prev_res=ds.image_size)
+    cfg = schedule.train
+    state = _State(prev_res=ds.image_size, carry=Carry() if cfg.lr_schedule == "global" or cfg.carry_optimizer else None)
     start, path = resumed
     state.resumed = start
     if cache is not None:
@@ -188,7 +193,11 @@ def _start(
     state.model = model.train()
     state.stages = [StageResult(**d) for d in ckpt["stages"]]
     state.masked = [tuple(p) for p in ckpt["masked"]]
-    state.prev_data = subset(ds, order[: schedule.stages[start - 1].classes])
+    if state.carry is not None:  # the key says the checkpoint was trained with the same run-level state
+        c = ckpt["carry"]
+        state.carry = Carry(step=c["step"], momentum={k: v.to(dev) for k, v in c["momentum"].items()} if c["momentum"] else None, batches=c["batches"])
+    last = schedule.stages[start - 1]
+    state.prev_data = stage_data(ds, order[: last.classes], last.fraction, schedule.seed)
     state.prev_res = state.stages[-1].resolution or ds.image_size
     if work is not None:  # every stage network of the run lands in its folder, reused ones too
         for j in range(state.resumed + 1, start + 1):
@@ -198,20 +207,31 @@ def _start(
 
 def _train_stage(
     schedule: Schedule, i: int, plan: Any, ds: Dataset, order: list[int], state: _State, dev: torch.device, *,
-    on_epoch: Callable[[dict], None] | None, progress: bool, work: Path | None, cache: Path | None,
+    on_epoch: Callable[[dict], None] | None, progress: bool, work: Path | None, cache: Path | None, run_lr: RunLR | None,
 ) -> StageResult:
     """Stage ``i``: grow the last network by the plan's steps, train it, test it once, keep it."""
-    st, n, native = schedule.stages[i - 1], len(schedule.stages), ds.image_size
+    st, n, native, cfg, carry = schedule.stages[i - 1], len(schedule.stages), ds.image_size, schedule.train, state.carry
     t0 = time.perf_counter()
     torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
-    data = subset(ds, order[: st.classes])
+    data = stage_data(ds, order[: st.classes], st.fraction, schedule.seed)
     res = plan.resolution
-    # the plan's steps applied to the trained network; the result is checked to be the planned network
+    # the plan's steps applied to the trained network (the result is checked to be the planned
+    # network), carrying the momentum and a map of which parameters existed before along
+    carried = {}
+    if state.model is not None and cfg.carry_optimizer and carry.momentum:
+        carried["momentum"] = as_network(state.model, carry.momentum)
+    if state.model is not None and cfg.new_param_lr != 1:
+        carried["existed"] = as_network(state.model, 1.0)
     run = Run(
-        generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(state.prev_data, schedule.train, dev, state.prev_res),
-        masked_before=state.masked,
+        generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(state.prev_data, cfg, dev, state.prev_res),
+        masked_before=state.masked, carried=carried,
     )
     model = apply_transition(state.model, plan.steps, plan.spec, run)
+    if carry is not None:
+        carry.momentum = tensors_of(run.carried["momentum"]) if run.carried.get("momentum") is not None else None
+        if cfg.lr_schedule != "global":
+            carry.batches = None  # per stage: every stage draws its own batch order (seeded by the stage)
+    lr_scale = _new_param_scale(run.carried.get("existed"), cfg.new_param_lr)
     # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
     # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
     model = model.to(dev, memory_format=torch.channels_last)
@@ -224,9 +244,10 @@ def _train_stage(
             on_epoch({"stage": i, **row})
 
     history, samples = train_stage(
-        model, data, epochs=st.epochs, cfg=schedule.train, lr=st.lr, patience=st.patience,
+        model, data, epochs=st.epochs, cfg=cfg, lr=st.lr, patience=st.patience,
         seed=schedule.seed * 1000 + i, device=dev, masks=run.masks, on_epoch=epoch_cb, progress=progress,
-        desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {res}px" if res != native else ""), resolution=res,
+        desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {res}px" if res != native else ""),
+        resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale,
     )
     nz = nonzero_macs_per_sample(model, (ds.in_chans, res, res))
     # The stage's one read of its test split: reported, never used to choose anything.
@@ -236,6 +257,7 @@ def _train_stage(
         test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
         spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
         M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
+        stage=i, fraction=st.fraction if st.fraction is not None else 1.0,
     )
     state.model, state.masked, state.prev_data, state.prev_res = model, run.masked, data, res
     state.stages.append(stage)
@@ -247,6 +269,11 @@ def _train_stage(
         # what inference needs without the dataset: the input normalisation and output row j's class name
         mean=list(ds.mean), std=list(ds.std), class_names=[ds.class_names[c] for c in order[: st.classes]] if ds.class_names else [],
     )
+    if carry is not None:  # what the next stage continues from, so a cached or resumed prefix continues identically
+        ck["carry"] = {
+            "step": carry.step, "batches": carry.batches,
+            "momentum": {k: v.cpu() for k, v in carry.momentum.items()} if carry.momentum is not None and cfg.carry_optimizer else None,
+        }
     if work is not None:
         save_checkpoint(work / f"stage{i}.pt", model, **ck)
     if cache is not None:
@@ -272,6 +299,28 @@ def _result(
         result.iso = front.iso(result.M, result.val_acc)
         result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]
     return result
+
+
+def _run_lr(schedule: Schedule, plans: list) -> RunLR | None:
+    """The run's one LR schedule (``lr_schedule: global``), laid over every stage's optimizer steps."""
+    cfg = schedule.train
+    if cfg.lr_schedule != "global":
+        return None
+    per_epoch = [math.ceil(p.samples_per_epoch / cfg.batch_size) for p in plans]  # BatchLoader's batches per epoch
+    ends = list(accumulate(p.epochs * k for p, k in zip(plans, per_epoch)))
+    return RunLR(
+        warmup=max(1, int(cfg.warmup_epochs * per_epoch[0])), total=ends[-1], starts=tuple(ends[:-1]),
+        rewarm=tuple(int(cfg.rewarm_epochs * k) for k in per_epoch[1:]), peak=cfg.rewarm_peak,
+    )
+
+
+def _new_param_scale(existed: nn.Module | None, mult: float) -> dict[str, torch.Tensor] | None:
+    """``train.new_param_lr`` as per-entry update multipliers: ``mult`` where growth created a
+    parameter from nothing (a carried map of ones reads zero there: inserted layers, new class
+    rows), 1 elsewhere; None when no op could say (then every parameter trains alike)."""
+    if existed is None:
+        return None
+    return {k: torch.where(t == 0, mult, 1.0) for k, t in tensors_of(existed).items() if bool((t == 0).any())}
 
 
 def _scorer(data: Dataset | None, cfg: TrainConfig, dev: torch.device, res: int) -> Callable[[nn.Module], dict]:

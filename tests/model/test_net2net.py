@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from growsearch.model.arch import ArchError, create_model, get_family, list_archs
-from growsearch.model.net2net import deepen, expand_classes, plan, widen
+from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan, widen
 from growsearch.model.ops import grow
 
 TOL = 1e-4  # relative to the largest logit, the stated tolerance
@@ -55,6 +55,29 @@ def test_resnet_deepen_is_exact_in_train_mode() -> None:
     grown = deepen(model, (2, 3, 2, 2)).train()
     with torch.no_grad():
         assert _rel_err(model(X), grown(X)) <= TOL
+
+
+@pytest.mark.parametrize("small,big", [("vgg11@0.125", "vgg16@0.125"), ("resnet10@0.125", "resnet34@0.125")])
+def test_deepen_by_copy_puts_trained_layers_in_the_new_ones(small: str, big: str) -> None:
+    model = _small(small)
+    fam = get_family(model.arch_spec.family)
+    target = fam.depths[big.split("@")[0]]
+    grown = deepen(model, target, init="copy")
+    sources = copy_sources(model.arch_spec, target)
+    assert any(s is not None for s in sources.values())
+    prefixes = fam.layer_prefixes(grown.arch_spec)
+    old = dict(model.state_dict())
+    for (b, l), src in sources.items():
+        for p_new, p_src in zip(prefixes[b][l], prefixes[b][src if src is not None else l]):
+            new_state = grown.get_submodule(p_new).state_dict()
+            if src is None:
+                continue
+            # the copy's source is the trained layer at (b, src), which kept its own name in the small network
+            src_name = get_family(model.arch_spec.family).layer_prefixes(model.arch_spec)[b][src][prefixes[b][src].index(p_src)]
+            for leaf, t in new_state.items():
+                assert torch.equal(t, old[f"{src_name}.{leaf}"]), (p_new, leaf)
+    with torch.no_grad():  # not function-preserving (said in the docs and --dry-run)
+        assert _rel_err(model.eval()(X), grown.eval()(X)) > TOL
 
 
 @pytest.mark.parametrize("arch", ["vgg13@0.125", "resnet18@0.125"])

@@ -10,7 +10,7 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, build_model, create_model
 from growsearch.model.ops import (
-    AddClasses, apply_transition, Build, ChangeResolution, Deepen, FIRST, GROW, Op, plan_transition, Prune, RescaleStem, Run, StageView, transition_ops, Widen,
+    AddClasses, apply_transition, as_network, tensors_of, Build, ChangeResolution, Deepen, FIRST, GROW, Op, plan_transition, Prune, RescaleStem, Run, StageView, transition_ops, Widen,
 )
 
 TOL = 1e-4  # max |Δlogit| relative to the largest logit, as in test_net2net
@@ -143,3 +143,62 @@ def test_an_op_whose_halves_disagree_is_caught() -> None:
     steps, after = plan_transition((Liar(),), model.arch_spec, StageView("vgg11@0.125", classes=3))
     with pytest.raises(RuntimeError, match="not the planned"):
         apply_transition(model, steps, after, Run())
+
+
+# Optimizer state across growth: each op maps a per-parameter state (SGD momentum) as it maps the
+# weights. Carrying the weights themselves as the "state" makes the check exact: wherever a
+# weight was kept (moved, copied, split or pruned around) the carried state equals the grown
+# network's weight; what growth created from nothing (inserted layers, new class rows) is zero.
+CARRY_CASES = {
+    "widen": ("vgg11@0.125", 2, StageView("vgg11@0.25", classes=2)),
+    "deepen": ("vgg11@0.125", 2, StageView("vgg13@0.125", classes=2)),
+    "deepen by copy": ("vgg13@0.125", 2, StageView("vgg16@0.125", classes=2, deepen_init="copy")),
+    "add classes": ("vgg11@0.125", 2, StageView("vgg11@0.125", classes=4)),
+    "prune": ("vgg11@0.25", 2, StageView("vgg11@0.25", classes=2, prune_ratio=0.5, prev_resolution=32)),
+    "resnet deepen + widen": ("resnet10@0.125", 2, StageView("resnet18@0.25", classes=2)),
+    "prune + deepen + widen + add classes": ("vgg11@0.25", 2, StageView("vgg13@0.5", classes=4, prune_ratio=0.5, prev_resolution=32)),
+    "rescale stem": ("resnet10_stem7@0.125", 2, StageView("resnet10_stem7@0.125", classes=2, resolution=32, prev_resolution=16, native=32)),
+}
+
+
+@pytest.mark.parametrize("name", list(CARRY_CASES))
+def test_carried_state_goes_where_the_weights_went_and_starts_at_zero_where_growth_created(name: str) -> None:
+    arch, classes, stage = CARRY_CASES[name]
+    first = replace(stage, arch=arch, classes=classes, prune_ratio=0.0, resolution=stage.prev_resolution if stage.native else None)
+    steps, spec = plan_transition(FIRST, None, first)
+    model = apply_transition(None, steps, spec, Run(generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():  # a trained-looking network: no zero weight and no exact identity anywhere
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    steps, after = plan_transition(transition_ops(), model.arch_spec, stage)
+    assert steps, name
+    run = Run(generator=torch.Generator().manual_seed(3), carried={"state": as_network(model, tensors_of(model)), "existed": as_network(model, 1.0)})
+    grown = apply_transition(model, steps, after, run)
+    state, existed = tensors_of(run.carried["state"]), tensors_of(run.carried["existed"])
+    weights = dict(grown.named_parameters())
+    assert state.keys() == weights.keys() == existed.keys()
+    created = 0
+    for k, w in weights.items():
+        kept = existed[k] != 0
+        assert torch.equal(state[k], torch.where(kept, w.detach(), 0.0)), k  # kept: where the weight went; created: zero
+        created += int((~kept).sum())
+    fresh = {"widen": 0, "prune": 0, "rescale stem": 0}.get(name)  # ops that create nothing from nothing
+    assert created == 0 if fresh == 0 else created > 0, created
+
+
+def test_an_op_that_does_not_say_how_to_carry_state_drops_it_rather_than_misplace_it() -> None:
+    class Reshaping(Op):
+        name = "reshape"
+
+        def plan(self, spec, stage):
+            return replace(spec, num_classes=stage.classes) if stage.classes != spec.num_classes else None
+
+        def apply(self, model, step):
+            return AddClasses().apply(model, step)
+
+    model = _model("vgg11@0.125")
+    stage = StageView("vgg11@0.125", classes=4)
+    steps, after = plan_transition((Reshaping(),), model.arch_spec, stage)
+    run = Run(carried={"state": as_network(model, 1.0)})
+    apply_transition(model, steps, after, run)
+    assert run.carried["state"] is None

@@ -10,7 +10,7 @@ import pytest
 from growsearch.model.arch import ArchSpec
 from growsearch.data.dataset import create_dataset
 from growsearch.plan.planner import plan_schedule, plan_table, planned_M
-from growsearch.plan.schedule import Schedule, ScheduleError, Stage
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
 from growsearch.train.run import run_schedule
 
 # every family and every op: prune, deepen, widen, add classes, stem rescale, resolution change
@@ -36,6 +36,37 @@ def test_planned_M_equals_trained_M(npz_data: str, name: str) -> None:
     assert [p.spec for p in plans] == [ArchSpec.from_dict(s.spec) for s in result.stages]
     assert [p.params for p in plans] == [s.params for s in result.stages]
     assert [p.resolution for p in plans] == [s.resolution for s in result.stages]
+
+
+# every run-level lever and data-growth mode: what the planner bills is what training spends
+LEVERS = {
+    "global LR, re-warm, optimizer carried, new-param LR": dict(
+        stages=[Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.25", 2, prune_ratio=0.5)],
+        train=TrainConfig(batch_size=16, lr_schedule="global", rewarm_epochs=1, rewarm_peak=1.5, carry_optimizer=True, new_param_lr=2.0),
+    ),
+    "data by samples": dict(
+        stages=[Stage(4, "vgg11@0.125", 2, fraction=0.3), Stage(4, "vgg13@0.125", 1, fraction=0.6), Stage(4, "vgg13@0.125", 1, fraction=1.0)],
+        data_growth="samples",
+    ),
+    "no data growth, deepen by copy": dict(stages=[Stage(4, "vgg13@0.125", 1), Stage(4, "vgg16@0.125", 1)], data_growth="none", deepen_init="copy"),
+    "per-stage LR with the optimizer carried": dict(stages=[Stage(2, "resnet10@0.125", 1), Stage(4, "resnet18@0.125", 1)], train=TrainConfig(carry_optimizer=True)),
+}
+
+
+@pytest.mark.parametrize("name", list(LEVERS))
+def test_planned_M_equals_trained_M_with_every_lever(npz_data: str, name: str) -> None:
+    sched = Schedule(npz_data, seed=1, **LEVERS[name])
+    ds = create_dataset(npz_data)
+    plans = plan_schedule(sched, dataset=ds)
+    result = run_schedule(sched, dataset=ds, progress=False)
+    assert [p.M for p in plans] == [s.M for s in result.stages]
+    assert [p.samples_per_epoch * p.epochs for p in plans] == [s.samples for s in result.stages]
+    assert planned_M(plans) == result.M
+
+
+def test_copy_deepening_says_it_is_not_function_preserving_in_the_plan(npz_data: str) -> None:
+    plans = plan_schedule(Schedule(npz_data, **LEVERS["no data growth, deepen by copy"]))
+    assert plans[1].ops == ("deepen by copy (3 of 3 new layers copied from trained ones; not function-preserving)",)
 
 
 def test_ops_name_each_transition_in_order(npz_data: str) -> None:
