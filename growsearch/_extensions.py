@@ -138,6 +138,8 @@ def digest(*objects: Any) -> str:
             code(const) if hasattr(const, "co_code") else h.update(repr(const).encode())
 
     def feed(obj: Any) -> None:
+        if isinstance(obj, (staticmethod, classmethod)):
+            obj = obj.__func__
         if callable(obj) and not isinstance(obj, type) and hasattr(obj, "__code__"):
             h.update(getattr(obj, "__qualname__", "").encode())
             code(obj.__code__)

@@ -51,6 +51,20 @@ def test_the_prefix_key_changes_with_the_ops_and_the_family_definition() -> None
         assert prefix_key(sched, 1, list(range(10))) != before
 
 
+def test_the_prefix_key_is_the_same_in_every_process() -> None:
+    """A key that drifts between processes (a memory address hashed in) would make every
+    resume and every cached prefix miss: a run killed by the CLI could not be resumed."""
+    import subprocess
+    import sys
+
+    code = (
+        "from growsearch.plan.schedule import Schedule, Stage; from growsearch.train.prefix import prefix_key; "
+        "print(prefix_key(Schedule('digits', [Stage(4, 'vgg11@0.125', 1), Stage(10, 'vgg13@0.125', 1)]), 2, list(range(10))))"
+    )
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    assert len(keys) == 1
+
+
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_family_source_and_op_registered_in_the_driver_train_in_a_search(tmp_path: Path) -> None:

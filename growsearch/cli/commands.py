@@ -76,6 +76,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     front = run_frontier(
         args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=args.lrs, train=_train_cfg(args),
         out_dir=args.out, overwrite=args.overwrite, resume=args.resume, device=args.device, progress=not args.quiet,
+        resolutions=args.resolutions, switch_at=args.switch_at,
     )
     print(front.table())
     if front.val_fraction == 0:

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lrs", type=floats, default=None, metavar="LR,LR,...", help="sweep the peak LR; per budget keep the best by validation accuracy")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default 0.1; 0: select on the test set)")
+    p.add_argument(
+        "--resolutions", type=_ints, default=(), metavar="R,R,...",
+        help="also train each reference with progressive resizing at these image sides, e.g. 16,24,32 (one LR schedule and optimizer state across the switches): "
+        "the from-scratch recipe a schedule that grows its resolution must beat",
+    )
+    p.add_argument("--switch-at", type=floats, default=(), metavar="F,F,...", help="with --resolutions: the fractions of each budget at which the next size starts, e.g. 0.5,0.75")
     p.add_argument("--resume", action="store_true", help="keep the budget runs already finished in DIR with the same settings, train the rest")
     _add_common(p, overwrite="replace a frontier already in --out")
 

@@ -207,11 +207,6 @@ class Deepen(Op):
             identity_masks_supported(target)
         if target.depths == spec.depths:
             return None
-        if stage.deepen_init == "copy" and not any(s is not None for s in copy_sources(spec, target.depths).values()):
-            raise ArchError(
-                f"deepen_init copy: {spec.name or spec.family} → {stage.arch} inserts layers where no trained layer of the block has their "
-                "shape, so nothing would be copied: grow a deeper stage here, or use deepen_init identity"
-            )
         return replace(spec, widths=tuple(b + (b[-1],) * (len(t) - len(b)) for b, t in zip(spec.widths, target.widths)))
 
     def apply(self, model, step):
@@ -233,10 +228,17 @@ class Deepen(Op):
     def label(self, step):
         if step.stage.deepen_init != "copy":
             return self.name
+        copied, n = self.copies(step)
+        if not copied:
+            return f"deepen (copy: no trained layer has the {n} new layers' shapes, so identity)"
+        rest = f", {n - copied} identity" if copied < n else ""
+        return f"deepen by copy ({copied} of {n} new layers copied from trained ones{rest}; not function-preserving)"
+
+    @staticmethod
+    def copies(step) -> tuple[int, int]:
+        """(new layers ``deepen_init: copy`` fills from a trained layer, new layers) at this step."""
         sources = copy_sources(step.before, step.after.depths)
-        copied = sum(s is not None for s in sources.values())
-        rest = f", {len(sources) - copied} identity" if copied < len(sources) else ""
-        return f"deepen by copy ({copied} of {len(sources)} new layers copied from trained ones{rest}; not function-preserving)"
+        return sum(s is not None for s in sources.values()), len(sources)
 
 
 class Widen(Op):

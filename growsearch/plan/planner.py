@@ -27,13 +27,13 @@ from growsearch.data.dataset import create_dataset
 from growsearch.data.split import stage_size, with_validation
 from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
 from growsearch.model.cost import count_params, macs_per_sample
-from growsearch.model.ops import first_ops, plan_transition, StageView, Step, transition_ops
+from growsearch.model.ops import Deepen, first_ops, plan_transition, StageView, Step, transition_ops
 from growsearch.plan.schedule import Schedule, ScheduleError
 
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
 
-__all__ = ["StagePlan", "check", "plan_schedule", "plan_table", "planned_M", "transitions"]
+__all__ = ["StagePlan", "check", "copied_layers", "plan_schedule", "plan_table", "planned_M", "transitions"]
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,19 @@ def check(
             f"the last stage trains at {stages[-1].resolution} px: it must train at {schedule.dataset}'s native {image_size} px "
             "(the final network is compared at full resolution); drop its resolution"
         )
-    return transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec)
+    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec)
+    if schedule.deepen_init == "copy" and not copied_layers(trans):
+        raise ScheduleError(
+            "deepen_init copy: no growth of this schedule inserts a layer that a trained layer of its block could be copied into "
+            f"({' → '.join(st.arch for st in stages)}; e.g. VGG11→13 adds each block's first same-width layer): deepen a block that "
+            "already has a layer of the new one's shape, or use deepen_init identity"
+        )
+    return trans
+
+
+def copied_layers(trans: list[Transition]) -> int:
+    """How many new layers ``deepen_init: copy`` fills from trained ones over ``trans``."""
+    return sum(Deepen.copies(step)[0] for tr in trans for step in tr.steps if isinstance(step.op, Deepen))
 
 
 def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None) -> list[StagePlan]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ from growsearch.errors import GrowsearchError
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
 
-__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "load_schedule", "load_split"]
+__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "budget_split", "load_schedule", "load_split"]
 
 
 class ScheduleError(GrowsearchError, ValueError):
@@ -59,6 +59,26 @@ def finite(v: object, what: str, ok, rule: str) -> float:
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
         raise ScheduleError(f"{what} must be {rule}, got {v!r}")
     return float(v)
+
+
+def budget_split(budget: int, grow_at: list[float]) -> list[int]:
+    """Each stage's whole epochs when growth happens at the fractions ``grow_at`` of ``budget``
+    epochs (each boundary rounded half up), or ``ScheduleError`` naming the fix.
+
+    Example:
+        >>> budget_split(16, [0.25, 0.5])
+        [4, 4, 8]
+    """
+    if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and math.isfinite(f) and 0 < f < 1 for f in grow_at) or any(
+        b <= a for a, b in zip(grow_at, grow_at[1:])
+    ):
+        raise ScheduleError(f"grow_at must be fractions of budget_epochs strictly increasing in (0, 1), e.g. [0.25, 0.5]; got {grow_at!r}")
+    edges = [0] + [math.floor(f * budget + 0.5) for f in grow_at] + [budget]
+    epochs = [b - a for a, b in zip(edges, edges[1:])]
+    if min(epochs) < 1:
+        i = epochs.index(min(epochs)) + 1
+        raise ScheduleError(f"grow_at {grow_at} of budget_epochs {budget} leaves stage {i} no whole epoch: raise budget_epochs or move grow_at apart")
+    return epochs
 
 
 @dataclass
@@ -132,6 +152,19 @@ class Schedule:
     threads: int | None = None  # torch CPU threads to train with (a search's best schedule records its trials'); None: torch's default
     data_growth: str = "classes"  # "classes": nested class subsets (the paper); "samples": nested random shares of every class (stages[].fraction); "none": all data in every stage
     deepen_init: str = "identity"  # new layers: "identity" (function-preserving) or "copy" (a copy of the trained layer before it in its block; not function-preserving)
+    # The stages as fractions of one budget instead of epochs each: stage i trains from
+    # grow_at[i-1] to grow_at[i] of budget_epochs (rounded to whole epochs; stages[].epochs then omitted)
+    budget_epochs: int | None = None
+    grow_at: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_epochs is not None and isinstance(self.stages, list):
+            try:
+                split = budget_split(self.budget_epochs, self.grow_at or [])
+            except (ScheduleError, TypeError):
+                return  # validate() names what is wrong
+            if len(split) == len(self.stages):
+                self.stages = [replace(st, epochs=e) if isinstance(st, Stage) and st.epochs is None else st for st, e in zip(self.stages, split)]
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key and the fix when a field has the wrong type or
@@ -155,6 +188,7 @@ class Schedule:
         ):
             raise ScheduleError(f"class_order must be a list of class indices, got {order!r}")
         self.train.validate()
+        self._check_budget()
         if self.data_growth not in DATA_GROWTH:
             raise ScheduleError(f"data_growth must be one of {', '.join(DATA_GROWTH)}, got {self.data_growth!r}")
         if self.deepen_init not in DEEPEN_INIT:
@@ -186,6 +220,27 @@ class Schedule:
                 raise ScheduleError(f"{where}: a stage lr restarts the schedule, and lr_schedule global has one: drop the stage's lr (train.lr is the peak) or use per_stage")
         self._check_fractions()
 
+    def _check_budget(self) -> None:
+        if self.budget_epochs is None:
+            if self.grow_at is not None:
+                raise ScheduleError("grow_at places growth within budget_epochs, and there is none: add budget_epochs (e.g. 16) or give every stage its epochs")
+            return
+        whole(self.budget_epochs, "budget_epochs", 1, MAX_EPOCHS)
+        at = self.grow_at if self.grow_at is not None else []
+        if not isinstance(at, list) or len(at) != len(self.stages) - 1:
+            raise ScheduleError(
+                f"grow_at must list one fraction of budget_epochs per growth ({len(self.stages) - 1} for {len(self.stages)} stages, e.g. "
+                f"{[round((k + 1) / len(self.stages), 2) for k in range(len(self.stages) - 1)]}), got {at!r}"
+            )
+        split = budget_split(self.budget_epochs, at)
+        for i, (st, e) in enumerate(zip(self.stages, split), 1):
+            if st.patience is not None:
+                raise ScheduleError(f"stage {i}: patience trains to a plateau, and budget_epochs fixes every stage's epochs: drop patience or budget_epochs")
+            if st.epochs != e:
+                raise ScheduleError(
+                    f"stage {i}: epochs {st.epochs!r} disagrees with budget_epochs {self.budget_epochs} and grow_at ({e} epochs): drop the stages' epochs or budget_epochs"
+                )
+
     def _check_fractions(self) -> None:
         fracs = [st.fraction for st in self.stages]
         if self.data_growth != "samples":
@@ -211,9 +266,12 @@ class Schedule:
         for key in ("class_order", "threads"):
             if d[key] is None:
                 del d[key]
-        for key, default in (("data_growth", "classes"), ("deepen_init", "identity")):
+        for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None)):
             if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
                 del d[key]
+        if self.budget_epochs is not None:  # the epochs follow from the budget
+            for st in d["stages"]:
+                del st["epochs"]
         for st in d["stages"]:
             for k in ("patience", "lr", "fraction"):
                 if st[k] is None:
@@ -235,10 +293,10 @@ class Schedule:
             if not isinstance(s, dict):
                 raise ScheduleError(f"{source}: stage {i} must be a mapping with classes, arch, epochs")
             _check_keys(s, Stage, f"{source}: stage {i}")
-            missing = [k for k in ("classes", "arch", "epochs") if k not in s]
+            missing = [k for k in ("classes", "arch") + (() if "budget_epochs" in d else ("epochs",)) if k not in s]
             if missing:
                 raise ScheduleError(f"{source}: stage {i} is missing {', '.join(missing)}")
-            stages.append(Stage(**s))
+            stages.append(Stage(**{"epochs": None, **s}))
         train = d.get("train") or {}
         if not isinstance(train, dict):
             raise ScheduleError(f"{source}: train must be a mapping of recipe keys (e.g. {{lr: 0.05}}), got {train!r}")
@@ -252,6 +310,8 @@ class Schedule:
             threads=d.get("threads"),
             data_growth=d.get("data_growth", "classes"),
             deepen_init=d.get("deepen_init", "identity"),
+            budget_epochs=d.get("budget_epochs"),
+            grow_at=d.get("grow_at"),
         )
 
     def save(self, path: str | Path) -> None:

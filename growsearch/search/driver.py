@@ -189,6 +189,8 @@ def run_search(
     given = given_frontier(frontier, ds)
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
+    if sp.baseline_resolutions and max(sp.baseline_resolutions) > ds.image_size:
+        raise SearchError(f"baseline_resolutions: {max(sp.baseline_resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     if not verbose:
         # Tune's newer console engine ignores RunConfig(verbose=0) (its setup box, TensorBoard
         # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
@@ -234,7 +236,7 @@ def run_search(
         )
         judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
         if references and not resume:
-            enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes), sp, ds.num_classes)
+            enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size), sp, ds.num_classes)
         if deterministic:
             batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
             study.set_user_attr("batch", batch)

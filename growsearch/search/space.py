@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,17 @@ class SearchSpace:
     baseline_lrs: list[float] | None = None  # peak LRs the frontier sweeps per budget (best by validation); default: train.lr
     baseline_seeds: list[int] | None = None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
     seed: int = 0  # seeds every trial's schedule and the sampler
+    # The levers of growth inside one run (each a list of the choices the search may make, or a
+    # [min, max] range; one choice fixes it; the defaults are the paper's protocol):
+    data_growth: list[str] = field(default_factory=lambda: ["classes"])  # classes | samples (nested shares of every class, in the split range) | none
+    lr_schedule: list[str] = field(default_factory=lambda: ["per_stage"])  # per_stage | global (one LR schedule over the run)
+    rewarm_epochs: tuple[float, float] | None = None  # global: range of the re-warm-up after each growth (epochs); None: no re-warm
+    rewarm_peak: tuple[float, float] | None = None  # global, with rewarm_epochs: range of the re-warm-up's peak (× the global LR); None: 1
+    carry_optimizer: list[bool] = field(default_factory=lambda: [False])  # whether SGD momentum is carried across growth
+    new_param_lr: tuple[float, float] | None = None  # log-uniform range of the LR multiplier of what growth created; None: 1
+    deepen_init: list[str] = field(default_factory=lambda: ["identity"])  # identity | copy (proposed only where a schedule can copy)
+    baseline_resolutions: list[int] = field(default_factory=list)  # the frontier also trains each budget with progressive resizing at these sides
+    baseline_switch_at: list[float] = field(default_factory=list)  # ... switching at these fractions of each budget
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
     name: str = ""  # the space's name (file stem)
 
@@ -135,7 +147,46 @@ class SearchSpace:
             self.train.validate()
         except ScheduleError as e:
             raise SpaceError(str(e)) from None
+        self._check_levers()
         self._check_extremes()
+
+    def _check_levers(self) -> None:
+        from growsearch.plan.schedule import DATA_GROWTH, DEEPEN_INIT, LR_SCHEDULES
+
+        for key, allowed in (("data_growth", DATA_GROWTH), ("lr_schedule", LR_SCHEDULES), ("deepen_init", DEEPEN_INIT), ("carry_optimizer", (False, True))):
+            v = getattr(self, key)
+            if not isinstance(v, list) or not v or len(set(v)) != len(v) or any(type(x) is not type(allowed[0]) or x not in allowed for x in v):
+                shown = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
+                raise SpaceError(f"{key}: a list of distinct choices from {shown} (one fixes it), got {v!r}")
+        for key in ("rewarm_epochs", "rewarm_peak", "new_param_lr"):
+            v = getattr(self, key)
+            if v is not None:
+                _range(v, key, float, lo=0.0, hi=100.0)
+                if key != "rewarm_epochs" and v[0] <= 0:
+                    raise SpaceError(f"{key}: multipliers must be > 0, got {list(v)}")
+        if (self.rewarm_epochs is not None or self.rewarm_peak is not None) and "global" not in self.lr_schedule:
+            raise SpaceError("rewarm_epochs/rewarm_peak re-warm the one LR schedule of lr_schedule global: add global to lr_schedule or drop them")
+        if self.rewarm_peak is not None and self.rewarm_epochs is None:
+            raise SpaceError("rewarm_peak: the re-warm-up's peak needs a re-warm-up: add rewarm_epochs (e.g. [0, 2])")
+        if self.grown_lr is not None and self.lr_schedule == ["global"]:
+            raise SpaceError("grown_lr: a stage LR restarts the schedule, and lr_schedule global has one: drop grown_lr or add per_stage to lr_schedule")
+        if self.zero_mask and self.deepen_init == ["copy"]:
+            raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
+        levers = {"lr_schedule": "per_stage", "rewarm_epochs": 0.0, "rewarm_peak": 1.0, "carry_optimizer": False, "new_param_lr": 1.0}
+        moved = [k for k, default in levers.items() if getattr(self.train, k) != default]
+        if moved:
+            raise SpaceError(f"train: {', '.join(moved)} is a lever the search chooses: set it as a top-level space key (e.g. lr_schedule: [global]), not in train")
+        from growsearch.train.baseline import check_resizing
+        from growsearch.train.frontier import FrontierError
+
+        for key in ("baseline_resolutions", "baseline_switch_at"):
+            v = getattr(self, key)
+            if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+                raise SpaceError(f"{key}: a list of numbers, got {v!r}")
+        try:
+            check_resizing(self.baseline_resolutions, self.baseline_switch_at, max(self.baseline_resolutions, default=8))
+        except FrontierError as e:
+            raise SpaceError(str(e).replace("--resolutions", "baseline_resolutions").replace("--switch-at", "baseline_switch_at")) from None
 
     def _check_extremes(self) -> None:
         """Plan the most extreme schedules the space can propose, one choice at a time, so a
@@ -176,8 +227,9 @@ class SearchSpace:
 
         d = asdict(self)
         d["stages"], d["split"], d["epochs"], d["prune_ratio"] = (list(d[k]) for k in ("stages", "split", "epochs", "prune_ratio"))
-        if d["grown_lr"] is not None:
-            d["grown_lr"] = list(d["grown_lr"])
+        for key in ("grown_lr", "rewarm_epochs", "rewarm_peak", "new_param_lr"):
+            if d[key] is not None:
+                d[key] = list(d[key])
         return d
 
 
@@ -247,7 +299,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     bad = sorted(map(printable, set(train) - {f.name for f in fields(TrainConfig)}))
     if bad:
         raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
-    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio"):
+    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio", "rewarm_epochs", "rewarm_peak", "new_param_lr"):
         if isinstance(d.get(key), list):
             d[key] = tuple(d[key])
     space = SearchSpace(**d, train=TrainConfig(**train), name=name)
@@ -255,28 +307,54 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return space
 
 
+FRACTION_STEP = 0.05  # data_growth samples: stage fractions are proposed on this grid
+
+
 def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedule:
     """Define-by-run: ask ``trial`` (an Optuna trial) for a schedule inside ``space``.
 
     Every parameter's range is conditional on the ones before it, so whatever the sampler
     proposes is a valid schedule and is exactly what trains: class counts strictly increase
-    (``classes_i``), architectures climb a ladder of the space's ``archs`` sorted by depth and
-    width (``arch_i``: a rung index, never below the previous stage's), resolutions never
-    decrease (``resolution_i``: an index into the sorted ``resolutions``), and a prune ratio
-    never empties a layer. Optuna therefore learns from the parameters that really trained (an
-    earlier version sorted and raised values after sampling).
+    (``classes_i``; with ``data_growth: samples`` the data shares ``fraction_i`` do, on a 0.05
+    grid in the ``split`` range), architectures climb a ladder of the space's ``archs`` sorted by
+    depth and width (``arch_i``: a rung index, never below the previous stage's), resolutions
+    never decrease (``resolution_i``: an index into the sorted ``resolutions``), and a prune
+    ratio never empties a layer. A lever with one choice is fixed, not a parameter;
+    ``deepen_init`` is asked only of a schedule where copying can copy a layer. Optuna therefore
+    learns from the parameters that really trained (an earlier version sorted and raised values
+    after sampling).
     """
-    from growsearch.plan.planner import check, transitions
+    from dataclasses import replace
 
-    lo_k = min(max(1, round(space.split[0] * num_classes)), num_classes - 1)
-    hi_k = min(max(lo_k, round(space.split[1] * num_classes)), num_classes - 1)
-    room = hi_k - lo_k + 1  # intermediate stages fit at most this many distinct class counts
+    from growsearch.plan.planner import check, copied_layers, transitions
+
+    growth = _choose(trial, "data_growth", space.data_growth)
+    lr_schedule = _choose(trial, "lr_schedule", space.lr_schedule)
+    if growth == "classes":
+        lo_k = min(max(1, round(space.split[0] * num_classes)), num_classes - 1)
+        hi_k = min(max(lo_k, round(space.split[1] * num_classes)), num_classes - 1)
+        room = hi_k - lo_k + 1  # intermediate stages fit at most this many distinct class counts
+    elif growth == "samples":
+        grid = _fraction_grid(space)
+        room = len(grid)
+    else:
+        room = space.stages[1]
     n = trial.suggest_int("n_stages", min(space.stages[0], room + 1), min(space.stages[1], room + 1))
     counts: list[int] = []
-    for i in range(1, n):
-        low = max(lo_k, counts[-1] + 1 if counts else lo_k)
-        counts.append(trial.suggest_int(f"classes_{i}", low, hi_k - (n - 1 - i)))
-    counts.append(num_classes)
+    fractions: list[float | None] = [None] * n
+    if growth == "classes":
+        for i in range(1, n):
+            low = max(lo_k, counts[-1] + 1 if counts else lo_k)
+            counts.append(trial.suggest_int(f"classes_{i}", low, hi_k - (n - 1 - i)))
+        counts.append(num_classes)
+    else:
+        counts = [num_classes] * n
+    if growth == "samples":
+        at = -1
+        for i in range(1, n):  # an index into the grid, never below the previous stage's + 1
+            at = trial.suggest_int(f"fraction_{i}", at + 1, len(grid) - (n - i))
+            fractions[i - 1] = grid[at]
+        fractions[-1] = 1.0
 
     ladder = _ladder(space)
     archs: list[str] = []
@@ -285,30 +363,57 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         rung = trial.suggest_int(f"arch_{i}", rung, len(ladder) - 1)
         archs.append(ladder[rung])
     archs.append(space.final_arch)
+    train = replace(space.train, lr_schedule=lr_schedule)
+    # copy is proposed only where this schedule's growth can copy a trained layer
+    shape = Schedule(space.dataset, [Stage(k, a, 1) for k, a in zip(counts, archs)], seed=space.seed, train=train, data_growth=growth)
+    can_copy = "copy" in space.deepen_init and copied_layers(transitions(shape)) > 0
+    deepen_init = _choose(trial, "deepen_init", space.deepen_init) if can_copy and len(space.deepen_init) > 1 else (
+        "copy" if can_copy else "identity"
+    )
 
     sizes = sorted(space.resolutions)
     stages: list[Stage] = []
     res_idx = 0
     for i, (k, a) in enumerate(zip(counts, archs), 1):
-        st = Stage(classes=k, arch=a, epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True))
+        st = Stage(classes=k, arch=a, epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True), fraction=fractions[i - 1])
         if sizes and i < n:
             res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
             st.resolution = sizes[res_idx]
         if i > 1:
-            if space.grown_lr is not None:
+            if space.grown_lr is not None and lr_schedule == "per_stage":
                 st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
             if space.prune_ratio[1] > 0:
-                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=space.train))[-1].after
+                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth))[-1].after
                 # int(w × (1 − R)) ≥ 1 for every layer: R < 1 − 1/w for the narrowest (at most 0.999)
                 cap = min(space.prune_ratio[1], 1 - 1 / min(min(b) for b in prev.widths) - 1e-9)
                 if cap >= space.prune_ratio[0]:
                     st.prune_ratio = trial.suggest_float(f"prune_{i}", space.prune_ratio[0], cap)
-            if space.zero_mask and _depth_rank(a) > _depth_rank(archs[i - 2]):
+            if space.zero_mask and deepen_init == "identity" and _depth_rank(a) > _depth_rank(archs[i - 2]):
                 st.zero_mask = trial.suggest_categorical(f"zero_mask_{i}", [False, True])
         stages.append(st)
-    sched = Schedule(space.dataset, stages, seed=space.seed, train=space.train)
+    if n > 1:  # the run-level levers act at growth: a one-stage schedule has none
+        if lr_schedule == "global" and space.rewarm_epochs is not None:
+            train = replace(train, rewarm_epochs=trial.suggest_float("rewarm_epochs", *space.rewarm_epochs))
+            if space.rewarm_peak is not None and train.rewarm_epochs > 0:
+                train = replace(train, rewarm_peak=trial.suggest_float("rewarm_peak", *space.rewarm_peak))
+        train = replace(train, carry_optimizer=_choose(trial, "carry_optimizer", space.carry_optimizer))
+        if space.new_param_lr is not None:
+            train = replace(train, new_param_lr=trial.suggest_float("new_param_lr", *space.new_param_lr, log=True))
+    sched = Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth, deepen_init=deepen_init)
     check(sched, num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
     return sched
+
+
+def _choose(trial: Any, name: str, choices: list) -> Any:
+    """One of ``choices``: a categorical parameter when there are several, the one otherwise."""
+    return trial.suggest_categorical(name, choices) if len(choices) > 1 else choices[0]
+
+
+def _fraction_grid(space: SearchSpace) -> list[float]:
+    """The data shares ``data_growth: samples`` may give the stages before the last."""
+    lo = max(FRACTION_STEP, math.ceil(space.split[0] / FRACTION_STEP - 1e-9) * FRACTION_STEP)
+    k = int(math.floor(space.split[1] / FRACTION_STEP + 1e-9))
+    return [round(j * FRACTION_STEP, 10) for j in range(int(round(lo / FRACTION_STEP)), k + 1) if j * FRACTION_STEP < 1] or [round(lo, 10)]
 
 
 def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) -> dict | None:
@@ -323,17 +428,28 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
         0
     """
     import warnings
+    from dataclasses import replace
 
     from optuna.trial import FixedTrial
 
     ladder, sizes, n = _ladder(space), sorted(space.resolutions), len(schedule.stages)
-    if (schedule.dataset, schedule.seed, schedule.train, schedule.class_order) != (space.dataset, space.seed, space.train, None):
+    levers = dict(lr_schedule="per_stage", rewarm_epochs=0.0, rewarm_peak=1.0, carry_optimizer=False, new_param_lr=1.0)
+    if (schedule.dataset, schedule.seed, replace(schedule.train, **levers), schedule.class_order) != (space.dataset, space.seed, space.train, None):
         return None
-    params: dict[str, Any] = {"n_stages": n}
+    t = schedule.train
+    params: dict[str, Any] = {
+        "n_stages": n, "data_growth": schedule.data_growth, "lr_schedule": t.lr_schedule, "deepen_init": schedule.deepen_init,
+        "carry_optimizer": t.carry_optimizer, "rewarm_epochs": t.rewarm_epochs, "rewarm_peak": t.rewarm_peak, "new_param_lr": t.new_param_lr,
+    }
+    grid = _fraction_grid(space)
     for i, st in enumerate(schedule.stages, 1):
         params[f"epochs_{i}"] = st.epochs
         if i < n:
             params[f"classes_{i}"] = st.classes
+            if st.fraction is not None:
+                if st.fraction not in grid:
+                    return None
+                params[f"fraction_{i}"] = grid.index(st.fraction)
             if st.arch not in ladder or (sizes and st.resolution not in sizes):
                 return None
             params[f"arch_{i}"] = ladder.index(st.arch)
@@ -348,7 +464,26 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
             proposed = suggest_schedule(FixedTrial(params), space, num_classes)
     except (ValueError, UserWarning, GrowsearchError):
         return None
-    return params if proposed.to_dict() == schedule.to_dict() else None
+    if proposed.to_dict() != schedule.to_dict():
+        return None
+    # only the parameters the space really asks for (FixedTrial ignores the rest; Optuna's enqueue would keep them)
+    asked = _asked(proposed, space, num_classes, params)
+    return {k: v for k, v in params.items() if k in asked}
+
+
+def _asked(schedule: Schedule, space: SearchSpace, num_classes: int, params: dict) -> set[str]:
+    """The names of the parameters :func:`suggest_schedule` asks for when it proposes ``schedule``."""
+    seen: set[str] = set()
+
+    class Recording:
+        def __getattr__(self, name: str):
+            def suggest(pname: str, *args: Any, **kwargs: Any) -> Any:
+                seen.add(pname)
+                return params[pname]
+            return suggest
+
+    suggest_schedule(Recording(), space, num_classes)
+    return seen
 
 
 def _ladder(space: SearchSpace) -> list[str]:

@@ -121,21 +121,28 @@ def ensure_frontier(
         return front
     if given is not None:
         study.set_user_attr("frontier", given.to_dict())
-        print(f"frontier: the given one (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        names = "; ".join(r.name for r in given.references)
+        print(f"frontier: the given one, references {names} (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        if space.baseline_resolutions and not any(r.resolutions for r in given.references):
+            print(
+                "frontier: note: the space grows resolution but the given frontier holds no progressive-resizing reference, so a resolution "
+                "saving will be credited to growth (train one with growsearch baseline --resolutions ... --switch-at ...)", flush=True,
+            )
         return given
     budgets = space.frontier_budgets()
-    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs", flush=True)
+    resized = f", and with progressive resizing {'→'.join(map(str, space.baseline_resolutions))} px" if space.baseline_resolutions else ""
+    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs{resized}", flush=True)
     front = run_frontier(
         space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
         dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
-        runner=runner, workers=workers,
+        runner=runner, workers=workers, resolutions=space.baseline_resolutions, switch_at=space.baseline_switch_at,
     )
     study.set_user_attr("frontier", front.to_dict())
     print(front.table(), flush=True)
     return front
 
 
-def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int) -> list[tuple[str, Schedule]]:
+def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int, native: int | None = None) -> list[tuple[str, Schedule]]:
     """The schedules a study can start from before its sampler takes over, labelled:
 
     - ``"from scratch"``: the frontier's run, at its most accurate budget, of the seed that
@@ -151,12 +158,14 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
     from growsearch.plan.schedule import Stage, TrainConfig
     from growsearch.search.space import _ladder
 
-    ref = front.references[0]
+    # the reference whose best budget is the frontier's most accurate (the target is read from it)
+    ref = max(front.references, key=lambda r: max(p.val_acc for p in r.points))
     top = max(ref.points, key=lambda p: (p.val_acc, -p.M))
     lucky = max(top.seeds, key=lambda s: s["val_acc"])["seed"] if top.seeds else front.seeds[0]
     train = TrainConfig(**front.train)
     scratch = baseline_schedule(
         space.dataset, ref.arch, num_classes, epochs=top.epochs, seed=lucky, train=train, lr=top.lr if top.lr_sweep else None,
+        resolutions=ref.resolutions, switch_at=ref.switch_at, native=native,
     )
     on_target = front.cheapest_reaching(target) or top
     epochs = min(max(on_target.epochs, space.epochs[0]), space.epochs[1])

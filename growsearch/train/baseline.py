@@ -14,12 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 import statistics
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from growsearch._io import held
+from growsearch.errors import GrowsearchError
+from growsearch.plan.planner import plan_schedule
 from growsearch.model.arch import ArchError, ArchSpec, spec_for
 from growsearch.data.dataset import create_dataset, Dataset
 from growsearch.data.split import class_order
@@ -28,7 +31,7 @@ from growsearch.train.results import check_out_dir, OutputExistsError, RunResult
 from growsearch.plan.schedule import load_split, Schedule, Stage, TrainConfig
 from growsearch.train.run import run_schedule
 
-__all__ = ["baseline_schedule", "run_baseline", "run_frontier"]
+__all__ = ["baseline_schedule", "check_resizing", "resizing_name", "run_baseline", "run_frontier"]
 
 
 def run_baseline(
@@ -42,6 +45,8 @@ def run_baseline(
     dataset: Dataset | None = None,
     lr: float | None = None,
     spec: ArchSpec | None = None,
+    resolutions: Sequence[int] | None = None,
+    switch_at: Sequence[float] | None = None,
     **kwargs,
 ) -> RunResult:
     """Train ``arch`` from scratch on all classes with the same recipe: one budget of a frontier.
@@ -55,6 +60,7 @@ def run_baseline(
         epochs, patience, seed, train, lr: as in a schedule's stage and recipe.
         dataset: the already-loaded ``data``, to skip loading it again.
         spec: train this exact network (e.g. a run's pruned final one) instead of ``arch``'s.
+        resolutions, switch_at: progressive resizing from scratch (see :func:`baseline_schedule`).
         **kwargs: the keyword options of :func:`run_schedule` (``out_dir``, ``device``, ...).
 
     Example:
@@ -63,17 +69,64 @@ def run_baseline(
         (1, 10)
     """
     ds = dataset if dataset is not None else create_dataset(data)
-    sched = baseline_schedule(data, arch, ds.num_classes, epochs=epochs, patience=patience, seed=seed, train=train, lr=lr)
+    sched = baseline_schedule(
+        data, arch, ds.num_classes, epochs=epochs, patience=patience, seed=seed, train=train, lr=lr, resolutions=resolutions, switch_at=switch_at,
+        native=ds.image_size,
+    )
     return run_schedule(sched, dataset=ds, init_spec=spec, **kwargs)
 
 
 def baseline_schedule(
     data: str, arch: str, num_classes: int, *, epochs: int, patience: int | None = None, seed: int = 0,
-    train: TrainConfig | None = None, lr: float | None = None,
+    train: TrainConfig | None = None, lr: float | None = None, resolutions: Sequence[int] | None = None,
+    switch_at: Sequence[float] | None = None, native: int | None = None,
 ) -> Schedule:
-    """The one-stage schedule :func:`run_baseline` trains (and a resumed frontier compares with)."""
-    stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
-    return Schedule(dataset=data, stages=[stage], seed=seed, train=train or TrainConfig())
+    """The schedule :func:`run_baseline` trains (and a resumed frontier compares with): one stage,
+    or with ``resolutions`` progressive resizing from scratch: the same network on all the data,
+    at ``resolutions[k]`` from ``switch_at[k-1]`` of the ``epochs`` on, under one LR schedule with
+    the optimizer state carried (``lr_schedule: global``, ``carry_optimizer``), so only the input
+    size changes at a switch. A switch that rounds to no whole epoch at this budget is skipped;
+    the last resolution equal to ``native`` trains at the data's own size.
+
+    Example:
+        >>> s = baseline_schedule("digits", "vgg11@0.125", 10, epochs=8, resolutions=[16, 24, 32], switch_at=[0.5, 0.75], native=32)
+        >>> [(st.epochs, st.resolution) for st in s.stages], s.train.lr_schedule
+        ([(4, 16), (2, 24), (2, None)], 'global')
+    """
+    cfg = train or TrainConfig()
+    if not resolutions:
+        stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
+        return Schedule(dataset=data, stages=[stage], seed=seed, train=cfg)
+    edges = [0] + [math.floor(f * epochs + 0.5) for f in (switch_at or [])] + [epochs]
+    stages = [
+        Stage(classes=num_classes, arch=arch, epochs=b - a, resolution=None if r == native else int(r))
+        for r, a, b in zip(resolutions, edges, edges[1:]) if b > a
+    ]
+    cfg = replace(cfg, lr=lr if lr is not None else cfg.lr, lr_schedule="global", carry_optimizer=True)
+    return Schedule(dataset=data, stages=stages, seed=seed, train=cfg, data_growth="none")
+
+
+def resizing_name(arch: str, resolutions: Sequence[int], switch_at: Sequence[float]) -> str:
+    """How tables name a progressive-resizing reference, e.g. ``vgg19@0.25 16→24→32px@.5,.75``."""
+    at = ",".join(f"{f:g}".lstrip("0") for f in switch_at)
+    return f"{arch} {'→'.join(map(str, resolutions))}px@{at}"
+
+
+def check_resizing(resolutions: Sequence[int], switch_at: Sequence[float], native: int) -> tuple[list[int], list[float]]:
+    """The progressive-resizing settings of a frontier, or ``FrontierError`` naming the fix."""
+    res, at = list(resolutions), list(switch_at)
+    if not res:
+        if at:
+            raise FrontierError("--switch-at needs --resolutions (e.g. --resolutions 16,24,32 --switch-at 0.5,0.75)")
+        return res, at
+    if len(res) < 2 or any(isinstance(r, bool) or not isinstance(r, int) or not 8 <= r <= native for r in res) or any(b <= a for a, b in zip(res, res[1:])):
+        raise FrontierError(f"--resolutions must be at least two strictly increasing image sides from 8 to the data's {native} px, e.g. 16,24,{native}; got {res}")
+    if len(at) != len(res) - 1 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in at) or any(b <= a for a, b in zip(at, at[1:])):
+        raise FrontierError(
+            f"--switch-at must give {len(res) - 1} fraction(s) of each budget strictly increasing in (0, 1), one per resolution after the first "
+            f"(e.g. {','.join(f'{(k + 1) / len(res):.2g}' for k in range(len(res) - 1))}); got {at}"
+        )
+    return res, [float(f) for f in at]
 
 
 def run_frontier(
@@ -95,6 +148,8 @@ def run_frontier(
     prefix_cache: str | Path | None = None,
     runner: Runner | None = None,
     workers: str = "",
+    resolutions: Sequence[int] = (),
+    switch_at: Sequence[float] = (),
 ) -> Frontier:
     """Train each reference from scratch at every budget (each fully decayed), seeds and LRs.
 
@@ -124,6 +179,10 @@ def run_frontier(
             Default: one after another in this process; ``growsearch search`` passes Ray workers
             (:func:`growsearch.search.cluster.ray_runner`).
         workers: how ``runner`` runs them, for the progress line (e.g. "2 Ray workers").
+        resolutions, switch_at: also train every reference with progressive resizing (e.g.
+            16, 24, 32 px switching at 0.5 and 0.75 of each budget; :func:`baseline_schedule`),
+            a further reference named like ``vgg19@0.25 16→24→32px@.5,.75``: the from-scratch
+            recipe that a schedule growing its resolution must beat.
 
     Raises:
         FrontierError: bad budgets, seeds, LRs or references (before any training).
@@ -148,6 +207,7 @@ def run_frontier(
         raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
     raw = dataset if dataset is not None else create_dataset(data)
     ds = load_split(data, cfg, dataset=raw)
+    resizing = check_resizing(resolutions, switch_at, ds.image_size)
     refs: list[tuple[str, str, dict | None]] = [(a, a, None) for a in archs]
     for run_dir in specs_from:
         r = RunResult.load(run_dir)
@@ -160,10 +220,19 @@ def run_frontier(
             spec_for(arch, ds.num_classes, ds.in_chans)
         except ArchError as e:
             raise FrontierError(f"reference {name}: {e}") from None
+    # every reference once as it is, and once with progressive resizing when asked for
+    plain = [(name, arch, spec, None, None) for name, arch, spec in refs]
+    resized = [(resizing_name(name, *resizing), arch, spec, *resizing) for name, arch, spec in refs] if resizing[0] else []
+    all_refs = plain + resized
+    for name, arch, _, res, at in resized:  # the planner's checks (minimum input size) before any training
+        try:
+            plan_schedule(baseline_schedule(data, arch, ds.num_classes, epochs=max(budgets), train=cfg, resolutions=res, switch_at=at, native=ds.image_size), dataset=ds)
+        except GrowsearchError as e:
+            raise FrontierError(f"reference {name}: {e}") from None
 
-    single = len(refs) * len(budgets) * len(seeds) * len(sweep) == 1
+    single = len(all_refs) * len(budgets) * len(seeds) * len(sweep) == 1
     jobs: list[dict] = []  # every run the frontier is made of, in a fixed order
-    for ri, (name, arch, spec) in enumerate(refs):
+    for ri, (name, arch, spec, res, at) in enumerate(all_refs):
         for epochs in budgets:
             for lr in sweep:
                 for seed in seeds:
@@ -173,6 +242,7 @@ def run_frontier(
                     jobs.append(dict(
                         # a single run lives in --out itself, whose files are the user's unless --overwrite says otherwise
                         data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, overwrite=overwrite or not single,
+                        resolutions=res, switch_at=at,
                         device=device,
                         progress=progress, prefix_cache=prefix_cache, threads=threads, label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
                     ))
@@ -182,7 +252,7 @@ def run_frontier(
         done: dict[int, RunResult] = {}
         todo = []
         for j, job in enumerate(jobs):
-            r = _reuse(job["out_dir"], data, job["arch"], job) if resume and job["out_dir"] is not None else None
+            r = _reuse(job["out_dir"], data, job["arch"], job, ds.image_size) if resume and job["out_dir"] is not None else None
             if r is None:
                 todo.append((j, job))
             else:
@@ -199,7 +269,7 @@ def run_frontier(
         wall = sum(r.wall_s for r in done.values())
         references = []
         runs_of = iter(done[j] for j in range(len(jobs)))
-        for name, arch, spec in refs:
+        for name, arch, spec, res, at in all_refs:
             points = []
             for epochs in budgets:
                 by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
@@ -211,7 +281,7 @@ def run_frontier(
                     seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
                     lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
                 ))
-            references.append(Reference(name, arch, spec, points))
+            references.append(Reference(name, arch, spec, points, resolutions=res, switch_at=at))
         front = Frontier(
             dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
             val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
@@ -245,7 +315,7 @@ def _in_process(fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict
         yield j, fn(job, dataset)
 
 
-def _reuse(run_out: Path, data: str, arch: str, kw: dict):
+def _reuse(run_out: Path, data: str, arch: str, kw: dict, native: int):
     """A finished budget run in ``run_out`` trained with exactly these settings, else None."""
     if not (run_out / "result.json").is_file():
         return None
@@ -253,6 +323,9 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict):
         r = RunResult.load(run_out)
     except (ValueError, TypeError, KeyError):
         return None
-    want = baseline_schedule(data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"])
+    want = baseline_schedule(
+        data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"], resolutions=kw["resolutions"],
+        switch_at=kw["switch_at"], native=native,
+    )
     spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"]["widths"]]
     return r if r.schedule == want.to_dict() and spec_ok else None

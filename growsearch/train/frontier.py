@@ -79,6 +79,10 @@ class Reference:
     arch: str  # arch name (for an exact network, its family and nominal size)
     spec: dict | None  # the exact ArchSpec trained (``--spec-from``); None: ``arch``'s own widths
     points: list[FrontierPoint]
+    # progressive resizing: each budget trains at resolutions[k] from switch_at[k-1] of its epochs
+    # on (one LR schedule, optimizer state carried; growsearch.train.baseline.baseline_schedule)
+    resolutions: list[int] | None = None
+    switch_at: list[float] | None = None
 
 
 @dataclass

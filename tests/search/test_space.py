@@ -15,17 +15,17 @@ archs: [vgg11@0.25, vgg16@0.25]
 """
 
 
-@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "tinyimagenet_vgg", "cifar10_resnet"])
+@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "tinyimagenet_vgg", "cifar10_resnet", "cifar10_vgg"])
 def test_shipped_spaces_load_by_name(name: str) -> None:
     assert name in list_spaces()
     space = load_space(name)
     assert space.name == name and space.trials >= 1
 
 
-@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "cifar10_resnet"])
+@pytest.mark.parametrize("name", ["digits_vgg", "cifar100_vgg", "cifar10_resnet", "cifar10_vgg"])
 def test_suggested_schedules_are_always_valid(name: str) -> None:
     space = load_space(name)
-    classes = {"digits": 10, "cifar100": 100, "cifar10": 10}[space.dataset]
+    classes = {"digits": 10, "cifar100": 100, "cifar10": 10}[space.dataset.split("?")[0]]
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seen = set()
@@ -98,7 +98,7 @@ def test_what_optuna_records_is_what_trains(name: str) -> None:
         p = trial.params
         assert suggest_schedule(optuna.trial.FixedTrial(p), space, classes).to_dict() == sched.to_dict()
         n = p["n_stages"]
-        assert len(sched.stages) == n and [p[f"classes_{i}"] for i in range(1, n)] == [s.classes for s in sched.stages[:-1]]
+        assert len(sched.stages) == n and [p.get(f"classes_{i}", classes) for i in range(1, n)] == [s.classes for s in sched.stages[:-1]]
         assert [p[f"epochs_{i}"] for i in range(1, n + 1)] == [s.epochs for s in sched.stages]
         assert [p.get(f"prune_{i}", 0.0) for i in range(2, n + 1)] == [s.prune_ratio for s in sched.stages[1:]]
         assert [p[f"arch_{i}"] for i in range(1, n)] == sorted(p[f"arch_{i}"] for i in range(1, n))  # rungs never go down
@@ -144,3 +144,76 @@ def test_a_space_that_can_propose_an_invalid_schedule_is_refused_when_loaded(tmp
     path.write_text(yaml.safe_dump(d))
     with pytest.raises(SpaceError, match=key):
         load_space(path)
+
+
+def test_the_levers_are_searched_and_what_trains_is_what_optuna_recorded() -> None:
+    """cifar10_vgg opens every lever: each mode is proposed, only where it means something
+    (no re-warm or stage LR without their schedule, copy only where a layer can be copied, no
+    run-level lever in a one-stage schedule), and the recorded parameters rebuild the schedule."""
+    from growsearch.plan.planner import copied_layers
+
+    space = load_space("cifar10_vgg")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    seen: dict[str, set] = {k: set() for k in ("data_growth", "lr_schedule", "deepen_init", "carry_optimizer", "n")}
+    for _ in range(150):
+        trial = study.ask()
+        sched = suggest_schedule(trial, space, 10)
+        trans = check(sched, num_classes=10, image_size=32)
+        assert suggest_schedule(optuna.trial.FixedTrial(trial.params), space, 10).to_dict() == sched.to_dict()
+        t, n = sched.train, len(sched.stages)
+        seen["data_growth"].add(sched.data_growth)
+        seen["lr_schedule"].add(t.lr_schedule)
+        seen["deepen_init"].add(sched.deepen_init)
+        seen["carry_optimizer"].add(t.carry_optimizer)
+        seen["n"].add(n)
+        if sched.data_growth == "samples" and n > 1:
+            fr = [st.fraction for st in sched.stages]
+            assert fr[-1] == 1 and all(0.2 - 1e-9 <= f <= 0.8 + 1e-9 for f in fr[:-1]) and fr == sorted(set(fr))
+        if sched.data_growth != "classes":
+            assert {st.classes for st in sched.stages} == {10}
+        if t.lr_schedule == "global":
+            assert all(st.lr is None for st in sched.stages)
+        else:
+            assert t.rewarm_epochs == 0 and "rewarm_epochs" not in trial.params
+        if sched.deepen_init == "copy":
+            assert copied_layers(trans) > 0
+        if n == 1:
+            assert not {"carry_optimizer", "new_param_lr", "rewarm_epochs", "deepen_init"} & set(trial.params)
+    assert seen == {
+        "data_growth": {"classes", "samples", "none"}, "lr_schedule": {"per_stage", "global"}, "deepen_init": {"identity", "copy"},
+        "carry_optimizer": {False, True}, "n": {1, 2, 3},
+    }
+
+
+def test_a_lever_schedule_enqueues_as_the_samplers_own_parameters() -> None:
+    from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+    from growsearch.search.space import schedule_params
+
+    space = load_space("cifar10_vgg")
+    sched = Schedule(
+        space.dataset, [Stage(10, "vgg11@0.25", 4, fraction=0.5, resolution=16), Stage(10, "vgg19@0.25", 6, fraction=1.0)], data_growth="samples",
+        deepen_init="copy", train=TrainConfig(lr=0.05, lr_schedule="global", carry_optimizer=True, new_param_lr=2.0),
+    )
+    params = schedule_params(sched, space, 10)
+    assert params is not None and params["data_growth"] == "samples" and params["deepen_init"] == "copy"
+    assert suggest_schedule(optuna.trial.FixedTrial(params), space, 10).to_dict() == sched.to_dict()
+    assert "lr_2" not in params and "rewarm_peak" not in params  # only what the space asks for
+
+
+@pytest.mark.parametrize("extra, msg", [
+    ("data_growth: [classes, cubes]\n", "data_growth: a list of distinct choices from classes, samples, none"),
+    ("lr_schedule: global\n", "lr_schedule: a list of distinct choices"),
+    ("carry_optimizer: [maybe]\n", "carry_optimizer: a list of distinct choices from false, true"),
+    ("new_param_lr: [0, 2]\n", "new_param_lr: multipliers must be > 0"),
+    ("rewarm_epochs: [0, 2]\n", "add global to lr_schedule"),
+    ("lr_schedule: [global]\ngrown_lr: [0.01, 0.1]\n", "drop grown_lr"),
+    ("zero_mask: true\ndeepen_init: [copy]\n", "add identity to deepen_init"),
+    ("train: {lr_schedule: global}\n", "set it as a top-level space key"),
+    ("baseline_resolutions: [16, 32]\n", "baseline_switch_at must give 1 fraction"),
+    ("baseline_resolutions: [16, 32]\nbaseline_switch_at: [1.5]\n", "baseline_switch_at must give 1 fraction"),
+])
+def test_bad_levers_in_a_space_name_the_key(tmp_path: Path, extra: str, msg: str) -> None:
+    (tmp_path / "s.yaml").write_text(BASE + extra)
+    with pytest.raises(SpaceError) as e:
+        load_space(tmp_path / "s.yaml")
+    assert msg in str(e.value) and "\n" not in str(e.value)
