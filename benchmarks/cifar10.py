@@ -20,6 +20,11 @@ sessions):
    seeds, and the search's cost in units of the cheapest on-target budget.
 5. ``robustness``: noise, ablation, FGSM at the paper's ε and detection for the 3→6→10 runs,
    each against the from-scratch VGG19 run (same seed) of the closest test accuracy.
+6. ``levers`` (not in the default phases): the 5→10 VGG11→16 long row with each lever of
+   growth inside one run switched on alone, then together, against the whole frontier plus a
+   progressive-resizing VGG19 reference at ``--resized-budgets`` (``benchmarks/_levers.py``).
+7. ``search_levers`` (not default): ``--lever-trials`` trials over ``search_spaces/cifar10_vgg.yaml``,
+   its best re-run on 3 seeds.
 
     python benchmarks/cifar10.py [--phases frontier table1 table2 search robustness] [--per-class 1000] [--width 0.25]
 
@@ -40,6 +45,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import _levers
 from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
 from growsearch.data.dataset import create_dataset
 from growsearch.train.frontier import budget_run_dir, Frontier
@@ -50,7 +56,8 @@ from growsearch.train.run import run_schedule
 
 OUT = RESULTS / "cifar10"
 ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
-PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report")  # report: train nothing, write the report
+# report: train nothing, write the report; levers / search_levers: section 5 (benchmarks/_levers.py)
+PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "levers", "search_levers")
 # (name, [(classes, arch)], {level: epochs per stage}); the paper's Table 1 rows that fit CIFAR-10
 # (the short level only where the first hand-made reading measured it: the CPU budget)
 TABLE1 = [
@@ -88,6 +95,8 @@ def main() -> None:
         help="the search targets the frontier restricted to budgets ≤ this (a short CPU search cannot reach the longest budget's accuracy); its best is judged on the whole frontier",
     )
     ap.add_argument("--robust-samples", type=int, default=2000, help="test images of the robustness sweeps")
+    ap.add_argument("--resized-budgets", type=int, nargs="+", default=[3, 6, 12], help="budgets of the frontier's progressive-resizing VGG19 reference (levers)")
+    ap.add_argument("--lever-trials", type=int, default=16, help="trials of the lever search (search_levers)")
     ap.add_argument("--phases", nargs="+", default=list(PHASES[:5]), choices=PHASES)
     ap.add_argument("--out", default=None, help="the report (default benchmarks/results/NAME.md)")
     args = ap.parse_args()
@@ -158,7 +167,22 @@ def main() -> None:
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
     robust = _robustness(args, t1, f19, ds) if "robustness" in ph else _load_json(OUT / "robustness.json")
 
+    resized = _levers.resized_frontier(args, data, ds, OUT, cfg, args.resized_budgets, train=bool(ph & {"levers", "search_levers"}))
+    levers = _levers.ablation(args, data, cfg, run, train="levers" in ph)
+    whole = _merged(f19, f16) if f19 is not None else None
+    if whole is not None and resized is not None:
+        whole = replace(whole, references=whole.references + resized.references, spent_M=whole.spent_M + resized.spent_M)
+    lever_search = None
+    if "search_levers" in ph and whole is not None:
+        lever_search = _levers.lever_search(args, data, ds, whole, run, OUT)
+    elif (OUT / "search_levers.json").is_file():
+        lever_search = _load_json(OUT / "search_levers.json")
+
     report = _report(args, data, ds, f19, f16, t1, t2, fpr, search, robust, time.perf_counter() - t0)
+    if levers and whole is not None:
+        load = lambda n: RunResult.load(OUT / "runs" / n) if (OUT / "runs" / n / "result.json").is_file() else None  # noqa: E731
+        report += "\n".join(_levers.report_lines(args, levers, whole, _merged(f19, f16), lever_search, load)) + "\n"
+        _levers.plot(levers, whole, RESULTS / f"{args.name}_levers.png")
     # the Reading is written by a person after looking at the numbers; kept beside the script's
     # output so that a re-run regenerates the tables without losing it (update it when they change)
     reading = Path(args.out).with_name(Path(args.out).stem + "_reading.md")

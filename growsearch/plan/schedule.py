@@ -42,6 +42,8 @@ MAX_RESOLUTION = 8192  # pixels on a side
 MAX_CLASSES = 1_000_000
 
 LR_SCHEDULES = ("per_stage", "global")
+# the run-level recipe keys and their defaults (the paper's protocol): omitted from a schedule's dict at these values
+TRAIN_LEVERS = {"lr_schedule": "per_stage", "rewarm_epochs": 0.0, "rewarm_peak": 1.0, "carry_optimizer": False, "new_param_lr": 1.0}
 DATA_GROWTH = ("classes", "samples", "none")  # what grows from stage to stage besides the network
 DEEPEN_INIT = ("identity", "copy")
 
@@ -269,6 +271,9 @@ class Schedule:
         for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None)):
             if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
                 del d[key]
+        for key, default in TRAIN_LEVERS.items():  # likewise the recipe: a result written before them compares equal
+            if d["train"][key] == default:
+                del d["train"][key]
         if self.budget_epochs is not None:  # the epochs follow from the budget
             for st in d["stages"]:
                 del st["epochs"]

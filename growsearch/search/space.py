@@ -172,8 +172,9 @@ class SearchSpace:
             raise SpaceError("grown_lr: a stage LR restarts the schedule, and lr_schedule global has one: drop grown_lr or add per_stage to lr_schedule")
         if self.zero_mask and self.deepen_init == ["copy"]:
             raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
-        levers = {"lr_schedule": "per_stage", "rewarm_epochs": 0.0, "rewarm_peak": 1.0, "carry_optimizer": False, "new_param_lr": 1.0}
-        moved = [k for k, default in levers.items() if getattr(self.train, k) != default]
+        from growsearch.plan.schedule import TRAIN_LEVERS
+
+        moved = [k for k, default in TRAIN_LEVERS.items() if getattr(self.train, k) != default]
         if moved:
             raise SpaceError(f"train: {', '.join(moved)} is a lever the search chooses: set it as a top-level space key (e.g. lr_schedule: [global]), not in train")
         from growsearch.train.baseline import check_resizing
@@ -433,8 +434,9 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
     from optuna.trial import FixedTrial
 
     ladder, sizes, n = _ladder(space), sorted(space.resolutions), len(schedule.stages)
-    levers = dict(lr_schedule="per_stage", rewarm_epochs=0.0, rewarm_peak=1.0, carry_optimizer=False, new_param_lr=1.0)
-    if (schedule.dataset, schedule.seed, replace(schedule.train, **levers), schedule.class_order) != (space.dataset, space.seed, space.train, None):
+    from growsearch.plan.schedule import TRAIN_LEVERS
+
+    if (schedule.dataset, schedule.seed, replace(schedule.train, **TRAIN_LEVERS), schedule.class_order) != (space.dataset, space.seed, space.train, None):
         return None
     t = schedule.train
     params: dict[str, Any] = {

@@ -150,6 +150,7 @@ def run_frontier(
     workers: str = "",
     resolutions: Sequence[int] = (),
     switch_at: Sequence[float] = (),
+    plain: bool = True,
 ) -> Frontier:
     """Train each reference from scratch at every budget (each fully decayed), seeds and LRs.
 
@@ -183,6 +184,8 @@ def run_frontier(
             16, 24, 32 px switching at 0.5 and 0.75 of each budget; :func:`baseline_schedule`),
             a further reference named like ``vgg19@0.25 16→24→32px@.5,.75``: the from-scratch
             recipe that a schedule growing its resolution must beat.
+        plain: with ``resolutions``, also train every reference as it is (False: only its
+            progressive-resizing twin, e.g. to add it beside a frontier trained before).
 
     Raises:
         FrontierError: bad budgets, seeds, LRs or references (before any training).
@@ -221,9 +224,13 @@ def run_frontier(
         except ArchError as e:
             raise FrontierError(f"reference {name}: {e}") from None
     # every reference once as it is, and once with progressive resizing when asked for
-    plain = [(name, arch, spec, None, None) for name, arch, spec in refs]
+    plain_refs = [(name, arch, spec, None, None) for name, arch, spec in refs]
     resized = [(resizing_name(name, *resizing), arch, spec, *resizing) for name, arch, spec in refs] if resizing[0] else []
-    all_refs = plain + resized
+    if resized and not plain:
+        plain_refs = []
+    elif not resized and not plain:
+        raise FrontierError("plain=False trains only progressive-resizing references: give resolutions and switch_at")
+    all_refs = plain_refs + resized
     for name, arch, _, res, at in resized:  # the planner's checks (minimum input size) before any training
         try:
             plan_schedule(baseline_schedule(data, arch, ds.num_classes, epochs=max(budgets), train=cfg, resolutions=res, switch_at=at, native=ds.image_size), dataset=ds)

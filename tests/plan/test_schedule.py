@@ -143,3 +143,16 @@ def test_duplicate_space_keys_and_dataset_options_are_refused(tmp_path: Path) ->
         load_space(tmp_path / "s.yaml")
     with pytest.raises(DataError, match="the option 'train_per_class' is given twice"):
         create_dataset("digits?train_per_class=10&train_per_class=20")
+
+
+def test_a_schedule_written_before_the_levers_existed_writes_back_the_same() -> None:
+    """Frontier --resume and the benchmarks reuse a run when its stored schedule equals the one
+    asked for: the new keys at their defaults must not make every older run look foreign."""
+    old = {
+        "dataset": "digits", "seed": 0, "stages": [{"classes": 5, "arch": "vgg11@0.25", "epochs": 4, "prune_ratio": 0.0, "zero_mask": False, "resolution": None}],
+        "train": {
+            "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 1.0, "label_smoothing": 0.0,
+            "eval_batch_size": 512, "rescale_kernels": True, "val_fraction": 0.1, "val_seed": 0,
+        },
+    }
+    assert Schedule.from_dict(old).to_dict() == old
