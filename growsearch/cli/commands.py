@@ -42,7 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from growsearch.plan.planner import plan_schedule, plan_table
 
-        print(plan_table(plan_schedule(sched)))
+        print(plan_table(plan_schedule(sched), sched))
         return 0
     if args.out is None:
         from growsearch.errors import GrowsearchError

@@ -20,6 +20,9 @@ _EPILOG_RUN = """example schedule (JSON or YAML):
   {"dataset": "digits", "seed": 0,
    "stages": [{"classes": 5,  "arch": "vgg11@0.25", "epochs": 15},
               {"classes": 10, "arch": "vgg19@0.25", "epochs": 15}]}
+growth inside one run (README, "Growth inside one run: the levers"): "train": {"lr_schedule": "global",
+  "carry_optimizer": true, "new_param_lr": 2}, "deepen_init": "copy", "data_growth": "samples" with
+  stages[].fraction, "budget_epochs": 16 with "grow_at": [0.25, 0.5] instead of epochs per stage
 writes DIR/result.json, DIR/stage{i}.pt (weights + arch spec) and DIR/curve.png"""
 
 

@@ -224,8 +224,9 @@ def planned_M(plans: list[StagePlan]) -> int | None:
     return None if None in ms else sum(ms)
 
 
-def plan_table(plans: list[StagePlan]) -> str:
-    """The plan as text: one line per stage, then the total (``growsearch run --dry-run``)."""
+def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
+    """The plan as text: one line per stage, then the total and, given the ``schedule``, how its
+    run is trained where that is not the paper's protocol (``growsearch run --dry-run``)."""
     lines = [f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"]
     for p in plans:
         ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
@@ -235,4 +236,22 @@ def plan_table(plans: list[StagePlan]) -> str:
         )
     total = planned_M(plans)
     lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} (a plateau stage stops early)")
+    if schedule is not None:
+        lines += _recipe_lines(schedule)
     return "\n".join(lines)
+
+
+def _recipe_lines(schedule: Schedule) -> list[str]:
+    t, out = schedule.train, []
+    if t.lr_schedule == "global":
+        rewarm = f", re-warmed over {t.rewarm_epochs:g} epoch(s) to {t.rewarm_peak:g}x after each growth" if t.rewarm_epochs else ", no restart at growth"
+        out.append(f"LR: one warm-up and one decay to zero over the whole run{rewarm}")
+    if t.carry_optimizer:
+        out.append("optimizer: momentum carried across every growth (new parameters start at zero)")
+    if t.new_param_lr != 1:
+        out.append(f"new parameters: LR x{t.new_param_lr:g} in the stage after the growth that created them")
+    if schedule.data_growth == "samples":
+        out.append("data: nested shares of every class, " + " → ".join(f"{st.fraction:g}" for st in schedule.stages))
+    elif schedule.data_growth == "none":
+        out.append("data: all of it in every stage")
+    return out

@@ -85,8 +85,9 @@ def baseline_schedule(
     or with ``resolutions`` progressive resizing from scratch: the same network on all the data,
     at ``resolutions[k]`` from ``switch_at[k-1]`` of the ``epochs`` on, under one LR schedule with
     the optimizer state carried (``lr_schedule: global``, ``carry_optimizer``), so only the input
-    size changes at a switch. A switch that rounds to no whole epoch at this budget is skipped;
-    the last resolution equal to ``native`` trains at the data's own size.
+    size changes at a switch. A size that rounds to no whole epoch at this budget is skipped (the
+    last always keeps at least one); the last resolution equal to ``native`` trains at the data's
+    own size.
 
     Example:
         >>> s = baseline_schedule("digits", "vgg11@0.125", 10, epochs=8, resolutions=[16, 24, 32], switch_at=[0.5, 0.75], native=32)
@@ -97,7 +98,8 @@ def baseline_schedule(
     if not resolutions:
         stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
         return Schedule(dataset=data, stages=[stage], seed=seed, train=cfg)
-    edges = [0] + [math.floor(f * epochs + 0.5) for f in (switch_at or [])] + [epochs]
+    # the last size always trains at least one epoch (the final network is judged at it)
+    edges = [0] + [min(math.floor(f * epochs + 0.5), epochs - 1) for f in (switch_at or [])] + [epochs]
     stages = [
         Stage(classes=num_classes, arch=arch, epochs=b - a, resolution=None if r == native else int(r))
         for r, a, b in zip(resolutions, edges, edges[1:]) if b > a
@@ -232,10 +234,11 @@ def run_frontier(
         raise FrontierError("plain=False trains only progressive-resizing references: give resolutions and switch_at")
     all_refs = plain_refs + resized
     for name, arch, _, res, at in resized:  # the planner's checks (minimum input size) before any training
-        try:
-            plan_schedule(baseline_schedule(data, arch, ds.num_classes, epochs=max(budgets), train=cfg, resolutions=res, switch_at=at, native=ds.image_size), dataset=ds)
-        except GrowsearchError as e:
-            raise FrontierError(f"reference {name}: {e}") from None
+        for epochs in budgets:
+            try:
+                plan_schedule(baseline_schedule(data, arch, ds.num_classes, epochs=epochs, train=cfg, resolutions=res, switch_at=at, native=ds.image_size), dataset=ds)
+            except GrowsearchError as e:
+                raise FrontierError(f"reference {name} at {epochs} epochs: {e}") from None
 
     single = len(all_refs) * len(budgets) * len(seeds) * len(sweep) == 1
     jobs: list[dict] = []  # every run the frontier is made of, in a fixed order

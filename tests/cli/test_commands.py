@@ -105,3 +105,20 @@ def test_the_resolution_example_is_a_valid_schedule() -> None:
     sched = load_schedule(REPO / "examples" / "digits_resolution_schedule.json")
     check(sched, num_classes=10, image_size=32)
     assert [s.resolution for s in sched.stages] == [16, 16, None]
+
+
+def test_dry_run_says_how_the_run_is_trained_and_that_copying_is_not_function_preserving(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sched = {
+        "dataset": npz_data, "budget_epochs": 4, "grow_at": [0.5], "deepen_init": "copy", "data_growth": "samples",
+        "train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": 2},
+        "stages": [{"classes": 4, "arch": "vgg13@0.125", "fraction": 0.5}, {"classes": 4, "arch": "vgg16@0.125", "fraction": 1}],
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(sched))
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "deepen by copy (3 of 3 new layers copied from trained ones; not function-preserving)" in out
+    assert "one warm-up and one decay to zero over the whole run" in out and "momentum carried" in out
+    assert "LR x2" in out and "0.5 → 1" in out
+    assert [line.split()[4] for line in out.splitlines()[1:3]] == ["2", "2"]  # the budget's halves
+    assert not list(tmp_path.glob("*/"))  # nothing written

@@ -167,6 +167,30 @@ def test_resume_keeps_finished_budgets(npz_data: str, tmp_path: Path) -> None:
     assert after.wall_s == pytest.approx(before.wall_s + third.wall_s)
 
 
+def test_progressive_resizing_references_join_the_frontier_and_resume(npz_data: str, tmp_path: Path, capsys) -> None:
+    from growsearch.data.dataset import create_dataset
+    from growsearch.plan.planner import plan_schedule, planned_M
+    from growsearch.train.baseline import baseline_schedule
+
+    out = tmp_path / "f"
+    base = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(out), "--quiet", "--resolutions", "16,32", "--switch-at", "0.5"]
+    assert main([*base, "--budgets", "1,2"]) == 0
+    assert "vgg11@0.125 16→32px@.5" in capsys.readouterr().out  # the table names every reference
+    front = load_frontier(out)
+    plain, resized = front.references
+    assert (plain.resolutions, resized.resolutions, resized.switch_at) == (None, [16, 32], [0.5])
+    # at 2 epochs: one at 16 px, one at 32 px; M as planned, below the plain run's
+    sched = baseline_schedule(npz_data, "vgg11@0.125", 4, epochs=2, resolutions=[16, 32], switch_at=[0.5], native=32)
+    assert [(st.epochs, st.resolution) for st in sched.stages] == [(1, 16), (1, None)]
+    assert resized.points[1].M == planned_M(plan_schedule(sched, dataset=create_dataset(npz_data))) < plain.points[1].M
+    # at 1 epoch the switch rounds to no epoch: the budget trains at native size only
+    assert resized.points[0].M == plain.points[0].M
+    assert front.m_scratch(front.best_val_acc)["M"] <= min(p.M for p in plain.points if p.val_acc >= front.best_val_acc)
+    first = (out / "runs" / "ref1-e2-lr0.05-s0" / "result.json").read_bytes()
+    assert main([*base, "--budgets", "1,2,3", "--resume"]) == 0
+    assert (out / "runs" / "ref1-e2-lr0.05-s0" / "result.json").read_bytes() == first  # not retrained
+
+
 def _bad(tmp_path: Path, npz_data: str) -> list[tuple[list[str], str]]:
     b = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(tmp_path / "new"), "--quiet"]
     return [
@@ -182,6 +206,11 @@ def _bad(tmp_path: Path, npz_data: str) -> list[tuple[list[str], str]]:
         ([*b, "--patience", "3"], "no fixed budget"),
         (["baseline", "--data", npz_data, "--out", str(tmp_path / "new"), "--budgets", "1"], "needs a reference"),
         ([*b, "--val-fraction", "0.02"], "leaves it no validation sample"),
+        ([*b, "--budgets", "2", "--resolutions", "16,64", "--switch-at", "0.5"], "from 8 to the data's 32 px"),
+        ([*b, "--budgets", "2", "--resolutions", "24,16", "--switch-at", "0.5"], "strictly increasing image sides"),
+        ([*b, "--budgets", "2", "--resolutions", "16,32"], "--switch-at must give 1 fraction"),
+        ([*b, "--budgets", "2", "--resolutions", "16,32", "--switch-at", "1"], "--switch-at must give 1 fraction"),
+        ([*b, "--budgets", "2", "--switch-at", "0.5"], "--switch-at needs --resolutions"),
     ]
 
 
