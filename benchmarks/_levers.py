@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import iso_cells, iso_test_delta, mean_std, pyplot, save_fig
+from _common import frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_fig
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
 from growsearch.train.baseline import run_frontier
 from growsearch.train.frontier import Frontier
@@ -106,7 +106,7 @@ def report_lines(args, rows: dict[str, list], whole: Frontier, plain: Frontier, 
     if not rows:
         return []
     lines = [
-        "## 5. Growth that can win: the levers, one at a time",
+        "## 6. Growth that can win: the levers, one at a time",
         "",
         "5→10 VGG11→16 at 8+6 epochs (Table 1's long row) with one lever changed per row, then all together; 3 seeds each. "
         "**iso M ratio** against the whole frontier: VGG19 and VGG16 from scratch and VGG19 with progressive resizing "
@@ -125,6 +125,9 @@ def report_lines(args, rows: dict[str, list], whole: Frontier, plain: Frontier, 
             f"| {label} | {mean_std([100 * r.val_acc for r in rs])} | {mean_std([100 * r.test_acc for r in rs])} | {stats.mean(r.M for r in rs):.3e} "
             f"| **{iso}** ({bounds}) | {iso_test_delta(rs, whole)} | {iso_cells(rs, plain)[0]} |"
         )
+    resized = [r for r in whole.references if r.resolutions]
+    if resized:
+        lines += ["", "The progressive-resizing reference (VGG19 from scratch):", "", *frontier_table(replace(whole, references=resized))]
     lines += ["", f"![levers]({args.name}_levers.png)", ""]
     if search:
         best = search.get("best") or {}

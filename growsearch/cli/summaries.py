@@ -107,6 +107,14 @@ def search_report(res) -> str:
 
 def verdict(res) -> str:
     """Whether growth paid in this search, in one line (a ratio below 1 is a saving, above 1 a loss)."""
+    line = _growth_verdict(res)
+    b, m = res.best, res.judge.metric
+    if b and len(b["schedule"]["stages"]) == 1 and (res.best_grown is None or b[m] < res.best_grown[m]):
+        line += f"; the cheapest feasible schedule does not grow (trial {res.best_number + 1}, one stage, {b[m]:.3f}x): on this evidence, train from scratch"
+    return line
+
+
+def _growth_verdict(res) -> str:
     g, m, cost = res.best_grown, res.judge.metric, res.judge.cost
     if g is None:
         return f"verdict: no grown schedule reached the target in {res.trials} trials"

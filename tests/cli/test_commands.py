@@ -122,3 +122,17 @@ def test_dry_run_says_how_the_run_is_trained_and_that_copying_is_not_function_pr
     assert "LR x2" in out and "0.5 → 1" in out
     assert [line.split()[4] for line in out.splitlines()[1:3]] == ["2", "2"]  # the budget's halves
     assert not list(tmp_path.glob("*/"))  # nothing written
+
+
+def test_the_verdict_says_dont_grow_when_a_one_stage_schedule_is_cheapest() -> None:
+    from types import SimpleNamespace
+
+    from growsearch.cli.summaries import verdict
+
+    judge = SimpleNamespace(metric="M_ratio", cost="M")
+    one = {"schedule": {"stages": [{}]}, "M_ratio": 0.74}
+    two = {"schedule": {"stages": [{}, {}]}, "M_ratio": 0.74}
+    grown = {"number": 1, "M_ratio": 0.88}
+    res = lambda best: SimpleNamespace(best=best, best_grown=grown, best_number=5, judge=judge, trials=6, val_size=142)  # noqa: E731
+    assert "does not grow (trial 6, one stage, 0.740x): on this evidence, train from scratch" in verdict(res(one))
+    assert "growth beat the from-scratch frontier" in verdict(res(two)) and "does not grow" not in verdict(res(two))
