@@ -460,32 +460,15 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
         if i > 1:
             params.update({f"lr_{i}": st.lr, f"prune_{i}": st.prune_ratio, f"zero_mask_{i}": st.zero_mask})
     params = {k: v for k, v in params.items() if v is not None}
+    trial = FixedTrial(params)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # FixedTrial only warns about a value outside its range
-            proposed = suggest_schedule(FixedTrial(params), space, num_classes)
+            proposed = suggest_schedule(trial, space, num_classes)
     except (ValueError, UserWarning, GrowsearchError):
         return None
-    if proposed.to_dict() != schedule.to_dict():
-        return None
-    # only the parameters the space really asks for (FixedTrial ignores the rest; Optuna's enqueue would keep them)
-    asked = _asked(proposed, space, num_classes, params)
-    return {k: v for k, v in params.items() if k in asked}
-
-
-def _asked(schedule: Schedule, space: SearchSpace, num_classes: int, params: dict) -> set[str]:
-    """The names of the parameters :func:`suggest_schedule` asks for when it proposes ``schedule``."""
-    seen: set[str] = set()
-
-    class Recording:
-        def __getattr__(self, name: str):
-            def suggest(pname: str, *args: Any, **kwargs: Any) -> Any:
-                seen.add(pname)
-                return params[pname]
-            return suggest
-
-    suggest_schedule(Recording(), space, num_classes)
-    return seen
+    # only the parameters the space really asked for (FixedTrial ignores the rest; Optuna's enqueue would keep them)
+    return dict(trial.params) if proposed.to_dict() == schedule.to_dict() else None
 
 
 def _ladder(space: SearchSpace) -> list[str]:
