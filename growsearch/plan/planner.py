@@ -153,6 +153,10 @@ def check(
             fam = parse_arch(st.arch)[0]
         except ArchError as e:
             raise ScheduleError(f"{where}: {e}") from None
+        if st.recipe(schedule.train).optimizer == "ssgd" and not fam.prunable:
+            raise ScheduleError(
+                f"{where}: optimizer ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use optimizer sgd"
+            )
         if side is not None and side < fam.min_input:
             what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {side} px images"
             raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
@@ -254,4 +258,10 @@ def _recipe_lines(schedule: Schedule) -> list[str]:
         out.append("data: nested shares of every class, " + " → ".join(f"{st.fraction:g}" for st in schedule.stages))
     elif schedule.data_growth == "none":
         out.append("data: all of it in every stage")
+    ssgd = [(i, st.recipe(t)) for i, st in enumerate(schedule.stages, 1) if st.recipe(t).optimizer == "ssgd"]
+    if ssgd:
+        out.append(
+            "optimizer: SSGD (sparsity-promoting, " + f"{t.ssgd_structure}, eps {t.ssgd_eps:g}) in "
+            + ", ".join(f"stage {i} (strength {r.ssgd_strength:g})" for i, r in ssgd)
+        )
     return out

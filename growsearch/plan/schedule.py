@@ -25,7 +25,7 @@ from growsearch.errors import GrowsearchError
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
 
-__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "budget_split", "load_schedule", "load_split"]
+__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "budget_split", "check_optimizer", "load_schedule", "load_split"]
 
 
 class ScheduleError(GrowsearchError, ValueError):
@@ -46,6 +46,10 @@ LR_SCHEDULES = ("per_stage", "global")
 TRAIN_LEVERS = {"lr_schedule": "per_stage", "rewarm_epochs": 0.0, "rewarm_peak": 1.0, "carry_optimizer": False, "new_param_lr": 1.0}
 DATA_GROWTH = ("classes", "samples", "none")  # what grows from stage to stage besides the network
 DEEPEN_INIT = ("identity", "copy")
+OPTIMIZERS = ("sgd", "ssgd")  # train.optimizer / stages[].optimizer
+SSGD_STRUCTURES = ("filters", "weights")
+# the optimizer keys and their defaults (plain SGD): omitted from a schedule's dict, and from a stage's key, at these values
+OPTIMIZER_KEYS = {"optimizer": "sgd", "ssgd_strength": 1.0, "ssgd_eps": 1e-3, "ssgd_structure": "filters"}
 
 
 def whole(v: object, what: str, lo: int, hi: int, *, omittable: bool = False) -> int:
@@ -103,6 +107,11 @@ class TrainConfig:
     rewarm_peak: float = 1.0  # global: the re-warm-up's peak, as a multiple of the global schedule's LR there
     carry_optimizer: bool = False  # keep SGD momentum across growth (each op maps what it keeps; what growth creates starts at zero)
     new_param_lr: float = 1.0  # LR multiplier, for the stage after a growth, of the parameters that growth created from nothing
+    # The optimizer (stages[].optimizer and stages[].ssgd_strength override the first two per stage):
+    optimizer: str = "sgd"  # "sgd": torch's SGD; "ssgd": sparsity-promoting SGD by affine scaling (growsearch.train.ssgd)
+    ssgd_strength: float = 1.0  # ssgd: the reweighting exponent s in (0, 1]; 1 is the SSGD paper's log-sum measure, 1 - p/2 a p-norm measure
+    ssgd_eps: float = 1e-3  # ssgd: epsilon added to each relative squared magnitude, in (0, 1]
+    ssgd_structure: str = "filters"  # ssgd: "filters" reweights whole output channels (what filter pruning removes); "weights" each weight
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
@@ -123,8 +132,20 @@ class TrainConfig:
         finite(self.rewarm_epochs, "train.rewarm_epochs", lambda v: 0 <= v <= MAX_EPOCHS, f"a number in [0, {MAX_EPOCHS}]")
         finite(self.rewarm_peak, "train.rewarm_peak", lambda v: 0 < v <= 100, "a finite number in (0, 100]")
         finite(self.new_param_lr, "train.new_param_lr", lambda v: 0 < v <= 100, "a finite number in (0, 100] (1 gives new parameters the same LR)")
+        check_optimizer(self.optimizer, self.ssgd_strength, "train.")
+        finite(self.ssgd_eps, "train.ssgd_eps", lambda v: 0 < v <= 1, "a number in (0, 1]")
+        if self.ssgd_structure not in SSGD_STRUCTURES:
+            raise ScheduleError(f"train.ssgd_structure must be one of {', '.join(SSGD_STRUCTURES)}, got {self.ssgd_structure!r}")
         if self.lr_schedule != "global" and (self.rewarm_epochs or self.rewarm_peak != 1):
             raise ScheduleError("train.rewarm_epochs and rewarm_peak re-warm the run's one LR schedule after growth: set train.lr_schedule to global, or drop them")
+
+
+def check_optimizer(name: object, strength: object, where: str) -> None:
+    """``ScheduleError`` naming the key after ``where`` ("train." or "stage 2: ") unless ``name`` is
+    an optimizer and ``strength`` an SSGD strength."""
+    if name not in OPTIMIZERS:
+        raise ScheduleError(f"{where}optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
+    finite(strength, f"{where}ssgd_strength", lambda v: 0 < v <= 1, "a number in (0, 1] (1: the SSGD paper's log-sum reweighting; plain SGD is optimizer sgd)")
 
 
 @dataclass
@@ -136,10 +157,17 @@ class Stage:
     epochs: int  # epochs to train; with ``patience`` the most it may train
     prune_ratio: float = 0.0  # fraction of each conv's filters (lowest L1 norm) pruned from the previous stage's network before growing
     zero_mask: bool = False  # keep the zero taps of the identity kernels Net2Net inserted at zero while training
-    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best test accuracy, stop at the next plateau
+    patience: int | None = None  # train to saturation: drop LR 10x after this many epochs without a new best validation accuracy, stop at the next plateau
     lr: float | None = None  # peak LR for this stage (default: the schedule's train.lr)
     resolution: int | None = None  # input side in pixels for this stage (default: the dataset's native size); never decreasing
     fraction: float | None = None  # data_growth "samples": the share of every class's training images this stage sees (nested; the last stage 1)
+    optimizer: str | None = None  # this stage's optimizer, sgd or ssgd (default: train.optimizer)
+    ssgd_strength: float | None = None  # this stage's SSGD strength (default: train.ssgd_strength); needs ssgd
+
+    def recipe(self, train: "TrainConfig") -> "TrainConfig":
+        """``train`` with this stage's optimizer choices in it: the recipe the stage trains with."""
+        over = {k: v for k, v in (("optimizer", self.optimizer), ("ssgd_strength", self.ssgd_strength)) if v is not None}
+        return replace(train, **over) if over else train
 
 
 @dataclass
@@ -216,6 +244,11 @@ class Schedule:
                 raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
             if st.zero_mask and self.deepen_init == "copy":
                 raise ScheduleError(f"{where}: zero_mask keeps the zeros of identity layers, and deepen_init copy inserts none: set zero_mask to false or deepen_init to identity")
+            if st.optimizer is not None or st.ssgd_strength is not None:
+                own = st.recipe(self.train)
+                check_optimizer(own.optimizer, own.ssgd_strength, f"{where}: ")
+                if st.ssgd_strength is not None and own.optimizer != "ssgd":
+                    raise ScheduleError(f"{where}: ssgd_strength sets SSGD's reweighting, and the stage trains with {own.optimizer}: set its optimizer to ssgd or drop ssgd_strength")
             if self.train.lr_schedule == "global" and st.patience is not None:
                 raise ScheduleError(f"{where}: patience (train to a plateau) is a per-stage rule, and lr_schedule global plans one schedule over the whole run: drop patience or use per_stage")
             if self.train.lr_schedule == "global" and st.lr is not None:
@@ -271,14 +304,14 @@ class Schedule:
         for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None)):
             if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
                 del d[key]
-        for key, default in TRAIN_LEVERS.items():  # likewise the recipe: a result written before them compares equal
+        for key, default in {**TRAIN_LEVERS, **OPTIMIZER_KEYS}.items():  # likewise the recipe: a result written before them compares equal
             if d["train"][key] == default:
                 del d["train"][key]
         if self.budget_epochs is not None:  # the epochs follow from the budget
             for st in d["stages"]:
                 del st["epochs"]
         for st in d["stages"]:
-            for k in ("patience", "lr", "fraction"):
+            for k in ("patience", "lr", "fraction", "optimizer", "ssgd_strength"):
                 if st[k] is None:
                     del st[k]
         return d

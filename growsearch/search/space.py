@@ -60,6 +60,8 @@ class SearchSpace:
     carry_optimizer: list[bool] = field(default_factory=lambda: [False])  # whether SGD momentum is carried across growth
     new_param_lr: tuple[float, float] | None = None  # log-uniform range of the LR multiplier of what growth created; None: 1
     deepen_init: list[str] = field(default_factory=lambda: ["identity"])  # identity | copy (proposed only where a schedule can copy)
+    optimizer: list[str] = field(default_factory=lambda: ["sgd"])  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows)
+    ssgd_strength: tuple[float, float] | None = None  # range of a stage's SSGD strength in (0, 1]; None: train.ssgd_strength
     baseline_resolutions: list[int] = field(default_factory=list)  # the frontier also trains each budget with progressive resizing at these sides
     baseline_switch_at: list[float] = field(default_factory=list)  # ... switching at these fractions of each budget
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
@@ -151,9 +153,12 @@ class SearchSpace:
         self._check_extremes()
 
     def _check_levers(self) -> None:
-        from growsearch.plan.schedule import DATA_GROWTH, DEEPEN_INIT, LR_SCHEDULES
+        from growsearch.plan.schedule import DATA_GROWTH, DEEPEN_INIT, LR_SCHEDULES, OPTIMIZERS
 
-        for key, allowed in (("data_growth", DATA_GROWTH), ("lr_schedule", LR_SCHEDULES), ("deepen_init", DEEPEN_INIT), ("carry_optimizer", (False, True))):
+        for key, allowed in (
+            ("data_growth", DATA_GROWTH), ("lr_schedule", LR_SCHEDULES), ("deepen_init", DEEPEN_INIT), ("carry_optimizer", (False, True)),
+            ("optimizer", OPTIMIZERS),
+        ):
             v = getattr(self, key)
             if not isinstance(v, list) or not v or len(set(v)) != len(v) or any(type(x) is not type(allowed[0]) or x not in allowed for x in v):
                 shown = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
@@ -170,6 +175,17 @@ class SearchSpace:
             raise SpaceError("rewarm_peak: the re-warm-up's peak needs a re-warm-up: add rewarm_epochs (e.g. [0, 2])")
         if self.grown_lr is not None and self.lr_schedule == ["global"]:
             raise SpaceError("grown_lr: a stage LR restarts the schedule, and lr_schedule global has one: drop grown_lr or add per_stage to lr_schedule")
+        if self.ssgd_strength is not None:
+            _range(self.ssgd_strength, "ssgd_strength", float, lo=0.0, hi=1.0)
+            if self.ssgd_strength[0] <= 0:
+                raise SpaceError(f"ssgd_strength: strengths must be in (0, 1], got {list(self.ssgd_strength)}")
+            if "ssgd" not in self.optimizer:
+                raise SpaceError("ssgd_strength: a range of SSGD's strength needs ssgd among the optimizers: add it (optimizer: [sgd, ssgd]) or drop ssgd_strength")
+        from growsearch.model.arch import parse_arch
+
+        fam = parse_arch(self.final_arch)[0]
+        if "ssgd" in self.optimizer + [self.train.optimizer] and not fam.prunable:
+            raise SpaceError(f"optimizer: ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use [sgd]")
         if self.zero_mask and self.deepen_init == ["copy"]:
             raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
         from growsearch.plan.schedule import TRAIN_LEVERS
@@ -300,7 +316,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     bad = sorted(map(printable, set(train) - {f.name for f in fields(TrainConfig)}))
     if bad:
         raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
-    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio", "rewarm_epochs", "rewarm_peak", "new_param_lr"):
+    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio", "rewarm_epochs", "rewarm_peak", "new_param_lr", "ssgd_strength"):
         if isinstance(d.get(key), list):
             d[key] = tuple(d[key])
     space = SearchSpace(**d, train=TrainConfig(**train), name=name)
@@ -380,6 +396,11 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         if sizes and i < n:
             res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
             st.resolution = sizes[res_idx]
+        opt = _choose(trial, f"optimizer_{i}", space.optimizer)
+        if opt != train.optimizer:
+            st.optimizer = opt
+        if opt == "ssgd" and space.ssgd_strength is not None:
+            st.ssgd_strength = trial.suggest_float(f"ssgd_strength_{i}", *space.ssgd_strength)
         if i > 1:
             if space.grown_lr is not None and lr_schedule == "per_stage":
                 st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
@@ -446,6 +467,10 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
     grid = _fraction_grid(space)
     for i, st in enumerate(schedule.stages, 1):
         params[f"epochs_{i}"] = st.epochs
+        own = st.recipe(t)
+        params[f"optimizer_{i}"] = own.optimizer
+        if own.optimizer == "ssgd" and st.ssgd_strength is not None:
+            params[f"ssgd_strength_{i}"] = st.ssgd_strength
         if i < n:
             params[f"classes_{i}"] = st.classes
             if st.fraction is not None:

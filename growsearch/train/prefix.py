@@ -23,9 +23,14 @@ from growsearch.train.results import CheckpointError, OutputExistsError, read_ch
 from growsearch._extensions import digest
 from growsearch.model.arch import get_family, parse_arch
 from growsearch.model.ops import first_ops, transition_ops
-from growsearch.plan.schedule import Schedule
+from growsearch.plan.schedule import OPTIMIZER_KEYS, Schedule
 
 __all__ = ["find_prefix", "find_resume", "prefix_key"]
+
+
+def _without(d: dict, defaults: dict) -> dict:
+    """``d`` less the keys at their defaults: keys added later leave the networks trained before them found."""
+    return {k: v for k, v in d.items() if k not in defaults or v != defaults[k]}
 
 
 def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
@@ -39,8 +44,8 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     stages = schedule.stages[:upto]
     families = sorted({parse_arch(st.arch)[0].name for st in stages})
     payload = {
-        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": asdict(schedule.train),
-        "stages": [asdict(st) for st in stages], "growsearch": __version__,
+        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": _without(asdict(schedule.train), OPTIMIZER_KEYS),
+        "stages": [_without(asdict(st), {"optimizer": None, "ssgd_strength": None}) for st in stages], "growsearch": __version__,
         "definitions": digest(first_ops(), transition_ops(), [get_family(f) for f in families]),
         "data_growth": schedule.data_growth, "deepen_init": schedule.deepen_init,
     }

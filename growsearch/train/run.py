@@ -244,7 +244,7 @@ def _train_stage(
             on_epoch({"stage": i, **row})
 
     history, samples = train_stage(
-        model, data, epochs=st.epochs, cfg=cfg, lr=st.lr, patience=st.patience,
+        model, data, epochs=st.epochs, cfg=st.recipe(cfg), lr=st.lr, patience=st.patience,
         seed=schedule.seed * 1000 + i, device=dev, masks=run.masks, on_epoch=epoch_cb, progress=progress,
         desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {res}px" if res != native else ""),
         resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale,

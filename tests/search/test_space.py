@@ -200,6 +200,36 @@ def test_a_lever_schedule_enqueues_as_the_samplers_own_parameters() -> None:
     assert "lr_2" not in params and "rewarm_peak" not in params  # only what the space asks for
 
 
+def test_the_optimizer_and_its_strength_are_proposed_per_stage_with_the_prune_ratio() -> None:
+    from growsearch.plan.schedule import Schedule, Stage
+    from growsearch.search.space import schedule_params
+
+    space = load_space("cifar100_vgg")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen, strengths, pruned_after_ssgd = set(), [], 0
+    for _ in range(60):
+        trial = study.ask()
+        sched = suggest_schedule(trial, space, 100)
+        check(sched, num_classes=100, image_size=32)
+        assert suggest_schedule(optuna.trial.FixedTrial(trial.params), space, 100).to_dict() == sched.to_dict()
+        for i, st in enumerate(sched.stages):
+            own = st.recipe(sched.train)
+            seen.add(own.optimizer)
+            if own.optimizer == "ssgd":
+                strengths.append(own.ssgd_strength)
+                pruned_after_ssgd += i + 1 < len(sched.stages) and sched.stages[i + 1].prune_ratio > 0
+            else:
+                assert st.optimizer is None and st.ssgd_strength is None  # the recipe's own optimizer is not repeated per stage
+    assert seen == {"sgd", "ssgd"} and all(0.25 <= s <= 1 for s in strengths) and pruned_after_ssgd > 0
+    sched = Schedule(
+        space.dataset, [Stage(50, "vgg11", 20, optimizer="ssgd", ssgd_strength=0.5), Stage(100, "vgg19", 40, prune_ratio=0.3, lr=0.05)],
+        train=space.train,
+    )
+    params = schedule_params(sched, space, 100)
+    assert params is not None and params["optimizer_1"] == "ssgd" and params["ssgd_strength_1"] == 0.5
+    assert suggest_schedule(optuna.trial.FixedTrial(params), space, 100).to_dict() == sched.to_dict()
+
+
 @pytest.mark.parametrize("extra, msg", [
     ("data_growth: [classes, cubes]\n", "data_growth: a list of distinct choices from classes, samples, none"),
     ("lr_schedule: global\n", "lr_schedule: a list of distinct choices"),
@@ -209,6 +239,9 @@ def test_a_lever_schedule_enqueues_as_the_samplers_own_parameters() -> None:
     ("lr_schedule: [global]\ngrown_lr: [0.01, 0.1]\n", "drop grown_lr"),
     ("zero_mask: true\ndeepen_init: [copy]\n", "add identity to deepen_init"),
     ("train: {lr_schedule: global}\n", "set it as a top-level space key"),
+    ("optimizer: [adam]\n", "optimizer: a list of distinct choices from sgd, ssgd"),
+    ("ssgd_strength: [0.5, 1]\n", "needs ssgd among the optimizers"),
+    ("optimizer: [sgd, ssgd]\nssgd_strength: [0, 1]\n", "ssgd_strength: strengths must be in (0, 1]"),
     ("baseline_resolutions: [16, 32]\n", "baseline_switch_at must give 1 fraction"),
     ("baseline_resolutions: [16, 32]\nbaseline_switch_at: [1.5]\n", "baseline_switch_at must give 1 fraction"),
 ])

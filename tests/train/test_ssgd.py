@@ -1,0 +1,169 @@
+"""SSGD (``train.optimizer: ssgd``): the affine-scaled step, its neutral setting, its filter
+groups, and the recipe keys a schedule trains with."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from growsearch.data.dataset import create_dataset
+from growsearch.model.arch import create_model
+from growsearch.plan.planner import plan_schedule
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
+from growsearch.train import loop
+from growsearch.train.prefix import prefix_key
+from growsearch.train.run import run_schedule
+from growsearch.train.ssgd import SSGD, channel_norms
+
+ARCH = "vgg11@0.125"
+LS_LR, LS_WD, LS_STEPS = 0.05, 1e-2, 4000
+
+
+def _sparse_problem(seed: int, groups: int, size: int, k: int):
+    """An underdetermined least-squares problem (20 equations) whose exact solution has ``k``
+    non-zero rows of ``size`` entries among ``groups`` rows."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(20, groups * size, generator=g) / 20**0.5
+    x0 = torch.zeros(groups, size)
+    support = torch.randperm(groups, generator=g)[:k]
+    x0[support] = torch.randn(k, size, generator=g).sign() * (1 + torch.rand(k, size, generator=g))
+    return a, a @ x0.flatten(), set(support.tolist()), 0.1 * torch.randn(groups, size, generator=g)
+
+
+def _recovered(opt_for, groups: int, size: int, steps: int, problems: int = 8) -> int:
+    """How many of ``problems`` sparse problems end with exactly their support (rows above 1% of
+    the largest). The problems are independent parameters trained together: one backward per step."""
+    cases = [_sparse_problem(seed, groups, size, 3) for seed in range(problems)]
+    xs = [torch.nn.Parameter(init) for *_, init in cases]
+    opt = opt_for(xs)
+    for _ in range(steps):
+        opt.zero_grad()
+        sum(0.5 * (a @ x.flatten() - y).square().sum() for (a, y, _, _), x in zip(cases, xs)).backward()
+        opt.step()
+    rows = [x.detach().norm(dim=1) for x in xs]
+    return sum(set((r > 1e-2 * r.max()).nonzero().flatten().tolist()) == support for r, (_, _, support, _) in zip(rows, cases))
+
+
+@pytest.mark.parametrize("structure", ["weights", "filters"])
+def test_ssgd_recovers_a_sparse_solution_where_sgd_finds_a_dense_one(structure: str) -> None:
+    """The papers' premise on a case small enough to check: gradient descent from a dense start
+    converges to a dense solution of an underdetermined system; the affine-scaled step to the
+    sparse one that generated it (entries, or whole rows for the filter variant)."""
+    groups, size = (48, 1) if structure == "weights" else (12, 4)
+    kw = dict(lr=LS_LR, momentum=0.9, weight_decay=LS_WD)
+    found_ssgd = _recovered(lambda xs: SSGD(xs, **kw, channels=[[x] for x in xs] if structure == "filters" else None), groups, size, LS_STEPS)
+    found_sgd = _recovered(lambda xs: torch.optim.SGD(xs, **kw), groups, size, LS_STEPS)
+    # measured here: 5 (weights) and 7 (filters) of 8 for SSGD, 0 of 8 for SGD
+    assert found_ssgd >= 4 and found_sgd <= 1, (found_ssgd, found_sgd)
+
+
+@pytest.mark.parametrize("structure", ["weights", "filters"])
+def test_strength_zero_is_torchs_sgd_step(structure: str) -> None:
+    """The neutral setting (s = 0: every ω equal) takes torch's SGD step, momentum, Nesterov and
+    weight decay included."""
+    torch.manual_seed(0)
+    model, _ = create_model(ARCH, num_classes=3, in_chans=3)
+    twin = copy.deepcopy(model)
+    cfg = TrainConfig(optimizer="ssgd", ssgd_structure=structure, ssgd_strength=0.0)  # 0: refused in a schedule, neutral here
+    opt = loop.optimizer_for(model, cfg, 0.05)
+    assert isinstance(opt, SSGD)
+    groups = [
+        {"params": [dict(twin.named_parameters())[n] for n in _names(model, g["params"])], "weight_decay": g["weight_decay"]}
+        for g in opt.param_groups
+    ]
+    ref = torch.optim.SGD(groups, lr=0.05, momentum=0.9, nesterov=True)
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 0])
+    for _ in range(3):
+        for m, o in ((model, opt), (twin, ref)):
+            o.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+    for (k, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7, msg=k)
+
+
+def _names(model: torch.nn.Module, params: list) -> list[str]:
+    ids = {id(p): n for n, p in model.named_parameters()}
+    return [ids[id(p)] for p in params]
+
+
+def test_the_filter_variant_scales_every_tensor_of_a_channel_alike_and_weak_channels_least() -> None:
+    torch.manual_seed(0)
+    model, _ = create_model(ARCH, num_classes=3, in_chans=3)
+    conv, bn = model.features[0], model.features[1]
+    with torch.no_grad():  # channel 0 weak, the others typical
+        conv.weight[0] *= 0.01
+        bn.weight[0], bn.bias[0] = 0.01, 0.0
+    opt = loop.optimizer_for(model, TrainConfig(optimizer="ssgd", ssgd_structure="filters", weight_decay=0.0, momentum=0.0), 1.0)
+    assert isinstance(opt, SSGD)
+    # the first channel group holds the stem conv's filters (and bias) and its BatchNorm's γ and β
+    first = next(g for g in opt.channels if any(t is conv.weight for t in g))
+    assert {id(t) for t in first} == {id(conv.weight), id(bn.weight), id(bn.bias)} | ({id(conv.bias)} if conv.bias is not None else set())
+    for t in first:
+        t.grad = torch.ones_like(t)
+    before = {id(t): t.detach().clone() for t in first}
+    opt.step()
+    steps = {id(t): (before[id(t)] - t.detach()).reshape(t.shape[0], -1)[:, 0] for t in first}  # lr 1, grad 1: the step is ω²
+    for s in steps.values():
+        torch.testing.assert_close(s, steps[id(conv.weight)])
+    w2 = steps[id(conv.weight)]
+    assert w2[0] < 0.01 * w2[1:].min() and w2.mean() == pytest.approx(1.0, rel=1e-5)
+    assert channel_norms(first)[0] < 1e-3 < channel_norms(first)[1:].min()
+
+
+def test_ssgd_keys_read_write_and_default_to_plain_sgd() -> None:
+    plain = Schedule("digits", [Stage(5, ARCH, 2), Stage(10, "vgg13@0.125", 2)])
+    assert "optimizer" not in plain.to_dict()["train"] and "optimizer" not in plain.to_dict()["stages"][0]
+    sparse = Schedule(
+        "digits", [Stage(5, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5), Stage(10, "vgg13@0.125", 2)],
+        train=TrainConfig(ssgd_eps=0.01, ssgd_structure="weights"),
+    )
+    d = sparse.to_dict()
+    assert d["stages"][0]["optimizer"] == "ssgd" and d["stages"][0]["ssgd_strength"] == 0.5
+    assert d["train"]["ssgd_eps"] == 0.01 and d["train"]["ssgd_structure"] == "weights"
+    assert Schedule.from_dict(d) == sparse
+    assert sparse.stages[0].recipe(sparse.train).optimizer == "ssgd" and sparse.stages[1].recipe(sparse.train).optimizer == "sgd"
+    order = list(range(10))
+    # the optimizer is part of what trained a stage: a cached SGD network is never served to SSGD
+    assert prefix_key(sparse, 1, order) != prefix_key(plain, 1, order)
+
+
+@pytest.mark.parametrize(
+    ("stage", "train", "fix"),
+    [
+        ({"optimizer": "adam"}, {}, "optimizer must be one of sgd, ssgd"),
+        ({"ssgd_strength": 0.5}, {}, "set its optimizer to ssgd or drop ssgd_strength"),
+        ({"optimizer": "ssgd", "ssgd_strength": 0.0}, {}, "ssgd_strength must be a number in (0, 1]"),
+        ({}, {"optimizer": "ssgd", "ssgd_strength": -1.0}, "train.ssgd_strength must be a number in (0, 1]"),
+        ({}, {"optimizer": "ssgd", "ssgd_eps": 0.0}, "train.ssgd_eps must be a number in (0, 1]"),
+        ({}, {"ssgd_structure": "rows"}, "train.ssgd_structure must be one of filters, weights"),
+    ],
+)
+def test_bad_optimizer_keys_are_one_line_errors(stage: dict, train: dict, fix: str) -> None:
+    with pytest.raises(ScheduleError, match=fix.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        Schedule("digits", [Stage(5, ARCH, 2, **stage), Stage(10, "vgg13@0.125", 2)], train=TrainConfig(**train)).validate()
+
+
+def test_ssgd_on_a_family_that_cannot_prune_is_refused() -> None:
+    from growsearch.plan.planner import check
+
+    with pytest.raises(ScheduleError, match="resnet backbones cannot be pruned yet: use optimizer sgd"):
+        check(Schedule("digits", [Stage(10, "resnet10@0.25", 2, optimizer="ssgd")]))
+
+
+def test_a_stage_trains_with_its_own_optimizer_and_planned_m_is_trained_m(npz_data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    ds = create_dataset(npz_data)
+    built = []
+    real = loop.optimizer_for
+    monkeypatch.setattr(loop, "optimizer_for", lambda model, cfg, lr: built.append(real(model, cfg, lr)) or built[-1])
+    sched = Schedule(
+        npz_data, [Stage(2, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5), Stage(4, "vgg13@0.125", 1, prune_ratio=0.5)],
+        train=TrainConfig(batch_size=16),
+    )
+    result = run_schedule(sched, dataset=ds, progress=False)
+    assert [type(o).__name__ for o in built] == ["SSGD", "SGD"] and built[0].strength == 0.5
+    assert result.M == sum(p.M for p in plan_schedule(sched, dataset=ds))
+    assert result.schedule["stages"][0]["optimizer"] == "ssgd"
