@@ -85,7 +85,7 @@ def main() -> None:
     ap.add_argument("--epoch-scale", type=int, default=1, help="multiplies every Table 1 stage budget (2 on a GPU with all images)")
     ap.add_argument("--budgets", type=int, nargs="+", default=[3, 6, 12, 24])
     ap.add_argument("--pruned-budgets", type=int, nargs="+", default=[3, 6, 12, 24], help="budgets of reference (b), the pruned final network from scratch")
-    ap.add_argument("--vgg16-budgets", type=int, nargs="+", default=[6, 12], help="budgets of the VGG16 frontier (the VGG11→16 row's own final network from scratch)")
+    ap.add_argument("--vgg16-budgets", type=int, nargs="+", default=[6, 12, 24], help="budgets of the VGG16 frontier (the VGG11→16 row's own final network from scratch)")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.05, help="peak LR of every stage and every frontier budget")
     ap.add_argument("--trials", type=int, default=8)
