@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 # The demo's own code path at a size a test affords: narrow VGG11s, two short budgets, two seeds.
 SMALL = {
     "final_arch": "vgg11@0.125", "archs": ["vgg11@0.125"], "epochs": (1, 2), "budgets": [1, 2], "baseline_lrs": None,
-    "baseline_seeds": [0, 1],
+    "baseline_seeds": [0],  # the full demo below averages 3 seeds; one keeps this test's two runs short
 }
 
 
@@ -42,13 +42,13 @@ def test_two_demo_runs_print_the_same_trials_and_best_schedule_and_start_from_th
 ) -> None:
     printed, results = [], []
     for out in (tmp_path / "a", tmp_path / "b"):
-        res = run_demo(out, trials=4, settings=SMALL)
+        res = run_demo(out, trials=3, settings=SMALL)
         printed.append(capsys.readouterr().out + search_report(res))
         results.append(res)
     assert _lines(printed[0]) == _lines(printed[1])
     # tensorboardX warns about the NaN ratio that unfinished trials report: noise a newcomer must not see
     assert not [r for r in caplog.records if "NaN or Inf" in r.getMessage()]
-    assert len([line for line in _lines(printed[0]) if line.startswith("trial ")]) == 4
+    assert len([line for line in _lines(printed[0]) if line.startswith("trial ")]) == 3
     assert (tmp_path / "a" / "best_schedule.json").read_text() == (tmp_path / "b" / "best_schedule.json").read_text()
     # the references come first, and the from-scratch one is feasible and free
     res = results[0]

@@ -365,7 +365,7 @@ def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
         root.mkdir()
         space = tiny_space(root, epochs="[1, 3]", shuffle_test=shuffled)
         # one trial at a time, so TPE sees the same history in both searches
-        proc = cli("search", str(space), "--out", str(root / "out"), "--trials", "4", "--cpus-per-trial", "2")
+        proc = cli("search", str(space), "--out", str(root / "out"), "--trials", "3", "--cpus-per-trial", "2")
         assert proc.returncode in (0, 1), proc.stderr[-3000:]
         trials = _study(root / "out").trials
 
