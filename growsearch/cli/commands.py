@@ -26,6 +26,10 @@ def _train_cfg(args: argparse.Namespace):
         cfg.batch_size = args.batch_size
     if getattr(args, "val_fraction", None) is not None:
         cfg.val_fraction = args.val_fraction
+    if getattr(args, "optimizer", None) is not None:
+        cfg.optimizer = args.optimizer
+    if getattr(args, "ssgd_strength", None) is not None:
+        cfg.ssgd_strength = args.ssgd_strength
     return cfg
 
 

@@ -167,3 +167,17 @@ def test_a_stage_trains_with_its_own_optimizer_and_planned_m_is_trained_m(npz_da
     assert [type(o).__name__ for o in built] == ["SSGD", "SGD"] and built[0].strength == 0.5
     assert result.M == sum(p.M for p in plan_schedule(sched, dataset=ds))
     assert result.schedule["stages"][0]["optimizer"] == "ssgd"
+
+
+def test_baseline_trains_with_the_optimizer_its_flags_name(tmp_path) -> None:
+    """The from-scratch frontier takes the same recipe: --optimizer ssgd reaches the run's schedule."""
+    import json
+
+    from growsearch.cli.commands import main
+
+    out = tmp_path / "front"
+    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "0.5", "--out", str(out), "--quiet"]) == 0
+    train = json.loads((out / "result.json").read_text())["schedule"]["train"]
+    assert train["optimizer"] == "ssgd" and train["ssgd_strength"] == 0.5
+    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "2", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert not (tmp_path / "bad").exists()
