@@ -60,7 +60,7 @@ class SearchSpace:
     carry_optimizer: list[bool] = field(default_factory=lambda: [False])  # whether SGD momentum is carried across growth
     new_param_lr: tuple[float, float] | None = None  # log-uniform range of the LR multiplier of what growth created; None: 1
     deepen_init: list[str] = field(default_factory=lambda: ["identity"])  # identity | copy (proposed only where a schedule can copy)
-    optimizer: list[str] = field(default_factory=lambda: ["sgd"])  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows)
+    optimizer: list[str] | None = None  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows); None: train.optimizer
     ssgd_strength: tuple[float, float] | None = None  # range of a stage's SSGD strength in (0, 1]; None: train.ssgd_strength
     baseline_resolutions: list[int] = field(default_factory=list)  # the frontier also trains each budget with progressive resizing at these sides
     baseline_switch_at: list[float] = field(default_factory=list)  # ... switching at these fractions of each budget
@@ -160,6 +160,8 @@ class SearchSpace:
             ("optimizer", OPTIMIZERS),
         ):
             v = getattr(self, key)
+            if key == "optimizer" and v is None:
+                continue
             if not isinstance(v, list) or not v or len(set(v)) != len(v) or any(type(x) is not type(allowed[0]) or x not in allowed for x in v):
                 shown = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
                 raise SpaceError(f"{key}: a list of distinct choices from {shown} (one fixes it), got {v!r}")
@@ -179,12 +181,12 @@ class SearchSpace:
             _range(self.ssgd_strength, "ssgd_strength", float, lo=0.0, hi=1.0)
             if self.ssgd_strength[0] <= 0:
                 raise SpaceError(f"ssgd_strength: strengths must be in (0, 1], got {list(self.ssgd_strength)}")
-            if "ssgd" not in self.optimizer:
+            if "ssgd" not in self.optimizers():
                 raise SpaceError("ssgd_strength: a range of SSGD's strength needs ssgd among the optimizers: add it (optimizer: [sgd, ssgd]) or drop ssgd_strength")
         from growsearch.model.arch import parse_arch
 
         fam = parse_arch(self.final_arch)[0]
-        if "ssgd" in self.optimizer + [self.train.optimizer] and not fam.prunable:
+        if "ssgd" in self.optimizers() and not fam.prunable:
             raise SpaceError(f"optimizer: ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use [sgd]")
         if self.zero_mask and self.deepen_init == ["copy"]:
             raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
@@ -232,6 +234,10 @@ class SearchSpace:
                 check(sched)
             except ScheduleError as e:
                 raise SpaceError(f"{key}: a schedule this space can propose ({arch} → {self.final_arch}) fails: {e}") from None
+
+    def optimizers(self) -> list[str]:
+        """The optimizers a stage may train with: ``optimizer``, or the recipe's one."""
+        return list(self.optimizer) if self.optimizer is not None else [self.train.optimizer]
 
     def frontier_budgets(self) -> list[int]:
         """The frontier's budgets: ``budgets``, or a geometric ladder ending at ``baseline_epochs``."""
@@ -396,7 +402,7 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         if sizes and i < n:
             res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
             st.resolution = sizes[res_idx]
-        opt = _choose(trial, f"optimizer_{i}", space.optimizer)
+        opt = _choose(trial, f"optimizer_{i}", space.optimizers())
         if opt != train.optimizer:
             st.optimizer = opt
         if opt == "ssgd" and space.ssgd_strength is not None:

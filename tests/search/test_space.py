@@ -250,3 +250,12 @@ def test_bad_levers_in_a_space_name_the_key(tmp_path: Path, extra: str, msg: str
     with pytest.raises(SpaceError) as e:
         load_space(tmp_path / "s.yaml")
     assert msg in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_space_whose_recipe_is_ssgd_trains_every_stage_with_it(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(BASE + "train: {optimizer: ssgd}\nssgd_strength: [0.5, 1]\n")
+    space = load_space(tmp_path / "s.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(10):
+        sched = suggest_schedule(study.ask(), space, 10)
+        assert all(st.recipe(sched.train).optimizer == "ssgd" and 0.5 <= st.recipe(sched.train).ssgd_strength <= 1 for st in sched.stages)
