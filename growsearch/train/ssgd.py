@@ -52,13 +52,14 @@ import torch
 __all__ = ["SSGD", "channel_norms"]
 
 # Ω² is divided by its mean, so when most of a tensor has gone to zero the few weights left would
-# take steps many times the recipe's LR (16x with 3 of 48 left, which diverged in our tests):
+# take steps many times the recipe's LR (16x with 3 of 48 left, which diverged on a least-squares test):
 # no entry's step exceeds this multiple of plain SGD's.
 MAX_SCALE = 4.0
 
 
 class SSGD(torch.optim.SGD):
-    """SGD whose gradient is scaled by ``Ω² = diag((θ² + ε)^s)`` before each step (see the module).
+    """SGD whose gradient is scaled by ``Ω² = diag((θ² + ε)^s)`` before each step (relative to each
+    tensor or channel group, normalised to mean 1 and capped: see the module).
 
     Args:
         params: as :class:`torch.optim.SGD` (parameter groups, each with its own weight decay).
@@ -84,6 +85,10 @@ class SSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
+        loss = None
+        if closure is not None:  # the gradients must exist before they are scaled
+            with torch.enable_grad():
+                loss = closure()
         if self.strength > 0:
             if self.channels is None:
                 for group in self.param_groups:
@@ -96,7 +101,8 @@ class SSGD(torch.optim.SGD):
                     for p in members:
                         if p.grad is not None:
                             p.grad.mul_(w2.view(-1, *([1] * (p.dim() - 1))).to(p.grad.dtype))
-        return super().step(closure)
+        super().step()
+        return loss
 
     def _omega2(self, sq: torch.Tensor) -> torch.Tensor:
         """``(sq/mean(sq) + ε)^s``, divided by its mean: the scaling of one tensor or channel group."""
@@ -109,7 +115,7 @@ class SSGD(torch.optim.SGD):
 def channel_norms(members: Sequence[torch.Tensor]) -> torch.Tensor:
     """Each output channel's mean square, relative to its tensor's mean over channels, averaged
     over the tensors that write the channel: 1 for a typical channel, 0 for one whose filter,
-    bias and BatchNorm γ and β are all zero (what ``prune_threshold`` reads, as its square root)."""
+    bias and BatchNorm γ and β are all zero (how ``benchmarks/ssgd.py`` ranks channels to remove)."""
     rel = []
     for t in members:
         per = t.detach().float().reshape(t.shape[0], -1).square().mean(dim=1)

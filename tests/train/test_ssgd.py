@@ -181,3 +181,25 @@ def test_baseline_trains_with_the_optimizer_its_flags_name(tmp_path) -> None:
     assert train["optimizer"] == "ssgd" and train["ssgd_strength"] == 0.5
     assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "2", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_closure_step_scales_the_gradients_the_closure_computed() -> None:
+    """``step(closure)`` (torch's protocol) takes the same step as computing the loss first."""
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 5), torch.randn(8)
+    w1 = torch.nn.Parameter(torch.randn(1, 5))
+    w2 = torch.nn.Parameter(w1.detach().clone())
+    a, b = SSGD([w1], lr=0.1, momentum=0.9), SSGD([w2], lr=0.1, momentum=0.9)
+
+    def closure():
+        a.zero_grad()
+        loss = (x @ w1[0] - y).square().mean()
+        loss.backward()
+        return loss
+
+    for _ in range(3):
+        assert a.step(closure) is not None
+        b.zero_grad()
+        (x @ w2[0] - y).square().mean().backward()
+        b.step()
+    torch.testing.assert_close(w1, w2)
