@@ -30,8 +30,8 @@ from _common import RESULTS, mean_std, pyplot, save_fig, save_report
 from growsearch.data.loader import BatchLoader
 from growsearch.model.arch import create_model
 from growsearch.plan.schedule import TrainConfig, load_split
-from growsearch.train.loop import _channels, eval_loader, evaluate, lr_factor, optimizer_for
-from growsearch.train.ssgd import channel_norms
+from growsearch.train.loop import eval_loader, evaluate, lr_factor, optimizer_for
+from growsearch.train.ssgd import channel_groups, channel_norms
 
 FRACTIONS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]
 BAND = 0.005  # iso-accuracy: validation accuracy within 0.5 pt of the dense network's
@@ -76,7 +76,7 @@ def sparsified(model: torch.nn.Module, frac: float, structured: bool) -> tuple[t
 
     m = copy.deepcopy(model)
     if structured:
-        for members in _channels(m):
+        for members in channel_groups(m):
             norms = channel_norms(members)
             k = int(frac * len(norms))
             if k:

@@ -258,7 +258,7 @@ def _recipe_lines(schedule: Schedule) -> list[str]:
         out.append("data: nested shares of every class, " + " → ".join(f"{st.fraction:g}" for st in schedule.stages))
     elif schedule.data_growth == "none":
         out.append("data: all of it in every stage")
-    ssgd = [(i, st.recipe(t)) for i, st in enumerate(schedule.stages, 1) if st.recipe(t).optimizer == "ssgd"]
+    ssgd = [(i, r) for i, r in enumerate((st.recipe(t) for st in schedule.stages), 1) if r.optimizer == "ssgd"]
     if ssgd:
         out.append(
             "optimizer: SSGD (sparsity-promoting, " + f"{t.ssgd_structure}, eps {t.ssgd_eps:g}) in "

@@ -50,6 +50,7 @@ OPTIMIZERS = ("sgd", "ssgd")  # train.optimizer / stages[].optimizer
 SSGD_STRUCTURES = ("filters", "weights")
 # the optimizer keys and their defaults (plain SGD): omitted from a schedule's dict, and from a stage's key, at these values
 OPTIMIZER_KEYS = {"optimizer": "sgd", "ssgd_strength": 1.0, "ssgd_eps": 1e-3, "ssgd_structure": "filters"}
+STAGE_OPTIMIZER_KEYS = {"optimizer": None, "ssgd_strength": None}  # the stage's overrides of the first two, likewise
 
 
 def whole(v: object, what: str, lo: int, hi: int, *, omittable: bool = False) -> int:
@@ -311,7 +312,7 @@ class Schedule:
             for st in d["stages"]:
                 del st["epochs"]
         for st in d["stages"]:
-            for k in ("patience", "lr", "fraction", "optimizer", "ssgd_strength"):
+            for k in ("patience", "lr", "fraction", *STAGE_OPTIMIZER_KEYS):
                 if st[k] is None:
                     del st[k]
         return d

@@ -183,11 +183,6 @@ class SearchSpace:
                 raise SpaceError(f"ssgd_strength: strengths must be in (0, 1], got {list(self.ssgd_strength)}")
             if "ssgd" not in self.optimizers():
                 raise SpaceError("ssgd_strength: a range of SSGD's strength needs ssgd among the optimizers: add it (optimizer: [sgd, ssgd]) or drop ssgd_strength")
-        from growsearch.model.arch import parse_arch
-
-        fam = parse_arch(self.final_arch)[0]
-        if "ssgd" in self.optimizers() and not fam.prunable:
-            raise SpaceError(f"optimizer: ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use [sgd]")
         if self.zero_mask and self.deepen_init == ["copy"]:
             raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
         from growsearch.plan.schedule import TRAIN_LEVERS
@@ -218,7 +213,9 @@ class SearchSpace:
         ladder = _ladder(self)
         deeper = [a for a in ladder if _depth_rank(a) < _depth_rank(self.final_arch)]
         smallest_res = min(self.resolutions) if self.resolutions else None
-        cases = [("archs", a, {}, {}) for a in ladder]
+        # ssgd first: with train.optimizer ssgd every case would fail, and the key to name is optimizer
+        cases = [("optimizer", a, {"optimizer": "ssgd"}, {}) for a in ladder] if "ssgd" in self.optimizers() else []
+        cases += [("archs", a, {}, {}) for a in ladder]
         if smallest_res is not None:
             cases += [("resolutions", a, {"resolution": smallest_res}, {}) for a in ladder]
         if self.prune_ratio[1] > 0:

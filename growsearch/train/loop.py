@@ -62,30 +62,16 @@ def optimizer_for(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.
     variant reweights each output channel of the family's channel graph as one group, and decays
     the channel's bias and BatchNorm γ and β with its filter (the ridge on the scaled variables
     covers the whole channel: without it a channel whose filter has gone to zero still emits β)."""
-    channels = _channels(model) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
+    from growsearch.train.ssgd import SSGD, channel_groups
+
+    channels = channel_groups(model) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
     in_channel = {id(p) for g in channels or [] for p in g}
     decay = [p for p in model.parameters() if p.dim() > 1 or id(p) in in_channel]
     no_decay = [p for p in model.parameters() if p.dim() <= 1 and id(p) not in in_channel]  # BN affine and biases
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "ssgd":
-        from growsearch.train.ssgd import SSGD
-
         return SSGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, strength=cfg.ssgd_strength, eps=cfg.ssgd_eps, channels=channels)
     return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)  # torch refuses Nesterov without momentum
-
-
-def _channels(model: nn.Module) -> list[list[torch.Tensor]]:
-    """The tensors that write each channel group of the model's family graph (dim 0 of each)."""
-    from growsearch.model.arch import get_family
-
-    spec = model.arch_spec
-    graph = get_family(spec.family).channel_graph(spec)
-    params = dict(model.named_parameters())
-    groups: dict[str, list[torch.Tensor]] = {}
-    for prefix, out, _ in graph.edges:
-        if out is not None:
-            groups.setdefault(out, []).extend(params[f"{prefix}.{k}"] for k in ("weight", "bias") if f"{prefix}.{k}" in params)
-    return list(groups.values())
 
 
 

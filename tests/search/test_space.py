@@ -259,3 +259,11 @@ def test_a_space_whose_recipe_is_ssgd_trains_every_stage_with_it(tmp_path: Path)
     for _ in range(10):
         sched = suggest_schedule(study.ask(), space, 10)
         assert all(st.recipe(sched.train).optimizer == "ssgd" and 0.5 <= st.recipe(sched.train).ssgd_strength <= 1 for st in sched.stages)
+
+
+@pytest.mark.parametrize("extra", ["optimizer: [sgd, ssgd]\n", "train: {optimizer: ssgd}\n"])
+def test_ssgd_on_a_family_that_cannot_prune_is_refused_when_the_space_loads(tmp_path: Path, extra: str) -> None:
+    (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: resnet18@0.25\narchs: [resnet10@0.25]\n" + extra)
+    with pytest.raises(SpaceError) as e:
+        load_space(tmp_path / "s.yaml")
+    assert str(e.value).startswith("optimizer: ") and "resnet backbones cannot be pruned yet: use optimizer sgd" in str(e.value)
