@@ -7,11 +7,12 @@ line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from growsearch.cli.parser import build_parser, floats, UsageError
-from growsearch.cli.summaries import robustness_table, run_summary, search_report
+from growsearch.cli.summaries import family_text, robustness_table, run_summary, search_report
 
 EXIT_USAGE = 2
 
@@ -121,6 +122,44 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_subnets(args: argparse.Namespace) -> int:
+    from growsearch.errors import GrowsearchError
+    from growsearch.train.family import choose_subnet, family_ratio, family_rows, write_subnet
+    from growsearch.train.frontier import load_frontier
+    from growsearch.train.results import RunResult
+
+    result = RunResult.load(args.run_dir)
+    family_rows(result, args.run_dir)
+    cutting = args.spec is not None or args.max_macs is not None
+    if args.max_macs is not None and not args.max_macs > 0:
+        raise GrowsearchError(f"--max-macs must be a positive number of MACs per image, got {args.max_macs:g}")
+    if cutting and args.out is None:
+        raise GrowsearchError("--spec/--max-macs cut a subnet into a folder: give -o DIR")
+    if cutting:
+        choose_subnet(result, subnet=args.spec, max_macs=args.max_macs, run_dir=args.run_dir)  # a subnet the family lacks: before anything is written
+    fronts = [load_frontier(d) for d in args.baseline]
+    ratio = family_ratio(result, fronts, chosen=args.chosen) if fronts else None
+    print(family_text(result, ratio))
+    out = Path(args.out) if args.out is not None else None
+    if cutting:
+        _, row, now = write_subnet(args.run_dir, out, subnet=args.spec, max_macs=args.max_macs, device=args.device, overwrite=args.overwrite)
+        print(
+            f"cut {row['subnet']} ({row['arch']}, {row['macs_per_sample']} MACs/image): validation {now['val_acc']:.4f} "
+            f"(recorded {row['val_acc']:.4f}), test {now['test_acc']:.4f} (recorded {row['test_acc']:.4f})"
+        )
+        print(f"wrote {out / 'subnet.pt'} and {out / 'result.json'}")
+    if out is not None:
+        from growsearch._io import atomic_path
+        from growsearch.train.plots import plot_family
+
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "family.json") as tmp:
+            tmp.write_text(json.dumps({"run": str(args.run_dir), "shrink": result.shrink, "subnets": result.subnets, "ratio": ratio}, indent=2) + "\n")
+        plot_family(result, out / "family.png", ratio=ratio, frontiers=fronts)
+        print(f"wrote {out / 'family.json'} and {out / 'family.png'}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from growsearch.search.best import export
 
@@ -198,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
-        "robustness": _cmd_robustness,
+        "robustness": _cmd_robustness, "subnets": _cmd_subnets,
     }
     # The one error boundary: what a user can fix is one line and exit code 2; a bug is a traceback
     # and a line asking to report it.

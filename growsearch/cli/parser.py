@@ -190,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser(
+        "subnets", help="a shrink run's family: its table, the family M ratio, and one subnet cut out",
+        description="Print the subnets of a run whose schedule has a shrink block (each with its BatchNorm recalibrated; * marks the "
+        "validation Pareto front). With --baseline, price each subnet on a from-scratch frontier of its own architecture and print the "
+        "family ratio (the run's M over the sum of the chosen subnets' M_scratch). With --spec or --max-macs, cut that subnet into -o DIR "
+        "as a standalone network (subnet.pt, result.json) and score it again. -o DIR also gets family.json and family.png.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the --out of `growsearch run` with a shrink block")
+    pick = p.add_mutually_exclusive_group()
+    pick.add_argument("--spec", metavar="DEPTH:WIDTH", help="the subnet to cut, e.g. vgg13:0.5 (full:1 is the whole network)")
+    pick.add_argument("--max-macs", type=float, metavar="X", help="cut the most accurate subnet (on validation) needing at most X MACs per image")
+    p.add_argument("--baseline", action="append", default=[], metavar="FRONTIER_DIR", help="a `growsearch baseline` --out with references of the subnets' archs (repeatable)")
+    p.add_argument("--chosen", choices=["pareto", "all"], default="pareto", help="the subnets the family ratio pays for: the validation Pareto front (default) or all")
+    p.add_argument("-o", "--out", metavar="DIR", default=None, help="write family.json and family.png here, and the cut subnet with --spec/--max-macs")
+    _add_common(p, overwrite="replace the subnet and family files in -o DIR")
+
+    p = sub.add_parser(
         "demo", help="the embedded default: a short, deterministic search on digits",
         description="A short search on scikit-learn's digits with the default space (digits_vgg), deterministic (the same "
         "numbers on every run on the same machine): a from-scratch frontier of VGG19@0.25 at 3, 6 and 12 epochs (3 seeds), "

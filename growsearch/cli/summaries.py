@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from growsearch._io import shown, shown_url
 
-__all__ = ["iso_line", "run_summary", "search_report", "robustness_table", "verdict"]
+__all__ = ["family_text", "iso_line", "run_summary", "search_report", "robustness_table", "verdict"]
 
 
 def iso_line(iso: dict, acc: float) -> str:
@@ -41,8 +41,39 @@ def run_summary(result) -> str:
     if result.iso is not None:
         lines.append(iso_line(result.iso, result.val_acc))
         lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
+    if result.subnets:
+        lines.append(family_text(result))
     if result.selection == "test":
         lines.append(TEST_SELECTION_NOTE)
+    return "\n".join(lines)
+
+
+def family_text(result, ratio: dict | None = None) -> str:
+    """A shrink run's subnets (BatchNorm recalibrated; * on the validation Pareto front) and, given
+    ``ratio`` (``growsearch.train.family.family_ratio``), each one's M_scratch and the family ratio."""
+    per = {e["subnet"]: e for e in (ratio or {}).get("subnets", [])}
+    lines = [f"{'subnet':<12} {'arch':<16} {'params':>9} {'MACs/img':>11} {'val_acc':>8} {'test_acc':>8}" + (f" {'M_scratch':>11} {'M ratio':>8}" if ratio else "")]
+    for r in result.subnets:
+        line = f"{r['subnet'] + ('*' if r['pareto'] else ''):<12} {r['arch']:<16} {r['params']:>9} {r['macs_per_sample']:>11} {r['val_acc']:>8.4f} {r['test_acc']:>8.4f}"
+        if ratio:
+            e = per.get(r["subnet"], {})
+            line += f" {e['M_scratch']:>11.4g} {e['ratio']:>7.3f}x" if e.get("M_scratch") else f" {'no frontier':>11} {'':>8}"
+        lines.append(line)
+    sh = result.shrink or {}
+    lines.append(f"shrink phase: {sh.get('passes', 0)} subnet passes, M {sh.get('M_train', 0):.4g} training + {sh.get('M_recal', 0):.4g} BatchNorm recalibration (in the last stage's M)")
+    if ratio:
+        if ratio["family_ratio"] is None:
+            lines.append(
+                f"family ratio: unknown, no frontier of {', '.join(ratio['missing'])}: train one with growsearch baseline --arch ARCH "
+                "(the arch column), or --spec-from the folder growsearch subnets -o writes"
+            )
+        else:
+            why = {"upper": " (a subnet beat every budget of its frontier: an upper bound)", "lower": " (a subnet is below its frontier's cheapest budget: a lower bound)",
+                   "mixed": " (bounds both ways: read the per-subnet ratios)"}.get(ratio["bound"], "")
+            lines.append(
+                f"family ratio ({ratio['chosen']}): {ratio['family_ratio']:.3f}x = M {ratio['M']:.4g} / Σ M_scratch {ratio['M_scratch_sum']:.4g} "
+                f"of {sum(e['chosen'] for e in ratio['subnets'])} subnets{why}"
+            )
     return "\n".join(lines)
 
 

@@ -119,6 +119,7 @@ class Family:
     stem_param: str = "conv1.weight"  # state-dict name of the stem conv's weight (what rescale_stem resamples)
     prunable: bool = False  # L1 filter pruning (torch-pruning) keeps this family's graph consistent
     zero_mask: bool = False  # deepening inserts identity kernels whose zero taps the zero mask can keep
+    elastic: tuple[str, ...] = ()  # dimensions a shrink block can cut subnets along: "depth" (a block's leading layers), "width" (each layer's most important channels)
     unit_norms: tuple[type, ...] = (nn.BatchNorm2d,)  # layers whose output channels are a conv layer's units (what ablation zeroes); () : none
 
 

@@ -127,6 +127,7 @@ register_family(
         stem_param="features.0.weight",
         prunable=True,
         zero_mask=True,  # inserted 3x3 identity convs: centre tap 1, the rest 0
+        elastic=("depth", "width"),  # a block's later layers keep its width; every channel group ends in a BatchNorm
     )
 )
 
@@ -209,6 +210,7 @@ _RESNET = Family(
     classifier="fc",
     min_input=8,  # three stride-2 stages
     width_divisor=2,  # the stem trick above needs an even layer1 width
+    elastic=("depth", "width"),  # blocks after a stage's first keep its width; every channel group ends in a BatchNorm
     # not prunable yet: residual streams couple many convs; appended blocks are zero-init, no identity kernels to mask
 )
 register_family(_RESNET)

@@ -27,7 +27,7 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, ArchSpec, _scaled, build_model, get_family, parse_arch
 
-__all__ = ["copy_sources", "deepen", "widen", "expand_classes", "plan", "rescale_kernel", "rescale_stem", "spec_of", "stem_kernel_at"]
+__all__ = ["copy_sources", "deepen", "widen", "expand_classes", "layer_renames", "plan", "rescale_kernel", "rescale_stem", "spec_of", "stem_kernel_at"]
 
 
 def spec_of(model: nn.Module) -> ArchSpec:
@@ -84,6 +84,17 @@ def copy_sources(spec: ArchSpec, depths: tuple[int, ...]) -> dict[tuple[int, int
     }
 
 
+def layer_renames(spec: ArchSpec, other: ArchSpec) -> dict[str, str]:
+    """Module path in a network of ``spec`` → the same layer's path in one of ``other``, for the
+    layers both have (a layer keeps its (block, layer) position; flat indices after it shift)."""
+    fam = get_family(spec.family)
+    out = {}
+    for blk_a, blk_b in zip(fam.layer_prefixes(spec), fam.layer_prefixes(other)):
+        for la, lb in zip(blk_a, blk_b):
+            out.update(zip(la, lb))
+    return out
+
+
 def deepen(model: nn.Module, depths: tuple[int, ...], *, init: str = "identity") -> nn.Module:
     """Append layers to each block until it has ``depths[b]`` layers.
 
@@ -97,12 +108,7 @@ def deepen(model: nn.Module, depths: tuple[int, ...], *, init: str = "identity")
     fam = get_family(spec.family)
     new_spec = _deepened(spec, depths)
 
-    # Copy every old tensor to its new name: layers keep their (block, layer) position while
-    # the flat module indices after them shift.
-    rename = {}
-    for old_blk, new_blk in zip(fam.layer_prefixes(spec), fam.layer_prefixes(new_spec)):
-        for old_layer, new_layer in zip(old_blk, new_blk):
-            rename.update(zip(old_layer, new_layer))
+    rename = layer_renames(spec, new_spec)  # every old tensor to its new name
     fresh = build_model(new_spec)
     state = fresh.state_dict()
     for key, t in model.state_dict().items():

@@ -29,6 +29,7 @@ from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
 from growsearch.model.cost import count_params, macs_per_sample
 from growsearch.model.ops import Deepen, first_ops, plan_transition, StageView, Step, transition_ops
 from growsearch.plan.schedule import Schedule, ScheduleError
+from growsearch.plan.shrink import plan_shrink, ShrinkPlan
 
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
@@ -66,6 +67,7 @@ class StagePlan:
     plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
     macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
     params: int
+    shrink: ShrinkPlan | None = None  # the last stage of a schedule with a shrink block: its subnets and their passes
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -79,8 +81,8 @@ class StagePlan:
 
     @property
     def M_max(self) -> int:
-        """The most the stage can cost (a plateau stage stopped at its epoch cap)."""
-        return self.epochs * self.samples_per_epoch * self.macs_per_sample
+        """The most the stage can cost (a plateau stage stopped at its epoch cap), its subnets' passes included."""
+        return self.epochs * self.samples_per_epoch * self.macs_per_sample + (self.shrink.M if self.shrink else 0)
 
 
 def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None) -> list[Transition]:
@@ -182,6 +184,13 @@ def check(
             f"({' → '.join(st.arch for st in stages)}; e.g. VGG11→13 adds each block's first same-width layer): deepen a block that "
             "already has a layer of the new one's shape, or use deepen_init identity"
         )
+    if schedule.shrink is not None:
+        from growsearch.model.elastic import check_elastic
+
+        try:
+            check_elastic(trans[-1].after, schedule.shrink.depths, schedule.shrink.widths)
+        except ArchError as e:
+            raise ScheduleError(f"shrink: {e}") from None
     return trans
 
 
@@ -214,10 +223,16 @@ def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_
     for i, (st, tr) in enumerate(zip(schedule.stages, trans), 1):
         model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
         n = stage_size(ds.y_train, order[: st.classes], st.fraction)  # the images stage_data gives run_schedule
+        shrink = None
+        if schedule.shrink is not None and i == len(schedule.stages):
+            shrink = plan_shrink(
+                schedule.shrink, tr.after, resolution=tr.resolution, samples_per_epoch=n, epochs=st.epochs,
+                batch_size=schedule.train.batch_size, seed=schedule.seed * 1000 + i, in_chans=ds.in_chans,
+            )
         plans.append(StagePlan(
             stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
-            macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model),
+            macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model), shrink=shrink,
         ))
     return plans
 
@@ -258,6 +273,13 @@ def _recipe_lines(schedule: Schedule) -> list[str]:
         out.append("data: nested shares of every class, " + " → ".join(f"{st.fraction:g}" for st in schedule.stages))
     elif schedule.data_growth == "none":
         out.append("data: all of it in every stage")
+    if schedule.shrink is not None:
+        sh = schedule.shrink
+        out.append(
+            f"shrink: subnets {', '.join(filter(None, [', '.join(sh.depths), ', '.join(f'{w:g}' for w in sh.widths)]))} from {sh.start:g} of the last stage, "
+            f"LR ramp {sh.ramp_epochs:g} epoch(s), smallest + {sh.subnets_per_step} random per step, distilled at T={sh.temperature:g}; "
+            f"BatchNorm recalibrated on {sh.recal_images} images"
+        )
     ssgd = [(i, r) for i, r in enumerate((st.recipe(t) for st in schedule.stages), 1) if r.optimizer == "ssgd"]
     if ssgd:
         out.append(

@@ -25,7 +25,7 @@ from growsearch.errors import GrowsearchError
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
 
-__all__ = ["Schedule", "Stage", "TrainConfig", "ScheduleError", "budget_split", "check_optimizer", "load_schedule", "load_split"]
+__all__ = ["Schedule", "Shrink", "Stage", "TrainConfig", "ScheduleError", "budget_split", "check_optimizer", "load_schedule", "load_split"]
 
 
 class ScheduleError(GrowsearchError, ValueError):
@@ -172,6 +172,38 @@ class Stage:
 
 
 @dataclass
+class Shrink:
+    """The schedule's shrink phase: during the last stage, train weight-shared subnets of its
+    network alongside it (once-for-all; DepS's delayed shrinking), then cut and evaluate each."""
+
+    depths: list[str] = field(default_factory=list)  # depth rungs of the final network's family (e.g. [vgg11, vgg13, vgg16]); the full depth is always in
+    widths: list[float] = field(default_factory=list)  # fractions of every layer's channels (e.g. [0.5]); 1 is always in
+    start: float = 0.5  # share of the last stage's steps after which subnets train: 0 once-for-all from the start, 1 none (cut after training), DepS in between
+    ramp_epochs: float = 1.0  # the subnets' LR climbs from 0 at start to the schedule's LR over this many epochs
+    subnets_per_step: int = 1  # random subnets per step besides the full network and the smallest (the sandwich rule)
+    temperature: float = 1.0  # in-place distillation: subnets learn the full network's outputs softened by this
+    recal_images: int = 1000  # training images each subnet's BatchNorm statistics are recalibrated on before it is evaluated
+
+    def validate(self) -> None:
+        for key in ("depths", "widths"):
+            v = getattr(self, key)
+            if not isinstance(v, list) or len(v) > 64:
+                raise ScheduleError(f"shrink.{key} must be a list (e.g. depths [vgg11, vgg16], widths [0.5]), got {v!r}")
+        for d in self.depths:
+            if not isinstance(d, str):
+                raise ScheduleError(f"shrink.depths holds arch names without a width such as vgg13, got {d!r}")
+        for w in self.widths:
+            finite(w, "shrink.widths: every width", lambda v: 0 < v <= 1, "a fraction in (0, 1] (0.5 keeps half of each layer's channels)")
+        finite(self.start, "shrink.start", lambda v: 0 <= v <= 1, "a share of the last stage in [0, 1] (0: from its first step, 1: after it)")
+        finite(self.ramp_epochs, "shrink.ramp_epochs", lambda v: 0 <= v <= MAX_EPOCHS, f"a number in [0, {MAX_EPOCHS}]")
+        whole(self.subnets_per_step, "shrink.subnets_per_step", 0, 64)
+        finite(self.temperature, "shrink.temperature", lambda v: 0 < v <= 100, "a number in (0, 100]")
+        whole(self.recal_images, "shrink.recal_images", 1, 10_000_000)
+        if not self.depths and not self.widths:
+            raise ScheduleError("shrink has no subnets besides the full network: give depths (e.g. [vgg11, vgg16]) and/or widths (e.g. [0.5])")
+
+
+@dataclass
 class Schedule:
     """A cumulative Net2Net schedule: nested class subsets, one architecture per stage."""
 
@@ -187,6 +219,7 @@ class Schedule:
     # grow_at[i-1] to grow_at[i] of budget_epochs (rounded to whole epochs; stages[].epochs then omitted)
     budget_epochs: int | None = None
     grow_at: list[float] | None = None
+    shrink: Shrink | None = None  # train and cut weight-shared subnets of the last stage's network (growsearch.model.elastic)
 
     def __post_init__(self) -> None:
         if self.budget_epochs is not None and isinstance(self.stages, list):
@@ -255,6 +288,12 @@ class Schedule:
             if self.train.lr_schedule == "global" and st.lr is not None:
                 raise ScheduleError(f"{where}: a stage lr restarts the schedule, and lr_schedule global has one: drop the stage's lr (train.lr is the peak) or use per_stage")
         self._check_fractions()
+        if self.shrink is not None:
+            if not isinstance(self.shrink, Shrink):
+                raise ScheduleError("shrink must be a growsearch Shrink (a mapping of depths, widths, start, ... in a file)")
+            self.shrink.validate()
+            if self.stages[-1].patience is not None:
+                raise ScheduleError(f"stage {len(self.stages)}: the shrink phase is planned over the last stage's steps, and patience makes them unknown: drop patience")
 
     def _check_budget(self) -> None:
         if self.budget_epochs is None:
@@ -302,7 +341,7 @@ class Schedule:
         for key in ("class_order", "threads"):
             if d[key] is None:
                 del d[key]
-        for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None)):
+        for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None), ("shrink", None)):
             if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
                 del d[key]
         for key, default in {**TRAIN_LEVERS, **OPTIMIZER_KEYS}.items():  # likewise the recipe: a result written before them compares equal
@@ -340,6 +379,12 @@ class Schedule:
         if not isinstance(train, dict):
             raise ScheduleError(f"{source}: train must be a mapping of recipe keys (e.g. {{lr: 0.05}}), got {train!r}")
         _check_keys(train, TrainConfig, f"{source}: train")
+        shrink = d.get("shrink")
+        if shrink is not None:
+            if not isinstance(shrink, dict):
+                raise ScheduleError(f"{source}: shrink must be a mapping (e.g. {{depths: [vgg11], widths: [0.5], start: 0.5}}), got {shrink!r}")
+            _check_keys(shrink, Shrink, f"{source}: shrink")
+            shrink = Shrink(**shrink)
         return cls(
             dataset=str(d["dataset"]),
             stages=stages,
@@ -351,6 +396,7 @@ class Schedule:
             deepen_init=d.get("deepen_init", "identity"),
             budget_epochs=d.get("budget_epochs"),
             grow_at=d.get("grow_at"),
+            shrink=shrink,
         )
 
     def save(self, path: str | Path) -> None:

@@ -177,6 +177,7 @@ def train_stage(
     run_lr: RunLR | None = None,
     carry: Carry | None = None,
     lr_scale: dict[str, torch.Tensor] | None = None,
+    shrinker: Callable[[nn.Module, torch.Tensor, torch.Tensor, int], None] | None = None,
 ) -> tuple[list[dict], int]:
     """Train ``model`` on ``data`` in place; returns (per-epoch history, samples processed).
 
@@ -192,7 +193,10 @@ def train_stage(
     warm-up or decay of its own). ``carry``: momentum and batch order to continue from (when
     set) and, at the end, where this stage left them. ``lr_scale`` (parameter name → a tensor
     of its shape): each step's update of that parameter is multiplied elementwise by it, an LR
-    multiplier for some of its entries (``train.new_param_lr``).
+    multiplier for some of its entries (``train.new_param_lr``). ``shrinker(model, batch,
+    logits, step)``: called after each step's backward pass with the full network's (detached)
+    logits and the stage's step index, to add the subnets' gradients before the optimizer steps
+    (``growsearch.train.shrink.Shrinker``; each row then records ``subnet_lr``).
     """
     from tqdm.auto import tqdm
 
@@ -228,10 +232,13 @@ def train_stage(
         loss_sum = torch.zeros((), device=device)  # summed on the device: one host sync per epoch, not per step
         for xb, yb in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             loss_sum += loss.detach().float()
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if shrinker is not None:
+                shrinker(model, xb, logits.detach(), steps)
             if scaled:
                 before = [p.detach().clone() for p, _ in scaled]
             opt.step()
@@ -256,6 +263,8 @@ def train_stage(
         acc = evaluate(model, val_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
+        if shrinker is not None:
+            row["subnet_lr"] = lr_now * shrinker.last_factor
         history.append(row)
         bar.set_postfix(acc=f"{acc:.3f}", lr=f"{lr_now:.3g}")
         if on_epoch is not None:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
     from growsearch.train.results import RunResult
 
-__all__ = ["draw_frontier", "plot_curve", "plot_frontier"]
+__all__ = ["draw_frontier", "plot_curve", "plot_family", "plot_frontier"]
 
 
 def _curve_points(result: "RunResult") -> tuple[list[float], list[float], list[float]]:
@@ -85,3 +85,36 @@ def plot_frontier(frontier: "Frontier", path: str | Path) -> Path:
     return save(fig, path)
 
 
+
+
+def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = None, frontiers: "list[Frontier] | None" = None) -> Path:
+    """A shrink run's family: each subnet's validation accuracy (BatchNorm recalibrated) against
+    its inference MACs, the validation Pareto front joined; beside each subnet with a frontier of
+    its own architecture, that frontier's most accurate from-scratch budget (open squares)."""
+    from growsearch.train.family import matches
+
+    fig, ax = pyplot().subplots(figsize=(6.5, 4.2))
+    rows = result.subnets or []
+    ax.scatter([r["macs_per_sample"] for r in rows], [r["val_acc"] for r in rows], color="C0", zorder=3, label="subnets of the run")
+    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["macs_per_sample"])
+    ax.plot([r["macs_per_sample"] for r in front], [r["val_acc"] for r in front], color="C0", lw=1, label="Pareto front (validation)")
+    for r in rows:
+        ax.annotate(r["subnet"], (r["macs_per_sample"], r["val_acc"]), textcoords="offset points", xytext=(3, 3), fontsize=6)
+    labelled = False
+    for r in rows:
+        for f in frontiers or []:
+            ref = next((ref for ref in f.references if matches(ref, r["spec"], f.num_classes) and ref.resolutions is None), None)
+            if ref is not None:
+                best = max(ref.points, key=lambda p: p.val_acc)
+                ax.scatter([r["macs_per_sample"]], [best.val_acc], marker="s", facecolors="none", edgecolors="C3",
+                           label=None if labelled else "from scratch, its most accurate budget")
+                labelled = True
+                break
+    log_x(ax)
+    ax.set_xlabel("inference MACs per image (log scale)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fr = (ratio or {}).get("family_ratio")
+    ax.set_title(f"family of {len(rows)} subnets" + (f": family M ratio {fr:.2f}× ({ratio['chosen']})" if fr is not None else ""), fontsize=10)
+    return save(fig, path)

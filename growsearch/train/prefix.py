@@ -49,6 +49,8 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
         "definitions": digest(first_ops(), transition_ops(), [get_family(f) for f in families]),
         "data_growth": schedule.data_growth, "deepen_init": schedule.deepen_init,
     }
+    if schedule.shrink is not None and upto == len(schedule.stages):  # the shrink phase trains inside the last stage
+        payload["shrink"] = asdict(schedule.shrink)
     if schedule.train.lr_schedule == "global":
         # the LR at every step depends on the whole run's length: a prefix is shared only by
         # schedules with the same stages' data and epochs from here to the end

@@ -49,7 +49,7 @@ class StageResult:
     epochs: int  # epochs actually trained
     samples: int  # training samples processed (epochs × subset size)
     macs_per_sample: int  # forward MACs of the grown network, one input
-    M: int  # samples × macs_per_sample
+    M: int  # samples × macs_per_sample, plus M_shrink
     test_acc: float  # on the stage's classes' test samples, after training (reported, never used to choose)
     wall_s: float  # training and per-epoch evaluation
     params: int = 0  # parameters of the grown network
@@ -63,6 +63,7 @@ class StageResult:
     val_acc: float = 0.0  # on the stage's classes' validation samples, after training (what selection reads)
     stage: int = 0  # its position in the schedule, from 1 (0: written before growsearch 0.4 recorded it)
     fraction: float = 1.0  # the share of its classes' training images it saw (data_growth samples; else 1)
+    M_shrink: int = 0  # of M, the shrink phase's subnet passes and BatchNorm recalibration (the last stage of a schedule with a shrink block)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class RunResult:
     iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given (None: no frontier)
     beyond_frontier: bool | None = None  # more accurate than every budget: iso_M_ratio is then an upper bound
     iso: dict | None = None  # the ratio's details and the frontier it used (see growsearch.train.frontier.Frontier.iso)
+    subnets: list[dict] | None = None  # a shrink block's family: per subnet its spec, params, MACs, val/test accuracy after BN recalibration, pareto
+    shrink: dict | None = None  # what the shrink phase cost: M_train (subnet passes), M_recal, passes, start_step, ramp_steps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -116,7 +119,7 @@ def versions() -> dict:
 
 # What growsearch writes into a run's or a frontier's folder: all that --overwrite may replace.
 _OURS = re.compile(
-    r"(result\.json|curve\.png|stage\d+\.pt|frontier\.json|frontier\.png|runs|robustness\.json|(noise|ablation|fgsm|tnr_fnr)\.png"
+    r"(result\.json|curve\.png|stage\d+\.pt|subnet\.pt|family\.json|family\.png|frontier\.json|frontier\.png|runs|robustness\.json|(noise|ablation|fgsm|tnr_fnr)\.png"
     r"|.+\.\d+\.tmp(\.[^.]+)?)$"
 )
 

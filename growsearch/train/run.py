@@ -43,6 +43,7 @@ from growsearch.train.loop import Carry, eval_loader, evaluate, resolve_device, 
 from growsearch.model.ops import apply_transition, as_network, Run, tensors_of
 from growsearch.plan.planner import plan_schedule
 from growsearch.train.plots import plot_curve
+from growsearch.train.shrink import family_table, Shrinker
 from growsearch.train.prefix import find_prefix, find_resume, prefix_key
 from growsearch.model.prune import nonzero_macs_per_sample
 from growsearch.train.results import (
@@ -168,6 +169,7 @@ class _State:
     start: int = 0  # stages finished before this call: loaded from the run's own folder or the prefix cache
     resumed: int = 0  # of those, the ones the run's own folder held (--resume)
     carry: Carry | None = None  # the run-level training state (lr_schedule global, carry_optimizer): step, momentum, batch order
+    family: dict | None = None  # the shrink phase's outcome: the frozen channel ranks, the subnets table, its costs
 
 
 def _start(
@@ -193,6 +195,7 @@ def _start(
     state.model = model.train()
     state.stages = [StageResult(**d) for d in ckpt["stages"]]
     state.masked = [tuple(p) for p in ckpt["masked"]]
+    state.family = ckpt.get("shrink")  # the last stage of a shrink schedule (a finished run being resumed or served from the cache)
     if state.carry is not None:  # the key says the checkpoint was trained with the same run-level state
         c = ckpt["carry"]
         state.carry = Carry(step=c["step"], momentum={k: v.to(dev) for k, v in c["momentum"].items()} if c["momentum"] else None, batches=c["batches"])
@@ -237,9 +240,10 @@ def _train_stage(
     model = model.to(dev, memory_format=torch.channels_last)
     macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
     base_M = sum(s.M for s in state.stages)
+    shrinker = Shrinker(plan.shrink, autocast=dev.type == "cuda") if plan.shrink is not None else None
 
     def epoch_cb(row: dict) -> None:
-        row["cum_M"] = base_M + row["samples"] * macs
+        row["cum_M"] = base_M + row["samples"] * macs + (shrinker.M if shrinker is not None else 0)
         if on_epoch is not None:
             on_epoch({"stage": i, **row})
 
@@ -247,13 +251,22 @@ def _train_stage(
         model, data, epochs=st.epochs, cfg=st.recipe(cfg), lr=st.lr, patience=st.patience,
         seed=schedule.seed * 1000 + i, device=dev, masks=run.masks, on_epoch=epoch_cb, progress=progress,
         desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {res}px" if res != native else ""),
-        resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale,
+        resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale, shrinker=shrinker,
     )
+    M_shrink = 0
+    if shrinker is not None:  # every subnet cut, recalibrated and scored; what it cost is the stage's
+        ranks = shrinker.ranks_now(model)
+        rows = family_table(model, plan.shrink, ranks, data, schedule.train, dev, res)
+        M_shrink = shrinker.M + plan.shrink.M_recal
+        state.family = {
+            "ranks": {g: r.tolist() for g, r in ranks.items()}, "subnets": rows,
+            "cost": {"M_train": shrinker.M, "M_recal": plan.shrink.M_recal, "passes": shrinker.passes, "start_step": plan.shrink.start_step, "ramp_steps": plan.shrink.ramp_steps},
+        }
     nz = nonzero_macs_per_sample(model, (ds.in_chans, res, res))
     # The stage's one read of its test split: reported, never used to choose anything.
     acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
     stage = StageResult(
-        classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=stage_cost(samples, macs),
+        classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=stage_cost(samples, macs) + M_shrink, M_shrink=M_shrink,
         test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
         spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
         M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
@@ -269,6 +282,8 @@ def _train_stage(
         # what inference needs without the dataset: the input normalisation and output row j's class name
         mean=list(ds.mean), std=list(ds.std), class_names=[ds.class_names[c] for c in order[: st.classes]] if ds.class_names else [],
     )
+    if shrinker is not None:
+        ck["shrink"] = state.family
     if carry is not None:  # what the next stage continues from, so a cached or resumed prefix continues identically
         ck["carry"] = {
             "step": carry.step, "batches": carry.batches,
@@ -295,6 +310,8 @@ def _result(
         versions=versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
         threads=torch.get_num_threads(),
     )
+    if state.family is not None:
+        result.subnets, result.shrink = state.family["subnets"], state.family["cost"]
     if front is not None:
         result.iso = front.iso(result.M, result.val_acc)
         result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]

@@ -58,6 +58,12 @@ SCHEDULES: dict[str, object] = {
     "patience_zero": _stage(0, patience=0),
     "stage_lr_negative": _stage(1, lr=-1),
     "prune_big": _stage(1, prune_ratio=1.2),
+    "shrink_width": _sched(shrink={"widths": [1.5]}),
+    "shrink_depth": _sched(shrink={"depths": ["vgg19"]}),
+    "shrink_start": _sched(shrink={"widths": [0.5], "start": -0.1}),
+    "shrink_not_mapping": _sched(shrink=[0.5]),
+    "shrink_patience": _sched(shrink={"widths": [0.5]}, stages=[dict(G[0]), {**G[1], "patience": 2}]),
+    "shrunk": _sched(shrink={"widths": [0.5], "recal_images": 8}),
     "prune_first": _stage(0, prune_ratio=0.5),
     "zero_mask_first": _stage(0, zero_mask=True),
     "zero_mask_text": _stage(1, zero_mask="yes"),
@@ -197,6 +203,19 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("export_storage_nonsense", ["export", "--storage", "nonsense", "--study", "x", "-o", f"{r}/best.json"], "cannot open Optuna storage"),
         ("search_space_missing", ["search", f"{r}/nope.yaml", "--out", f"{r}/s"], "no space file"),
         ("search_trials_zero", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--trials", "0"], "--trials must be"),
+        ("shrink_width", run("shrink_width"), "shrink.widths: every width must be a fraction in (0, 1]"),
+        ("shrink_depth", run("shrink_depth"), "depth rung vgg19 [2, 2, 4, 4, 4] is deeper than the network"),
+        ("shrink_start", run("shrink_start"), "shrink.start must be a share of the last stage in [0, 1]"),
+        ("shrink_not_mapping", run("shrink_not_mapping"), "shrink must be a mapping"),
+        ("shrink_patience", run("shrink_patience"), "patience makes them unknown"),
+        ("subnets_no_family", ["subnets", f"{r}/prev"], "holds no subnets"),
+        ("subnets_missing_run", ["subnets", f"{r}/absent"], "does not exist"),
+        ("subnets_unknown", ["subnets", f"{r}/shrunk", "--spec", "vgg16:0.5", "-o", f"{r}/cut"], "the family has no subnet vgg16:0.5"),
+        ("subnets_bad_width", ["subnets", f"{r}/shrunk", "--spec", "vgg11:1.5", "-o", f"{r}/cut"], "width fraction must be in (0, 1]"),
+        ("subnets_no_out", ["subnets", f"{r}/shrunk", "--spec", "vgg11:0.5"], "give -o DIR"),
+        ("subnets_macs_zero", ["subnets", f"{r}/shrunk", "--max-macs", "0", "-o", f"{r}/cut"], "--max-macs must be a positive"),
+        ("subnets_macs_small", ["subnets", f"{r}/shrunk", "--max-macs", "10", "-o", f"{r}/cut"], "raise --max-macs"),
+        ("subnets_out_taken", ["subnets", f"{r}/shrunk", "--spec", "full:0.5", "-o", f"{r}/prev"], "already holds result.json"),
         ("search_val_fraction", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--val-fraction", "0.7"], "val_fraction must be"),
         ("search_fgsm_objective_alone", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--fgsm-objective"], "need --fgsm-eps"),
         ("search_out_file", ["search", f"{r}/space_good.yaml", "--out", f"{r}/afile"], "is a file"),
@@ -247,6 +266,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name, text in SPACES.items():
         (root / f"{name}.yaml").write_text(text.replace("{root}", str(root)))
     assert main(["run", str(root / "good.json"), "--out", str(root / "prev"), "--quiet"]) == 0
+    assert main(["run", str(root / "shrunk.json"), "--out", str(root / "shrunk"), "--quiet"]) == 0
     shutil.copytree(root / "prev", root / "killed")  # a run killed after stage 1
     for f in ("stage2.pt", "result.json", "curve.png"):
         (root / "killed" / f).unlink()

@@ -1,0 +1,186 @@
+"""A shrink run's family after training: cut a subnet out of the run folder, and price the
+family against each member's own from-scratch frontier.
+
+:func:`cut_subnet` rebuilds the last stage's network from its checkpoint, cuts the subnet with
+the channel ranks frozen during training, recalibrates its BatchNorm on the same fixed sample of
+training images the run used, and scores it again: the accuracy ``result.json`` recorded for it
+is reproduced. :func:`family_ratio` is the honest cost of the family: the run's whole M divided
+by the sum, over the chosen subnets, of what training each one from scratch costs to reach its
+validation accuracy, read off a frontier of that subnet's own architecture
+(``growsearch baseline --arch`` of its arch name, or ``--spec-from`` a cut subnet's folder).
+
+Example:
+    >>> pareto_of = lambda rows: [r["subnet"] for r in rows if r["pareto"]]
+    >>> pareto_of([{"subnet": "vgg11:0.5", "pareto": True}, {"subnet": "full:0.5", "pareto": False}])
+    ['vgg11:0.5']
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from growsearch._io import held
+from growsearch.data.split import stage_data
+from growsearch.errors import GrowsearchError
+from growsearch.model.arch import ArchSpec, spec_for
+from growsearch.model.elastic import Subnet
+from growsearch.plan.planner import plan_schedule
+from growsearch.plan.schedule import load_split, Schedule
+from growsearch.train.loop import eval_loader, evaluate, resolve_device
+from growsearch.train.results import (
+    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RunResult, save_checkpoint, StageResult, versions,
+)
+from growsearch.train.shrink import cut_member, recal_loader
+
+if TYPE_CHECKING:
+    from growsearch.train.frontier import Frontier
+
+__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_ratio", "family_rows", "matches", "write_subnet"]
+
+SUBNET_FILE = "subnet.pt"
+
+
+class FamilyError(GrowsearchError, ValueError):
+    """A run folder without a family, or a subnet the family does not hold."""
+
+
+def family_rows(result: RunResult, run_dir: str | Path) -> list[dict]:
+    """The run's subnets table, or ``FamilyError`` when its schedule had no shrink block."""
+    if not result.subnets:
+        raise FamilyError(f"{run_dir} holds no subnets: its schedule has no shrink block (add one, see README \"Grow, then shrink\")")
+    return result.subnets
+
+
+def choose_subnet(result: RunResult, *, subnet: str | None = None, max_macs: float | None = None, run_dir: str | Path = "the run") -> dict:
+    """The row of ``subnet`` (``"vgg13:0.5"``), or of the most accurate subnet on validation whose
+    inference MACs are at most ``max_macs``."""
+    rows = family_rows(result, run_dir)
+    if (subnet is None) == (max_macs is None):
+        raise FamilyError("name one subnet: give --spec DEPTH:WIDTH (e.g. vgg13:0.5) or --max-macs X")
+    if subnet is not None:
+        name = Subnet.parse(subnet).name
+        hit = next((r for r in rows if r["subnet"] == name), None)
+        if hit is None:
+            raise FamilyError(f"the family has no subnet {name}: choose one of {', '.join(r['subnet'] for r in rows)}")
+        return hit
+    fits = [r for r in rows if r["macs_per_sample"] <= max_macs]
+    if not fits:
+        smallest = min(r["macs_per_sample"] for r in rows)
+        raise FamilyError(f"no subnet needs at most {max_macs:.4g} MACs per image (the smallest needs {smallest}): raise --max-macs")
+    return max(fits, key=lambda r: (r["val_acc"], -r["macs_per_sample"]))  # chosen on validation, never test
+
+
+def cut_subnet(
+    run_dir: str | Path, *, subnet: str | None = None, max_macs: float | None = None, device: str | torch.device | None = None,
+) -> tuple[nn.Module, dict, dict]:
+    """The subnet of a shrink run as a standalone network (eval mode, BatchNorm recalibrated as the
+    run did); returns (network, its recorded row, the accuracies it reaches now: ``val_acc``,
+    ``test_acc``)."""
+    result = RunResult.load(run_dir)
+    row = choose_subnet(result, subnet=subnet, max_macs=max_macs, run_dir=run_dir)
+    dev = resolve_device(device)
+    schedule = Schedule.from_dict(result.schedule, source=f"{run_dir}/result.json")
+    n = len(schedule.stages)
+    model, ckpt = load_checkpoint(Path(run_dir) / f"stage{n}.pt", device=dev)
+    ds = load_split(schedule.dataset, schedule.train)
+    plan = plan_schedule(schedule, dataset=ds)[-1]
+    sub = next(s for s in plan.shrink.subnets if s.subnet.name == row["subnet"])
+    if sub.spec.to_dict() != row["spec"]:
+        raise FamilyError(f"{run_dir}: subnet {row['subnet']} plans as another network than the run recorded: the run was made by another growsearch version")
+    last = schedule.stages[-1]
+    data = stage_data(ds, result.class_order[: last.classes], last.fraction, schedule.seed)
+    ranks = {g: torch.tensor(r, dtype=torch.long) for g, r in ckpt["shrink"]["ranks"].items()}
+    res = plan.resolution
+    net = cut_member(model, sub, ranks, recal_loader(data, plan.shrink, schedule.train, dev, res))
+    ac = dev.type == "cuda"
+    now = {split: evaluate(net, eval_loader(data, schedule.train, dev, res, split=split), autocast=ac) for split in ("val", "test")}
+    return net, row, {f"{k}_acc": v for k, v in now.items()}
+
+
+def write_subnet(
+    run_dir: str | Path, out_dir: str | Path, *, subnet: str | None = None, max_macs: float | None = None,
+    device: str | torch.device | None = None, overwrite: bool = False,
+) -> tuple[RunResult, dict, dict]:
+    """:func:`cut_subnet` into ``out_dir``: ``subnet.pt`` (a growsearch checkpoint,
+    ``growsearch.load_checkpoint`` reads it) and a ``result.json`` whose one stage is the subnet
+    (its ``spec``, so ``growsearch baseline --spec-from OUT_DIR`` trains it from scratch), M the
+    whole run's. Returns (that result, the recorded row, the accuracies reached now)."""
+    out = Path(out_dir)
+    check_out_dir(out, overwrite)
+    t0 = time.perf_counter()
+    net, row, now = cut_subnet(run_dir, subnet=subnet, max_macs=max_macs, device=device)
+    run = RunResult.load(run_dir)
+    last = run.stages[-1]
+    stage = StageResult(
+        classes=last.classes, arch=row["arch"], epochs=last.epochs, samples=last.samples, macs_per_sample=row["macs_per_sample"], M=run.M,
+        test_acc=now["test_acc"], val_acc=now["val_acc"], wall_s=time.perf_counter() - t0, params=row["params"], spec=row["spec"],
+        resolution=last.resolution, stage=1, nonzero_macs_per_sample=row["macs_per_sample"], M_nonzero=run.M,
+    )
+    result = RunResult(
+        M=run.M, test_acc=now["test_acc"], val_acc=now["val_acc"], wall_s=stage.wall_s, macs_per_sample=row["macs_per_sample"], stages=[stage],
+        params=row["params"], M_nonzero=run.M, nonzero_macs_per_sample=row["macs_per_sample"], schedule=run.schedule, class_order=run.class_order,
+        device=str(next(net.parameters()).device), versions=versions(), selection=run.selection,
+        threads=torch.get_num_threads(), subnets=[row],
+    )
+    ckpt = torch.load(Path(run_dir) / f"stage{len(run.stages)}.pt", map_location="cpu", weights_only=True)
+    with held(out, OutputExistsError):
+        work = prepare_out(out, overwrite)
+        save_checkpoint(
+            work / SUBNET_FILE, net, classes=ckpt["classes"], stage=len(run.stages), test_acc=now["test_acc"], val_acc=now["val_acc"],
+            resolution=last.resolution, subnet=row["subnet"], mean=ckpt.get("mean", []), std=ckpt.get("std", []), class_names=ckpt.get("class_names", []),
+        )
+        finish_run(result, work, out)
+    return result, row, now
+
+
+def matches(ref, spec: dict, num_classes: int) -> bool:
+    """Whether frontier reference ``ref`` trained exactly the architecture ``spec``."""
+    want = ArchSpec.from_dict(spec)
+    have = ArchSpec.from_dict(ref.spec) if ref.spec else spec_for(ref.arch, num_classes, want.in_chans)
+    strip = dict(name="", width_mult=1.0)
+    return replace(have, **strip) == replace(want, **strip)
+
+
+def family_ratio(result: RunResult, frontiers: list["Frontier"], *, chosen: str = "pareto") -> dict:
+    """The family's cost against training each chosen subnet from scratch.
+
+    Each subnet is priced on a frontier reference of its own architecture: ``M_scratch`` (the
+    least M from scratch that reaches its validation accuracy, with the frontier's bounds rules)
+    and its own ratio (the run's M over it). ``family_ratio`` = the run's M / Σ M_scratch over the
+    chosen subnets (``"pareto"``: the validation Pareto front; ``"all"``), None while one of them
+    has no frontier (``missing`` names them). ``bound`` is ``"upper"`` when a subnet beat every
+    budget of its frontier (its M_scratch is then a lower bound), ``"lower"`` when one is below the
+    cheapest budget, ``"mixed"`` for both, None when every M_scratch is exact.
+    """
+    rows = family_rows(result, "the run")
+    picked = [r for r in rows if chosen == "all" or r["pareto"]]
+    per, missing, bounds = [], [], set()
+    for r in rows:
+        hit = None
+        for front in frontiers:
+            ref = next((ref for ref in front.references if matches(ref, r["spec"], front.num_classes) and ref.resolutions is None), None)
+            if ref is not None:
+                hit = replace(front, references=[ref]).m_scratch(r["val_acc"])
+                break
+        entry = {"subnet": r["subnet"], "arch": r["arch"], "val_acc": r["val_acc"], "test_acc": r["test_acc"], "chosen": r in picked}
+        if hit is None:
+            entry.update(M_scratch=None)
+            if r in picked:
+                missing.append(r["subnet"])
+        else:
+            entry.update(M_scratch=hit["M"], reference=hit["reference"], beyond_frontier=hit["beyond"], below_frontier=hit["below"], ratio=result.M / hit["M"])
+            if r in picked:
+                bounds |= {"upper"} if hit["beyond"] else set()
+                bounds |= {"lower"} if hit["below"] else set()
+        per.append(entry)
+    total = sum(e["M_scratch"] for e in per if e["chosen"] and e["M_scratch"] is not None)
+    ratio = result.M / total if not missing and total else None
+    bound = "mixed" if len(bounds) == 2 else (bounds.pop() if bounds else None)
+    return {"family_ratio": ratio, "M": result.M, "M_scratch_sum": total if not missing else None, "chosen": chosen,
+            "subnets": per, "missing": missing, "bound": bound}
