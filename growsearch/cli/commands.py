@@ -113,7 +113,7 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
         args.run_dir, args.baseline, eps=DEFAULT_EPS if args.eps is None else args.eps,
         noise=DEFAULT_NOISE if args.noise is None else args.noise, ablation=DEFAULT_ABLATION if args.ablation is None else args.ablation,
         draws=args.draws, weights=weights, rule=args.rule, detect_eps=args.detect_eps, samples=args.samples, seed=args.seed,
-        device=args.device, overwrite=args.overwrite, progress=not args.quiet,
+        device=args.device, overwrite=args.overwrite, progress=not args.quiet, members=args.members,
     )
     print(robustness_table(r))
     if r.get("note"):

@@ -174,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", type=floats, default=None, metavar="F,F,...", help="fractions of conv units zeroed (default 0,0.1,...,1)")
     p.add_argument("--draws", type=int, default=3, help="random draws per noise/ablation level (default 3)")
     p.add_argument("--weights", default="acc", metavar="acc|uniform|W,W,...", help="MI vote weights: each stage's accuracy (default), uniform, or one per stage")
+    p.add_argument(
+        "--members", default="stages", choices=["stages", "subnets", "all_subnets"],
+        help="mutual inference's members: every stage network (default), or a shrink run's subnets (its validation Pareto front, or all), the full network last",
+    )
     p.add_argument("--rule", default="known", choices=["known", "plain"], help="MI vote: count a class's vote share among the stages that know it (default), or plain weighted majority")
     p.add_argument("--detect-eps", type=float, default=0.02, help="FGSM epsilon of the detection (TNR/FNR) inputs (default 0.02)")
     p.add_argument("--samples", type=int, default=None, help="evaluate a seeded random subset of this many test images (default all)")

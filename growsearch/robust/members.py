@@ -22,7 +22,7 @@ from torch import nn
 
 from growsearch.errors import GrowsearchError
 
-__all__ = ["RobustnessError", "Member", "member_from_checkpoint", "load_members"]
+__all__ = ["RobustnessError", "Member", "family_members", "member_from_checkpoint", "load_members"]
 
 
 class RobustnessError(GrowsearchError, ValueError):
@@ -77,6 +77,22 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
             "pass the --out directory of a growsearch run"
         )
     return [member_from_checkpoint(path, i, device=device) for i, path in files]
+
+
+def family_members(run_dir: str | Path, result, *, chosen: str = "pareto", device: str | torch.device = "cpu") -> list[Member]:
+    """A shrink run's subnets as the members of mutual inference: the validation Pareto front
+    (``chosen="pareto"``) or every subnet, each cut and recalibrated as the run scored it, from the
+    smallest to the full network (the last member, which the final columns report)."""
+    from growsearch.train.family import family_networks, family_rows
+
+    rows = family_rows(result, run_dir)
+    picked = [r for r in rows if chosen == "all" or r["pareto"] or r["subnet"] == rows[-1]["subnet"]]  # the full network always
+    classes = list(result.class_order[: result.stages[-1].classes])
+    res = result.stages[-1].resolution or None
+    return [
+        Member(net, classes, k, now["test_acc"], r["subnet"], res, now["val_acc"])
+        for k, (r, (net, now)) in enumerate(zip(picked, family_networks(run_dir, [r["subnet"] for r in picked], device=device)), 1)
+    ]
 
 
 def _check_members_match(run: Path, members: Sequence[Member], info) -> None:

@@ -38,7 +38,7 @@ class RobustnessReport:
     num_classes: int
     device: str
     seed: int
-    members: list[dict]  # per stage: stage, arch, classes, val_acc, test_acc, weight (its MI vote weight)
+    members: list[dict]  # per member: stage (its position), arch (a subnet's name), classes, val_acc, test_acc, weight (its MI vote weight)
     selection: str  # "validation"; "test" when the dataset has no validation split (val_fraction 0)
     weights: str | list[float]  # the MI weights asked for ("acc", "uniform" or the numbers)
     rule: str  # the MI vote rule, "known" or "plain"
@@ -49,6 +49,7 @@ class RobustnessReport:
     wall_s: float = 0.0
     versions: dict = field(default_factory=dict)
     note: str | None = None  # set when selection read the test split
+    member_kind: str = "stages"  # what mutual inference's members are: the stage networks, or a shrink run's subnets ("subnets", "all_subnets")
 
     def to_dict(self) -> dict:
         d = asdict(self)

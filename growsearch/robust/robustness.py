@@ -45,7 +45,7 @@ import torch
 from growsearch.robust.attack import (
     _attacked, _batches, _check_levels, _fgsm, _forward, _Normalized, _to_index, foolbox_model,
 )
-from growsearch.robust.members import _check_members_match, load_members, RobustnessError
+from growsearch.robust.members import _check_members_match, family_members, load_members, RobustnessError
 from growsearch.robust.report import REPORT_FILE, RobustnessReport
 from growsearch.robust.sweeps import ablate, accuracy, sweep, unit_norms
 from growsearch.robust.vote import (
@@ -80,6 +80,7 @@ def robustness_report(
     out: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    members: str = "stages",
 ) -> RobustnessReport:
     """Noise, ablation, FGSM (with and without MI) and no-decision detection for one run.
 
@@ -99,6 +100,9 @@ def robustness_report(
         out: write ``robustness.json`` and ``noise.png``, ``ablation.png``, ``fgsm.png``,
             ``tnr_fnr.png`` into ``run_dir`` (atomically); an existing ``robustness.json`` is an
             error unless ``overwrite``.
+        members: mutual inference's members: ``"stages"`` (every stage network, the paper's) or,
+            for a run with a shrink block, ``"subnets"`` (its validation Pareto front of subnets,
+            each cut and recalibrated, the full network last) or ``"all_subnets"``.
 
     Returns:
         A :class:`growsearch.robust.report.RobustnessReport`: everything ``robustness.json`` holds.
@@ -118,11 +122,13 @@ def robustness_report(
     if samples is not None and samples < 1:
         raise RobustnessError(f"--samples must be ≥ 1, got {samples}")
     _check_rule(rule)
+    if members not in ("stages", "subnets", "all_subnets"):
+        raise RobustnessError(f"--members must be stages, subnets or all_subnets, got {members!r}")
     if out and (run / REPORT_FILE).exists() and not overwrite:
         from growsearch.train.results import OutputExistsError
 
         raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
-    sub = _Subjects.load(run, baseline_dir, resolve_device(device), weights, rule, dataset)
+    sub = _Subjects.load(run, baseline_dir, resolve_device(device), weights, rule, dataset, members)
     if any(a > 0 for a in ablation):  # before any sweep runs: a family must say what its units are
         unit_norms(sub.members[-1].model), sub.base and unit_norms(sub.base.model)
     x, y = sub.ds.x_test, sub.ds.y_test
@@ -138,7 +144,7 @@ def robustness_report(
             for m, wt in zip(sub.members, sub.w)
         ],
         selection="test" if sub.ds.val_fraction == 0 else "validation",
-        weights=weights if isinstance(weights, str) else list(sub.w), rule=rule,
+        weights=weights if isinstance(weights, str) else list(sub.w), rule=rule, member_kind=members,
     )
     report.noise, report.ablation = _sweeps(sub, x, y, noise, ablation, draws, seed, batch_size, progress)
     report.fgsm, report.detection = _attacks(sub, x, y, eps, detect_eps, thresholds, batch_size, progress)
@@ -174,13 +180,18 @@ class _Subjects:
         self.models = {"final": self.final_pred, "final_mi": self.mi_pred} | ({"baseline": self.base_pred} if base else {})
 
     @classmethod
-    def load(cls, run: Path, baseline_dir: str | Path | None, dev: torch.device, weights: Any, rule: str, dataset: Any) -> "_Subjects":
+    def load(cls, run: Path, baseline_dir: str | Path | None, dev: torch.device, weights: Any, rule: str, dataset: Any, kind: str = "stages") -> "_Subjects":
         from growsearch.plan.schedule import load_split, TrainConfig
         from growsearch.train.results import RunResult
 
         info = RunResult.load(run)
-        members = load_members(run, device=dev)
-        _check_members_match(run, members, info)
+        if kind == "stages":
+            members = load_members(run, device=dev)
+            _check_members_match(run, members, info)
+        else:
+            if not info.subnets:
+                raise RobustnessError(f"--members {kind}: {run} holds no subnets (its schedule has no shrink block): use --members stages")
+            members = family_members(run, info, chosen="all" if kind == "all_subnets" else "pareto", device=dev)
         w = member_weights(members, weights)
         ds_name = info.schedule["dataset"]
         # the split the run selected on (its recipe's, defaults included)

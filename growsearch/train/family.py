@@ -41,7 +41,7 @@ from growsearch.train.shrink import cut_member, recal_loader
 if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
 
-__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_ratio", "family_rows", "matches", "write_subnet"]
+__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_networks", "family_ratio", "family_rows", "matches", "write_subnet"]
 
 SUBNET_FILE = "subnet.pt"
 
@@ -84,23 +84,35 @@ def cut_subnet(
     ``test_acc``)."""
     result = RunResult.load(run_dir)
     row = choose_subnet(result, subnet=subnet, max_macs=max_macs, run_dir=run_dir)
+    (net, now), = family_networks(run_dir, [row["subnet"]], device=device)
+    return net, row, now
+
+
+def family_networks(run_dir: str | Path, names: list[str], *, device: str | torch.device | None = None) -> list[tuple[nn.Module, dict]]:
+    """The subnets ``names`` of a shrink run, each cut and recalibrated as the run did, with the
+    accuracies each reaches now (``val_acc``, ``test_acc``): the last stage's network, data and
+    plan are loaded once for all of them."""
+    result = RunResult.load(run_dir)
+    rows = {r["subnet"]: r for r in family_rows(result, run_dir)}
     dev = resolve_device(device)
     schedule = Schedule.from_dict(result.schedule, source=f"{run_dir}/result.json")
-    n = len(schedule.stages)
-    model, ckpt = load_checkpoint(Path(run_dir) / f"stage{n}.pt", device=dev)
+    model, ckpt = load_checkpoint(Path(run_dir) / f"stage{len(schedule.stages)}.pt", device=dev)
     ds = load_split(schedule.dataset, schedule.train)
     plan = plan_schedule(schedule, dataset=ds)[-1]
-    sub = next(s for s in plan.shrink.subnets if s.subnet.name == row["subnet"])
-    if sub.spec.to_dict() != row["spec"]:
-        raise FamilyError(f"{run_dir}: subnet {row['subnet']} plans as another network than the run recorded: the run was made by another growsearch version")
     last = schedule.stages[-1]
     data = stage_data(ds, result.class_order[: last.classes], last.fraction, schedule.seed)
     ranks = {g: torch.tensor(r, dtype=torch.long) for g, r in ckpt["shrink"]["ranks"].items()}
-    res = plan.resolution
-    net = cut_member(model, sub, ranks, recal_loader(data, plan.shrink, schedule.train, dev, res))
-    ac = dev.type == "cuda"
-    now = {split: evaluate(net, eval_loader(data, schedule.train, dev, res, split=split), autocast=ac) for split in ("val", "test")}
-    return net, row, {f"{k}_acc": v for k, v in now.items()}
+    res, ac = plan.resolution, dev.type == "cuda"
+    recal = recal_loader(data, plan.shrink, schedule.train, dev, res)
+    out = []
+    for name in names:
+        sub = next(s for s in plan.shrink.subnets if s.subnet.name == name)
+        if sub.spec.to_dict() != rows[name]["spec"]:
+            raise FamilyError(f"{run_dir}: subnet {name} plans as another network than the run recorded: the run was made by another growsearch version")
+        net = cut_member(model, sub, ranks, recal)
+        now = {f"{split}_acc": evaluate(net, eval_loader(data, schedule.train, dev, res, split=split), autocast=ac) for split in ("val", "test")}
+        out.append((net, now))
+    return out
 
 
 def write_subnet(

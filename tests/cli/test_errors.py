@@ -209,6 +209,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("shrink_not_mapping", run("shrink_not_mapping"), "shrink must be a mapping"),
         ("shrink_patience", run("shrink_patience"), "patience makes them unknown"),
         ("subnets_no_family", ["subnets", f"{r}/prev"], "holds no subnets"),
+        ("robustness_members_no_family", ["robustness", f"{r}/prev", "--members", "subnets"], "holds no subnets"),
         ("subnets_missing_run", ["subnets", f"{r}/absent"], "does not exist"),
         ("subnets_unknown", ["subnets", f"{r}/shrunk", "--spec", "vgg16:0.5", "-o", f"{r}/cut"], "the family has no subnet vgg16:0.5"),
         ("subnets_bad_width", ["subnets", f"{r}/shrunk", "--spec", "vgg11:1.5", "-o", f"{r}/cut"], "width fraction must be in (0, 1]"),

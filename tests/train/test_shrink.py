@@ -155,3 +155,15 @@ def test_a_shrink_block_reads_and_writes_and_is_omitted_when_absent(npz_data: st
     assert "shrink" not in _sched(npz_data, plain=True).to_dict()
     with pytest.raises(ScheduleError, match="unknown key"):
         Schedule.from_dict({**s.to_dict(), "shrink": {"start": 0.5, "bogus": 1}})
+
+
+def test_mutual_inference_can_vote_with_the_familys_subnets(shrunk) -> None:
+    from growsearch.robust.robustness import robustness_report
+
+    root, _ = shrunk
+    r = RunResult.load(root / "run")
+    rep = robustness_report(root / "run", members="all_subnets", eps=[0.0, 0.01], noise=[0.0], ablation=[0.0], draws=1, out=False, progress=False)
+    assert [m["arch"] for m in rep.members] == [row["subnet"] for row in r.subnets] and rep.member_kind == "all_subnets"
+    assert rep.members[-1]["test_acc"] == r.subnets[-1]["test_acc"]  # the full network, recalibrated as the run scored it, is the final column
+    pareto = robustness_report(root / "run", members="subnets", eps=[0.0], noise=[0.0], ablation=[0.0], draws=1, out=False, progress=False)
+    assert [m["arch"] for m in pareto.members] == [row["subnet"] for row in r.subnets if row["pareto"] or row is r.subnets[-1]]
