@@ -256,7 +256,7 @@ def test_the_report_is_typed_and_round_trips_through_robustness_json(runs, tmp_p
     saved = r.save(tmp_path / "robustness.json")
     on_disk = json.loads(saved.read_text())
     assert set(on_disk) == {"run_dir", "baseline_dir", "dataset", "test_samples", "num_classes", "device", "seed", "members", "selection",
-                            "weights", "rule", "noise", "ablation", "fgsm", "detection", "wall_s", "versions"}  # the file's layout, as before
+                            "weights", "rule", "noise", "ablation", "fgsm", "detection", "wall_s", "versions", "member_kind"}  # the file's layout, one key added
     assert RobustnessReport.load(tmp_path) == r and RobustnessReport.from_dict({**on_disk, "added_later": 1}) == r
     assert "note" not in r and r.get("note") is None and r.get("fgsm") == r.fgsm
 
