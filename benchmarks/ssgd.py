@@ -4,7 +4,7 @@ Three ways to a sparse network at the same training budget, each followed by the
 pruning sweep: plain SGD (magnitude pruning alone), L1-regularised SGD (loss + λ Σ|w|), and
 SSGD (``train.optimizer: ssgd``, both structures). After training, each layer's smallest
 weights (unstructured) or channels (structured: a channel's filter, bias and BatchNorm γ, β,
-ranked by ``growsearch.train.ssgd.channel_norms``) are zeroed at rising fractions; the sparsity
+ranked by ``growsearch.model.prune.channel_norms``) are zeroed at rising fractions; the sparsity
 at iso-accuracy is the largest fraction whose **validation** accuracy stays within 0.5 pt of the
 dense network's; the test accuracy there is read once, for the report. 3 seeds.
 
@@ -31,7 +31,7 @@ from growsearch.data.loader import BatchLoader
 from growsearch.model.arch import create_model
 from growsearch.plan.schedule import TrainConfig, load_split
 from growsearch.train.loop import eval_loader, evaluate, lr_factor, optimizer_for
-from growsearch.train.ssgd import channel_groups, channel_norms
+from growsearch.model.prune import channel_groups, channel_norms
 
 FRACTIONS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]
 BAND = 0.005  # iso-accuracy: validation accuracy within 0.5 pt of the dense network's
@@ -76,7 +76,7 @@ def sparsified(model: torch.nn.Module, frac: float, structured: bool) -> tuple[t
 
     m = copy.deepcopy(model)
     if structured:
-        for members in channel_groups(m):
+        for members in channel_groups(m).values():
             norms = channel_norms(members)
             k = int(frac * len(norms))
             if k:

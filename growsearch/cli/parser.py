@@ -124,8 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="trial budget (default: the space's)")
     p.add_argument(
         "--cost", default="M", metavar="NAME",
-        help="what the ratio divides: M (training MACs, default) or wall_s (wall-clock seconds), or a cost registered with "
-        "growsearch.search.judge.register_cost",
+        help="what the ratio divides: M (training MACs, default), wall_s (wall-clock seconds), family (a space with a shrink block: "
+        "M over the sum of every subnet's from-scratch M at its own target; feasible when every subnet reaches it), or a cost "
+        "registered with growsearch.search.judge.register_cost",
     )
     p.add_argument("--storage", metavar="URL", default=None, help="Optuna storage URL (default sqlite:///DIR/study.db)")
     p.add_argument("--study", metavar="NAME", default=None, help="study name (default: the space's name)")

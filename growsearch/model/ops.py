@@ -31,7 +31,7 @@ from growsearch._extensions import caller as _caller, forget as _forget, record 
 from growsearch.model.arch import ArchError, ArchSpec, build_model, Family, get_family, parse_arch, spec_for
 from growsearch.model.cost import count_params, macs_per_sample
 from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
-from growsearch.model.prune import identity_masks, identity_masks_supported, prune, pruned_widths, replay_pruning
+from growsearch.model.prune import check_prunable, identity_masks, identity_masks_supported, prune, prune_below, pruned_widths, replay_pruning
 
 __all__ = [
     "StageView", "Run", "Step", "Op",
@@ -49,6 +49,8 @@ class StageView:
     classes: int  # classifier rows after the transition
     index: int = 1  # 1-based stage number
     prune_ratio: float = 0.0  # share of each conv's filters pruned before growth
+    prune_threshold: float | None = None  # instead: prune the filters scoring below this (growsearch.model.prune.channel_scores)
+    prune_widths: tuple[tuple[int, ...], ...] | None = None  # prune_threshold's widths, once the trained network says them (None: not yet known)
     zero_mask: bool = False  # keep the zero taps of the identity layers this stage inserts
     resolution: int | None = None  # the stage's input side (None: the dataset's, unknown without data)
     prev_resolution: int | None = None  # the previous stage's input side
@@ -168,15 +170,25 @@ class Prune(Op):
     name = "prune"
 
     def plan(self, spec, stage):
+        if stage.prune_threshold is not None:
+            # the widths follow the trained weights: before training, the unpruned widths stand in
+            # (an upper bound of every later cost; the planner marks those stages' M unknown)
+            check_prunable(spec)
+            return replace(spec, widths=stage.prune_widths or spec.widths)
         return replace(spec, widths=pruned_widths(spec, stage.prune_ratio)) if stage.prune_ratio > 0 else None
 
     def apply(self, model, step):
-        ratio, res = step.stage.prune_ratio, step.stage.prev_resolution
+        ratio, thr, res = step.stage.prune_ratio, step.stage.prune_threshold, step.stage.prev_resolution
         shape = (step.before.in_chans, res, res)  # what the network was trained at
         before = (count_params(model), macs_per_sample(model, shape))
-        model = prune(model, ratio, input_shape=shape, record=step.run.pruning)
+        if thr is not None:
+            model = prune_below(model, thr, input_shape=shape, record=step.run.pruning)
+            ratio = 1 - sum(map(sum, model.arch_spec.widths)) / sum(map(sum, step.before.widths))  # the share of filters the threshold removed
+        else:
+            model = prune(model, ratio, input_shape=shape, record=step.run.pruning)
         scores = step.run.score(model) if step.run.score is not None else {}
         step.run.prune = {
+            **({"threshold": thr} if thr is not None else {}),
             "ratio": ratio, "params_before": before[0], "params_after": count_params(model),
             "macs_before": before[1], "macs_after": macs_per_sample(model, shape),
             **scores, "widths_after": [list(b) for b in model.arch_spec.widths],
@@ -184,6 +196,8 @@ class Prune(Op):
         return model
 
     def label(self, step):
+        if step.stage.prune_threshold is not None:
+            return f"prune below {step.stage.prune_threshold:g}" + ("" if step.stage.prune_widths else " (widths known after training)")
         return f"prune R={step.stage.prune_ratio:g}"
 
     def carry(self, state, step):  # the kept filters keep their state: the same filters go

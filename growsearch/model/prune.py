@@ -1,4 +1,4 @@
-"""L1 filter pruning before growth, and the zero mask of Net2Net identity kernels.
+"""L1 filter pruning before growth (a ratio, or a threshold on channel scores), and the zero mask of Net2Net identity kernels.
 
 torch-pruning does the graph work (its dependency graph keeps BatchNorm and the next layer
 consistent); growsearch only chooses the ratio and the moment. The importance is classic
@@ -26,8 +26,13 @@ from growsearch.model.arch import _FAMILIES
 from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
 
 __all__ = [
+    "channel_groups",
+    "channel_norms",
+    "channel_scores",
     "prune",
+    "prune_below",
     "pruned_widths",
+    "threshold_widths",
     "replay_pruning",
     "check_prunable",
     "identity_masks",
@@ -38,7 +43,7 @@ __all__ = [
 
 def check_prunable(spec: ArchSpec) -> None:
     if not get_family(spec.family).prunable:
-        raise ArchError(f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0")
+        raise ArchError(f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0 (and drop prune_threshold)")
 
 
 def _families_with(capability: str) -> list[str]:
@@ -91,9 +96,94 @@ def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int], 
     pruner.step()
     if record is not None:
         record.extend(pruner.DG.pruning_history())
-    widths = tuple(
-        tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec)
-    )
+    return _rebuilt_pruned(model, work, spec, expect, ref)
+
+
+def channel_groups(model: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """For each channel group of the model's family graph, the parameters that write it (dim 0
+    of each: conv weights and biases, BatchNorm γ and β): SSGD's filter groups, and what a
+    threshold reads."""
+    spec = model.arch_spec
+    params = dict(model.named_parameters())
+    groups: dict[str, list[torch.Tensor]] = {}
+    for prefix, out, _ in get_family(spec.family).channel_graph(spec).edges:
+        if out is not None:
+            groups.setdefault(out, []).extend(params[f"{prefix}.{k}"] for k in ("weight", "bias") if f"{prefix}.{k}" in params)
+    return groups
+
+
+@torch.no_grad()
+def channel_norms(members: "list[torch.Tensor]") -> torch.Tensor:
+    """Each output channel's mean square, relative to its tensor's mean over channels, averaged
+    over the tensors that write the channel: 1 for a typical channel, 0 for one whose filter,
+    bias and BatchNorm γ and β are all zero. Their mean over a layer's channels is 1, so the
+    largest is at least 1."""
+    rel = []
+    for t in members:
+        per = t.detach().float().reshape(t.shape[0], -1).square().mean(dim=1)
+        rel.append(per / per.mean().clamp_min(torch.finfo(per.dtype).tiny))
+    return torch.stack(rel).mean(dim=0)
+
+
+def channel_scores(model: nn.Module) -> dict[str, torch.Tensor]:
+    """:func:`channel_norms` of every channel group: what ``prune_threshold`` compares."""
+    return {g: channel_norms(members) for g, members in channel_groups(model).items()}
+
+
+def _kept_by_threshold(model: nn.Module, threshold: float) -> dict[str, torch.Tensor]:
+    """Per conv layer's channel group, the channels whose score reaches ``threshold`` (at least the
+    best one: a threshold ≤ 1 keeps it anyway, as scores average 1 over a layer)."""
+    out = {}
+    for g, score in channel_scores(model).items():
+        keep = torch.nonzero(score >= threshold).flatten()
+        out[g] = keep if len(keep) else score.argmax().view(1)
+    return out
+
+
+def threshold_widths(model: nn.Module, threshold: float) -> tuple[tuple[int, ...], ...]:
+    """The widths ``prune_below(model, threshold)`` leaves: per layer, its channels whose score
+    (:func:`channel_scores`) reaches ``threshold``. Data-free: the weights alone decide."""
+    spec = model.arch_spec
+    check_prunable(spec)
+    keep = _kept_by_threshold(model, threshold)
+    fam = get_family(spec.family)
+    group_of = {prefix: out for prefix, out, _ in fam.channel_graph(spec).edges}
+    return tuple(tuple(len(keep[group_of[layer[0]]]) for layer in blk) for blk in fam.layer_prefixes(spec))
+
+
+def prune_below(model: nn.Module, threshold: float, *, input_shape: tuple[int, int, int], record: list | None = None) -> nn.Module:
+    """A copy of ``model`` without the filters whose score (:func:`channel_scores`: the filter,
+    bias and BatchNorm γ and β together, relative to their layer) is below ``threshold``: what
+    SSGD's filter variant drove to zero. torch-pruning's dependency graph removes exactly those
+    channels (``get_pruning_group`` with their indices), keeping BatchNorm and the next layer
+    consistent. ``record``: as :func:`prune`."""
+    import torch_pruning as tp
+
+    spec: ArchSpec = model.arch_spec
+    expect = threshold_widths(model, threshold)
+    keep = _kept_by_threshold(model, threshold)
+    ref = next(model.parameters())
+    work = copy.deepcopy(model).cpu().float().eval()
+    fam = get_family(spec.family)
+    graph = tp.DependencyGraph().build_dependency(work, example_inputs=torch.zeros(1, *input_shape))
+    writers = {}
+    for prefix, out, _ in fam.channel_graph(spec).edges:
+        if out is not None and isinstance(work.get_submodule(prefix), nn.Conv2d):
+            writers.setdefault(out, prefix)
+    for g, conv in writers.items():
+        width = work.get_submodule(conv).out_channels
+        drop = sorted(set(range(width)) - set(keep[g].tolist()))
+        if drop:
+            graph.get_pruning_group(work.get_submodule(conv), tp.prune_conv_out_channels, idxs=drop).prune()
+    if record is not None:
+        record.extend(graph.pruning_history())
+    return _rebuilt_pruned(model, work, spec, expect, ref)
+
+
+def _rebuilt_pruned(model: nn.Module, work: nn.Module, spec: ArchSpec, expect: tuple, ref: torch.Tensor) -> nn.Module:
+    """The pruned copy ``work`` as a freshly built model of its spec, on ``model``'s device, dtype and mode."""
+    fam = get_family(spec.family)
+    widths = tuple(tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec))
     if widths != expect:  # torch-pruning's rounding changed: fail loudly rather than mis-count
         raise RuntimeError(f"torch-pruning kept widths {widths}, expected {expect}")
     new = build_model(replace(spec, widths=widths))

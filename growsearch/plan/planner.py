@@ -68,6 +68,7 @@ class StagePlan:
     macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
     params: int
     shrink: ShrinkPlan | None = None  # the last stage of a schedule with a shrink block: its subnets and their passes
+    bounded: bool = False  # a prune_threshold at or before this stage has not yet said its widths: the network is an upper bound
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -76,8 +77,9 @@ class StagePlan:
 
     @property
     def M(self) -> int | None:
-        """samples × MACs of a fixed-epoch stage: equal to the trained stage's M; None for a plateau stage."""
-        return None if self.plateau else self.M_max
+        """samples × MACs of a fixed-epoch stage: equal to the trained stage's M; None for a plateau
+        stage, or one whose network a prune_threshold before it decides (``bounded``)."""
+        return None if self.plateau or self.bounded else self.M_max
 
     @property
     def M_max(self) -> int:
@@ -85,11 +87,16 @@ class StagePlan:
         return self.epochs * self.samples_per_epoch * self.macs_per_sample + (self.shrink.M if self.shrink else 0)
 
 
-def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None) -> list[Transition]:
+def transitions(
+    schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None,
+    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+) -> list[Transition]:
     """Each stage's spec before and after its ops, or a ``ScheduleError`` naming the stage.
 
     ``native``: the dataset's image side (stem kernels are rescaled for stages below it); without
     it resolutions are not applied. ``init_spec``: stage 1 builds this exact spec.
+    ``prune_widths``: stage → the widths its ``prune_threshold`` left, once the trained network
+    has said them (a stage missing here is planned unpruned: an upper bound).
     """
     out: list[Transition] = []
     spec: ArchSpec | None = None
@@ -99,7 +106,7 @@ def transitions(schedule: Schedule, *, in_chans: int = 3, native: int | None = N
         view = StageView(
             st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
             native=native, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
-            deepen_init=schedule.deepen_init,
+            deepen_init=schedule.deepen_init, prune_threshold=st.prune_threshold, prune_widths=(prune_widths or {}).get(i),
         )
         try:
             steps, new = plan_transition(first_ops() if spec is None else transition_ops(), spec, view)
@@ -199,7 +206,10 @@ def copied_layers(trans: list[Transition]) -> int:
     return sum(Deepen.copies(step)[0] for tr in trans for step in tr.steps if isinstance(step.op, Deepen))
 
 
-def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None) -> list[StagePlan]:
+def plan_schedule(
+    schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None,
+    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+) -> list[StagePlan]:
     """Plan every stage of ``schedule`` without training: specs, ops, data and cost.
 
     Args:
@@ -208,6 +218,9 @@ def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_
         dataset: the loaded dataset (default: read from ``schedule.dataset``); its validation
             split is carved from ``schedule.train`` exactly as a run carves it.
         init_spec: stage 1 builds this exact spec (a frontier's ``--spec-from`` reference).
+        prune_widths: the widths a ``prune_threshold`` stage's pruning left (see :func:`transitions`);
+            until a stage's are given, it and every later stage are ``bounded`` (their M unknown,
+            ``M_max`` an upper bound), which is how a run plans before training.
 
     Returns:
         One :class:`StagePlan` per stage; ``sum(p.M for p in plans)`` is the trained ``result.M``
@@ -216,6 +229,9 @@ def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     trans = check(schedule, num_classes=ds.num_classes, image_size=ds.image_size, in_chans=ds.in_chans, init_spec=init_spec)
+    if prune_widths:
+        trans = transitions(schedule, in_chans=ds.in_chans, native=ds.image_size, init_spec=init_spec, prune_widths=prune_widths)
+    unknown = [i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})]
     if ds.val_fraction is None:  # samples per epoch count the training images left after the split
         ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
     order = schedule.resolved_class_order(ds.num_classes)
@@ -233,6 +249,7 @@ def plan_schedule(schedule: Schedule, *, dataset: "Dataset | None" = None, init_
             stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
             macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model), shrink=shrink,
+            bounded=any(j <= i for j in unknown),
         ))
     return plans
 
@@ -249,12 +266,13 @@ def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
     lines = [f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"]
     for p in plans:
         ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
-        m = f"≤{p.M_max:.3e}" if p.plateau else f"{p.M:.3e}"
+        m = f"≤{p.M_max:.3e}" if p.M is None else f"{p.M:.3e}"
         lines.append(
             f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution:>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
         )
     total = planned_M(plans)
-    lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} (a plateau stage stops early)")
+    why = "a prune_threshold decides the widths after training" if any(p.bounded for p in plans) else "a plateau stage stops early"
+    lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} ({why})")
     if schedule is not None:
         lines += _recipe_lines(schedule)
     return "\n".join(lines)

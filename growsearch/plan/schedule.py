@@ -25,7 +25,7 @@ from growsearch.errors import GrowsearchError
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
 
-__all__ = ["Schedule", "Shrink", "Stage", "TrainConfig", "ScheduleError", "budget_split", "check_optimizer", "load_schedule", "load_split"]
+__all__ = ["Schedule", "Shrink", "Stage", "TrainConfig", "ScheduleError", "budget_split", "epoch_edges", "check_optimizer", "load_schedule", "load_split"]
 
 
 class ScheduleError(GrowsearchError, ValueError):
@@ -68,6 +68,18 @@ def finite(v: object, what: str, ok, rule: str) -> float:
     return float(v)
 
 
+def epoch_edges(total: int, fractions: "list[float]", *, last: int = 0) -> list[int]:
+    """0, each fraction of ``total`` epochs rounded half up (at most ``total - last``), and
+    ``total``: where the stages of a budget (``grow_at``) or the sizes of a progressively resized
+    run (``switch_at``) change. The one rounding rule both use.
+
+    Example:
+        >>> epoch_edges(10, [0.25, 0.95], last=1)
+        [0, 3, 9, 10]
+    """
+    return [0] + [min(math.floor(f * total + 0.5), total - last) for f in fractions] + [total]
+
+
 def budget_split(budget: int, grow_at: list[float]) -> list[int]:
     """Each stage's whole epochs when growth happens at the fractions ``grow_at`` of ``budget``
     epochs (each boundary rounded half up), or ``ScheduleError`` naming the fix.
@@ -80,7 +92,7 @@ def budget_split(budget: int, grow_at: list[float]) -> list[int]:
         b <= a for a, b in zip(grow_at, grow_at[1:])
     ):
         raise ScheduleError(f"grow_at must be fractions of budget_epochs strictly increasing in (0, 1), e.g. [0.25, 0.5]; got {grow_at!r}")
-    edges = [0] + [math.floor(f * budget + 0.5) for f in grow_at] + [budget]
+    edges = epoch_edges(budget, grow_at)
     epochs = [b - a for a, b in zip(edges, edges[1:])]
     if min(epochs) < 1:
         i = epochs.index(min(epochs)) + 1
@@ -164,6 +176,7 @@ class Stage:
     fraction: float | None = None  # data_growth "samples": the share of every class's training images this stage sees (nested; the last stage 1)
     optimizer: str | None = None  # this stage's optimizer, sgd or ssgd (default: train.optimizer)
     ssgd_strength: float | None = None  # this stage's SSGD strength (default: train.ssgd_strength); needs ssgd
+    prune_threshold: float | None = None  # instead of prune_ratio: prune the filters whose score (relative mean square of filter, bias, BN γ and β; 1 on average) is below this
 
     def recipe(self, train: "TrainConfig") -> "TrainConfig":
         """``train`` with this stage's optimizer choices in it: the recipe the stage trains with."""
@@ -270,6 +283,15 @@ class Schedule:
             finite(st.prune_ratio, f"{where}: prune_ratio", lambda v: 0 <= v < 1, "in [0, 1)")
             if i == 1 and st.prune_ratio > 0:
                 raise ScheduleError("stage 1: prune_ratio prunes the previous stage's network, and stage 1 has none: set it to 0")
+            if st.prune_threshold is not None:
+                finite(
+                    st.prune_threshold, f"{where}: prune_threshold", lambda v: 0 < v <= 1,
+                    "in (0, 1] (a layer's scores average 1, so a threshold up to 1 never empties a layer)",
+                )
+                if i == 1:
+                    raise ScheduleError("stage 1: prune_threshold prunes the previous stage's network, and stage 1 has none: drop it")
+                if st.prune_ratio > 0:
+                    raise ScheduleError(f"{where}: prune_ratio and prune_threshold both choose the filters to prune: keep one")
             if st.resolution is not None:
                 whole(st.resolution, f"{where}: resolution (pixels)", 1, MAX_RESOLUTION, omittable=True)
             if not isinstance(st.zero_mask, bool):
@@ -351,7 +373,7 @@ class Schedule:
             for st in d["stages"]:
                 del st["epochs"]
         for st in d["stages"]:
-            for k in ("patience", "lr", "fraction", *STAGE_OPTIMIZER_KEYS):
+            for k in ("patience", "lr", "fraction", "prune_threshold", *STAGE_OPTIMIZER_KEYS):
                 if st[k] is None:
                     del st[k]
         return d

@@ -181,7 +181,9 @@ def run_search(
     if batch is not None and not deterministic:
         raise SearchError("--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch")
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
-    get_cost(cost)  # an unknown cost is one line now, not in every trial
+    family = get_cost(cost).family  # an unknown cost is one line now, not in every trial
+    if family and sp.shrink is None:
+        raise SearchError(f"--cost {cost} prices a shrink run's subnets, and space {sp.name} has no shrink block: add one (shrink: {{depths: [...], widths: [...]}}) or use --cost M")
     from growsearch.train.results import check_out_dir
 
     check_out_dir(out, overwrite=True, replaces=False)  # a file, or a folder that cannot be written
@@ -232,10 +234,12 @@ def run_search(
         workers = min(slots, max_concurrent or slots)
         front = ensure_frontier(
             study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
-            workers=f"{workers} Ray worker(s) of {threads} thread(s)",
+            workers=f"{workers} Ray worker(s) of {threads} thread(s)", family=family,
         )
         judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
-        if references and not resume:
+        if references and not resume and family:
+            print("search: --references enqueues from-scratch and paper schedules, which train no family: none enqueued", flush=True)
+        elif references and not resume:
             enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size), sp, ds.num_classes)
         if deterministic:
             batch = batch or (study.user_attrs.get("batch") if resume else None) or workers

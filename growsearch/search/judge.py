@@ -71,6 +71,7 @@ class Cost:
     so_far: Callable[[Any], float] | None = None  # the cost up to a StageResult, earlier stages included (None: not known mid-run)
     plannable: bool = False  # a fixed-epoch schedule's cost is its planned M: a trial can be judged before it trains
     what: str = ""  # in words, for --help and reports
+    family: bool = False  # the run is a shrink run's family: each subnet is judged on its own frontier reference (see Judge)
 
 
 def _run_M(result: Any) -> float:
@@ -125,6 +126,10 @@ def list_costs() -> list[str]:
 
 register_cost(Cost("M", "M_ratio", _run_M, "M", _M_so_far, plannable=True, what="training MACs, Σ samples × forward MACs"))
 register_cost(Cost("wall_s", "wall_ratio", _run_wall, "wall_s", what="wall-clock seconds of training and per-epoch evaluation"))
+register_cost(Cost(
+    "family", "family_ratio", _run_M, "M", _M_so_far, plannable=True, family=True,
+    what="training MACs of a shrink run, over the sum of every subnet's from-scratch M at its own target; feasible when every subnet reaches its target",
+))
 
 
 def feasible_trials(trials: list, metric: str = "M_ratio") -> list:
@@ -169,13 +174,36 @@ class Judge:
 
     @property
     def target(self) -> float:
-        """The validation accuracy a feasible trial reaches: the frontier's best − tolerance."""
+        """The validation accuracy a feasible trial reaches: the frontier's best − tolerance (a
+        family: the full network's, the last reference's)."""
+        if self._cost.family:
+            return self.members[-1][1]
         return self.frontier.best_val_acc - self.tolerance
+
+    @cached_property
+    def members(self) -> list[tuple[Any, float, dict]]:
+        """A family's yardstick: per frontier reference (one per subnet architecture, the smallest
+        first), its target (its own best − tolerance) and how it reaches it (:meth:`Frontier.scratch`)."""
+        from dataclasses import replace
+
+        out = []
+        for ref in (r for r in self.frontier.references if r.resolutions is None):
+            one = replace(self.frontier, references=[ref])
+            target = one.best_val_acc - self.tolerance
+            out.append((ref, target, one.scratch(target, self._cost.frontier_key)))
+        return out
 
     @cached_property
     def ref(self) -> dict:
         """How the frontier reaches the target: its cost there (under the cost's key), the
-        reference, and whether that is a bound (see :meth:`Frontier.scratch`)."""
+        reference, and whether that is a bound (see :meth:`Frontier.scratch`). A family's: the sum
+        over its subnets' references, a bound when any of them is."""
+        if self._cost.family:
+            key = self._cost.frontier_key
+            return {
+                key: sum(m[2][key] for m in self.members), "reference": f"family of {len(self.members)}",
+                "beyond": any(m[2]["beyond"] for m in self.members), "below": any(m[2]["below"] for m in self.members),
+            }
         return self.frontier.scratch(self.target, self._cost.frontier_key)
 
     @property
@@ -214,13 +242,31 @@ class Judge:
         """A finished run's metrics, as every route records them: M, the ratio, accuracies
         (feasibility reads validation; test is only reported), cost spent, the constraints."""
         ratio = self.ratio(self._cost.of_run(result))
+        extra: dict = {}  # a family's per-subnet record
+        constraint = self._family_constraint(result, extra) if self._cost.family else self.target - result.val_acc
         out = {
             "M": result.M, self.metric: ratio, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
-            "constraint": self.target - result.val_acc, "wall_s": result.wall_s, "spent_M": result.spent_M,
+            "constraint": constraint, **extra, "wall_s": result.wall_s, "spent_M": result.spent_M,
             "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
             "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
         }
         return self._settle(out)
+
+    def _family_constraint(self, result: Any, extra: dict) -> float:
+        """A family trial's accuracy constraint: the largest shortfall of a subnet below its own
+        reference's target (≤ 0: every subnet reached it); 1 when a subnet has no reference or the
+        run has no subnets. ``extra`` receives the per-subnet record (``subnets``)."""
+        from growsearch.train.family import matches
+
+        rows, worst, rec = result.subnets or [], 1.0 if not result.subnets else -math.inf, []
+        for row in rows:
+            hit = next((m for m in self.members if matches(m[0], row["spec"], self.frontier.num_classes)), None)
+            short = 1.0 if hit is None else hit[1] - row["val_acc"]
+            worst = max(worst, short)
+            rec.append({"subnet": row["subnet"], "arch": row["arch"], "val_acc": row["val_acc"], "test_acc": row["test_acc"],
+                        "target": None if hit is None else hit[1]})
+        extra["subnets"] = rec
+        return float(worst)
 
     def add_fgsm(self, metrics: dict, fgsm: dict) -> dict:
         """``metrics`` with a run's FGSM accuracies (``fgsm_mi_acc``, ``fgsm_acc``, ``fgsm_eps``)

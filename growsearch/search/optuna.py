@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 
-from growsearch.search.judge import best_trial, cannot_win, Judge, SearchError
+from growsearch.search.judge import best_trial, cannot_win, get_cost, Judge, SearchError
 from growsearch.search.space import load_space, SearchSpace, suggest_schedule
 from growsearch.search.study import (
     ensure_frontier, given_frontier, measure_fgsm, name_metrics, record_setup, set_constraints, split_data, store_network, user_attrs,
@@ -102,8 +102,6 @@ class Objective:
         artifact_store: Any = None,
         cost: str = "M",
     ) -> None:
-        from growsearch.search.judge import get_cost
-
         self.space = space if isinstance(space, SearchSpace) else load_space(space)
         if second is not None and second not in SECOND:
             raise SearchError(f"second must be one of {', '.join(SECOND)}, got {second!r}")
@@ -113,7 +111,8 @@ class Objective:
             raise SearchError("min_fgsm_acc needs fgsm_eps (the ε the floor is measured at, e.g. 0.02)")
         if fgsm_eps is not None and out_dir is None:
             raise SearchError("fgsm_eps reads the stage networks from the prefix cache: give out_dir")
-        get_cost(cost)  # an unknown cost is an error now, not in the first trial
+        if get_cost(cost).family and self.space.shrink is None:  # an unknown cost is an error now, not in the first trial
+            raise SearchError(f"cost {cost!r} prices a shrink run's subnets: give a space with a shrink block")
         self.frontier, self.out_dir, self.second, self.fgsm_eps, self.device = frontier, out_dir, second, fgsm_eps, device
         self.artifact_store, self.min_fgsm_acc, self.cost = artifact_store, min_fgsm_acc, cost
         self._ds = None
@@ -136,7 +135,8 @@ class Objective:
         if given is not None and study.user_attrs.get("frontier") not in (None, given.to_dict()):
             raise SearchError(f"study {study.study_name!r} already compares with another frontier: use a new study")
         out = Path(self.out_dir) if self.out_dir is not None else None
-        front = ensure_frontier(study, self.space, out or Path("."), ds, given) if given is not None or out is not None else None
+        family = get_cost(self.cost).family
+        front = ensure_frontier(study, self.space, out or Path("."), ds, given, family=family) if given is not None or out is not None else None
         if front is None:
             if "frontier" not in study.user_attrs:
                 raise SearchError("Objective needs a frontier: pass frontier=FRONTIER_DIR, or out_dir=DIR to train the space's")

@@ -62,6 +62,7 @@ class SearchSpace:
     deepen_init: list[str] = field(default_factory=lambda: ["identity"])  # identity | copy (proposed only where a schedule can copy)
     optimizer: list[str] | None = None  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows); None: train.optimizer
     ssgd_strength: tuple[float, float] | None = None  # range of a stage's SSGD strength in (0, 1]; None: train.ssgd_strength
+    shrink: dict | None = None  # a shrink block for every trial's last stage: depths and widths fixed (the family), start, ramp_epochs, subnets_per_step, temperature each a [min, max] range or one value; recal_images one value
     baseline_resolutions: list[int] = field(default_factory=list)  # the frontier also trains each budget with progressive resizing at these sides
     baseline_switch_at: list[float] = field(default_factory=list)  # ... switching at these fractions of each budget
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
@@ -150,7 +151,37 @@ class SearchSpace:
         except ScheduleError as e:
             raise SpaceError(str(e)) from None
         self._check_levers()
+        self._check_shrink()
         self._check_extremes()
+
+    def _check_shrink(self) -> None:
+        """The shrink block: its keys, every range, and whether the final network can shrink so."""
+        if self.shrink is None:
+            return
+        from growsearch.model.arch import ArchError, spec_for
+        from growsearch.model.elastic import check_elastic
+        from growsearch.plan.schedule import ScheduleError, Shrink
+
+        if not isinstance(self.shrink, dict):
+            raise SpaceError(f"shrink: a mapping of depths, widths, start, ramp_epochs, subnets_per_step, temperature, recal_images, got {self.shrink!r}")
+        allowed = [f.name for f in fields(Shrink)]
+        unknown = sorted(set(self.shrink) - set(allowed))
+        if unknown:
+            raise SpaceError(f"shrink: unknown key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(allowed)}")
+        for key in SHRINK_RANGES:
+            v = self.shrink.get(key)
+            if isinstance(v, list):
+                _range(v, f"shrink.{key}", int if key == "subnets_per_step" else float)
+        try:
+            for end in (0, 1):  # the lowest and the highest value of every range
+                Shrink(**self.shrink_at(end)).validate()
+            check_elastic(spec_for(self.final_arch, 10), self.shrink.get("depths", []), self.shrink.get("widths", []))
+        except (ScheduleError, ArchError) as e:
+            raise SpaceError(f"shrink: {e}".replace("shrink: shrink.", "shrink.")) from None
+
+    def shrink_at(self, end: int) -> dict:
+        """The shrink block with every range at its low (``end`` 0) or high (1) end."""
+        return {k: (v[end] if k in SHRINK_RANGES and isinstance(v, list) else v) for k, v in (self.shrink or {}).items()}
 
     def _check_levers(self) -> None:
         from growsearch.plan.schedule import DATA_GROWTH, DEEPEN_INIT, LR_SCHEDULES, OPTIMIZERS
@@ -251,6 +282,9 @@ class SearchSpace:
             if d[key] is not None:
                 d[key] = list(d[key])
         return d
+
+
+SHRINK_RANGES = ("start", "ramp_epochs", "subnets_per_step", "temperature")  # the shrink keys a search may choose
 
 
 def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> None:
@@ -424,9 +458,24 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         train = replace(train, carry_optimizer=_choose(trial, "carry_optimizer", space.carry_optimizer))
         if space.new_param_lr is not None:
             train = replace(train, new_param_lr=trial.suggest_float("new_param_lr", *space.new_param_lr, log=True))
-    sched = Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth, deepen_init=deepen_init)
+    shrink = _suggest_shrink(trial, space) if space.shrink is not None else None
+    sched = Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth, deepen_init=deepen_init, shrink=shrink)
     check(sched, num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
     return sched
+
+
+def _suggest_shrink(trial: Any, space: SearchSpace) -> Any:
+    """The trial's shrink block: each range of the space's a parameter (``shrink_start``, ...), each single value fixed."""
+    from growsearch.plan.schedule import Shrink
+
+    d = dict(space.shrink)
+    for key in SHRINK_RANGES:
+        v = d.get(key)
+        if isinstance(v, list) and v[0] != v[1]:
+            d[key] = trial.suggest_int(f"shrink_{key}", *v) if key == "subnets_per_step" else trial.suggest_float(f"shrink_{key}", *map(float, v))
+        elif isinstance(v, list):
+            d[key] = v[0]
+    return Shrink(**d)
 
 
 def _choose(trial: Any, name: str, choices: list) -> Any:
@@ -487,6 +536,8 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
                 params[f"resolution_{i}"] = sizes.index(st.resolution)
         if i > 1:
             params.update({f"lr_{i}": st.lr, f"prune_{i}": st.prune_ratio, f"zero_mask_{i}": st.zero_mask})
+    if schedule.shrink is not None:
+        params.update({f"shrink_{k}": getattr(schedule.shrink, k) for k in SHRINK_RANGES})
     params = {k: v for k, v in params.items() if v is not None}
     trial = FixedTrial(params)
     try:

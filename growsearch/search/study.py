@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from growsearch.plan.schedule import load_split, Schedule
-from growsearch.search.judge import FGSM_METRIC, Judge
+from growsearch.search.judge import SearchError, FGSM_METRIC, Judge
 from growsearch.search.space import SearchSpace
 from growsearch.train.frontier import Frontier
 
 __all__ = [
-    "FIXED_SCHEDULE", "NETWORK_FILE", "enqueue", "ensure_frontier", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm",
+    "FIXED_SCHEDULE", "NETWORK_FILE", "enqueue", "ensure_frontier", "family_specs", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm",
     "name_metrics", "record_setup", "reference_schedules", "set_constraints", "split_data", "store_network", "user_attrs",
 ]
 
@@ -75,7 +75,7 @@ def user_attrs(result: dict, metric: str) -> dict:
     ):
         if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
             out[key] = result[key]
-    for key in ("schedule", "stages", "versions"):  # JSON strings in a Tune result (Tune flattens nested dicts)
+    for key in ("schedule", "stages", "versions", "subnets"):  # JSON strings in a Tune result (Tune flattens nested dicts)
         if isinstance(result.get(key), str):
             out[key] = json.loads(result[key])
         elif result.get(key) is not None:
@@ -107,10 +107,11 @@ def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: fl
 
 def ensure_frontier(
     study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None, *,
-    threads: int | None = None, prefix_cache: Path | None = None, runner: Any = None, workers: str = "",
+    threads: int | None = None, prefix_cache: Path | None = None, runner: Any = None, workers: str = "", family: bool = False,
 ) -> Frontier:
     """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
-    (the final architecture at the space's budgets), with the trials' thread count and into
+    (the final architecture at the space's budgets; with ``family``, every subnet architecture of
+    the space's shrink block, the smallest first), with the trials' thread count and into
     their prefix cache, so a trial whose schedule is one of its runs reproduces that run without
     training it again. ``runner``/``workers``: see :func:`growsearch.train.baseline.run_frontier`."""
     from growsearch.train.baseline import run_frontier
@@ -131,15 +132,28 @@ def ensure_frontier(
         return given
     budgets = space.frontier_budgets()
     resized = f", and with progressive resizing {'→'.join(map(str, space.baseline_resolutions))} px" if space.baseline_resolutions else ""
-    print(f"frontier: {space.final_arch} from scratch on all of {space.dataset} at {budgets} epochs{resized}", flush=True)
+    specs = family_specs(space, dataset.num_classes, dataset.in_chans) if family else []
+    what = f"every subnet ({', '.join(s.name for s in specs)})" if family else space.final_arch
+    print(f"frontier: {what} from scratch on all of {space.dataset} at {budgets} epochs{resized}", flush=True)
     front = run_frontier(
-        space.dataset, [space.final_arch], budgets, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
+        space.dataset, [] if family else [space.final_arch], budgets, specs=specs, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
         dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
         runner=runner, workers=workers, resolutions=space.baseline_resolutions, switch_at=space.baseline_switch_at,
     )
     study.set_user_attr("frontier", front.to_dict())
     print(front.table(), flush=True)
     return front
+
+
+def family_specs(space: SearchSpace, num_classes: int, in_chans: int) -> list:
+    """The architectures of the family a space's shrink block cuts from its final network, the smallest first."""
+    from growsearch.model.arch import spec_for
+    from growsearch.model.elastic import menu, subnet_spec
+
+    if space.shrink is None:
+        raise SearchError("the family cost prices a shrink run's subnets: add a shrink block to the space (shrink: {depths: [...], widths: [...]})")
+    final = spec_for(space.final_arch, num_classes, in_chans)
+    return [subnet_spec(final, s) for s in menu(final, space.shrink.get("depths", []), space.shrink.get("widths", []))]
 
 
 def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int, native: int | None = None) -> list[tuple[str, Schedule]]:

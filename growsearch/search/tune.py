@@ -406,6 +406,7 @@ def trainable(config: dict, ctx: dict) -> None:
     report(n, {
         **pending, **metrics, "stage": n, "cum_M": result.M, "cum_ratio": metrics[judge.metric], "stage_acc": result.val_acc,
         "schedule": sched_json, "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,
+        **({"subnets": json.dumps(metrics["subnets"])} if "subnets" in metrics else {}),
     })
 
 

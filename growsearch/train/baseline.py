@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -28,7 +27,7 @@ from growsearch.data.dataset import create_dataset, Dataset
 from growsearch.data.split import class_order
 from growsearch.train.frontier import budget_run_dir, check_budgets, Frontier, FRONTIER_FILE, FrontierError, FrontierPoint, Reference
 from growsearch.train.results import check_out_dir, OutputExistsError, RunResult
-from growsearch.plan.schedule import load_split, Schedule, Stage, TrainConfig
+from growsearch.plan.schedule import epoch_edges, load_split, Schedule, Stage, TrainConfig
 from growsearch.train.run import run_schedule
 
 __all__ = ["baseline_schedule", "check_resizing", "resizing_name", "run_baseline", "run_frontier"]
@@ -99,7 +98,7 @@ def baseline_schedule(
         stage = Stage(classes=num_classes, arch=arch, epochs=epochs, patience=patience, lr=lr)
         return Schedule(dataset=data, stages=[stage], seed=seed, train=cfg)
     # the last size always trains at least one epoch (the final network is judged at it)
-    edges = [0] + [min(math.floor(f * epochs + 0.5), epochs - 1) for f in (switch_at or [])] + [epochs]
+    edges = epoch_edges(epochs, list(switch_at or []), last=1)
     stages = [
         Stage(classes=num_classes, arch=arch, epochs=b - a, resolution=None if r == native else int(r))
         for r, a, b in zip(resolutions, edges, edges[1:]) if b > a
@@ -137,6 +136,7 @@ def run_frontier(
     budgets: Sequence[int] = (2, 4, 8, 16),
     *,
     specs_from: Sequence[str | Path] = (),
+    specs: Sequence[ArchSpec] = (),
     seeds: Sequence[int] = (0,),
     lrs: Sequence[float] | None = None,
     train: TrainConfig | None = None,
@@ -162,6 +162,8 @@ def run_frontier(
         budgets: epochs, strictly increasing; each run warms up and decays to zero at its end.
         specs_from: run folders whose exact final network (pruned widths and all) is trained
             from scratch as a further reference: the second reference a reviewer asks for.
+        specs: exact architectures trained from scratch as further references, each named by its
+            ``name`` (a shrink run's subnets: ``growsearch.model.elastic.subnet_spec``).
         seeds: training seeds; a point's accuracies are their mean (the split stays the same).
         lrs: peak LRs to sweep; per budget the best by mean validation accuracy is kept
             (the schedules are tuned by a search, so the frontier is tuned too). Default: the recipe's.
@@ -202,7 +204,7 @@ def run_frontier(
     sweep = [None] if not lrs else list(lrs)
     if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in lrs)):
         raise FrontierError(f"--lrs must be finite peak learning rates in (0, 100], e.g. 0.02,0.05,0.1; got {list(lrs)}")
-    if not archs and not specs_from:
+    if not archs and not specs_from and not specs:
         raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
@@ -220,6 +222,7 @@ def run_frontier(
             raise FrontierError(f"--spec-from {run_dir} was trained on {r.schedule.get('dataset')!r}, not {data!r}: use a run on the same dataset")
         last = r.stages[-1]
         refs.append((f"{last.arch} as in {Path(run_dir).name} ({last.params} params)", last.arch, last.spec))
+    refs += [(sp.name, sp.name, sp.to_dict()) for sp in specs]
     for name, arch, spec in refs:
         try:
             spec_for(arch, ds.num_classes, ds.in_chans)

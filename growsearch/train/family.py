@@ -34,7 +34,7 @@ from growsearch.plan.planner import plan_schedule
 from growsearch.plan.schedule import load_split, Schedule
 from growsearch.train.loop import eval_loader, evaluate, resolve_device
 from growsearch.train.results import (
-    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RunResult, save_checkpoint, StageResult, versions,
+    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, read_checkpoint, RunResult, save_checkpoint, StageResult, versions,
 )
 from growsearch.train.shrink import cut_member, recal_loader
 
@@ -55,6 +55,15 @@ def family_rows(result: RunResult, run_dir: str | Path) -> list[dict]:
     if not result.subnets:
         raise FamilyError(f"{run_dir} holds no subnets: its schedule has no shrink block (add one, see README \"Grow, then shrink\")")
     return result.subnets
+
+
+def _network(run_dir: str | Path, n: int) -> Path:
+    """The family's network: a run folder's last ``stage{n}.pt``, or the ``network.pt`` that
+    ``growsearch export -o DIR`` fetched from a study (the best trial's last stage)."""
+    for name in (f"stage{n}.pt", "network.pt"):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    raise FamilyError(f"{run_dir} holds no stage{n}.pt (nor an exported network.pt): pass the --out of the run, or an export folder")
 
 
 def choose_subnet(result: RunResult, *, subnet: str | None = None, max_macs: float | None = None, run_dir: str | Path = "the run") -> dict:
@@ -96,7 +105,7 @@ def family_networks(run_dir: str | Path, names: list[str], *, device: str | torc
     rows = {r["subnet"]: r for r in family_rows(result, run_dir)}
     dev = resolve_device(device)
     schedule = Schedule.from_dict(result.schedule, source=f"{run_dir}/result.json")
-    model, ckpt = load_checkpoint(Path(run_dir) / f"stage{len(schedule.stages)}.pt", device=dev)
+    model, ckpt = load_checkpoint(_network(run_dir, len(schedule.stages)), device=dev)
     ds = load_split(schedule.dataset, schedule.train)
     plan = plan_schedule(schedule, dataset=ds)[-1]
     last = schedule.stages[-1]
@@ -140,7 +149,7 @@ def write_subnet(
         device=str(next(net.parameters()).device), versions=versions(), selection=run.selection,
         threads=torch.get_num_threads(), subnets=[row],
     )
-    ckpt = torch.load(Path(run_dir) / f"stage{len(run.stages)}.pt", map_location="cpu", weights_only=True)
+    ckpt = read_checkpoint(_network(run_dir, len(run.stages)), "cpu")
     with held(out, OutputExistsError):
         work = prepare_out(out, overwrite)
         save_checkpoint(

@@ -62,9 +62,10 @@ def optimizer_for(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.
     variant reweights each output channel of the family's channel graph as one group, and decays
     the channel's bias and BatchNorm γ and β with its filter (the ridge on the scaled variables
     covers the whole channel: without it a channel whose filter has gone to zero still emits β)."""
-    from growsearch.train.ssgd import SSGD, channel_groups
+    from growsearch.model.prune import channel_groups
+    from growsearch.train.ssgd import SSGD
 
-    channels = channel_groups(model) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
+    channels = list(channel_groups(model).values()) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
     in_channel = {id(p) for g in channels or [] for p in g}
     decay = [p for p in model.parameters() if p.dim() > 1 or id(p) in in_channel]
     no_decay = [p for p in model.parameters() if p.dim() <= 1 and id(p) not in in_channel]  # BN affine and biases

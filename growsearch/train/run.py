@@ -45,7 +45,7 @@ from growsearch.plan.planner import plan_schedule
 from growsearch.train.plots import plot_curve
 from growsearch.train.shrink import family_table, Shrinker
 from growsearch.train.prefix import find_prefix, find_resume, prefix_key
-from growsearch.model.prune import nonzero_macs_per_sample
+from growsearch.model.prune import nonzero_macs_per_sample, threshold_widths
 from growsearch.train.results import (
     check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
 )
@@ -145,6 +145,8 @@ def run_schedule(
             on_stage(state.stages[-1], state.model)
         run_lr = _run_lr(schedule, plans)
         for i in range(state.start + 1, len(schedule.stages) + 1):
+            if any(st.prune_threshold is not None for st in schedule.stages[:i]):
+                plans = _replan(schedule, ds, init_spec, state, i)  # a threshold's widths are the trained network's
             stage = _train_stage(
                 schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache, run_lr=run_lr,
             )
@@ -329,6 +331,19 @@ def _run_lr(schedule: Schedule, plans: list) -> RunLR | None:
         warmup=max(1, int(cfg.warmup_epochs * per_epoch[0])), total=ends[-1], starts=tuple(ends[:-1]),
         rewarm=tuple(int(cfg.rewarm_epochs * k) for k in per_epoch[1:]), peak=cfg.rewarm_peak,
     )
+
+
+def _replan(schedule: Schedule, ds: Dataset, init_spec: ArchSpec | None, state: "_State", i: int) -> list:
+    """The plan once every ``prune_threshold`` up to stage ``i`` has said its widths: the finished
+    stages' from their records, stage ``i``'s from the trained network it prunes."""
+    known = {
+        j: tuple(tuple(b) for b in st.prune["widths_after"])
+        for j, st in enumerate(state.stages, 1) if schedule.stages[j - 1].prune_threshold is not None
+    }
+    thr = schedule.stages[i - 1].prune_threshold
+    if thr is not None:
+        known[i] = threshold_widths(state.model, thr)
+    return plan_schedule(schedule, dataset=ds, init_spec=init_spec, prune_widths=known)
 
 
 def _new_param_scale(existed: nn.Module | None, mult: float) -> dict[str, torch.Tensor] | None:

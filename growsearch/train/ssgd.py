@@ -49,7 +49,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-__all__ = ["SSGD", "channel_groups", "channel_norms"]
+from growsearch.model.prune import channel_norms
+
+__all__ = ["SSGD"]
 
 # Ω² is divided by its mean, so when most of a tensor has gone to zero the few weights left would
 # take steps many times the recipe's LR (16x with 3 of 48 left, which diverged on a least-squares test):
@@ -109,29 +111,3 @@ class SSGD(torch.optim.SGD):
         rel = sq / sq.mean().clamp_min(torch.finfo(sq.dtype).tiny)
         w2 = (rel + self.eps).pow(self.strength)
         return (w2 / w2.mean()).clamp_max(MAX_SCALE)
-
-
-def channel_groups(model: torch.nn.Module) -> list[list[torch.Tensor]]:
-    """The filter variant's groups: for each channel group of the model's family graph, the
-    parameters that write it (dim 0 of each: conv weights and biases, BatchNorm γ and β)."""
-    from growsearch.model.arch import get_family
-
-    spec = model.arch_spec
-    params = dict(model.named_parameters())
-    groups: dict[str, list[torch.Tensor]] = {}
-    for prefix, out, _ in get_family(spec.family).channel_graph(spec).edges:
-        if out is not None:
-            groups.setdefault(out, []).extend(params[f"{prefix}.{k}"] for k in ("weight", "bias") if f"{prefix}.{k}" in params)
-    return list(groups.values())
-
-
-@torch.no_grad()
-def channel_norms(members: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Each output channel's mean square, relative to its tensor's mean over channels, averaged
-    over the tensors that write the channel: 1 for a typical channel, 0 for one whose filter,
-    bias and BatchNorm γ and β are all zero (how ``benchmarks/ssgd.py`` ranks channels to remove)."""
-    rel = []
-    for t in members:
-        per = t.detach().float().reshape(t.shape[0], -1).square().mean(dim=1)
-        rel.append(per / per.mean().clamp_min(torch.finfo(per.dtype).tiny))
-    return torch.stack(rel).mean(dim=0)

@@ -181,7 +181,7 @@ def test_a_new_objective_is_one_register_cost_call(setup) -> None:
 def test_an_unknown_cost_is_refused_before_any_trial(setup) -> None:
     from growsearch.search.judge import SearchError
 
-    with pytest.raises(SearchError, match="unknown cost 'joules'; known: M, wall_s"):
+    with pytest.raises(SearchError, match="unknown cost 'joules'; known: M, family, wall_s"):
         Objective(setup[0], frontier=setup[1], cost="joules")
 
 

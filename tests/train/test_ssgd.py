@@ -15,7 +15,8 @@ from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
 from growsearch.train import loop
 from growsearch.train.prefix import prefix_key
 from growsearch.train.run import run_schedule
-from growsearch.train.ssgd import SSGD, channel_norms
+from growsearch.model.prune import channel_norms
+from growsearch.train.ssgd import SSGD
 
 ARCH = "vgg11@0.125"
 LS_LR, LS_WD, LS_STEPS = 0.05, 1e-2, 4000
@@ -203,3 +204,65 @@ def test_a_closure_step_scales_the_gradients_the_closure_computed() -> None:
         (x @ w2[0] - y).square().mean().backward()
         b.step()
     torch.testing.assert_close(w1, w2)
+
+
+# --- prune_threshold: the sparsity decides the widths --------------------------------------
+
+
+def test_pruning_at_the_threshold_removes_exactly_the_zeroed_filters_and_changes_nothing() -> None:
+    from growsearch.model.arch import create_model
+    from growsearch.model.prune import prune_below, threshold_widths
+
+    torch.manual_seed(0)
+    model, spec = create_model("vgg11@0.25", 10)
+    dead = [0, 3, 5]  # what SSGD's filter variant drives to zero: filter, bias, BN γ and β of a channel
+    conv, bn = model.features[4], model.features[5]  # block 2's conv (32 filters) and its BatchNorm
+    with torch.no_grad():
+        for t in (conv.weight, conv.bias, bn.weight, bn.bias):
+            t[dead] = 0
+    model.eval()
+    assert threshold_widths(model, 0.01) == ((16,), (29,), (64, 64), (128, 128), (128, 128))
+    history: list = []
+    pruned = prune_below(model, 0.01, input_shape=(3, 32, 32), record=history)
+    assert pruned.arch_spec.widths[1] == (29,) and history
+    kept = [c for c in range(32) if c not in dead]
+    assert torch.equal(pruned.features[4].weight, conv.weight[kept])
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), model(x), atol=1e-5)  # they were already zero
+
+
+def test_a_threshold_stage_is_planned_as_a_bound_until_training_says_its_widths(npz_data: str) -> None:
+    from growsearch.plan.planner import plan_schedule, planned_M
+    from growsearch.train.run import run_schedule
+
+    sched = Schedule(npz_data, [Stage(2, "vgg11@0.125", 2, optimizer="ssgd"), Stage(4, "vgg13@0.125", 1, prune_threshold=0.6)], train=TrainConfig(batch_size=8))
+    before = plan_schedule(sched)
+    assert before[0].M is not None and before[1].M is None and before[1].bounded and planned_M(before) is None
+    r = run_schedule(sched, progress=False)
+    widths = tuple(tuple(b) for b in r.stages[1].prune["widths_after"])
+    assert r.stages[1].prune["threshold"] == 0.6 and sum(map(sum, widths)) < sum(map(sum, before[0].spec.widths))
+    after = plan_schedule(sched, prune_widths={2: widths})
+    assert planned_M(after) == r.M <= sum(p.M_max for p in before)  # the plan with the widths is the bill; the bound holds
+    d = sched.to_dict()
+    assert Schedule.from_dict(d) == sched and "prune_threshold" not in d["stages"][0] and d["stages"][1]["prune_threshold"] == 0.6
+
+
+@pytest.mark.parametrize("stage,msg", [
+    ({"prune_threshold": 1.5}, "prune_threshold must be in (0, 1]"),
+    ({"prune_threshold": 0}, "prune_threshold must be in (0, 1]"),
+    ({"prune_threshold": 0.5, "prune_ratio": 0.5}, "keep one"),
+])
+def test_a_bad_threshold_is_a_one_line_error(stage: dict, msg: str) -> None:
+    sched = Schedule("digits", [Stage(5, "vgg11@0.25", 1), Stage(10, "vgg13@0.25", 1, **stage)])
+    with pytest.raises(ScheduleError, match=msg.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+        sched.validate()
+
+
+def test_a_threshold_on_stage_one_or_a_family_that_cannot_prune_is_refused() -> None:
+    from growsearch.plan.planner import check
+
+    with pytest.raises(ScheduleError, match="stage 1: prune_threshold"):
+        Schedule("digits", [Stage(10, "vgg11@0.25", 1, prune_threshold=0.5)]).validate()
+    with pytest.raises(ScheduleError, match="resnet is not supported"):
+        check(Schedule("digits", [Stage(5, "resnet10@0.25", 1), Stage(10, "resnet18@0.25", 1, prune_threshold=0.5)]))
