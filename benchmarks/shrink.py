@@ -48,7 +48,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ARCHIVE))
     ap.add_argument("--per-class", type=int, default=1000)
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every run and of the new frontier")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every run")
+    ap.add_argument("--frontier-seeds", type=int, default=None, help="seeds 0..N-1 of the subnets' new frontier (default: --seeds)")
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--budgets", type=int, nargs="+", default=[6, 12, 24])
     ap.add_argument("--report-only", action="store_true", help="train nothing; report the runs kept")
@@ -65,18 +66,18 @@ def main() -> None:
     else:
         print("frontier of the subnets from scratch ...", flush=True)
         fsub = run_frontier(
-            data, ["vgg11@0.125", "vgg11@0.25", "vgg16@0.125"], args.budgets, seeds=seeds, train=cfg, dataset=ds, out_dir=sub_dir, resume=True, progress=False,
+            data, ["vgg11@0.125", "vgg11@0.25", "vgg16@0.125"], args.budgets, seeds=list(range(args.frontier_seeds or args.seeds)), train=cfg, dataset=ds, out_dir=sub_dir, resume=True, progress=False,
         )
     fronts = [f16, fsub]
     runs: dict[str, list[RunResult]] = {}
-    for v in args.variants:
+    for v in VARIANTS:  # every variant's kept runs are reported; only --variants train
         label, stages, shrink = VARIANTS[v]
         for seed in seeds:
             sched = Schedule(data, [Stage(10, a, e) for a, e in stages], seed=seed, train=cfg, data_growth="none", shrink=Shrink(**MENU, **shrink))
             d = OUT / "runs" / f"shrink-{v}-s{seed}"
             r = RunResult.load(d) if (d / "result.json").is_file() else None
             if r is None or r.schedule != sched.to_dict():
-                if args.report_only:
+                if args.report_only or v not in args.variants:
                     continue
                 print(f"({v}) seed {seed}: {label} ...", flush=True)
                 r = run_schedule(sched, dataset=ds, out_dir=d, overwrite=True, progress=False)
@@ -133,10 +134,18 @@ def _report(runs: dict, fronts, seeds: list[int], wall: float) -> str:
     rows = {v: [_row(r, fronts) for r in rs] for v, rs in runs.items()}
     for v, rs in rows.items():
         within = [sum(s["test_gap_pt"] >= -0.5 for s in r["subnets"]) for r in rs]
+        upper = "≤ " if any(r["bound_all"] in ("upper", "mixed") for r in rs) else ""
         lines.append(
-            f"| ({v}) {VARIANTS[v][0]} | {len(rs)} | {_ms([r['M'] / 1e12 for r in rs], '.2f')} | {_ms([r['family_ratio_all'] for r in rs])}"
+            f"| ({v}) {VARIANTS[v][0]} | {len(rs)} | {_ms([r['M'] / 1e12 for r in rs], '.2f')} | {upper}{_ms([r['family_ratio_all'] for r in rs])}"
             f" | {_ms([r['family_ratio_pareto'] for r in rs])} | {_ms(within, '.1f')} of 4 | {_ms([r['wall_s'] for r in rs], '.0f')} |"
         )
+    lines += [
+        "", "≤: in some seed a subnet beat every budget of its own frontier, so its M_scratch (that of the most accurate budget) is a lower "
+        "bound and the family ratio an upper bound. *Within 0.5 pt*: subnets whose test accuracy is at most 0.5 pt below their "
+        "frontier's at the same M_scratch (the goal asks all 4). The paper's figures (DepS, ECCV 2024, ImageNet-1k, MobileNetV3 "
+        "space, against OFA and BigNAS): shrinking from ~50 % of the full model's training gives 1.83 pt higher top-1, or the same "
+        "accuracy at 1.3× fewer FLOPs and 2.5× fewer GPU-hours; none of these papers prices a family against each subnet from scratch.",
+    ]
     lines += ["", "Per subnet (mean ± std over seeds; ≥ marks a subnet more accurate than every budget of its frontier, so its M_scratch is a lower bound):", "",
               "| variant | subnet | arch | MACs/img | val acc | test acc | M_scratch (×10¹²) | gap (pt) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for v, rs in rows.items():
