@@ -115,7 +115,7 @@ def _row(r: RunResult, fronts) -> dict:
 def _ms(vals: list[float], fmt: str = ".3f") -> str:
     if not vals:
         return "–"
-    return f"{statistics.mean(vals):{fmt}}" + (f" ± {statistics.stdev(vals):{fmt}}" if len(vals) > 1 else "")
+    return f"{statistics.mean(vals):{fmt}}" + (f" ± {statistics.stdev(vals):{fmt.replace('+', '')}}" if len(vals) > 1 else "")
 
 
 def _report(runs: dict, fronts, seeds: list[int], wall: float) -> str:
@@ -160,7 +160,8 @@ def _report(runs: dict, fronts, seeds: list[int], wall: float) -> str:
     for f in fronts:
         for ref in f.references:
             lines.append(f"- {ref.name}: " + ", ".join(f"{p.epochs} ep {p.val_acc:.3f}/{p.test_acc:.3f} ({p.M / 1e12:.2f})" for p in sorted(ref.points, key=lambda p: p.M)))
-    lines += ["", f"Seeds {seeds}; this report's training took {wall:.0f} s (runs already kept are reused).", ""]
+    lines += ["", f"Seeds {seeds}; this report's training took {wall:.0f} s (runs already kept are reused). Wall times are of a 2-core machine "
+              "shared with other work (seed 0's grow-then-shrink run overlapped a test suite): compare M, not seconds.", ""]
     return "\n".join(lines)
 
 
@@ -186,7 +187,7 @@ def _plot(runs: dict, fronts, path: Path) -> None:
     ax.set_xlabel("inference MACs per image (log scale)")
     ax.set_ylabel("test accuracy (BatchNorm recalibrated)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="lower right")
+    ax.legend(fontsize=6, loc="upper left")
     ax.set_title("VGG16@0.25's family on CIFAR-10 (CPU setting)", fontsize=10)
     save(fig, path)
 
