@@ -30,7 +30,7 @@ from _common import RESULTS, scratch_test_acc
 from growsearch import run_frontier, run_schedule
 from growsearch.data.dataset import create_dataset
 from growsearch.plan.schedule import Schedule, Shrink, Stage, TrainConfig
-from growsearch.train.family import family_ratio, matches
+from growsearch.train.family import family_ratio, own_reference
 from growsearch.train.frontier import load_frontier
 from growsearch.train.results import RunResult
 
@@ -91,11 +91,10 @@ def main() -> None:
 
 def _own(row: dict, fronts) -> tuple:
     """(frontier, reference name) of the subnet's own architecture."""
-    for f in fronts:
-        for ref in f.references:
-            if matches(ref, row["spec"], f.num_classes):
-                return f, ref.name
-    raise SystemExit(f"no frontier of {row['arch']}")
+    own = own_reference(fronts, row["spec"])
+    if own is None:
+        raise SystemExit(f"no frontier of {row['arch']}")
+    return own[0], own[1].name
 
 
 def _row(r: RunResult, fronts) -> dict:

@@ -143,9 +143,12 @@ def _kept_by_threshold(model: nn.Module, threshold: float) -> dict[str, torch.Te
 def threshold_widths(model: nn.Module, threshold: float) -> tuple[tuple[int, ...], ...]:
     """The widths ``prune_below(model, threshold)`` leaves: per layer, its channels whose score
     (:func:`channel_scores`) reaches ``threshold``. Data-free: the weights alone decide."""
-    spec = model.arch_spec
-    check_prunable(spec)
-    keep = _kept_by_threshold(model, threshold)
+    check_prunable(model.arch_spec)
+    return _widths_kept(model.arch_spec, _kept_by_threshold(model, threshold))
+
+
+def _widths_kept(spec: ArchSpec, keep: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], ...]:
+    """Per block and layer, how many channels ``keep`` (channel group → kept indices) leaves."""
     fam = get_family(spec.family)
     group_of = {prefix: out for prefix, out, _ in fam.channel_graph(spec).edges}
     return tuple(tuple(len(keep[group_of[layer[0]]]) for layer in blk) for blk in fam.layer_prefixes(spec))
@@ -160,8 +163,9 @@ def prune_below(model: nn.Module, threshold: float, *, input_shape: tuple[int, i
     import torch_pruning as tp
 
     spec: ArchSpec = model.arch_spec
-    expect = threshold_widths(model, threshold)
-    keep = _kept_by_threshold(model, threshold)
+    check_prunable(spec)
+    keep = _kept_by_threshold(model, threshold)  # the scores are read once: the widths follow from the same choice
+    expect = _widths_kept(spec, keep)
     ref = next(model.parameters())
     work = copy.deepcopy(model).cpu().float().eval()
     fam = get_family(spec.family)

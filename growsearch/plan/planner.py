@@ -119,7 +119,7 @@ def transitions(
 
 def check(
     schedule: Schedule, *, num_classes: int | None = None, image_size: int | None = None, in_chans: int = 3,
-    init_spec: ArchSpec | None = None,
+    init_spec: ArchSpec | None = None, prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
 ) -> list[Transition]:
     """The single structural check of a schedule; returns its transitions (what each stage's ops
     do to the network, on specs).
@@ -129,7 +129,7 @@ def check(
     stage's network follows from the previous one by the registered ops (growable, prunable,
     maskable). Given the data's ``num_classes`` and ``image_size``: the last stage trains on
     every class at the native size, ``class_order`` is a permutation, no resolution is above the
-    native one.
+    native one. ``prune_widths``: the widths ``prune_threshold`` stages left (see :func:`transitions`).
 
     Raises:
         ScheduleError: one line naming the stage and the fix.
@@ -184,7 +184,7 @@ def check(
             f"the last stage trains at {stages[-1].resolution} px: it must train at {schedule.dataset}'s native {image_size} px "
             "(the final network is compared at full resolution); drop its resolution"
         )
-    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec)
+    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec, prune_widths=prune_widths)
     if schedule.deepen_init == "copy" and not copied_layers(trans):
         raise ScheduleError(
             "deepen_init copy: no growth of this schedule inserts a layer that a trained layer of its block could be copied into "
@@ -228,9 +228,7 @@ def plan_schedule(
     """
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
-    trans = check(schedule, num_classes=ds.num_classes, image_size=ds.image_size, in_chans=ds.in_chans, init_spec=init_spec)
-    if prune_widths:
-        trans = transitions(schedule, in_chans=ds.in_chans, native=ds.image_size, init_spec=init_spec, prune_widths=prune_widths)
+    trans = check(schedule, num_classes=ds.num_classes, image_size=ds.image_size, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths)
     unknown = [i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})]
     if ds.val_fraction is None:  # samples per epoch count the training images left after the split
         ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)

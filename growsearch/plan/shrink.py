@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -80,9 +81,10 @@ class ShrinkPlan:
         last = self.samples_per_epoch - (self.steps_per_epoch - 1) * self.batch_size
         return last if step % self.steps_per_epoch == self.steps_per_epoch - 1 else self.batch_size
 
-    @property
+    @cached_property
     def M_train(self) -> int:
-        """Forward MACs of every subnet pass the phase trains (the full network's are the stage's own)."""
+        """Forward MACs of every subnet pass the phase trains (the full network's are the stage's own);
+        replayed once per plan (every step's draw), however often the plan's M is read."""
         return sum(self.batch(t) * sum(self.subnets[i].macs_per_sample for i in self.sample(t)) for t in range(self.start_step, self.total_steps))
 
     @property

@@ -19,9 +19,9 @@ Example:
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -35,14 +35,14 @@ from growsearch.plan.planner import plan_schedule
 from growsearch.plan.schedule import load_split, Schedule
 from growsearch.train.loop import eval_loader, evaluate, resolve_device
 from growsearch.train.results import (
-    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, read_checkpoint, RunResult, save_checkpoint, StageResult, versions,
+    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RunResult, save_checkpoint, StageResult, versions,
 )
 from growsearch.train.shrink import cut_member, recal_loader
 
 if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
 
-__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_networks", "family_ratio", "family_rows", "matches", "write_subnet"]
+__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_networks", "family_ratio", "family_rows", "matches", "own_reference", "write_subnet"]
 
 SUBNET_FILE = "subnet.pt"
 
@@ -86,15 +86,61 @@ def choose_subnet(result: RunResult, *, subnet: str | None = None, max_macs: flo
     return max(fits, key=lambda r: (r["val_acc"], -r["macs_per_sample"]))  # chosen on validation, never test
 
 
+@dataclass
+class _Opened:
+    """A shrink run's last network, data, plan and frozen ranks, loaded once; cuts any of its subnets."""
+
+    run_dir: str | Path
+    result: RunResult
+    ckpt: dict
+    model: nn.Module
+    plan: Any  # the last stage's StagePlan
+    data: Any  # the last stage's data view
+    train: Any  # the run's TrainConfig
+    device: torch.device
+
+    @classmethod
+    def load(cls, run_dir: str | Path, device: str | torch.device | None) -> "_Opened":
+        result = RunResult.load(run_dir)
+        family_rows(result, run_dir)
+        dev = resolve_device(device)
+        schedule = Schedule.from_dict(result.schedule, source=f"{run_dir}/result.json")
+        model, ckpt = load_checkpoint(_network(run_dir, len(schedule.stages)), device=dev)
+        ds = load_split(schedule.dataset, schedule.train)
+        last = schedule.stages[-1]
+        data = stage_data(ds, result.class_order[: last.classes], last.fraction, schedule.seed)
+        return cls(run_dir, result, ckpt, model, plan_schedule(schedule, dataset=ds)[-1], data, schedule.train, dev)
+
+    def cut(self, names: list[str]) -> list[tuple[nn.Module, dict]]:
+        """Each named subnet cut, recalibrated on the run's sample, and scored again (``val_acc``, ``test_acc``)."""
+        rows = {r["subnet"]: r for r in self.result.subnets}
+        ranks = {g: torch.tensor(r, dtype=torch.long) for g, r in self.ckpt["shrink"]["ranks"].items()}
+        res, ac = self.plan.resolution, self.device.type == "cuda"
+        recal = recal_loader(self.data, self.plan.shrink, self.train, self.device, res)
+        out = []
+        for name in names:
+            sub = next(s for s in self.plan.shrink.subnets if s.subnet.name == name)
+            if sub.spec.to_dict() != rows[name]["spec"]:
+                raise FamilyError(f"{self.run_dir}: subnet {name} plans as another network than the run recorded: the run was made by another growsearch version")
+            net = cut_member(self.model, sub, ranks, recal)
+            now = {f"{split}_acc": evaluate(net, eval_loader(self.data, self.train, self.device, res, split=split), autocast=ac) for split in ("val", "test")}
+            out.append((net, now))
+        return out
+
+
 def cut_subnet(
     run_dir: str | Path, *, subnet: str | None = None, max_macs: float | None = None, device: str | torch.device | None = None,
 ) -> tuple[nn.Module, dict, dict]:
     """The subnet of a shrink run as a standalone network (eval mode, BatchNorm recalibrated as the
     run did); returns (network, its recorded row, the accuracies it reaches now: ``val_acc``,
     ``test_acc``)."""
-    result = RunResult.load(run_dir)
-    row = choose_subnet(result, subnet=subnet, max_macs=max_macs, run_dir=run_dir)
-    (net, now), = family_networks(run_dir, [row["subnet"]], device=device)
+    opened = _Opened.load(run_dir, device)
+    return _cut_one(opened, subnet, max_macs)
+
+
+def _cut_one(opened: _Opened, subnet: str | None, max_macs: float | None) -> tuple[nn.Module, dict, dict]:
+    row = choose_subnet(opened.result, subnet=subnet, max_macs=max_macs, run_dir=opened.run_dir)
+    (net, now), = opened.cut([row["subnet"]])
     return net, row, now
 
 
@@ -102,27 +148,7 @@ def family_networks(run_dir: str | Path, names: list[str], *, device: str | torc
     """The subnets ``names`` of a shrink run, each cut and recalibrated as the run did, with the
     accuracies each reaches now (``val_acc``, ``test_acc``): the last stage's network, data and
     plan are loaded once for all of them."""
-    result = RunResult.load(run_dir)
-    rows = {r["subnet"]: r for r in family_rows(result, run_dir)}
-    dev = resolve_device(device)
-    schedule = Schedule.from_dict(result.schedule, source=f"{run_dir}/result.json")
-    model, ckpt = load_checkpoint(_network(run_dir, len(schedule.stages)), device=dev)
-    ds = load_split(schedule.dataset, schedule.train)
-    plan = plan_schedule(schedule, dataset=ds)[-1]
-    last = schedule.stages[-1]
-    data = stage_data(ds, result.class_order[: last.classes], last.fraction, schedule.seed)
-    ranks = {g: torch.tensor(r, dtype=torch.long) for g, r in ckpt["shrink"]["ranks"].items()}
-    res, ac = plan.resolution, dev.type == "cuda"
-    recal = recal_loader(data, plan.shrink, schedule.train, dev, res)
-    out = []
-    for name in names:
-        sub = next(s for s in plan.shrink.subnets if s.subnet.name == name)
-        if sub.spec.to_dict() != rows[name]["spec"]:
-            raise FamilyError(f"{run_dir}: subnet {name} plans as another network than the run recorded: the run was made by another growsearch version")
-        net = cut_member(model, sub, ranks, recal)
-        now = {f"{split}_acc": evaluate(net, eval_loader(data, schedule.train, dev, res, split=split), autocast=ac) for split in ("val", "test")}
-        out.append((net, now))
-    return out
+    return _Opened.load(run_dir, device).cut(names)
 
 
 def write_subnet(
@@ -136,8 +162,9 @@ def write_subnet(
     out = Path(out_dir)
     check_out_dir(out, overwrite)
     t0 = time.perf_counter()
-    net, row, now = cut_subnet(run_dir, subnet=subnet, max_macs=max_macs, device=device)
-    run = RunResult.load(run_dir)
+    opened = _Opened.load(run_dir, device)
+    net, row, now = _cut_one(opened, subnet, max_macs)
+    run, ckpt = opened.result, opened.ckpt
     last = run.stages[-1]
     stage = StageResult(
         classes=last.classes, arch=row["arch"], epochs=last.epochs, samples=last.samples, macs_per_sample=row["macs_per_sample"], M=run.M,
@@ -147,10 +174,9 @@ def write_subnet(
     result = RunResult(
         M=run.M, test_acc=now["test_acc"], val_acc=now["val_acc"], wall_s=stage.wall_s, macs_per_sample=row["macs_per_sample"], stages=[stage],
         params=row["params"], M_nonzero=run.M, nonzero_macs_per_sample=row["macs_per_sample"], schedule=run.schedule, class_order=run.class_order,
-        device=str(next(net.parameters()).device), versions=versions(), selection=run.selection,
+        device=str(opened.device), versions=versions(), selection=run.selection,
         threads=torch.get_num_threads(), subnets=[row],
     )
-    ckpt = read_checkpoint(_network(run_dir, len(run.stages)), "cpu")
     with held(out, OutputExistsError):
         work = prepare_out(out, overwrite)
         save_checkpoint(
@@ -169,6 +195,16 @@ def matches(ref, spec: dict, num_classes: int) -> bool:
     return replace(have, **strip) == replace(want, **strip)
 
 
+def own_reference(frontiers: "list[Frontier]", spec: dict) -> "tuple[Frontier, Any] | None":
+    """(frontier, reference) of the first plain (not progressively resized) reference among
+    ``frontiers`` that trained exactly ``spec``: what a subnet is priced on; None when none did."""
+    for front in frontiers:
+        ref = next((r for r in front.references if r.resolutions is None and matches(r, spec, front.num_classes)), None)
+        if ref is not None:
+            return front, ref
+    return None
+
+
 def family_ratio(result: RunResult, frontiers: list["Frontier"], *, chosen: str = "pareto") -> dict:
     """The family's cost against training each chosen subnet from scratch.
 
@@ -184,12 +220,8 @@ def family_ratio(result: RunResult, frontiers: list["Frontier"], *, chosen: str 
     picked = [r for r in rows if chosen == "all" or r["pareto"]]
     per, missing, bounds = [], [], set()
     for r in rows:
-        hit = None
-        for front in frontiers:
-            ref = next((ref for ref in front.references if matches(ref, r["spec"], front.num_classes) and ref.resolutions is None), None)
-            if ref is not None:
-                hit = replace(front, references=[ref]).m_scratch(r["val_acc"])
-                break
+        own = own_reference(frontiers, r["spec"])
+        hit = None if own is None else replace(own[0], references=[own[1]]).m_scratch(r["val_acc"])
         entry = {"subnet": r["subnet"], "arch": r["arch"], "val_acc": r["val_acc"], "test_acc": r["test_acc"], "chosen": r in picked}
         if hit is None:
             entry.update(M_scratch=None)

@@ -91,7 +91,7 @@ def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = N
     """A shrink run's family: each subnet's validation accuracy (BatchNorm recalibrated) against
     its inference MACs, the validation Pareto front joined; beside each subnet with a frontier of
     its own architecture, that frontier's most accurate from-scratch budget (open squares)."""
-    from growsearch.train.family import matches
+    from growsearch.train.family import own_reference
 
     fig, ax = pyplot().subplots(figsize=(6.5, 4.2))
     rows = result.subnets or []
@@ -102,14 +102,12 @@ def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = N
         ax.annotate(r["subnet"], (r["macs_per_sample"], r["val_acc"]), textcoords="offset points", xytext=(3, 3), fontsize=6)
     labelled = False
     for r in rows:
-        for f in frontiers or []:
-            ref = next((ref for ref in f.references if matches(ref, r["spec"], f.num_classes) and ref.resolutions is None), None)
-            if ref is not None:
-                best = max(ref.points, key=lambda p: p.val_acc)
-                ax.scatter([r["macs_per_sample"]], [best.val_acc], marker="s", facecolors="none", edgecolors="C3",
-                           label=None if labelled else "from scratch, its most accurate budget")
-                labelled = True
-                break
+        own = own_reference(frontiers or [], r["spec"])
+        if own is not None:
+            best = max(own[1].points, key=lambda p: p.val_acc)
+            ax.scatter([r["macs_per_sample"]], [best.val_acc], marker="s", facecolors="none", edgecolors="C3",
+                       label=None if labelled else "from scratch, its most accurate budget")
+            labelled = True
     log_x(ax)
     ax.set_xlabel("inference MACs per image (log scale)")
     ax.set_ylabel("validation accuracy")

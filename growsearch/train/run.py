@@ -145,8 +145,12 @@ def run_schedule(
             on_stage(state.stages[-1], state.model)
         run_lr = _run_lr(schedule, plans)
         for i in range(state.start + 1, len(schedule.stages) + 1):
-            if any(st.prune_threshold is not None for st in schedule.stages[:i]):
-                plans = _replan(schedule, ds, init_spec, state, i)  # a threshold's widths are the trained network's
+            # a threshold's widths are the trained network's: re-plan at each threshold stage, and once
+            # at the first stage trained here after one finished before (a resumed or cached prefix)
+            if schedule.stages[i - 1].prune_threshold is not None or (
+                i == state.start + 1 and any(st.prune_threshold is not None for st in schedule.stages[: i - 1])
+            ):
+                plans = _replan(schedule, ds, init_spec, state, i)
             stage = _train_stage(
                 schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache, run_lr=run_lr,
             )

@@ -15,7 +15,7 @@ recalibration), with DepS's delayed start and LR ramp as the plan's ``start`` an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class Shrinker:
     ranks: dict[str, torch.Tensor] | None = None  # frozen at the plan's start step (None until then)
     M: int = 0  # forward MACs of the subnet passes so far
     passes: int = 0  # subnet forward passes so far
-    last_factor: float = field(default=0.0)  # the loss weight of the last step
+    last_factor: float = 0.0  # the loss weight of the last step
 
     def __call__(self, model: nn.Module, xb: torch.Tensor, teacher: torch.Tensor, step: int) -> None:
         plan = self.plan

@@ -266,3 +266,16 @@ def test_a_threshold_on_stage_one_or_a_family_that_cannot_prune_is_refused() -> 
         Schedule("digits", [Stage(10, "vgg11@0.25", 1, prune_threshold=0.5)]).validate()
     with pytest.raises(ScheduleError, match="resnet is not supported"):
         check(Schedule("digits", [Stage(5, "resnet10@0.25", 1), Stage(10, "resnet18@0.25", 1, prune_threshold=0.5)]))
+
+
+def test_a_run_resumed_after_a_threshold_stage_plans_with_the_widths_it_left(npz_data: str, tmp_path) -> None:
+    from growsearch.train.run import run_schedule
+
+    sched = Schedule(
+        npz_data, [Stage(2, "vgg11@0.125", 1, optimizer="ssgd"), Stage(3, "vgg11@0.125", 1, prune_threshold=0.6), Stage(4, "vgg13@0.125", 1)],
+        train=TrainConfig(batch_size=8),
+    )
+    whole = run_schedule(sched, progress=False, prefix_cache=tmp_path / "cache")
+    # stages 1 and 2 from the cache: stage 3 is planned from the widths stage 2's threshold left
+    later = run_schedule(sched, progress=False, prefix_cache=tmp_path / "cache", reuse_upto=2)
+    assert later.reused_stages == 2 and later.stages[-1].spec == whole.stages[-1].spec and later.M == whole.M
