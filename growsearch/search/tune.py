@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -348,6 +349,10 @@ def trainable(config: dict, ctx: dict) -> None:
     from growsearch.train.loop import DivergedError
     from growsearch.train.run import run_schedule
 
+    # Tune starts each trial in its own folder; a relative dataset path (``npz:data.npz``) means
+    # the driver's working directory, as it does for the frontier's tasks and for `growsearch run`.
+    # Tune records that directory (Trainable.setup) before it changes it.
+    os.chdir(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd()))
     judge: Judge = ctx["judge"]
     torch.set_num_threads(max(1, int(ctx["threads"])))
     sched = Schedule.from_dict(config["schedule"])

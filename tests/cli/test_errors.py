@@ -108,6 +108,7 @@ SPACES: dict[str, str] = {
     "space_lrs": SPACE + "baseline_lrs: [0]\n",
     "space_train_lr": SPACE + "train: {lr: fast}\n",
     "space_resolution": SPACE + "resolutions: [4]\n",
+    "space_resolution_above_native": SPACE + "resolutions: [16, 64]\n",
     "space_good": SPACE,
 }
 
@@ -225,10 +226,11 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("search_fgsm_objective_alone", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--fgsm-objective"], "need --fgsm-eps"),
         ("search_family_no_shrink", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--cost", "family"], "has no shrink block"),
         ("search_out_file", ["search", f"{r}/space_good.yaml", "--out", f"{r}/afile"], "is a file"),
+        ("search_resume_mistyped_storage", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--storage", f"sqlite:///{r}/typo.db", "--resume"], "nothing to resume: no database at"),
         *[(name, ["search", f"{r}/{name}.yaml", "--out", f"{r}/s"], msg) for name, msg in (
             ("space_bad_yaml", "cannot parse YAML"), ("space_unknown_key", "unknown key(s) bogus"), ("space_stages_range", "min 4 is above max 2"),
             ("space_patience", "delete baseline_patience"), ("space_budgets", "strictly increasing"), ("space_lrs", "baseline_lrs"),
-            ("space_train_lr", "train.lr must be"), ("space_resolution", "at least 8 px"),
+            ("space_train_lr", "train.lr must be"), ("space_resolution", "at least 8 px"), ("space_resolution_above_native", "above npz"),
         )],
     ]
     return cases

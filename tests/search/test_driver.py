@@ -29,7 +29,11 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     root = tmp_path_factory.mktemp("search")
-    proc = cli("search", str(tiny_space(root)), "--out", str(root / "out"), "--trials", "4")
+    space = tiny_space(root)
+    # the dataset as a user often writes it: relative to where the search runs (Tune starts each
+    # trial in its own folder, and a trial must still find it)
+    space.write_text(space.read_text().replace(f"npz:{root / 'tiny.npz'}", "npz:tiny.npz"))
+    proc = cli("search", "space.yaml", "--out", str(root / "out"), "--trials", "4", cwd=root)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return root / "out", proc
 
@@ -38,10 +42,11 @@ def _study(out: Path) -> optuna.Study:
     return optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
 
 
-def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
+def test_search_writes_results_users_import(searched, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, proc = searched
+    assert "trial 4/4" in proc.stdout and "failed (retries spent" not in proc.stdout  # every trial found the relative dataset
     assert re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M) and "optuna-dashboard sqlite:///" in proc.stdout
-    assert f"--artifact-dir {out.resolve() / 'artifacts'}" in proc.stdout  # the dashboard command that shows the stored network
+    assert "--artifact-dir out/artifacts" in proc.stdout  # the dashboard command that shows the stored network (relative to the search's folder)
     best = load_schedule(out / "best_schedule.json")
     check(best, num_classes=4)
     rows = (out / "trials.csv").read_text().splitlines()
@@ -49,6 +54,7 @@ def test_search_writes_results_users_import(searched, tmp_path: Path) -> None:
     assert (out / "pareto.png").stat().st_size > 1000
     from growsearch.cli.commands import main
 
+    monkeypatch.chdir(out.parent)  # where the search ran: the schedule names its dataset as the space did
     assert main(["run", str(out / "best_schedule.json"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
 
 
@@ -87,9 +93,8 @@ def test_the_stored_objective_and_constraint_follow_the_frontier(searched) -> No
 
 def test_running_into_an_existing_study_needs_resume(searched) -> None:
     out, _ = searched
-    space = out.parent / "space.yaml"
     before = (out / "study.db").read_bytes()
-    proc = cli("search", str(space), "--out", str(out))
+    proc = cli("search", "space.yaml", "--out", str(out), cwd=out.parent)
     assert proc.returncode == 2 and "already exists" in proc.stderr and "--resume" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert (out / "study.db").read_bytes() == before
@@ -197,27 +202,54 @@ def _study_record(out: Path) -> list[tuple]:
     ]
 
 
-def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two(tmp_path: Path) -> None:
-    space = tiny_space(tmp_path, epochs="[1, 2]")
-    runs = []
-    for name, extra in (("two", []), ("one", ["--max-concurrent", "1"])):
-        proc = cli("search", str(space), "--out", str(tmp_path / name), "--trials", "4", "--deterministic", "--batch", "2", *extra)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs.append((_study_record(tmp_path / name), [line for line in proc.stdout.splitlines() if line.startswith("trial ")]))
-    assert runs[0] == runs[1]
-    assert len(runs[0][0]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in runs[0][0]}) > 1  # the sampler did propose
-    assert _study(tmp_path / "two").user_attrs["batch"] == 2
+def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and_blind_to_test_labels(tmp_path: Path) -> None:
+    """The demo's own search (deterministic, batches of 3, the two reference schedules first) is the
+    same study whether its trials run one at a time or two at once; and the same search on a copy
+    whose test labels are shuffled chooses the same trials, values and best schedule: nothing the
+    search chooses reads the test set, which is only reported."""
+    args = ["--trials", "4", "--deterministic", "--batch", "3", "--references"]
+    runs = {}
+    for name, shuffled, extra in (("two", False, []), ("one", False, ["--max-concurrent", "1"]), ("shuffled", True, [])):
+        root = tmp_path / name
+        root.mkdir()
+        space = tiny_space(root, epochs="[1, 3]", shuffle_test=shuffled)
+        proc = cli("search", str(space), "--out", str(root / "out"), *args, *extra)
+        assert proc.returncode in (0, 1), proc.stderr[-3000:]
+        best = root / "out" / "best_schedule.json"
+        study = _study(root / "out")
+        runs[name] = {
+            # each search has its own folder: the dataset's path is left out of the schedules compared
+            "record": [(*r[:4], {**r[4], "schedule": _without_dataset(r[4]["schedule"])}) for r in _study_record(root / "out")],
+            "refs": [t.user_attrs.get("reference") for t in sorted(study.trials, key=lambda t: t.number)],
+            "lines": [re.sub(r" \(test [0-9.]+\)", "", line) for line in proc.stdout.splitlines() if line.startswith("trial ")],
+            "best": _without_dataset(json.loads(best.read_text())) if best.exists() else None,
+            # every test accuracy measured: each trained stage's and each frontier budget's
+            "tests": [[st["test_acc"] for st in t.user_attrs.get("stages", [])] for t in study.trials]
+            + [[pt["test_acc"] for pt in ref["points"]] for ref in study.user_attrs["frontier"]["references"]],
+            "batch": study.user_attrs["batch"],
+        }
+    two, one, shuffled = runs["two"], runs["one"], runs["shuffled"]
+    assert len(two["record"]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in two["record"]}) > 1  # the sampler did propose
+    assert two["refs"] == ["from scratch", "paper 2→4", None, None] and two["batch"] == 3  # the references, first
+    assert one == two, "one trial at a time gave another study"
+    assert _chosen(shuffled) == _chosen(two), "the test labels changed a choice"
+    assert shuffled["tests"] != two["tests"]  # the test labels really differ, and are reported as measured
+
+
+def _chosen(run: dict) -> tuple:
+    """What a search chose and measured on validation: its record without test accuracies."""
+    record = [(*r[:4], {k: v for k, v in r[4].items() if k != "test_acc"}) for r in run["record"]]
+    return record, run["lines"], run["best"], run["refs"]
+
+
+def _without_dataset(sched: dict | None) -> dict | None:
+    """A schedule without its dataset path (each search here has its own folder)."""
+    return None if sched is None else {k: v for k, v in sched.items() if k != "dataset"}
 
 
 def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
     proc = cli("search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
     assert proc.returncode == 2 and "exceeds the largest node" in proc.stderr
-
-
-def test_bad_space_is_a_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_text("dataset: digits\nfinal_arch: vgg19\narchs: [vgg11]\nstages: [4, 2]\n")
-    proc = cli("search", str(tmp_path / "bad.yaml"), "--out", str(tmp_path / "out"))
-    assert proc.returncode == 2 and "stages: min 4 is above max 2" in proc.stderr
 
 
 def _complete(db: Path) -> int:
@@ -230,7 +262,22 @@ def _complete(db: Path) -> int:
         return 0
 
 
-def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
+class _Crafted:
+    """A pickle that runs code when loaded: it creates the file its path names."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(tmp_path: Path) -> None:
+    """A killed driver resumes every completed trial as it was. Anyone who can write the run folder
+    could plant Tune state that runs code when unpickled: --resume reads the Optuna study and the
+    prefix cache (weights only), never Tune's pickles."""
+    import pickle
+
     space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
     args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
@@ -245,49 +292,21 @@ def test_killed_search_resumes_with_nothing_lost(tmp_path: Path) -> None:
     url = f"sqlite:///{out / 'study.db'}"
     before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert len(before) >= 2
+    marker = tmp_path / "pwned"
+    found = list((out / "tune").rglob("*.pkl"))
+    assert found  # Tune's own state of the killed run was there to be read
+    for pkl in {*found, out / "tune" / "space" / "tuner.pkl"}:
+        pkl.write_bytes(pickle.dumps(_Crafted(marker)))
 
     proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not marker.exists(), "a planted pickle ran on --resume"
     after = optuna.load_study(study_name="space", storage=url).trials
     finished = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
     for number, (value, when) in before.items():  # every completed trial kept, none told twice
         assert (after[number].value, after[number].datetime_complete) == (value, when)
     assert len(finished) == 6  # the budget is the total: nothing re-run, nothing extra
     assert "reusing the study's" in proc.stdout  # the frontier is not trained again
-
-
-class _Crafted:
-    """A pickle that runs code when loaded: it creates the file its path names."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_a_crafted_tune_state_is_never_read_on_resume(tmp_path: Path) -> None:
-    """Anyone who can write the run folder could plant Tune state that runs code when unpickled:
-    --resume reads the Optuna study and the prefix cache (weights only), never Tune's pickles."""
-    import pickle
-
-    space = tiny_space(tmp_path, epochs="[1, 1]")
-    out = tmp_path / "out"
-    assert cli("search", str(space), "--out", str(out), "--trials", "2").returncode == 0
-    marker = tmp_path / "pwned"
-    for pkl in [*(out / "tune").rglob("*.pkl"), out / "tune" / "space" / "tuner.pkl"]:
-        pkl.write_bytes(pickle.dumps(_Crafted(marker)))
-    proc = cli("search", str(space), "--out", str(out), "--trials", "3", "--resume")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not marker.exists(), "a planted pickle ran on --resume"
-    assert len([t for t in _study(out).trials if t.state == optuna.trial.TrialState.COMPLETE]) >= 2
-
-
-def test_resuming_a_mistyped_storage_creates_nothing(tmp_path: Path) -> None:
-    space = tiny_space(tmp_path)
-    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--storage", f"sqlite:///{tmp_path / 'typo.db'}", "--resume")
-    assert proc.returncode == 2 and "nothing to resume: no database at" in proc.stderr
-    assert not (tmp_path / "typo.db").exists() and not (tmp_path / "out").exists()
 
 
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
@@ -343,66 +362,20 @@ def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path:
     assert again.returncode == 2 and "FGSM settings" in again.stderr
 
 
-def test_fgsm_options_need_an_epsilon(tmp_path: Path) -> None:
-    proc = cli("search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--fgsm-objective")
-    assert proc.returncode == 2 and "need --fgsm-eps" in proc.stderr
-    assert not (tmp_path / "out" / "study.db").exists()
-
-
-def test_space_resolutions_above_native_are_an_error(tmp_path: Path) -> None:
-    space = tiny_space(tmp_path)
-    space.write_text(space.read_text().replace("resolutions: [16, 32]", "resolutions: [16, 64]"))
-    proc = cli("search", str(space), "--out", str(tmp_path / "out"))
-    assert proc.returncode == 2 and "above" in proc.stderr and "native 32 px" in proc.stderr
-
-
-def test_selection_is_blind_to_test_labels(tmp_path: Path) -> None:
-    """The same search on a copy whose test labels are shuffled picks the same best trial with
-    the same validation numbers: nothing the search chooses reads the test set."""
-    picks = []
-    for shuffled in (False, True):
-        root = tmp_path / ("shuffled" if shuffled else "plain")
-        root.mkdir()
-        space = tiny_space(root, epochs="[1, 3]", shuffle_test=shuffled)
-        # one trial at a time, so TPE sees the same history in both searches
-        proc = cli("search", str(space), "--out", str(root / "out"), "--trials", "3", "--cpus-per-trial", "2")
-        assert proc.returncode in (0, 1), proc.stderr[-3000:]
-        trials = _study(root / "out").trials
-
-        def shape(sched: dict | None) -> dict | None:  # the schedule without its dataset path (plain/ vs shuffled/)
-            return None if sched is None else {k: v for k, v in sched.items() if k != "dataset"}
-
-        best = root / "out" / "best_schedule.json"
-        picks.append((
-            [(t.number, t.state.name, t.user_attrs.get("M_ratio"), t.user_attrs.get("val_acc"), shape(t.user_attrs.get("schedule"))) for t in trials],
-            # every test accuracy measured: each trained stage's and each frontier budget's (trials that
-            # cannot win are pruned from their plan and measure none)
-            [[s["test_acc"] for s in t.user_attrs.get("stages", [])] for t in trials]
-            + [[p["test_acc"] for p in ref["points"]] for ref in _study(root / "out").user_attrs["frontier"]["references"]],
-            shape(json.loads(best.read_text())) if best.exists() else None,
-        ))
-    (chosen, tests, best), (chosen_s, tests_s, best_s) = picks
-    assert chosen == chosen_s and best == best_s
-    assert tests != tests_s  # the test labels really differ, and are reported as measured
-
-
-def test_a_search_on_a_given_frontier_trains_no_budgets(tmp_path: Path) -> None:
-    space = tiny_space(tmp_path)
-    data = f"npz:{tmp_path / 'tiny.npz'}"
-    front = tmp_path / "frontier"
-    proc = cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--out", str(front))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_a_search_on_a_given_frontier_trains_no_budgets(searched, tmp_path: Path) -> None:
+    root = searched[0].parent  # the module's search: its space, data (named relative to root) and frontier
+    front = searched[0] / "frontier"
     given = json.loads((front / "frontier.json").read_text())
 
     # another validation split: refused before anything is written
     bad = tmp_path / "bad_frontier"
-    proc = cli("baseline", "--data", data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad))
+    proc = cli("baseline", "--data", "npz:tiny.npz", "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad), cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = cli("search", str(space), "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad))
+    proc = cli("search", "space.yaml", "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad), cwd=root)
     assert proc.returncode == 2 and "another validation split" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "refused").exists()
 
-    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front))
+    proc = cli("search", "space.yaml", "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front), cwd=root)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     assert not (tmp_path / "out" / "frontier").exists()  # the space's baseline_epochs ladder was not trained
     study = _study(tmp_path / "out")
