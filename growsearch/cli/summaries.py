@@ -38,6 +38,8 @@ def run_summary(result) -> str:
             f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
         )
     lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
+    if result.time_split:
+        lines.append(time_line(result.time_split))
     if result.iso is not None:
         lines.append(iso_line(result.iso, result.val_acc))
         lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
@@ -46,6 +48,13 @@ def run_summary(result) -> str:
     if result.selection == "test":
         lines.append(TEST_SELECTION_NOTE)
     return "\n".join(lines)
+
+
+def time_line(split: dict) -> str:
+    """Where a run's time went (``result.json`` ``time_split``), largest part first."""
+    names = {"train_s": "train", "val_s": "validation", "test_s": "test", "data_s": "stage data", "grow_s": "growth", "family_s": "subnets", "other_s": "other"}
+    parts = sorted(((v, names.get(k, k)) for k, v in split.items() if k != "load_s"), reverse=True)
+    return f"time: {', '.join(f'{n} {max(v, 0):.1f} s' for v, n in parts)}; reading the dataset {split.get('load_s', 0):.1f} s before"
 
 
 def family_text(result, ratio: dict | None = None) -> str:

@@ -14,9 +14,14 @@ Shipped sources (registered when :mod:`growsearch.data` is imported; :mod:`grows
     ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
     ``npz:PATH``           arrays x_train, y_train, x_test, y_test
 
-ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``). Any name may end in
-``?train_per_class=N``: a stratified, seeded subset of N training images per class (the name,
-and so every result and frontier, says so). Nothing is downloaded.
+ROOT defaults to ``$GROWSEARCH_DATA`` (else ``./data``). Any name may end in options, joined
+by ``&``; the name, and so every result and frontier, states them:
+
+    ``?size=N``             images at N x N: the shorter side resized to N, then centre-cropped
+                            (any size, aspect ratio and mode); image folders decode at that size
+    ``?train_per_class=N``  a stratified, seeded subset of N training images per class
+
+Nothing is downloaded.
 
 Example:
     >>> import numpy as np
@@ -38,7 +43,7 @@ import torch
 from growsearch._extensions import caller, record
 from growsearch.errors import GrowsearchError
 
-__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "create_dataset", "from_arrays", "list_sources", "register_source"]
+__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "create_dataset", "fit", "from_arrays", "list_sources", "register_source"]
 
 
 # The one line every report prints when there is no validation split (val_fraction 0).
@@ -89,7 +94,8 @@ def register_source(name: str):
 
     The function returns a :class:`Dataset`; build it with :func:`from_arrays`, which checks the
     images and labels and computes the normalisation, so a plugin source gets the same one-line
-    errors as the shipped ones.
+    errors as the shipped ones. ``NAME?size=N`` resizes what it returns; a function with a
+    ``size`` keyword is given N instead and decodes at that size itself (as the image folders do).
 
     Example:
         >>> import numpy as np
@@ -149,9 +155,7 @@ def _finish(
     unseen = sorted(c for c in yte.unique().tolist() if c >= k)
     if unseen:
         raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
-    f = xtr.float() / 255
-    mean = tuple(f.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(f.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
+    mean, std = _stats(xtr)
     if idx is None:  # sources with separate train and test files: test samples come after the train ones
         idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
     itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
@@ -241,26 +245,104 @@ def create_dataset(name: str) -> Dataset:
     kind = kind.strip().lower()
     if kind not in _SOURCES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
-    ds = _SOURCES[kind](arg or None)
+    fn = _SOURCES[kind]
+    size = options.get("size")
+    if size is not None and _takes_size(fn):
+        ds = fn(arg or None, size=size)
+    else:
+        ds = fn(arg or None)
+    if size is not None and tuple(ds.x_train.shape[-2:]) != (size, size):
+        ds = _fit_dataset(ds, size)
     if "train_per_class" in options:
         ds = _train_per_class(ds, options["train_per_class"], name)
     return replace(ds, name=name)
 
 
+_OPTIONS = ("size", "train_per_class")
+
+
 def _options(query: str, name: str) -> dict[str, int]:
-    """``NAME?train_per_class=N``: options that are part of the dataset's name, so every result,
-    frontier and comparison that names the dataset states them too."""
+    """``NAME?size=N&train_per_class=N``: options that are part of the dataset's name, so every
+    result, frontier and comparison that names the dataset states them too."""
     out: dict[str, int] = {}
     for part in filter(None, query.split("&")):
         key, _, value = part.partition("=")
         if key in out:
             raise DataError(f"{name}: the option {key!r} is given twice: keep one")
-        if key != "train_per_class":
-            raise DataError(f"{name}: unknown dataset option {key!r}; known: train_per_class (e.g. 'cifar10?train_per_class=1000')")
-        if not value.isdigit() or int(value) < 1:
-            raise DataError(f"{name}: train_per_class must be a whole number ≥ 1, got {value!r}")
+        if key not in _OPTIONS:
+            raise DataError(f"{name}: unknown dataset option {key!r}; known: {', '.join(_OPTIONS)} (e.g. 'cifar10?train_per_class=1000')")
+        if key == "size" and "x" in value.lower():
+            raise DataError(f"{name}: size={value}: growsearch trains on square images; give size=N (the shorter side to N, then a centre crop)")
+        if not value.isdigit() or int(value) < 1 or len(value) > 6:
+            raise DataError(f"{name}: {key} must be a whole number ≥ 1, got {value!r}")
+        if key == "size" and int(value) > 4096:
+            raise DataError(f"{name}: size={value} is larger than any network here trains on (at most 4096 px)")
         out[key] = int(value)
     return out
+
+
+def _takes_size(fn: Callable) -> bool:
+    """Whether a source decodes at a requested size itself (it has a ``size`` keyword)."""
+    import inspect
+
+    try:
+        return "size" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def fit(x: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 NCHW images at ``size`` x ``size``: the shorter side resized to ``size`` (antialiased
+    bilinear), then centre-cropped; in chunks, into one preallocated array.
+
+    Example:
+        >>> fit(torch.zeros(2, 3, 20, 40, dtype=torch.uint8), 10).shape
+        torch.Size([2, 3, 10, 10])
+    """
+    import torch.nn.functional as F
+
+    n, c, h, w = x.shape
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    top, left = (nh - size) // 2, (nw - size) // 2
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    chunk = _chunk(x)
+    for i in range(0, n, chunk):
+        xb = x[i : i + chunk].float()
+        if (nh, nw) != (h, w):
+            xb = F.interpolate(xb, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = xb[:, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)
+    return out
+
+
+def _fit_dataset(ds: Dataset, size: int) -> Dataset:
+    xtr, xte = fit(ds.x_train, size), fit(ds.x_test, size)
+    mean, std = _stats(xtr)
+    return replace(ds, x_train=xtr, x_test=xte, mean=mean, std=std)
+
+
+def _chunk(x: torch.Tensor, elements: int = 1 << 20) -> int:
+    """Images per chunk so that a chunk holds about ``elements`` values (4 MB as float32)."""
+    return max(1, elements // max(1, x[0].numel()))
+
+
+def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (unbiased) std of uint8 images / 255, from exact integer sums: a float
+    copy of the whole training set (what ``x.float().std()`` makes) would take four times the
+    dataset's memory for six numbers. numpy's reductions cast in small buffers; the squares are
+    summed over chunks of about a million values."""
+    a = x.numpy()
+    n, c = a.shape[0], a.shape[1]
+    total = a.sum(axis=(0, 2, 3), dtype=np.int64)  # exact: 255² x 10^12 pixels still fits in int64
+    squares = np.zeros(c, dtype=np.int64)
+    step = max(1, (1 << 20) // max(1, a[0].size))
+    for i in range(0, n, step):
+        xb = a[i : i + step].astype(np.int32)
+        squares += np.einsum("nchw,nchw->c", xb, xb, dtype=np.int64)
+    count = n * a.shape[2] * a.shape[3]
+    mean = total / count
+    var = np.clip(squares - count * mean * mean, 0, None) / max(1, count - 1)
+    return tuple((mean / 255).tolist()), tuple(np.maximum(np.sqrt(var) / 255, 1e-3).tolist())
 
 
 def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:

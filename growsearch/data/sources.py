@@ -69,33 +69,62 @@ def _cifar100(arg: str | None) -> Dataset:
     return _cifar(arg, "CIFAR100", "cifar-100-python")
 
 
-def _load_images(paths: list, name: str, size: tuple[int, int] | None, read=None) -> np.ndarray:
-    """Decode images (paths, or keys that ``read`` turns into bytes) to one uint8 NHWC array."""
+def _open_image(p, name: str, read=None):
+    """An image opened (not yet decoded) by Pillow, or a one-line error naming the file."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
-    out = []
-    for p in paths:
-        try:
-            im = Image.open(io.BytesIO(read(p)) if read is not None else p)
-            im.load()
-        except Image.DecompressionBombError:
-            raise DataError(
-                f"{name}: {p} has more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS}): shrink it, or remove it"
-            ) from None
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
+    try:
+        return Image.open(io.BytesIO(read(p)) if read is not None else p)
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{name}: {p} has more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS}): shrink it, or remove it"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
+
+
+def _decode_into(out: np.ndarray, paths: list, name: str, read=None, size: int | None = None) -> None:
+    """Decode images (paths, or keys that ``read`` turns into bytes) straight into ``out``, a
+    preallocated uint8 (N, 3, H, W) array (no list of images to stack: one copy, not two). With
+    ``size``, each image's shorter side goes to ``size`` and is centre-cropped (Pillow's
+    ``ImageOps.fit``; JPEGs are decoded at a reduced scale first when that is enough); without,
+    every image is resized to ``out``'s size."""
+    from PIL import Image, ImageOps
+
+    h, w = out.shape[2], out.shape[3]
+    for i, p in enumerate(paths):
+        im = _open_image(p, name, read)
         with im:
+            try:
+                if size is not None:
+                    im.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still ≥ size (a no-op for other formats)
+                im.load()
+            except (OSError, ValueError) as e:
+                raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
             im = _rgb(im)
-            if size is None:
-                size = im.size
-            if im.size != size:  # one size for the whole set: the first image's
-                im = im.resize(size, Image.BILINEAR)
-            out.append(np.asarray(im))
-    if not out:
+            if size is not None:
+                im = ImageOps.fit(im, (size, size), method=Image.BILINEAR)
+            elif im.size != (w, h):  # one size for the whole set: the first image's
+                im = im.resize((w, h), Image.BILINEAR)
+            out[i] = np.asarray(im).transpose(2, 0, 1)
+
+
+def _first_size(paths: list, name: str, read=None) -> tuple[int, int]:
+    """(height, width) of the first image: the size of a set decoded without ``?size``."""
+    with _open_image(paths[0], name, read) as im:
+        return im.size[1], im.size[0]
+
+
+def _decode_split(alloc, field: str, paths: list, name: str, read=None, size: int | None = None, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """One split's images, decoded into an array from ``alloc`` (a cache file when it can be)."""
+    if not paths:
         raise DataError(f"{name}: no images found")
-    return np.stack(out)
+    h, w = (size, size) if size is not None else hw or _first_size(paths, name, read)
+    out = alloc(field, (len(paths), 3, h, w))
+    _decode_into(out, paths, name, read, size)
+    return out
 
 
 def _rgb(im):
@@ -119,7 +148,7 @@ _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _ARCHIVES = (".tar", ".tar.gz", ".tgz")
 
 
-_CACHE_VERSION = 1  # bump when decoding changes, so no cache made by an older decoder is served
+_CACHE_VERSION = 2  # bump when decoding changes, so no cache made by an older decoder is served (2: NCHW .npy folders)
 
 
 def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -136,34 +165,80 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GROWSEARCH_CACHE") or Path.home() / ".cache" / "growsearch").expanduser()
 
 
-def _cached(key: dict, name: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """``build()``'s arrays, decoded once and kept under :func:`cache_dir`, keyed by ``key`` (the
-    source's content). A changed source has another key, so it is never served stale; a cache
-    file that cannot be read is rebuilt."""
+_CACHED = ("x_train", "y_train", "x_test", "y_test", "classes")
+
+
+def _cached(key: dict, name: str, build: Callable) -> dict[str, np.ndarray]:
+    """``build(alloc)``'s arrays, decoded once and kept under :func:`cache_dir` as a folder of
+    ``.npy`` files, keyed by ``key`` (the source's content and decode options). A changed source
+    has another key, so it is never served stale; a cache that cannot be read is rebuilt.
+
+    Images are memory-mapped (``mmap_mode="c"``: pages are read as batches touch them and shared
+    by every process that maps them, such as a search's trials), so a dataset costs resident
+    memory for what a run uses, not for the whole file. ``build`` asks ``alloc(field, shape)``
+    for each image array and decodes straight into it: a file of the cache being written, or
+    plain memory where the cache folder cannot be written. numpy's ``open_memmap`` does the file
+    format; the folder is written under a temporary name and renamed whole, so a cache is
+    complete or absent.
+    """
     import hashlib
     import json
-
-    from growsearch._io import atomic_path
+    import shutil
+    import tempfile
 
     digest = hashlib.sha256(json.dumps({**key, "v": _CACHE_VERSION}, sort_keys=True).encode()).hexdigest()[:24]
-    path = cache_dir() / f"{name}-{digest}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-            if all(len(arrays[f"x_{s}"]) == len(arrays[f"y_{s}"]) > 0 for s in ("train", "test")):
-                return arrays
-        except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
-            pass
-        path.unlink(missing_ok=True)  # unreadable, or not the arrays a build writes: rebuilt from the source
-    arrays = build()
+    path = cache_dir() / f"{name}-{digest}"
+    arrays = _open_cache(path)
+    if arrays is not None:
+        return arrays
+    shutil.rmtree(path, ignore_errors=True)  # unreadable, or not the arrays a build writes: rebuilt from the source
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            np.savez(tmp, **arrays)
+        tmp: Path | None = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     except OSError:
-        pass  # a read-only cache folder costs speed, not correctness
-    return arrays
+        tmp = None  # a read-only cache folder costs speed, not correctness
+
+    def alloc(field: str, shape: tuple[int, ...]) -> np.ndarray:
+        if tmp is None:
+            return np.empty(shape, np.uint8)
+        return np.lib.format.open_memmap(tmp / f"{field}.npy", mode="w+", dtype=np.uint8, shape=shape)
+
+    try:
+        arrays = build(alloc)
+        if tmp is None:
+            return arrays
+        for k in _CACHED:
+            a = arrays[k]
+            if isinstance(a, np.memmap):
+                a.flush()
+            else:
+                np.save(tmp / f"{k}.npy", a, allow_pickle=False)
+        try:
+            tmp.rename(path)  # atomic: another process that finished first keeps its own (same key, same arrays)
+        except OSError:
+            pass
+        return _open_cache(path) or arrays
+    except OSError:  # the cache could not be written (a full disk): decoded into memory instead
+        if tmp is None:
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        return build(lambda field, shape: np.empty(shape, np.uint8))
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _open_cache(path: Path) -> dict[str, np.ndarray] | None:
+    """A cache folder's arrays (images memory-mapped), or None when it is absent, incomplete or
+    not what a build writes."""
+    if not path.is_dir():
+        return None
+    try:
+        a = {k: np.load(path / f"{k}.npy", mmap_mode="c" if k.startswith("x_") else None, allow_pickle=False) for k in _CACHED}
+        ok = all(a[f"x_{s}"].ndim == 4 and a[f"x_{s}"].dtype == np.uint8 and len(a[f"x_{s}"]) == len(a[f"y_{s}"]) > 0 for s in ("train", "test"))
+        return a if ok and a["x_train"].shape[1:] == a["x_test"].shape[1:] else None
+    except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
+        return None
 
 
 def _archive_images(path: Path) -> dict[str, bytes]:
@@ -193,7 +268,7 @@ def _layout(files: list[str], where: str) -> tuple[str, str]:
     raise DataError(f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder")
 
 
-def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, read) -> dict[str, np.ndarray]:
+def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, read, alloc, size: int | None) -> dict[str, np.ndarray]:
     def items(split: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for f in files:
@@ -212,17 +287,18 @@ def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, re
     pte = [f for c in classes for f in sorted(te.get(c, []))]
     ytr = np.array([i for i, c in enumerate(classes) for _ in tr[c]], dtype=np.int64)
     yte = np.array([i for i, c in enumerate(classes) for _ in te.get(c, [])], dtype=np.int64)
-    xtr = _load_images(ptr, f"imagefolder:{where}/train", None, read)
-    xte = _load_images(pte, f"imagefolder:{where}/{test}", (xtr.shape[2], xtr.shape[1]), read)
+    xtr = _decode_split(alloc, "x_train", ptr, f"imagefolder:{where}/train", read, size)
+    xte = _decode_split(alloc, "x_test", pte, f"imagefolder:{where}/{test}", read, size, hw=xtr.shape[2:])
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
 
 
 @register_source("imagefolder")
-def _imagefolder(arg: str | None) -> Dataset:
-    """A folder, or a .tar/.tar.gz archive, in the ImageFolder layout; decoded once, then cached.
+def _imagefolder(arg: str | None, size: int | None = None) -> Dataset:
+    """A folder, or a .tar/.tar.gz archive, in the ImageFolder layout; decoded once (at ``size``
+    when given), then cached.
 
-    The cache key is the source's content: for a folder every image's path, size and
-    modification time; for an archive the hash of its bytes.
+    The cache key is the source's content and the decode size: for a folder every image's
+    path, size and modification time; for an archive the hash of its bytes.
     """
     import hashlib
 
@@ -234,30 +310,36 @@ def _imagefolder(arg: str | None) -> Dataset:
         with open(root, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        key = {"archive": h.hexdigest()}
+        key = {"archive": h.hexdigest(), "size": size}
 
-        def build() -> dict[str, np.ndarray]:
+        def build(alloc) -> dict[str, np.ndarray]:
             data = _archive_images(root)
             files = sorted(data)
             prefix, test = _layout(files, str(root))
-            return _imagefolder_arrays(files, prefix, test, str(root), data.__getitem__)
+            return _imagefolder_arrays(files, prefix, test, str(root), data.__getitem__, alloc, size)
     elif root.is_dir():
         files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
         prefix, test = _layout(files, str(root))
-        key = {"folder": str(root.resolve()), "files": [(f, (st := (root / f).stat()).st_size, st.st_mtime_ns) for f in files]}
+        key = {"folder": str(root.resolve()), "files": _stamps(root, files), "size": size}
 
-        def build() -> dict[str, np.ndarray]:
-            return _imagefolder_arrays(files, prefix, test, str(root), lambda f: (root / f).read_bytes())
+        def build(alloc) -> dict[str, np.ndarray]:
+            return _imagefolder_arrays(files, prefix, test, str(root), lambda f: (root / f).read_bytes(), alloc, size)
     else:
         raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
-    a = _cached(key, "imagefolder", build)
-    return _finish(
-        f"imagefolder:{root}", a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist(),
-    )
+    return _from_cache(f"imagefolder:{root}", _cached(key, "imagefolder", build))
+
+
+def _stamps(root: Path, files: list) -> list:
+    """What a folder's cache key holds of each image: its path, size and modification time."""
+    return [(str(f), (st := (root / f).stat()).st_size, st.st_mtime_ns) for f in files]
+
+
+def _from_cache(name: str, a: dict[str, np.ndarray]) -> Dataset:
+    return _finish(name, a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist())
 
 
 @register_source("tinyimagenet")
-def _tinyimagenet(arg: str | None) -> Dataset:
+def _tinyimagenet(arg: str | None, size: int | None = None) -> Dataset:
     root = _root(arg)
     ann = root / "val" / "val_annotations.txt"
     if not (root / "train").is_dir() or not ann.is_file():
@@ -273,9 +355,15 @@ def _tinyimagenet(arg: str | None) -> Dataset:
         if len(parts) >= 2 and parts[1] in index:
             pte.append(root / "val" / "images" / parts[0])
             yte.append(index[parts[1]])
-    xtr = _load_images(ptr, f"tinyimagenet:{root}/train", None)
-    xte = _load_images(pte, f"tinyimagenet:{root}/val", (xtr.shape[2], xtr.shape[1]))
-    return _finish("tinyimagenet", xtr, ytr, xte, yte, num_classes=len(classes), class_names=classes)
+    rel = [p.relative_to(root) for p in (*ptr, *pte)]
+
+    def build(alloc) -> dict[str, np.ndarray]:
+        xtr = _decode_split(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", size=size)
+        xte = _decode_split(alloc, "x_test", pte, f"tinyimagenet:{root}/val", size=size, hw=xtr.shape[2:])
+        return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}
+
+    key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": size}
+    return _from_cache("tinyimagenet", _cached(key, "tinyimagenet", build))
 
 
 @register_source("npz")

@@ -49,9 +49,9 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
     mtr, mte = lut[ds.y_train] >= 0, lut[ds.y_test] >= 0
     return replace(
         ds,
-        x_train=ds.x_train[mtr],
+        x_train=_take(ds.x_train, mtr),
         y_train=lut[ds.y_train[mtr]],
-        x_test=ds.x_test[mte],
+        x_test=_take(ds.x_test, mte),
         y_test=lut[ds.y_test[mte]],
         num_classes=len(classes),
         class_names=tuple(ds.class_names[c] for c in classes) if ds.class_names else (),
@@ -90,6 +90,12 @@ def stage_size(y_train: torch.Tensor, classes: list[int], fraction: float | None
     return sum(counts) if fraction is None or fraction >= 1 else sum(_share(n, fraction) for n in counts)
 
 
+def _take(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``x[mask]``, or ``x`` itself when the mask keeps everything (a stage on all classes): the
+    images are the same, and a copy of a large training set would double its memory."""
+    return x if bool(mask.all()) else x[mask]
+
+
 def _share(n: int, fraction: float) -> int:
     return max(1, int(round(n * fraction)))
 
@@ -98,7 +104,7 @@ def _subset_val(ds: Dataset, lut: torch.Tensor) -> dict:
     if ds.y_val is None:
         return {}
     m = lut[ds.y_val] >= 0
-    return {"x_val": ds.x_val[m], "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
+    return {"x_val": _take(ds.x_val, m), "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
 
 
 def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:

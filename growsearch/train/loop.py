@@ -263,7 +263,7 @@ def train_stage(
         train_s = time.perf_counter() - t_epoch
         acc = evaluate(model, val_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s}
+        row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s, "val_s": time.perf_counter() - t_epoch - train_s}
         if shrinker is not None:
             row["subnet_lr"] = lr_now * shrinker.last_factor
         history.append(row)

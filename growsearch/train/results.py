@@ -51,7 +51,7 @@ class StageResult:
     macs_per_sample: int  # forward MACs of the grown network, one input
     M: int  # samples × macs_per_sample, plus M_shrink
     test_acc: float  # on the stage's classes' test samples, after training (reported, never used to choose)
-    wall_s: float  # training and per-epoch evaluation
+    wall_s: float  # the stage from growth to its checkpoint: training, per-epoch validation, its test
     params: int = 0  # parameters of the grown network
     spec: dict = field(default_factory=dict)  # the grown network's ArchSpec
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, val_acc, lr, samples, train_s, cum_M
@@ -64,6 +64,7 @@ class StageResult:
     stage: int = 0  # its position in the schedule, from 1 (0: written before growsearch 0.4 recorded it)
     fraction: float = 1.0  # the share of its classes' training images it saw (data_growth samples; else 1)
     M_shrink: int = 0  # of M, the shrink phase's subnet passes and BatchNorm recalibration (the last stage of a schedule with a shrink block)
+    time_split: dict = field(default_factory=dict)  # where wall_s went: data_s, grow_s, train_s, val_s, family_s (a shrink phase), test_s and the rest, other_s
 
 
 @dataclass
@@ -92,6 +93,7 @@ class RunResult:
     iso: dict | None = None  # the ratio's details and the frontier it used (see growsearch.train.frontier.Frontier.iso)
     subnets: list[dict] | None = None  # a shrink block's family: per subnet its spec, params, MACs, val/test accuracy after BN recalibration, pareto
     shrink: dict | None = None  # what the shrink phase cost: M_train (subnet passes), M_recal, passes, start_step, ramp_steps
+    time_split: dict = field(default_factory=dict)  # where the time went: load_s (reading the dataset, before wall_s) and wall_s's parts summed over the stages trained here, other_s the rest
 
     def to_dict(self) -> dict:
         return asdict(self)

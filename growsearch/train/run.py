@@ -126,9 +126,13 @@ def run_schedule(
     check_out_dir(out, overwrite)
     dev = resolve_device(device)  # before anything is written
     schedule.validate()  # a malformed schedule is refused before any data is loaded
+    t_load = time.perf_counter()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
+    load_s = time.perf_counter() - t_load
     plans = plan_schedule(schedule, dataset=ds, init_spec=init_spec)  # the one check; every stage's network and cost
+    t_load = time.perf_counter()
     ds = load_split(schedule.dataset, schedule.train, dataset=ds)
+    load_s += time.perf_counter() - t_load
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)
@@ -156,7 +160,7 @@ def run_schedule(
             )
             if on_stage is not None:
                 on_stage(stage, state.model)
-        result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run)
+        result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run, load_s=load_s)
         if work is not None:
             plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
             finish_run(result, work, out)
@@ -223,6 +227,7 @@ def _train_stage(
     t0 = time.perf_counter()
     torch.manual_seed(schedule.seed * 1000 + i)  # per stage, so a resumed prefix continues identically
     data = stage_data(ds, order[: st.classes], st.fraction, schedule.seed)
+    split = {"data_s": time.perf_counter() - t0}
     res = plan.resolution
     # the plan's steps applied to the trained network (the result is checked to be the planned
     # network), carrying the momentum and a map of which parameters existed before along
@@ -235,6 +240,7 @@ def _train_stage(
         generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(state.prev_data, cfg, dev, state.prev_res),
         masked_before=state.masked, carried=carried,
     )
+    t_grow = time.perf_counter()
     model = apply_transition(state.model, plan.steps, plan.spec, run)
     if carry is not None:
         carry.momentum = tensors_of(run.carried["momentum"]) if run.carried.get("momentum") is not None else None
@@ -244,6 +250,7 @@ def _train_stage(
     # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
     # VGG19@0.25 on digits 18% faster than NCHW here (benchmarks/results/throughput.md).
     model = model.to(dev, memory_format=torch.channels_last)
+    split["grow_s"] = time.perf_counter() - t_grow
     macs = plan.macs_per_sample  # counted on the planned network, which the check above says this is
     base_M = sum(s.M for s in state.stages)
     shrinker = Shrinker(plan.shrink, autocast=dev.type == "cuda") if plan.shrink is not None else None
@@ -259,10 +266,13 @@ def _train_stage(
         desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {res}px" if res != native else ""),
         resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale, shrinker=shrinker,
     )
+    split["train_s"], split["val_s"] = sum(r["train_s"] for r in history), sum(r["val_s"] for r in history)
     M_shrink = 0
     if shrinker is not None:  # every subnet cut, recalibrated and scored; what it cost is the stage's
+        t_family = time.perf_counter()
         ranks = shrinker.ranks_now(model)
         rows = family_table(model, plan.shrink, ranks, data, schedule.train, dev, res)
+        split["family_s"] = time.perf_counter() - t_family
         M_shrink = shrinker.M + plan.shrink.M_recal
         state.family = {
             "ranks": {g: r.tolist() for g, r in ranks.items()}, "subnets": rows,
@@ -270,10 +280,14 @@ def _train_stage(
         }
     nz = nonzero_macs_per_sample(model, (ds.in_chans, res, res))
     # The stage's one read of its test split: reported, never used to choose anything.
+    t_test = time.perf_counter()
     acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")
+    split["test_s"] = time.perf_counter() - t_test
+    wall_s = time.perf_counter() - t0
+    split["other_s"] = wall_s - sum(split.values())
     stage = StageResult(
         classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=stage_cost(samples, macs) + M_shrink, M_shrink=M_shrink,
-        test_acc=acc, wall_s=time.perf_counter() - t0, params=count_params(model),
+        test_acc=acc, wall_s=wall_s, time_split=split, params=count_params(model),
         spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
         M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
         stage=i, fraction=st.fraction if st.fraction is not None else 1.0,
@@ -303,18 +317,26 @@ def _train_stage(
 
 
 def _result(
-    schedule: Schedule, state: _State, order: list[int], ds: Dataset, dev: torch.device, front: "Frontier | None", *, wall_s: float,
+    schedule: Schedule, state: _State, order: list[int], ds: Dataset, dev: torch.device, front: "Frontier | None", *, wall_s: float, load_s: float,
 ) -> RunResult:
     """The finished run: what every stage cost and reached, against the frontier when one was given."""
     stages, last = state.stages, state.stages[-1]
     M = sum(s.M for s in stages)
+    # where the time went: the parts of the stages trained here (not those loaded), the rest (the
+    # prefix loaded, checkpoints written, the result) as other_s; load_s came before wall_s
+    split: dict[str, float] = {}
+    for s in stages[state.start:]:
+        for k, v in s.time_split.items():
+            if k != "other_s":
+                split[k] = split.get(k, 0.0) + v
+    split["other_s"] = wall_s - sum(split.values())
     result = RunResult(
         M=M, test_acc=last.test_acc, wall_s=wall_s, macs_per_sample=last.macs_per_sample,
         stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
         nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=M - sum(s.M for s in stages[state.resumed:state.start]),
         reused_stages=state.start - state.resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
         versions=versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
-        threads=torch.get_num_threads(),
+        threads=torch.get_num_threads(), time_split={"load_s": load_s, **split},
     )
     if state.family is not None:
         result.subnets, result.shrink = state.family["subnets"], state.family["cost"]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -244,12 +245,12 @@ def test_a_second_load_is_served_from_the_cache(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
     write_imagefolder(tmp_path / "folder")
     first = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
-    assert len(list((tmp_path / "cache").glob("imagefolder-*.npz"))) == 1
+    assert len(list((tmp_path / "cache").glob("imagefolder-*"))) == 1
 
     def no_decoding(*a, **k):
         raise AssertionError("decoded again although the cache holds this source")
 
-    monkeypatch.setattr(sources, "_load_images", no_decoding)
+    monkeypatch.setattr(sources, "_decode_into", no_decoding)
     again = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
     assert torch.equal(first.x_train, again.x_train) and torch.equal(first.y_test, again.y_test)
 
@@ -278,13 +279,13 @@ def test_a_changed_source_is_never_served_stale(tmp_path: Path, monkeypatch: pyt
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
     write_imagefolder(tmp_path / "folder")
-    good = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
-    (cached,) = (tmp_path / "cache").glob("imagefolder-*.npz")
-    cached.write_bytes(cached.read_bytes()[:100])  # a truncated write
+    good = create_dataset(f"imagefolder:{tmp_path / 'folder'}").x_train.clone()  # a copy: the dataset maps the file truncated below
+    (cached,) = (tmp_path / "cache").glob("imagefolder-*")
+    images = cached / "x_train.npy"
+    images.write_bytes(images.read_bytes()[:100])  # a truncated file
     again = create_dataset(f"imagefolder:{tmp_path / 'folder'}")
-    assert torch.equal(good.x_train, again.x_train)
-    with np.load(cached) as z:  # rewritten whole
-        assert z["x_train"].shape[0] == len(good.y_train)
+    assert torch.equal(good, again.x_train)
+    assert np.load(images).shape[0] == len(good)  # rewritten whole
 
 
 def test_bad_archives_and_images_are_one_line_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -352,9 +353,10 @@ def test_a_corrupt_or_foreign_decode_cache_is_rebuilt(tmp_path: Path) -> None:
     from growsearch.data.sources import cache_dir
 
     write_imagefolder(tmp_path / "f", classes=2, per_class=3)
-    before = set(cache_dir().glob("imagefolder-*.npz"))
+    before = set(cache_dir().glob("imagefolder-*"))
     good = create_dataset(f"imagefolder:{tmp_path / 'f'}")
-    (cached,) = set(cache_dir().glob("imagefolder-*.npz")) - before
-    np.savez(cached, x_train=np.zeros((1, 2, 2, 3), np.uint8))  # a readable npz, but not what a build writes
+    good = replace(good, x_train=good.x_train.clone())  # a copy: the dataset maps the file rewritten below
+    (cached,) = set(cache_dir().glob("imagefolder-*")) - before
+    np.save(cached / "x_train.npy", np.zeros((1, 3, 2, 2), np.uint8))  # a readable array, but not what a build writes
     again = create_dataset(f"imagefolder:{tmp_path / 'f'}")
     assert torch.equal(again.x_train, good.x_train) and torch.equal(again.y_test, good.y_test)

@@ -65,12 +65,13 @@ def test_checkpoints_rebuild_each_stage_network(npz_data: str, tmp_path: Path) -
 
 
 def _metrics(r: RunResult) -> dict:
+    """A result without its wall-clock times."""
     d = r.to_dict()
-    d.pop("wall_s")
+    d.pop("wall_s"), d.pop("time_split")
     for s in d["stages"]:
-        s.pop("wall_s")
+        s.pop("wall_s"), s.pop("time_split")
         for row in s["history"]:
-            row.pop("train_s")
+            row.pop("train_s"), row.pop("val_s")
     return d
 
 
@@ -373,3 +374,36 @@ def test_the_prefix_cache_trusts_the_key_inside_a_file_not_its_name(npz_data: st
     assert find_prefix(b, order_b, cache) == (0, None)
     r = run_schedule(b, prefix_cache=cache, progress=False)
     assert r.reused_stages == 0 and r.spent_M == r.M  # trained, not served the planted network
+
+
+def test_time_split_says_where_each_stage_went(npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Every part is measured where it happens: slowing one part shows up in that part alone, and
+    what no part measures (a stage's other_s) stays small."""
+    import time
+
+    import growsearch.train.run as run_mod
+
+    def slowed(fn, s):
+        def wrapped(*a, **k):
+            time.sleep(s)
+            return fn(*a, **k)
+        return wrapped
+
+    monkeypatch.setattr(run_mod, "stage_data", slowed(run_mod.stage_data, 0.3))  # each stage's data
+    monkeypatch.setattr(run_mod, "evaluate", slowed(run_mod.evaluate, 0.4))  # each stage's one test
+    out = tmp_path / "run"
+    result = run_schedule(_sched(npz_data), out_dir=out, progress=False)
+    for st in result.stages:
+        t = st.time_split
+        assert set(t) == {"data_s", "grow_s", "train_s", "val_s", "test_s", "other_s"}
+        assert 0.3 <= t["data_s"] < 0.3 + 0.5 * st.wall_s and 0.4 <= t["test_s"] < 0.4 + 0.5 * st.wall_s
+        assert t["train_s"] > 0 and t["val_s"] > 0 and t["grow_s"] >= 0
+        assert -1e-6 <= t["other_s"] <= 0.05 + 0.1 * st.wall_s, t  # nothing big goes unmeasured
+        assert sum(t.values()) == pytest.approx(st.wall_s)
+        assert t["val_s"] == pytest.approx(sum(r["val_s"] for r in st.history))
+    run_split = json.loads((out / "result.json").read_text())["time_split"]
+    assert run_split["load_s"] > 0 and run_split["test_s"] == pytest.approx(sum(st.time_split["test_s"] for st in result.stages))
+    assert sum(v for k, v in run_split.items() if k != "load_s") == pytest.approx(result.wall_s)
+    from growsearch.cli.summaries import run_summary
+
+    assert "time: " in run_summary(result) and "test " in run_summary(result)
