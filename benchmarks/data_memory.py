@@ -92,6 +92,8 @@ def main() -> None:
             ("photos ?size=64, decoded into the cache", f"{folder}?size=64", tmp / "cache", None),
             ("photos ?size=64, from the cache", f"{folder}?size=64", tmp / "cache", None),
             ("photos ?size=64, from the cache + 1 epoch vgg11@0.25", f"{folder}?size=64", tmp / "cache", "vgg11@0.25"),
+            # the same run on a tenth of the images: what the model and its training take
+            ("photos ?size=64&train_per_class=30, from the cache + 1 epoch vgg11@0.25", f"{folder}?size=64&train_per_class=30", tmp / "cache", "vgg11@0.25"),
             ("photos at 224 px, decoded into the cache", folder, tmp / "cache", None),
             ("photos at 224 px, from the cache", folder, tmp / "cache", None),
             ("photos ?size=64, no cache folder (decoded into memory)", f"{folder}?size=64", tmp / "afile" / "cache", None),

@@ -135,7 +135,11 @@ def from_arrays(
 
 def _finish(
     name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None, class_names=None,
+    stats: tuple | None = None,
 ) -> Dataset:
+    """:func:`from_arrays` for the shipped sources: ``idx`` each sample's index in the source's
+    list, ``stats`` (mean, std) when the decode cache already holds them (a cached load then
+    reads no image at all)."""
     xtr, xte = _as_uint8_nchw(xtr, f"{name}: train images"), _as_uint8_nchw(xte, f"{name}: test images")
     ytr, yte = _labels(ytr, f"{name}: train labels"), _labels(yte, f"{name}: test labels")
     if xtr.shape[1:] != xte.shape[1:]:
@@ -155,7 +159,7 @@ def _finish(
     unseen = sorted(c for c in yte.unique().tolist() if c >= k)
     if unseen:
         raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
-    mean, std = _stats(xtr)
+    mean, std = (tuple(float(v) for v in stats[0]), tuple(float(v) for v in stats[1])) if stats is not None else _stats(xtr)
     if idx is None:  # sources with separate train and test files: test samples come after the train ones
         idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
     itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
@@ -326,12 +330,12 @@ def _chunk(x: torch.Tensor, elements: int = 1 << 20) -> int:
     return max(1, elements // max(1, x[0].numel()))
 
 
-def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def _stats(x) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (unbiased) std of uint8 images / 255, from exact integer sums: a float
     copy of the whole training set (what ``x.float().std()`` makes) would take four times the
     dataset's memory for six numbers. numpy's reductions cast in small buffers; the squares are
     summed over chunks of about a million values."""
-    a = x.numpy()
+    a = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     n, c = a.shape[0], a.shape[1]
     total = a.sum(axis=(0, 2, 3), dtype=np.int64)  # exact: 255² x 10^12 pixels still fits in int64
     squares = np.zeros(c, dtype=np.int64)

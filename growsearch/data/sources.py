@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from growsearch.data.dataset import _finish, DataError, Dataset, register_source
+from growsearch.data.dataset import _finish, _stats, DataError, Dataset, register_source
 
 __all__ = ["cache_dir"]
 
@@ -69,61 +69,62 @@ def _cifar100(arg: str | None) -> Dataset:
     return _cifar(arg, "CIFAR100", "cifar-100-python")
 
 
-def _open_image(p, name: str, read=None):
-    """An image opened (not yet decoded) by Pillow, or a one-line error naming the file."""
+def _open_image(src, where, name: str):
+    """An image opened (not yet decoded) by Pillow from ``src`` (a path, or the file's bytes),
+    or a one-line error naming the file (``where``)."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
     try:
-        return Image.open(io.BytesIO(read(p)) if read is not None else p)
+        return Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
     except Image.DecompressionBombError:
         raise DataError(
-            f"{name}: {p} has more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS}): shrink it, or remove it"
+            f"{name}: {where} has more pixels than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS}): shrink it, or remove it"
         ) from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
+        raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
 
 
-def _decode_into(out: np.ndarray, paths: list, name: str, read=None, size: int | None = None) -> None:
-    """Decode images (paths, or keys that ``read`` turns into bytes) straight into ``out``, a
-    preallocated uint8 (N, 3, H, W) array (no list of images to stack: one copy, not two). With
-    ``size``, each image's shorter side goes to ``size`` and is centre-cropped (Pillow's
-    ``ImageOps.fit``; JPEGs are decoded at a reduced scale first when that is enough); without,
-    every image is resized to ``out``'s size."""
+def _decode_into(out: np.ndarray, items, name: str, size: int | None = None) -> None:
+    """Decode ``items`` ((row, where, source): a path, or the file's bytes) straight into their
+    rows of ``out``, a preallocated uint8 (N, 3, H, W) array (no list of images to stack: one
+    copy, not two). With ``size``, each image's shorter side goes to ``size`` and is
+    centre-cropped (Pillow's ``ImageOps.fit``; JPEGs are decoded at a reduced scale first when
+    that is enough); without, every image is resized to ``out``'s size."""
     from PIL import Image, ImageOps
 
     h, w = out.shape[2], out.shape[3]
-    for i, p in enumerate(paths):
-        im = _open_image(p, name, read)
-        with im:
+    for i, where, src in items:
+        with _open_image(src, where, name) as im:
             try:
                 if size is not None:
                     im.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still ≥ size (a no-op for other formats)
                 im.load()
             except (OSError, ValueError) as e:
-                raise DataError(f"{name}: {p} is not a readable image ({type(e).__name__}): remove or replace it") from None
-            im = _rgb(im)
+                raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
+            rgb = _rgb(im)
             if size is not None:
-                im = ImageOps.fit(im, (size, size), method=Image.BILINEAR)
-            elif im.size != (w, h):  # one size for the whole set: the first image's
-                im = im.resize((w, h), Image.BILINEAR)
-            out[i] = np.asarray(im).transpose(2, 0, 1)
+                rgb = ImageOps.fit(rgb, (size, size), method=Image.BILINEAR)
+            elif rgb.size != (w, h):  # one size for the whole set: the first image's
+                rgb = rgb.resize((w, h), Image.BILINEAR)
+            out[i] = np.asarray(rgb).transpose(2, 0, 1)
 
 
-def _first_size(paths: list, name: str, read=None) -> tuple[int, int]:
-    """(height, width) of the first image: the size of a set decoded without ``?size``."""
-    with _open_image(paths[0], name, read) as im:
+def _image_hw(src, where, name: str) -> tuple[int, int]:
+    """(height, width) of an image, from its header."""
+    with _open_image(src, where, name) as im:
         return im.size[1], im.size[0]
 
 
-def _decode_split(alloc, field: str, paths: list, name: str, read=None, size: int | None = None, hw: tuple[int, int] | None = None) -> np.ndarray:
-    """One split's images, decoded into an array from ``alloc`` (a cache file when it can be)."""
+def _decode_files(alloc, field: str, paths: list, name: str, size: int | None, hw: tuple[int, int] | None = None) -> np.ndarray:
+    """One split's image files, decoded into an array from ``alloc`` (a cache file when it can be)
+    at ``size``, else at ``hw``, else at the first image's size."""
     if not paths:
         raise DataError(f"{name}: no images found")
-    h, w = (size, size) if size is not None else hw or _first_size(paths, name, read)
+    h, w = (size, size) if size is not None else hw or _image_hw(paths[0], paths[0], name)
     out = alloc(field, (len(paths), 3, h, w))
-    _decode_into(out, paths, name, read, size)
+    _decode_into(out, ((i, p, p) for i, p in enumerate(paths)), name, size)
     return out
 
 
@@ -148,7 +149,7 @@ _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _ARCHIVES = (".tar", ".tar.gz", ".tgz")
 
 
-_CACHE_VERSION = 2  # bump when decoding changes, so no cache made by an older decoder is served (2: NCHW .npy folders)
+_CACHE_VERSION = 3  # bump when decoding changes, so no cache made by an older decoder is served (3: NCHW .npy folders with stats)
 
 
 def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -165,7 +166,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GROWSEARCH_CACHE") or Path.home() / ".cache" / "growsearch").expanduser()
 
 
-_CACHED = ("x_train", "y_train", "x_test", "y_test", "classes")
+_CACHED = ("x_train", "y_train", "x_test", "y_test", "classes", "stats")
 
 
 def _cached(key: dict, name: str, build: Callable) -> dict[str, np.ndarray]:
@@ -204,7 +205,7 @@ def _cached(key: dict, name: str, build: Callable) -> dict[str, np.ndarray]:
         return np.lib.format.open_memmap(tmp / f"{field}.npy", mode="w+", dtype=np.uint8, shape=shape)
 
     try:
-        arrays = build(alloc)
+        arrays = _with_stats(build(alloc))
         if tmp is None:
             return arrays
         for k in _CACHED:
@@ -222,10 +223,16 @@ def _cached(key: dict, name: str, build: Callable) -> dict[str, np.ndarray]:
         if tmp is None:
             raise
         shutil.rmtree(tmp, ignore_errors=True)
-        return build(lambda field, shape: np.empty(shape, np.uint8))
+        return _with_stats(build(lambda field, shape: np.empty(shape, np.uint8)))
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _with_stats(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays plus the training images' normalisation (mean and std rows), computed while the
+    images are fresh, so that loading from the cache reads none of them."""
+    return {**arrays, "stats": np.array(_stats(arrays["x_train"]), dtype=np.float64)}
 
 
 def _open_cache(path: Path) -> dict[str, np.ndarray] | None:
@@ -236,22 +243,23 @@ def _open_cache(path: Path) -> dict[str, np.ndarray] | None:
     try:
         a = {k: np.load(path / f"{k}.npy", mmap_mode="c" if k.startswith("x_") else None, allow_pickle=False) for k in _CACHED}
         ok = all(a[f"x_{s}"].ndim == 4 and a[f"x_{s}"].dtype == np.uint8 and len(a[f"x_{s}"]) == len(a[f"y_{s}"]) > 0 for s in ("train", "test"))
+        ok = ok and a["stats"].shape == (2, a["x_train"].shape[1])
         return a if ok and a["x_train"].shape[1:] == a["x_test"].shape[1:] else None
     except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
         return None
 
 
-def _archive_images(path: Path) -> dict[str, bytes]:
-    """Every image file of a .tar/.tar.gz archive, by its path inside it, read in one sequential
-    pass (random access into a .tar.gz decompresses it again from the start)."""
+def _archive_members(path: Path):
+    """(path inside it, bytes) of every image file of a .tar/.tar.gz archive, in archive order,
+    one at a time: a pass reads the archive sequentially (random access into a .tar.gz
+    decompresses it again from the start) and keeps no image it has handed out."""
     import tarfile
 
     try:
         with tarfile.open(path, "r:*") as tar:
-            return {
-                m.name.lstrip("./"): tar.extractfile(m).read()
-                for m in tar if m.isfile() and Path(m.name).suffix.lower() in _IMG_EXT
-            }
+            for m in tar:
+                if m.isfile() and Path(m.name).suffix.lower() in _IMG_EXT:
+                    yield m.name.lstrip("./"), tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None
 
@@ -268,7 +276,9 @@ def _layout(files: list[str], where: str) -> tuple[str, str]:
     raise DataError(f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder")
 
 
-def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, read, alloc, size: int | None) -> dict[str, np.ndarray]:
+def _imagefolder_index(files: list[str], prefix: str, test: str, where: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[str]]:
+    """(train files, test files, their labels, the class names) of an ImageFolder layout, each
+    split in class order, then file order."""
     def items(split: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for f in files:
@@ -287,8 +297,39 @@ def _imagefolder_arrays(files: list[str], prefix: str, test: str, where: str, re
     pte = [f for c in classes for f in sorted(te.get(c, []))]
     ytr = np.array([i for i, c in enumerate(classes) for _ in tr[c]], dtype=np.int64)
     yte = np.array([i for i, c in enumerate(classes) for _ in te.get(c, [])], dtype=np.int64)
-    xtr = _decode_split(alloc, "x_train", ptr, f"imagefolder:{where}/train", read, size)
-    xte = _decode_split(alloc, "x_test", pte, f"imagefolder:{where}/{test}", read, size, hw=xtr.shape[2:])
+    if not ptr or not pte:
+        raise DataError(f"imagefolder:{where}/{'train' if not ptr else test}: no images found")
+    return ptr, pte, ytr, yte, classes
+
+
+def _folder_arrays(root: Path, files: list[str], alloc, size: int | None) -> dict[str, np.ndarray]:
+    prefix, test = _layout(files, str(root))
+    ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(root))
+    xtr = _decode_files(alloc, "x_train", [root / f for f in ptr], f"imagefolder:{root}/train", size)
+    xte = _decode_files(alloc, "x_test", [root / f for f in pte], f"imagefolder:{root}/{test}", size, hw=xtr.shape[2:])
+    return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
+
+
+def _archive_arrays(path: Path, alloc, size: int | None) -> dict[str, np.ndarray]:
+    """An archive in two sequential passes: its file names (and, without ``size``, the first
+    training image's size), then every image decoded straight into its row, so no more than one
+    image's bytes are held at a time."""
+    name = f"imagefolder:{path}"
+    files, hws = [], {}
+    for f, data in _archive_members(path):
+        files.append(f)
+        if size is None:
+            hws[f] = _image_hw(data, f, name)
+    files.sort()
+    prefix, test = _layout(files, str(path))
+    ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(path))
+    h, w = (size, size) if size is not None else hws[ptr[0]]
+    xtr, xte = alloc("x_train", (len(ptr), 3, h, w)), alloc("x_test", (len(pte), 3, h, w))
+    rows = {f: (xtr, i) for i, f in enumerate(ptr)} | {f: (xte, i) for i, f in enumerate(pte)}
+    for f, data in _archive_members(path):
+        if f in rows:
+            out, i = rows[f]
+            _decode_into(out, [(i, f, data)], name, size)
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
 
 
@@ -313,17 +354,14 @@ def _imagefolder(arg: str | None, size: int | None = None) -> Dataset:
         key = {"archive": h.hexdigest(), "size": size}
 
         def build(alloc) -> dict[str, np.ndarray]:
-            data = _archive_images(root)
-            files = sorted(data)
-            prefix, test = _layout(files, str(root))
-            return _imagefolder_arrays(files, prefix, test, str(root), data.__getitem__, alloc, size)
+            return _archive_arrays(root, alloc, size)
     elif root.is_dir():
         files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
-        prefix, test = _layout(files, str(root))
+        _layout(files, str(root))  # the layout is checked before the cache is looked up
         key = {"folder": str(root.resolve()), "files": _stamps(root, files), "size": size}
 
         def build(alloc) -> dict[str, np.ndarray]:
-            return _imagefolder_arrays(files, prefix, test, str(root), lambda f: (root / f).read_bytes(), alloc, size)
+            return _folder_arrays(root, files, alloc, size)
     else:
         raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
     return _from_cache(f"imagefolder:{root}", _cached(key, "imagefolder", build))
@@ -335,7 +373,9 @@ def _stamps(root: Path, files: list) -> list:
 
 
 def _from_cache(name: str, a: dict[str, np.ndarray]) -> Dataset:
-    return _finish(name, a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist())
+    return _finish(
+        name, a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist(), stats=a["stats"],
+    )
 
 
 @register_source("tinyimagenet")
@@ -358,8 +398,8 @@ def _tinyimagenet(arg: str | None, size: int | None = None) -> Dataset:
     rel = [p.relative_to(root) for p in (*ptr, *pte)]
 
     def build(alloc) -> dict[str, np.ndarray]:
-        xtr = _decode_split(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", size=size)
-        xte = _decode_split(alloc, "x_test", pte, f"tinyimagenet:{root}/val", size=size, hw=xtr.shape[2:])
+        xtr = _decode_files(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", size)
+        xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", size, hw=xtr.shape[2:])
         return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}
 
     key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": size}
