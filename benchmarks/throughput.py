@@ -8,7 +8,11 @@ augmentation, no evaluation. growsearch's number is measured twice: its training
 
     python benchmarks/throughput.py [--arch vgg19@0.25] [--epochs 5] [--device cpu]
 
-Prints and saves benchmarks/results/throughput.md.
+Prints and saves benchmarks/results/throughput.md. With ``--matrix``: growsearch's trainer alone
+on --data for --archs x --batches, eager and ``torch.compile``d, with the share of the GPU's
+dense BF16 peak (results/throughput_matrix_DEVICE.md):
+
+    python benchmarks/throughput.py --matrix --device cuda --data imagefolder:../shared/data/cifar10-jpeg.tar.gz
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from _common import save_report
 from growsearch.model.arch import build_model, spec_for
 from growsearch.data.dataset import create_dataset
+from growsearch.data.split import with_validation
 from growsearch.plan.schedule import TrainConfig
 from growsearch.train.loop import optimizer_for, train_stage
 
@@ -72,16 +77,75 @@ def growsearch_loop(arch: str, ds, epochs: int, cfg: TrainConfig, device: torch.
     return train_only, with_eval
 
 
+# Dense BF16 tensor-core peaks (TFLOP/s, without sparsity) from NVIDIA's datasheets, by device name.
+PEAKS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given is not None:
+        return given
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAKS.items() if k in name), None)
+
+
+def matrix(args, device: torch.device) -> None:
+    """Images/s of growsearch's trainer for each arch x batch x (eager, compiled), and the share
+    of the device's dense BF16 peak it reaches: training FLOPs = 3 x forward MACs x 2 per image
+    (forward, and a backward of about twice the forward)."""
+    from dataclasses import replace
+
+    from growsearch.model.cost import macs_per_sample
+
+    ds = with_validation(create_dataset(args.data), 0.1)  # train_stage scores every epoch on a validation split
+    peak = peak_tflops(device, args.peak_tflops)
+    rows = []
+    for arch in args.archs.split(","):
+        macs = macs_per_sample(build_model(spec_for(arch, ds.num_classes, ds.in_chans)), (ds.in_chans, ds.image_size, ds.image_size))
+        for batch in (int(b) for b in args.batches.split(",")):
+            for compiled in (False, True):
+                cfg = replace(TrainConfig(), batch_size=batch, lr_scaling="linear", compile=compiled)
+                train_only, _ = growsearch_loop(arch, ds, args.epochs, cfg, device)
+                share = train_only * 6 * macs / (peak * 1e12) if peak else None
+                rows.append((arch, batch, compiled, train_only, share))
+                print(f"{arch} batch {batch} {'compiled' if compiled else 'eager'}: {train_only:.0f} images/s" + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""), flush=True)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    lines = [
+        f"# Training throughput on {args.data}: growsearch's trainer, eager and compiled",
+        "",
+        f"Device {device} ({name}), torch {torch.__version__}; {args.epochs} timed epochs after one warm-up epoch (which also compiles); "
+        f"training steps only (augmentation included, evaluation not); LR scaled linearly with the batch. "
+        + (f"Peak: {peak:g} dense BF16 TFLOP/s; training FLOPs = 6 x forward MACs per image." if peak else "No peak known for this device (--peak-tflops)."),
+        "",
+        "| arch | batch | graph | images/s | share of dense BF16 peak |",
+        "| --- | ---: | --- | ---: | ---: |",
+        *[f"| {a} | {b} | {'compiled' if c else 'eager'} | {v:.0f} | {f'{100 * sh:.1f}%' if sh else 'n/a'} |" for a, b, c, v, sh in rows],
+        "",
+        f"Command: `python benchmarks/throughput.py --matrix --device {args.device} --data {args.data} --archs {args.archs} --batches {args.batches} --epochs {args.epochs}`",
+    ]
+    save_report("\n".join(lines) + "\n", args.out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arch", default="vgg19@0.25")
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs after one warm-up epoch")
     ap.add_argument("--repeats", type=int, default=3, help="alternate the two loops this many times; report medians")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "throughput.md"))
+    ap.add_argument("--out", default=None, help="report file (default results/throughput.md, or results/throughput_matrix_DEVICE.md with --matrix)")
+    ap.add_argument("--matrix", action="store_true", help="growsearch's trainer alone over --archs x --batches x (eager, compiled), with the share of the GPU's peak")
+    ap.add_argument("--data", default="cifar10", help="--matrix: the dataset (e.g. imagefolder:../shared/data/cifar10-jpeg.tar.gz)")
+    ap.add_argument("--archs", default="vgg19,resnet18", help="--matrix: comma-separated archs")
+    ap.add_argument("--batches", default="128,512", help="--matrix: comma-separated batch sizes")
+    ap.add_argument("--peak-tflops", type=float, default=None, help="--matrix: the device's dense BF16 peak (default: from its name)")
     args = ap.parse_args()
     device = torch.device(args.device)
-    ds = create_dataset("digits")
+    if args.matrix:
+        args.out = args.out or str(Path(__file__).parent / "results" / f"throughput_matrix_{device.type}.md")
+        return matrix(args, device)
+    args.out = args.out or str(Path(__file__).parent / "results" / "throughput.md")
+    ds = with_validation(create_dataset("digits"), 0.1)  # train_stage scores every epoch on a validation split
     cfg = TrainConfig()
     hand, hand_cl, gs, gs_eval = [], [], [], []
     for r in range(args.repeats):

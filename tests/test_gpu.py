@@ -52,3 +52,13 @@ def test_resolution_growth_with_kernel_rescaling_on_cuda() -> None:
     sched = Schedule("digits", [Stage(5, "resnet10_stem7@0.25", 2, resolution=16), Stage(10, "resnet18_stem7@0.25", 2)])
     r = run_schedule(sched, device="cuda", progress=False)
     assert [s.resolution for s in r.stages] == [16, 32] and [s.spec["stem_kernel"] for s in r.stages] == [5, 7]
+
+
+def test_a_compiled_large_batch_run_trains_on_cuda() -> None:
+    """train.compile with batch 512 and the linear LR rule: the path the throughput benchmark measures."""
+    from growsearch.plan.schedule import TrainConfig
+
+    train = TrainConfig(batch_size=512, lr=0.05, lr_scaling="linear", compile=True)
+    sched = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg13@0.25", 6)], train=train)
+    r = run_schedule(sched, device="cuda", progress=False)
+    assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.stages[0].history[0]["lr"] <= 0.2

@@ -51,6 +51,9 @@ SSGD_STRUCTURES = ("filters", "weights")
 # the optimizer keys and their defaults (plain SGD): omitted from a schedule's dict, and from a stage's key, at these values
 OPTIMIZER_KEYS = {"optimizer": "sgd", "ssgd_strength": 1.0, "ssgd_eps": 1e-3, "ssgd_structure": "filters"}
 STAGE_OPTIMIZER_KEYS = {"optimizer": None, "ssgd_strength": None}  # the stage's overrides of the first two, likewise
+SPEED_KEYS = {"lr_scaling": "none", "compile": False}  # the large-batch and compiled-graph keys, likewise
+LR_SCALINGS = ("none", "linear", "sqrt")
+LR_BASE_BATCH = 128  # train.lr is the peak LR at this batch size when lr_scaling scales it
 
 
 def whole(v: object, what: str, lo: int, hi: int, *, omittable: bool = False) -> int:
@@ -125,6 +128,21 @@ class TrainConfig:
     ssgd_strength: float = 1.0  # ssgd: the reweighting exponent s in (0, 1]; 1 is the SSGD paper's log-sum measure, 1 - p/2 a p-norm measure
     ssgd_eps: float = 1e-3  # ssgd: epsilon added to each relative squared magnitude, in (0, 1]
     ssgd_structure: str = "filters"  # ssgd: "filters" reweights whole output channels (what filter pruning removes); "weights" each weight
+    # Speed (the defaults change nothing):
+    lr_scaling: str = "none"  # the peak LR at batch_size: "none" lr as given; "linear" lr x batch_size/128 (Goyal et al. 2017); "sqrt" lr x sqrt(batch_size/128)
+    compile: bool = False  # torch.compile each stage's network (again after each growth): pays on a GPU; needs a C++ compiler on CPU, where it rarely pays
+
+    def peak_lr(self, lr: float | None = None) -> float:
+        """The peak LR a stage trains at: ``lr`` (default ``self.lr``), scaled to ``batch_size`` by
+        ``lr_scaling`` from its value at batch 128.
+
+        Example:
+            >>> TrainConfig(lr=0.1, batch_size=512, lr_scaling="linear").peak_lr()
+            0.4
+        """
+        base = float(lr if lr is not None else self.lr)
+        ratio = self.batch_size / LR_BASE_BATCH
+        return base * {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[self.lr_scaling]
 
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
@@ -137,9 +155,13 @@ class TrainConfig:
         finite(self.label_smoothing, "train.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
         finite(self.val_fraction, "train.val_fraction", lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)")
         whole(self.val_seed, "train.val_seed", 0, MAX_SEED)
-        for key in ("rescale_kernels", "carry_optimizer"):
+        for key in ("rescale_kernels", "carry_optimizer", "compile"):
             if not isinstance(getattr(self, key), bool):
                 raise ScheduleError(f"train.{key} must be true or false, got {getattr(self, key)!r}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ScheduleError(f"train.lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {self.lr_scaling!r}")
+        if self.lr_scaling != "none":
+            finite(self.peak_lr(), "train.lr scaled to train.batch_size", lambda v: 0 < v <= 100, "a finite number in (0, 100]: lower lr or batch_size")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ScheduleError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         finite(self.rewarm_epochs, "train.rewarm_epochs", lambda v: 0 <= v <= MAX_EPOCHS, f"a number in [0, {MAX_EPOCHS}]")
@@ -316,6 +338,8 @@ class Schedule:
             self.shrink.validate()
             if self.stages[-1].patience is not None:
                 raise ScheduleError(f"stage {len(self.stages)}: the shrink phase is planned over the last stage's steps, and patience makes them unknown: drop patience")
+            if self.train.compile:
+                raise ScheduleError("train.compile does not combine with a shrink block (the subnets change the network between steps): drop one")
 
     def _check_budget(self) -> None:
         if self.budget_epochs is None:
@@ -366,7 +390,7 @@ class Schedule:
         for key, default in (("data_growth", "classes"), ("deepen_init", "identity"), ("budget_epochs", None), ("grow_at", None), ("shrink", None)):
             if d[key] == default:  # the paper's protocol: a schedule written before these keys existed reads back as it was
                 del d[key]
-        for key, default in {**TRAIN_LEVERS, **OPTIMIZER_KEYS}.items():  # likewise the recipe: a result written before them compares equal
+        for key, default in {**TRAIN_LEVERS, **OPTIMIZER_KEYS, **SPEED_KEYS}.items():  # likewise the recipe: a result written before them compares equal
             if d["train"][key] == default:
                 del d["train"][key]
         if self.budget_epochs is not None:  # the epochs follow from the budget

@@ -134,6 +134,19 @@ class Carry:
     batches: torch.Tensor | None = None
 
 
+@functools.lru_cache(maxsize=None)
+def check_compile(device_type: str) -> None:
+    """Refuse ``train.compile`` in one line where ``torch.compile`` cannot work (no C++ compiler
+    for CPU code, an unsupported Python or platform), by compiling a tiny network once per
+    process before anything is written."""
+    try:
+        probe = torch.compile(nn.Linear(2, 2).to(device_type))
+        probe(torch.zeros(1, 2, device=device_type)).sum().backward()
+    except Exception as e:  # noqa: BLE001 - torch.compile fails in many ways (backend, compiler, platform): any one refuses the key
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ScheduleError(f"train.compile: torch.compile does not work here ({type(e).__name__}: {first}): set train.compile false") from None
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: BatchLoader, *, autocast: bool = False) -> float:
     """Top-1 accuracy (fraction) over ``loader``; leaves the model in eval mode."""
@@ -202,12 +215,15 @@ def train_stage(
     from tqdm.auto import tqdm
 
     cuda = device.type == "cuda"
-    peak = float(lr or cfg.lr)
+    peak = cfg.peak_lr(lr)
     train_loader = BatchLoader(
         data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
         train=True, flip=data.flip, seed=seed, device=device, channels_last=True, resolution=resolution,
     )
     val_loader = eval_loader(data, cfg, device, resolution, split="val")
+    # train.compile: this stage's network compiled once (a grown network is another graph, so
+    # every stage compiles its own); the module itself is what is stepped, masked and saved
+    fwd = torch.compile(model) if cfg.compile else model
     masks = {k: v.to(device) for k, v in (masks or {}).items()}
     opt = optimizer_for(model, cfg, peak)
     if carry is not None:
@@ -228,12 +244,12 @@ def train_stage(
     samples, best, since_best, steps = 0, -1.0, 0, 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
     for epoch in bar:
-        model.train()
+        fwd.train()  # the module, or its compiled wrapper and the module with it
         t_epoch = time.perf_counter()
         loss_sum = torch.zeros((), device=device)  # summed on the device: one host sync per epoch, not per step
         for xb, yb in train_loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-                logits = model(xb)
+                logits = fwd(xb)
                 loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
             loss_sum += loss.detach().float()
             opt.zero_grad(set_to_none=True)
@@ -261,7 +277,7 @@ def train_stage(
                 "lower the learning rate (lr) or the weight decay"
             )
         train_s = time.perf_counter() - t_epoch
-        acc = evaluate(model, val_loader, autocast=cuda)
+        acc = evaluate(fwd, val_loader, autocast=cuda)
         lr_now = opt.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s, "val_s": time.perf_counter() - t_epoch - train_s}
         if shrinker is not None:

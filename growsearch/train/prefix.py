@@ -23,7 +23,7 @@ from growsearch.train.results import CheckpointError, OutputExistsError, read_ch
 from growsearch._extensions import digest
 from growsearch.model.arch import get_family, parse_arch
 from growsearch.model.ops import first_ops, transition_ops
-from growsearch.plan.schedule import OPTIMIZER_KEYS, STAGE_OPTIMIZER_KEYS, Schedule
+from growsearch.plan.schedule import OPTIMIZER_KEYS, SPEED_KEYS, STAGE_OPTIMIZER_KEYS, Schedule
 
 __all__ = ["find_prefix", "find_resume", "prefix_key"]
 
@@ -44,7 +44,7 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     stages = schedule.stages[:upto]
     families = sorted({parse_arch(st.arch)[0].name for st in stages})
     payload = {
-        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": _without(asdict(schedule.train), OPTIMIZER_KEYS),
+        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": _without(asdict(schedule.train), {**OPTIMIZER_KEYS, **SPEED_KEYS}),
         "stages": [_without(asdict(st), STAGE_OPTIMIZER_KEYS) for st in stages], "growsearch": __version__,
         "definitions": digest(first_ops(), transition_ops(), [get_family(f) for f in families]),
         "data_growth": schedule.data_growth, "deepen_init": schedule.deepen_init,

@@ -39,7 +39,7 @@ from growsearch.model.arch import ArchSpec
 from growsearch.model.cost import count_params, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
 from growsearch.data.split import stage_data
-from growsearch.train.loop import Carry, eval_loader, evaluate, resolve_device, RunLR, schedule_threads, train_stage
+from growsearch.train.loop import Carry, check_compile, eval_loader, evaluate, resolve_device, RunLR, schedule_threads, train_stage
 from growsearch.model.ops import apply_transition, as_network, Run, tensors_of
 from growsearch.plan.planner import plan_schedule
 from growsearch.train.plots import plot_curve
@@ -126,6 +126,8 @@ def run_schedule(
     check_out_dir(out, overwrite)
     dev = resolve_device(device)  # before anything is written
     schedule.validate()  # a malformed schedule is refused before any data is loaded
+    if schedule.train.compile:
+        check_compile(dev.type)
     t_load = time.perf_counter()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     load_s = time.perf_counter() - t_load

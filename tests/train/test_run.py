@@ -407,3 +407,35 @@ def test_time_split_says_where_each_stage_went(npz_data: str, tmp_path: Path, mo
     from growsearch.cli.summaries import run_summary
 
     assert "time: " in run_summary(result) and "test " in run_summary(result)
+
+
+def test_lr_scaling_trains_as_if_the_scaled_lr_were_given(npz_data: str) -> None:
+    """linear: lr x batch/128; sqrt: lr x sqrt(batch/128); the run is the one trained at that LR."""
+    from growsearch.plan.schedule import TrainConfig
+
+    assert TrainConfig(lr=0.1, batch_size=512, lr_scaling="linear").peak_lr() == pytest.approx(0.4)
+    assert TrainConfig(lr=0.1, batch_size=512, lr_scaling="sqrt").peak_lr() == pytest.approx(0.2)
+    assert TrainConfig(lr=0.1, batch_size=512).peak_lr() == 0.1 and TrainConfig(lr=0.1, batch_size=32, lr_scaling="linear").peak_lr(0.2) == pytest.approx(0.05)
+    ds = create_dataset(npz_data)
+    scaled = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025, batch_size=16, lr_scaling="linear")), dataset=ds, progress=False)
+    given = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025 / 8, batch_size=16)), dataset=ds, progress=False)
+    plain = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025, batch_size=16)), dataset=ds, progress=False)
+    lrs = lambda r: [row["lr"] for st in r.stages for row in st.history]  # noqa: E731
+    assert lrs(scaled) == pytest.approx(lrs(given)) and _metrics(scaled)["stages"][0]["history"] == _metrics(given)["stages"][0]["history"]
+    assert lrs(plain) != pytest.approx(lrs(scaled))
+    assert scaled.schedule["train"]["lr_scaling"] == "linear" and "lr_scaling" not in plain.schedule["train"]  # the default is not written
+
+
+@pytest.mark.slow  # torch.compile's C++ code generation: about a minute on 2 cores
+def test_a_compiled_run_trains_every_grown_stage(tmp_path: Path) -> None:
+    """train.compile on CPU: each stage's network compiled (the grown one again), the same cost
+    accounting, checkpoints of the plain module that load and predict as the run scored them."""
+    from growsearch.plan.schedule import TrainConfig
+
+    stages = [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg11@0.25", 1)]
+    compiled = run_schedule(Schedule("digits?train_per_class=10", stages, train=TrainConfig(compile=True)), out_dir=tmp_path / "c", progress=False)
+    eager = run_schedule(Schedule("digits?train_per_class=10", stages), progress=False)
+    assert compiled.M == eager.M and [s.spec for s in compiled.stages] == [s.spec for s in eager.stages]
+    assert compiled.schedule["train"]["compile"] is True and all(s.time_split["train_s"] > 0 for s in compiled.stages)
+    model, ckpt = load_checkpoint(tmp_path / "c" / "stage2.pt")
+    assert not any(k.startswith("_orig_mod") for k in ckpt["state_dict"])  # the module's own names, loadable without torch.compile
