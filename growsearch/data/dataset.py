@@ -43,7 +43,7 @@ import torch
 from growsearch._extensions import caller, record
 from growsearch.errors import GrowsearchError
 
-__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "create_dataset", "fit", "from_arrays", "list_sources", "register_source"]
+__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "Rows", "create_dataset", "fit", "from_arrays", "list_sources", "register_source", "select"]
 
 
 # The one line every report prints when there is no validation split (val_fraction 0).
@@ -54,9 +54,76 @@ class DataError(GrowsearchError, ValueError):
     """A dataset that is missing, malformed, or asked for in a way it cannot serve."""
 
 
+class Rows:
+    """Some rows of an image array, gathered when asked: a split of a memory-mapped dataset.
+
+    A split (validation, a class subset, a share) of images that live in the decode cache's
+    memory-mapped file is kept as the file's tensor and the rows it holds, not copied: a batch
+    (``rows[idx]``, ``rows[i:j]``) gathers its images from the map, the kernel pages them in as
+    they are read and may drop them again, so a run's resident memory is what it touches, and a
+    dataset larger than memory still trains. ``take`` narrows the rows without reading any image.
+    Written by hand because neither torch nor numpy has a lazy index view of an array.
+
+    Example:
+        >>> r = Rows(torch.arange(24, dtype=torch.uint8).view(6, 1, 2, 2), torch.tensor([4, 1, 3]))
+        >>> len(r), tuple(r.shape), r[1:].flatten().tolist(), len(r.take(torch.tensor([True, False, True])))
+        (3, (3, 1, 2, 2), [4, 5, 6, 7, 12, 13, 14, 15], 2)
+    """
+
+    def __init__(self, base: torch.Tensor, index: torch.Tensor):
+        self.base, self.index = base, index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.index), *self.base.shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.base.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.base.device
+
+    def numel(self) -> int:
+        return self.shape.numel()
+
+    def take(self, idx: torch.Tensor) -> "Rows":
+        """The rows ``idx`` (positions or a mask) of these rows, still unread."""
+        return Rows(self.base, self.index[idx])
+
+    def __getitem__(self, idx) -> torch.Tensor:
+        return self.base[self.index[idx]]
+
+    def materialize(self) -> torch.Tensor:
+        """All rows as one tensor (a copy)."""
+        return self.base[self.index]
+
+    def to(self, device: torch.device | str) -> "Rows | torch.Tensor":
+        """Itself on the CPU (batches are gathered from the map); on another device, a copy there."""
+        return self if torch.device(device).type == "cpu" else self.materialize().to(device)
+
+
+def select(x: "torch.Tensor | Rows", idx: torch.Tensor, *, mapped: bool = False) -> "torch.Tensor | Rows":
+    """``x[idx]`` for a split: the same ``x`` when ``idx`` keeps every row in order (a mask of all
+    True); :class:`Rows` (no copy) when ``x`` is rows of a map, or ``mapped`` (``x`` is a mapped
+    cache's tensor); else a copy."""
+    if idx.dtype == torch.bool and bool(idx.all()):
+        return x
+    if isinstance(x, Rows):
+        return x.take(idx)
+    if mapped:
+        return Rows(x, torch.arange(len(x))[idx])
+    return x[idx]
+
+
 @dataclass(frozen=True)
 class Dataset:
-    """Images as uint8 NCHW tensors, labels as int64, test split kept apart."""
+    """Images as uint8 NCHW tensors (or :class:`Rows` of a memory-mapped cache, once split),
+    labels as int64, test split kept apart."""
 
     name: str  # the name it was created from, e.g. "digits" or "npz:/data/x.npz"
     x_train: torch.Tensor  # uint8 (N, C, H, W)
@@ -76,6 +143,7 @@ class Dataset:
     val_seed: int = 0  # seed of the validation split
     val_id: str = ""  # hash of the validation samples' indices: runs and frontiers compare it
     class_names: tuple[str, ...] = ()  # label j's name (folder, synset, CIFAR label); "0", "1", ... where the source has none
+    mapped: bool = False  # the images are the decode cache's memory-mapped file: splits are Rows of it, not copies
 
     @property
     def in_chans(self) -> int:
@@ -322,7 +390,7 @@ def fit(x: torch.Tensor, size: int) -> torch.Tensor:
 def _fit_dataset(ds: Dataset, size: int) -> Dataset:
     xtr, xte = fit(ds.x_train, size), fit(ds.x_test, size)
     mean, std = _stats(xtr)
-    return replace(ds, x_train=xtr, x_test=xte, mean=mean, std=std)
+    return replace(ds, x_train=xtr, x_test=xte, mean=mean, std=std, mapped=False)
 
 
 def _chunk(x: torch.Tensor, elements: int = 1 << 20) -> int:
@@ -358,7 +426,7 @@ def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
         return n
 
     k = _stratified(ds.y_train, 0, take)
-    return replace(ds, x_train=ds.x_train[k], y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
+    return replace(ds, x_train=select(ds.x_train, k, mapped=ds.mapped), y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
 
 
 def _stratified(y: torch.Tensor, seed: int, take: Callable[[int, int], int]) -> torch.Tensor:

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -373,9 +374,10 @@ def _stamps(root: Path, files: list) -> list:
 
 
 def _from_cache(name: str, a: dict[str, np.ndarray]) -> Dataset:
-    return _finish(
+    ds = _finish(
         name, a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist(), stats=a["stats"],
     )
+    return replace(ds, mapped=isinstance(a["x_train"], np.memmap))  # its splits are then Rows of the map, not copies
 
 
 @register_source("tinyimagenet")

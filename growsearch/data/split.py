@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from growsearch.data.dataset import DataError, Dataset, _stratified
+from growsearch.data.dataset import DataError, Dataset, _stratified, select
 
 __all__ = ["class_order", "stage_data", "stage_size", "subset", "with_validation"]
 
@@ -49,9 +49,9 @@ def subset(ds: Dataset, classes: list[int]) -> Dataset:
     mtr, mte = lut[ds.y_train] >= 0, lut[ds.y_test] >= 0
     return replace(
         ds,
-        x_train=_take(ds.x_train, mtr),
+        x_train=select(ds.x_train, mtr, mapped=ds.mapped),
         y_train=lut[ds.y_train[mtr]],
-        x_test=_take(ds.x_test, mte),
+        x_test=select(ds.x_test, mte, mapped=ds.mapped),
         y_test=lut[ds.y_test[mte]],
         num_classes=len(classes),
         class_names=tuple(ds.class_names[c] for c in classes) if ds.class_names else (),
@@ -81,19 +81,13 @@ def stage_data(ds: Dataset, classes: list[int], fraction: float | None = None, s
         return d
     keep = _stratified(d.y_train, seed, lambda _c, n: _share(n, fraction))
     idx = d.idx_train if d.idx_train is not None else torch.arange(len(d.y_train))
-    return replace(d, x_train=d.x_train[keep], y_train=d.y_train[keep], idx_train=idx[keep])
+    return replace(d, x_train=select(d.x_train, keep, mapped=d.mapped), y_train=d.y_train[keep], idx_train=idx[keep])
 
 
 def stage_size(y_train: torch.Tensor, classes: list[int], fraction: float | None = None) -> int:
     """How many training images :func:`stage_data` gives a stage, counted without copying them (the planner's M)."""
     counts = torch.bincount(y_train, minlength=max(classes) + 1)[torch.tensor(classes, dtype=torch.int64)].tolist()
     return sum(counts) if fraction is None or fraction >= 1 else sum(_share(n, fraction) for n in counts)
-
-
-def _take(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``x[mask]``, or ``x`` itself when the mask keeps everything (a stage on all classes): the
-    images are the same, and a copy of a large training set would double its memory."""
-    return x if bool(mask.all()) else x[mask]
 
 
 def _share(n: int, fraction: float) -> int:
@@ -104,7 +98,7 @@ def _subset_val(ds: Dataset, lut: torch.Tensor) -> dict:
     if ds.y_val is None:
         return {}
     m = lut[ds.y_val] >= 0
-    return {"x_val": _take(ds.x_val, m), "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
+    return {"x_val": select(ds.x_val, m, mapped=ds.mapped), "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
 
 
 def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
@@ -148,8 +142,8 @@ def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
     keep[vi] = False
     idx = ds.idx_train if ds.idx_train is not None else torch.arange(len(ds.y_train))
     return replace(
-        ds, x_train=ds.x_train[keep], y_train=ds.y_train[keep], idx_train=idx[keep],
-        x_val=ds.x_train[vi], y_val=ds.y_train[vi], idx_val=idx[vi],
+        ds, x_train=select(ds.x_train, keep, mapped=ds.mapped), y_train=ds.y_train[keep], idx_train=idx[keep],
+        x_val=select(ds.x_train, vi, mapped=ds.mapped), y_val=ds.y_train[vi], idx_val=idx[vi],
         val_fraction=float(fraction), val_seed=int(seed), val_id=_hash(idx[vi]),
     )
 

@@ -107,7 +107,7 @@ def robustness_report(
     Returns:
         A :class:`growsearch.robust.report.RobustnessReport`: everything ``robustness.json`` holds.
     """
-    from growsearch.data.dataset import TEST_SELECTION_NOTE
+    from growsearch.data.dataset import Rows, TEST_SELECTION_NOTE
     from growsearch.train.loop import resolve_device
     from growsearch.train.results import versions
 
@@ -135,6 +135,8 @@ def robustness_report(
     if samples is not None and samples < len(y):
         pick = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
         x, y = x[pick], y[pick]
+    elif isinstance(x, Rows):  # rows of a memory-mapped cache: the test split, read once for the report
+        x = x.materialize()
     t0 = time.perf_counter()
     report = RobustnessReport(
         run_dir=str(run), baseline_dir=str(baseline_dir) if baseline_dir else None, dataset=sub.ds.name,

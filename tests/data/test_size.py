@@ -113,3 +113,34 @@ def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path
 def test_bad_sizes_are_one_line_errors(option: str, msg: str) -> None:
     with pytest.raises(DataError, match=msg):
         create_dataset(f"digits?{option}")
+
+
+def test_a_run_on_the_mapped_cache_reads_rows_and_trains_exactly_as_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splits of a memory-mapped dataset are rows of the map, not copies; a run on them gathers
+    the same batches, costs the same M and reaches the same numbers as on the same images in memory."""
+    from growsearch.data.dataset import Rows
+    from growsearch.data.split import stage_data, with_validation
+    from growsearch.plan.schedule import Schedule, Stage
+    from growsearch.train.run import run_schedule
+    from helpers import write_imagefolder
+
+    write_imagefolder(tmp_path / "f", classes=4, per_class=12)
+    name = f"imagefolder:{tmp_path / 'f'}"
+    mapped = create_dataset(name)
+    (tmp_path / "afile").write_text("no cache under a file")
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "afile" / "cache"))
+    plain = create_dataset(name)
+    assert mapped.mapped and not plain.mapped
+    split = with_validation(mapped, 0.25)
+    stage = stage_data(split, [2, 0], 0.5, seed=1)
+    assert isinstance(split.x_train, Rows) and isinstance(split.x_val, Rows) and isinstance(stage.x_train, Rows)
+    assert split.x_train.base is mapped.x_train  # rows of the one map: nothing copied
+    ref = stage_data(with_validation(plain, 0.25), [2, 0], 0.5, seed=1)
+    assert torch.equal(stage.x_train.materialize(), ref.x_train) and torch.equal(stage.y_train, ref.y_train)
+    sched = Schedule(name, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.125", 1)], seed=0)
+    a, b = run_schedule(sched, dataset=mapped, progress=False), run_schedule(sched, dataset=plain, progress=False)
+
+    def numbers(r) -> list:
+        return [(s.M, s.samples, s.val_acc, s.test_acc, [h["val_acc"] for h in s.history]) for s in r.stages]
+
+    assert numbers(a) == numbers(b) and a.M == b.M
