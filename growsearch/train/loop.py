@@ -277,7 +277,7 @@ def train_stage(
                 "lower the learning rate (lr) or the weight decay"
             )
         train_s = time.perf_counter() - t_epoch
-        acc = evaluate(fwd, val_loader, autocast=cuda)
+        acc = evaluate(model, val_loader, autocast=cuda)  # eager: compiling the eval graph too would cost more than it saves
         lr_now = opt.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s, "val_s": time.perf_counter() - t_epoch - train_s}
         if shrinker is not None:

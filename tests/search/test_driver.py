@@ -100,11 +100,12 @@ def test_running_into_an_existing_study_needs_resume(searched) -> None:
     assert (out / "study.db").read_bytes() == before
 
 
-def test_export_and_load_best(searched, tmp_path: Path) -> None:
+def test_export_and_load_best(searched, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from growsearch.cli.commands import main
+
     out, _ = searched
     url = f"sqlite:///{out / 'study.db'}"
-    proc = cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best.json"))
-    assert proc.returncode == 0, proc.stderr
+    assert main(["export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best.json")]) == 0
     assert json.loads((tmp_path / "best.json").read_text()) == json.loads((out / "best_schedule.json").read_text())
     assert load_best(url, "space") == load_schedule(out / "best_schedule.json")
     import growsearch
@@ -112,12 +113,12 @@ def test_export_and_load_best(searched, tmp_path: Path) -> None:
     assert growsearch.load_best(url, "space") == load_best(url, "space")
     with pytest.raises(SearchError, match="no study"):
         load_best(url, "nope")
-    proc = cli("export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json"))
-    assert proc.returncode == 2 and "no study 'nope'" in proc.stderr
+    capsys.readouterr()
+    assert main(["export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json")]) == 2
+    assert "no study 'nope'" in capsys.readouterr().err
 
     # a folder: the schedule and the best trial's trained network, stored as Optuna artifacts
-    proc = cli("export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best"))
-    assert proc.returncode == 0, proc.stderr
+    assert main(["export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best")]) == 0
     result = json.loads((tmp_path / "best" / "result.json").read_text())
     feasible = [t for t in _study(out).trials if t.user_attrs.get("feasible")]
     winner = min(feasible, key=lambda t: t.user_attrs["M_ratio"])
