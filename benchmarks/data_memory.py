@@ -44,16 +44,21 @@ if len(sys.argv) > 2:  # then a one-stage run on it
     from growsearch.plan.schedule import Schedule, Stage, TrainConfig
     from growsearch.train.run import run_schedule
     loaded = status("VmHWM")
-    r = run_schedule(Schedule(sys.argv[1], [Stage(ds.num_classes, sys.argv[2], 1)], seed=0, train=TrainConfig(batch_size=128)), dataset=ds, progress=False)
+    res = int(sys.argv[3]) if len(sys.argv) > 3 else None  # a stage resolution: batches resized on the fly
+    r = run_schedule(Schedule(sys.argv[1], [Stage(ds.num_classes, sys.argv[2], 1, resolution=res)], seed=0, train=TrainConfig(batch_size=128)), dataset=ds, progress=False)
     out.update(run_added=status("VmHWM") - base, run_over_load=status("VmHWM") - loaded, wall_s=r.wall_s, time_split=r.time_split,
-               train_images=r.stages[0].samples)
+               train_images=r.stages[0].samples, images_per_s=r.stages[0].samples / r.time_split["train_s"])
 print("RESULT " + json.dumps(out))
 """
 
 
-def measure(name: str, cache: Path, arch: str | None = None) -> dict:
+def measure(name: str, cache: Path, arch: str | None = None, resolution: int | None = None, budget: str | None = None) -> dict:
     env = {**os.environ, "GROWSEARCH_CACHE": str(cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-c", _LOAD, name, *([arch] if arch else [])], capture_output=True, text=True, env=env, timeout=3600)
+    env.pop("GROWSEARCH_MAX_RAM", None)
+    if budget:
+        env["GROWSEARCH_MAX_RAM"] = budget
+    args = [name, *([arch] if arch else []), *([str(resolution)] if resolution else [])]
+    proc = subprocess.run([sys.executable, "-c", _LOAD, *args], capture_output=True, text=True, env=env, timeout=3600)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
@@ -97,6 +102,10 @@ def main() -> None:
             ("photos at 224 px, decoded into the cache", folder, tmp / "cache", None),
             ("photos at 224 px, from the cache", folder, tmp / "cache", None),
             ("photos ?size=64, no cache folder (decoded into memory)", f"{folder}?size=64", tmp / "afile" / "cache", None),
+            # beyond memory: the 224 px photos (600 MB) under a budget of a third of their size,
+            # trained at 32 px (batches resized on the fly) so that the images, not the network, dominate
+            ("photos at 224 px + 1 epoch vgg11@0.125 at 32 px, no budget", folder, tmp / "cache", ("vgg11@0.125", 32, None)),
+            ("photos at 224 px + 1 epoch vgg11@0.125 at 32 px, GROWSEARCH_MAX_RAM=200M", folder, tmp / "cache", ("vgg11@0.125", 32, "200M")),
         ]
         (tmp / "afile").write_text("a cache cannot be made under a file")
         if SHARED.is_file() and not args.no_cifar:
@@ -107,10 +116,11 @@ def main() -> None:
                 ("CIFAR-10 ?train_per_class=500, from the cache + 1 epoch vgg11@0.25", f"{cifar}?train_per_class=500", tmp / "cache", "vgg11@0.25"),
             ]
         for label, name, cache, arch in cases:
-            m = measure(name, cache, arch)
+            arch, res, budget = arch if isinstance(arch, tuple) else (arch, None, None)
+            m = measure(name, cache, arch, res, budget)
             m["case"] = label
             rows.append(m)
-            run = f"; run adds {m['run_over_load'] / 1e6:.0f} MB over the load, {m['wall_s']:.0f} s" if arch else ""
+            run = f"; run adds {m['run_over_load'] / 1e6:.0f} MB over the load (peak +{m['run_added'] / 1e6:.0f} MB), {m['images_per_s']:.0f} images/s, {m['wall_s']:.0f} s" if arch else ""
             print(f"{label}: {m['bytes'] / 1e6:.1f} MB of images, peak +{m['added'] / 1e6:.1f} MB ({m['added'] / m['bytes']:.2f}x) in {m['seconds']:.1f} s{run}", flush=True)
     lines = [
         "# Resident memory of reading datasets (benchmarks/data_memory.py)",
@@ -119,14 +129,14 @@ def main() -> None:
         "Peak resident memory (VmHWM) over the interpreter's own once torch and growsearch are imported, each case in a fresh process. "
         "\"images\" is the uint8 size of the train and test images the dataset holds; the issue's bound is 1.5x that for loading.",
         "",
-        "| case | images (MB) | peak added (MB) | x images | load s | run: peak added (MB) | run over load (MB) | run wall s | time split (s) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| case | images (MB) | peak added (MB) | x images | load s | run: peak added (MB) | run over load (MB) | run images/s | run wall s | time split (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for m in rows:
         run = (
-            f"{m['run_added'] / 1e6:.0f} | {m['run_over_load'] / 1e6:.0f} | {m['wall_s']:.1f} | "
+            f"{m['run_added'] / 1e6:.0f} | {m['run_over_load'] / 1e6:.0f} | {m['images_per_s']:.0f} | {m['wall_s']:.1f} | "
             + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in m["time_split"].items())
-            if "run_added" in m else " | | | "
+            if "run_added" in m else " | | | | "
         )
         lines.append(f"| {m['case']} | {m['bytes'] / 1e6:.1f} | {m['added'] / 1e6:.1f} | {m['added'] / m['bytes']:.2f} | {m['seconds']:.1f} | {run} |")
     save_report("\n".join(lines) + "\n", RESULTS / "data_memory.md")

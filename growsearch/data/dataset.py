@@ -34,6 +34,11 @@ Example:
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import mmap
+import os
+import sys
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -43,7 +48,7 @@ import torch
 from growsearch._extensions import caller, record
 from growsearch.errors import GrowsearchError
 
-__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "Rows", "create_dataset", "fit", "from_arrays", "list_sources", "register_source", "select"]
+__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "Rows", "create_dataset", "fit", "from_arrays", "list_sources", "ram_budget", "register_source", "select"]
 
 
 # The one line every report prints when there is no validation split (val_fraction 0).
@@ -70,8 +75,8 @@ class Rows:
         (3, (3, 1, 2, 2), [4, 5, 6, 7, 12, 13, 14, 15], 2)
     """
 
-    def __init__(self, base: torch.Tensor, index: torch.Tensor):
-        self.base, self.index = base, index
+    def __init__(self, base: torch.Tensor, index: torch.Tensor, *, mapped: bool = False):
+        self.base, self.index, self.mapped = base, index, mapped  # mapped: base is a file map, whose pages release() may drop
 
     def __len__(self) -> int:
         return len(self.index)
@@ -93,7 +98,7 @@ class Rows:
 
     def take(self, idx: torch.Tensor) -> "Rows":
         """The rows ``idx`` (positions or a mask) of these rows, still unread."""
-        return Rows(self.base, self.index[idx])
+        return Rows(self.base, self.index[idx], mapped=self.mapped)
 
     def __getitem__(self, idx) -> torch.Tensor:
         return self.base[self.index[idx]]
@@ -106,6 +111,45 @@ class Rows:
         """Itself on the CPU (batches are gathered from the map); on another device, a copy there."""
         return self if torch.device(device).type == "cpu" else self.materialize().to(device)
 
+    def release(self, positions: torch.Tensor) -> None:
+        """Hand the pages of the file rows under ``positions`` back to the kernel (Linux
+        ``madvise(MADV_DONTNEED)`` on the private map: unmodified pages are dropped and read again
+        from the file if touched), so a pass over more images than the memory budget stays within
+        it. Elsewhere a no-op: the kernel still evicts clean pages under pressure."""
+        if not self.mapped or not len(positions) or not sys.platform.startswith("linux"):
+            return  # never on memory that is not a file's: MADV_DONTNEED would zero it
+        rows = self.index[positions]
+        row_bytes = self.base[0].numel()  # uint8
+        start = self.base.data_ptr() + int(rows.min()) * row_bytes
+        end = self.base.data_ptr() + (int(rows.max()) + 1) * row_bytes
+        page = mmap.PAGESIZE
+        lo, hi = -(-start // page) * page, end // page * page  # whole pages inside the rows only
+        if hi > lo:
+            _libc().madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), 4)  # 4: MADV_DONTNEED
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def ram_budget() -> int:
+    """Bytes of images a loader may keep resident: ``$GROWSEARCH_MAX_RAM`` (bytes, or with a K, M,
+    G or T suffix), else half of this machine's memory. A split of a memory-mapped dataset larger
+    than this is read in shards of this size (see :class:`growsearch.data.loader.BatchLoader`)."""
+    text = os.environ.get("GROWSEARCH_MAX_RAM", "").strip()
+    if not text:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    num, unit = text[:-1] if text[-1:].upper() in "KMGT" else text, text[-1:].upper() if text[-1:].upper() in "KMGT" else ""
+    try:
+        value = float(num) * units[unit]
+    except ValueError:
+        value = -1
+    if not (value > 0 and value < 1 << 60):
+        raise DataError(f"GROWSEARCH_MAX_RAM={text!r}: give bytes or a size such as 4G or 500M")
+    return int(value)
+
 
 def select(x: "torch.Tensor | Rows", idx: torch.Tensor, *, mapped: bool = False) -> "torch.Tensor | Rows":
     """``x[idx]`` for a split: the same ``x`` when ``idx`` keeps every row in order (a mask of all
@@ -116,7 +160,7 @@ def select(x: "torch.Tensor | Rows", idx: torch.Tensor, *, mapped: bool = False)
     if isinstance(x, Rows):
         return x.take(idx)
     if mapped:
-        return Rows(x, torch.arange(len(x))[idx])
+        return Rows(x, torch.arange(len(x))[idx], mapped=True)
     return x[idx]
 
 

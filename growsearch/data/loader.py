@@ -15,6 +15,8 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from growsearch.data.dataset import DataError, ram_budget, Rows
+
 __all__ = ["resize", "BatchLoader"]
 
 
@@ -59,6 +61,20 @@ class BatchLoader:
         self.channels_last = channels_last
         self.resolution = resolution if resolution and resolution != x.shape[-1] else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))
+        # Rows of a memory-mapped cache larger than the memory budget: read in shards of the budget
+        # (file order, so a shard is one stretch of the file), each shard's pages handed back once
+        # the pass has left it. Smaller ones take the in-memory path's order exactly.
+        self.shard = None
+        if isinstance(self.x, Rows):
+            budget, row_bytes = ram_budget(), self.x.base[0].numel()
+            if not train:  # an evaluation batch's size changes no number: it shrinks to fit
+                self.batch_size = max(1, min(self.batch_size, budget // row_bytes))
+            if self.batch_size * row_bytes > budget:
+                raise DataError(
+                    f"GROWSEARCH_MAX_RAM={budget} bytes holds less than one batch of {self.batch_size} images of {row_bytes} bytes: raise it or lower the batch size"
+                )
+            if self.x.numel() > budget:
+                self.shard = budget // row_bytes
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
@@ -79,11 +95,30 @@ class BatchLoader:
             xb = torch.where(mask.view(-1, 1, 1, 1), xb.flip(-1), xb)
         return xb
 
+    def _order(self) -> tuple[torch.Tensor | None, list[int]]:
+        """This epoch's sample order (None: evaluation, in order) and, in shards, where each shard
+        ends in it: the shards in a random order, each shard's samples permuted (training), or
+        consecutive stretches (evaluation)."""
+        n = len(self.x)
+        if not self.shard:
+            return (torch.randperm(n, generator=self.generator, device=self.device) if self.train else None), []
+        if not self.train:
+            return torch.arange(n), list(range(self.shard, n, self.shard)) + [n]
+        shards = list(torch.split(torch.argsort(self.x.index), self.shard))  # file order: a shard is one stretch of the file
+        pick = [int(k) for k in torch.randperm(len(shards), generator=self.generator)]
+        order = torch.cat([shards[k][torch.randperm(len(shards[k]), generator=self.generator)] for k in pick])
+        ends = torch.cumsum(torch.tensor([len(shards[k]) for k in pick]), 0).tolist()
+        return order, ends
+
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
-        order = torch.randperm(n, generator=self.generator, device=self.device) if self.train else None
+        order, ends = self._order()
+        start = 0  # in shards: where the shard being read starts in the order
         for i in range(0, n, self.batch_size):
             idx = order[i : i + self.batch_size] if order is not None else slice(i, i + self.batch_size)
+            while ends and ends[0] <= i:  # every batch from here on is past that shard: its pages go back
+                self.x.release(order[start : ends[0]])
+                start = ends.pop(0)
             xb = (self.x[idx].float() - self.mean) / self.std
             if self.train:
                 xb = self._augment(xb)
@@ -92,3 +127,5 @@ class BatchLoader:
             if self.channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yield xb, self.y[idx]
+        if self.shard:
+            self.x.release(order[start:])

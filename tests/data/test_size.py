@@ -144,3 +144,75 @@ def test_a_run_on_the_mapped_cache_reads_rows_and_trains_exactly_as_in_memory(tm
         return [(s.M, s.samples, s.val_acc, s.test_acc, [h["val_acc"] for h in s.history]) for s in r.stages]
 
     assert numbers(a) == numbers(b) and a.M == b.M
+
+
+def _mapped_split(tmp_path: Path):
+    from growsearch.data.split import with_validation
+    from helpers import write_imagefolder
+
+    write_imagefolder(tmp_path / "f", classes=4, per_class=15)
+    return with_validation(create_dataset(f"imagefolder:{tmp_path / 'f'}"), 0.2)
+
+
+def test_a_split_larger_than_the_memory_budget_is_read_in_shards_every_image_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from growsearch.data.dataset import Rows
+    from growsearch.data.loader import BatchLoader
+
+    ds = _mapped_split(tmp_path)  # 48 training images of 3x32x32 = 3,072 bytes
+    kw = dict(batch_size=8, mean=ds.mean, std=ds.std, seed=3, pad=0, flip=False)
+    copy = ds.x_train.materialize()
+    # within the budget: exactly the batches of the same images held in memory
+    same = [(x, y) for x, y in BatchLoader(ds.x_train, ds.y_train, train=True, **kw)]
+    held = [(x, y) for x, y in BatchLoader(copy, ds.y_train, train=True, **kw)]
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(same, held, strict=True))
+    # a budget of 12 images: shards of 12, every image once per epoch, as many steps
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", str(12 * 3072))
+    released = []
+    loader = BatchLoader(ds.x_train, ds.y_train, train=True, **kw)
+    monkeypatch.setattr(Rows, "release", lambda self, pos: released.append(sorted(self.index[pos].tolist())))
+    assert loader.shard == 12
+    for epoch in range(2):
+        released.clear()
+        seen = torch.cat([y for _, y in loader])
+        assert len(seen) == 48 and sorted(seen.tolist()) == sorted(ds.y_train.tolist()) and len(loader) == 6
+        assert sorted(r for shard in released for r in shard) == sorted(ds.x_train.index.tolist())  # each image's pages handed back once
+        assert all(len(s) == 12 for s in released[:-1])
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", "3K")
+    with pytest.raises(DataError, match="less than one batch"):
+        BatchLoader(ds.x_train, ds.y_train, train=True, **kw)
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", "lots")
+    with pytest.raises(DataError, match="GROWSEARCH_MAX_RAM='lots': give bytes"):
+        BatchLoader(ds.x_train, ds.y_train, train=True, **kw)
+
+
+def test_released_pages_read_back_the_same_images_and_memory_not_a_files_is_never_released(tmp_path: Path) -> None:
+    from growsearch.data.dataset import Rows
+
+    ds = _mapped_split(tmp_path)
+    before = ds.x_train.materialize().clone()
+    ds.x_train.release(torch.arange(len(ds.x_train)))  # every page of the training rows dropped
+    assert torch.equal(ds.x_train.materialize(), before)  # and read again from the file
+    held = torch.arange(4 * 3 * 64 * 64, dtype=torch.int64).to(torch.uint8).view(4, 3, 64, 64)
+    kept = held.clone()
+    Rows(held, torch.arange(4)).release(torch.arange(4))  # plain memory: MADV_DONTNEED would zero it
+    assert torch.equal(held, kept)
+
+
+def test_a_run_beyond_the_memory_budget_costs_the_same_M(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+    from growsearch.train.run import run_schedule
+    from helpers import write_imagefolder
+
+    write_imagefolder(tmp_path / "f", classes=4, per_class=15)
+    name = f"imagefolder:{tmp_path / 'f'}"
+    sched = Schedule(name, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.125", 1)], seed=0, train=TrainConfig(batch_size=8))
+    free = run_schedule(sched, dataset=create_dataset(name), progress=False)
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", str(20 * 3072))  # a third of the training images
+    from growsearch.data.dataset import Rows
+
+    real, calls = Rows.release, []
+    monkeypatch.setattr(Rows, "release", lambda self, pos: calls.append(len(pos)) or real(self, pos))
+    tight = run_schedule(sched, dataset=create_dataset(name), progress=False)
+    assert calls  # it did read in shards, handing pages back
+    assert [(s.M, s.samples, s.epochs) for s in tight.stages] == [(s.M, s.samples, s.epochs) for s in free.stages]
+    assert all(0 <= s.val_acc <= 1 for s in tight.stages)
