@@ -105,7 +105,7 @@ def main() -> None:
             # beyond memory: the 224 px photos (600 MB) under a budget of a third of their size,
             # trained at 32 px (batches resized on the fly) so that the images, not the network, dominate
             ("photos at 224 px + 1 epoch vgg11@0.125 at 32 px, no budget", folder, tmp / "cache", ("vgg11@0.125", 32, None)),
-            ("photos at 224 px + 1 epoch vgg11@0.125 at 32 px, GROWSEARCH_MAX_RAM=200M", folder, tmp / "cache", ("vgg11@0.125", 32, "200M")),
+            ("photos at 224 px + 1 epoch vgg11@0.125 at 32 px, GROWSEARCH_MAX_RAM=200M (a third of the images)", folder, tmp / "cache", ("vgg11@0.125", 32, "200M")),
         ]
         (tmp / "afile").write_text("a cache cannot be made under a file")
         if SHARED.is_file() and not args.no_cifar:

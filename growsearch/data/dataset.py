@@ -10,7 +10,8 @@ Shipped sources (registered when :mod:`growsearch.data` is imported; :mod:`grows
     ``digits``             scikit-learn's 8x8 digits (shipped), upsampled to 32x32, fixed 80/20 split
     ``cifar10[:ROOT]``     torchvision's on-disk format: ROOT/cifar-10-batches-py/
     ``cifar100[:ROOT]``    torchvision's on-disk format: ROOT/cifar-100-python/
-    ``imagefolder:PATH``   PATH/train/<class>/*.png|jpg and PATH/test/<class>/* (or PATH/val/<class>/*)
+    ``imagefolder:PATH``   PATH/train/<class>/*.png|jpg and PATH/test/<class>/* (or PATH/val/<class>/*),
+                           square at the first training image's shorter side unless ``?size``
     ``tinyimagenet:PATH``  the official layout: PATH/train/<wnid>/images/*, PATH/val/val_annotations.txt
     ``npz:PATH``           arrays x_train, y_train, x_test, y_test
 

@@ -32,7 +32,11 @@ class BatchLoader:
 
     Hand-written rather than a ``DataLoader``: for data that fits in (GPU) memory, worker
     processes and per-sample collation cost more than the whole training step (airbench's
-    CifarLoader makes the same choice).
+    CifarLoader makes the same choice). ``x`` may be :class:`~growsearch.data.dataset.Rows` of a
+    memory-mapped decode cache: batches are gathered from the map, and a split larger than the
+    memory budget (:func:`~growsearch.data.dataset.ram_budget`) is read in shards of it (decoded
+    images are already in the cache, so reading a shard is a copy, not a decode: no worker
+    processes are needed either).
     """
 
     def __init__(

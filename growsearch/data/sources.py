@@ -87,45 +87,40 @@ def _open_image(src, where, name: str):
         raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
 
 
-def _decode_into(out: np.ndarray, items, name: str, size: int | None = None) -> None:
+def _decode_into(out: np.ndarray, items, name: str) -> None:
     """Decode ``items`` ((row, where, source): a path, or the file's bytes) straight into their
-    rows of ``out``, a preallocated uint8 (N, 3, H, W) array (no list of images to stack: one
-    copy, not two). With ``size``, each image's shorter side goes to ``size`` and is
-    centre-cropped (Pillow's ``ImageOps.fit``; JPEGs are decoded at a reduced scale first when
-    that is enough); without, every image is resized to ``out``'s size."""
+    rows of ``out``, a preallocated uint8 (N, 3, S, S) array (no list of images to stack: one
+    copy, not two). Each image's shorter side goes to S and is centre-cropped (Pillow's
+    ``ImageOps.fit``, which copies an image already at S x S unchanged; JPEGs are decoded at a
+    reduced scale first when that is enough)."""
     from PIL import Image, ImageOps
 
-    h, w = out.shape[2], out.shape[3]
+    size = out.shape[2]
     for i, where, src in items:
         with _open_image(src, where, name) as im:
             try:
-                if size is not None:
-                    im.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still ≥ size (a no-op for other formats)
+                im.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still ≥ size (a no-op for other formats)
                 im.load()
             except (OSError, ValueError) as e:
                 raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
-            rgb = _rgb(im)
-            if size is not None:
-                rgb = ImageOps.fit(rgb, (size, size), method=Image.BILINEAR)
-            elif rgb.size != (w, h):  # one size for the whole set: the first image's
-                rgb = rgb.resize((w, h), Image.BILINEAR)
-            out[i] = np.asarray(rgb).transpose(2, 0, 1)
+            out[i] = np.asarray(ImageOps.fit(_rgb(im), (size, size), method=Image.BILINEAR)).transpose(2, 0, 1)
 
 
-def _image_hw(src, where, name: str) -> tuple[int, int]:
-    """(height, width) of an image, from its header."""
+def _square(size: int | None, src, where, name: str) -> int:
+    """The side a set is decoded at: ``size``, else the first image's shorter side (every
+    network here takes square images)."""
+    if size is not None:
+        return size
     with _open_image(src, where, name) as im:
-        return im.size[1], im.size[0]
+        return min(im.size)
 
 
-def _decode_files(alloc, field: str, paths: list, name: str, size: int | None, hw: tuple[int, int] | None = None) -> np.ndarray:
-    """One split's image files, decoded into an array from ``alloc`` (a cache file when it can be)
-    at ``size``, else at ``hw``, else at the first image's size."""
+def _decode_files(alloc, field: str, paths: list, name: str, size: int) -> np.ndarray:
+    """One split's image files, decoded at ``size`` into an array from ``alloc`` (a cache file when it can be)."""
     if not paths:
         raise DataError(f"{name}: no images found")
-    h, w = (size, size) if size is not None else hw or _image_hw(paths[0], paths[0], name)
-    out = alloc(field, (len(paths), 3, h, w))
-    _decode_into(out, ((i, p, p) for i, p in enumerate(paths)), name, size)
+    out = alloc(field, (len(paths), 3, size, size))
+    _decode_into(out, ((i, p, p) for i, p in enumerate(paths)), name)
     return out
 
 
@@ -306,31 +301,32 @@ def _imagefolder_index(files: list[str], prefix: str, test: str, where: str) -> 
 def _folder_arrays(root: Path, files: list[str], alloc, size: int | None) -> dict[str, np.ndarray]:
     prefix, test = _layout(files, str(root))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(root))
+    size = _square(size, root / ptr[0], ptr[0], f"imagefolder:{root}/train")
     xtr = _decode_files(alloc, "x_train", [root / f for f in ptr], f"imagefolder:{root}/train", size)
-    xte = _decode_files(alloc, "x_test", [root / f for f in pte], f"imagefolder:{root}/{test}", size, hw=xtr.shape[2:])
+    xte = _decode_files(alloc, "x_test", [root / f for f in pte], f"imagefolder:{root}/{test}", size)
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
 
 
 def _archive_arrays(path: Path, alloc, size: int | None) -> dict[str, np.ndarray]:
-    """An archive in two sequential passes: its file names (and, without ``size``, the first
-    training image's size), then every image decoded straight into its row, so no more than one
-    image's bytes are held at a time."""
+    """An archive in two sequential passes: its file names (and, without ``size``, each image's
+    shorter side, for the first training image's), then every image decoded straight into its
+    row, so no more than one image's bytes are held at a time."""
     name = f"imagefolder:{path}"
-    files, hws = [], {}
+    files, sides = [], {}
     for f, data in _archive_members(path):
         files.append(f)
         if size is None:
-            hws[f] = _image_hw(data, f, name)
+            sides[f] = _square(None, data, f, name)
     files.sort()
     prefix, test = _layout(files, str(path))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(path))
-    h, w = (size, size) if size is not None else hws[ptr[0]]
-    xtr, xte = alloc("x_train", (len(ptr), 3, h, w)), alloc("x_test", (len(pte), 3, h, w))
+    size = size if size is not None else sides[ptr[0]]
+    xtr, xte = alloc("x_train", (len(ptr), 3, size, size)), alloc("x_test", (len(pte), 3, size, size))
     rows = {f: (xtr, i) for i, f in enumerate(ptr)} | {f: (xte, i) for i, f in enumerate(pte)}
     for f, data in _archive_members(path):
         if f in rows:
             out, i = rows[f]
-            _decode_into(out, [(i, f, data)], name, size)
+            _decode_into(out, [(i, f, data)], name)
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
 
 
@@ -400,8 +396,9 @@ def _tinyimagenet(arg: str | None, size: int | None = None) -> Dataset:
     rel = [p.relative_to(root) for p in (*ptr, *pte)]
 
     def build(alloc) -> dict[str, np.ndarray]:
-        xtr = _decode_files(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", size)
-        xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", size, hw=xtr.shape[2:])
+        side = _square(size, ptr[0], ptr[0], f"tinyimagenet:{root}/train") if ptr else size
+        xtr = _decode_files(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", side)
+        xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", side)
         return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}
 
     key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": size}

@@ -91,6 +91,9 @@ def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path
     assert len(list((tmp_path / "cache").iterdir())) == 1
     other = create_dataset(f"imagefolder:{tmp_path / 'f'}?size=16")
     assert other.image_size == 16 and len(list((tmp_path / "cache").iterdir())) == 2  # a changed option is another entry
+    # without ?size: square at the first training image's shorter side (c0/0.png is 40 x 90)
+    plain = create_dataset(f"imagefolder:{tmp_path / 'f'}")
+    assert tuple(plain.x_train.shape[1:]) == (3, 40, 40) and tuple(plain.x_test.shape[1:]) == (3, 40, 40)
     # a centre crop of the shorter side: a wide image's middle, resized
     wide = np.zeros((40, 120, 3), np.uint8)
     wide[:, 40:80] = 255  # a white middle third between black sides
