@@ -17,13 +17,25 @@ import torch.nn.functional as F
 
 from growsearch.data.dataset import DataError, ram_budget, Rows
 
-__all__ = ["resize", "BatchLoader"]
+__all__ = ["resize", "BatchLoader", "check_budget"]
 
 
 def resize(x: torch.Tensor, side: int) -> torch.Tensor:
     """Antialiased bilinear resize of an (N, C, H, W) batch to side x side: how a stage's
     ``resolution`` is applied, in training and wherever its network is evaluated."""
     return F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+
+
+def check_budget(x, batch_size: int) -> None:
+    """``DataError`` in one line when rows of a mapped cache (``x``) could not hold one training
+    batch within the memory budget, or the budget cannot be read; a run calls it before it writes
+    anything."""
+    if isinstance(x, Rows):
+        budget, row_bytes = ram_budget(), x.base[0].numel()
+        if batch_size * row_bytes > budget:
+            raise DataError(
+                f"GROWSEARCH_MAX_RAM={budget} bytes holds less than one batch of {batch_size} images of {row_bytes} bytes: raise it or lower the batch size"
+            )
 
 
 class BatchLoader:
@@ -73,10 +85,7 @@ class BatchLoader:
             budget, row_bytes = ram_budget(), self.x.base[0].numel()
             if not train:  # an evaluation batch's size changes no number: it shrinks to fit
                 self.batch_size = max(1, min(self.batch_size, budget // row_bytes))
-            if self.batch_size * row_bytes > budget:
-                raise DataError(
-                    f"GROWSEARCH_MAX_RAM={budget} bytes holds less than one batch of {self.batch_size} images of {row_bytes} bytes: raise it or lower the batch size"
-                )
+            check_budget(self.x, self.batch_size)
             if self.x.numel() > budget:
                 self.shard = budget // row_bytes
 

@@ -38,6 +38,7 @@ from growsearch._io import held
 from growsearch.model.arch import ArchSpec
 from growsearch.model.cost import count_params, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
+from growsearch.data.loader import check_budget
 from growsearch.data.split import stage_data
 from growsearch.train.loop import Carry, check_compile, eval_loader, evaluate, resolve_device, RunLR, schedule_threads, train_stage
 from growsearch.model.ops import apply_transition, as_network, Run, tensors_of
@@ -135,6 +136,7 @@ def run_schedule(
     t_load = time.perf_counter()
     ds = load_split(schedule.dataset, schedule.train, dataset=ds)
     load_s += time.perf_counter() - t_load
+    check_budget(ds.x_train, schedule.train.batch_size)  # a memory budget below one batch: refused before anything is written
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)

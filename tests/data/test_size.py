@@ -219,3 +219,8 @@ def test_a_run_beyond_the_memory_budget_costs_the_same_M(tmp_path: Path, monkeyp
     assert calls  # it did read in shards, handing pages back
     assert [(s.M, s.samples, s.epochs) for s in tight.stages] == [(s.M, s.samples, s.epochs) for s in free.stages]
     assert all(0 <= s.val_acc <= 1 for s in tight.stages)
+    # a budget below one training batch: one line, before anything is written
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", "10K")
+    with pytest.raises(DataError, match="less than one batch of 8 images"):
+        run_schedule(sched, dataset=create_dataset(name), out_dir=tmp_path / "refused", progress=False)
+    assert not (tmp_path / "refused").exists()
