@@ -370,6 +370,9 @@ def create_dataset(name: str) -> Dataset:
         ds = fn(arg or None)
     if size is not None and tuple(ds.x_train.shape[-2:]) != (size, size):
         ds = _fit_dataset(ds, size)
+    h, w = ds.x_train.shape[-2:]
+    if h != w:  # every network, resolution stage and MAC count here takes square inputs
+        raise DataError(f"{name}: images are {h}x{w}, not square: add ?size=N to fit them (the shorter side to N, then a centre crop)")
     if "train_per_class" in options:
         ds = _train_per_class(ds, options["train_per_class"], name)
     return replace(ds, name=name)

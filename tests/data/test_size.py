@@ -224,3 +224,13 @@ def test_a_run_beyond_the_memory_budget_costs_the_same_M(tmp_path: Path, monkeyp
     with pytest.raises(DataError, match="less than one batch of 8 images"):
         run_schedule(sched, dataset=create_dataset(name), out_dir=tmp_path / "refused", progress=False)
     assert not (tmp_path / "refused").exists()
+
+
+def test_non_square_arrays_are_refused_with_the_option_that_fits_them(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 32, 48, 3), dtype=np.uint8)
+    np.savez(tmp_path / "wide.npz", x_train=x[:32], y_train=np.arange(32) % 4, x_test=x[32:], y_test=np.arange(8) % 4)
+    with pytest.raises(DataError, match="images are 32x48, not square: add \\?size=N"):
+        create_dataset(f"npz:{tmp_path / 'wide.npz'}")
+    ds = create_dataset(f"npz:{tmp_path / 'wide.npz'}?size=32")
+    assert tuple(ds.x_train.shape[1:]) == (3, 32, 32) and tuple(ds.x_test.shape[1:]) == (3, 32, 32)
