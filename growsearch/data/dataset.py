@@ -97,6 +97,11 @@ class Rows:
     def numel(self) -> int:
         return self.shape.numel()
 
+    @property
+    def row_bytes(self) -> int:
+        """Bytes of one image."""
+        return self.base[0].numel() * self.base.element_size()
+
     def take(self, idx: torch.Tensor) -> "Rows":
         """The rows ``idx`` (positions or a mask) of these rows, still unread."""
         return Rows(self.base, self.index[idx], mapped=self.mapped)
@@ -120,9 +125,8 @@ class Rows:
         if not self.mapped or not len(positions) or not sys.platform.startswith("linux"):
             return  # never on memory that is not a file's: MADV_DONTNEED would zero it
         rows = self.index[positions]
-        row_bytes = self.base[0].numel()  # uint8
-        start = self.base.data_ptr() + int(rows.min()) * row_bytes
-        end = self.base.data_ptr() + (int(rows.max()) + 1) * row_bytes
+        start = self.base.data_ptr() + int(rows.min()) * self.row_bytes
+        end = self.base.data_ptr() + (int(rows.max()) + 1) * self.row_bytes
         page = mmap.PAGESIZE
         lo, hi = -(-start // page) * page, end // page * page  # whole pages inside the rows only
         if hi > lo:
@@ -141,10 +145,10 @@ def ram_budget() -> int:
     text = os.environ.get("GROWSEARCH_MAX_RAM", "").strip()
     if not text:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    num, unit = text[:-1] if text[-1:].upper() in "KMGT" else text, text[-1:].upper() if text[-1:].upper() in "KMGT" else ""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    unit = units.get(text[-1].upper())
     try:
-        value = float(num) * units[unit]
+        value = float(text[:-1] if unit else text) * (unit or 1)
     except ValueError:
         value = -1
     if not (value > 0 and value < 1 << 60):
@@ -426,7 +430,7 @@ def fit(x: torch.Tensor, size: int) -> torch.Tensor:
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     top, left = (nh - size) // 2, (nw - size) // 2
     out = torch.empty((n, c, size, size), dtype=torch.uint8)
-    chunk = _chunk(x)
+    chunk = _chunk(c * h * w)
     for i in range(0, n, chunk):
         xb = x[i : i + chunk].float()
         if (nh, nw) != (h, w):
@@ -441,9 +445,10 @@ def _fit_dataset(ds: Dataset, size: int) -> Dataset:
     return replace(ds, x_train=xtr, x_test=xte, mean=mean, std=std, mapped=False)
 
 
-def _chunk(x: torch.Tensor, elements: int = 1 << 20) -> int:
-    """Images per chunk so that a chunk holds about ``elements`` values (4 MB as float32)."""
-    return max(1, elements // max(1, x[0].numel()))
+def _chunk(per_image: int, elements: int = 1 << 20) -> int:
+    """Images per chunk so that a chunk of images of ``per_image`` values each holds about
+    ``elements`` values (4 MB as float32)."""
+    return max(1, elements // max(1, per_image))
 
 
 def _stats(x) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -455,7 +460,7 @@ def _stats(x) -> tuple[tuple[float, ...], tuple[float, ...]]:
     n, c = a.shape[0], a.shape[1]
     total = a.sum(axis=(0, 2, 3), dtype=np.int64)  # exact: 255² x 10^12 pixels still fits in int64
     squares = np.zeros(c, dtype=np.int64)
-    step = max(1, (1 << 20) // max(1, a[0].size))
+    step = _chunk(a[0].size)
     for i in range(0, n, step):
         xb = a[i : i + step].astype(np.int32)
         squares += np.einsum("nchw,nchw->c", xb, xb, dtype=np.int64)

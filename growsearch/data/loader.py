@@ -30,12 +30,10 @@ def check_budget(x, batch_size: int) -> None:
     """``DataError`` in one line when rows of a mapped cache (``x``) could not hold one training
     batch within the memory budget, or the budget cannot be read; a run calls it before it writes
     anything."""
-    if isinstance(x, Rows):
-        budget, row_bytes = ram_budget(), x.base[0].numel()
-        if batch_size * row_bytes > budget:
-            raise DataError(
-                f"GROWSEARCH_MAX_RAM={budget} bytes holds less than one batch of {batch_size} images of {row_bytes} bytes: raise it or lower the batch size"
-            )
+    if isinstance(x, Rows) and batch_size * x.row_bytes > (budget := ram_budget()):
+        raise DataError(
+            f"GROWSEARCH_MAX_RAM={budget} bytes holds less than one batch of {batch_size} images of {x.row_bytes} bytes: raise it or lower the batch size"
+        )
 
 
 class BatchLoader:
@@ -82,12 +80,12 @@ class BatchLoader:
         # the pass has left it. Smaller ones take the in-memory path's order exactly.
         self.shard = None
         if isinstance(self.x, Rows):
-            budget, row_bytes = ram_budget(), self.x.base[0].numel()
+            budget = ram_budget()
             if not train:  # an evaluation batch's size changes no number: it shrinks to fit
-                self.batch_size = max(1, min(self.batch_size, budget // row_bytes))
+                self.batch_size = max(1, min(self.batch_size, budget // self.x.row_bytes))
             check_budget(self.x, self.batch_size)
-            if self.x.numel() > budget:
-                self.shard = budget // row_bytes
+            if len(self.x) * self.x.row_bytes > budget:
+                self.shard = budget // self.x.row_bytes
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
