@@ -113,7 +113,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # on conv/linear weights, not on BN or biases
     warmup_epochs: float = 1.0  # linear warm-up from lr/10, rebuilt with the optimizer each stage
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    eval_batch_size: int = 512  # test-time batch
+    eval_batch_size: int = 512  # evaluation batch; at most 64 MiB of float input (data.loader.EVAL_BATCH_BYTES)
     rescale_kernels: bool = True  # stages below native resolution resample stem kernels > 3x3 to the image scale
     val_fraction: float = 0.1  # share of each class's training images held out for validation (0: select on the test set)
     val_seed: int = 0  # seeds the validation split; independent of the schedule's seed so every seed shares one split

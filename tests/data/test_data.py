@@ -146,6 +146,47 @@ def test_random_crop_is_a_shift_of_the_padded_image() -> None:
         assert s[1:3, 1:3].flatten().tolist()[0] in centre.flatten().tolist()
 
 
+@pytest.mark.parametrize("pad,flip,channels_last", [(4, True, True), (4, True, False), (7, False, False), (0, True, True)])
+def test_augmentation_is_a_reflect_padded_crop_and_a_flip(pad: int, flip: bool, channels_last: bool) -> None:
+    """The loader gathers crops and flips from the uint8 batch; every batch equals padding the
+    normalised images by reflection, cropping at the drawn offsets and flipping the drawn ones,
+    value for value, with the same random draws."""
+    import torch.nn.functional as F
+
+    x = torch.randint(0, 256, (150, 3, 12, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    kw = dict(batch_size=64, mean=mean, std=std, train=True, flip=flip, pad=pad, seed=3, channels_last=channels_last)
+    got = list(BatchLoader(x, torch.arange(150), **kw))
+    g = torch.Generator().manual_seed(3)
+    order = torch.randperm(150, generator=g)
+    m, s = torch.tensor(mean).view(1, -1, 1, 1) * 255, torch.tensor(std).view(1, -1, 1, 1) * 255
+    for i, (xb, yb) in enumerate(got):
+        idx = order[i * 64 : (i + 1) * 64]
+        want, n = (x[idx].float() - m) / s, len(idx)
+        if pad:
+            dy, dx = (torch.randint(0, 2 * pad + 1, (n,), generator=g) for _ in range(2))
+            padded = F.pad(want, (pad,) * 4, mode="reflect")
+            want = torch.stack([padded[j, :, dy[j] : dy[j] + 12, dx[j] : dx[j] + 10] for j in range(n)])
+        if flip:
+            mask = torch.rand(n, generator=g) < 0.5
+            want = torch.where(mask.view(-1, 1, 1, 1), want.flip(-1), want)
+        assert torch.equal(yb, idx) and torch.equal(xb, want)
+        assert xb.is_contiguous(memory_format=torch.channels_last) or not channels_last
+
+
+def test_evaluation_batches_of_large_images_are_bounded_in_bytes() -> None:
+    """An evaluation batch holds at most EVAL_BATCH_BYTES of float input (its size changes no
+    number); a training batch is the size asked for."""
+    from growsearch.data.loader import EVAL_BATCH_BYTES
+
+    x, y = torch.zeros(300, 3, 224, 224, dtype=torch.uint8), torch.zeros(300, dtype=torch.int64)
+    kw = dict(batch_size=512, mean=(0.5,) * 3, std=(0.25,) * 3)
+    sizes = [len(yb) for _, yb in BatchLoader(x, y, train=False, **kw)]
+    assert sum(sizes) == 300 and max(sizes) == EVAL_BATCH_BYTES // (4 * 3 * 224 * 224) == 111
+    assert [len(yb) for _, yb in BatchLoader(x[:40, :, :32, :32], y[:40], train=False, **kw)] == [40]
+    assert [len(yb) for _, yb in BatchLoader(x, y, train=True, **{**kw, "batch_size": 200})] == [200, 100]
+
+
 def test_loader_resizes_batches_to_the_stage_resolution(digits) -> None:
     from growsearch.data.loader import BatchLoader
 
