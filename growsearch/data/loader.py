@@ -162,7 +162,7 @@ class BatchLoader:
                 xb = self._augment(xb)
             if self.channels_last and self.resolution is None:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            xb = xb.float().sub_(self.mean).div_(self.std)
+            xb = xb.to(torch.float32, copy=True).sub_(self.mean).div_(self.std)  # a copy even of a float input: normalised in place
             if self.resolution is not None:  # a lower-resolution stage
                 xb = resize(xb, self.resolution)
                 if self.channels_last:

@@ -174,6 +174,17 @@ def test_augmentation_is_a_reflect_padded_crop_and_a_flip(pad: int, flip: bool, 
         assert xb.is_contiguous(memory_format=torch.channels_last) or not channels_last
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_batches_never_write_to_the_dataset(dtype: torch.dtype) -> None:
+    """Batches are normalised in place: always on a copy, whatever the images' type."""
+    x = (torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255).to(dtype)
+    before = x.clone()
+    for train, channels_last in ((False, False), (False, True), (True, False)):
+        for xb, _ in BatchLoader(x, torch.arange(10), batch_size=4, mean=(0.5,) * 3, std=(0.25,) * 3, train=train, channels_last=channels_last):
+            assert xb.dtype == torch.float32
+    assert torch.equal(x, before)
+
+
 def test_evaluation_batches_of_large_images_are_bounded_in_bytes() -> None:
     """An evaluation batch holds at most EVAL_BATCH_BYTES of float input (its size changes no
     number); a training batch is the size asked for."""
