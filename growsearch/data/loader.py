@@ -49,8 +49,8 @@ def _reflect(i: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class BatchLoader:
-    """Batches from in-memory tensors: an index slice, then normalise, augment (at the native
-    size) and, with ``resolution``, resize on the batch.
+    """Batches from in-memory tensors: an index slice, then augment (at the native size, on the
+    uint8 images), normalise and, with ``resolution``, resize on the batch.
 
     Hand-written rather than a ``DataLoader``: for data that fits in (GPU) memory, worker
     processes and per-sample collation cost more than the whole training step (airbench's
@@ -84,6 +84,8 @@ class BatchLoader:
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
         self.train, self.flip, self.pad = train, flip and train, pad if train else 0
+        if self.pad >= min(x.shape[-2:], default=0):  # reflection needs a pad below the side, as F.pad does
+            raise DataError(f"a crop padding of {self.pad} px needs images larger than {tuple(x.shape[-2:])}: lower it")
         self.channels_last = channels_last
         self.resolution = resolution if resolution and resolution != x.shape[-1] else None
         self.generator = torch.Generator(device=self.device).manual_seed(int(seed))

@@ -412,3 +412,13 @@ def test_a_corrupt_or_foreign_decode_cache_is_rebuilt(tmp_path: Path) -> None:
     np.save(cached / "x_train.npy", np.zeros((1, 3, 2, 2), np.uint8))  # a readable array, but not what a build writes
     again = create_dataset(f"imagefolder:{tmp_path / 'f'}")
     assert torch.equal(again.x_train, good.x_train) and torch.equal(again.y_test, good.y_test)
+
+
+def test_a_crop_padding_as_large_as_the_image_is_refused() -> None:
+    """Reflection needs a pad below the image's side (as F.pad's reflect mode): one line, not
+    indices that wrap around."""
+    x, y = torch.zeros(4, 1, 4, 6, dtype=torch.uint8), torch.arange(4)
+    with pytest.raises(DataError, match="padding of 4 px needs images larger than"):
+        BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=4)
+    assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=3))) == 2
+    assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=False, pad=4))) == 2  # evaluation pads nothing
