@@ -120,16 +120,14 @@ class BatchLoader:
             return xb
         rows = torch.arange(h, device=dev).expand(n, h)
         cols = torch.arange(w, device=dev).expand(n, w)
-        dy = dx = None
-        if self.pad:
+        if self.pad:  # the crop's source rows and columns in the unpadded image
             dy = torch.randint(0, 2 * self.pad + 1, (n,), generator=g, device=dev)
             dx = torch.randint(0, 2 * self.pad + 1, (n,), generator=g, device=dev)
+            rows = _reflect(rows + dy[:, None] - self.pad, h)
+            cols = _reflect(cols + dx[:, None] - self.pad, w)
         if self.flip:  # a flipped sample's column c is the crop's column w - 1 - c
             mask = torch.rand(n, generator=g, device=dev) < 0.5
             cols = torch.where(mask[:, None], cols.flip(-1), cols)
-        if self.pad:
-            rows = _reflect(rows + dy[:, None] - self.pad, h)
-            cols = _reflect(cols + dx[:, None] - self.pad, w)
         # advanced indices around the channel slice put it last: (n, h, w, C), channels-last strides
         # (as the padded crop's were; a flip alone keeps the batch's own layout)
         out = xb[torch.arange(n, device=dev)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
