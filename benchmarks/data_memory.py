@@ -34,16 +34,19 @@ _LOAD = """
 import json, sys, threading, time
 import torch
 from growsearch.data.dataset import create_dataset
+def statuses():
+    return {l.split(":")[0]: int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.endswith(" kB\\n")}
 def status(key):
-    return int(next(l for l in open("/proc/self/status") if l.startswith(key + ":")).split()[1]) * 1024
+    return statuses()[key]
 base = status("VmRSS")
 # the kernel keeps no peak per kind of page: a thread samples them every 20 ms (a shorter spike is missed; every 5 ms cost a tenth of the training speed)
-kinds = {"RssAnon": status("RssAnon"), "RssFile": status("RssFile")}
+kinds = {k: v for k, v in statuses().items() if k in ("RssAnon", "RssFile")}
 peak = dict(kinds)
 def sample():
     while True:
+        now = statuses()  # one read of the file per sample
         for k in kinds:
-            peak[k] = max(peak[k], status(k))
+            peak[k] = max(peak[k], now[k])
         time.sleep(0.02)
 threading.Thread(target=sample, daemon=True).start()
 t = time.perf_counter()
