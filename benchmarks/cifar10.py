@@ -20,9 +20,12 @@ sessions):
    seeds, and the search's cost in units of the cheapest on-target budget.
 5. ``robustness``: noise, ablation, FGSM at the paper's ε and detection for the 3→6→10 runs,
    each against the from-scratch VGG19 run (same seed) of the closest test accuracy.
-6. ``levers`` (not in the default phases): the 5→10 VGG11→16 long row with each lever of
-   growth inside one run switched on alone, then together, against the whole frontier plus a
-   progressive-resizing VGG19 reference at ``--resized-budgets`` (``benchmarks/_levers.py``).
+6. ``resized`` and ``levers`` (not in the default phases): the progressive-resizing VGG19
+   reference at ``--resized-budgets`` (``resized``), and the 5→10 VGG11→16 long row with each
+   lever of growth inside one run switched on alone, then together, at ``--lever-seeds``
+   (default all), seed by seed (``levers``), against the whole frontier plus that reference
+   (``benchmarks/_levers.py``). Separate phases so that on a GPU several processes can train
+   them side by side (each lever seed in its own process).
 7. ``search_levers`` (not default): ``--lever-trials`` trials over ``search_spaces/cifar10_vgg.yaml``,
    its best re-run on 3 seeds.
 8. ``ssgd`` (not default): Table 2's R = 0.5 row with stage 1 trained by SSGD
@@ -50,7 +53,7 @@ from pathlib import Path
 import _levers
 from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
 from growsearch.data.dataset import create_dataset
-from growsearch.train.frontier import budget_run_dir, Frontier
+from growsearch.train.frontier import budget_run_dir, Frontier, load_frontier
 from growsearch.train.baseline import run_frontier
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
 from growsearch.train.results import RunResult
@@ -58,8 +61,8 @@ from growsearch.train.run import run_schedule
 
 OUT = RESULTS / "cifar10"
 ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
-# report: train nothing, write the report; levers / search_levers: section 5 (benchmarks/_levers.py)
-PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "levers", "search_levers", "ssgd")
+# report: train nothing, write the report; resized / levers / search_levers: section 6 (benchmarks/_levers.py)
+PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "resized", "levers", "search_levers", "ssgd")
 # (name, [(classes, arch)], {level: epochs per stage}); the paper's Table 1 rows that fit CIFAR-10
 # (the short level only where the issue's first hand-made reading measured it: the CPU budget)
 TABLE1 = [
@@ -98,6 +101,7 @@ def main() -> None:
     )
     ap.add_argument("--robust-samples", type=int, default=2000, help="test images of the robustness sweeps")
     ap.add_argument("--resized-budgets", type=int, nargs="+", default=[3, 6, 12], help="budgets of the frontier's progressive-resizing VGG19 reference (levers)")
+    ap.add_argument("--lever-seeds", type=int, nargs="+", default=None, help="seeds of the lever rows the levers phase trains (default: 0..--seeds-1)")
     ap.add_argument("--lever-trials", type=int, default=16, help="trials of the lever search (search_levers)")
     ap.add_argument("--phases", nargs="+", default=list(PHASES[:5]), choices=PHASES)
     ap.add_argument("--out", default=None, help="the report (default benchmarks/results/NAME.md)")
@@ -116,8 +120,8 @@ def main() -> None:
 
     def front_of(name: str, archs: list[str], specs_from=(), run: bool = True, budgets=None) -> Frontier | None:
         d = OUT / "frontiers" / name
-        if not run and not (d / "frontier.json").is_file():
-            return None
+        if not run:  # loaded as it is on disk: no lock on its folder, so phases can run side by side
+            return load_frontier(d / "frontier.json") if (d / "frontier.json").is_file() else None
         return run_frontier(
             data, archs, budgets or args.budgets, specs_from=specs_from, seeds=seeds, train=cfg, dataset=ds, out_dir=d, resume=True, progress=False,
         )
@@ -178,8 +182,10 @@ def main() -> None:
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
     robust = _robustness(args, t1, f19, ds) if "robustness" in ph else _load_json(OUT / "robustness.json")
 
-    resized = _levers.resized_frontier(args, data, ds, OUT, cfg, args.resized_budgets, train=bool(ph & {"levers", "search_levers"}))
-    levers = _levers.ablation(args, data, cfg, run, train="levers" in ph)
+    resized = _levers.resized_frontier(args, data, ds, OUT, cfg, args.resized_budgets, train=bool(ph & {"resized", "search_levers"}))
+    if "levers" in ph:
+        _levers.train_ablation(args, data, cfg, run, args.lever_seeds if args.lever_seeds is not None else seeds)
+    levers = _levers.ablation(args, data, cfg, run)
     whole = _merged(f19, f16) if f19 is not None else None
     if whole is not None and resized is not None:
         whole = replace(whole, references=whole.references + resized.references, spent_M=whole.spent_M + resized.spent_M)

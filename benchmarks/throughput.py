@@ -100,6 +100,7 @@ def matrix(args, device: torch.device) -> None:
 
     ds = with_validation(create_dataset(args.data), 0.1)  # train_stage scores every epoch on a validation split
     peak = peak_tflops(device, args.peak_tflops)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     rows = []
     for arch in args.archs.split(","):
         macs = macs_per_sample(build_model(spec_for(arch, ds.num_classes, ds.in_chans)), (ds.in_chans, ds.image_size, ds.image_size))
@@ -110,11 +111,15 @@ def matrix(args, device: torch.device) -> None:
                 share = train_only * 6 * macs / (peak * 1e12) if peak else None
                 rows.append((arch, batch, compiled, train_only, share))
                 print(f"{arch} batch {batch} {'compiled' if compiled else 'eager'}: {train_only:.0f} images/s" + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""), flush=True)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+                # saved after every cell: a run cut short (a GPU lease) keeps what it measured
+                _save_matrix(args, device, name, peak, len(ds.x_train), rows)
+
+
+def _save_matrix(args, device: torch.device, name: str, peak: float | None, images: int, rows: list) -> None:
     lines = [
         f"# Training throughput on {args.data}: growsearch's trainer, eager and compiled",
         "",
-        f"Device {device} ({name}), torch {torch.__version__}; {args.epochs} timed epochs after one warm-up epoch (which also compiles); "
+        f"Device {device} ({name}), torch {torch.__version__}; {images} training images, {args.epochs} timed epochs after one warm-up epoch (which also compiles); "
         f"training steps only (augmentation included, evaluation not); LR scaled linearly with the batch. "
         + (f"Peak: {peak:g} dense BF16 TFLOP/s; training FLOPs = 6 x forward MACs per image." if peak else "No peak known for this device (--peak-tflops)."),
         "",

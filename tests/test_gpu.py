@@ -62,3 +62,36 @@ def test_a_compiled_large_batch_run_trains_on_cuda() -> None:
     sched = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg13@0.25", 6)], train=train)
     r = run_schedule(sched, device="cuda", progress=False)
     assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.stages[0].history[0]["lr"] <= 0.2
+
+
+def test_one_training_state_across_growth_on_cuda() -> None:
+    """The growth levers (global LR, optimizer carried, copy init, new-parameter LR, data by
+    samples) on CUDA: the carried momentum buffers live on the GPU and planned M is trained M."""
+    from growsearch.plan.planner import plan_schedule, planned_M
+    from growsearch.plan.schedule import TrainConfig
+
+    train = TrainConfig(lr_schedule="global", carry_optimizer=True, new_param_lr=2.0)
+    sched = Schedule(
+        "digits", [Stage(10, "vgg11@0.25", 2, fraction=0.5), Stage(10, "vgg16@0.25", 2, fraction=1.0)],
+        train=train, data_growth="samples", deepen_init="copy",
+    )
+    r = run_schedule(sched, device="cuda", progress=False)
+    assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.M == planned_M(plan_schedule(sched))
+
+
+def test_a_shrink_phase_trains_and_recalibrates_subnets_on_cuda() -> None:
+    from growsearch.plan.schedule import Shrink, TrainConfig
+
+    sched = Schedule(
+        "digits", [Stage(5, "vgg11@0.25", 2), Stage(10, "vgg13@0.25", 3)], train=TrainConfig(),
+        shrink=Shrink(depths=["vgg11"], widths=[0.5], start=0.3, ramp_epochs=1),
+    )
+    r = run_schedule(sched, device="cuda", progress=False)
+    assert [row["subnet"] for row in r.subnets] == ["vgg11:0.5", "vgg11:1", "full:0.5", "full:1"]
+    assert all(0.0 < row["val_acc"] <= 1.0 for row in r.subnets) and r.subnets[-1]["val_acc"] > 0.6
+
+
+def test_ssgd_and_threshold_pruning_on_cuda() -> None:
+    sched = Schedule("digits", [Stage(5, "vgg11@0.25", 3, optimizer="ssgd"), Stage(10, "vgg13@0.25", 2, prune_threshold=0.5)])
+    r = run_schedule(sched, device="cuda", progress=False)
+    assert r.device.startswith("cuda") and r.test_acc > 0.5 and len(r.stages[-1].prune["widths_after"]) > 0
