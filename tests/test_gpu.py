@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def test_growing_a_cuda_model_stays_on_cuda_and_preserves_function() -> None:
+    torch.backends.cudnn.allow_tf32 = False  # TF32 convolutions (cuDNN's default) round to ~1e-3: the identity is exact math, checked in fp32
     model, _ = create_model("resnet10@0.25", num_classes=4)
     model = model.cuda().eval()
     x = torch.rand(4, 3, 32, 32, device="cuda")
@@ -55,13 +56,15 @@ def test_resolution_growth_with_kernel_rescaling_on_cuda() -> None:
 
 
 def test_a_compiled_large_batch_run_trains_on_cuda() -> None:
-    """train.compile with batch 512 and the linear LR rule: the path the throughput benchmark measures."""
+    """train.compile with batch 512 and the linear LR rule: the path the throughput benchmark measures.
+    (lr 0.0125 at batch 128 is 0.05 at 512: on digits' ~3 steps per epoch, the 0.2 that lr 0.05 scales
+    to never leaves chance accuracy, compiled or eager, as measured on an H100.)"""
     from growsearch.plan.schedule import TrainConfig
 
-    train = TrainConfig(batch_size=512, lr=0.05, lr_scaling="linear", compile=True)
+    train = TrainConfig(batch_size=512, lr=0.0125, lr_scaling="linear", compile=True)
     sched = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg13@0.25", 6)], train=train)
     r = run_schedule(sched, device="cuda", progress=False)
-    assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.stages[0].history[0]["lr"] <= 0.2
+    assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.stages[0].history[0]["lr"] == pytest.approx(0.05)
 
 
 def test_one_training_state_across_growth_on_cuda() -> None:
