@@ -60,6 +60,7 @@ from growsearch.train.results import RunResult
 from growsearch.train.run import run_schedule
 
 OUT = RESULTS / "cifar10"
+THRESHOLD = 0.5  # Table 2's prune_threshold row (issue 26): one value, not tuned
 ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 # report: train nothing, write the report; resized / levers / search_levers: section 6 (benchmarks/_levers.py)
 PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "resized", "levers", "search_levers", "ssgd")
@@ -167,18 +168,29 @@ def main() -> None:
         rs = [run(f"{tag}-s{s}", sched(TABLE1[1][1], t2_epochs, s, **extra), train="table2" in ph) for s in seeds]
         if all(rs):
             t2[label] = rs
-    if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD (issue 26)
-        def ssgd_first(seed: int) -> Schedule:
-            s = sched(TABLE1[1][1], t2_epochs, seed, prune_ratio=R)
+    # (b) of each pruned row: its final network from scratch (seed 0's; a ratio's widths are the same in every seed)
+    fprs: dict[str, Frontier] = {}
+    if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
+        def ssgd_first(seed: int, **prune) -> Schedule:
+            s = sched(TABLE1[1][1], t2_epochs, seed, **prune)
             s.stages[0] = replace(s.stages[0], optimizer="ssgd")
             return s
 
-        rs = [run(f"t2-R{R:g}-ssgd-s{s}", ssgd_first(s), train="ssgd" in ph) for s in seeds]
+        rs = [run(f"t2-R{R:g}-ssgd-s{s}", ssgd_first(s, prune_ratio=R), train="ssgd" in ph) for s in seeds]
         if all(rs):
             t2[f"R = {R:g}, stage 1 by SSGD"] = rs
-    fpr = None
-    if f"R = {R:g}" in t2:
         fpr = front_of(f"vgg19_pruned_R{R:g}", [], specs_from=[OUT / "runs" / f"t2-R{R:g}-s0"], run="table2" in ph, budgets=args.pruned_budgets)
+        if fpr is not None:
+            fprs.update({label: fpr for label in t2 if label.startswith(f"R = {R:g}")})
+        rs = [run(f"t2-thr{THRESHOLD:g}-ssgd-s{s}", ssgd_first(s, prune_threshold=THRESHOLD), train="ssgd" in ph) for s in seeds]
+        if all(rs):
+            label = f"threshold {THRESHOLD:g}, stage 1 by SSGD"
+            t2[label] = rs
+            fthr = front_of(
+                f"vgg19_pruned_thr{THRESHOLD:g}", [], specs_from=[OUT / "runs" / f"t2-thr{THRESHOLD:g}-ssgd-s0"], run="ssgd" in ph, budgets=args.pruned_budgets,
+            )
+            if fthr is not None:
+                fprs[label] = fthr
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
     robust = _robustness(args, t1, f19, ds) if "robustness" in ph else _load_json(OUT / "robustness.json")
 
@@ -195,7 +207,7 @@ def main() -> None:
     elif (OUT / "search_levers.json").is_file():
         lever_search = _load_json(OUT / "search_levers.json")
 
-    report = _report(args, data, ds, f19, f16, t1, t2, fpr, search, robust, time.perf_counter() - t0)
+    report = _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, time.perf_counter() - t0)
     if levers and whole is not None:
         load = lambda n: RunResult.load(OUT / "runs" / n) if (OUT / "runs" / n / "result.json").is_file() else None  # noqa: E731
         report += "\n".join(_levers.report_lines(args, levers, whole, _merged(f19, f16), lever_search, load)) + "\n"
@@ -293,11 +305,11 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
     return got
 
 
-def _report(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -> str:
-    return "\n".join(_report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall)) + "\n"
+def _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) -> str:
+    return "\n".join(_report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall)) + "\n"
 
 
-def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -> list[str]:
+def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) -> list[str]:
     n_train = len(ds.y_train)
     gpu = _load_json(OUT / "device.json")
     where = f"one {gpu['name']} (bf16 autocast, channels_last, torch {gpu['torch']})" if gpu else "2-core CPU, torch threads 2"
@@ -372,7 +384,7 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
             f"R = fraction of every VGG11 conv's filters pruned (lowest L1 norm, torch-pruning) before growth. Ratios of params "
             f"and inference MACs against VGG19{'@' + format(args.width, 'g')} ({ref.params} params, {ref.macs_per_sample} MACs). "
             "'non-zero' MACs skip zero weights. Reference (a): VGG19 from scratch; (b): the pruned final network from scratch"
-            + ("" if fpr is not None else " (pending)") + ".",
+            + ("" if fprs else " (pending)") + f" (seed 0's; the threshold row's widths differ by seed). The threshold row prunes the filters whose score is below {THRESHOLD:g} of the layer's mean (`prune_threshold`, one value, not tuned).",
             "",
             "| schedule | params ratio | val acc % | test acc % | M | iso M ratio vs (a) | Δ test vs (a) | iso M ratio vs (b) | Δ test vs (b) | inference MACs ratio | non-zero MACs ratio |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -380,11 +392,12 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
         for label, rs in t2.items():
             a, ab = iso_cells(rs, f19)
             # (b) is the pruned network from scratch: no reference for the unpruned row
-            b, bb = iso_cells(rs, fpr) if fpr is not None and label != "R = 0" else ("–", "")
+            fb = fprs.get(label)
+            b, bb = iso_cells(rs, fb) if fb is not None else ("–", "")
             lines.append(
-                f"| {label} | {rs[0].params / ref.params:.3f} | {mean_std([100 * r.val_acc for r in rs])} | {mean_std([100 * r.test_acc for r in rs])} "
+                f"| {label} | {stats.mean(r.params for r in rs) / ref.params:.3f} | {mean_std([100 * r.val_acc for r in rs])} | {mean_std([100 * r.test_acc for r in rs])} "
                 f"| {stats.mean(r.M for r in rs):.3e} | **{a}** ({ab}) | {iso_test_delta(rs, f19)} | **{b}** {('(' + bb + ')') if bb else ''} "
-                f"| {iso_test_delta(rs, fpr) if fpr is not None and label != 'R = 0' else '–'} | {rs[0].macs_per_sample / ref.macs_per_sample:.3f} "
+                f"| {iso_test_delta(rs, fb) if fb is not None else '–'} | {stats.mean(r.macs_per_sample for r in rs) / ref.macs_per_sample:.3f} "
                 f"| {stats.mean(r.nonzero_macs_per_sample for r in rs) / ref.macs_per_sample:.3f} |"
             )
         cut = {label: rs for label, rs in t2.items() if rs[0].stages[1].prune}
@@ -397,8 +410,8 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fpr, search, robust, wall) -
                 before, after = [100 * r.stages[0].val_acc for r in rs], [100 * r.stages[1].prune["val_acc_after_prune"] for r in rs]
                 lines.append(f"| {label} | {mean_std(before)} | {mean_std(after)} | {mean_std([b - a for b, a in zip(before, after)])} |")
         lines += ["", f"Paper (Table 2): {PAPER_T2}.", ""]
-        if fpr is not None:
-            lines += ["Reference (b):", "", *frontier_table(fpr), ""]
+        for f in {id(f): f for f in fprs.values()}.values():
+            lines += [f"Reference (b), {f.references[0].name}:", "", *frontier_table(f), ""]
     lines += _search_lines(args, search, both)
     lines += _robust_lines(robust, args.name)
     lines += _throughput_lines(gpu, f19, f16, t1)
