@@ -72,6 +72,7 @@ def _run_name(tag: str, seed: int) -> str:
 # the order the rows are trained in: the rows that came closest to the goal on CPU first, so a run cut
 # short (a GPU lease) has measured the rows most likely to answer "can growth win?" before the others
 TRAIN_ORDER = ("none", "samples", "newlr", "all-samples", "state", "all", "copy", "global", "carry", "res16", "base")
+assert sorted(TRAIN_ORDER) == sorted(tag for tag, _ in ROWS.values()), "every lever row is trained, once"
 
 
 def train_ablation(args, data: str, cfg: TrainConfig, run, seeds: list[int]) -> None:
