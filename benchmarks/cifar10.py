@@ -171,25 +171,26 @@ def main() -> None:
     # (b) of each pruned row: its final network from scratch (seed 0's; a ratio's widths are the same in every seed)
     fprs: dict[str, Frontier] = {}
     if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
-        def ssgd_first(seed: int, **prune) -> Schedule:
+        def pruned(seed: int, optimizer: str | None, **prune) -> Schedule:
+            """Table 2's schedule pruned by ``prune``; stage 1 trained by ``optimizer`` (None: the recipe's)."""
             s = sched(TABLE1[1][1], t2_epochs, seed, **prune)
-            s.stages[0] = replace(s.stages[0], optimizer="ssgd")
+            if optimizer is not None:
+                s.stages[0] = replace(s.stages[0], optimizer=optimizer)
             return s
 
-        rs = [run(f"t2-R{R:g}-ssgd-s{s}", ssgd_first(s, prune_ratio=R), train="ssgd" in ph) for s in seeds]
+        rs = [run(f"t2-R{R:g}-ssgd-s{s}", pruned(s, "ssgd", prune_ratio=R), train="ssgd" in ph) for s in seeds]
         if all(rs):
             t2[f"R = {R:g}, stage 1 by SSGD"] = rs
         fpr = front_of(f"vgg19_pruned_R{R:g}", [], specs_from=[OUT / "runs" / f"t2-R{R:g}-s0"], run="table2" in ph, budgets=args.pruned_budgets)
         if fpr is not None:
             fprs.update({label: fpr for label in t2 if label.startswith(f"R = {R:g}")})
         # the threshold after SGD too (one lever at a time: the optimizer, or the gentler cut)
-        for opt, label in (("sgd", f"threshold {THRESHOLD:g}"), ("ssgd", f"threshold {THRESHOLD:g}, stage 1 by SSGD")):
-            tag = f"t2-thr{THRESHOLD:g}" + ("-ssgd" if opt == "ssgd" else "")
-            make = ssgd_first if opt == "ssgd" else (lambda seed, **prune: sched(TABLE1[1][1], t2_epochs, seed, **prune))
-            rs = [run(f"{tag}-s{s}", make(s, prune_threshold=THRESHOLD), train="ssgd" in ph) for s in seeds]
+        for optimizer, suffix, label in ((None, "", f"threshold {THRESHOLD:g}"), ("ssgd", "-ssgd", f"threshold {THRESHOLD:g}, stage 1 by SSGD")):
+            name = f"thr{THRESHOLD:g}{suffix}"
+            rs = [run(f"t2-{name}-s{s}", pruned(s, optimizer, prune_threshold=THRESHOLD), train="ssgd" in ph) for s in seeds]
             if all(rs):
                 t2[label] = rs
-                fthr = front_of(f"vgg19_pruned_{tag[3:]}", [], specs_from=[OUT / "runs" / f"{tag}-s0"], run="ssgd" in ph, budgets=args.pruned_budgets)
+                fthr = front_of(f"vgg19_pruned_{name}", [], specs_from=[OUT / "runs" / f"t2-{name}-s0"], run="ssgd" in ph, budgets=args.pruned_budgets)
                 if fthr is not None:
                     fprs[label] = fthr
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
@@ -385,7 +386,9 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) 
             f"R = fraction of every VGG11 conv's filters pruned (lowest L1 norm, torch-pruning) before growth. Ratios of params "
             f"and inference MACs against VGG19{'@' + format(args.width, 'g')} ({ref.params} params, {ref.macs_per_sample} MACs). "
             "'non-zero' MACs skip zero weights. Reference (a): VGG19 from scratch; (b): the pruned final network from scratch"
-            + ("" if fprs else " (pending)") + f" (seed 0's; the threshold row's widths differ by seed). The threshold row prunes the filters whose score is below {THRESHOLD:g} of the layer's mean (`prune_threshold`, one value, not tuned).",
+            + ("" if fprs else " (pending)") + " (seed 0's"
+            + (f"; the threshold rows' widths differ by seed). The threshold rows prune the filters whose score is below {THRESHOLD:g} of the layer's mean (`prune_threshold`, one value, not tuned)."
+               if any(label.startswith("threshold") for label in t2) else ")."),
             "",
             "| schedule | params ratio | val acc % | test acc % | M | iso M ratio vs (a) | Δ test vs (a) | iso M ratio vs (b) | Δ test vs (b) | inference MACs ratio | non-zero MACs ratio |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
