@@ -105,19 +105,24 @@ def matrix(args, device: torch.device) -> None:
     for arch in args.archs.split(","):
         macs = macs_per_sample(build_model(spec_for(arch, ds.num_classes, ds.in_chans)), (ds.in_chans, ds.image_size, ds.image_size))
         for batch in (int(b) for b in args.batches.split(",")):
-            for compiled in (False, True):
+            for compiled in [{"eager": False, "compiled": True, "reduce-overhead": "reduce-overhead"}[g] for g in args.graphs.split(",")]:
                 cfg = replace(TrainConfig(), batch_size=batch, lr_scaling="linear", compile=compiled)
                 train_only, _ = growsearch_loop(arch, ds, args.epochs, cfg, device)
                 share = train_only * 6 * macs / (peak * 1e12) if peak else None
                 rows.append((arch, batch, compiled, train_only, share))
-                print(f"{arch} batch {batch} {'compiled' if compiled else 'eager'}: {train_only:.0f} images/s" + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""), flush=True)
+                print(f"{arch} batch {batch} {_graph(compiled)}: {train_only:.0f} images/s" + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""), flush=True)
                 # saved after every cell: a run cut short (a GPU lease) keeps what it measured
                 _save_matrix(args, device, name, peak, len(ds.x_train), rows)
+
+
+def _graph(mode: bool | str) -> str:
+    return ("compiled" if mode else "eager") if isinstance(mode, bool) else f"compiled, {mode} (CUDA graphs)"
 
 
 def _save_matrix(args, device: torch.device, name: str, peak: float | None, images: int, rows: list) -> None:
     lines = [
         f"# Training throughput on {args.data}: growsearch's trainer, eager and compiled",
+        *(["", f"growsearch {__import__('growsearch').__version__}: CUDA runs autotune cuDNN's convolution algorithms (cudnn.benchmark)."] if device.type == "cuda" else []),
         "",
         f"Device {device} ({name}), torch {torch.__version__}; {images} training images, {args.epochs} timed epochs after one warm-up epoch (which also compiles); "
         f"training steps only (augmentation included, evaluation not); LR scaled linearly with the batch. "
@@ -125,9 +130,9 @@ def _save_matrix(args, device: torch.device, name: str, peak: float | None, imag
         "",
         "| arch | batch | graph | images/s | share of dense BF16 peak |",
         "| --- | ---: | --- | ---: | ---: |",
-        *[f"| {a} | {b} | {'compiled' if c else 'eager'} | {v:.0f} | {f'{100 * sh:.1f}%' if sh else 'n/a'} |" for a, b, c, v, sh in rows],
+        *[f"| {a} | {b} | {_graph(c)} | {v:.0f} | {f'{100 * sh:.1f}%' if sh else 'n/a'} |" for a, b, c, v, sh in rows],
         "",
-        f"Command: `python benchmarks/throughput.py --matrix --device {args.device} --data {args.data} --archs {args.archs} --batches {args.batches} --epochs {args.epochs}`",
+        f"Command: `python benchmarks/throughput.py --matrix --device {args.device} --data {args.data} --archs {args.archs} --batches {args.batches} --graphs {args.graphs} --epochs {args.epochs}`",
     ]
     save_report("\n".join(lines) + "\n", args.out)
 
@@ -143,6 +148,7 @@ def main() -> None:
     ap.add_argument("--data", default="cifar10", help="--matrix: the dataset (e.g. imagefolder:../shared/data/cifar10-jpeg.tar.gz)")
     ap.add_argument("--archs", default="vgg19,resnet18", help="--matrix: comma-separated archs")
     ap.add_argument("--batches", default="128,512", help="--matrix: comma-separated batch sizes")
+    ap.add_argument("--graphs", default="eager,compiled", help="--matrix: comma-separated: eager, compiled (torch.compile's default mode), reduce-overhead (CUDA graphs)")
     ap.add_argument("--peak-tflops", type=float, default=None, help="--matrix: the device's dense BF16 peak (default: from its name)")
     args = ap.parse_args()
     device = torch.device(args.device)

@@ -53,6 +53,7 @@ OPTIMIZER_KEYS = {"optimizer": "sgd", "ssgd_strength": 1.0, "ssgd_eps": 1e-3, "s
 STAGE_OPTIMIZER_KEYS = {"optimizer": None, "ssgd_strength": None}  # the stage's overrides of the first two, likewise
 SPEED_KEYS = {"lr_scaling": "none", "compile": False}  # the large-batch and compiled-graph keys, likewise
 LR_SCALINGS = ("none", "linear", "sqrt")
+COMPILE_MODES = (False, True, "reduce-overhead")  # train.compile: eager, torch.compile's default mode, or its CUDA-graph mode
 LR_BASE_BATCH = 128  # train.lr is the peak LR at this batch size when lr_scaling scales it
 
 
@@ -130,7 +131,7 @@ class TrainConfig:
     ssgd_structure: str = "filters"  # ssgd: "filters" reweights whole output channels (what filter pruning removes); "weights" each weight
     # Speed (the defaults change nothing):
     lr_scaling: str = "none"  # the peak LR at batch_size: "none" lr as given; "linear" lr x batch_size/128 (Goyal et al. 2017); "sqrt" lr x sqrt(batch_size/128)
-    compile: bool = False  # torch.compile each stage's network (again after each growth): pays on a GPU; needs a C++ compiler on CPU, where it rarely pays
+    compile: bool | str = False  # torch.compile each stage's network (again after each growth): true (default mode) rarely pays; "reduce-overhead" (CUDA graphs, CUDA only) pays on a GPU
 
     def peak_lr(self, lr: float | None = None) -> float:
         """The peak LR a stage trains at: ``lr`` (default ``self.lr``), scaled to ``batch_size`` by
@@ -155,9 +156,11 @@ class TrainConfig:
         finite(self.label_smoothing, "train.label_smoothing", lambda v: 0 <= v < 1, "a number in [0, 1)")
         finite(self.val_fraction, "train.val_fraction", lambda v: 0 <= v < 0.5, "a number in [0, 0.5) (0.1 holds out 10% of each class)")
         whole(self.val_seed, "train.val_seed", 0, MAX_SEED)
-        for key in ("rescale_kernels", "carry_optimizer", "compile"):
+        for key in ("rescale_kernels", "carry_optimizer"):
             if not isinstance(getattr(self, key), bool):
                 raise ScheduleError(f"train.{key} must be true or false, got {getattr(self, key)!r}")
+        if not any(self.compile is m or (isinstance(m, str) and self.compile == m) for m in COMPILE_MODES):  # `is`: 0 and 1 are not booleans here
+            raise ScheduleError(f"train.compile must be false, true or reduce-overhead (CUDA graphs, on a GPU), got {self.compile!r}")
         if self.lr_scaling not in LR_SCALINGS:
             raise ScheduleError(f"train.lr_scaling must be one of {', '.join(LR_SCALINGS)}, got {self.lr_scaling!r}")
         if self.lr_scaling != "none":

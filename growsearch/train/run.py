@@ -128,7 +128,7 @@ def run_schedule(
     dev = resolve_device(device)  # before anything is written
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     if schedule.train.compile:
-        check_compile(dev.type)
+        check_compile(dev.type, schedule.train.compile)
     t_load = time.perf_counter()
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     load_s = time.perf_counter() - t_load

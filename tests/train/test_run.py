@@ -439,3 +439,34 @@ def test_a_compiled_run_trains_every_grown_stage(tmp_path: Path) -> None:
     assert compiled.schedule["train"]["compile"] is True and all(s.time_split["train_s"] > 0 for s in compiled.stages)
     model, ckpt = load_checkpoint(tmp_path / "c" / "stage2.pt")
     assert not any(k.startswith("_orig_mod") for k in ckpt["state_dict"])  # the module's own names, loadable without torch.compile
+
+
+def test_cuda_training_autotunes_cudnn_only_for_the_call() -> None:
+    """train_stage on CUDA runs with cuDNN autotuning (cudnn.benchmark) and gives the user's own
+    setting back afterwards, also when training fails; on the CPU it touches nothing."""
+    import torch
+
+    from growsearch.train.loop import autotuned, train_stage
+
+    seen = []
+
+    @autotuned
+    def stage(*, device, fail=False):
+        seen.append(torch.backends.cudnn.benchmark)
+        if fail:
+            raise RuntimeError("diverged")
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        stage(device=torch.device("cuda"))
+        stage(device="cpu")
+        with pytest.raises(RuntimeError):
+            stage(device="cuda:0", fail=True)
+        assert seen == [True, False, True] and torch.backends.cudnn.benchmark is False
+        torch.backends.cudnn.benchmark = True  # a user who switched it on keeps it on
+        stage(device="cuda")
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+    assert train_stage.__wrapped__.__name__ == "train_stage"  # the trainer itself is wrapped
