@@ -35,7 +35,7 @@ def run_summary(result) -> str:
     lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'val_acc':>8} {'test_acc':>8} {'wall_s':>7}"]
     for i, st in enumerate(result.stages, 1):
         lines.append(
-            f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution:>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
+            f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution or '-':>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
         )
     lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
     if result.time_split:

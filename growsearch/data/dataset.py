@@ -20,6 +20,8 @@ by ``&``; the name, and so every result and frontier, states them:
 
     ``?size=N``             images at N x N: the shorter side resized to N, then centre-cropped
                             (any size, aspect ratio and mode); image folders decode at that size
+    ``?size=WxH``           images W wide and H high: scaled to cover W x H, then centre-cropped;
+                            non-square images train at that shape only (no ``resolution`` stages)
     ``?train_per_class=N``  a stratified, seeded subset of N training images per class
 
 Nothing is downloaded.
@@ -199,8 +201,16 @@ class Dataset:
         return int(self.x_train.shape[1])
 
     @property
-    def image_size(self) -> int:
-        return int(self.x_train.shape[-1])
+    def image_size(self) -> int | None:
+        """The images' side; None for non-square images (``?size=WxH``, or arrays that are not
+        square), which train at their native shape only: no ``resolution`` stages or resizing."""
+        h, w = self.image_shape
+        return h if h == w else None
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(height, width) of the images."""
+        return int(self.x_train.shape[-2]), int(self.x_train.shape[-1])
 
 
 _SOURCES: dict[str, Callable[[str | None], Dataset]] = {}
@@ -212,7 +222,8 @@ def register_source(name: str):
     The function returns a :class:`Dataset`; build it with :func:`from_arrays`, which checks the
     images and labels and computes the normalisation, so a plugin source gets the same one-line
     errors as the shipped ones. ``NAME?size=N`` resizes what it returns; a function with a
-    ``size`` keyword is given N instead and decodes at that size itself (as the image folders do).
+    ``size`` keyword is given N instead and decodes at that size itself (as the image folders do);
+    ``?size=WxH`` is given as (H, W) only to a function with ``takes_shape = True`` set on it.
 
     Example:
         >>> import numpy as np
@@ -368,15 +379,14 @@ def create_dataset(name: str) -> Dataset:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
     fn = _SOURCES[kind]
     size = options.get("size")
-    if size is not None and _takes_size(fn):
+    # a source with a ``size`` keyword decodes at that size itself; (height, width) only where it
+    # says it can (``fn.takes_shape``: the image folders), a plugin's gets a side and no more
+    if size is not None and _takes_size(fn) and (isinstance(size, int) or getattr(fn, "takes_shape", False)):
         ds = fn(arg or None, size=size)
     else:
         ds = fn(arg or None)
-    if size is not None and tuple(ds.x_train.shape[-2:]) != (size, size):
+    if size is not None and tuple(ds.x_train.shape[-2:]) != hw(size):
         ds = _fit_dataset(ds, size)
-    h, w = ds.x_train.shape[-2:]
-    if h != w:  # every network, resolution stage and MAC count here takes square inputs
-        raise DataError(f"{name}: images are {h}x{w}, not square: add ?size=N to fit them (the shorter side to N, then a centre crop)")
     if "train_per_class" in options:
         ds = _train_per_class(ds, options["train_per_class"], name)
     return replace(ds, name=name)
@@ -385,10 +395,16 @@ def create_dataset(name: str) -> Dataset:
 _OPTIONS = ("size", "train_per_class")
 
 
-def _options(query: str, name: str) -> dict[str, int]:
+def hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a decode size: a side N is N x N."""
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+
+
+def _options(query: str, name: str) -> dict[str, int | tuple[int, int]]:
     """``NAME?size=N&train_per_class=N``: options that are part of the dataset's name, so every
-    result, frontier and comparison that names the dataset states them too."""
-    out: dict[str, int] = {}
+    result, frontier and comparison that names the dataset states them too. ``size=WxH``
+    (width x height, as image sizes are written: 64x48 is landscape) is kept as (height, width)."""
+    out: dict[str, int | tuple[int, int]] = {}
     for part in filter(None, query.split("&")):
         key, _, value = part.partition("=")
         if key in out:
@@ -396,7 +412,11 @@ def _options(query: str, name: str) -> dict[str, int]:
         if key not in _OPTIONS:
             raise DataError(f"{name}: unknown dataset option {key!r}; known: {', '.join(_OPTIONS)} (e.g. 'cifar10?train_per_class=1000')")
         if key == "size" and "x" in value.lower():
-            raise DataError(f"{name}: size={value}: growsearch trains on square images; give size=N (the shorter side to N, then a centre crop)")
+            w, _, h = value.lower().partition("x")
+            if not (w.isdigit() and h.isdigit()) or not (1 <= int(w) <= 4096 and 1 <= int(h) <= 4096) or len(w) > 6 or len(h) > 6:
+                raise DataError(f"{name}: size={value} must be N or WxH, whole numbers from 1 to 4096 (e.g. size=64 or size=64x48)")
+            out[key] = int(w) if w == h or int(w) == int(h) else (int(h), int(w))
+            continue
         if not value.isdigit() or int(value) < 1 or len(value) > 6:
             raise DataError(f"{name}: {key} must be a whole number ≥ 1, got {value!r}")
         if key == "size" and int(value) > 4096:
@@ -415,31 +435,35 @@ def _takes_size(fn: Callable) -> bool:
         return False
 
 
-def fit(x: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 NCHW images at ``size`` x ``size``: the shorter side resized to ``size`` (antialiased
-    bilinear), then centre-cropped; in chunks, into one preallocated array.
+def fit(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """uint8 NCHW images at ``size`` (a side, or (height, width)): scaled (antialiased bilinear)
+    just enough to cover it, then centre-cropped, as Pillow's ``ImageOps.fit`` does; in chunks,
+    into one preallocated array. A side N scales the shorter side to N.
 
     Example:
         >>> fit(torch.zeros(2, 3, 20, 40, dtype=torch.uint8), 10).shape
         torch.Size([2, 3, 10, 10])
+        >>> fit(torch.zeros(2, 3, 20, 40, dtype=torch.uint8), (10, 30)).shape
+        torch.Size([2, 3, 10, 30])
     """
     import torch.nn.functional as F
 
     n, c, h, w = x.shape
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    th, tw = hw(size)
+    scale = max(th / h, tw / w)
+    nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
+    top, left = (nh - th) // 2, (nw - tw) // 2
+    out = torch.empty((n, c, th, tw), dtype=torch.uint8)
     chunk = _chunk(c * h * w)
     for i in range(0, n, chunk):
         xb = x[i : i + chunk].float()
         if (nh, nw) != (h, w):
             xb = F.interpolate(xb, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        out[i : i + chunk] = xb[:, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)
+        out[i : i + chunk] = xb[:, :, top : top + th, left : left + tw].round().clamp(0, 255).to(torch.uint8)
     return out
 
 
-def _fit_dataset(ds: Dataset, size: int) -> Dataset:
+def _fit_dataset(ds: Dataset, size: int | tuple[int, int]) -> Dataset:
     xtr, xte = fit(ds.x_train, size), fit(ds.x_test, size)
     mean, std = _stats(xtr)
     return replace(ds, x_train=xtr, x_test=xte, mean=mean, std=std, mapped=False)

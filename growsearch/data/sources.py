@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from growsearch.data.dataset import _finish, _stats, DataError, Dataset, register_source
+from growsearch.data.dataset import _finish, _stats, DataError, Dataset, hw, register_source
 
 __all__ = ["cache_dir"]
 
@@ -89,37 +89,37 @@ def _open_image(src, where, name: str):
 
 def _decode_into(out: np.ndarray, items, name: str) -> None:
     """Decode ``items`` ((row, where, source): a path, or the file's bytes) straight into their
-    rows of ``out``, a preallocated uint8 (N, 3, S, S) array (no list of images to stack: one
-    copy, not two). Each image's shorter side goes to S and is centre-cropped (Pillow's
-    ``ImageOps.fit``, which copies an image already at S x S unchanged; JPEGs are decoded at a
+    rows of ``out``, a preallocated uint8 (N, 3, H, W) array (no list of images to stack: one
+    copy, not two). Each image is scaled to cover H x W and centre-cropped (Pillow's
+    ``ImageOps.fit``, which copies an image already at H x W unchanged; JPEGs are decoded at a
     reduced scale first when that is enough)."""
     from PIL import Image, ImageOps
 
-    size = out.shape[2]
+    h, w = out.shape[2], out.shape[3]
     for i, where, src in items:
         with _open_image(src, where, name) as im:
             try:
-                im.draft("RGB", (size, size))  # JPEG: decode at the smallest scale still ≥ size (a no-op for other formats)
+                im.draft("RGB", (w, h))  # JPEG: decode at the smallest scale still ≥ the size (a no-op for other formats)
                 im.load()
             except (OSError, ValueError) as e:
                 raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
-            out[i] = np.asarray(ImageOps.fit(_rgb(im), (size, size), method=Image.BILINEAR)).transpose(2, 0, 1)
+            out[i] = np.asarray(ImageOps.fit(_rgb(im), (w, h), method=Image.BILINEAR)).transpose(2, 0, 1)  # Pillow sizes are (width, height)
 
 
-def _square(size: int | None, src, where, name: str) -> int:
-    """The side a set is decoded at: ``size``, else the first image's shorter side (every
-    network here takes square images)."""
+def _square(size: int | tuple[int, int] | None, src, where, name: str) -> int | tuple[int, int]:
+    """The size a set is decoded at: ``size`` (a side, or (height, width)), else the first
+    image's shorter side (images of mixed shapes decode square)."""
     if size is not None:
         return size
     with _open_image(src, where, name) as im:
         return min(im.size)
 
 
-def _decode_files(alloc, field: str, paths: list, name: str, size: int) -> np.ndarray:
+def _decode_files(alloc, field: str, paths: list, name: str, size: int | tuple[int, int]) -> np.ndarray:
     """One split's image files, decoded at ``size`` into an array from ``alloc`` (a cache file when it can be)."""
     if not paths:
         raise DataError(f"{name}: no images found")
-    out = alloc(field, (len(paths), 3, size, size))
+    out = alloc(field, (len(paths), 3, *hw(size)))
     _decode_into(out, ((i, p, p) for i, p in enumerate(paths)), name)
     return out
 
@@ -298,7 +298,7 @@ def _imagefolder_index(files: list[str], prefix: str, test: str, where: str) -> 
     return ptr, pte, ytr, yte, classes
 
 
-def _folder_arrays(root: Path, files: list[str], alloc, size: int | None) -> dict[str, np.ndarray]:
+def _folder_arrays(root: Path, files: list[str], alloc, size: int | tuple[int, int] | None) -> dict[str, np.ndarray]:
     prefix, test = _layout(files, str(root))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(root))
     size = _square(size, root / ptr[0], ptr[0], f"imagefolder:{root}/train")
@@ -307,7 +307,7 @@ def _folder_arrays(root: Path, files: list[str], alloc, size: int | None) -> dic
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
 
 
-def _archive_arrays(path: Path, alloc, size: int | None) -> dict[str, np.ndarray]:
+def _archive_arrays(path: Path, alloc, size: int | tuple[int, int] | None) -> dict[str, np.ndarray]:
     """An archive in two sequential passes: its file names (and, without ``size``, each image's
     shorter side, for the first training image's), then every image decoded straight into its
     row, so no more than one image's bytes are held at a time."""
@@ -321,7 +321,7 @@ def _archive_arrays(path: Path, alloc, size: int | None) -> dict[str, np.ndarray
     prefix, test = _layout(files, str(path))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(path))
     size = size if size is not None else sides[ptr[0]]
-    xtr, xte = alloc("x_train", (len(ptr), 3, size, size)), alloc("x_test", (len(pte), 3, size, size))
+    xtr, xte = alloc("x_train", (len(ptr), 3, *hw(size))), alloc("x_test", (len(pte), 3, *hw(size)))
     rows = {f: (xtr, i) for i, f in enumerate(ptr)} | {f: (xte, i) for i, f in enumerate(pte)}
     for f, data in _archive_members(path):
         if f in rows:
@@ -331,7 +331,7 @@ def _archive_arrays(path: Path, alloc, size: int | None) -> dict[str, np.ndarray
 
 
 @register_source("imagefolder")
-def _imagefolder(arg: str | None, size: int | None = None) -> Dataset:
+def _imagefolder(arg: str | None, size: int | tuple[int, int] | None = None) -> Dataset:
     """A folder, or a .tar/.tar.gz archive, in the ImageFolder layout; decoded once (at ``size``
     when given), then cached.
 
@@ -348,14 +348,14 @@ def _imagefolder(arg: str | None, size: int | None = None) -> Dataset:
         with open(root, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
-        key = {"archive": h.hexdigest(), "size": size}
+        key = {"archive": h.hexdigest(), "size": _size_key(size)}
 
         def build(alloc) -> dict[str, np.ndarray]:
             return _archive_arrays(root, alloc, size)
     elif root.is_dir():
         files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
         _layout(files, str(root))  # the layout is checked before the cache is looked up
-        key = {"folder": str(root.resolve()), "files": _stamps(root, files), "size": size}
+        key = {"folder": str(root.resolve()), "files": _stamps(root, files), "size": _size_key(size)}
 
         def build(alloc) -> dict[str, np.ndarray]:
             return _folder_arrays(root, files, alloc, size)
@@ -377,7 +377,7 @@ def _from_cache(name: str, a: dict[str, np.ndarray]) -> Dataset:
 
 
 @register_source("tinyimagenet")
-def _tinyimagenet(arg: str | None, size: int | None = None) -> Dataset:
+def _tinyimagenet(arg: str | None, size: int | tuple[int, int] | None = None) -> Dataset:
     root = _root(arg)
     ann = root / "val" / "val_annotations.txt"
     if not (root / "train").is_dir() or not ann.is_file():
@@ -401,8 +401,16 @@ def _tinyimagenet(arg: str | None, size: int | None = None) -> Dataset:
         xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", side)
         return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}
 
-    key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": size}
+    key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": _size_key(size)}
     return _from_cache("tinyimagenet", _cached(key, "tinyimagenet", build))
+
+
+_imagefolder.takes_shape = _tinyimagenet.takes_shape = True  # they decode at (height, width) too (create_dataset)
+
+
+def _size_key(size: int | tuple[int, int] | None) -> int | str | None:
+    """The decode size in a cache key: a side as before (so caches made before WxH stay valid), WxH as text."""
+    return size if size is None or isinstance(size, int) else f"{size[1]}x{size[0]}"
 
 
 @register_source("npz")

@@ -19,7 +19,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["macs_per_sample", "count_params", "stage_cost"]
+__all__ = ["macs_per_sample", "count_params", "stage_cost", "input_shape"]
+
+
+def input_shape(in_chans: int, resolution: int | None, image_hw: tuple[int, int] | None) -> tuple:
+    """(C, H, W) of a stage's input: ``resolution`` x ``resolution``, or the data's own (height,
+    width) where the stage trains at the native shape (``resolution`` None), as non-square data
+    always does."""
+    if resolution is None and image_hw is not None:
+        return (in_chans, *image_hw)
+    return (in_chans, resolution, resolution)
 
 
 def macs_per_sample(model: nn.Module, input_shape: tuple[int, int, int]) -> int:

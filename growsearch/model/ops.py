@@ -29,7 +29,7 @@ from torch import nn
 
 from growsearch._extensions import caller as _caller, forget as _forget, record as _record
 from growsearch.model.arch import ArchError, ArchSpec, build_model, Family, get_family, parse_arch, spec_for
-from growsearch.model.cost import count_params, macs_per_sample
+from growsearch.model.cost import count_params, input_shape, macs_per_sample
 from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
 from growsearch.model.prune import check_prunable, identity_masks, identity_masks_supported, prune, prune_below, pruned_widths, replay_pruning
 
@@ -55,6 +55,7 @@ class StageView:
     resolution: int | None = None  # the stage's input side (None: the dataset's, unknown without data)
     prev_resolution: int | None = None  # the previous stage's input side
     native: int | None = None  # the dataset's image side; None: stem kernels are not rescaled
+    image_hw: tuple[int, int] | None = None  # the dataset's (height, width): the input of a stage at the native shape
     rescale_kernels: bool = True  # TrainConfig.rescale_kernels
     in_chans: int = 3  # image channels (what stage 1 builds)
     init_spec: ArchSpec | None = None  # stage 1 builds this exact spec instead of its arch name's
@@ -179,7 +180,7 @@ class Prune(Op):
 
     def apply(self, model, step):
         ratio, thr, res = step.stage.prune_ratio, step.stage.prune_threshold, step.stage.prev_resolution
-        shape = (step.before.in_chans, res, res)  # what the network was trained at
+        shape = input_shape(step.before.in_chans, res, step.stage.image_hw)  # what the network was trained at
         before = (count_params(model), macs_per_sample(model, shape))
         if thr is not None:
             model = prune_below(model, thr, input_shape=shape, record=step.run.pruning)
@@ -202,7 +203,7 @@ class Prune(Op):
 
     def carry(self, state, step):  # the kept filters keep their state: the same filters go
         res = step.stage.prev_resolution
-        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=(step.before.in_chans, res, res))
+        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=input_shape(step.before.in_chans, res, step.stage.image_hw))
 
 
 class Deepen(Op):

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from growsearch.data.dataset import create_dataset
 from growsearch.data.split import stage_size, with_validation
 from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
-from growsearch.model.cost import count_params, macs_per_sample
+from growsearch.model.cost import count_params, input_shape, macs_per_sample
 from growsearch.model.ops import Deepen, first_ops, plan_transition, StageView, Step, transition_ops
 from growsearch.plan.schedule import Schedule, ScheduleError
 from growsearch.plan.shrink import plan_shrink, ShrinkPlan
@@ -44,7 +44,7 @@ class Transition:
     before: ArchSpec | None  # the previous stage's trained network (None for stage 1)
     steps: tuple[Step, ...]  # the ops that act in this stage, in the order they are applied
     after: ArchSpec  # the network this stage trains
-    resolution: int | None  # input side; None: the dataset's native size (unknown without data)
+    resolution: int | None  # input side; None: the dataset's native size (unknown without data, or not square)
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -61,7 +61,7 @@ class StagePlan:
     steps: tuple[Step, ...]  # the ops that act in this stage, in order: what run_schedule applies
     spec_before: ArchSpec | None  # the network entering the stage (None for stage 1)
     spec: ArchSpec  # the network the stage trains
-    resolution: int  # input side in pixels
+    resolution: int | None  # input side in pixels; None: the data's own shape, which is not square
     samples_per_epoch: int  # training images of the stage's classes (validation split held out)
     epochs: int  # fixed epochs, or the most a plateau stage may train
     plateau: bool  # trains until validation accuracy plateaus: its epochs are not known in advance
@@ -89,14 +89,15 @@ class StagePlan:
 
 def transitions(
     schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None,
-    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None, image_hw: tuple[int, int] | None = None,
 ) -> list[Transition]:
     """Each stage's spec before and after its ops, or a ``ScheduleError`` naming the stage.
 
     ``native``: the dataset's image side (stem kernels are rescaled for stages below it); without
     it resolutions are not applied. ``init_spec``: stage 1 builds this exact spec.
     ``prune_widths``: stage → the widths its ``prune_threshold`` left, once the trained network
-    has said them (a stage missing here is planned unpruned: an upper bound).
+    has said them (a stage missing here is planned unpruned: an upper bound). ``image_hw``: the
+    data's (height, width), what a stage at the native shape is pruned at.
     """
     out: list[Transition] = []
     spec: ArchSpec | None = None
@@ -105,7 +106,7 @@ def transitions(
         res = st.resolution or native
         view = StageView(
             st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
-            native=native, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
+            native=native, image_hw=image_hw, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
             deepen_init=schedule.deepen_init, prune_threshold=st.prune_threshold, prune_widths=(prune_widths or {}).get(i),
         )
         try:
@@ -120,6 +121,7 @@ def transitions(
 def check(
     schedule: Schedule, *, num_classes: int | None = None, image_size: int | None = None, in_chans: int = 3,
     init_spec: ArchSpec | None = None, prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+    image_shape: tuple[int, int] | None = None,
 ) -> list[Transition]:
     """The single structural check of a schedule; returns its transitions (what each stage's ops
     do to the network, on specs).
@@ -130,6 +132,8 @@ def check(
     maskable). Given the data's ``num_classes`` and ``image_size``: the last stage trains on
     every class at the native size, ``class_order`` is a permutation, no resolution is above the
     native one. ``prune_widths``: the widths ``prune_threshold`` stages left (see :func:`transitions`).
+    ``image_shape``: the data's (height, width); non-square data trains at that shape only, so a
+    ``resolution`` stage is refused (``image_size`` is then None).
 
     Raises:
         ScheduleError: one line naming the stage and the fix.
@@ -143,6 +147,15 @@ def check(
     """
     schedule.validate()
     stages = schedule.stages
+    if image_shape is not None and image_shape[0] != image_shape[1]:
+        if image_size is not None:
+            raise ValueError(f"image_size {image_size} given with the non-square image_shape {image_shape}")
+        at = next((i for i, st in enumerate(stages, 1) if st.resolution is not None), None)
+        if at is not None:  # a resolution is a square side: a non-square input has none to grow to
+            raise ScheduleError(
+                f"stage {at}: resolution stages train at a square side, and {schedule.dataset}'s images are {image_shape[1]}x{image_shape[0]}: "
+                "drop resolution, or decode square with ?size=N"
+            )
     for i, st in enumerate(stages, 1):
         where = f"stage {i}"
         if schedule.data_growth == "classes" and i > 1 and st.classes <= stages[i - 2].classes:
@@ -157,7 +170,7 @@ def check(
             raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
         if st.resolution is None and image_size is not None and any(r < image_size for r in later):
             raise ScheduleError(f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease")
-        side = st.resolution if st.resolution is not None else image_size
+        side = st.resolution if st.resolution is not None else image_size if image_size is not None else min(image_shape) if image_shape else None
         try:
             fam = parse_arch(st.arch)[0]
         except ArchError as e:
@@ -167,7 +180,7 @@ def check(
                 f"{where}: optimizer ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use optimizer sgd"
             )
         if side is not None and side < fam.min_input:
-            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {side} px images"
+            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {side} px images" if image_size is not None else f"{schedule.dataset}'s {image_shape[1]}x{image_shape[0]} images"
             raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
         if image_size is not None and st.resolution is not None and st.resolution > image_size:
             raise ScheduleError(f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}")
@@ -184,7 +197,7 @@ def check(
             f"the last stage trains at {stages[-1].resolution} px: it must train at {schedule.dataset}'s native {image_size} px "
             "(the final network is compared at full resolution); drop its resolution"
         )
-    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec, prune_widths=prune_widths)
+    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec, prune_widths=prune_widths, image_hw=image_shape)
     if schedule.deepen_init == "copy" and not copied_layers(trans):
         raise ScheduleError(
             "deepen_init copy: no growth of this schedule inserts a layer that a trained layer of its block could be copied into "
@@ -228,7 +241,9 @@ def plan_schedule(
     """
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
-    trans = check(schedule, num_classes=ds.num_classes, image_size=ds.image_size, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths)
+    trans = check(
+        schedule, num_classes=ds.num_classes, image_size=ds.image_size, image_shape=ds.image_shape, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths,
+    )
     unknown = [i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})]
     if ds.val_fraction is None:  # samples per epoch count the training images left after the split
         ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
@@ -241,12 +256,12 @@ def plan_schedule(
         if schedule.shrink is not None and i == len(schedule.stages):
             shrink = plan_shrink(
                 schedule.shrink, tr.after, resolution=tr.resolution, samples_per_epoch=n, epochs=st.epochs,
-                batch_size=schedule.train.batch_size, seed=schedule.seed * 1000 + i, in_chans=ds.in_chans,
+                batch_size=schedule.train.batch_size, seed=schedule.seed * 1000 + i, in_chans=ds.in_chans, image_hw=ds.image_shape,
             )
         plans.append(StagePlan(
             stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
             samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
-            macs_per_sample=macs_per_sample(model, (ds.in_chans, tr.resolution, tr.resolution)), params=count_params(model), shrink=shrink,
+            macs_per_sample=macs_per_sample(model, input_shape(ds.in_chans, tr.resolution, ds.image_shape)), params=count_params(model), shrink=shrink,
             bounded=any(j <= i for j in unknown),
         ))
     return plans
@@ -266,7 +281,7 @@ def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
         ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
         m = f"≤{p.M_max:.3e}" if p.M is None else f"{p.M:.3e}"
         lines.append(
-            f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution:>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
+            f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution if p.resolution is not None else '-':>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
         )
     total = planned_M(plans)
     why = "a prune_threshold decides the widths after training" if any(p.bounded for p in plans) else "a plateau stage stops early"

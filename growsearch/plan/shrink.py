@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from growsearch.model.arch import ArchError, ArchSpec, build_model
-from growsearch.model.cost import count_params, macs_per_sample
+from growsearch.model.cost import count_params, input_shape, macs_per_sample
 from growsearch.model.elastic import menu, Subnet, subnet_spec
 from growsearch.plan.schedule import ScheduleError, Shrink
 
@@ -98,10 +98,12 @@ class ShrinkPlan:
 
 
 def plan_shrink(
-    shrink: Shrink, spec: ArchSpec, *, resolution: int, samples_per_epoch: int, epochs: int, batch_size: int, seed: int, in_chans: int | None = None,
+    shrink: Shrink, spec: ArchSpec, *, resolution: int | None, samples_per_epoch: int, epochs: int, batch_size: int, seed: int, in_chans: int | None = None,
+    image_hw: tuple[int, int] | None = None,
 ) -> ShrinkPlan:
     """The shrink phase of a last stage that trains ``spec`` for ``epochs`` on ``samples_per_epoch``
-    images at ``resolution``; ``ScheduleError`` naming the key when the family cannot shrink so."""
+    images at ``resolution`` (None: the data's own ``image_hw``); ``ScheduleError`` naming the key
+    when the family cannot shrink so."""
     try:
         subs = menu(spec, shrink.depths, shrink.widths)
     except ArchError as e:
@@ -110,7 +112,7 @@ def plan_shrink(
     for sub in subs:
         s = subnet_spec(spec, sub)
         model = build_model(s)  # untrained: MACs and parameters depend on the shape only
-        plans.append(SubnetPlan(sub, s, macs_per_sample(model, (in_chans or spec.in_chans, resolution, resolution)), count_params(model)))
+        plans.append(SubnetPlan(sub, s, macs_per_sample(model, input_shape(in_chans or spec.in_chans, resolution, image_hw)), count_params(model)))
     per_epoch = math.ceil(samples_per_epoch / batch_size)  # BatchLoader's batches per epoch
     return ShrinkPlan(
         subnets=tuple(plans), start_step=int(round(shrink.start * epochs * per_epoch)), ramp_steps=int(round(shrink.ramp_epochs * per_epoch)),

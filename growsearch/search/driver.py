@@ -189,6 +189,9 @@ def run_search(
     check_out_dir(out, overwrite=True, replaces=False)  # a file, or a folder that cannot be written
     ds = split_data(sp)
     given = given_frontier(frontier, ds)
+    if (sp.resolutions or sp.baseline_resolutions) and ds.image_size is None:
+        h, w = ds.image_shape
+        raise SearchError(f"resolutions: {sp.dataset}'s images are {w}x{h}, and resolution stages train at a square side: drop resolutions, or decode square with ?size=N")
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
         raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
     if sp.baseline_resolutions and max(sp.baseline_resolutions) > ds.image_size:

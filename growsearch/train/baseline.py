@@ -113,13 +113,16 @@ def resizing_name(arch: str, resolutions: Sequence[int], switch_at: Sequence[flo
     return f"{arch} {'→'.join(map(str, resolutions))}px@{at}"
 
 
-def check_resizing(resolutions: Sequence[int], switch_at: Sequence[float], native: int) -> tuple[list[int], list[float]]:
-    """The progressive-resizing settings of a frontier, or ``FrontierError`` naming the fix."""
+def check_resizing(resolutions: Sequence[int], switch_at: Sequence[float], native: int | None) -> tuple[list[int], list[float]]:
+    """The progressive-resizing settings of a frontier, or ``FrontierError`` naming the fix
+    (``native`` None: the data is not square, and resizing trains at square sides)."""
     res, at = list(resolutions), list(switch_at)
     if not res:
         if at:
             raise FrontierError("--switch-at needs --resolutions (e.g. --resolutions 16,24,32 --switch-at 0.5,0.75)")
         return res, at
+    if native is None:
+        raise FrontierError("--resolutions trains at square sides and the data's images are not square: drop --resolutions, or decode square with ?size=N")
     if len(res) < 2 or any(isinstance(r, bool) or not isinstance(r, int) or not 8 <= r <= native for r in res) or any(b <= a for a, b in zip(res, res[1:])):
         raise FrontierError(f"--resolutions must be at least two strictly increasing image sides from 8 to the data's {native} px, e.g. 16,24,{native}; got {res}")
     if len(at) != len(res) - 1 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in at) or any(b <= a for a, b in zip(at, at[1:])):

@@ -36,7 +36,7 @@ from torch import nn
 
 from growsearch._io import held
 from growsearch.model.arch import ArchSpec
-from growsearch.model.cost import count_params, stage_cost
+from growsearch.model.cost import count_params, input_shape, stage_cost
 from growsearch.data.dataset import create_dataset, Dataset
 from growsearch.data.loader import check_budget
 from growsearch.data.split import stage_data
@@ -282,7 +282,7 @@ def _train_stage(
             "ranks": {g: r.tolist() for g, r in ranks.items()}, "subnets": rows,
             "cost": {"M_train": shrinker.M, "M_recal": plan.shrink.M_recal, "passes": shrinker.passes, "start_step": plan.shrink.start_step, "ramp_steps": plan.shrink.ramp_steps},
         }
-    nz = nonzero_macs_per_sample(model, (ds.in_chans, res, res))
+    nz = nonzero_macs_per_sample(model, input_shape(ds.in_chans, res, ds.image_shape))
     # The stage's one read of its test split: reported, never used to choose anything.
     t_test = time.perf_counter()
     acc = evaluate(model, eval_loader(data, schedule.train, dev, res), autocast=dev.type == "cuda")

@@ -99,6 +99,8 @@ SCHEDULES: dict[str, object] = {
     "compile_text": _sched(train={"compile": "yes"}),
     "compile_one": _sched(train={"compile": 1}),
     "compile_graphs": _sched(train={"compile": "reduce-overhead"}),
+    "resolution_not_square": _sched(dataset="npz:{root}/good.npz?size=40x24", stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]),
+    "size_w_x_h_bad": _sched(dataset="npz:{root}/good.npz?size=40x"),
     "good": _sched(),
     "good_seed_1": _sched(seed=1),
 }
@@ -114,6 +116,7 @@ SPACES: dict[str, str] = {
     "space_train_lr": SPACE + "train: {lr: fast}\n",
     "space_resolution": SPACE + "resolutions: [4]\n",
     "space_resolution_above_native": SPACE + "resolutions: [16, 64]\n",
+    "space_resolution_not_square": SPACE.replace("good.npz", "good.npz?size=40x24") + "resolutions: [16]\n",
     "space_good": SPACE,
 }
 
@@ -177,6 +180,8 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("compile_text", run("compile_text"), "train.compile must be false, true or reduce-overhead"),
         ("compile_one", run("compile_one"), "train.compile must be false, true or reduce-overhead"),
         ("compile_graphs_on_cpu", run("compile_graphs") + ["--device", "cpu"], "reduce-overhead captures CUDA graphs and needs --device cuda"),
+        ("resolution_not_square", run("resolution_not_square"), "resolution stages train at a square side, and npz:"),
+        ("size_w_x_h_bad", run("size_w_x_h_bad"), "must be N or WxH"),
         ("dataset_unknown", run("dataset_unknown"), "unknown dataset"),
         ("npz_missing", run("npz_missing"), "no such file"),
         ("npz_corrupt", run("npz_corrupt"), "not a readable .npz"),
@@ -199,6 +204,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("baseline_budgets_zero", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "0"], "whole numbers of epochs from 1 to 100000"),
         ("baseline_lrs", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--lrs", "-1"], "--lrs"),
         ("baseline_seeds", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--seeds", "0,0"], "distinct"),
+        ("baseline_resizing_not_square", ["baseline", "--data", "npz:{root}/good.npz?size=40x24", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--resolutions", "16,24", "--switch-at", "0.5"], "images are not square"),
         ("baseline_patience", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--patience", "3"], "no fixed budget"),
         ("baseline_no_arch", ["baseline", "--data", "npz:{root}/good.npz", "--out", f"{r}/b"], "needs a reference"),
         ("baseline_arch_unknown", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg7", "--out", f"{r}/b"], "unknown arch"),
@@ -241,6 +247,7 @@ def _cases() -> list[tuple[str, list[str], str]]:
             ("space_bad_yaml", "cannot parse YAML"), ("space_unknown_key", "unknown key(s) bogus"), ("space_stages_range", "min 4 is above max 2"),
             ("space_patience", "delete baseline_patience"), ("space_budgets", "strictly increasing"), ("space_lrs", "baseline_lrs"),
             ("space_train_lr", "train.lr must be"), ("space_resolution", "at least 8 px"), ("space_resolution_above_native", "above npz"),
+            ("space_resolution_not_square", "resolution stages train at a square side"),
         )],
     ]
     return cases

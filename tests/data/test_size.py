@@ -111,7 +111,8 @@ def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path
 
 @pytest.mark.parametrize("option,msg", [
     ("size=0", "size must be a whole number ≥ 1"), ("size=big", "size must be a whole number ≥ 1"),
-    ("size=64x32", "give size=N"), ("size=99999", "at most 4096"), ("size=32&size=64", "given twice"),
+    ("size=64x0", "must be N or WxH"), ("size=axb", "must be N or WxH"), ("size=5000x10", "must be N or WxH"), ("size=64x", "must be N or WxH"),
+    ("size=99999", "at most 4096"), ("size=32&size=64", "given twice"),
 ])
 def test_bad_sizes_are_one_line_errors(option: str, msg: str) -> None:
     with pytest.raises(DataError, match=msg):
@@ -226,11 +227,59 @@ def test_a_run_beyond_the_memory_budget_costs_the_same_M(tmp_path: Path, monkeyp
     assert not (tmp_path / "refused").exists()
 
 
-def test_non_square_arrays_are_refused_with_the_option_that_fits_them(tmp_path: Path) -> None:
+def test_non_square_arrays_train_at_their_own_shape_and_size_n_squares_them(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (40, 32, 48, 3), dtype=np.uint8)
     np.savez(tmp_path / "wide.npz", x_train=x[:32], y_train=np.arange(32) % 4, x_test=x[32:], y_test=np.arange(8) % 4)
-    with pytest.raises(DataError, match="images are 32x48, not square: add \\?size=N"):
-        create_dataset(f"npz:{tmp_path / 'wide.npz'}")
+    wide = create_dataset(f"npz:{tmp_path / 'wide.npz'}")
+    assert wide.image_shape == (32, 48) and wide.image_size is None
     ds = create_dataset(f"npz:{tmp_path / 'wide.npz'}?size=32")
-    assert tuple(ds.x_train.shape[1:]) == (3, 32, 32) and tuple(ds.x_test.shape[1:]) == (3, 32, 32)
+    assert tuple(ds.x_train.shape[1:]) == (3, 32, 32) and tuple(ds.x_test.shape[1:]) == (3, 32, 32) and ds.image_size == 32
+
+
+def test_size_w_x_h_decodes_photos_as_pillow_fits_them_and_keys_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """?size=WxH: every photo (wide or tall, any mode) scaled to cover W x H and centre-cropped, the
+    same pixels as Pillow's ImageOps.fit of the same file; the cache is keyed by the size, so the
+    same folder at WxH, at HxW and at N are three caches, and a second load maps the first's."""
+    from PIL import Image, ImageOps
+
+    monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
+    _photos(tmp_path / "p", {"train": 20, "test": 10}, side=60)
+    name = f"imagefolder:{tmp_path / 'p'}?size=40x24"
+    ds = create_dataset(name)
+    assert ds.image_shape == (24, 40) and ds.image_size is None and ds.name == name
+    files = sorted((tmp_path / "p" / "train" / "class_0").iterdir())
+    with Image.open(files[0]) as im:
+        im.draft("RGB", (40, 24))
+        ref = np.asarray(ImageOps.fit(im.convert("RGB"), (40, 24), method=Image.BILINEAR)).transpose(2, 0, 1)
+    assert np.array_equal(np.asarray(ds.x_train[int(np.flatnonzero(np.asarray(ds.y_train) == 0)[0])]), ref)
+    tall, square = create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24x40"), create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24")
+    assert tall.image_shape == (40, 24) and square.image_shape == (24, 24)
+    assert len(list((tmp_path / "cache").rglob("x_train.npy"))) == 3
+    again = create_dataset(name)
+    assert np.array_equal(np.asarray(again.x_train), np.asarray(ds.x_train)) and again.mapped
+    # array sources are fitted after loading; WxH with W = H is the side N
+    d = create_dataset("digits?size=40x24&train_per_class=5")
+    assert d.image_shape == (24, 40) and len(d.y_train) == 50
+    assert create_dataset("digits?size=20x20").image_size == 20
+
+
+def test_a_run_on_non_square_images_prices_macs_at_their_shape_and_plans_what_it_trains(tmp_path: Path) -> None:
+    """Planned M = trained M on 40x24 images, through growth, pruning and a shrink phase; the MACs
+    are the network's at 24 x 40 (not at a square side); a resolution stage is refused in one line."""
+    from growsearch.model.arch import build_model
+    from growsearch.model.cost import macs_per_sample
+    from growsearch.plan.planner import plan_schedule, planned_M
+    from growsearch.plan.schedule import Schedule, ScheduleError, Shrink, Stage
+    from growsearch.train.run import run_schedule
+
+    data = "digits?size=40x24&train_per_class=20"
+    sched = Schedule(data, [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1, prune_ratio=0.25)], shrink=Shrink(widths=[0.5], start=0.5, ramp_epochs=0))
+    plans = plan_schedule(sched)
+    r = run_schedule(sched, out_dir=tmp_path / "run", progress=False)
+    assert r.M == planned_M(plans) and [s.resolution for s in r.stages] == [None, None]
+    final = build_model(plans[-1].spec)
+    assert plans[-1].macs_per_sample == macs_per_sample(final, (1, 24, 40)) != macs_per_sample(final, (1, 32, 32))
+    assert r.stages[-1].macs_per_sample == plans[-1].macs_per_sample and r.subnets
+    with pytest.raises(ScheduleError, match=r"resolution stages train at a square side.*40x24.*\?size=N"):
+        plan_schedule(Schedule(data, [Stage(5, "vgg11@0.125", 1, resolution=16), Stage(10, "vgg13@0.125", 1)]))
