@@ -12,7 +12,7 @@ One shared training loop (growsearch's BatchLoader, recipe, warm-up + cosine and
 builder), written here because growsearch has no L1 penalty to compare with. Not part of the
 package.
 
-    python benchmarks/ssgd.py [--dataset digits] [--arch vgg11@0.25] [--epochs 20]
+    python benchmarks/ssgd.py [--dataset digits] [--arch vgg11@0.25] [--epochs 20] [--weight-decay 5e-4] [--name ssgd_digits]
 """
 
 from __future__ import annotations
@@ -117,13 +117,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--l1", type=float, default=1e-4, help="L1 coefficient of the L1-regularised SGD row (one value, not tuned)")
     ap.add_argument("--strength", type=float, default=1.0, help="ssgd_strength of the SSGD rows")
+    ap.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay of every row (the recipe's 5e-4; SSGD's zeroing comes from it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="ssgd_digits")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = RESULTS / args.name
     out.mkdir(parents=True, exist_ok=True)
-    base = TrainConfig()
+    base = TrainConfig(weight_decay=args.weight_decay)
     data = load_split(args.dataset, base)
     t0 = time.perf_counter()
     got: dict[str, list[dict]] = {}
@@ -131,12 +132,16 @@ def main() -> None:
         cfg = replace(base, **changes)
         for seed in range(args.seeds):
             path = out / f"{label.split(' (')[0].replace(' ', '_').replace(',', '').replace('+', 'plus')}-s{seed}.json"
-            if path.is_file():  # later sessions extend, not redo
-                got.setdefault(label, []).append(json.loads(path.read_text()))
+            setting = {"dataset": args.dataset, "arch": args.arch, "epochs": args.epochs, "weight_decay": args.weight_decay, "l1": l1, **changes}
+            kept = json.loads(path.read_text()) if path.is_file() else None
+            # later sessions extend, not redo; a row of another setting (rows before the setting was
+            # stored have none and are kept) is trained again
+            if kept is not None and kept.get("setting", setting) == setting:
+                got.setdefault(label, []).append(kept)
                 continue
             t = time.perf_counter()
             model = train(data, args.arch, cfg, args.epochs, l1, seed)
-            row = {"seed": seed, "train_s": time.perf_counter() - t,
+            row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
                    "unstructured": sweep(model, data, cfg, False), "structured": sweep(model, data, cfg, True)}
             path.write_text(json.dumps(row, indent=1))
             got.setdefault(label, []).append(row)
@@ -150,7 +155,7 @@ def report(args, got: dict[str, list[dict]], wall: float) -> None:
         f"# SSGD on {args.dataset}: sparsity at iso-accuracy",
         "",
         f"**Setting.** {args.dataset}, {args.arch}, {args.epochs} epochs, growsearch's recipe (batch 128, SGD Nesterov 0.9, peak LR 0.05, "
-        "1 warm-up epoch, cosine to zero, weight decay 5e-4 on conv/linear weights; SSGD's filter variant also decays the channel's BN γ, β), "
+        f"1 warm-up epoch, cosine to zero, weight decay {args.weight_decay:g} on conv/linear weights; SSGD's filter variant also decays the channel's BN γ, β), "
         f"CPU, {args.seeds} seeds. After training, each layer's smallest weights (unstructured) or channels (structured: filter + BN γ, β, by "
         "channel_norms) are zeroed at rising fractions; **sparsity at iso-accuracy** = the largest fraction whose validation accuracy stays "
         f"within 0.5 pt of the dense network's; test accuracy there, read once. Benchmark time this call {wall:.0f} s (seeds on disk are loaded).",
