@@ -37,6 +37,9 @@ FRACTIONS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]
 BAND = 0.005  # iso-accuracy: validation accuracy within 0.5 pt of the dense network's
 
 
+METHOD_KEYS = ["sgd", "l1", "ssgd-weights", "ssgd-filters"]  # --methods, in the order of methods()
+
+
 def methods(l1: float, strength: float) -> dict[str, tuple[dict, float]]:
     """label → (recipe changes, L1 coefficient)."""
     return {
@@ -117,6 +120,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--l1", type=float, default=1e-4, help="L1 coefficient of the L1-regularised SGD row (one value, not tuned)")
     ap.add_argument("--strength", type=float, default=1.0, help="ssgd_strength of the SSGD rows")
+    ap.add_argument("--methods", nargs="+", default=["sgd", "l1", "ssgd-weights", "ssgd-filters"], choices=["sgd", "l1", "ssgd-weights", "ssgd-filters"],
+                    help="the rows to train and report (default all four)")
     ap.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay of every row (the recipe's 5e-4; SSGD's zeroing comes from it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="ssgd_digits")
@@ -128,7 +133,8 @@ def main() -> None:
     data = load_split(args.dataset, base)
     t0 = time.perf_counter()
     got: dict[str, list[dict]] = {}
-    for label, (changes, l1) in methods(args.l1, args.strength).items():
+    rows = methods(args.l1, args.strength)
+    for label, (changes, l1) in ((k, v) for k, v in rows.items() if list(rows).index(k) in [METHOD_KEYS.index(m) for m in args.methods]):
         cfg = replace(base, **changes)
         for seed in range(args.seeds):
             path = out / f"{label.split(' (')[0].replace(' ', '_').replace(',', '').replace('+', 'plus')}-s{seed}.json"
