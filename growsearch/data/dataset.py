@@ -415,7 +415,7 @@ def _options(query: str, name: str) -> dict[str, int | tuple[int, int]]:
             w, _, h = value.lower().partition("x")
             if not (w.isdigit() and h.isdigit()) or not (1 <= int(w) <= 4096 and 1 <= int(h) <= 4096) or len(w) > 6 or len(h) > 6:
                 raise DataError(f"{name}: size={value} must be N or WxH, whole numbers from 1 to 4096 (e.g. size=64 or size=64x48)")
-            out[key] = int(w) if w == h or int(w) == int(h) else (int(h), int(w))
+            out[key] = int(w) if int(w) == int(h) else (int(h), int(w))
             continue
         if not value.isdigit() or int(value) < 1 or len(value) > 6:
             raise DataError(f"{name}: {key} must be a whole number ≥ 1, got {value!r}")

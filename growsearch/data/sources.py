@@ -106,7 +106,7 @@ def _decode_into(out: np.ndarray, items, name: str) -> None:
             out[i] = np.asarray(ImageOps.fit(_rgb(im), (w, h), method=Image.BILINEAR)).transpose(2, 0, 1)  # Pillow sizes are (width, height)
 
 
-def _square(size: int | tuple[int, int] | None, src, where, name: str) -> int | tuple[int, int]:
+def _decode_size(size: int | tuple[int, int] | None, src, where, name: str) -> int | tuple[int, int]:
     """The size a set is decoded at: ``size`` (a side, or (height, width)), else the first
     image's shorter side (images of mixed shapes decode square)."""
     if size is not None:
@@ -301,7 +301,7 @@ def _imagefolder_index(files: list[str], prefix: str, test: str, where: str) -> 
 def _folder_arrays(root: Path, files: list[str], alloc, size: int | tuple[int, int] | None) -> dict[str, np.ndarray]:
     prefix, test = _layout(files, str(root))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(root))
-    size = _square(size, root / ptr[0], ptr[0], f"imagefolder:{root}/train")
+    size = _decode_size(size, root / ptr[0], ptr[0], f"imagefolder:{root}/train")
     xtr = _decode_files(alloc, "x_train", [root / f for f in ptr], f"imagefolder:{root}/train", size)
     xte = _decode_files(alloc, "x_test", [root / f for f in pte], f"imagefolder:{root}/{test}", size)
     return {"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte, "classes": np.array(classes)}
@@ -316,7 +316,7 @@ def _archive_arrays(path: Path, alloc, size: int | tuple[int, int] | None) -> di
     for f, data in _archive_members(path):
         files.append(f)
         if size is None:
-            sides[f] = _square(None, data, f, name)
+            sides[f] = _decode_size(None, data, f, name)
     files.sort()
     prefix, test = _layout(files, str(path))
     ptr, pte, ytr, yte, classes = _imagefolder_index(files, prefix, test, str(path))
@@ -396,7 +396,7 @@ def _tinyimagenet(arg: str | None, size: int | tuple[int, int] | None = None) ->
     rel = [p.relative_to(root) for p in (*ptr, *pte)]
 
     def build(alloc) -> dict[str, np.ndarray]:
-        side = _square(size, ptr[0], ptr[0], f"tinyimagenet:{root}/train") if ptr else size
+        side = _decode_size(size, ptr[0], ptr[0], f"tinyimagenet:{root}/train") if ptr else size
         xtr = _decode_files(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", side)
         xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", side)
         return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}

@@ -67,6 +67,11 @@ class StageView:
             return stem_kernel_at(fam.stem_kernel, self.resolution / self.native)
         return fam.stem_kernel
 
+    def trained_shape(self, in_chans: int) -> tuple:
+        """(C, H, W) the previous stage trained at: where a prune before this stage's growth is
+        measured and replayed."""
+        return input_shape(in_chans, self.prev_resolution, self.image_hw)
+
     def named(self, spec: ArchSpec) -> ArchSpec:
         """``spec`` labelled with the stage's arch: its name and the width multiplier later growth scales from."""
         if isinstance(self.arch, ArchSpec):
@@ -179,8 +184,8 @@ class Prune(Op):
         return replace(spec, widths=pruned_widths(spec, stage.prune_ratio)) if stage.prune_ratio > 0 else None
 
     def apply(self, model, step):
-        ratio, thr, res = step.stage.prune_ratio, step.stage.prune_threshold, step.stage.prev_resolution
-        shape = input_shape(step.before.in_chans, res, step.stage.image_hw)  # what the network was trained at
+        ratio, thr = step.stage.prune_ratio, step.stage.prune_threshold
+        shape = step.stage.trained_shape(step.before.in_chans)
         before = (count_params(model), macs_per_sample(model, shape))
         if thr is not None:
             model = prune_below(model, thr, input_shape=shape, record=step.run.pruning)
@@ -202,8 +207,7 @@ class Prune(Op):
         return f"prune R={step.stage.prune_ratio:g}"
 
     def carry(self, state, step):  # the kept filters keep their state: the same filters go
-        res = step.stage.prev_resolution
-        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=input_shape(step.before.in_chans, res, step.stage.image_hw))
+        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=step.stage.trained_shape(step.before.in_chans))
 
 
 class Deepen(Op):

@@ -132,8 +132,9 @@ def check(
     maskable). Given the data's ``num_classes`` and ``image_size``: the last stage trains on
     every class at the native size, ``class_order`` is a permutation, no resolution is above the
     native one. ``prune_widths``: the widths ``prune_threshold`` stages left (see :func:`transitions`).
-    ``image_shape``: the data's (height, width); non-square data trains at that shape only, so a
-    ``resolution`` stage is refused (``image_size`` is then None).
+    ``image_shape``: the data's (height, width), which decides ``image_size`` when given (its side,
+    or None when it is not square); non-square data trains at that shape only, so a ``resolution``
+    stage is refused.
 
     Raises:
         ScheduleError: one line naming the stage and the fix.
@@ -147,9 +148,12 @@ def check(
     """
     schedule.validate()
     stages = schedule.stages
-    if image_shape is not None and image_shape[0] != image_shape[1]:
-        if image_size is not None:
-            raise ValueError(f"image_size {image_size} given with the non-square image_shape {image_shape}")
+    if image_shape is not None:
+        image_size = image_shape[0] if image_shape[0] == image_shape[1] else None
+    # the data's shorter side, what a stage at the native shape must give its backbone, and its name in a message
+    native_side = image_size if image_size is not None else min(image_shape) if image_shape else None
+    native_what = f"{native_side} px" if image_size is not None or image_shape is None else f"{image_shape[1]}x{image_shape[0]}"
+    if image_shape is not None and image_size is None:
         at = next((i for i, st in enumerate(stages, 1) if st.resolution is not None), None)
         if at is not None:  # a resolution is a square side: a non-square input has none to grow to
             raise ScheduleError(
@@ -170,7 +174,7 @@ def check(
             raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
         if st.resolution is None and image_size is not None and any(r < image_size for r in later):
             raise ScheduleError(f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease")
-        side = st.resolution if st.resolution is not None else image_size if image_size is not None else min(image_shape) if image_shape else None
+        side = st.resolution if st.resolution is not None else native_side
         try:
             fam = parse_arch(st.arch)[0]
         except ArchError as e:
@@ -180,7 +184,7 @@ def check(
                 f"{where}: optimizer ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use optimizer sgd"
             )
         if side is not None and side < fam.min_input:
-            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {side} px images" if image_size is not None else f"{schedule.dataset}'s {image_shape[1]}x{image_shape[0]} images"
+            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {native_what} images"
             raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
         if image_size is not None and st.resolution is not None and st.resolution > image_size:
             raise ScheduleError(f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}")
@@ -242,7 +246,7 @@ def plan_schedule(
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     trans = check(
-        schedule, num_classes=ds.num_classes, image_size=ds.image_size, image_shape=ds.image_shape, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths,
+        schedule, num_classes=ds.num_classes, image_shape=ds.image_shape, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths,
     )
     unknown = [i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})]
     if ds.val_fraction is None:  # samples per epoch count the training images left after the split
