@@ -38,23 +38,28 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def trainer_parts(arch: str, batch: int, device: torch.device) -> tuple:
+    """(model, optimizer, batch, labels) as the trainer sets them up: the network in channels_last,
+    Nesterov SGD with the LR scaled linearly to ``batch``, one fixed CIFAR-shaped batch on the device."""
+    model = build_model(spec_for(arch, 10, 3)).to(device, memory_format=torch.channels_last).train()
+    cfg = TrainConfig(batch_size=batch, lr_scaling="linear")
+    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    return model, optimizer_for(model, cfg, cfg.peak_lr()), x, torch.randint(0, 10, (batch,), device=device)
+
+
 def step_rate(arch: str, batch: int, device: torch.device, *, benchmark=False, fused=False, bf16_weights=False, compile_mode=None, steps=40) -> float:
     """Images/s of forward + backward + optimizer step on one fixed batch already on the device."""
     torch.backends.cudnn.benchmark = benchmark
     torch.manual_seed(0)
-    model = build_model(spec_for(arch, 10, 3)).to(device, memory_format=torch.channels_last).train()
-    if bf16_weights:
-        model = model.to(torch.bfloat16)
-    cfg = TrainConfig(batch_size=batch, lr_scaling="linear")
-    opt = optimizer_for(model, cfg, cfg.peak_lr())
+    model, opt, x, y = trainer_parts(arch, batch, device)
+    if bf16_weights:  # in place: the optimizer's parameters are the model's
+        model.to(torch.bfloat16)
+        x = x.to(torch.bfloat16)
     if fused:  # the same groups and hyperparameters, torch's fused CUDA kernel
         groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in opt.param_groups]
-        opt = torch.optim.SGD(groups, lr=cfg.peak_lr(), momentum=cfg.momentum, nesterov=True, fused=True)
+        d = opt.defaults
+        opt = torch.optim.SGD(groups, lr=d["lr"], momentum=d["momentum"], nesterov=True, fused=True)
     fwd = torch.compile(model, mode=compile_mode) if compile_mode else model
-    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    if bf16_weights:
-        x = x.to(torch.bfloat16)
-    y = torch.randint(0, 10, (batch,), device=device)
 
     def step():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=not bf16_weights):
@@ -104,11 +109,7 @@ def kernel_table(arch: str, batch: int, device: torch.device, benchmark: bool) -
     from torch.profiler import ProfilerActivity, profile
 
     torch.backends.cudnn.benchmark = benchmark
-    model = build_model(spec_for(arch, 10, 3)).to(device, memory_format=torch.channels_last).train()
-    cfg = TrainConfig(batch_size=batch, lr_scaling="linear")
-    opt = optimizer_for(model, cfg, cfg.peak_lr())
-    x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,), device=device)
+    model, opt, x, y = trainer_parts(arch, batch, device)
     steps = 10
     for i in range(steps + 10):
         if i == 10:

@@ -96,12 +96,11 @@ def main() -> None:
         print(f"frontier of vgg16@{w:g} from scratch ...", flush=True)
         run_frontier(data, [f"vgg16@{w:g}"], args.budgets, out_dir=full_dir, **kw)
     small = [f"vgg11@{w / 2:g}", f"vgg11@{w:g}", f"vgg16@{w / 2:g}"]
-    if "frontier" in train and args.frontier_archs is None:
-        print("frontier of the subnets from scratch ...", flush=True)
-        run_frontier(data, small, args.budgets, out_dir=sub_dir, **kw)
-    for i in args.frontier_archs if "frontier" in train and args.frontier_archs else []:
-        print(f"frontier of {small[i]} from scratch ...", flush=True)
-        run_frontier(data, [small[i]], args.budgets, out_dir=sub_dir.with_name(f"subnets-{small[i]}"), **kw)
+    if "frontier" in train:  # all three in one folder, or the ones asked for each in its own
+        parts = [(sub_dir, small)] if args.frontier_archs is None else [(sub_dir.with_name(f"subnets-{small[i]}"), [small[i]]) for i in args.frontier_archs]
+        for folder, archs in parts:
+            print(f"frontier of {', '.join(archs)} from scratch ...", flush=True)
+            run_frontier(data, archs, args.budgets, out_dir=folder, **kw)
     runs: dict[str, list[RunResult]] = {}
     plans = variants(w, args.total)
     for v in VARIANTS:  # every variant's kept runs are reported; only --variants train
