@@ -29,7 +29,10 @@ sessions):
 7. ``search_levers`` (not default): ``--lever-trials`` trials over ``search_spaces/cifar10_vgg.yaml``,
    its best re-run on 3 seeds.
 8. ``ssgd`` (not default): Table 2's R = 0.5 row with stage 1 trained by SSGD
-   (``optimizer: ssgd``, filters), reported in Table 2 with the accuracy at the cut.
+   (``optimizer: ssgd``, filters), the ``prune_threshold`` rows after SGD and SSGD, and the same
+   with stage 1 at 10× the weight decay (``stages[].weight_decay``) and, at R = 0.5, for 32
+   epochs: reported in Table 2 with the accuracy at the cut, and a sweep of cuts on every
+   stage 1 network (``benchmarks/_cut.py``).
 
     python benchmarks/cifar10.py [--phases frontier table1 table2 search robustness] [--per-class 1000] [--width 0.25]
 
@@ -61,6 +64,8 @@ from growsearch.train.run import run_schedule
 
 OUT = RESULTS / "cifar10"
 THRESHOLD = 0.5  # Table 2's prune_threshold row (issue 26): one value, not tuned
+DECAY = 5e-3  # stage 1's own weight decay in the SSGD rows that test its regime (10x the recipe's: where SSGD won on digits)
+LONG_STAGE1 = 32  # stage 1's epochs in the rows that give SSGD its steps (about 1,100, as on digits at 100 epochs)
 ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
 # report: train nothing, write the report; resized / levers / search_levers: section 6 (benchmarks/_levers.py)
 PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "resized", "levers", "search_levers", "ssgd")
@@ -171,28 +176,42 @@ def main() -> None:
     # (b) of each pruned row: its final network from scratch (seed 0's; a ratio's widths are the same in every seed)
     fprs: dict[str, Frontier] = {}
     if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
-        def pruned(seed: int, optimizer: str | None, **prune) -> Schedule:
-            """Table 2's schedule pruned by ``prune``; stage 1 trained by ``optimizer`` (None: the recipe's)."""
-            s = sched(TABLE1[1][1], t2_epochs, seed, **prune)
-            if optimizer is not None:
-                s.stages[0] = replace(s.stages[0], optimizer=optimizer)
+        def pruned(seed: int, own: dict, epochs: int | None, **prune) -> Schedule:
+            """Table 2's schedule pruned by ``prune``; stage 1 trained with its ``own`` keys (optimizer,
+            weight decay) for ``epochs`` (None: the row's)."""
+            s = sched(TABLE1[1][1], (epochs or t2_epochs[0], *t2_epochs[1:]), seed, **prune)
+            s.stages[0] = replace(s.stages[0], **own)
             return s
 
-        rs = [run(f"t2-R{R:g}-ssgd-s{s}", pruned(s, "ssgd", prune_ratio=R), train="ssgd" in ph) for s in seeds]
-        if all(rs):
-            t2[f"R = {R:g}, stage 1 by SSGD"] = rs
         fpr = front_of(f"vgg19_pruned_R{R:g}", [], specs_from=[OUT / "runs" / f"t2-R{R:g}-s0"], run="table2" in ph, budgets=args.pruned_budgets)
         if fpr is not None:
             fprs.update({label: fpr for label in t2 if label.startswith(f"R = {R:g}")})
-        # the threshold after SGD too (one lever at a time: the optimizer, or the gentler cut)
-        for optimizer, suffix, label in ((None, "", f"threshold {THRESHOLD:g}"), ("ssgd", "-ssgd", f"threshold {THRESHOLD:g}, stage 1 by SSGD")):
-            name = f"thr{THRESHOLD:g}{suffix}"
-            rs = [run(f"t2-{name}-s{s}", pruned(s, optimizer, prune_threshold=THRESHOLD), train="ssgd" in ph) for s in seeds]
-            if all(rs):
-                t2[label] = rs
-                fthr = front_of(f"vgg19_pruned_{name}", [], specs_from=[OUT / "runs" / f"t2-{name}-s0"], run="ssgd" in ph, budgets=args.pruned_budgets)
-                if fthr is not None:
-                    fprs[label] = fthr
+        # one lever at a time: the optimizer, the gentler cut, stage 1's decay (what SSGD's zeroing
+        # runs on), and a stage 1 long enough for it (the regime where SSGD won on digits); the
+        # threshold rows need a reference (b) each (their widths are their own), R = 0.5's share one
+        for cut, name, label, own, epochs in (
+            ("ratio", "-ssgd", "stage 1 by SSGD", {"optimizer": "ssgd"}, None),
+            ("threshold", "", "", {}, None),
+            ("threshold", "-ssgd", "stage 1 by SSGD", {"optimizer": "ssgd"}, None),
+            ("ratio", f"-wd{DECAY:g}", f"stage 1 at decay {DECAY:g}", {"weight_decay": DECAY}, None),
+            ("ratio", f"-ssgd-wd{DECAY:g}", f"stage 1 by SSGD at decay {DECAY:g}", {"optimizer": "ssgd", "weight_decay": DECAY}, None),
+            ("threshold", f"-wd{DECAY:g}", f"stage 1 at decay {DECAY:g}", {"weight_decay": DECAY}, None),
+            ("threshold", f"-ssgd-wd{DECAY:g}", f"stage 1 by SSGD at decay {DECAY:g}", {"optimizer": "ssgd", "weight_decay": DECAY}, None),
+            ("ratio", f"-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 at decay {DECAY:g} for {LONG_STAGE1} epochs", {"weight_decay": DECAY}, LONG_STAGE1),
+            ("ratio", f"-ssgd-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 by SSGD at decay {DECAY:g} for {LONG_STAGE1} epochs", {"optimizer": "ssgd", "weight_decay": DECAY}, LONG_STAGE1),
+        ):
+            tag = f"R{R:g}{name}" if cut == "ratio" else f"thr{THRESHOLD:g}{name}"
+            row = (f"R = {R:g}" if cut == "ratio" else f"threshold {THRESHOLD:g}") + (f", {label}" if label else "")
+            prune = dict(prune_ratio=R) if cut == "ratio" else dict(prune_threshold=THRESHOLD)
+            rs = [run(f"t2-{tag}-s{s}", pruned(s, own, epochs, **prune), train="ssgd" in ph) for s in seeds]
+            if not all(rs):
+                continue
+            t2[row] = rs
+            fb = fpr if cut == "ratio" else front_of(
+                f"vgg19_pruned_{tag}", [], specs_from=[OUT / "runs" / f"t2-{tag}-s0"], run="ssgd" in ph, budgets=args.pruned_budgets,
+            )
+            if fb is not None:
+                fprs[row] = fb
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
     robust = _robustness(args, t1, f19, ds) if "robustness" in ph else _load_json(OUT / "robustness.json")
 

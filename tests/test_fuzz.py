@@ -27,7 +27,8 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
 stage = st.fixed_dictionaries(
     {"classes": st.one_of(st.integers(1, 10), values), "arch": st.one_of(st.sampled_from(["vgg11@0.125", "vgg13@0.125", "vgg99", "resnet10@0.25"]), values),
      "epochs": st.one_of(st.integers(1, 3), values)},
-    optional={"prune_ratio": values, "lr": values, "resolution": st.one_of(st.integers(1, 64), values), "zero_mask": values, "patience": values},
+    optional={"prune_ratio": values, "lr": values, "resolution": st.one_of(st.integers(1, 64), values), "zero_mask": values, "patience": values,
+              "prune_threshold": values, "optimizer": st.one_of(st.sampled_from(["sgd", "ssgd"]), values), "ssgd_strength": values, "weight_decay": values},
 )
 schedules = st.fixed_dictionaries(
     {"dataset": st.one_of(st.just("digits"), values), "stages": st.one_of(st.lists(stage, min_size=1, max_size=3), values)},

@@ -24,7 +24,7 @@ growth inside one run (README, "Growth inside one run: the levers"): "train": {"
   "carry_optimizer": true, "new_param_lr": 2}, "deepen_init": "copy", "data_growth": "samples" with
   stages[].fraction, "budget_epochs": 16 with "grow_at": [0.25, 0.5] instead of epochs per stage
 sparsity before pruning (README, "SSGD"): "train": {"optimizer": "ssgd", "ssgd_strength": 1}, or
-  per stage: {"optimizer": "ssgd", "ssgd_strength": 0.5}
+  per stage: {"optimizer": "ssgd", "ssgd_strength": 0.5, "weight_decay": 0.005}
 writes DIR/result.json, DIR/stage{i}.pt (weights + arch spec) and DIR/curve.png"""
 
 

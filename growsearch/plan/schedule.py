@@ -50,7 +50,8 @@ OPTIMIZERS = ("sgd", "ssgd")  # train.optimizer / stages[].optimizer
 SSGD_STRUCTURES = ("filters", "weights")
 # the optimizer keys and their defaults (plain SGD): omitted from a schedule's dict, and from a stage's key, at these values
 OPTIMIZER_KEYS = {"optimizer": "sgd", "ssgd_strength": 1.0, "ssgd_eps": 1e-3, "ssgd_structure": "filters"}
-STAGE_OPTIMIZER_KEYS = {"optimizer": None, "ssgd_strength": None}  # the stage's overrides of the first two, likewise
+# the stage's overrides of the first two and of train.weight_decay (what SSGD's zeroing runs on), likewise
+STAGE_OPTIMIZER_KEYS = {"optimizer": None, "ssgd_strength": None, "weight_decay": None}
 SPEED_KEYS = {"lr_scaling": "none", "compile": False}  # the large-batch and compiled-graph keys, likewise
 LR_SCALINGS = ("none", "linear", "sqrt")
 COMPILE_MODES = (False, True, "reduce-overhead")  # train.compile: eager, torch.compile's default mode, or its CUDA-graph mode
@@ -202,10 +203,11 @@ class Stage:
     optimizer: str | None = None  # this stage's optimizer, sgd or ssgd (default: train.optimizer)
     ssgd_strength: float | None = None  # this stage's SSGD strength (default: train.ssgd_strength); needs ssgd
     prune_threshold: float | None = None  # instead of prune_ratio: prune the filters whose score (relative mean square of filter, bias, BN γ and β; 1 on average) is below this
+    weight_decay: float | None = None  # this stage's weight decay (default: train.weight_decay); SSGD zeroes what the decay shrinks
 
     def recipe(self, train: "TrainConfig") -> "TrainConfig":
         """``train`` with this stage's optimizer choices in it: the recipe the stage trains with."""
-        over = {k: v for k, v in (("optimizer", self.optimizer), ("ssgd_strength", self.ssgd_strength)) if v is not None}
+        over = {k: getattr(self, k) for k in STAGE_OPTIMIZER_KEYS if getattr(self, k) is not None}
         return replace(train, **over) if over else train
 
 
@@ -325,6 +327,8 @@ class Schedule:
                 raise ScheduleError("stage 1: zero_mask keeps the zeros of identity layers inserted by growth, and stage 1 grows nothing: set it to false")
             if st.zero_mask and self.deepen_init == "copy":
                 raise ScheduleError(f"{where}: zero_mask keeps the zeros of identity layers, and deepen_init copy inserts none: set zero_mask to false or deepen_init to identity")
+            if st.weight_decay is not None:
+                finite(st.weight_decay, f"{where}: weight_decay", lambda v: 0 <= v <= 1, "a number in [0, 1]")
             if st.optimizer is not None or st.ssgd_strength is not None:
                 own = st.recipe(self.train)
                 check_optimizer(own.optimizer, own.ssgd_strength, f"{where}: ")

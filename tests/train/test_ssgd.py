@@ -130,6 +130,12 @@ def test_ssgd_keys_read_write_and_default_to_plain_sgd() -> None:
     order = list(range(10))
     # the optimizer is part of what trained a stage: a cached SGD network is never served to SSGD
     assert prefix_key(sparse, 1, order) != prefix_key(plain, 1, order)
+    # so is a stage's own weight decay; unset, it leaves the key (and every cached network) as it was
+    decayed = Schedule("digits", [Stage(5, ARCH, 2, weight_decay=5e-3), Stage(10, "vgg13@0.125", 2)])
+    assert Schedule.from_dict(decayed.to_dict()) == decayed and "weight_decay" not in plain.to_dict()["stages"][0]
+    assert decayed.stages[0].recipe(decayed.train).weight_decay == 5e-3 and decayed.stages[1].recipe(decayed.train).weight_decay == 5e-4
+    assert prefix_key(decayed, 1, order) != prefix_key(plain, 1, order)
+    assert prefix_key(Schedule("digits", [Stage(5, ARCH, 2, weight_decay=None), Stage(10, "vgg13@0.125", 2)]), 1, order) == prefix_key(plain, 1, order)
 
 
 @pytest.mark.parametrize(
@@ -141,6 +147,9 @@ def test_ssgd_keys_read_write_and_default_to_plain_sgd() -> None:
         ({}, {"optimizer": "ssgd", "ssgd_strength": -1.0}, "train.ssgd_strength must be a number in (0, 1]"),
         ({}, {"optimizer": "ssgd", "ssgd_eps": 0.0}, "train.ssgd_eps must be a number in (0, 1]"),
         ({}, {"ssgd_structure": "rows"}, "train.ssgd_structure must be one of filters, weights"),
+        ({"weight_decay": float("inf")}, {}, "stage 1: weight_decay must be a number in [0, 1]"),
+        ({"weight_decay": -1e-4}, {}, "stage 1: weight_decay must be a number in [0, 1]"),
+        ({"weight_decay": "strong"}, {}, "stage 1: weight_decay must be a number in [0, 1]"),
     ],
 )
 def test_bad_optimizer_keys_are_one_line_errors(stage: dict, train: dict, fix: str) -> None:
@@ -161,11 +170,13 @@ def test_a_stage_trains_with_its_own_optimizer_and_planned_m_is_trained_m(npz_da
     real = loop.optimizer_for
     monkeypatch.setattr(loop, "optimizer_for", lambda model, cfg, lr: built.append(real(model, cfg, lr)) or built[-1])
     sched = Schedule(
-        npz_data, [Stage(2, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5), Stage(4, "vgg13@0.125", 1, prune_ratio=0.5)],
+        npz_data, [Stage(2, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5, weight_decay=5e-3), Stage(4, "vgg13@0.125", 1, prune_ratio=0.5)],
         train=TrainConfig(batch_size=16),
     )
     result = run_schedule(sched, dataset=ds, progress=False)
     assert [type(o).__name__ for o in built] == ["SSGD", "SGD"] and built[0].strength == 0.5
+    # each stage decays its conv/linear weights at its own rate (BN and biases at none)
+    assert [sorted({g["weight_decay"] for g in o.param_groups}) for o in built] == [[0.0, 5e-3], [0.0, 5e-4]]
     assert result.M == sum(p.M for p in plan_schedule(sched, dataset=ds))
     assert result.schedule["stages"][0]["optimizer"] == "ssgd"
 
