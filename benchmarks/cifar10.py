@@ -53,12 +53,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import _cut
 import _levers
 from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
 from growsearch.data.dataset import create_dataset
 from growsearch.train.frontier import budget_run_dir, Frontier, load_frontier
 from growsearch.train.baseline import run_frontier
-from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.plan.schedule import load_split, Schedule, Stage, TrainConfig
 from growsearch.train.results import RunResult
 from growsearch.train.run import run_schedule
 
@@ -175,6 +176,7 @@ def main() -> None:
             t2[label] = rs
     # (b) of each pruned row: its final network from scratch (seed 0's; a ratio's widths are the same in every seed)
     fprs: dict[str, Frontier] = {}
+    stage1: dict[str, list[str]] = {"SGD (the recipe)": [f"R{R:g}"]}  # stage 1's recipe → the rows that train it (the cut sweep)
     if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
         def pruned(seed: int, own: dict, epochs: int | None, **prune) -> Schedule:
             """Table 2's schedule pruned by ``prune``; stage 1 trained with its ``own`` keys (optimizer,
@@ -201,6 +203,7 @@ def main() -> None:
             ("ratio", f"-ssgd-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 by SSGD at decay {DECAY:g} for {LONG_STAGE1} epochs", {"optimizer": "ssgd", "weight_decay": DECAY}, LONG_STAGE1),
         ):
             tag = f"R{R:g}{name}" if cut == "ratio" else f"thr{THRESHOLD:g}{name}"
+            stage1.setdefault(label or "SGD (the recipe)", []).append(tag)  # an R row and its threshold row train the same stage 1
             row = (f"R = {R:g}" if cut == "ratio" else f"threshold {THRESHOLD:g}") + (f", {label}" if label else "")
             prune = dict(prune_ratio=R) if cut == "ratio" else dict(prune_threshold=THRESHOLD)
             rs = [run(f"t2-{tag}-s{s}", pruned(s, own, epochs, **prune), train="ssgd" in ph) for s in seeds]
@@ -228,7 +231,11 @@ def main() -> None:
     elif (OUT / "search_levers.json").is_file():
         lever_search = _load_json(OUT / "search_levers.json")
 
-    report = _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, time.perf_counter() - t0)
+    cuts = _cut.sweep(
+        {label: [[OUT / "runs" / f"t2-{tag}-s{s}" for tag in tags] for s in seeds] for label, tags in stage1.items()},
+        load_split(data, cfg, dataset=ds), cfg, OUT / "cut_sweep.json",
+    )
+    report = _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, time.perf_counter() - t0, cuts)
     if levers and whole is not None:
         load = lambda n: RunResult.load(OUT / "runs" / n) if (OUT / "runs" / n / "result.json").is_file() else None  # noqa: E731
         report += "\n".join(_levers.report_lines(args, levers, whole, _merged(f19, f16), lever_search, load)) + "\n"
@@ -326,11 +333,11 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
     return got
 
 
-def _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) -> str:
-    return "\n".join(_report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall)) + "\n"
+def _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, cuts) -> str:
+    return "\n".join(_report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, cuts)) + "\n"
 
 
-def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) -> list[str]:
+def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, cuts) -> list[str]:
     n_train = len(ds.y_train)
     gpu = _load_json(OUT / "device.json")
     where = f"one {gpu['name']} (bf16 autocast, channels_last, torch {gpu['torch']})" if gpu else "2-core CPU, torch threads 2"
@@ -432,6 +439,7 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall) 
             for label, rs in cut.items():
                 before, after = [100 * r.stages[0].val_acc for r in rs], [100 * r.stages[1].prune["val_acc_after_prune"] for r in rs]
                 lines.append(f"| {label} | {mean_std(before)} | {mean_std(after)} | {mean_std([b - a for b, a in zip(before, after)])} |")
+        lines += [""] + _cut.report_lines(cuts, RESULTS / f"{args.name}_cut.png")
         lines += ["", f"Paper (Table 2): {PAPER_T2}.", ""]
         for f in {id(f): f for f in fprs.values()}.values():
             lines += [f"Reference (b), {f.references[0].name}:", "", *frontier_table(f), ""]

@@ -50,10 +50,16 @@ def methods(l1: float, strength: float) -> dict[str, tuple[dict, float]]:
     }
 
 
-def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int) -> torch.nn.Module:
+def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, device: torch.device) -> torch.nn.Module:
+    """One row's network; on CUDA with growsearch's bf16 autocast and channels_last."""
     torch.manual_seed(seed)
     model, _ = create_model(arch, num_classes=data.num_classes, in_chans=data.in_chans)
-    loader = BatchLoader(data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std, train=True, flip=data.flip, seed=seed)
+    gpu = device.type == "cuda"  # the CPU rows trained before --device existed: unchanged there
+    model = model.to(device, memory_format=torch.channels_last if gpu else torch.contiguous_format)
+    loader = BatchLoader(
+        data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std, train=True, flip=data.flip, seed=seed,
+        device=device, channels_last=gpu,
+    )
     opt = optimizer_for(model, cfg, cfg.lr)
     total, warmup = epochs * len(loader), max(1, int(cfg.warmup_epochs * len(loader)))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=False))
@@ -61,7 +67,8 @@ def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int) 
     model.train()
     for _ in range(epochs):
         for xb, yb in loader:
-            loss = F.cross_entropy(model(xb), yb)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
+                loss = F.cross_entropy(model(xb), yb)
             if l1:
                 loss = loss + l1 * sum(w.abs().sum() for w in weights)
             opt.zero_grad(set_to_none=True)
@@ -100,7 +107,8 @@ def sparsified(model: torch.nn.Module, frac: float, structured: bool) -> tuple[t
 
 def sweep(model, data, cfg: TrainConfig, structured: bool) -> dict:
     """Validation accuracy at each pruning fraction; the sparsity at iso-accuracy and its test accuracy."""
-    val, test = eval_loader(data, cfg, torch.device("cpu"), None, split="val"), eval_loader(data, cfg, torch.device("cpu"), None)
+    dev = next(model.parameters()).device
+    val, test = eval_loader(data, cfg, dev, None, split="val"), eval_loader(data, cfg, dev, None)
     rows = []
     for f in FRACTIONS:
         m, zero = sparsified(model, f, structured)
@@ -124,6 +132,8 @@ def main() -> None:
                     help="the rows to train and report (default all four)")
     ap.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay of every row (the recipe's 5e-4; SSGD's zeroing comes from it)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, channels_last: the full-width rows)")
+    ap.add_argument("--report-only", action="store_true", help="train nothing: report the rows on disk (e.g. after processes that trained one method each)")
     ap.add_argument("--name", default="ssgd_digits")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,9 +155,13 @@ def main() -> None:
             if kept is not None and kept.get("setting", setting) == setting:
                 got.setdefault(label, []).append(kept)
                 continue
+            if args.report_only:
+                continue
             t = time.perf_counter()
-            model = train(data, args.arch, cfg, args.epochs, l1, seed)
+            model = train(data, args.arch, cfg, args.epochs, l1, seed, torch.device(args.device))
+            dev = torch.device(args.device)
             row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
+                   "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
                    "unstructured": sweep(model, data, cfg, False), "structured": sweep(model, data, cfg, True)}
             path.write_text(json.dumps(row, indent=1))
             got.setdefault(label, []).append(row)
@@ -162,7 +176,8 @@ def report(args, got: dict[str, list[dict]], wall: float) -> None:
         "",
         f"**Setting.** {args.dataset}, {args.arch}, {args.epochs} epochs, growsearch's recipe (batch 128, SGD Nesterov 0.9, peak LR 0.05, "
         f"1 warm-up epoch, cosine to zero, weight decay {args.weight_decay:g} on conv/linear weights; SSGD's filter variant also decays the channel's BN γ, β), "
-        f"CPU, {args.seeds} seeds. After training, each layer's smallest weights (unstructured) or channels (structured: filter + BN γ, β, by "
+        f"{', '.join(sorted({r.get('device', 'CPU') for rows in got.values() for r in rows}))}"
+        f"{' (bf16 autocast, channels_last)' if any(r.get('device', 'CPU') != 'CPU' for rows in got.values() for r in rows) else ''}, {args.seeds} seeds. After training, each layer's smallest weights (unstructured) or channels (structured: filter + BN γ, β, by "
         "channel_norms) are zeroed at rising fractions; **sparsity at iso-accuracy** = the largest fraction whose validation accuracy stays "
         f"within 0.5 pt of the dense network's; test accuracy there, read once. Benchmark time this call {wall:.0f} s (seeds on disk are loaded).",
         "",
