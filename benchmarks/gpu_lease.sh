@@ -17,7 +17,7 @@
 # (Earlier leases' steps: `git log -p benchmarks/gpu_lease.sh`.)
 set -u
 T0=$SECONDS; LIMIT=${LIMIT:-575}; DEV=${DEV:-cuda}; TP=${TP:-120}
-mkdir -p $OUT /tmp/logs; touch /tmp/stamp
+rm -rf /tmp/logs; mkdir -p $OUT /tmp/logs; touch /tmp/stamp
 if [ -d .whl ]; then python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1; export PYTHONPATH=/tmp/site:$PWD; else export PYTHONPATH=$PWD; fi
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
 mkdir -p ../.gpudata; [ -e ../.gpudata/cifar10-jpeg.tar.gz ] || cp .gpu/cifar10-jpeg.tar.gz ../.gpudata/
