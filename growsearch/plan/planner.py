@@ -321,4 +321,7 @@ def _recipe_lines(schedule: Schedule) -> list[str]:
             "optimizer: SSGD (sparsity-promoting, " + f"{t.ssgd_structure}, eps {t.ssgd_eps:g}) in "
             + ", ".join(f"stage {i} (strength {r.ssgd_strength:g})" for i, r in ssgd)
         )
+    own_decay = [(i, st.weight_decay) for i, st in enumerate(schedule.stages, 1) if st.weight_decay is not None]
+    if own_decay:
+        out.append(f"weight decay: {t.weight_decay:g}, but " + ", ".join(f"{d:g} in stage {i}" for i, d in own_decay))
     return out

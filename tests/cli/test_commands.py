@@ -111,12 +111,13 @@ def test_dry_run_says_how_the_run_is_trained_and_that_copying_is_not_function_pr
     sched = {
         "dataset": npz_data, "budget_epochs": 4, "grow_at": [0.5], "deepen_init": "copy", "data_growth": "samples",
         "train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": 2},
-        "stages": [{"classes": 4, "arch": "vgg13@0.125", "fraction": 0.5}, {"classes": 4, "arch": "vgg16@0.125", "fraction": 1}],
+        "stages": [{"classes": 4, "arch": "vgg13@0.125", "fraction": 0.5, "optimizer": "ssgd", "weight_decay": 0.005}, {"classes": 4, "arch": "vgg16@0.125", "fraction": 1}],
     }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(sched))
     assert main(["run", str(path), "--dry-run"]) == 0
     out = capsys.readouterr().out
+    assert "in stage 1 (strength 1)" in out and "weight decay: 0.0005, but 0.005 in stage 1" in out
     assert "deepen by copy (3 of 3 new layers copied from trained ones; not function-preserving)" in out
     assert "one warm-up and one decay to zero over the whole run" in out and "momentum carried" in out
     assert "LR x2" in out and "0.5 → 1" in out
