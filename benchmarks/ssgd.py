@@ -158,8 +158,8 @@ def main() -> None:
             if args.report_only:
                 continue
             t = time.perf_counter()
-            model = train(data, args.arch, cfg, args.epochs, l1, seed, torch.device(args.device))
             dev = torch.device(args.device)
+            model = train(data, args.arch, cfg, args.epochs, l1, seed, dev)
             row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
                    "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
                    "unstructured": sweep(model, data, cfg, False), "structured": sweep(model, data, cfg, True)}
