@@ -31,6 +31,8 @@ def _train_cfg(args: argparse.Namespace):
         cfg.optimizer = args.optimizer
     if getattr(args, "ssgd_strength", None) is not None:
         cfg.ssgd_strength = args.ssgd_strength
+    if getattr(args, "weight_decay", None) is not None:
+        cfg.weight_decay = args.weight_decay
     return cfg
 
 

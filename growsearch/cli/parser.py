@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default 0.1; 0: select on the test set)")
     p.add_argument("--optimizer", choices=("sgd", "ssgd"), default=None, help="sgd (default) or ssgd, sparsity-promoting SGD (README, SSGD): the same recipe a schedule's train.optimizer sets")
     p.add_argument("--ssgd-strength", type=float, default=None, metavar="S", help="with --optimizer ssgd: the reweighting strength in (0, 1] (default 1)")
+    p.add_argument("--weight-decay", type=float, default=None, metavar="D", help="weight decay on conv/linear weights in [0, 1] (default 5e-4; SSGD zeroes what it shrinks)")
     p.add_argument(
         "--resolutions", type=_ints, default=(), metavar="R,R,...",
         help="also train each reference with progressive resizing at these image sides, e.g. 16,24,32 (one LR schedule and optimizer state across the switches): "

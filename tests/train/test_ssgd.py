@@ -188,9 +188,11 @@ def test_baseline_trains_with_the_optimizer_its_flags_name(tmp_path) -> None:
     from growsearch.cli.commands import main
 
     out = tmp_path / "front"
-    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "0.5", "--out", str(out), "--quiet"]) == 0
+    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "0.5", "--weight-decay", "0.005", "--out", str(out), "--quiet"]) == 0
     train = json.loads((out / "result.json").read_text())["schedule"]["train"]
-    assert train["optimizer"] == "ssgd" and train["ssgd_strength"] == 0.5
+    assert train["optimizer"] == "ssgd" and train["ssgd_strength"] == 0.5 and train["weight_decay"] == 0.005
+    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--weight-decay", "inf", "--out", str(tmp_path / "inf"), "--quiet"]) == 2
+    assert not (tmp_path / "inf").exists()
     assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "2", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert not (tmp_path / "bad").exists()
 
