@@ -176,7 +176,8 @@ def main() -> None:
             t2[label] = rs
     # (b) of each pruned row: its final network from scratch (seed 0's; a ratio's widths are the same in every seed)
     fprs: dict[str, Frontier] = {}
-    stage1: dict[str, list[str]] = {"SGD (the recipe)": [f"R{R:g}"]}  # stage 1's recipe → the rows that train it (the cut sweep)
+    recipe = "SGD (the recipe)"  # stage 1 as the paper's rows train it
+    stage1: dict[str, list[str]] = {recipe: [f"R{R:g}"]}  # stage 1's recipe → the rows that train it (the cut sweep)
     if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
         def pruned(seed: int, own: dict, epochs: int | None, **prune) -> Schedule:
             """Table 2's schedule pruned by ``prune``; stage 1 trained with its ``own`` keys (optimizer,
@@ -203,7 +204,7 @@ def main() -> None:
             ("ratio", f"-ssgd-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 by SSGD at decay {DECAY:g} for {LONG_STAGE1} epochs", {"optimizer": "ssgd", "weight_decay": DECAY}, LONG_STAGE1),
         ):
             tag = f"R{R:g}{name}" if cut == "ratio" else f"thr{THRESHOLD:g}{name}"
-            stage1.setdefault(label or "SGD (the recipe)", []).append(tag)  # an R row and its threshold row train the same stage 1
+            stage1.setdefault(label or recipe, []).append(tag)  # an R row and its threshold row train the same stage 1
             row = (f"R = {R:g}" if cut == "ratio" else f"threshold {THRESHOLD:g}") + (f", {label}" if label else "")
             prune = dict(prune_ratio=R) if cut == "ratio" else dict(prune_threshold=THRESHOLD)
             rs = [run(f"t2-{tag}-s{s}", pruned(s, own, epochs, **prune), train="ssgd" in ph) for s in seeds]

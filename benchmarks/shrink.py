@@ -17,12 +17,12 @@ results/cifar10/runs/shrink-*, the new frontier under results/cifar10/frontiers/
 later session adds seeds instead of redoing them. Writes results/shrink_cifar10.md, .json, .png.
 
 The GPU setting (``--name cifar10_gpu``): all 50,000 images, full width, batch 512 (LR scaled
-linearly), 12 epochs a run, every subnet's frontier (the full network's too) at budgets 4/8/12,
+linearly), 9 epochs a run, every subnet's frontier (the full network's too) at budgets 3/6/9,
 all under results/cifar10_gpu. Its parts can run side by side, each in its own process
 (``--train``, ``--run-seeds``, ``--no-report``); a last call with ``--report-only`` reports:
 
-    python benchmarks/shrink.py --name cifar10_gpu --per-class 0 --width 1 --batch 512 --total 12 \
-        --budgets 4 8 12 --full-frontier frontiers/shrink_vgg16 --device cuda
+    python benchmarks/shrink.py --name cifar10_gpu --per-class 0 --width 1 --batch 512 --total 9 \
+        --budgets 3 6 9 --full-frontier frontiers/shrink_vgg16 --device cuda
 """
 
 from __future__ import annotations
