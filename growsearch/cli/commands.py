@@ -17,22 +17,17 @@ from growsearch.cli.summaries import family_text, robustness_table, run_summary,
 EXIT_USAGE = 2
 
 
+# the frontier flags that set a recipe key of the same name (None: not given, the recipe's default)
+_TRAIN_FLAGS = ("lr", "batch_size", "val_fraction", "optimizer", "ssgd_strength", "weight_decay")
+
+
 def _train_cfg(args: argparse.Namespace):
     from growsearch.plan.schedule import TrainConfig
 
     cfg = TrainConfig()
-    if getattr(args, "lr", None) is not None:
-        cfg.lr = args.lr
-    if getattr(args, "batch_size", None) is not None:
-        cfg.batch_size = args.batch_size
-    if getattr(args, "val_fraction", None) is not None:
-        cfg.val_fraction = args.val_fraction
-    if getattr(args, "optimizer", None) is not None:
-        cfg.optimizer = args.optimizer
-    if getattr(args, "ssgd_strength", None) is not None:
-        cfg.ssgd_strength = args.ssgd_strength
-    if getattr(args, "weight_decay", None) is not None:
-        cfg.weight_decay = args.weight_decay
+    for key in _TRAIN_FLAGS:
+        if getattr(args, key, None) is not None:
+            setattr(cfg, key, getattr(args, key))
     return cfg
 
 
