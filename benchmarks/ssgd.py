@@ -50,8 +50,11 @@ def methods(l1: float, strength: float) -> dict[str, tuple[dict, float]]:
     }
 
 
-def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, device: torch.device) -> torch.nn.Module:
-    """One row's network; on CUDA with growsearch's bf16 autocast and channels_last."""
+def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, device: torch.device, desc: str = "") -> torch.nn.Module:
+    """One row's network; on CUDA with growsearch's bf16 autocast and channels_last. An epoch bar
+    (tqdm, on stderr) shows progress: a full-width CPU row trains for about 30 min."""
+    from tqdm.auto import tqdm
+
     torch.manual_seed(seed)
     model, _ = create_model(arch, num_classes=data.num_classes, in_chans=data.in_chans)
     gpu = device.type == "cuda"  # the CPU rows trained before --device existed: unchanged there
@@ -65,7 +68,7 @@ def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=False))
     weights = [p for p in model.parameters() if p.dim() > 1]
     model.train()
-    for _ in range(epochs):
+    for _ in tqdm(range(epochs), desc=desc, unit="ep", dynamic_ncols=True):
         for xb, yb in loader:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=gpu):
                 loss = F.cross_entropy(model(xb), yb)
@@ -159,7 +162,7 @@ def main() -> None:
                 continue
             t = time.perf_counter()
             dev = torch.device(args.device)
-            model = train(data, args.arch, cfg, args.epochs, l1, seed, dev)
+            model = train(data, args.arch, cfg, args.epochs, l1, seed, dev, desc=f"{label} seed {seed}")
             row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
                    "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
                    "unstructured": sweep(model, data, cfg, False), "structured": sweep(model, data, cfg, True)}
