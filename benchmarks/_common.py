@@ -96,8 +96,11 @@ def iso_test_delta(runs: list, front: Frontier) -> str:
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
-    sd = stats.stdev(values) if len(values) > 1 else 0.0
-    return f"{stats.mean(values):.{digits}f} ± {sd:.{digits}f}"
+    """"mean ± sample SD"; one value alone (its table or text says how many), since "± 0" would
+    claim a spread was measured."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{stats.mean(values):.{digits}f} ± {stats.stdev(values):.{digits}f}"
 
 
 def save_report(text: str, out: str | Path) -> Path:

@@ -143,7 +143,7 @@ def main() -> None:
     out = RESULTS / args.name
     out.mkdir(parents=True, exist_ok=True)
     base = TrainConfig(weight_decay=args.weight_decay)
-    data = load_split(args.dataset, base)
+    data = None  # decoded on the first row to train: --report-only reads no images
     t0 = time.perf_counter()
     got: dict[str, list[dict]] = {}
     rows = methods(args.l1, args.strength)
@@ -162,6 +162,8 @@ def main() -> None:
                 continue
             t = time.perf_counter()
             dev = torch.device(args.device)
+            if data is None:
+                data = load_split(args.dataset, base)
             model = train(data, args.arch, cfg, args.epochs, l1, seed, dev, desc=f"{label} seed {seed}")
             row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
                    "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
@@ -180,17 +182,18 @@ def report(args, got: dict[str, list[dict]], wall: float) -> None:
         f"**Setting.** {args.dataset}, {args.arch}, {args.epochs} epochs, growsearch's recipe (batch 128, SGD Nesterov 0.9, peak LR 0.05, "
         f"1 warm-up epoch, cosine to zero, weight decay {args.weight_decay:g} on conv/linear weights; SSGD's filter variant also decays the channel's BN γ, β), "
         f"{', '.join(sorted({r.get('device', 'CPU') for rows in got.values() for r in rows}))}"
-        f"{' (bf16 autocast, channels_last)' if any(r.get('device', 'CPU') != 'CPU' for rows in got.values() for r in rows) else ''}, {args.seeds} seeds. After training, each layer's smallest weights (unstructured) or channels (structured: filter + BN γ, β, by "
+        f"{' (bf16 autocast, channels_last)' if any(r.get('device', 'CPU') != 'CPU' for rows in got.values() for r in rows) else ''}, "
+        f"up to {args.seeds} seeds (the seeds column: the rows on disk, mean ± SD over them). After training, each layer's smallest weights (unstructured) or channels (structured: filter + BN γ, β, by "
         "channel_norms) are zeroed at rising fractions; **sparsity at iso-accuracy** = the largest fraction whose validation accuracy stays "
         f"within 0.5 pt of the dense network's; test accuracy there, read once. Benchmark time this call {wall:.0f} s (seeds on disk are loaded).",
         "",
-        "| method | dense val acc % | dense test acc % | zero weights at iso-accuracy (unstructured) | test acc % there | channels removable at iso-accuracy (structured) | test acc % there |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| method | seeds | dense val acc % | dense test acc % | zero weights at iso-accuracy (unstructured) | test acc % there | channels removable at iso-accuracy (structured) | test acc % there |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for label, rows in got.items():
         u, s = [r["unstructured"] for r in rows], [r["structured"] for r in rows]
         lines.append(
-            f"| {label} | {mean_std([100 * x['dense_val'] for x in u])} | {mean_std([100 * x['dense_test'] for x in u])} "
+            f"| {label} | {len(rows)} | {mean_std([100 * x['dense_val'] for x in u])} | {mean_std([100 * x['dense_test'] for x in u])} "
             f"| {mean_std([100 * x['iso_zero_weights'] for x in u], 1)} % | {mean_std([100 * x['iso_test'] for x in u])} "
             f"| {mean_std([100 * x['iso_fraction'] for x in s], 1)} % | {mean_std([100 * x['iso_test'] for x in s])} |"
         )
