@@ -129,6 +129,8 @@ def main() -> None:
     ap.add_argument("--arch", default="vgg11@0.25")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="train seeds --first-seed..--seeds-1 only (one process per seed, side by side on one GPU); the report reads every seed on disk")
     ap.add_argument("--l1", type=float, default=1e-4, help="L1 coefficient of the L1-regularised SGD row (one value, not tuned)")
     ap.add_argument("--strength", type=float, default=1.0, help="ssgd_strength of the SSGD rows")
     ap.add_argument("--methods", nargs="+", default=["sgd", "l1", "ssgd-weights", "ssgd-filters"], choices=["sgd", "l1", "ssgd-weights", "ssgd-filters"],
@@ -139,6 +141,8 @@ def main() -> None:
     ap.add_argument("--report-only", action="store_true", help="train nothing: report the rows on disk (e.g. after processes that trained one method each)")
     ap.add_argument("--name", default="ssgd_digits")
     args = ap.parse_args()
+    if not 0 <= args.first_seed < args.seeds:
+        ap.error(f"--first-seed {args.first_seed} trains nothing: give 0 <= --first-seed < --seeds ({args.seeds})")
     torch.set_num_threads(args.threads)
     out = RESULTS / args.name
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +162,7 @@ def main() -> None:
             if kept is not None and kept.get("setting", setting) == setting:
                 got.setdefault(label, []).append(kept)
                 continue
-            if args.report_only:
+            if args.report_only or seed < args.first_seed:
                 continue
             t = time.perf_counter()
             dev = torch.device(args.device)
