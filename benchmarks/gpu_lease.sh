@@ -1,12 +1,14 @@
 #!/bin/bash
 # One GPU lease: what no lease has measured yet, side by side on one GPU.
-#   1. `pytest -m gpu` (the CUDA-graph test has not run to completion on a GPU);
+#   1. `pytest -m gpu` (all 9 passed on the 2026-11-28 lease, the CUDA-graph run included);
 #   2. issue 26's benchmark 1 at full width: SSGD against SGD + magnitude pruning and
 #      L1-regularised SGD on all 50,000 CIFAR-10 images, VGG11@1, the CPU setting's 20 epochs and
 #      decay (benchmarks/ssgd.py, one process per method and seed: 12 side by side, each launch-bound
 #      at batch 128, so together they fill the GPU one process cannot; a seed that finishes is kept);
 #   3. the batch-128 cells of the trainer with CUDA graphs (benchmarks/throughput.py --matrix),
 #      after the rest, alone on the GPU, if time is left.
+# The 2026-11-28 lease ran all three in 497 s (results: ssgd_cifar10_gpu.md, throughput_matrix_cuda_b128.md);
+# a rerun retrains no row already on disk.
 # Every step has a deadline inside LIMIT seconds; what finished comes back in $OUT/results.tgz.
 #
 # Carried to the device machine beside the working tree: .gpu/cifar10-jpeg.tar.gz (the shared
