@@ -9,12 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 from pathlib import Path
 
 from growsearch.cli.parser import build_parser, floats, UsageError
 from growsearch.cli.summaries import family_text, robustness_table, run_summary, search_report
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
+EXIT_TERMINATED = 143  # SIGTERM
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is so that its ``finally`` blocks run (locks released)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
 
 
 # the frontier flags that set a recipe key of the same name (None: not given, the recipe's default)
@@ -146,13 +157,18 @@ def _cmd_subnets(args: argparse.Namespace) -> int:
         )
         print(f"wrote {out / 'subnet.pt'} and {out / 'result.json'}")
     if out is not None:
-        from growsearch._io import atomic_path
+        from growsearch._io import atomic_path, check_owned, held
         from growsearch.train.plots import plot_family
 
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "family.json") as tmp:
-            tmp.write_text(json.dumps({"run": str(args.run_dir), "shrink": result.shrink, "subnets": result.subnets, "ratio": ratio}, indent=2) + "\n")
-        plot_family(result, out / "family.png", ratio=ratio, frontiers=fronts)
+        def check() -> None:  # a file of the user's named family.json; an earlier table only with --overwrite
+            check_owned(out, GrowsearchError)
+            if (out / "family.json").exists() and not (args.overwrite or cutting):
+                raise GrowsearchError(f"{out / 'family.json'} exists: pass --overwrite to replace it, or choose another -o")
+
+        with held(out, GrowsearchError, check=check):
+            with atomic_path(out / "family.json") as tmp:
+                tmp.write_text(json.dumps({"run": str(args.run_dir), "shrink": result.shrink, "subnets": result.subnets, "ratio": ratio}, indent=2) + "\n")
+            plot_family(result, out / "family.png", ratio=ratio, frontiers=fronts)
         print(f"wrote {out / 'family.json'} and {out / 'family.png'}")
     return 0
 
@@ -160,7 +176,7 @@ def _cmd_subnets(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from growsearch.search.best import export
 
-    sched, where, network = export(args.storage, args.study, args.output)
+    sched, where, network = export(args.storage, args.study, args.output, overwrite=args.overwrite)
     print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
     if network is not None:
         print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")
@@ -187,12 +203,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def run_demo(out: Path, *, trials: int, settings: dict | None = None):
     """The demo's search: the digits_vgg space changed by ``settings`` (default :data:`DEMO`),
     deterministic, starting from the two reference schedules. An earlier demo in ``out`` is
-    replaced; a folder holding anything else is refused before anything is written."""
+    replaced (only the files it wrote); a file of the user's under one of its output names, or
+    another command's output, is refused before anything is written."""
     import json
-    import shutil
     from dataclasses import replace
 
-    from growsearch._io import held
+    from growsearch._io import check_owned, held, owned, remove_owned
     from growsearch.errors import GrowsearchError
     from growsearch.search.driver import run_search
     from growsearch.search.space import load_space
@@ -200,14 +216,18 @@ def run_demo(out: Path, *, trials: int, settings: dict | None = None):
     settings = DEMO if settings is None else settings
     if trials < 2:
         raise GrowsearchError(f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / DEMO_MARK).is_file())):
-        raise GrowsearchError(f"--out {out} holds files that are not an earlier demo's: choose another --out (nothing was changed)")
+    def check() -> None:  # an earlier demo is replaced; a file of the user's is never touched
+        check_owned(out, GrowsearchError)
+        if any(p.name != DEMO_MARK for p in (out / n for n in owned(out))) and not (out / DEMO_MARK).is_file():
+            raise GrowsearchError(f"--out {out} holds another growsearch command's output, not an earlier demo's: choose another --out (nothing was changed)")
+
+    check()
     space = replace(load_space("digits_vgg"), **settings)
     space.validate()
-    with held(out, GrowsearchError):  # not while another command (an earlier demo still running) uses it
+    with held(out, GrowsearchError, check=check):  # not while another command (an earlier demo still running) uses it
         if (out / DEMO_MARK).is_file():
-            print(f"demo: replacing the earlier demo in {out}/", flush=True)
-            shutil.rmtree(out)
+            print(f"demo: replacing the earlier demo in {out}/ (only what it wrote)", flush=True)
+            remove_owned(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / DEMO_MARK).write_text(json.dumps({"trials": trials, **settings}) + "\n")
         print(
@@ -232,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     from growsearch.errors import GrowsearchError
 
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C: held folders are released and their manifests written
+        signal.signal(signal.SIGTERM, _terminated)
     handlers = {
         "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
         "robustness": _cmd_robustness, "subnets": _cmd_subnets,
@@ -250,9 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print(f"growsearch {args.command}: error: out of memory: lower the batch size, the width, or the data's size (?train_per_class=N)", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
-        return 130
+        return EXIT_TERMINATED if isinstance(e, _Terminated) else EXIT_INTERRUPTED
     except Exception:
         import traceback
 

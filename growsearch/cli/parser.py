@@ -188,12 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="write a study's best schedule (and its trained network) for re-use",
                        description="Write the cheapest feasible schedule of an Optuna study, in the format `growsearch run` takes.")
-    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///runs/search/study.db")
+    p.add_argument("--storage", required=True, metavar="URL", help="e.g. sqlite:///runs/search/study.db, or an Optuna journal file; opened read-only")
     p.add_argument("--study", required=True, metavar="NAME")
     p.add_argument(
         "-o", "--output", required=True, metavar="FILE_OR_DIR",
         help="a .json/.yaml file (the schedule), or a folder: best_schedule.json plus the trained network.pt and result.json the study stored as artifacts",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export (only files growsearch wrote; a file of yours is never replaced)")
 
     p = sub.add_parser(
         "subnets", help="a shrink run's family: its table, the family M ratio, and one subnet cut out",

@@ -370,13 +370,14 @@ def create_dataset(name: str) -> Dataset:
     if not isinstance(name, str):
         raise DataError(f"a dataset name is a string such as 'digits' or 'npz:PATH', got {type(name).__name__}")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):  # a newline would also break every one-line message naming it
-        raise DataError(f"a dataset name has no control characters (newlines, tabs), got {name!r}")
+        raise DataError(f"a dataset name has no control characters (newlines, tabs), got {name[:120]!r}")
+    ram_budget()  # a malformed $GROWSEARCH_MAX_RAM is refused for every source, not only those that map their images
     base, _, query = name.partition("?")
     options = _options(query, name)
     kind, _, arg = base.partition(":")
     kind = kind.strip().lower()
     if kind not in _SOURCES:
-        raise DataError(f"unknown dataset {name!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
+        raise DataError(f"unknown dataset {name[:120]!r}; known: {', '.join(list_sources())} (e.g. 'npz:PATH')")
     fn = _SOURCES[kind]
     size = options.get("size")
     # a source with a ``size`` keyword decodes at that size itself; (height, width) only where it

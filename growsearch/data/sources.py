@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from growsearch._io import printable
 from growsearch.data.dataset import _finish, _stats, DataError, Dataset, hw, register_source
 
 __all__ = ["cache_dir"]
@@ -255,6 +256,8 @@ def _archive_members(path: Path):
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
                 if m.isfile() and Path(m.name).suffix.lower() in _IMG_EXT:
+                    if m.name.startswith("/") or ".." in Path(m.name).parts:  # it would name a file outside its class folder
+                        raise DataError(f"imagefolder:{path}: member {printable(m.name)[:120]!r} points outside the archive (an absolute path or '..'): rebuild the archive without it")
                     yield m.name.lstrip("./"), tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None

@@ -22,6 +22,7 @@ from typing import Callable
 from torch import nn
 
 from growsearch._extensions import caller, record
+from growsearch._io import printable
 from growsearch.errors import GrowsearchError
 
 __all__ = [
@@ -205,5 +206,8 @@ def build_model(spec: ArchSpec) -> nn.Module:
 
 def create_model(arch: str, num_classes: int, in_chans: int = 3) -> tuple[nn.Module, ArchSpec]:
     """Build ``arch`` (e.g. ``"resnet18@0.5"``) from scratch; returns the model and its spec."""
+    for name, v in (("num_classes", num_classes), ("in_chans", in_chans)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ArchError(f"create_model: {name} must be a whole number ≥ 1, got {printable(v)[:40]}")
     spec = spec_for(arch, num_classes, in_chans)
     return build_model(spec), spec

@@ -124,10 +124,8 @@ def robustness_report(
     _check_rule(rule)
     if members not in ("stages", "subnets", "all_subnets"):
         raise RobustnessError(f"--members must be stages, subnets or all_subnets, got {members!r}")
-    if out and (run / REPORT_FILE).exists() and not overwrite:
-        from growsearch.train.results import OutputExistsError
-
-        raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
+    if out:
+        _check_report_out(run, overwrite)
     sub = _Subjects.load(run, baseline_dir, resolve_device(device), weights, rule, dataset, members)
     if any(a > 0 for a in ablation):  # before any sweep runs: a family must say what its units are
         unit_norms(sub.members[-1].model), sub.base and unit_norms(sub.base.model)
@@ -159,10 +157,22 @@ def robustness_report(
         from growsearch.robust.plots import plot_robustness
         from growsearch.train.results import OutputExistsError
 
-        with held(run, OutputExistsError):  # not while another command writes the run's folder
+        # not while another command writes the run's folder; refusals again inside its lock
+        with held(run, OutputExistsError, check=lambda: _check_report_out(run, overwrite)):
             plot_robustness(report, run)
             report.save(run / REPORT_FILE)
     return report
+
+
+def _check_report_out(run: Path, overwrite: bool) -> None:
+    """A report replaces only its own earlier report, and only with ``overwrite``; a user's
+    file under one of its names (``noise.png``, ...) is never replaced."""
+    from growsearch._io import check_owned
+    from growsearch.train.results import OutputExistsError
+
+    check_owned(run, OutputExistsError)
+    if (run / REPORT_FILE).exists() and not overwrite:
+        raise OutputExistsError(f"{run / REPORT_FILE} exists: pass --overwrite to replace it")
 
 
 class _Subjects:

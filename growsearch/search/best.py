@@ -15,11 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from growsearch.train.results import RESULT_FILE
 from growsearch.plan.schedule import Schedule
 from growsearch._io import held
 from growsearch.search.judge import Judge, SearchError
-from growsearch.search.study import fetch_network, NETWORK_FILE
+from growsearch.search.study import fetch_network, open_storage
 
 __all__ = ["load_best", "load_best_network", "export_best", "export"]
 
@@ -32,15 +31,11 @@ def _open(study: Any, name: str | None) -> Any:
         return study
     if name is None:
         raise SearchError("name the study: load_best(storage_url, study_name), or pass an optuna.Study")
-    if isinstance(study, str) and study.startswith("sqlite:///") and not Path(study[len("sqlite:///"):]).is_file():
-        # reading never writes: SQLAlchemy would create an empty database at a mistyped path
-        raise SearchError(f"no database at {study[len('sqlite:///'):]} (is --storage mistyped?)")
+    storage = open_storage(study)  # reading never writes: an existing Optuna database or journal only
     try:
-        return optuna.load_study(study_name=name, storage=study)
+        return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise SearchError(f"no study {name!r} in {study}") from None
-    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
-        raise SearchError(f"cannot open Optuna storage {study!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
 
 
 def _best(st: Any) -> Any:
@@ -81,24 +76,48 @@ def load_best_network(study: Any, study_name: str | None = None, *, out_dir: str
     return fetch_network(st, Path(out_dir), artifact_store=artifact_store)
 
 
-def export_best(storage: str, study: str, path: str | Path) -> Schedule:
+def export_best(storage: str, study: str, path: str | Path, *, overwrite: bool = False) -> Schedule:
     """Write the best schedule to ``path`` (a .json/.yaml file), or into a folder as
     ``best_schedule.json`` next to the trained ``network.pt`` and ``result.json`` when the study
-    stored them (see :func:`load_best_network`)."""
-    return export(storage, study, path)[0]
+    stored them (see :func:`load_best_network`). An earlier export is replaced only with
+    ``overwrite``, and a file growsearch did not write never is."""
+    return export(storage, study, path, overwrite=overwrite)[0]
 
 
-def export(storage: str, study: str, path: str | Path) -> tuple[Schedule, Path, Path | None]:
+def export(storage: str, study: str, path: str | Path, *, overwrite: bool = False) -> tuple[Schedule, Path, Path | None]:
     """The work of :func:`export_best`: (the schedule, the file it was written to, the network's path
     or None when none was written), so ``growsearch export`` can say what it wrote."""
-    sched = load_best(storage, study)
+    from growsearch._io import check_owned, remove_owned
+
     path = Path(path)
     if path.suffix.lower() in (".json", ".yaml", ".yml"):
+        _check_schedule_file(path, overwrite)
+        sched = load_best(storage, study)
         sched.save(path)
         return sched, path, None
-    with held(path, SearchError):
-        path.mkdir(parents=True, exist_ok=True)
-        for name in (NETWORK_FILE, RESULT_FILE):  # an earlier export's files must not pose as this study's
-            (path / name).unlink(missing_ok=True)
+
+    def check() -> None:
+        check_owned(path, SearchError)  # a file of the user's named best_schedule.json, network.pt, result.json
+        if (path / "best_schedule.json").exists() and not overwrite:
+            raise SearchError(f"{path} holds an earlier export: pass --overwrite to replace it, or choose another folder")
+
+    check()
+    sched = load_best(storage, study)
+    with held(path, SearchError, check=check):
+        remove_owned(path)  # an earlier export's files must not pose as this study's
         sched.save(path / "best_schedule.json")
         return sched, path / "best_schedule.json", load_best_network(storage, study, out_dir=path)
+
+
+def _check_schedule_file(path: Path, overwrite: bool) -> None:
+    """A schedule file is replaced only with ``overwrite``, and only when it is a growsearch schedule."""
+    from growsearch.plan.schedule import load_schedule
+
+    if not path.exists():
+        return
+    if not overwrite:
+        raise SearchError(f"{path} exists: pass --overwrite to replace it, or choose another file")
+    try:
+        load_schedule(path)
+    except Exception:  # noqa: BLE001 - anything that is not a schedule is the user's own file
+        raise SearchError(f"{path} is not a growsearch schedule: it is left as it is; choose another file (nothing was changed)") from None

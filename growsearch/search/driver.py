@@ -36,7 +36,7 @@ from growsearch.search.space import load_space, SearchSpace
 from growsearch.search.judge import FGSM_METRIC, get_cost, Judge, SearchError
 from growsearch.search.optuna import default_sampler
 from growsearch.search.plots import plot_pareto
-from growsearch.search.study import enqueue, ensure_frontier, given_frontier, reference_schedules, split_data
+from growsearch.search.study import enqueue, ensure_frontier, given_frontier, reference_schedules, split_data, study_names
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -173,6 +173,8 @@ def run_search(
     budget = sp.trials if trials is None else trials  # not `trials or ...`: --trials 0 is an error, not the default
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SearchError(f"--trials must be a whole number ≥ 1, got {budget!r}")
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
+        raise SearchError(f"--max-failures must be a whole number ≥ 0 (retries of a failed trial), got {max_failures!r}")
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
     for flag, v in (("--batch", batch), ("--max-concurrent", max_concurrent)):
@@ -186,7 +188,7 @@ def run_search(
         raise SearchError(f"--cost {cost} prices a shrink run's subnets, and space {sp.name} has no shrink block: add one (shrink: {{depths: [...], widths: [...]}}) or use --cost M")
     from growsearch.train.results import check_out_dir
 
-    check_out_dir(out, overwrite=True, replaces=False)  # a file, or a folder that cannot be written
+    check_out_dir(out, overwrite=True, replaces=False)  # a file, a user's file under an output name, a folder that cannot be written
     ds = split_data(sp)
     given = given_frontier(frontier, ds)
     if (sp.resolutions or sp.baseline_resolutions) and ds.image_size is None:
@@ -204,18 +206,21 @@ def run_search(
     sqlite_file = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
     if resume and sqlite_file is not None and not sqlite_file.is_file():  # opening it to look would create it
         raise SearchError(f"nothing to resume: no database at {sqlite_file} (is --storage or --out mistyped?)")
-    fresh_db = sqlite_file is not None and not sqlite_file.is_file()  # nothing in it yet: do not create it to look
-    try:
-        existing = [] if fresh_db else optuna.study.get_all_study_names(url)
-    except Exception as e:  # noqa: BLE001 - a bad URL surfaces as one line
-        raise SearchError(f"cannot open Optuna storage {url}: {str(e).splitlines()[0]}") from None
+    if sqlite_file is not None and not sqlite_file.parent.is_dir() and sqlite_file.parent.resolve() != out:
+        raise SearchError(f"--storage {url}: the folder {sqlite_file.parent} does not exist: create it, or fix the path")
     uri = storage_path is not None and "://" in storage_path
     tune_root = storage_path if uri else str(Path(storage_path).resolve() if storage_path else out / "tune")
     cache_dir = out / "prefix_cache" if storage_path is None or uri else Path(tune_root) / "prefix_cache"
-    if name in existing and not resume:
-        raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
-    if resume and name not in existing:
-        raise SearchError(f"nothing to resume: no study {name!r} in {url}")
+
+    def check_out() -> None:  # before anything starts, and again inside DIR's lock
+        check_out_dir(out, overwrite=True, replaces=False)  # a file, a user's file under an output name, a folder that cannot be written
+        existing = study_names(url)
+        if name in existing and not resume:
+            raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
+        if resume and name not in existing:
+            raise SearchError(f"nothing to resume: no study {name!r} in {url}")
+
+    check_out()
     slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -228,7 +233,7 @@ def run_search(
     if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
         raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
     # every check has passed: from here on the search writes, holding DIR against any other command
-    with held(out, SearchError):
+    with held(out, SearchError, check=check_out):
         out.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
         study.set_user_attr("space", sp.to_dict())

@@ -27,10 +27,73 @@ from growsearch.train.frontier import Frontier
 
 __all__ = [
     "FIXED_SCHEDULE", "NETWORK_FILE", "enqueue", "ensure_frontier", "family_specs", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm",
-    "name_metrics", "record_setup", "reference_schedules", "set_constraints", "split_data", "store_network", "user_attrs",
+    "name_metrics", "open_storage", "record_setup", "study_names", "reference_schedules", "set_constraints", "split_data", "store_network", "user_attrs",
 ]
 
 FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole schedule it trains, enqueued (not sampled)
+
+
+_SQLITE = "sqlite:///"
+
+
+def _optuna_tables(path: Path) -> bool:
+    """Whether the SQLite file ``path`` holds Optuna's tables, opened read-only (a look never writes)."""
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return False
+    return {"studies", "version_info"} <= names
+
+
+def open_storage(storage: Any, *, create: bool = False) -> Any:
+    """An Optuna storage for ``storage``: an SQLAlchemy URL (``sqlite:///runs/s/study.db``), a
+    journal file (``runs/s/journal.log``, what ``JournalFileBackend`` writes), or a storage
+    object (returned as it is). Reading never writes: unless ``create``, a database or journal
+    file must exist, and an SQLite file must already hold Optuna's tables, or ``SearchError``
+    says so in one line and the file is left byte for byte as it was. ``create`` (a search
+    starting a study) still refuses a folder that does not exist and an SQLite file of
+    another program's."""
+    import optuna
+
+    if not isinstance(storage, str):
+        return storage
+    if storage.startswith(_SQLITE):
+        path = Path(storage[len(_SQLITE):])
+        if path.is_file():
+            if (path.stat().st_size or not create) and not _optuna_tables(path):
+                raise SearchError(f"{path} is not an Optuna database: name another file in --storage (nothing was changed)")
+        elif not create or path.is_dir():
+            raise SearchError(f"no database at {path} (is --storage mistyped?)")
+        elif not path.parent.is_dir():
+            raise SearchError(f"--storage {storage}: the folder {path.parent} does not exist: create it, or fix the path")
+    elif "://" not in storage:  # a journal file
+        path = Path(storage)
+        if not path.is_file() and (not create or not path.parent.is_dir()):
+            raise SearchError(f"no Optuna journal file at {path}: give an existing journal file or an SQLAlchemy URL (sqlite:///PATH)")
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(path)))
+    try:
+        return optuna.storages.get_storage(storage)
+    except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
+        raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
+
+
+def study_names(storage: Any) -> list[str]:
+    """The studies in ``storage`` (none in an SQLite file that does not exist yet: nothing is created to look)."""
+    import optuna
+
+    if isinstance(storage, str) and storage.startswith(_SQLITE) and not Path(storage[len(_SQLITE):]).is_file():
+        return []
+    if isinstance(storage, str) and "://" not in storage and not Path(storage).is_file():
+        return []
+    return optuna.study.get_all_study_names(open_storage(storage))
 
 
 def split_data(source: SearchSpace | Schedule) -> Any:

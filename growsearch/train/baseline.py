@@ -211,10 +211,15 @@ def run_frontier(
         raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
     cfg.validate()
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
+
+    def check_out() -> None:  # before anything is loaded, and again inside the folder's lock
+        if out is None:
+            return
         check_out_dir(out, overwrite=True, replaces=overwrite)  # a file, a folder that cannot be written, files not ours to replace
-    if out is not None and (out / FRONTIER_FILE).exists() and not (overwrite or resume):
-        raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
+        if (out / FRONTIER_FILE).exists() and not (overwrite or resume):
+            raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
+
+    check_out()
     raw = dataset if dataset is not None else create_dataset(data)
     ds = load_split(data, cfg, dataset=raw)
     resizing = check_resizing(resolutions, switch_at, ds.image_size)
@@ -264,7 +269,7 @@ def run_frontier(
                     ))
     # held against any other command while it trains and writes (in this process: a runner's
     # workers hold their own run folders, a single run's being --out itself)
-    with held(out if runner is None else None, OutputExistsError):
+    with held(out if runner is None else None, OutputExistsError, check=check_out):
         done: dict[int, RunResult] = {}
         todo = []
         for j, job in enumerate(jobs):

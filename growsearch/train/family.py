@@ -177,7 +177,7 @@ def write_subnet(
         device=str(opened.device), versions=versions(), selection=run.selection,
         threads=torch.get_num_threads(), subnets=[row],
     )
-    with held(out, OutputExistsError):
+    with held(out, OutputExistsError, check=lambda: check_out_dir(out, overwrite)):
         work = prepare_out(out, overwrite)
         save_checkpoint(
             work / SUBNET_FILE, net, classes=ckpt["classes"], stage=len(run.stages), test_acc=now["test_acc"], val_acc=now["val_acc"],

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from growsearch._io import atomic_path
+from growsearch._io import atomic_path, check_owned, owned
 from growsearch.model.arch import ArchSpec, build_model
 from growsearch.errors import GrowsearchError
 
@@ -119,35 +119,20 @@ def versions() -> dict:
     return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
 
 
-# What growsearch writes into a run's or a frontier's folder: all that --overwrite may replace.
-_OURS = re.compile(
-    r"(result\.json|curve\.png|stage\d+\.pt|subnet\.pt|family\.json|family\.png|frontier\.json|frontier\.png|runs|robustness\.json|(noise|ablation|fgsm|tnr_fnr)\.png"
-    r"|.+\.\d+\.tmp(\.[^.]+)?)$"
-)
-
-
-def foreign_files(folder: Path) -> list[str]:
-    """Names in ``folder`` that growsearch did not write there (what ``--overwrite`` must never remove)."""
-    return sorted(p.name for p in folder.iterdir() if not _OURS.fullmatch(p.name)) if folder.is_dir() else []
-
-
 def check_out_dir(out_dir: Path | None, overwrite: bool, *, replaces: bool | None = None) -> None:
     """Refuse an ``--out`` that cannot hold a run, before anything is written: a file, a folder
-    that holds a run (unless ``overwrite``), one that holds files growsearch did not write when
-    the command would replace it (``replaces``, default ``overwrite``), or one that cannot be written."""
+    that holds a run (unless ``overwrite``), a user's file under one of growsearch's output
+    names, any file growsearch did not write when the command would replace the folder
+    (``replaces``, default ``overwrite``), or a folder that cannot be written. Commands call it
+    again inside their folder's lock (``held(..., check=...)``), so two on one folder never both pass."""
     if out_dir is None:
         return
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputExistsError(f"--out {out_dir} is a file, not a folder: choose a folder path")
+    check_owned(out_dir, OutputExistsError)
     if (out_dir / RESULT_FILE).exists() and not overwrite:
         raise OutputExistsError(
             f"{out_dir} already holds {RESULT_FILE}: choose another --out, or pass --overwrite to replace it"
         )
-    if (overwrite if replaces is None else replaces) and (foreign := foreign_files(out_dir)):
-        raise OutputExistsError(
-            f"--out {out_dir} holds files growsearch did not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}): "
-            "--overwrite replaces only a growsearch run; choose another --out (nothing was changed)"
-        )
+    check_owned(out_dir, OutputExistsError, replace_all=overwrite if replaces is None else replaces)
     probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputExistsError(f"--out {out_dir}: {probe} is not writable: choose a folder you can write to")
@@ -160,7 +145,9 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
     """The folder to train into. A fresh ``out`` is used as it is (leftovers of killed writes
     removed). Overwriting a folder that holds anything builds the new run in a hidden sibling
     that replaces ``out`` only when the run has finished (:func:`swap_in`), so the earlier
-    run stays whole until then and none of its files (a longer run's stage3.pt, say) survive."""
+    run stays whole until then and none of its files (a longer run's stage3.pt, say) survive.
+    A symlinked ``out`` is followed: the folder it points to is the one replaced."""
+    out = out.resolve()
     for stale in out.parent.glob(f".{out.name}.growsearch-*") if out.parent.exists() else []:
         shutil.rmtree(stale, ignore_errors=True)  # a killed earlier overwrite or swap
     if overwrite and out.is_dir() and any(out.iterdir()):
@@ -168,15 +155,17 @@ def prepare_out(out: Path, overwrite: bool) -> Path:
         work.mkdir(parents=True)
         return work
     out.mkdir(parents=True, exist_ok=True)
+    mine = owned(out)
     for p in out.iterdir():
-        if p.is_file() and _TMP.fullmatch(p.name):
+        if p.is_file() and _TMP.fullmatch(p.name) and p.name in mine:
             p.unlink(missing_ok=True)
     return out
 
 
 def swap_in(work: Path, out: Path) -> None:
     """Replace ``out`` by the finished run in ``work`` (two renames; the old folder is then removed)."""
-    if work == out:
+    out = out.resolve()
+    if work.resolve() == out:
         return
     old = out.with_name(f".{out.name}.growsearch-old-{os.getpid()}")
     out.rename(old)
@@ -213,7 +202,9 @@ def read_checkpoint(path: str | Path, device: str | torch.device) -> dict:
 
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as e:
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint: is the run's folder complete?") from None
+    except (pickle.UnpicklingError, Exception) as e:  # noqa: BLE001 - whatever torch raises (a KeyError for a text file) is one line
         # weights_only=True refuses anything that would run code on load; say so in one line
         # rather than show torch's advice to turn that protection off
         raise CheckpointError(

@@ -120,11 +120,7 @@ def run_schedule(
     from growsearch.train.frontier import Frontier, load_frontier
 
     out = Path(out_dir) if out_dir is not None else None
-    if resume and (out is None or overwrite):
-        raise OutputExistsError("resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)")
-    if resume and (out / RESULT_FILE).exists():
-        raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
-    check_out_dir(out, overwrite)
+    _check_out(out, overwrite, resume)
     dev = resolve_device(device)  # before anything is written
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     if schedule.train.compile:
@@ -144,7 +140,7 @@ def run_schedule(
     # a resumed folder's checkpoints must be this schedule's (their stored key), before anything is written
     resumed = find_resume(schedule, order, out) if resume else (0, None)
     # every check has passed: from here on the run writes, holding its folder against any other command
-    with held(out, OutputExistsError):
+    with held(out, OutputExistsError, check=lambda: _check_out(out, overwrite, resume)):
         work = prepare_out(out, overwrite) if out is not None else None
         cache = Path(prefix_cache) if prefix_cache is not None else None
         t_run = time.perf_counter()
@@ -169,6 +165,15 @@ def run_schedule(
             plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
             finish_run(result, work, out)
     return result
+
+
+def _check_out(out: Path | None, overwrite: bool, resume: bool) -> None:
+    """The run's refusals of its --out: once before anything is loaded, again inside the folder's lock."""
+    if resume and (out is None or overwrite):
+        raise OutputExistsError("resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)")
+    if resume and (out / RESULT_FILE).exists():
+        raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
+    check_out_dir(out, overwrite)
 
 
 @dataclass

@@ -422,3 +422,29 @@ def test_a_crop_padding_as_large_as_the_image_is_refused() -> None:
         BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=4)
     assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=3))) == 2
     assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=False, pad=4))) == 2  # evaluation pads nothing
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "1e400"])
+def test_a_malformed_ram_budget_is_refused_for_every_source(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROWSEARCH_MAX_RAM", value)
+    with pytest.raises(DataError, match="GROWSEARCH_MAX_RAM"):
+        create_dataset("digits")
+
+
+@pytest.mark.parametrize("member", ["train/a/../../../ESCAPED2.png", "/abs/train/a/x.png"])
+def test_an_archive_member_outside_its_folder_is_refused_by_name(member: str, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, format="PNG")
+    path = tmp_path / "d.tar"
+    with tarfile.open(path, "w") as tar:
+        for name in ("train/a/1.png", "test/a/1.png", member):
+            info = tarfile.TarInfo(name)
+            info.size = len(buf.getvalue())
+            tar.addfile(info, io.BytesIO(buf.getvalue()))
+    with pytest.raises(DataError, match="points outside the archive"):
+        create_dataset(f"imagefolder:{path}")

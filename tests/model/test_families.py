@@ -73,3 +73,11 @@ def test_vgg_runs_at_low_resolution_with_the_same_parameters_and_unchanged_at_32
         if isinstance(m, torch.nn.MaxPool2d):
             m.ceil_mode = False  # timm's own pooling
     torch.testing.assert_close(model(x), ceil, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n", [0, -1, True, 2.5])
+def test_create_model_refuses_a_class_count_below_one(n) -> None:
+    from growsearch.model.arch import ArchError, create_model
+
+    with pytest.raises(ArchError, match="num_classes must be a whole number"):
+        create_model("vgg11@0.125", n)

@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from growsearch._io import held
 from growsearch.errors import GrowsearchError
 from growsearch.search.optuna import constraints, CostPruner, Objective
 from helpers import constraints_of
@@ -103,11 +104,13 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
     assert {m.artifact_id for m in metas} == {best.user_attrs["network_artifact"], best.user_attrs["result_artifact"]}
 
     out = tmp_path / "export"
-    (out).mkdir()
-    (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
-    proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "a", "-o", str(out)], capture_output=True, text=True, timeout=600
-    )
+    with held(out, OSError):
+        (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
+        (out / "best_schedule.json").write_text("{}")
+    cmd = [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "a", "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "pass --overwrite" in proc.stderr and (out / "network.pt").read_bytes() == b"stale"
+    proc = subprocess.run([*cmd, "--overwrite"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "trained final network" in proc.stdout
     result = json.loads((out / "result.json").read_text())

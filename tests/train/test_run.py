@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from growsearch._io import MANIFEST, held
 from growsearch.model.arch import ArchSpec
 from growsearch.data.dataset import create_dataset
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage
@@ -259,9 +260,10 @@ def test_overwriting_a_longer_run_leaves_no_file_of_it(npz_data: str, tmp_path: 
     out = tmp_path / "run"
     three = Schedule(npz_data, [Stage(2, "vgg11@0.125", 1), Stage(3, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1)])
     run_schedule(three, out_dir=out, progress=False)
-    (out / "robustness.json").write_text("{}")  # a report of the earlier run
+    with held(out, OutputExistsError):
+        (out / "robustness.json").write_text("{}")  # a report of the earlier run, which growsearch wrote
     run_schedule(_sched(npz_data), out_dir=out, overwrite=True, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["curve.png", "result.json", "stage1.pt", "stage2.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "curve.png", "result.json", "stage1.pt", "stage2.pt"]
     assert [s["classes"] for s in json.loads((out / "result.json").read_text())["stages"]] == [2, 4]
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no hidden work folder left beside it
 
@@ -269,8 +271,9 @@ def test_overwriting_a_longer_run_leaves_no_file_of_it(npz_data: str, tmp_path: 
 def test_leftovers_of_killed_writes_are_removed(npz_data: str, tmp_path: Path) -> None:
     out = tmp_path / "run"
     out.mkdir()
-    (out / "stage1.4242.tmp.pt").write_bytes(b"half a checkpoint")
     (out / "notes.txt").write_text("mine")  # not growsearch's: kept
+    with held(out, OutputExistsError):  # a growsearch write killed half-way
+        (out / "stage1.4242.tmp.pt").write_bytes(b"half a checkpoint")
     run_schedule(_sched(npz_data), out_dir=out, progress=False)
     assert not list(out.glob("*.tmp*")) and (out / "notes.txt").read_text() == "mine"
 
