@@ -86,8 +86,14 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         raise FrontierError("give either --lrs (a sweep) or --lr (one), not both")
     budgets = args.budgets if args.budgets is not None else [30 if args.epochs is None else args.epochs]
     seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
+    cfg = _train_cfg(args)
+    lrs = args.lrs
+    if lrs is None and args.lr is None and args.epochs is None:  # a frontier's LR is tuned as a search's is; --epochs is one run
+        from growsearch.search.space import lr_sweep
+
+        lrs = lr_sweep(cfg.lr)
     front = run_frontier(
-        args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=args.lrs, train=_train_cfg(args),
+        args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=lrs, train=cfg,
         out_dir=args.out, overwrite=args.overwrite, resume=args.resume, device=args.device, progress=not args.quiet,
         resolutions=args.resolutions, switch_at=args.switch_at,
     )
@@ -189,7 +195,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 DEMO = {
     "epochs": (2, 6),  # per-stage epoch range of the trials
     "budgets": [4, 8],  # the frontier: each budget decayed to zero, over the space's 3 seeds (their mean is the target's basis)
-    "baseline_lrs": None,  # no LR sweep: the space's recipe LR only
+    "baseline_lrs": [0.05],  # the recipe's LR only, no sweep: the demo shows the tool, benchmarks/ tune the frontier
+    "frontier_archs": ["vgg19@0.25", "vgg11@0.25"],  # the final network and the smallest of the family: both yardsticks
 }
 DEMO_MARK = "demo.json"  # what marks a folder as an earlier demo's, which a new demo may replace
 

@@ -97,8 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=None, help=argparse.SUPPRESS)  # gone: a plateau run is no budget
     p.add_argument("--seed", type=int, default=None, help="one training seed (default 0)")
     p.add_argument("--seeds", type=_ints, default=None, metavar="S,S,...", help="several seeds: each point is their mean (± std)")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default 0.05)")
-    p.add_argument("--lrs", type=floats, default=None, metavar="LR,LR,...", help="sweep the peak LR; per budget keep the best by validation accuracy")
+    p.add_argument("--lr", type=float, default=None, help="one peak learning rate, no sweep (default 0.05)")
+    p.add_argument(
+        "--lrs", type=floats, default=None, metavar="LR,LR,...",
+        help="the peak LRs swept per (arch, budget), the best by validation accuracy kept; default with --budgets: half, once and twice --lr",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--val-fraction", type=float, default=None, metavar="F", help="validation share of each class's training images (default 0.1; 0: select on the test set)")
     p.add_argument("--optimizer", choices=("sgd", "ssgd"), default=None, help="sgd (default) or ssgd, sparsity-promoting SGD (README, SSGD): the same recipe a schedule's train.optimizer sets")

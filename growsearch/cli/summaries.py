@@ -2,19 +2,20 @@
 a robustness table. Plain text built from the result objects; no training, no I/O.
 
 Example:
-    >>> print(iso_line({"bound": None, "iso_M_ratio": 0.8, "M_scratch": 1e9, "reference": "vgg19@0.25"}, 0.95))
-    M ratio at iso-accuracy: 0.800x of M_scratch = 1e+09 (from scratch vgg19@0.25 reaching validation accuracy 0.9500)
+    >>> print(iso_line({"bound": None, "iso_M_ratio": 1.25, "iso_M_ratio_ci": [1.1, 1.4], "M_scratch": 1e9, "reference": "vgg11@0.25"}, 0.95, "vgg19@0.25"))
+    M ratio at iso-accuracy: 1.250x [1.100, 1.400] of M_scratch = 1e+09 (from scratch vgg11@0.25 reaching validation accuracy 0.9500); a loss: costs 25% more than training from scratch; vgg11@0.25 from scratch reaches it for 0.80x this schedule's M: train it instead
 """
 
 from __future__ import annotations
 
 from growsearch._io import shown, shown_url
 
-__all__ = ["family_text", "iso_line", "run_summary", "search_report", "robustness_table", "verdict"]
+__all__ = ["family_text", "iso_line", "ratio_text", "reading", "run_summary", "search_report", "robustness_table", "verdict"]
 
 
-def iso_line(iso: dict, acc: float) -> str:
-    """One line stating a run's iso-accuracy M ratio against the frontier, with its bound."""
+def iso_line(iso: dict, acc: float, final_arch: str | None = None) -> str:
+    """One line stating a run's iso-accuracy M ratio against the frontier's family (with its
+    interval and bound), then against ``final_arch`` alone, then what the interval says."""
     from growsearch.train.frontier import bound_word
 
     bound = bound_word(iso)
@@ -22,11 +23,38 @@ def iso_line(iso: dict, acc: float) -> str:
         "upper": " (more accurate than every budget: the ratio against the most accurate one is an upper bound)",
         "lower": " (less accurate than the cheapest budget: a shorter from-scratch run might match it, so this is a lower bound)",
     }.get(iso["bound"], "")
-    verdict = "; costs more than training from scratch" if iso["iso_M_ratio"] > 1 and iso["bound"] != "upper" else ""
-    return (
-        f"M ratio at iso-accuracy: {bound}{iso['iso_M_ratio']:.3f}x of M_scratch = {iso['M_scratch']:.4g} "
-        f"(from scratch {iso['reference']} reaching validation accuracy {acc:.4f}){why}{verdict}"
+    ci = iso.get("iso_M_ratio_ci")
+    same = iso.get("iso_M_ratio_same")
+    line = (
+        f"M ratio at iso-accuracy: {bound}{ratio_text(iso['iso_M_ratio'], ci)} of M_scratch = {iso['M_scratch']:.4g} "
+        f"(from scratch {iso['reference']} reaching validation accuracy {acc:.4f}){why}"
     )
+    if same is not None and final_arch is not None:
+        line += f"; against {final_arch} alone {bound}{same:.3f}x"
+    return line + "; " + reading(iso["iso_M_ratio"], ci, iso["bound"], iso["reference"], final_arch)
+
+
+def ratio_text(ratio: float, ci: list[float] | None) -> str:
+    """A ratio with its interval: ``0.810x [0.660, 0.970]``."""
+    return f"{ratio:.3f}x" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def reading(ratio: float, ci: list[float] | None, bound: str | None = None, reference: str | None = None, final_arch: str | None = None) -> str:
+    """What a ratio says, read on its interval: a saving only when its upper end is below 1, a
+    loss only when its lower end is above 1, else no measurable difference; and, when a network
+    other than the one grown is cheaper from scratch, which one to train instead."""
+    lo, hi = ci if ci else (ratio, ratio)
+    if bound == "upper" and hi >= 1:
+        words = "more accurate than every from-scratch budget: no ratio above 1 can be read"
+    elif hi < 1 and bound != "lower":
+        words = f"a saving of {1 - ratio:.0%} over training from scratch"
+    elif lo > 1 and bound != "upper":
+        words = f"a loss: costs {ratio - 1:.0%} more than training from scratch"
+    else:
+        words = "no measurable difference from training from scratch (the interval holds 1)"
+    if reference and final_arch and reference != final_arch and ratio > 1 and bound != "upper":
+        words += f"; {reference} from scratch reaches it for {1 / ratio:.2f}x this schedule's M: train it instead"
+    return words
 
 
 def run_summary(result) -> str:
@@ -41,7 +69,7 @@ def run_summary(result) -> str:
     if result.time_split:
         lines.append(time_line(result.time_split))
     if result.iso is not None:
-        lines.append(iso_line(result.iso, result.val_acc))
+        lines.append(iso_line(result.iso, result.val_acc, result.stages[-1].arch))
         lines.append(f"(against the frontier's longest budget alone: {result.iso['M_ratio_longest']:.3f}x)")
     if result.subnets:
         lines.append(family_text(result))
@@ -112,10 +140,13 @@ def search_report(res) -> str:
         b = res.best
         fgsm = f", FGSM-MI accuracy {b['fgsm_mi_acc']:.4f} at eps {b['fgsm_eps']:g}" if "fgsm_mi_acc" in b else ""
         label = f" ({b['reference']})" if "reference" in b else ""
+        final = res.best_schedule.stages[-1].arch
+        same = f"; against {final} alone {b[m + '_same']:.3f}x" if b.get(m + "_same") is not None else ""
         lines.append(
-            f"best feasible: trial {res.best_number + 1}{label}, {name} at iso-accuracy {b[m]:.3f}x ({judge.cost} / {denominator}) at "
-            f"validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
+            f"best feasible: trial {res.best_number + 1}{label}, {name} at iso-accuracy {ratio_text(b[m], b.get(m + '_ci'))} "
+            f"({judge.cost} / {denominator}){same} at validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
         )
+        lines.append("  " + reading(b[m], b.get(m + "_ci"), "lower" if ref["below"] else None, ref["reference"], final))
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
                 [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
@@ -158,7 +189,12 @@ def _growth_verdict(res) -> str:
     g, m, cost = res.best_grown, res.judge.metric, res.judge.cost
     if g is None:
         return f"verdict: no grown schedule reached the target in {res.trials} trials"
-    where = f"trial {g['number'] + 1} at {g[m]:.3f}x"
+    where = f"trial {g['number'] + 1} at {ratio_text(g[m], g.get('ci'))}"
+    if g[m] < 1 and g.get("ci") and g["ci"][1] >= 1:
+        return (
+            f"verdict: no measurable saving from growth in this search: the cheapest feasible grown schedule, {where}, has an "
+            "interval that holds 1 (the frontier's seeds move M_scratch that much)"
+        )
     if g[m] < 1:
         return (
             f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g[m]:.0%} less {cost} at iso-accuracy; "

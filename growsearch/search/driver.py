@@ -366,7 +366,9 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
     plot_pareto(done, judge, out / "pareto.png")
     grown = [t for t in judge.feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
     top = min(grown, key=lambda t: t.user_attrs[judge.metric], default=None)
-    best_grown = None if top is None else {"number": top.number, **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")}}
+    best_grown = None if top is None else {
+        "number": top.number, **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")}, "ci": top.user_attrs.get(f"{judge.metric}_ci"),
+    }
     return SearchResult(
         study_name=study.study_name, storage=url, judge=judge, best_schedule=best_sched, best=dict(best.user_attrs) if best else None,
         trials=len(done), best_number=best.number if best else None, best_grown=best_grown, deterministic="batch" in study.user_attrs,
@@ -376,7 +378,10 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
 
 
 def _write_trials_csv(trials: list, path: Path, metric: str) -> None:
-    cols = ["number", "state", metric, "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M", "reused_stages", "wall_s", "schedule"]
+    cols = [
+        "number", "state", metric, f"{metric}_ci", f"{metric}_same", "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M",
+        "reused_stages", "wall_s", "schedule",
+    ]
     from growsearch._io import atomic_path
 
     with atomic_path(path) as tmp, tmp.open("w", newline="") as f:

@@ -241,9 +241,14 @@ class Judge:
     def metrics(self, result: Any) -> dict:
         """A finished run's metrics, as every route records them: M, the ratio, accuracies
         (feasibility reads validation; test is only reported), cost spent, the constraints."""
-        ratio = self.ratio(self._cost.of_run(result))
-        extra: dict = {}  # a family's per-subnet record
-        constraint = self._family_constraint(result, extra) if self._cost.family else self.target - result.val_acc
+        value = self._cost.of_run(result)
+        ratio = self.ratio(value)
+        extra: dict = {}  # a family's per-subnet record; or the second yardstick and the interval
+        if self._cost.family:
+            constraint = self._family_constraint(result, extra)
+        else:
+            constraint = self.target - result.val_acc
+            extra.update(self.yardsticks(value, result.stages[-1].arch if result.stages else None))
         out = {
             "M": result.M, self.metric: ratio, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
             "constraint": constraint, **extra, "wall_s": result.wall_s, "spent_M": result.spent_M,
@@ -251,6 +256,19 @@ class Judge:
             "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
         }
         return self._settle(out)
+
+    def yardsticks(self, value: float, final_arch: str | None) -> dict:
+        """A trial's second yardstick and interval, as Tune-friendly scalars: ``M_ratio_same``
+        (its cost over ``final_arch``'s own from-scratch cost at the target; None when the
+        frontier trained no such reference) and ``M_ratio_ci_low``/``_high`` (the 95 % interval of
+        ``M_ratio`` over the frontier's seeds, :meth:`Frontier.ratio_interval`)."""
+        key = self._cost.frontier_key
+        same = self.frontier.only(final_arch) if final_arch else None
+        lo, hi = self.frontier.ratio_interval([(value, self.target)], acc=self.target, cost=key)
+        return {
+            f"{self.metric}_same": None if same is None else float(value) / float(same.scratch(self.target, key)[key]),
+            f"{self.metric}_ci_low": lo, f"{self.metric}_ci_high": hi,
+        }
 
     def _family_constraint(self, result: Any, extra: dict) -> float:
         """A family trial's accuracy constraint: the largest shortfall of a subnet below its own

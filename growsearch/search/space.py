@@ -48,7 +48,15 @@ class SearchSpace:
     baseline_epochs: int = 30  # the frontier's longest budget when ``budgets`` is not given
     baseline_patience: int | None = None  # no longer used: a plateau run is no budget; must stay unset
     budgets: list[int] | None = None  # the frontier's budgets (epochs); default: baseline_epochs/8, /4, /2, /1
-    baseline_lrs: list[float] | None = None  # peak LRs the frontier sweeps per budget (best by validation); default: train.lr
+    # peak LRs the frontier sweeps per (arch, budget), the best on validation kept; default: half, once and twice train.lr
+    # (the from-scratch arm gets its LR tuned too: equal effort); one value trains that LR alone
+    baseline_lrs: list[float] | None = None
+    # the networks trained from scratch for the frontier (a smaller one is a legitimate answer); default: the final
+    # architecture and every arch the earlier stages may use (the family), the final first
+    frontier_archs: list[str] | None = None
+    # the architectures the last stage may end in (a one-stage schedule of a small one: "train a smaller network");
+    # default: final_arch alone. final_arch stays the largest, the one every other arch grows towards
+    final_archs: list[str] | None = None
     baseline_seeds: list[int] | None = None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
     seed: int = 0  # seeds every trial's schedule and the sampler
     # The levers of growth inside one run (each a list of the choices the search may make, or a
@@ -100,6 +108,13 @@ class SearchSpace:
         for (_, w0, a0), (_, w1, a1) in zip(rungs, rungs[1:]):
             if w1 < w0:
                 raise SpaceError(f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth")
+        fd, fw = _depth_rank(self.final_arch), parse_arch(self.final_arch)[2]
+        beyond = [a for d, w, a in rungs if d > fd or w > fw]
+        if beyond:
+            raise SpaceError(
+                f"archs: {beyond[0]!r} is deeper or wider than final_arch {self.final_arch!r}, and a schedule never shrinks into "
+                "its last stage: drop it, or raise final_arch"
+            )
         _range(self.stages, "stages", int, lo=1, hi=100)
         _range(self.split, "split", float, lo=0.0, hi=1.0)
         if not (0 < self.split[0] and self.split[1] < 1):
@@ -138,6 +153,31 @@ class SearchSpace:
             or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in self.baseline_lrs)
         ):
             raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
+        if self.final_archs is not None:
+            if not isinstance(self.final_archs, list) or not self.final_archs or not all(isinstance(a, str) for a in self.final_archs):
+                raise SpaceError(f"final_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {self.final_archs!r:.80}")
+            for a in self.final_archs:
+                try:
+                    fam_a, _, w = parse_arch(a)
+                except ArchError as e:
+                    raise SpaceError(f"final_archs: {e}") from None
+                if fam_a is not parse_arch(self.final_arch)[0] or _depth_rank(a) > fd or w > fw:
+                    raise SpaceError(f"final_archs: {a!r} must be a {parse_arch(self.final_arch)[0].name} no deeper or wider than final_arch {self.final_arch!r}")
+        if self.final_archs and self.shrink is not None and self.final_choices() != [self.final_arch]:
+            raise SpaceError("final_archs: a shrink block cuts its family from final_arch alone: drop final_archs or the shrink block")
+        if self.frontier_archs is not None:
+            from growsearch._io import printable
+
+            if not isinstance(self.frontier_archs, list) or not self.frontier_archs or not all(isinstance(a, str) for a in self.frontier_archs):
+                raise SpaceError(f"frontier_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {printable(self.frontier_archs)[:80]}")
+            fam = parse_arch(self.final_arch)[0].name
+            for a in self.frontier_archs:
+                try:
+                    other = parse_arch(a)[0].name
+                except ArchError as e:
+                    raise SpaceError(f"frontier_archs: {e}") from None
+                if other != fam:
+                    raise SpaceError(f"frontier_archs: {a!r} is not a {fam} like final_arch {self.final_arch!r}: a frontier compares one family on one input size")
         seeds = self.baseline_seeds
         if seeds is not None and (
             not isinstance(seeds, list) or not seeds
@@ -267,6 +307,21 @@ class SearchSpace:
         """The optimizers a stage may train with: ``optimizer``, or the recipe's one."""
         return list(self.optimizer) if self.optimizer is not None else [self.train.optimizer]
 
+    def final_choices(self) -> list[str]:
+        """The architectures a schedule's last stage may end in: ``final_archs``, or ``final_arch``."""
+        return list(dict.fromkeys(self.final_archs)) if self.final_archs else [self.final_arch]
+
+    def frontier_references(self) -> list[str]:
+        """The architectures the frontier trains from scratch: ``frontier_archs``, or the final
+        one and every arch the stages may use (the family), the final first."""
+        if self.frontier_archs is not None:
+            return list(dict.fromkeys(self.frontier_archs))
+        return list(dict.fromkeys([self.final_arch, *_ladder(self), *self.final_choices()]))
+
+    def frontier_lrs(self) -> list[float]:
+        """The peak LRs the frontier sweeps: ``baseline_lrs``, or half, once and twice the recipe's."""
+        return list(self.baseline_lrs) if self.baseline_lrs is not None else lr_sweep(self.train.lr)
+
     def frontier_budgets(self) -> list[int]:
         """The frontier's budgets: ``budgets``, or a geometric ladder ending at ``baseline_epochs``."""
         from growsearch.train.frontier import budget_ladder
@@ -361,6 +416,12 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     return space
 
 
+def lr_sweep(lr: float) -> list[float]:
+    """The default LR sweep of a from-scratch frontier: half, once and twice ``lr`` (a factor of
+    two each way: the neighbourhood a tuned recipe's LR is usually optimal within)."""
+    return [lr / 2, lr, lr * 2]
+
+
 FRACTION_STEP = 0.05  # data_growth samples: stage fractions are proposed on this grid
 
 
@@ -410,13 +471,14 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
             fractions[i - 1] = grid[at]
         fractions[-1] = 1.0
 
-    ladder = _ladder(space)
+    final = _choose(trial, "final_arch", space.final_choices())
+    ladder = _ladder(space, final)
     archs: list[str] = []
     rung = 0
     for i in range(1, n):
         rung = trial.suggest_int(f"arch_{i}", rung, len(ladder) - 1)
         archs.append(ladder[rung])
-    archs.append(space.final_arch)
+    archs.append(final)
     train = replace(space.train, lr_schedule=lr_schedule)
     # copy is proposed only where this schedule's growth can copy a trained layer
     shape = Schedule(space.dataset, [Stage(k, a, 1) for k, a in zip(counts, archs)], seed=space.seed, train=train, data_growth=growth)
@@ -506,7 +568,8 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
 
     from optuna.trial import FixedTrial
 
-    ladder, sizes, n = _ladder(space), sorted(space.resolutions), len(schedule.stages)
+    final = schedule.stages[-1].arch
+    ladder, sizes, n = _ladder(space, final), sorted(space.resolutions), len(schedule.stages)
     from growsearch.plan.schedule import TRAIN_LEVERS
 
     if (schedule.dataset, schedule.seed, replace(schedule.train, **TRAIN_LEVERS), schedule.class_order) != (space.dataset, space.seed, space.train, None):
@@ -515,6 +578,7 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
     params: dict[str, Any] = {
         "n_stages": n, "data_growth": schedule.data_growth, "lr_schedule": t.lr_schedule, "deepen_init": schedule.deepen_init,
         "carry_optimizer": t.carry_optimizer, "rewarm_epochs": t.rewarm_epochs, "rewarm_peak": t.rewarm_peak, "new_param_lr": t.new_param_lr,
+        "final_arch": final,
     }
     grid = _fraction_grid(space)
     for i, st in enumerate(schedule.stages, 1):
@@ -550,13 +614,15 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
     return dict(trial.params) if proposed.to_dict() == schedule.to_dict() else None
 
 
-def _ladder(space: SearchSpace) -> list[str]:
-    """The earlier stages' architectures from shallow and narrow to deep and wide (none beyond the final)."""
+def _ladder(space: SearchSpace, final: str | None = None) -> list[str]:
+    """The earlier stages' architectures from shallow and narrow to deep and wide, none beyond
+    the final one (``final``: the one this schedule ends in; default the space's ``final_arch``)."""
     from growsearch.model.arch import parse_arch
 
-    fd, fw = _depth_rank(space.final_arch), parse_arch(space.final_arch)[2]
+    final = final or space.final_arch
+    fd, fw = _depth_rank(final), parse_arch(final)[2]
     keyed = sorted({(_depth_rank(a), parse_arch(a)[2], a) for a in space.archs})
-    return [a for d, w, a in keyed if d <= fd and w <= fw] or [space.final_arch]
+    return [a for d, w, a in keyed if d <= fd and w <= fw] or [final]
 
 
 def _depth_rank(arch: str) -> int:

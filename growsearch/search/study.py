@@ -138,6 +138,10 @@ def user_attrs(result: dict, metric: str) -> dict:
     ):
         if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
             out[key] = result[key]
+    if result.get(f"{metric}_same") is not None:  # the second yardstick: against the final architecture alone
+        out[f"{metric}_same"] = result[f"{metric}_same"]
+    if result.get(f"{metric}_ci_low") is not None:  # the ratio's interval, [low, high]
+        out[f"{metric}_ci"] = [result[f"{metric}_ci_low"], result[f"{metric}_ci_high"]]
     for key in ("schedule", "stages", "versions", "subnets"):  # JSON strings in a Tune result (Tune flattens nested dicts)
         if isinstance(result.get(key), str):
             out[key] = json.loads(result[key])
@@ -196,10 +200,16 @@ def ensure_frontier(
     budgets = space.frontier_budgets()
     resized = f", and with progressive resizing {'→'.join(map(str, space.baseline_resolutions))} px" if space.baseline_resolutions else ""
     specs = family_specs(space, dataset.num_classes, dataset.in_chans) if family else []
-    what = f"every subnet ({', '.join(s.name for s in specs)})" if family else space.final_arch
-    print(f"frontier: {what} from scratch on all of {space.dataset} at {budgets} epochs{resized}", flush=True)
+    archs = [] if family else space.frontier_references()
+    what = f"every subnet ({', '.join(s.name for s in specs)})" if family else ", ".join(archs)
+    lrs, seeds = space.frontier_lrs(), space.baseline_seeds or [space.seed]
+    print(
+        f"frontier: {what} from scratch on all of {space.dataset} at {budgets} epochs{resized}, peak LR {'/'.join(f'{v:g}' for v in lrs)} "
+        f"(the best on validation per budget), seeds {seeds}: {len(specs or archs) * (2 if resized else 1) * len(budgets) * len(lrs) * len(seeds)} runs",
+        flush=True,
+    )
     front = run_frontier(
-        space.dataset, [] if family else [space.final_arch], budgets, specs=specs, lrs=space.baseline_lrs, seeds=space.baseline_seeds or [space.seed], train=space.train,
+        space.dataset, archs, budgets, specs=specs, lrs=lrs, seeds=seeds, train=space.train,
         dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
         runner=runner, workers=workers, resolutions=space.baseline_resolutions, switch_at=space.baseline_switch_at,
     )
@@ -227,6 +237,9 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
       read from, so this schedule is feasible by construction (exactly so when the search
       trained the frontier: the trial then loads that run from the prefix cache), and its M
       ratio is at least 1 (the budget is at or beyond where the frontier crosses the target).
+    - ``"cheapest from scratch (ARCH)"``: the frontier's cheapest network at the target (when it
+      is not the run above), at its cheapest budget that reaches the target: the answer
+      "train a smaller network" is always among the trials.
     - ``"paper 5→10"``-style: the paper's two-stage recipe, half the classes on the smallest
       architecture of the space, then all of them on the final one, each stage trained for the
       cheapest budget that reaches the target (within the space's epoch range).
@@ -253,6 +266,16 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
     paper = Schedule(space.dataset, [Stage(half, _ladder(space)[0], epochs), Stage(num_classes, space.final_arch, epochs, lr=lr)],
                      seed=space.seed, train=space.train)
     out = [("from scratch", scratch)]
+    # the frontier's cheapest network at the target (a smaller one than the most accurate, often):
+    # its cheapest budget that reaches the target, at the LR validation chose there
+    cheap_name = front.m_scratch(target)["reference"]
+    cheap = next(r for r in front.references if r.name == cheap_name)
+    reach = min((p for p in cheap.points if p.val_acc >= target), key=lambda p: p.M, default=None)
+    if reach is not None and (cheap is not ref or reach is not top):
+        out.append((f"cheapest from scratch ({cheap.name})", baseline_schedule(
+            space.dataset, cheap.arch, num_classes, epochs=reach.epochs, seed=space.seed, train=train, lr=reach.lr if reach.lr_sweep else None,
+            resolutions=cheap.resolutions, switch_at=cheap.switch_at, native=native,
+        )))
     if half >= 1:
         out.append((f"paper {half}→{num_classes}", paper))
     return out

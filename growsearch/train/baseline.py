@@ -349,4 +349,14 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict, native: int):
         switch_at=kw["switch_at"], native=native,
     )
     spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"]["widths"]]
-    return r if r.schedule == want.to_dict() and spec_ok else None
+    return r if _same_training(r.schedule, want.to_dict()) and spec_ok else None
+
+
+def _same_training(a: dict, b: dict) -> bool:
+    """Whether two one-run schedules train alike: a stage LR equal to the recipe's is the recipe's
+    (a swept LR that is the recipe's own reuses a run made without a sweep, and the other way round)."""
+    def plain(d: dict) -> dict:
+        lr = d.get("train", {}).get("lr")
+        return {**d, "stages": [{k: v for k, v in st.items() if not (k == "lr" and v == lr)} for st in d.get("stages", [])]}
+
+    return plain(a) == plain(b)

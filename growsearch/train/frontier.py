@@ -128,17 +128,26 @@ class Frontier:
             best = {"value": float(getattr(top, cost)), "reference": top_ref.name, "beyond": True, "below": False}
         return {cost: best.pop("value"), **best}
 
-    def iso(self, M: float, acc: float) -> dict:
+    def iso(self, M: float, acc: float, *, final_arch: str | None = None, runs: Sequence[tuple[float, float]] | None = None) -> dict:
         """``iso_M_ratio = M / M_scratch(acc)`` with how to read it, and the frontier it used.
 
         ``bound`` says when the ratio is not exact: ``"upper"`` when the run is more accurate
         than every budget (the true ratio is at most this), ``"lower"`` when it is less
         accurate than the cheapest budget (the true ratio is at least this).
+
+        Two yardsticks: ``iso_M_ratio`` against the whole family (the cheapest reference of any
+        network), ``iso_M_ratio_same`` against ``final_arch``'s own references alone (None when
+        the frontier trained none of them). ``iso_M_ratio_ci`` is the 95 % interval of
+        ``iso_M_ratio`` over the frontier's seeds and the run's (``runs``: (M, val_acc) per seed
+        of the run; see :meth:`ratio_interval`).
         """
         ms = self.m_scratch(acc)
         longest = self.longest
+        same = self.only(final_arch) if final_arch is not None else None
         return {
             "iso_M_ratio": M / ms["M"],
+            "iso_M_ratio_same": None if same is None else M / same.m_scratch(acc)["M"],
+            "iso_M_ratio_ci": self.ratio_interval(runs or [(M, acc)]),
             "M_scratch": ms["M"],
             "val_acc": acc,
             "reference": ms["reference"],
@@ -149,6 +158,60 @@ class Frontier:
             "M_ratio_longest": M / longest.M,  # the old single-baseline ratio, against the longest budget
             "frontier": self.to_dict(),
         }
+
+    def only(self, arch: str) -> "Frontier | None":
+        """This frontier with the references of ``arch`` alone (the final network's own
+        yardstick: the paper's question, the same network for less), or None when it has none."""
+        from dataclasses import replace
+
+        refs = [r for r in self.references if r.arch == arch and r.spec is None]
+        return replace(self, references=refs) if refs else None
+
+    def ratio_interval(
+        self, runs: Sequence[tuple[float, float]], *, acc: float | None = None, cost: str = "M", draws: int = 1000, seed: int = 0,
+    ) -> list[float]:
+        """The 95 % interval [low, high] of a ratio, by a bootstrap over the frontier's seeds and
+        the run's together: each draw resamples every budget's seeds (the budget's accuracy is the
+        mean of the draw) and the run's seeds ``runs`` ((M, val_acc) each), and takes mean M over
+        M_scratch at the draw's mean accuracy, or at ``acc`` when given (a fixed target, as a
+        search judges); ``cost`` is the budgets' cost it divides by (``"M"``, ``"wall_s"``). Where the run's seeds are the frontier's (as many, drawn with the same
+        indices) the draws are paired. No spread in either (one seed each, or equal seeds)
+        collapses the interval to the point. Hand-written: a paired bootstrap of a ratio through
+        an interpolated envelope is not what ``scipy.stats.bootstrap`` resamples."""
+        import numpy as np
+
+        runs = [(float(m), float(a)) for m, a in runs]
+        if not runs:
+            raise FrontierError("a ratio's interval needs at least one run")
+        rng = np.random.default_rng(seed)
+        n_seeds = max((len(p.seeds) for r in self.references for p in r.points), default=0)
+        paired = len(runs) == n_seeds
+        ratios = []
+        for _ in range(draws):
+            f_idx = rng.integers(0, max(n_seeds, 1), n_seeds) if n_seeds else None
+            r_idx = f_idx if paired else rng.integers(0, len(runs), len(runs))
+            drawn = self._resampled(f_idx)
+            ms = [runs[i][0] for i in r_idx]
+            target = acc if acc is not None else float(np.mean([runs[i][1] for i in r_idx]))
+            ratios.append(float(np.mean(ms)) / drawn.scratch(target, cost)[cost])
+        lo, hi = np.percentile(ratios, [2.5, 97.5])
+        point = float(np.mean([m for m, _ in runs])) / self.scratch(acc if acc is not None else float(np.mean([a for _, a in runs])), cost)[cost]
+        return [min(float(lo), point), max(float(hi), point)]
+
+    def _resampled(self, idx) -> "Frontier":
+        """This frontier with each budget's accuracy the mean over its seeds at ``idx`` (a budget
+        of fewer seeds wraps around; one recorded before seeds were kept stays as it is)."""
+        from dataclasses import replace
+
+        if idx is None:
+            return self
+
+        def point(p: FrontierPoint) -> FrontierPoint:
+            if not p.seeds:
+                return p
+            return replace(p, val_acc=statistics.mean(p.seeds[i % len(p.seeds)]["val_acc"] for i in idx))
+
+        return replace(self, references=[replace(r, points=[point(p) for p in r.points]) for r in self.references])
 
     @property
     def best_val_acc(self) -> float:

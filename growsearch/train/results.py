@@ -88,7 +88,9 @@ class RunResult:
     threads: int = 0  # torch intra-op threads it trained with: CPU results are bit-identical only at the same count
     val_acc: float = 0.0  # final network, all classes, validation split: what selection and the iso ratio read
     selection: str = "validation"  # "validation", or "test" when val_fraction is 0 (the paper's protocol)
-    iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given (None: no frontier)
+    iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given, its cheapest network of any arch (None: no frontier)
+    iso_M_ratio_same: float | None = None  # the same against the final arch's own references alone (None: the frontier trained none)
+    iso_M_ratio_ci: list[float] | None = None  # 95 % interval of iso_M_ratio over the frontier's seeds (Frontier.ratio_interval)
     beyond_frontier: bool | None = None  # more accurate than every budget: iso_M_ratio is then an upper bound
     iso: dict | None = None  # the ratio's details and the frontier it used (see growsearch.train.frontier.Frontier.iso)
     subnets: list[dict] | None = None  # a shrink block's family: per subnet its spec, params, MACs, val/test accuracy after BN recalibration, pareto

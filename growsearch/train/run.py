@@ -350,8 +350,9 @@ def _result(
     if state.family is not None:
         result.subnets, result.shrink = state.family["subnets"], state.family["cost"]
     if front is not None:
-        result.iso = front.iso(result.M, result.val_acc)
+        result.iso = front.iso(result.M, result.val_acc, final_arch=schedule.stages[-1].arch)
         result.iso_M_ratio, result.beyond_frontier = result.iso["iso_M_ratio"], result.iso["beyond_frontier"]
+        result.iso_M_ratio_same, result.iso_M_ratio_ci = result.iso["iso_M_ratio_same"], result.iso["iso_M_ratio_ci"]
     return result
 
 

@@ -267,3 +267,49 @@ def test_ssgd_on_a_family_that_cannot_prune_is_refused_when_the_space_loads(tmp_
     with pytest.raises(SpaceError) as e:
         load_space(tmp_path / "s.yaml")
     assert str(e.value).startswith("optimizer: ") and "resnet backbones cannot be pruned yet: use optimizer sgd" in str(e.value)
+
+
+def test_the_frontier_trains_the_whole_family_with_its_lr_swept_by_default() -> None:
+    from dataclasses import replace
+
+    sp = load_space("digits_vgg")
+    assert sp.frontier_references() == ["vgg19@0.25", "vgg11@0.25", "vgg13@0.25", "vgg16@0.25"]  # the final first, then the family
+    assert replace(sp, baseline_lrs=None).frontier_lrs() == [0.025, 0.05, 0.1]
+    one = replace(sp, frontier_archs=["vgg11@0.25", "vgg19@0.25"], baseline_lrs=[0.05])
+    one.validate()
+    assert one.frontier_references() == ["vgg11@0.25", "vgg19@0.25"] and one.frontier_lrs() == [0.05]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"frontier_archs": []}, "frontier_archs: a list of arch names"),
+        ({"frontier_archs": ["resnet18@0.25"]}, "is not a vgg like final_arch"),
+        ({"frontier_archs": ["nonsense"]}, "frontier_archs"),
+        ({"archs": ["vgg13@0.25"], "final_arch": "vgg11@0.25"}, "deeper or wider than final_arch"),
+    ],
+)
+def test_a_frontier_or_ladder_the_space_cannot_use_is_refused(change: dict, message: str) -> None:
+    from dataclasses import replace
+
+    with pytest.raises(SpaceError, match=message):
+        replace(load_space("digits_vgg"), **change).validate()
+
+
+def test_a_free_final_architecture_proposes_a_one_stage_small_network() -> None:
+    from dataclasses import replace
+
+    from growsearch.plan.schedule import Schedule, Stage
+    from growsearch.search.space import schedule_params
+
+    sp = replace(load_space("digits_vgg"), final_archs=["vgg11@0.25", "vgg19@0.25"])
+    sp.validate()
+    assert "vgg11@0.25" in sp.frontier_references()
+    small = Schedule(sp.dataset, [Stage(10, "vgg11@0.25", 8)], seed=sp.seed, train=sp.train, data_growth="none")
+    params = schedule_params(small, sp, 10)
+    assert params is not None and params["final_arch"] == "vgg11@0.25"
+    assert suggest_schedule(optuna.trial.FixedTrial(params), sp, 10).to_dict() == small.to_dict()
+    grown = Schedule(sp.dataset, [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train)
+    assert suggest_schedule(optuna.trial.FixedTrial(schedule_params(grown, sp, 10)), sp, 10).to_dict() == grown.to_dict()
+    shrinking = Schedule(sp.dataset, [Stage(5, "vgg13@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train)
+    assert schedule_params(shrinking, sp, 10) is None  # the earlier stages never outgrow the chosen final one

@@ -152,7 +152,7 @@ def test_spec_from_trains_the_runs_exact_final_network(npz_data: str, tmp_path: 
 
 def test_resume_keeps_finished_budgets(npz_data: str, tmp_path: Path) -> None:
     out = tmp_path / "f"
-    base = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(out), "--quiet"]
+    base = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(out), "--quiet", "--lr", "0.05"]
     assert main([*base, "--budgets", "1,2"]) == 0
     first = (out / "runs" / "ref0-e1-lr0.05-s0" / "result.json").read_bytes()
     before = load_frontier(out)
@@ -234,3 +234,80 @@ def test_a_frontier_of_other_data_or_another_split_is_refused(npz_data: str, fro
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
         assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
+# --- the family yardstick: envelope, two ratios, intervals, the verdict ------------------------
+
+
+def _seeded_ref(name: str, per_epoch_M: int, accs: list[tuple[int, list[float]]]) -> Reference:
+    pts = [
+        FrontierPoint(epochs=e, M=per_epoch_M * e, val_acc=sum(a) / len(a), test_acc=0.0, wall_s=1.0, lr=0.05,
+                      seeds=[{"seed": i, "val_acc": v, "test_acc": 0.0, "wall_s": 1.0} for i, v in enumerate(a)])
+        for e, a in accs
+    ]
+    return Reference(name, name, None, pts)
+
+
+def _family(spread: float = 0.0) -> Frontier:
+    """A small net cheap but capped at 0.76, a big one dear but reaching 0.82: seeds ± ``spread``."""
+    s = [-spread, 0.0, spread]
+    small = _seeded_ref("vgg11@0.25", 100, [(2, [0.60 + d for d in s]), (4, [0.70 + d for d in s]), (8, [0.76 + d for d in s])])
+    big = _seeded_ref("vgg19@0.25", 300, [(2, [0.62 + d for d in s]), (4, [0.74 + d for d in s]), (8, [0.82 + d for d in s])])
+    return Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [small, big], seeds=[0, 1, 2])
+
+
+@pytest.mark.parametrize("acc", [0.61, 0.65, 0.70, 0.73, 0.76, 0.78, 0.80])
+def test_the_envelope_takes_the_cheapest_arch_and_is_never_above_a_member(acc: float) -> None:
+    f = _family()
+    ms = f.m_scratch(acc)
+    members = [f.only(a) for a in ("vgg11@0.25", "vgg19@0.25")]
+    reach = [m.m_scratch(acc) for m in members]
+    assert ms["M"] == min(r["M"] for r in reach if not r["beyond"])
+    assert ms["reference"] == ("vgg11@0.25" if acc <= 0.76 else "vgg19@0.25")
+    iso = f.iso(1000.0, acc, final_arch="vgg19@0.25")
+    assert iso["iso_M_ratio"] >= iso["iso_M_ratio_same"] - 1e-12  # against the family, never cheaper than against one member
+
+
+def test_the_interval_collapses_without_spread_and_widens_with_the_frontiers_seeds() -> None:
+    M = 1000.0
+    point = _family().iso(M, 0.73)["iso_M_ratio"]
+    assert _family(0.0).ratio_interval([(M, 0.73)] * 3) == pytest.approx([point, point])
+    narrow, wide = (_family(d).ratio_interval([(M, 0.73)] * 3) for d in (0.005, 0.02))
+    assert narrow[0] <= point <= narrow[1] and wide[1] - wide[0] > narrow[1] - narrow[0] > 0
+
+
+def test_the_verdict_reads_the_interval() -> None:
+    from growsearch.cli.summaries import reading
+
+    assert reading(0.8, [0.7, 0.9]).startswith("a saving")
+    assert reading(0.8, [0.7, 1.05]).startswith("no measurable difference")  # the interval crosses 1: no saving claimed
+    assert reading(1.3, [1.1, 1.5]).startswith("a loss")
+    assert reading(0.8, None).startswith("a saving")  # no spread recorded: the point is its own interval
+
+
+def test_the_verdict_says_train_the_smaller_network_instead_only_when_it_is_cheaper() -> None:
+    from growsearch.cli.summaries import iso_line
+
+    f = _family()
+    cheap_small = f.iso(f.m_scratch(0.70)["M"] * 1.5, 0.70, final_arch="vgg19@0.25")  # vgg11 reaches 0.70 for less
+    assert cheap_small["reference"] == "vgg11@0.25"
+    assert "vgg11@0.25 from scratch reaches it for 0.67x this schedule's M: train it instead" in iso_line(cheap_small, 0.70, "vgg19@0.25")
+    only_big = f.iso(f.m_scratch(0.80)["M"] * 1.5, 0.80, final_arch="vgg19@0.25")  # only vgg19 reaches 0.80
+    assert only_big["reference"] == "vgg19@0.25" and "instead" not in iso_line(only_big, 0.80, "vgg19@0.25")
+    saving = f.iso(f.m_scratch(0.70)["M"] * 0.5, 0.70, final_arch="vgg19@0.25")
+    assert "instead" not in iso_line(saving, 0.70, "vgg19@0.25")
+
+
+def test_a_judged_trial_carries_both_ratios_and_the_interval() -> None:
+    from types import SimpleNamespace
+
+    from growsearch.search.judge import Judge
+    from growsearch.search.study import user_attrs
+
+    judge = Judge(_family(0.01), tolerance=0.04)  # target 0.78: only vgg19 reaches it, so the two ratios agree
+    stage = SimpleNamespace(arch="vgg19@0.25", **{k: 0 for k in ("classes", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")})
+    run = SimpleNamespace(M=1500, val_acc=0.79, test_acc=0.0, wall_s=1.0, spent_M=1500, reused_stages=0, M_nonzero=1500, stages=[stage], versions={})
+    attrs = user_attrs(judge.metrics(run), judge.metric)
+    assert attrs["M_ratio_same"] == pytest.approx(attrs["M_ratio"])
+    lo, hi = attrs["M_ratio_ci"]
+    assert lo < attrs["M_ratio"] < hi
