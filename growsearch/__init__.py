@@ -55,12 +55,22 @@ _LAZY = {
     "run_frontier": "growsearch.train.baseline",
     "Frontier": "growsearch.train.frontier",
     "load_frontier": "growsearch.train.frontier",
+    "merge_frontiers": "growsearch.train.frontier",
     "robustness_report": "growsearch.robust.robustness",
     "mutual_inference": "growsearch.robust.vote",
     "load_space": "growsearch.search.space",
     "run_search": "growsearch.search.driver",
     "load_best": "growsearch.search.best",
     "load_best_network": "growsearch.search.best",
+    "export_best": "growsearch.search.best",
+    # the plugin routes: your own Optuna study, your own Ray Tune Tuner, your own objective
+    "Objective": "growsearch.search.optuna",
+    "CostPruner": "growsearch.search.optuna",
+    "tune_pieces": "growsearch.search.tune",
+    "runtime_env": "growsearch.search.cluster",
+    "Cost": "growsearch.search.judge",
+    "register_cost": "growsearch.search.judge",
+    "Judge": "growsearch.search.judge",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -73,14 +83,20 @@ if TYPE_CHECKING:
     from growsearch.model.cost import macs_per_sample
     from growsearch.model.ops import grow, register_op
     from growsearch.plan.planner import plan_schedule, StagePlan
-    from growsearch.plan.schedule import load_schedule, Schedule, Stage, TrainConfig
+    from growsearch.model.elastic import Subnet
+    from growsearch.plan.schedule import load_schedule, Schedule, Shrink, Stage, TrainConfig
     from growsearch.robust.robustness import robustness_report
     from growsearch.robust.vote import mutual_inference
-    from growsearch.search.best import load_best, load_best_network
+    from growsearch.search.best import export_best, load_best, load_best_network
+    from growsearch.search.cluster import runtime_env
+    from growsearch.search.judge import Cost, Judge, register_cost
+    from growsearch.search.optuna import CostPruner, Objective
+    from growsearch.search.tune import tune_pieces
     from growsearch.search.driver import run_search
     from growsearch.search.space import load_space
     from growsearch.train.baseline import run_baseline, run_frontier
-    from growsearch.train.frontier import Frontier, load_frontier
+    from growsearch.train.family import cut_subnet, family_ratio
+    from growsearch.train.frontier import Frontier, load_frontier, merge_frontiers
     from growsearch.train.results import load_checkpoint, RunResult
     from growsearch.train.run import run_schedule
 

@@ -249,6 +249,9 @@ def _unique_pairs(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
+MAX_YAML_ALIASES = 100  # a file with more is refused before it is expanded
+
+
 def _parse_yaml(text: str) -> object:
     import yaml
 
@@ -263,6 +266,11 @@ def _parse_yaml(text: str) -> object:
         return loader.construct_mapping(node, deep=True)
 
     Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    # aliases are counted before anything is built: nested ones expand exponentially (a
+    # "billion laughs" file would exhaust memory); a schedule or space needs few, if any
+    aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader))
+    if aliases > MAX_YAML_ALIASES:
+        raise ValueError(f"{aliases} YAML aliases (*name), more than the {MAX_YAML_ALIASES} growsearch expands: write the values out")
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: safe_load's constructors only
 
 

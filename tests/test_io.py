@@ -207,3 +207,14 @@ def test_json_and_yaml_read_a_bom_alike(tmp_path: Path) -> None:
     for name, text in (("a.json", '{"k": 1}'), ("a.yaml", "k: 1\n")):
         (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode())
         assert read_document(tmp_path / name, ValueError) == {"k": 1}
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    from growsearch._io import read_document
+
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(12)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\nclass_order: *m\n")
+    with pytest.raises(ValueError, match="YAML aliases"):
+        read_document(bomb, ValueError)

@@ -18,6 +18,7 @@ from growsearch.cli.summaries import family_text, robustness_table, run_summary,
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C (SIGINT), as shells report it
 EXIT_TERMINATED = 143  # SIGTERM
+EXIT_NOTHING_FEASIBLE = 3  # a search finished, and no trial reached the target (1 stays a bug's)
 
 
 class _Terminated(KeyboardInterrupt):
@@ -116,7 +117,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references, cost=args.cost,
     )
     print(search_report(res))
-    return 0 if res.best_schedule is not None else 1
+    return 0 if res.best_schedule is not None else EXIT_NOTHING_FEASIBLE
 
 
 def _cmd_robustness(args: argparse.Namespace) -> int:
@@ -270,8 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     # The one error boundary: what a user can fix is one line and exit code 2; a bug is a traceback
     # and a line asking to report it.
+    from growsearch.search.judge import SearchInterrupted
+
     try:
         return handlers[args.command](args)
+    except SearchInterrupted as e:
+        print(f"growsearch {args.command}: interrupted: {_one_line(e)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (GrowsearchError, FileNotFoundError) as e:
         print(f"growsearch {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE

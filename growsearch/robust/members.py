@@ -103,7 +103,14 @@ def _check_members_match(run: Path, members: Sequence[Member], info) -> None:
             f"{run} holds {len(members)} stage checkpoints but its result.json has {len(info.stages)} stages: "
             "checkpoints of another run are mixed in; re-run the schedule into an empty --out"
         )
+    from growsearch.train.results import weights_digest
+
     for m, st in zip(members, info.stages):
+        if st.weights_sha256 and weights_digest(m.model) != st.weights_sha256:
+            raise RobustnessError(
+                f"{run}/stage{m.stage}.pt is not this run's stage {m.stage} network (its weights differ from the digest in "
+                "result.json: another run's checkpoint?): re-run the schedule into an empty --out"
+            )
         if len(m.classes) != st.classes or (st.spec and m.model.arch_spec.to_dict()["widths"] != st.spec["widths"]):
             raise RobustnessError(
                 f"{run}/stage{m.stage}.pt does not match stage {m.stage} of its result.json ({len(m.classes)} vs {st.classes} classes "

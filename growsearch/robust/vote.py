@@ -68,6 +68,25 @@ def _ties(key: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
     return alive & (k >= k.max(1, keepdim=True).values - 1e-9)
 
 
+def _check_members(logits: Sequence[torch.Tensor], classes: Sequence[Sequence[int]], weights: Sequence[float], num_classes: int) -> None:
+    """One member per logits, classes list and weight; finite weights ≥ 0, not all 0; each
+    member's logits as wide as its classes, which lie in [0, num_classes)."""
+    if not logits or not len(logits) == len(classes) == len(weights):
+        raise RobustnessError(
+            f"mutual inference needs one classes list and one weight per member: got {len(logits)} logits, {len(classes)} classes lists "
+            f"and {len(weights)} weights"
+        )
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise RobustnessError(f"num_classes must be a whole number ≥ 1, got {num_classes!r:.40}")
+    if any(not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0 for w in weights) or not any(w > 0 for w in weights):
+        raise RobustnessError(f"member weights must be finite numbers ≥ 0, at least one above 0, got {list(weights)!r:.120}")
+    for m, (lg, cls) in enumerate(zip(logits, classes)):
+        if lg.ndim != 2 or lg.shape[1] != len(cls) or lg.shape[0] != logits[0].shape[0]:
+            raise RobustnessError(f"member {m}'s logits are {tuple(lg.shape)}: expected ({logits[0].shape[0]}, {len(cls)}), one column per class it knows")
+        if any(not 0 <= int(c) < num_classes for c in cls):
+            raise RobustnessError(f"member {m} names classes outside [0, {num_classes}): {list(cls)!r:.120}")
+
+
 def mutual_inference(
     logits: Sequence[torch.Tensor],
     classes: Sequence[Sequence[int]],
@@ -85,6 +104,7 @@ def mutual_inference(
     then to the larger Σ weight × softmax probability.
     """
     _check_rule(rule)
+    _check_members(logits, classes, weights, num_classes)
     n, dev = logits[0].shape[0], logits[0].device
     votes = torch.zeros(n, num_classes, dtype=torch.float64, device=dev)
     soft = torch.zeros_like(votes)

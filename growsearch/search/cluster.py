@@ -33,12 +33,16 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
 
 def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> int:
     """Start (or join) Ray and check a trial fits on some node; returns how many trials the
-    cluster runs at once."""
+    cluster runs at once. Without ``address``, ``$RAY_ADDRESS`` names the cluster to join (as
+    for ``ray.init()``); without either, a fresh local Ray is started."""
     import logging
 
     import ray
 
     level = logging.ERROR if quiet else logging.INFO
+    if not address and os.environ.get("RAY_ADDRESS"):  # the cluster convention ray.init() itself follows
+        address = os.environ["RAY_ADDRESS"]
+        print(f"ray: joining the cluster at {address} (RAY_ADDRESS)", flush=True)
 
     if not ray.is_initialized():
         env = runtime_env()  # what this process registered (families, ops, sources) reaches every worker
@@ -53,6 +57,7 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
             # address="local": always a fresh instance of our own, never a cluster some earlier run
             # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
             print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
+            _private_token()
             ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level, runtime_env=env)
     elif made():
         print(
@@ -70,6 +75,19 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
     if gpus_per_trial > 0:
         fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
     return max(1, sum(fits))
+
+
+def _private_token() -> None:
+    """Guard a local Ray's ports with a token no other user can read. Ray's own default writes a
+    token to ~/.ray/auth_token with the umask's mode (0644: readable by any local user who can
+    enter the home folder); a token of our own in this process's environment reaches the Ray
+    processes it starts and is written nowhere. A token or token file the user set is theirs
+    to keep, and so is RAY_AUTH_MODE=disabled."""
+    import secrets
+
+    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled" or os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 def runtime_env() -> dict:

@@ -33,7 +33,7 @@ from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
 from growsearch.search.space import load_space, SearchSpace
 
-from growsearch.search.judge import FGSM_METRIC, get_cost, Judge, SearchError
+from growsearch.search.judge import FGSM_METRIC, get_cost, Judge, SearchError, SearchInterrupted
 from growsearch.search.optuna import default_sampler
 from growsearch.search.plots import plot_pareto
 from growsearch.search.study import enqueue, ensure_frontier, given_frontier, reference_schedules, split_data, study_names
@@ -221,6 +221,8 @@ def run_search(
             raise SearchError(f"nothing to resume: no study {name!r} in {url}")
 
     check_out()
+    if resume:
+        _check_same_space(optuna.load_study(study_name=name, storage=url), sp)
     slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -294,10 +296,35 @@ def run_search(
             first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
             raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
         study = optuna.load_study(study_name=name, storage=url)
+        running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+        if remaining > 0 and (running or len(grid) < remaining):  # Ctrl-C or SIGTERM: Tune ends fit() early, without a word
+            done = len(_finished(study))
+            raise SearchInterrupted(
+                f"stopped after {done} of {budget} trials ({len(running)} cut short): nothing is chosen from an unfinished search; "
+                f"continue it with: growsearch search {sp.name or 'SPACE'} --out {shown(out)} --resume"
+                + (f" --storage {shown_url(url)}" if storage else "") + (f" --study {name}" if study_name else "")
+            )
         result = _summarise(study, judge, url, out, robust)
         result.val_size = len(ds.y_val)
         print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
         return result
+
+
+def _check_same_space(study: Any, sp: SearchSpace) -> None:
+    """A resumed study continues the space it started with (its ``space`` user attribute), or
+    ``SearchError`` names what changed: a changed tolerance or range would re-judge the trials."""
+    import json
+
+    was = study.user_attrs.get("space")
+    if was is None:
+        return
+    now = json.loads(json.dumps(sp.to_dict()))  # as the study stored it (tuples as lists)
+    changed = sorted(k for k in {*was, *now} - {"trials", "name"} if was.get(k) != now.get(k))
+    if changed:
+        raise SearchError(
+            f"study {study.study_name!r} was started with another space ({', '.join(changed[:4])}{', ...' if len(changed) > 4 else ''} "
+            "changed): resume it with the space it started with, or start a new --study"
+        )
 
 
 def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) -> dict | None:
@@ -322,10 +349,12 @@ def _resume(study: Any, name: str) -> tuple[int, str]:
     from growsearch.search.study import FIXED_SCHEDULE
 
     interrupted = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+    # why they failed, on the study (no public Optuna call sets a user attribute on a trial
+    # another process asked): the trial numbers each resume found interrupted
+    if interrupted:
+        was = dict(study.user_attrs.get("interrupted_trials", {}))
+        study.set_user_attr("interrupted_trials", {**was, str(int(study.user_attrs.get("resumes", 0)) + 1): [t.number for t in interrupted]})
     for t in interrupted:
-        # no public call sets a user attribute on a trial another process asked (Optuna 5.0): the
-        # reason goes through Trial(study, id), whose id a FrozenTrial keeps private
-        optuna.trial.Trial(study, t._trial_id).set_user_attr("failed_because", "interrupted when the driver stopped; proposed again")
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         keep = {k: t.user_attrs[k] for k in ("reference", FIXED_SCHEDULE) if k in t.user_attrs}
         study.enqueue_trial(t.params, user_attrs=keep)

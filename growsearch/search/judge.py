@@ -36,13 +36,18 @@ from growsearch.errors import GrowsearchError
 from growsearch.train.frontier import Frontier
 
 __all__ = [
-    "FGSM_METRIC", "STAGE_FIELDS", "Cost", "Judge", "SearchError", "StopTrial", "best_trial", "cannot_win", "feasible_trials", "get_cost",
+    "FGSM_METRIC", "STAGE_FIELDS", "Cost", "Judge", "SearchError", "SearchInterrupted", "StopTrial", "best_trial", "cannot_win", "feasible_trials", "get_cost",
     "list_costs", "register_cost",
 ]
 
 
 class SearchError(GrowsearchError, ValueError):
     """A search that cannot start or continue as asked, or a study that cannot answer; the message names the fix."""
+
+
+class SearchInterrupted(SearchError):
+    """A search stopped (Ctrl-C, SIGTERM) before its trials had run: nothing is summarised or
+    chosen; ``growsearch search`` exits 130 with the resume command."""
 
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (the attacker knows the final net)
 # per stage of a finished trial: what its "stages" user attribute keeps
@@ -167,6 +172,12 @@ class Judge:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cost", get_cost(self.cost))
+
+    def __reduce__(self) -> tuple:
+        # pickled by the cost's name, not its functions: a cost registered with a lambda or a
+        # closure (register_cost's own example) survives Tune checkpointing the searcher with
+        # plain pickle; the registration itself reaches workers through runtime_env()
+        return (type(self), (self.frontier, self.tolerance, self.cost, self.min_fgsm_acc))
         if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not 0 <= self.tolerance < 1:
             raise SearchError(f"tolerance is a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
 
@@ -259,16 +270,16 @@ class Judge:
 
     def yardsticks(self, value: float, final_arch: str | None) -> dict:
         """A trial's second yardstick and interval, as Tune-friendly scalars: ``M_ratio_same``
-        (its cost over ``final_arch``'s own from-scratch cost at the target; None when the
+        (its cost over ``final_arch``'s own from-scratch cost at the target; absent when the
         frontier trained no such reference) and ``M_ratio_ci_low``/``_high`` (the 95 % interval of
         ``M_ratio`` over the frontier's seeds, :meth:`Frontier.ratio_interval`)."""
         key = self._cost.frontier_key
         same = self.frontier.only(final_arch) if final_arch else None
         lo, hi = self.frontier.ratio_interval([(value, self.target)], acc=self.target, cost=key)
-        return {
-            f"{self.metric}_same": None if same is None else float(value) / float(same.scratch(self.target, key)[key]),
-            f"{self.metric}_ci_low": lo, f"{self.metric}_ci_high": hi,
-        }
+        out = {f"{self.metric}_ci_low": lo, f"{self.metric}_ci_high": hi}
+        if same is not None:  # absent rather than None or NaN: Tune's loggers take numbers only
+            out[f"{self.metric}_same"] = float(value) / float(same.scratch(self.target, key)[key])
+        return out
 
     def _family_constraint(self, result: Any, extra: dict) -> float:
         """A family trial's accuracy constraint: the largest shortfall of a subnet below its own

@@ -517,7 +517,11 @@ def tune_pieces(
     # stops trials only by the bound fixed when each was proposed (in the trainable); with two
     # objectives a costlier schedule may still be on the Pareto front
     live_stop = not (fgsm_objective or deterministic)
+    last = trials
+    if remaining is not None:  # a resumed study numbers its new trials after every trial it holds, the interrupted ones too
+        held_trials = searcher.study.trials
+        last = len([t for t in held_trials if t.state != optuna.trial.TrialState.WAITING]) + remaining
     return TunePieces(
         trainable=trainable_, search_alg=InOrderBatches(searcher, batch or 1, trials if remaining is None else remaining) if deterministic else searcher,
-        stop=CostStopper(judge.metric) if live_stop else None, callbacks=[TrialLines(trials, judge.metric)], judge=judge,
+        stop=CostStopper(judge.metric) if live_stop else None, callbacks=[TrialLines(last, judge.metric)], judge=judge,
     )

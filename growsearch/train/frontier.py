@@ -43,6 +43,7 @@ __all__ = [
     "budget_run_dir",
     "check_budgets",
     "load_frontier",
+    "merge_frontiers",
 ]
 
 FRONTIER_FILE = "frontier.json"
@@ -325,6 +326,39 @@ def load_frontier(path: str | Path) -> Frontier:
         return Frontier.from_dict(json.loads(f.read_text()))
     except (ValueError, TypeError, KeyError) as e:
         raise FrontierError(f"{f} is not a growsearch frontier ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): re-create it with growsearch baseline") from None
+
+
+def merge_frontiers(frontiers: Sequence[Frontier]) -> Frontier:
+    """One family frontier from several (each ``growsearch baseline`` folder trains some
+    architectures; together they are the family): every reference of each, in order, with what
+    they cost summed. All must have read the same data, classes and validation split, with the
+    same seeds (the interval pairs them), or ``FrontierError`` says which differs.
+
+    Example:
+        >>> a = Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("vgg11", "vgg11", None, [])], spent_M=5)
+        >>> b = Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("vgg19", "vgg19", None, [])], spent_M=7)
+        >>> m = merge_frontiers([a, b]); [r.name for r in m.references], m.spent_M
+        (['vgg11', 'vgg19'], 12)
+    """
+    from dataclasses import replace
+
+    if not frontiers:
+        raise FrontierError("merge at least one frontier")
+    first = frontiers[0]
+    for f in frontiers[1:]:
+        for key, what in (("dataset", "dataset"), ("num_classes", "class count"), ("val_id", "validation split"), ("seeds", "seeds")):
+            if getattr(f, key) != getattr(first, key):
+                raise FrontierError(
+                    f"frontiers to merge differ in {what} ({getattr(first, key)!r:.60} against {getattr(f, key)!r:.60}): "
+                    "train every reference on the same data, split and seeds"
+                )
+    names = [r.name for f in frontiers for r in f.references]
+    if len(set(names)) != len(names):
+        raise FrontierError(f"frontiers to merge both hold a reference named {next(n for n in names if names.count(n) > 1)!r}: merge each once")
+    return replace(
+        first, references=[r for f in frontiers for r in f.references], spent_M=sum(f.spent_M for f in frontiers),
+        wall_s=sum(f.wall_s for f in frontiers),
+    )
 
 
 def budget_run_dir(frontier_dir: str | Path, epochs: int, lr: float, seed: int, *, reference: int = 0) -> Path:

@@ -65,6 +65,7 @@ class StageResult:
     fraction: float = 1.0  # the share of its classes' training images it saw (data_growth samples; else 1)
     M_shrink: int = 0  # of M, the shrink phase's subnet passes and BatchNorm recalibration (the last stage of a schedule with a shrink block)
     time_split: dict = field(default_factory=dict)  # where wall_s went: data_s, grow_s, train_s, val_s, family_s (a shrink phase), test_s and the rest, other_s
+    weights_sha256: str = ""  # digest of the stage network's weights (weights_digest): its checkpoint is this run's own, not one swapped in
 
 
 @dataclass
@@ -186,6 +187,20 @@ def finish_run(result: RunResult, work: Path, out: Path) -> None:
     ``out`` (:func:`prepare_out`'s counterpart). Figures are the caller's (it reports the run)."""
     write_json_atomic(work / RESULT_FILE, result.to_dict())
     swap_in(work, out)
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A SHA-256 of a network's state (every tensor's name, dtype, shape and bytes, on the CPU):
+    what ``result.json`` records per stage, so a checkpoint of another run of the same shape is
+    told apart from the run's own."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def save_checkpoint(

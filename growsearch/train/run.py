@@ -48,7 +48,7 @@ from growsearch.train.shrink import family_table, Shrinker
 from growsearch.train.prefix import find_prefix, find_resume, prefix_key
 from growsearch.model.prune import nonzero_macs_per_sample, threshold_widths
 from growsearch.train.results import (
-    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
+    check_out_dir, finish_run, load_checkpoint, weights_digest, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
 )
 from growsearch.plan.schedule import load_split, Schedule, TrainConfig
 
@@ -299,7 +299,7 @@ def _train_stage(
         test_acc=acc, wall_s=wall_s, time_split=split, params=count_params(model),
         spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
         M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
-        stage=i, fraction=st.fraction if st.fraction is not None else 1.0,
+        stage=i, fraction=st.fraction if st.fraction is not None else 1.0, weights_sha256=weights_digest(model),
     )
     state.model, state.masked, state.prev_data, state.prev_res = model, run.masked, data, res
     state.stages.append(stage)

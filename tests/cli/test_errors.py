@@ -382,3 +382,36 @@ def test_a_bug_shows_its_traceback_and_asks_to_be_reported(monkeypatch: pytest.M
     assert main(["export", "--storage", "sqlite:///x.db", "--study", "s", "-o", "out.json"]) == 1
     err = capsys.readouterr().err
     assert "Traceback" in err and "this is a bug in growsearch" in err
+
+
+def test_search_joins_the_cluster_ray_address_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import socket
+
+    from helpers import tiny_space
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert main(["search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--trials", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # refused before anything was written, no local Ray started instead
+
+
+def test_resuming_a_search_with_an_edited_space_names_what_changed(tmp_path: Path, capsys) -> None:
+    import optuna
+
+    from helpers import tiny_space
+
+    space = tiny_space(tmp_path)
+    from growsearch.search.space import load_space
+
+    stored = json.loads(json.dumps(load_space(space).to_dict()))
+    out = tmp_path / "out"
+    out.mkdir()
+    study = optuna.create_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
+    study.set_user_attr("space", stored)
+    space.write_text(space.read_text().replace("tolerance: 0.5", "tolerance: 0.2"))
+    assert main(["search", str(space), "--out", str(out), "--resume"]) == 2
+    assert "another space (tolerance changed)" in capsys.readouterr().err

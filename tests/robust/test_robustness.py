@@ -276,3 +276,31 @@ def test_ablation_needs_a_family_that_declares_its_units() -> None:
             unit_norms(model)
         with ablate(model, 0.0, torch.Generator()) as zeroed:  # nothing to zero: no error
             assert zeroed == 0
+
+
+def test_a_same_shaped_checkpoint_of_another_run_is_refused(runs, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    from growsearch.cli.commands import main
+
+    run, _, data = runs
+    other = _run(tmp_path, data, "other", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 2}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 3}])
+    shutil.copyfile(other / "stage2.pt", run / "stage2.pt")  # same classes, same widths, other weights
+    assert main(["robustness", str(run), "--quiet"]) == 2
+    assert "is not this run's stage 2 network" in capsys.readouterr().err
+    assert not (run / "robustness.json").exists()
+
+
+@pytest.mark.parametrize(
+    "logits, classes, weights, message",
+    [
+        ([torch.zeros(3, 2)], [[0, 1], [0, 1]], [1.0], "one classes list and one weight per member"),
+        ([torch.zeros(3, 2)], [[0, 1]], [float("nan")], "finite numbers"),
+        ([torch.zeros(3, 2)], [[0, 1]], [0.0], "at least one above 0"),
+        ([torch.zeros(3, 3)], [[0, 1]], [1.0], "one column per class"),
+        ([torch.zeros(3, 2)], [[0, 7]], [1.0], "outside"),
+    ],
+)
+def test_mutual_inference_refuses_members_that_do_not_add_up(logits, classes, weights, message: str) -> None:
+    with pytest.raises(RobustnessError, match=message):
+        mutual_inference(logits, classes, weights, num_classes=4)

@@ -78,3 +78,19 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
             except subprocess.TimeoutExpired:
                 pass
             kill_tree(node.pid, owned)  # whatever of this node is still there
+
+
+def test_a_local_search_guards_its_ports_with_a_token_it_writes_nowhere(tmp_path: Path) -> None:
+    code = (
+        "import os, ray\n"
+        "from growsearch.search.cluster import init_ray\n"
+        "init_ray(None, 1, 0)\n"
+        "print('task', ray.get(ray.remote(lambda: 42).remote()), os.environ.get('RAY_AUTH_MODE'))\n"
+        "ray.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")}
+    env["HOME"] = str(tmp_path)  # Ray's default would write HOME/.ray/auth_token, mode 0644
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "task 42 token" in proc.stdout  # token authentication on, with our token
+    assert not (tmp_path / ".ray" / "auth_token").exists()

@@ -200,3 +200,29 @@ def test_a_diverging_trial_fails_with_its_reason_and_the_study_goes_on(setup, mo
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.FAIL] * 2
     assert all("diverged" in t.user_attrs["failed_because"] for t in study.trials)
     assert all("M_ratio" not in t.user_attrs for t in study.trials)  # nothing reported as a result
+
+
+def test_a_judge_of_a_lambda_cost_pickles_by_name() -> None:
+    import pickle
+
+    from growsearch.search.judge import Cost, Judge, register_cost
+    from growsearch.train.frontier import Frontier, FrontierPoint, Reference
+
+    register_cost(Cost("lambda_M", "lambda_ratio", lambda r: float(r.M), frontier_key="M"))
+    pts = [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05) for e, m, a in ((2, 100, 0.8), (4, 200, 0.9))]
+    judge = Judge(Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("r", "r", None, pts)]), tolerance=0.0, cost="lambda_M")
+    back = pickle.loads(pickle.dumps(judge))  # what Tune does to the searcher that holds it
+    assert back.metric == "lambda_ratio" and back.ratio(100.0) == judge.ratio(100.0)
+
+
+def test_studies_in_an_optuna_journal_file_are_read(tmp_path: Path) -> None:
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    from growsearch.search.best import _open
+
+    path = tmp_path / "journal.log"
+    optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path))))
+    assert _open(str(path), "s").study_name == "s"
+    with pytest.raises(GrowsearchError, match="no Optuna journal file"):
+        _open(str(tmp_path / "missing.log"), "s")
+    assert not (tmp_path / "missing.log").exists()

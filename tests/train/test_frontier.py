@@ -311,3 +311,18 @@ def test_a_judged_trial_carries_both_ratios_and_the_interval() -> None:
     assert attrs["M_ratio_same"] == pytest.approx(attrs["M_ratio"])
     lo, hi = attrs["M_ratio_ci"]
     assert lo < attrs["M_ratio"] < hi
+
+
+def test_merged_frontiers_are_one_family_and_refuse_another_split() -> None:
+    from dataclasses import replace
+
+    from growsearch.train.frontier import merge_frontiers
+
+    f = _family()
+    small, big = (replace(f, references=[r]) for r in f.references)
+    merged = merge_frontiers([small, big])
+    assert [r.name for r in merged.references] == ["vgg11@0.25", "vgg19@0.25"] and merged.m_scratch(0.7) == f.m_scratch(0.7)
+    with pytest.raises(FrontierError, match="validation split"):
+        merge_frontiers([small, replace(big, val_id="other")])
+    with pytest.raises(FrontierError, match="named 'vgg11@0.25'"):
+        merge_frontiers([small, small])
