@@ -76,7 +76,7 @@ def robustness_report(
     batch_size: int = 256,
     seed: int = 0,
     device: str | torch.device | None = None,
-    dataset=None,
+    dataset: Any = None,
     out: bool = True,
     overwrite: bool = False,
     progress: bool = True,

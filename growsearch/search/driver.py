@@ -117,7 +117,8 @@ def run_search(
             A resume reads the Optuna study, never Tune's saved experiment state (pickles, which
             run code when read): the trials the stop interrupted are proposed again, and their
             finished stages load from the prefix cache.
-        cpus_per_trial, gpus_per_trial: Ray resources of one trial (fractions allowed).
+        cpus_per_trial: Ray CPUs of one trial (fractions allowed).
+        gpus_per_trial: Ray GPUs of one trial (fractions allowed).
         max_failures: retries of a failed trial (from its last stage checkpoint).
         fgsm_eps: measure every trial's FGSM accuracy at this ε (pixel units) with mutual
             inference over its stage networks (the attacker knows only the final network); stored

@@ -497,9 +497,11 @@ def tune_pieces(
         trials: the trial budget (the trial lines count to it).
         remaining: the trials this Tuner runs (``TuneConfig(num_samples=...)``) when a resumed
             study already holds some (default: ``trials``).
-        deterministic, batch: propose in fixed batches of ``batch`` (default 1) told in trial
-            order (:class:`InOrderBatches`), stop by proposal-time bounds only (no live stopper).
-        The rest: as :class:`Searcher` and :func:`trainable_for`.
+        deterministic: propose in fixed batches told in trial order (:class:`InOrderBatches`),
+            stop by proposal-time bounds only (no live stopper).
+        batch: with ``deterministic``, the batch size (default 1).
+
+    The other arguments are :class:`Searcher`'s and :func:`trainable_for`'s.
     """
     sp, ds = _space_and_data(space, dataset)
     robust = None if fgsm_eps is None else {"eps": float(fgsm_eps), "objective": bool(fgsm_objective), "min_acc": min_fgsm_acc}

@@ -187,10 +187,12 @@ def run_frontier(
             Default: one after another in this process; ``growsearch search`` passes Ray workers
             (:func:`growsearch.search.cluster.ray_runner`).
         workers: how ``runner`` runs them, for the progress line (e.g. "2 Ray workers").
-        resolutions, switch_at: also train every reference with progressive resizing (e.g.
-            16, 24, 32 px switching at 0.5 and 0.75 of each budget; :func:`baseline_schedule`),
-            a further reference named like ``vgg19@0.25 16→24→32px@.5,.75``: the from-scratch
-            recipe that a schedule growing its resolution must beat.
+        resolutions: also train every reference with progressive resizing at these sides (e.g.
+            16, 24, 32 px; :func:`baseline_schedule`), a further reference named like
+            ``vgg19@0.25 16→24→32px@.5,.75``: the from-scratch recipe that a schedule growing its
+            resolution must beat.
+        switch_at: with ``resolutions``, the fractions of each budget where the side changes
+            (e.g. 0.5 and 0.75).
         plain: with ``resolutions``, also train every reference as it is (False: only its
             progressive-resizing twin, e.g. to add it beside a frontier trained before).
 
