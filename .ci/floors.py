@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import re
 import sys
-import tomllib
 from pathlib import Path
 
-_FLOOR = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*>=\s*([0-9][0-9.]*)\s*(?:,\s*<\s*[0-9][0-9.]*\s*)?$")
+import tomllib
+
+_FLOOR = re.compile(
+    r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*>=\s*([0-9][0-9.]*)\s*(?:,\s*<\s*[0-9][0-9.]*\s*)?$"
+)
 
 
 def floors(pyproject: Path) -> list[str]:
     """``name==floor`` for every requirement of the project and of its extras, in the file's order
     (extras that name the project itself are skipped)."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    reqs = list(project["dependencies"]) + [r for extra in project.get("optional-dependencies", {}).values() for r in extra]
+    reqs = list(project["dependencies"]) + [
+        r for extra in project.get("optional-dependencies", {}).values() for r in extra
+    ]
     out: list[str] = []
     for req in reqs:
         if re.match(rf"^\s*{re.escape(project['name'])}\s*\[", req):
@@ -34,4 +39,8 @@ def floors(pyproject: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    print("\n".join(floors(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "pyproject.toml"))))
+    print(
+        "\n".join(
+            floors(Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "pyproject.toml"))
+        )
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics as stats
 from pathlib import Path
 
-from growsearch.train.frontier import Frontier
-from growsearch.train.baseline import run_frontier
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
+from growsearch.train.baseline import run_frontier
+from growsearch.train.frontier import Frontier
 
 RESULTS = Path(__file__).parent / "results"
 # The shared from-scratch frontier of the digits benchmarks: VGG19@0.25 at five budgets, each
@@ -54,13 +54,27 @@ def frontier_table(front: Frontier) -> list[str]:
 
 
 def frontier(
-    name: str, archs: list[str], *, specs_from: list[Path] = (), budgets: list[int] = BUDGETS, lrs: list[float] = LRS, seeds: int = SEEDS
+    name: str,
+    archs: list[str],
+    *,
+    specs_from: list[Path] = (),
+    budgets: list[int] = BUDGETS,
+    lrs: list[float] = LRS,
+    seeds: int = SEEDS,
 ) -> Frontier:
     """A digits frontier kept under ``results/frontiers/NAME``: every budget run's result.json
     stays there, so a later session extends it (new budgets, seeds, LRs) instead of redoing it."""
     return run_frontier(
-        "digits", archs, budgets, specs_from=specs_from, seeds=list(range(seeds)), lrs=lrs, train=TrainConfig(),
-        out_dir=RESULTS / "frontiers" / name, resume=True, progress=False,
+        "digits",
+        archs,
+        budgets,
+        specs_from=specs_from,
+        seeds=list(range(seeds)),
+        lrs=lrs,
+        train=TrainConfig(),
+        out_dir=RESULTS / "frontiers" / name,
+        resume=True,
+        progress=False,
     )
 
 
@@ -68,7 +82,10 @@ def iso_cells(runs: list, front: Frontier) -> tuple[str, str]:
     """(iso-accuracy M ratio mean ± std over runs, how many runs are bounds rather than exact)."""
     isos = [front.iso(r.M, r.val_acc) for r in runs]
     flags = [i["bound"] for i in isos if i["bound"]]
-    note = ", ".join(f"{flags.count(b)}× {'≤' if b == 'upper' else '≥'}" for b in ("upper", "lower") if b in flags) or "exact"
+    note = (
+        ", ".join(f"{flags.count(b)}× {'≤' if b == 'upper' else '≥'}" for b in ("upper", "lower") if b in flags)
+        or "exact"
+    )
     return mean_std([i["iso_M_ratio"] for i in isos], digits=3), note
 
 
@@ -96,7 +113,7 @@ def iso_test_delta(runs: list, front: Frontier) -> str:
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
-    """"mean ± sample SD"; one value alone (its table or text says how many), since "± 0" would
+    """ "mean ± sample SD"; one value alone (its table or text says how many), since "± 0" would
     claim a spread was measured."""
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"

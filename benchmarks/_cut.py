@@ -18,14 +18,14 @@ import statistics as stats
 from pathlib import Path
 
 import torch
-
 from _common import mean_std, pyplot, save_fig
+
 from growsearch.data.split import stage_data
 from growsearch.model.cost import macs_per_sample
 from growsearch.model.prune import prune, prune_below
 from growsearch.plan.schedule import TrainConfig
 from growsearch.train.loop import eval_loader, evaluate
-from growsearch.train.results import load_checkpoint, RunResult
+from growsearch.train.results import RunResult, load_checkpoint
 
 RATIOS = (0.05, 0.1, 0.2, 0.3, 0.5)  # prune_ratio: every conv loses this share of its filters
 THRESHOLDS = (0.25, 0.4, 0.5, 0.6, 0.75)  # prune_threshold: filters scoring below this share of their layer's mean go
@@ -38,7 +38,12 @@ def _cuts() -> list[tuple[str, float]]:
 
 def _fingerprint(r: RunResult) -> dict:
     """What identifies the stage 1 network a run trained: its recipe, seed and recorded accuracy."""
-    return {"stage1": r.schedule["stages"][0], "train": r.schedule["train"], "seed": r.schedule.get("seed", 0), "val_acc": r.stages[0].val_acc}
+    return {
+        "stage1": r.schedule["stages"][0],
+        "train": r.schedule["train"],
+        "seed": r.schedule.get("seed", 0),
+        "val_acc": r.stages[0].val_acc,
+    }
 
 
 def _sweep_one(run_dir: Path, ds, cfg: TrainConfig) -> dict:
@@ -53,7 +58,14 @@ def _sweep_one(run_dir: Path, ds, cfg: TrainConfig) -> dict:
     out = {"dense_val": evaluate(model, val), "cuts": []}
     for kind, v in _cuts():
         cut = prune(model, v, input_shape=shape) if kind == "ratio" else prune_below(model, v, input_shape=shape)
-        out["cuts"].append({"kind": kind, "value": v, "val_acc": evaluate(cut, val), "macs_kept": macs_per_sample(cut, shape) / dense_macs})
+        out["cuts"].append(
+            {
+                "kind": kind,
+                "value": v,
+                "val_acc": evaluate(cut, val),
+                "macs_kept": macs_per_sample(cut, shape) / dense_macs,
+            }
+        )
     return out
 
 
@@ -69,7 +81,11 @@ def sweep(rows: dict[str, list[list[Path]]], ds, cfg: TrainConfig, cache: Path) 
             for d in (d for d in dirs if (d / "result.json").is_file()):
                 fp = _fingerprint(RunResult.load(d))
                 entry = kept.get(d.name)
-                if entry is None or entry["fingerprint"] != fp or [[c["kind"], c["value"]] for c in entry["cuts"]] != want:
+                if (
+                    entry is None
+                    or entry["fingerprint"] != fp
+                    or [[c["kind"], c["value"]] for c in entry["cuts"]] != want
+                ):
                     if not (d / "stage1.pt").is_file():
                         continue
                     entry = kept[d.name] = {"fingerprint": fp, **_sweep_one(d, ds, cfg)}
@@ -104,7 +120,9 @@ def report_lines(got: dict[str, list[dict]], plot: Path) -> list[str]:
     for label, es in got.items():
         drops = [mean_std(_drops(es, j), 1) for j in range(len(cuts))]
         kept = [f"{100 * stats.mean(e['cuts'][j]['macs_kept'] for e in es):.0f} % MACs" for j in range(len(cuts))]
-        lines.append(f"| {label} | {len(es)} | {mean_std([100 * e['dense_val'] for e in es])} | " + " | ".join(drops) + " |")
+        lines.append(
+            f"| {label} | {len(es)} | {mean_std([100 * e['dense_val'] for e in es])} | " + " | ".join(drops) + " |"
+        )
         lines.append("| | | | " + " | ".join(kept) + " |")
     lines += ["", f"![cut sweep]({plot.name})", ""]
     plt = pyplot()

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_fig
+
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
 from growsearch.train.baseline import run_frontier
 from growsearch.train.frontier import Frontier, load_frontier
@@ -28,18 +29,36 @@ ROWS = {
     "paper recipe (per-stage LR, classes, identity init)": ("base", {}),
     "+ one global LR schedule": ("global", {"train": {"lr_schedule": "global"}}),
     "+ optimizer state carried": ("carry", {"train": {"carry_optimizer": True}}),
-    "+ global LR + optimizer carried (one training state)": ("state", {"train": {"lr_schedule": "global", "carry_optimizer": True}}),
+    "+ global LR + optimizer carried (one training state)": (
+        "state",
+        {"train": {"lr_schedule": "global", "carry_optimizer": True}},
+    ),
     "+ copy init (deepened layers copy a trained one)": ("copy", {"deepen_init": "copy"}),
     f"+ new-parameter LR × {NEW_PARAM_LR:g}": ("newlr", {"train": {"new_param_lr": NEW_PARAM_LR}}),
     "data by samples (stage 1: half of every class)": ("samples", {"data_growth": "samples"}),
     "no data growth (stage 1: all data)": ("none", {"data_growth": "none"}),
     "stage 1 at 16 px (resolution growth)": ("res16", {"resolution": 16}),
-    "all levers (one state, copy, new-param LR), classes": ("all", {"train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": NEW_PARAM_LR}, "deepen_init": "copy"}),
-    "all levers, data by samples": ("all-samples", {"train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": NEW_PARAM_LR}, "deepen_init": "copy", "data_growth": "samples"}),
+    "all levers (one state, copy, new-param LR), classes": (
+        "all",
+        {
+            "train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": NEW_PARAM_LR},
+            "deepen_init": "copy",
+        },
+    ),
+    "all levers, data by samples": (
+        "all-samples",
+        {
+            "train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": NEW_PARAM_LR},
+            "deepen_init": "copy",
+            "data_growth": "samples",
+        },
+    ),
 }
 
 
-def lever_schedule(data: str, width: float, cfg: TrainConfig, seed: int, change: dict, epochs: tuple[int, int] = (8, 6)) -> Schedule:
+def lever_schedule(
+    data: str, width: float, cfg: TrainConfig, seed: int, change: dict, epochs: tuple[int, int] = (8, 6)
+) -> Schedule:
     """The paper's 5→10 VGG11→16 schedule with ``change`` applied."""
     w = f"@{width:g}"
     growth = change.get("data_growth", "classes")
@@ -50,23 +69,39 @@ def lever_schedule(data: str, width: float, cfg: TrainConfig, seed: int, change:
         Stage(10, "vgg16" + w, epochs[1], fraction=fr[1]),
     ]
     train = replace(cfg, **change.get("train", {}))
-    return Schedule(data, stages, seed=seed, train=train, data_growth=growth, deepen_init=change.get("deepen_init", "identity"))
+    return Schedule(
+        data, stages, seed=seed, train=train, data_growth=growth, deepen_init=change.get("deepen_init", "identity")
+    )
 
 
-def resized_frontier(args, data: str, ds, out: Path, cfg: TrainConfig, budgets: list[int], train: bool) -> Frontier | None:
+def resized_frontier(
+    args, data: str, ds, out: Path, cfg: TrainConfig, budgets: list[int], train: bool
+) -> Frontier | None:
     """VGG19 from scratch with progressive resizing (the plain VGG19 runs are the benchmark's own):
     trained at --seeds when ``train``, else the one on disk as it is (None when there is none)."""
     d = out / "frontiers" / "vgg19_resized"
     if not train:
         return load_frontier(d / "frontier.json") if (d / "frontier.json").is_file() else None
     return run_frontier(
-        data, ["vgg19" + f"@{args.width:g}"], budgets, seeds=list(range(args.seeds)), train=cfg, dataset=ds, out_dir=d, resume=True,
-        progress=False, resolutions=RESIZING[0], switch_at=RESIZING[1], plain=False,
+        data,
+        ["vgg19" + f"@{args.width:g}"],
+        budgets,
+        seeds=list(range(args.seeds)),
+        train=cfg,
+        dataset=ds,
+        out_dir=d,
+        resume=True,
+        progress=False,
+        resolutions=RESIZING[0],
+        switch_at=RESIZING[1],
+        plain=False,
     )
 
 
 def _run_name(tag: str, seed: int) -> str:
-    return "t1-5-10-vgg11-16-long-s%d" % seed if tag == "base" else f"lv-{tag}-s{seed}"  # the base row is Table 1's own runs
+    return (
+        "t1-5-10-vgg11-16-long-s%d" % seed if tag == "base" else f"lv-{tag}-s{seed}"
+    )  # the base row is Table 1's own runs
 
 
 # the order the rows are trained in: the rows that came closest to the goal on CPU first, so a run cut
@@ -105,16 +140,32 @@ def lever_search(args, data: str, ds, front: Frontier, run, out: Path) -> dict:
     from growsearch.search.driver import run_search
     from growsearch.search.space import load_space
 
-    space = replace(load_space("cifar10_vgg"), dataset=data, trials=args.lever_trials, budgets=[b for b in args.budgets if b <= args.search_cap])
-    capped = replace(front, references=[replace(ref, points=[p for p in ref.points if p.epochs <= args.search_cap]) for ref in front.references])
+    space = replace(
+        load_space("cifar10_vgg"),
+        dataset=data,
+        trials=args.lever_trials,
+        budgets=[b for b in args.budgets if b <= args.search_cap],
+    )
+    capped = replace(
+        front,
+        references=[
+            replace(ref, points=[p for p in ref.points if p.epochs <= args.search_cap]) for ref in front.references
+        ],
+    )
     d = out / "search_levers"
     if d.exists():
         shutil.rmtree(d)
     t0 = time.perf_counter()
     res = run_search(space, out_dir=d, trials=args.lever_trials, frontier=capped, references=True)
     got = {
-        "trials": args.lever_trials, "cap": args.search_cap, "wall_s": time.perf_counter() - t0, "target_acc": res.target_acc,
-        "spent_M": res.spent_M, "best": res.best, "best_schedule": None, "reruns": [],
+        "trials": args.lever_trials,
+        "cap": args.search_cap,
+        "wall_s": time.perf_counter() - t0,
+        "target_acc": res.target_acc,
+        "spent_M": res.spent_M,
+        "best": res.best,
+        "best_schedule": None,
+        "reruns": [],
     }
     if res.best_schedule is not None:
         got["best_schedule"] = res.best_schedule.to_dict()
@@ -151,7 +202,12 @@ def report_lines(args, rows: dict[str, list], whole: Frontier, plain: Frontier, 
         )
     resized = [r for r in whole.references if r.resolutions]
     if resized:
-        lines += ["", "The progressive-resizing reference (VGG19 from scratch):", "", *frontier_table(replace(whole, references=resized))]
+        lines += [
+            "",
+            "The progressive-resizing reference (VGG19 from scratch):",
+            "",
+            *frontier_table(replace(whole, references=resized)),
+        ]
     lines += ["", f"![levers]({args.name}_levers.png)", ""]
     if search:
         best = search.get("best") or {}
@@ -165,7 +221,9 @@ def report_lines(args, rows: dict[str, list], whole: Frontier, plain: Frontier, 
         if search.get("best_schedule") and all(reruns):
             sch = Schedule.from_dict(search["best_schedule"])
             desc = ", ".join(
-                f"{st.classes} cl {st.arch} {st.epochs} ep" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {st.resolution} px" if st.resolution else "")
+                f"{st.classes} cl {st.arch} {st.epochs} ep"
+                + (f" {st.fraction:g} of the data" if st.fraction else "")
+                + (f" {st.resolution} px" if st.resolution else "")
                 for st in sch.stages
             )
             t = sch.train
@@ -192,7 +250,13 @@ def plot(rows: dict[str, list], whole: Frontier, path: Path) -> None:
     vals = [[whole.iso(r.M, r.val_acc)["iso_M_ratio"] for r in rows[k]] for k in labels]
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(labels) + 1.2))
     y = range(len(labels))
-    ax.barh(list(y), [stats.mean(v) for v in vals], xerr=[stats.stdev(v) if len(v) > 1 else 0 for v in vals], color="C0", alpha=0.7)
+    ax.barh(
+        list(y),
+        [stats.mean(v) for v in vals],
+        xerr=[stats.stdev(v) if len(v) > 1 else 0 for v in vals],
+        color="C0",
+        alpha=0.7,
+    )
     for i, v in enumerate(vals):
         ax.scatter(v, [i] * len(v), color="k", s=10, zorder=3)
     ax.axvline(1.0, color="k", lw=1)

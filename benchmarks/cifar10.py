@@ -55,11 +55,22 @@ from pathlib import Path
 
 import _cut
 import _levers
-from _common import RESULTS, frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_frontier_axes, save_report, scratch_test_acc
+from _common import (
+    RESULTS,
+    frontier_table,
+    iso_cells,
+    iso_test_delta,
+    mean_std,
+    pyplot,
+    save_frontier_axes,
+    save_report,
+    scratch_test_acc,
+)
+
 from growsearch.data.dataset import create_dataset
-from growsearch.train.frontier import budget_run_dir, Frontier, load_frontier
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig, load_split
 from growsearch.train.baseline import run_frontier
-from growsearch.plan.schedule import load_split, Schedule, Stage, TrainConfig
+from growsearch.train.frontier import Frontier, budget_run_dir, load_frontier
 from growsearch.train.results import RunResult
 from growsearch.train.run import run_schedule
 
@@ -67,9 +78,21 @@ OUT = RESULTS / "cifar10"
 THRESHOLD = 0.5  # Table 2's prune_threshold row (issue 26): one value, not tuned
 DECAY = 5e-3  # stage 1's own weight decay in the SSGD rows that test its regime (10x the recipe's: where SSGD won on digits)
 LONG_STAGE1 = 32  # stage 1's epochs in the rows that give SSGD its steps (about 1,100, as on digits at 100 epochs)
-ARCHIVE = (Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz")
+ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 # report: train nothing, write the report; resized / levers / search_levers: section 6 (benchmarks/_levers.py)
-PHASES = ("frontier", "table1", "table2", "search", "robustness", "frontier16", "report", "resized", "levers", "search_levers", "ssgd")
+PHASES = (
+    "frontier",
+    "table1",
+    "table2",
+    "search",
+    "robustness",
+    "frontier16",
+    "report",
+    "resized",
+    "levers",
+    "search_levers",
+    "ssgd",
+)
 # (name, [(classes, arch)], {level: epochs per stage}); the paper's Table 1 rows that fit CIFAR-10
 # (the short level only where the issue's first hand-made reading measured it: the CPU budget)
 TABLE1 = [
@@ -82,33 +105,78 @@ PAPER_T1 = {
     "5→10 VGG11→19": "–",
     "3→6→10 VGG11→16→19": "–",
 }
-PAPER_T2 = "CIFAR-100 VGG19: M 0.36× with pruning + zero mask at iso-accuracy; params and non-zero MACs well below VGG19"
+PAPER_T2 = (
+    "CIFAR-100 VGG19: M 0.36× with pruning + zero mask at iso-accuracy; params and non-zero MACs well below VGG19"
+)
 PAPER_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ARCHIVE), help="an ImageFolder folder or archive of CIFAR-10")
-    ap.add_argument("--per-class", type=int, default=1000, help="training images per class (stratified, seeded); 0: all 5,000")
+    ap.add_argument(
+        "--per-class", type=int, default=1000, help="training images per class (stratified, seeded); 0: all 5,000"
+    )
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--name", default="cifar10", help="results folder and report name under benchmarks/results/ (cifar10_gpu for the full-width GPU rows)")
-    ap.add_argument("--device", default=None, help="cpu or cuda; default CUDA when available (bf16 autocast, channels_last)")
-    ap.add_argument("--levels", nargs="+", default=["short", "long"], help="Table 1 budget levels to train and report ('longer': 2× the long level, VGG11→16 only)")
-    ap.add_argument("--epoch-scale", type=int, default=1, help="multiplies every Table 1 stage budget (2 on a GPU with all images)")
+    ap.add_argument(
+        "--name",
+        default="cifar10",
+        help="results folder and report name under benchmarks/results/ (cifar10_gpu for the full-width GPU rows)",
+    )
+    ap.add_argument(
+        "--device", default=None, help="cpu or cuda; default CUDA when available (bf16 autocast, channels_last)"
+    )
+    ap.add_argument(
+        "--levels",
+        nargs="+",
+        default=["short", "long"],
+        help="Table 1 budget levels to train and report ('longer': 2× the long level, VGG11→16 only)",
+    )
+    ap.add_argument(
+        "--epoch-scale", type=int, default=1, help="multiplies every Table 1 stage budget (2 on a GPU with all images)"
+    )
     ap.add_argument("--budgets", type=int, nargs="+", default=[3, 6, 12, 24])
-    ap.add_argument("--pruned-budgets", type=int, nargs="+", default=[3, 6, 12, 24], help="budgets of reference (b), the pruned final network from scratch")
-    ap.add_argument("--vgg16-budgets", type=int, nargs="+", default=[6, 12, 24], help="budgets of the VGG16 frontier (the VGG11→16 row's own final network from scratch)")
+    ap.add_argument(
+        "--pruned-budgets",
+        type=int,
+        nargs="+",
+        default=[3, 6, 12, 24],
+        help="budgets of reference (b), the pruned final network from scratch",
+    )
+    ap.add_argument(
+        "--vgg16-budgets",
+        type=int,
+        nargs="+",
+        default=[6, 12, 24],
+        help="budgets of the VGG16 frontier (the VGG11→16 row's own final network from scratch)",
+    )
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.05, help="peak LR of every stage and every frontier budget")
     ap.add_argument("--trials", type=int, default=8)
-    ap.add_argument("--tolerance", type=float, default=0.005, help="the search's iso-accuracy band below its target budget")
     ap.add_argument(
-        "--search-cap", type=int, default=12,
+        "--tolerance", type=float, default=0.005, help="the search's iso-accuracy band below its target budget"
+    )
+    ap.add_argument(
+        "--search-cap",
+        type=int,
+        default=12,
         help="the search targets the frontier restricted to budgets ≤ this (a short CPU search cannot reach the longest budget's accuracy); its best is judged on the whole frontier",
     )
     ap.add_argument("--robust-samples", type=int, default=2000, help="test images of the robustness sweeps")
-    ap.add_argument("--resized-budgets", type=int, nargs="+", default=[3, 6, 12], help="budgets of the frontier's progressive-resizing VGG19 reference (levers)")
-    ap.add_argument("--lever-seeds", type=int, nargs="+", default=None, help="seeds of the lever rows the levers phase trains (default: 0..--seeds-1)")
+    ap.add_argument(
+        "--resized-budgets",
+        type=int,
+        nargs="+",
+        default=[3, 6, 12],
+        help="budgets of the frontier's progressive-resizing VGG19 reference (levers)",
+    )
+    ap.add_argument(
+        "--lever-seeds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeds of the lever rows the levers phase trains (default: 0..--seeds-1)",
+    )
     ap.add_argument("--lever-trials", type=int, default=16, help="trials of the lever search (search_levers)")
     ap.add_argument("--phases", nargs="+", default=list(PHASES[:5]), choices=PHASES)
     ap.add_argument("--out", default=None, help="the report (default benchmarks/results/NAME.md)")
@@ -130,11 +198,23 @@ def main() -> None:
         if not run:  # loaded as it is on disk: no lock on its folder, so phases can run side by side
             return load_frontier(d / "frontier.json") if (d / "frontier.json").is_file() else None
         return run_frontier(
-            data, archs, budgets or args.budgets, specs_from=specs_from, seeds=seeds, train=cfg, dataset=ds, out_dir=d, resume=True, progress=False,
+            data,
+            archs,
+            budgets or args.budgets,
+            specs_from=specs_from,
+            seeds=seeds,
+            train=cfg,
+            dataset=ds,
+            out_dir=d,
+            resume=True,
+            progress=False,
         )
 
     def sched(stages, epochs, seed, **extra) -> Schedule:
-        out = [Stage(k, a + w, e, **(extra if i == len(stages) - 1 else {})) for i, ((k, a), e) in enumerate(zip(stages, epochs))]
+        out = [
+            Stage(k, a + w, e, **(extra if i == len(stages) - 1 else {}))
+            for i, ((k, a), e) in enumerate(zip(stages, epochs))
+        ]
         return Schedule(data, out, seed=seed, train=cfg)
 
     def run(name: str, schedule: Schedule, train: bool = True) -> RunResult | None:
@@ -170,7 +250,11 @@ def main() -> None:
     t2_epochs = tuple(args.epoch_scale * e for e in TABLE1[1][2]["long"])
     t2: dict[str, list[RunResult]] = {}
     for label, extra in t2_rows.items():
-        tag = "t1-" + _slug(TABLE1[1][0]) + "-long" if not extra else f"t2-R{R:g}{'-zm' if extra.get('zero_mask') else ''}"
+        tag = (
+            "t1-" + _slug(TABLE1[1][0]) + "-long"
+            if not extra
+            else f"t2-R{R:g}{'-zm' if extra.get('zero_mask') else ''}"
+        )
         rs = [run(f"{tag}-s{s}", sched(TABLE1[1][1], t2_epochs, s, **extra), train="table2" in ph) for s in seeds]
         if all(rs):
             t2[label] = rs
@@ -179,6 +263,7 @@ def main() -> None:
     recipe = "SGD (the recipe)"  # stage 1 as the paper's rows train it
     stage1: dict[str, list[str]] = {recipe: [f"R{R:g}"]}  # stage 1's recipe → the rows that train it (the cut sweep)
     if f"R = {R:g}" in t2:  # the same row with its pruned stage trained by SSGD, then by a threshold on it (issue 26)
+
         def pruned(seed: int, own: dict, epochs: int | None, **prune) -> Schedule:
             """Table 2's schedule pruned by ``prune``; stage 1 trained with its ``own`` keys (optimizer,
             weight decay) for ``epochs`` (None: the row's)."""
@@ -186,7 +271,13 @@ def main() -> None:
             s.stages[0] = replace(s.stages[0], **own)
             return s
 
-        fpr = front_of(f"vgg19_pruned_R{R:g}", [], specs_from=[OUT / "runs" / f"t2-R{R:g}-s0"], run="table2" in ph, budgets=args.pruned_budgets)
+        fpr = front_of(
+            f"vgg19_pruned_R{R:g}",
+            [],
+            specs_from=[OUT / "runs" / f"t2-R{R:g}-s0"],
+            run="table2" in ph,
+            budgets=args.pruned_budgets,
+        )
         if fpr is not None:
             fprs.update({label: fpr for label in t2 if label.startswith(f"R = {R:g}")})
         # one lever at a time: the optimizer, the gentler cut, stage 1's decay (what SSGD's zeroing
@@ -197,11 +288,35 @@ def main() -> None:
             ("threshold", "", "", {}, None),
             ("threshold", "-ssgd", "stage 1 by SSGD", {"optimizer": "ssgd"}, None),
             ("ratio", f"-wd{DECAY:g}", f"stage 1 at decay {DECAY:g}", {"weight_decay": DECAY}, None),
-            ("ratio", f"-ssgd-wd{DECAY:g}", f"stage 1 by SSGD at decay {DECAY:g}", {"optimizer": "ssgd", "weight_decay": DECAY}, None),
+            (
+                "ratio",
+                f"-ssgd-wd{DECAY:g}",
+                f"stage 1 by SSGD at decay {DECAY:g}",
+                {"optimizer": "ssgd", "weight_decay": DECAY},
+                None,
+            ),
             ("threshold", f"-wd{DECAY:g}", f"stage 1 at decay {DECAY:g}", {"weight_decay": DECAY}, None),
-            ("threshold", f"-ssgd-wd{DECAY:g}", f"stage 1 by SSGD at decay {DECAY:g}", {"optimizer": "ssgd", "weight_decay": DECAY}, None),
-            ("ratio", f"-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 at decay {DECAY:g} for {LONG_STAGE1} epochs", {"weight_decay": DECAY}, LONG_STAGE1),
-            ("ratio", f"-ssgd-wd{DECAY:g}-e{LONG_STAGE1}", f"stage 1 by SSGD at decay {DECAY:g} for {LONG_STAGE1} epochs", {"optimizer": "ssgd", "weight_decay": DECAY}, LONG_STAGE1),
+            (
+                "threshold",
+                f"-ssgd-wd{DECAY:g}",
+                f"stage 1 by SSGD at decay {DECAY:g}",
+                {"optimizer": "ssgd", "weight_decay": DECAY},
+                None,
+            ),
+            (
+                "ratio",
+                f"-wd{DECAY:g}-e{LONG_STAGE1}",
+                f"stage 1 at decay {DECAY:g} for {LONG_STAGE1} epochs",
+                {"weight_decay": DECAY},
+                LONG_STAGE1,
+            ),
+            (
+                "ratio",
+                f"-ssgd-wd{DECAY:g}-e{LONG_STAGE1}",
+                f"stage 1 by SSGD at decay {DECAY:g} for {LONG_STAGE1} epochs",
+                {"optimizer": "ssgd", "weight_decay": DECAY},
+                LONG_STAGE1,
+            ),
         ):
             tag = f"R{R:g}{name}" if cut == "ratio" else f"thr{THRESHOLD:g}{name}"
             stage1.setdefault(label or recipe, []).append(tag)  # an R row and its threshold row train the same stage 1
@@ -211,21 +326,33 @@ def main() -> None:
             if not all(rs):
                 continue
             t2[row] = rs
-            fb = fpr if cut == "ratio" else front_of(
-                f"vgg19_pruned_{tag}", [], specs_from=[OUT / "runs" / f"t2-{tag}-s0"], run="ssgd" in ph, budgets=args.pruned_budgets,
+            fb = (
+                fpr
+                if cut == "ratio"
+                else front_of(
+                    f"vgg19_pruned_{tag}",
+                    [],
+                    specs_from=[OUT / "runs" / f"t2-{tag}-s0"],
+                    run="ssgd" in ph,
+                    budgets=args.pruned_budgets,
+                )
             )
             if fb is not None:
                 fprs[row] = fb
     search = _search(args, data, ds, f19, run) if "search" in ph else _load_json(OUT / "search.json")
     robust = _robustness(args, t1, f19, ds) if "robustness" in ph else _load_json(OUT / "robustness.json")
 
-    resized = _levers.resized_frontier(args, data, ds, OUT, cfg, args.resized_budgets, train=bool(ph & {"resized", "search_levers"}))
+    resized = _levers.resized_frontier(
+        args, data, ds, OUT, cfg, args.resized_budgets, train=bool(ph & {"resized", "search_levers"})
+    )
     if "levers" in ph:
         _levers.train_ablation(args, data, cfg, run, args.lever_seeds if args.lever_seeds is not None else seeds)
     levers = _levers.ablation(args, data, cfg, run)
     whole = _merged(f19, f16) if f19 is not None else None
     if whole is not None and resized is not None:
-        whole = replace(whole, references=whole.references + resized.references, spent_M=whole.spent_M + resized.spent_M)
+        whole = replace(
+            whole, references=whole.references + resized.references, spent_M=whole.spent_M + resized.spent_M
+        )
     lever_search = None
     if "search_levers" in ph and whole is not None:
         lever_search = _levers.lever_search(args, data, ds, whole, run, OUT)
@@ -234,7 +361,9 @@ def main() -> None:
 
     cuts = _cut.sweep(
         {label: [[OUT / "runs" / f"t2-{tag}-s{s}" for tag in tags] for s in seeds] for label, tags in stage1.items()},
-        load_split(data, cfg, dataset=ds), cfg, OUT / "cut_sweep.json",
+        load_split(data, cfg, dataset=ds),
+        cfg,
+        OUT / "cut_sweep.json",
     )
     report = _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, time.perf_counter() - t0, cuts)
     if levers and whole is not None:
@@ -269,13 +398,30 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
 
     w = f"@{args.width:g}"
     space = SearchSpace(
-        dataset=data, final_arch="vgg19" + w, archs=[a + w for a in ("vgg11", "vgg13", "vgg16")], stages=(2, 3),
-        split=(0.2, 0.8), epochs=(2, 12), grown_lr=(0.005, 0.05), prune_ratio=(0.0, 0.5), zero_mask=True, resolutions=[16, 24, 32],
-        tolerance=args.tolerance, trials=args.trials, budgets=[b for b in args.budgets if b <= args.search_cap],
-        seed=0, train=TrainConfig(lr=args.lr), name="cifar10_cpu",
+        dataset=data,
+        final_arch="vgg19" + w,
+        archs=[a + w for a in ("vgg11", "vgg13", "vgg16")],
+        stages=(2, 3),
+        split=(0.2, 0.8),
+        epochs=(2, 12),
+        grown_lr=(0.005, 0.05),
+        prune_ratio=(0.0, 0.5),
+        zero_mask=True,
+        resolutions=[16, 24, 32],
+        tolerance=args.tolerance,
+        trials=args.trials,
+        budgets=[b for b in args.budgets if b <= args.search_cap],
+        seed=0,
+        train=TrainConfig(lr=args.lr),
+        name="cifar10_cpu",
     )
     # the search's target: the frontier cut at --search-cap (the same runs, fewer budgets)
-    capped = replace(front, references=[replace(ref, points=[p for p in ref.points if p.epochs <= args.search_cap]) for ref in front.references])
+    capped = replace(
+        front,
+        references=[
+            replace(ref, points=[p for p in ref.points if p.epochs <= args.search_cap]) for ref in front.references
+        ],
+    )
     out = OUT / "search"
     if out.exists():
         shutil.rmtree(out)
@@ -284,14 +430,26 @@ def _search(args, data: str, ds, front: Frontier, run) -> dict:
     search_s = time.perf_counter() - t0
     on_target = front.cheapest_reaching(res.target_acc)
     got = {
-        "trials": args.trials, "cap": args.search_cap, "space": space.to_dict(), "wall_s": search_s, "target_acc": res.target_acc, "M_ref": res.M_ref, "spent_M": res.spent_M,
-        "charged_M": res.charged_M, "on_target_epochs": on_target.epochs if on_target else None,
-        "on_target_M": on_target.M if on_target else None, "best": res.best, "best_schedule": None, "reruns": [],
+        "trials": args.trials,
+        "cap": args.search_cap,
+        "space": space.to_dict(),
+        "wall_s": search_s,
+        "target_acc": res.target_acc,
+        "M_ref": res.M_ref,
+        "spent_M": res.spent_M,
+        "charged_M": res.charged_M,
+        "on_target_epochs": on_target.epochs if on_target else None,
+        "on_target_M": on_target.M if on_target else None,
+        "best": res.best,
+        "best_schedule": None,
+        "reruns": [],
     }
     if res.best_schedule is not None:
         got["best_schedule"] = res.best_schedule.to_dict()
         for seed in range(args.seeds):
-            run(f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None))  # its result.json is read by the report
+            run(
+                f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None)
+            )  # its result.json is read by the report
             got["reruns"].append(f"search-best-s{seed}")
     shutil.copy(out / "pareto.png", RESULTS / f"{args.name}_search_pareto.png")
     (OUT / "search.json").write_text(json.dumps(got, indent=1))
@@ -317,15 +475,27 @@ def _robustness(args, t1: dict, front: Frontier, ds) -> dict | None:
         if kept.is_file() and json.loads(kept.read_text()).get("baseline_dir") == str(base_dir):
             rep = json.loads(kept.read_text())
         else:
-            rep = robustness_report(
-                run_dir, base_dir, eps=PAPER_EPS, draws=2, samples=args.robust_samples, seed=seed, dataset=ds,
-                overwrite=True, progress=False,
-            ).to_dict()  # it wrote robustness.json (baseline_dir included) into the run folder; extended below in memory only
+            rep = (
+                robustness_report(
+                    run_dir,
+                    base_dir,
+                    eps=PAPER_EPS,
+                    draws=2,
+                    samples=args.robust_samples,
+                    seed=seed,
+                    dataset=ds,
+                    overwrite=True,
+                    progress=False,
+                ).to_dict()
+            )  # it wrote robustness.json (baseline_dir included) into the run folder; extended below in memory only
         rep["base_test_acc"] = RunResult.load(base_dir).test_acc
         rep["run_test_acc"] = r.test_acc
         rep["base_epochs"] = base.epochs
         reports.append(rep)
-        print(f"robustness seed {seed}: run test {r.test_acc:.4f} vs {base.epochs}-epoch VGG19 {rep['base_test_acc']:.4f}", flush=True)
+        print(
+            f"robustness seed {seed}: run test {r.test_acc:.4f} vs {base.epochs}-epoch VGG19 {rep['base_test_acc']:.4f}",
+            flush=True,
+        )
     got = {"reports": reports}
     (OUT / "robustness.json").write_text(json.dumps(got, indent=1))
     from robustness import _plot as plot_robustness  # benchmarks/robustness.py: FGSM, noise and ablation panels
@@ -341,10 +511,15 @@ def _report(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, cuts) 
 def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, cuts) -> list[str]:
     n_train = len(ds.y_train)
     gpu = _load_json(OUT / "device.json")
-    where = f"one {gpu['name']} (bf16 autocast, channels_last, torch {gpu['torch']})" if gpu else "2-core CPU, torch threads 2"
+    where = (
+        f"one {gpu['name']} (bf16 autocast, channels_last, torch {gpu['torch']})"
+        if gpu
+        else "2-core CPU, torch threads 2"
+    )
     subset = (
         f"**{args.per_class} training images per class** (`?train_per_class={args.per_class}`, stratified, seeded; "
-        if args.per_class else "**all 50,000 training images** ("
+        if args.per_class
+        else "**all 50,000 training images** ("
     )
     lines = [
         f"# CIFAR-10 on {'a GPU' if gpu else 'CPU'}: the paper's rows against the from-scratch frontier",
@@ -367,7 +542,11 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, 
         full = RESULTS / "cifar10_gpu.md"
         lines += [
             "**Full width (VGG19@1.0, all 50,000 images) on a GPU:** "
-            + ("see [cifar10_gpu.md](cifar10_gpu.md)." if full.is_file() else "pending — no GPU machine was lent to any session so far."),
+            + (
+                "see [cifar10_gpu.md](cifar10_gpu.md)."
+                if full.is_file()
+                else "pending — no GPU machine was lent to any session so far."
+            ),
             "",
         ]
     if f19 is None:
@@ -375,7 +554,8 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, 
     both = _merged(f19, f16)
     lines += [
         f"## 1. Frontier: VGG19 from scratch at {'/'.join(map(str, args.budgets))} epochs"
-        + ("" if f16 is None else f", VGG16 at {'/'.join(str(p.epochs) for p in f16.references[0].points)}") + ", each budget fully decayed",
+        + ("" if f16 is None else f", VGG16 at {'/'.join(str(p.epochs) for p in f16.references[0].points)}")
+        + ", each budget fully decayed",
         "",
         *frontier_table(both),
         "",
@@ -413,9 +593,13 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, 
             f"R = fraction of every VGG11 conv's filters pruned (lowest L1 norm, torch-pruning) before growth. Ratios of params "
             f"and inference MACs against VGG19{'@' + format(args.width, 'g')} ({ref.params} params, {ref.macs_per_sample} MACs). "
             "'non-zero' MACs skip zero weights. Reference (a): VGG19 from scratch; (b): the pruned final network from scratch"
-            + ("" if fprs else " (pending)") + " (seed 0's"
-            + (f"; the threshold rows' widths differ by seed). The threshold rows prune the filters whose score is below {THRESHOLD:g} of the layer's mean (`prune_threshold`, one value, not tuned)."
-               if any(label.startswith("threshold") for label in t2) else ")."),
+            + ("" if fprs else " (pending)")
+            + " (seed 0's"
+            + (
+                f"; the threshold rows' widths differ by seed). The threshold rows prune the filters whose score is below {THRESHOLD:g} of the layer's mean (`prune_threshold`, one value, not tuned)."
+                if any(label.startswith("threshold") for label in t2)
+                else ")."
+            ),
             "",
             "| schedule | params ratio | val acc % | test acc % | M | iso M ratio vs (a) | Δ test vs (a) | iso M ratio vs (b) | Δ test vs (b) | inference MACs ratio | non-zero MACs ratio |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -434,12 +618,20 @@ def _report_lines(args, data, ds, f19, f16, t1, t2, fprs, search, robust, wall, 
         cut = {label: rs for label, rs in t2.items() if rs[0].stages[1].prune}
         if cut:
             lines += [
-                "", "At the cut (stage 1's network on stage 1's validation data, before and right after pruning, before growth):", "",
-                "| schedule | val acc % before | val acc % right after pruning | drop (pt) |", "| --- | ---: | ---: | ---: |",
+                "",
+                "At the cut (stage 1's network on stage 1's validation data, before and right after pruning, before growth):",
+                "",
+                "| schedule | val acc % before | val acc % right after pruning | drop (pt) |",
+                "| --- | ---: | ---: | ---: |",
             ]
             for label, rs in cut.items():
-                before, after = [100 * r.stages[0].val_acc for r in rs], [100 * r.stages[1].prune["val_acc_after_prune"] for r in rs]
-                lines.append(f"| {label} | {mean_std(before)} | {mean_std(after)} | {mean_std([b - a for b, a in zip(before, after)])} |")
+                before, after = (
+                    [100 * r.stages[0].val_acc for r in rs],
+                    [100 * r.stages[1].prune["val_acc_after_prune"] for r in rs],
+                )
+                lines.append(
+                    f"| {label} | {mean_std(before)} | {mean_std(after)} | {mean_std([b - a for b, a in zip(before, after)])} |"
+                )
         lines += [""] + _cut.report_lines(cuts, RESULTS / f"{args.name}_cut.png")
         lines += ["", f"Paper (Table 2): {PAPER_T2}.", ""]
         for f in {id(f): f for f in fprs.values()}.values():
@@ -478,7 +670,12 @@ def _search_lines(args, search: dict | None, front: Frontier) -> list[str]:
     lines += [
         "",
         f"Best feasible trial: M / M_scratch(target) = {search['best']['M_ratio']:.3f}, val {search['best']['val_acc']:.4f}; "
-        "stages " + ", ".join(f"{s['classes']} cl {s['arch']} {s['epochs']} ep (R {s['prune_ratio']:.3g}, lr {s.get('lr') or args.lr:.3g}{', ' + str(s['resolution']) + ' px' if s.get('resolution') else ''})" for s in st) + ".",
+        "stages "
+        + ", ".join(
+            f"{s['classes']} cl {s['arch']} {s['epochs']} ep (R {s['prune_ratio']:.3g}, lr {s.get('lr') or args.lr:.3g}{', ' + str(s['resolution']) + ' px' if s.get('resolution') else ''})"
+            for s in st
+        )
+        + ".",
         "",
         "| seed | val acc | test acc | M | iso M ratio | frontier test acc at M_scratch | Δ test (pt) |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -487,11 +684,17 @@ def _search_lines(args, search: dict | None, front: Frontier) -> list[str]:
         iso = front.iso(r.M, r.val_acc)
         ref_test = scratch_test_acc(front, iso["M_scratch"], iso["reference"])
         mark = {"upper": "≤ ", "lower": "≥ "}.get(iso["bound"], "")
-        lines.append(f"| {seed} | {r.val_acc:.4f} | {r.test_acc:.4f} | {r.M:.3e} | {mark}{iso['iso_M_ratio']:.3f} | {ref_test:.4f} | {100 * (r.test_acc - ref_test):+.2f} |")
+        lines.append(
+            f"| {seed} | {r.val_acc:.4f} | {r.test_acc:.4f} | {r.M:.3e} | {mark}{iso['iso_M_ratio']:.3f} | {ref_test:.4f} | {100 * (r.test_acc - ref_test):+.2f} |"
+        )
     iso, bounds = iso_cells(runs, front)
-    lines += [f"| mean ± std | {mean_std([r.val_acc for r in runs], 4)} | {mean_std([r.test_acc for r in runs], 4)} | "
-              f"{stats.mean(r.M for r in runs):.3e} | **{iso}** ({bounds}) | | {iso_test_delta(runs, front)} |", "",
-              f"![search pareto]({args.name}_search_pareto.png)", ""]
+    lines += [
+        f"| mean ± std | {mean_std([r.val_acc for r in runs], 4)} | {mean_std([r.test_acc for r in runs], 4)} | "
+        f"{stats.mean(r.M for r in runs):.3e} | **{iso}** ({bounds}) | | {iso_test_delta(runs, front)} |",
+        "",
+        f"![search pareto]({args.name}_search_pareto.png)",
+        "",
+    ]
     return lines
 
 
@@ -509,19 +712,27 @@ def _robust_lines(robust: dict | None, name: str) -> list[str]:
         f"Each seed's cumulative run against the VGG19 from-scratch run of the same seed whose test accuracy is closest "
         f"(budgets {', '.join(str(r['base_epochs']) for r in reps)} epochs; test accuracy run "
         f"{mean_std([100 * r['run_test_acc'] for r in reps])} vs from scratch {mean_std([100 * r['base_test_acc'] for r in reps])} %). "
-        f"{reps[0].get('test_samples') or 'All'} test images (a seeded subset). MI = growsearch's default vote (rule \"known\", "
+        f'{reps[0].get("test_samples") or "All"} test images (a seeded subset). MI = growsearch\'s default vote (rule "known", '
         "weights = each stage's validation accuracy); the attack (Foolbox FGSM, L∞, ε in [0, 1] pixel units) sees only "
         "the final network. Mean ± std over seeds, %.",
         "",
         "| ε | " + " | ".join(cols.values()) + " | paper (baseline / final / final + MI) |",
         "| ---: | " + " | ".join("---:" for _ in cols) + " | --- |",
-        *[f"| {e:g} | " + " | ".join(mean_std([100 * r["fgsm"][k][i] for r in reps]) for k in cols) + f" | {paper.get(e, '–')} |" for i, e in enumerate(eps)],
+        *[
+            f"| {e:g} | "
+            + " | ".join(mean_std([100 * r["fgsm"][k][i] for r in reps]) for k in cols)
+            + f" | {paper.get(e, '–')} |"
+            for i, e in enumerate(eps)
+        ],
         "",
         f"Detection (no-decision threshold δ picked on clean validation inputs; FGSM ε = {reps[0]['detection']['eps']:g}):",
         "",
         "| model | TNR at FNR ≤ 5% | TNR at FNR ≤ 10% |",
         "| --- | ---: | ---: |",
-        *[f"| {cols[k]} | {_ms([r['detection'][k]['tnr_at_fnr_5'] for r in reps])} | {_ms([r['detection'][k]['tnr_at_fnr_10'] for r in reps])} |" for k in cols],
+        *[
+            f"| {cols[k]} | {_ms([r['detection'][k]['tnr_at_fnr_5'] for r in reps])} | {_ms([r['detection'][k]['tnr_at_fnr_10'] for r in reps])} |"
+            for k in cols
+        ],
         "",
         "| curve (mean accuracy over the levels) | " + " | ".join(cols.values()) + " |",
         "| --- | " + " | ".join("---:" for _ in cols) + " |",
@@ -551,7 +762,9 @@ def _record_device(device: str | None) -> None:
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "device.json").write_text(json.dumps({"name": name, "torch": torch.__version__, "bf16_peak": peak}, indent=1))
+    (OUT / "device.json").write_text(
+        json.dumps({"name": name, "torch": torch.__version__, "bf16_peak": peak}, indent=1)
+    )
 
 
 def _training_rate(r: RunResult) -> tuple[float, float]:
@@ -568,11 +781,13 @@ def _throughput_lines(gpu: dict | None, f19: Frontier | None, f16: Frontier | No
         return []
     groups: dict[str, list[RunResult]] = {}
     for f in (f19, f16):
-        for ref in (f.references if f is not None else []):
+        for ref in f.references if f is not None else []:
             for p in ref.points:
                 d = OUT / "frontiers" / ref.name.split("@")[0]
                 runs = [budget_run_dir(d, p.epochs, p.lr, s["seed"]) for s in p.seeds]
-                groups[f"{ref.name} from scratch, {p.epochs} ep"] = [RunResult.load(r if r.is_dir() else d) for r in runs]
+                groups[f"{ref.name} from scratch, {p.epochs} ep"] = [
+                    RunResult.load(r if r.is_dir() else d) for r in runs
+                ]
     for name, levels in t1.items():
         for level, rs in levels.items():
             groups[f"{name} ({level})"] = rs
@@ -581,7 +796,11 @@ def _throughput_lines(gpu: dict | None, f19: Frontier | None, f16: Frontier | No
         f"## Training throughput on the {gpu['name']}",
         "",
         "Optimizer steps only (per-epoch validation excluded), mean over seeds; FLOPs = 6 × samples × forward MACs. "
-        + (f"Fraction of the data sheet's dense BF16 peak ({peak / 1e12:.0f} TFLOP/s)." if peak else "No BF16 peak known for this GPU."),
+        + (
+            f"Fraction of the data sheet's dense BF16 peak ({peak / 1e12:.0f} TFLOP/s)."
+            if peak
+            else "No BF16 peak known for this GPU."
+        ),
         "",
         "| runs | images/s | TFLOP/s | fraction of BF16 peak |",
         "| --- | ---: | ---: | ---: |",
@@ -589,7 +808,11 @@ def _throughput_lines(gpu: dict | None, f19: Frontier | None, f16: Frontier | No
     for label, rs in groups.items():
         rates = [_training_rate(r) for r in rs]
         ips, fl = stats.mean(a for a, _ in rates), stats.mean(b for _, b in rates)
-        lines.append(f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | {fl / peak:.3f} |" if peak else f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | – |")
+        lines.append(
+            f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | {fl / peak:.3f} |"
+            if peak
+            else f"| {label} | {ips:,.0f} | {fl / 1e12:.1f} | – |"
+        )
     return lines + [""]
 
 
@@ -624,12 +847,27 @@ def _plot(f19: Frontier, f16: Frontier | None, t1: dict, t2: dict, path: Path, s
     i = 0
     for name, levels in t1.items():
         for level, rs in levels.items():
-            ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=f"{name} ({level})", color=f"C{i + 2}", s=28, zorder=3,
-                       marker="o" if level == "long" else "^")
+            ax.scatter(
+                [r.M for r in rs],
+                [r.val_acc for r in rs],
+                label=f"{name} ({level})",
+                color=f"C{i + 2}",
+                s=28,
+                zorder=3,
+                marker="o" if level == "long" else "^",
+            )
         i += 1
     for label, rs in t2.items():
         if label != "R = 0":
-            ax.scatter([r.M for r in rs], [r.val_acc for r in rs], label=f"5→10 VGG11→19 {label}", color=f"C{i + 2}", s=28, marker="s", zorder=3)
+            ax.scatter(
+                [r.M for r in rs],
+                [r.val_acc for r in rs],
+                label=f"5→10 VGG11→19 {label}",
+                color=f"C{i + 2}",
+                s=28,
+                marker="s",
+                zorder=3,
+            )
             i += 1
     save_frontier_axes(fig, ax, f"CIFAR-10 ({setting}): cumulative schedules over the from-scratch frontier", path)
 

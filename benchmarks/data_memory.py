@@ -78,7 +78,9 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def measure(name: str, cache: Path, arch: str | None = None, resolution: int | None = None, budget: str | None = None) -> dict:
+def measure(
+    name: str, cache: Path, arch: str | None = None, resolution: int | None = None, budget: str | None = None
+) -> dict:
     env = {**os.environ, "GROWSEARCH_CACHE": str(cache), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.pop("GROWSEARCH_MAX_RAM", None)
     if budget:
@@ -103,13 +105,17 @@ def photos(root: Path, train: int, test: int, side: int = 224) -> None:
             w, h = side, int(side * rng.uniform(0.6, 1.4))
             w, h = (w, h) if i % 2 else (h, w)
             yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-            img = np.stack([(xx * 255 * (c + 1) / 10), (yy * 255), np.full_like(xx, 25.0 * c)], -1) + rng.normal(0, 25, (h, w, 3))
+            img = np.stack([(xx * 255 * (c + 1) / 10), (yy * 255), np.full_like(xx, 25.0 * c)], -1) + rng.normal(
+                0, 25, (h, w, 3)
+            )
             Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(d / f"{i}.jpg", quality=85)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--photos", type=int, default=3000, help="training photos to generate (a fifth as many test photos)")
+    ap.add_argument(
+        "--photos", type=int, default=3000, help="training photos to generate (a fifth as many test photos)"
+    )
     ap.add_argument("--no-cifar", action="store_true", help="skip CIFAR-10 even when ../shared/data has it")
     args = ap.parse_args()
     rows = []
@@ -124,18 +130,48 @@ def main() -> None:
             ("photos ?size=64, from the cache", f"{folder}?size=64", tmp / "cache", None),
             ("photos ?size=64, from the cache + 1 epoch vgg11@0.25", f"{folder}?size=64", tmp / "cache", "vgg11@0.25"),
             # the same run on a tenth of the images: what the model and its training take
-            ("photos ?size=64&train_per_class=30, from the cache + 1 epoch vgg11@0.25", f"{folder}?size=64&train_per_class=30", tmp / "cache", "vgg11@0.25"),
+            (
+                "photos ?size=64&train_per_class=30, from the cache + 1 epoch vgg11@0.25",
+                f"{folder}?size=64&train_per_class=30",
+                tmp / "cache",
+                "vgg11@0.25",
+            ),
             ("photos at 224 px, decoded into the cache", folder, tmp / "cache", None),
             ("photos at 224 px, from the cache", folder, tmp / "cache", None),
             # a run at 224 px, where the images (542 MB) outweigh the training's own memory, and the
             # same run on a tenth of them: what grows with the data is file-backed pages of the map
-            ("photos at 224 px, from the cache + 1 epoch resnet18_stem7@0.25", folder, tmp / "cache", "resnet18_stem7@0.25"),
-            ("photos at 224 px ?train_per_class=30, from the cache + 1 epoch resnet18_stem7@0.25", f"{folder}?train_per_class=30", tmp / "cache", "resnet18_stem7@0.25"),
-            ("photos ?size=64, no cache folder (decoded into memory)", f"{folder}?size=64", tmp / "afile" / "cache", None),
+            (
+                "photos at 224 px, from the cache + 1 epoch resnet18_stem7@0.25",
+                folder,
+                tmp / "cache",
+                "resnet18_stem7@0.25",
+            ),
+            (
+                "photos at 224 px ?train_per_class=30, from the cache + 1 epoch resnet18_stem7@0.25",
+                f"{folder}?train_per_class=30",
+                tmp / "cache",
+                "resnet18_stem7@0.25",
+            ),
+            (
+                "photos ?size=64, no cache folder (decoded into memory)",
+                f"{folder}?size=64",
+                tmp / "afile" / "cache",
+                None,
+            ),
             # beyond memory: the 224 px photos (542 MB) under a budget of a third of their size, trained
             # on batches resized to 32 px so that the images, not the network, dominate memory
-            ("photos at 224 px + 1 epoch of train_stage, vgg11@0.125 on batches resized to 32 px, no budget", folder, tmp / "cache", ("vgg11@0.125", 32, None)),
-            ("the same, GROWSEARCH_MAX_RAM=180M (a third of the images)", folder, tmp / "cache", ("vgg11@0.125", 32, "180M")),
+            (
+                "photos at 224 px + 1 epoch of train_stage, vgg11@0.125 on batches resized to 32 px, no budget",
+                folder,
+                tmp / "cache",
+                ("vgg11@0.125", 32, None),
+            ),
+            (
+                "the same, GROWSEARCH_MAX_RAM=180M (a third of the images)",
+                folder,
+                tmp / "cache",
+                ("vgg11@0.125", 32, "180M"),
+            ),
         ]
         (tmp / "afile").write_text("a cache cannot be made under a file")
         if SHARED.is_file() and not args.no_cifar:
@@ -143,22 +179,34 @@ def main() -> None:
             cases += [
                 ("CIFAR-10, decoded into the cache", cifar, tmp / "cache", None),
                 ("CIFAR-10, from the cache", cifar, tmp / "cache", None),
-                ("CIFAR-10 ?train_per_class=500, from the cache + 1 epoch vgg11@0.25", f"{cifar}?train_per_class=500", tmp / "cache", "vgg11@0.25"),
+                (
+                    "CIFAR-10 ?train_per_class=500, from the cache + 1 epoch vgg11@0.25",
+                    f"{cifar}?train_per_class=500",
+                    tmp / "cache",
+                    "vgg11@0.25",
+                ),
             ]
         for label, name, cache, arch in cases:
             arch, res, budget = arch if isinstance(arch, tuple) else (arch, None, None)
             m = measure(name, cache, arch, res, budget)
             m["case"] = label
             rows.append(m)
-            run = f"; run adds {m['run_over_load'] / 1e6:.0f} MB over the load (peak +{m['run_added'] / 1e6:.0f} MB), {m['images_per_s']:.0f} images/s, {m['wall_s']:.0f} s" if arch else ""
+            run = (
+                f"; run adds {m['run_over_load'] / 1e6:.0f} MB over the load (peak +{m['run_added'] / 1e6:.0f} MB), {m['images_per_s']:.0f} images/s, {m['wall_s']:.0f} s"
+                if arch
+                else ""
+            )
             kinds = f"; peaks +{m['anon_added'] / 1e6:.0f} MB anonymous, +{m['file_added'] / 1e6:.0f} MB file-backed"
-            print(f"{label}: {m['bytes'] / 1e6:.1f} MB of images, peak +{m['added'] / 1e6:.1f} MB ({m['added'] / m['bytes']:.2f}x) in {m['seconds']:.1f} s{run}{kinds}", flush=True)
+            print(
+                f"{label}: {m['bytes'] / 1e6:.1f} MB of images, peak +{m['added'] / 1e6:.1f} MB ({m['added'] / m['bytes']:.2f}x) in {m['seconds']:.1f} s{run}{kinds}",
+                flush=True,
+            )
     lines = [
         "# Resident memory of reading datasets (benchmarks/data_memory.py)",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. "
         "Peak resident memory (VmHWM) over the interpreter's own once torch and growsearch are imported, each case in a fresh process. "
-        "\"images\" is the uint8 size of the train and test images the dataset holds; the issue's bound is 1.5x that for loading. "
+        '"images" is the uint8 size of the train and test images the dataset holds; the issue\'s bound is 1.5x that for loading. '
         "The kernel keeps no peak per kind of page, so the anonymous (the process's own: arrays, model, batches) and file-backed "
         "(mapped files: the decode cache, and the libraries' code as it is paged in) peaks are sampled every 20 ms over the whole case.",
         "",
@@ -168,10 +216,14 @@ def main() -> None:
     for m in rows:
         run = (
             f"{m['run_added'] / 1e6:.0f} | {m['run_over_load'] / 1e6:.0f} | {m.get('anon_added', float('nan')) / 1e6:.0f} | {m.get('file_added', float('nan')) / 1e6:.0f} | "
-            f"{m['images_per_s']:.0f} | {m['wall_s']:.1f} | " + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in m["time_split"].items())
-            if "run_added" in m else f" | | {m.get('anon_added', float('nan')) / 1e6:.0f} | {m.get('file_added', float('nan')) / 1e6:.0f} | | | "
+            f"{m['images_per_s']:.0f} | {m['wall_s']:.1f} | "
+            + ", ".join(f"{k[:-2]} {v:.1f}" for k, v in m["time_split"].items())
+            if "run_added" in m
+            else f" | | {m.get('anon_added', float('nan')) / 1e6:.0f} | {m.get('file_added', float('nan')) / 1e6:.0f} | | | "
         )
-        lines.append(f"| {m['case']} | {m['bytes'] / 1e6:.1f} | {m['added'] / 1e6:.1f} | {m['added'] / m['bytes']:.2f} | {m['seconds']:.1f} | {run} |")
+        lines.append(
+            f"| {m['case']} | {m['bytes'] / 1e6:.1f} | {m['added'] / 1e6:.1f} | {m['added'] / m['bytes']:.2f} | {m['seconds']:.1f} | {run} |"
+        )
     save_report("\n".join(lines) + "\n", RESULTS / "data_memory.md")
     (RESULTS / "data_memory.json").write_text(json.dumps(rows, indent=1) + "\n")
 

@@ -32,10 +32,16 @@ from benchmarks._common import RESULTS, mean_std, pyplot, save_fig, save_report
 # seeds 0-2), each contributing its references; a later folder's reference of the same name
 # replaces an earlier one (family_vgg11: VGG11@0.25 again, with its LR swept)
 SETTINGS = {
-    "cpu": ("cifar10", ["subnets", "vgg16", "vgg19", "vgg19_resized", "family_vgg11", "family_vgg13"],
-            "CPU, 1,000 training images per class, VGG at width 0.25"),
-    "gpu": ("cifar10_gpu", ["subnets-vgg11@0.5", "subnets-vgg11@1", "subnets-vgg16@0.5", "vgg16", "vgg19", "vgg19_resized"],
-            "one H100, all 50,000 images, VGG at width 1 (VGG11@0.5/1 and VGG16@0.5 from scratch at batch 512, the rest at 128)"),
+    "cpu": (
+        "cifar10",
+        ["subnets", "vgg16", "vgg19", "vgg19_resized", "family_vgg11", "family_vgg13"],
+        "CPU, 1,000 training images per class, VGG at width 0.25",
+    ),
+    "gpu": (
+        "cifar10_gpu",
+        ["subnets-vgg11@0.5", "subnets-vgg11@1", "subnets-vgg16@0.5", "vgg16", "vgg19", "vgg19_resized"],
+        "one H100, all 50,000 images, VGG at width 1 (VGG11@0.5/1 and VGG16@0.5 from scratch at batch 512, the rest at 128)",
+    ),
 }
 CIFAR = RESULTS / "cifar10"  # the setting's folder; main() sets it
 
@@ -74,19 +80,46 @@ def collect() -> dict:
         fam = front.iso(M, acc, final_arch=final, runs=pairs)
         same = front.only(final)
         same_iso = same.iso(M, acc, runs=pairs) if same is not None else None
-        out.append({
-            "row": name, "stages": [f"{s.classes}:{s.arch}x{s.epochs}" for s in runs[0].stages], "final_arch": final,
-            "seeds": [{"seed": r.schedule["seed"], "M": r.M, "val_acc": r.val_acc, "test_acc": r.test_acc} for r in runs],
-            "family": {k: fam[k] for k in ("iso_M_ratio", "iso_M_ratio_ci", "reference", "bound", "M_scratch")},
-            "same": None if same_iso is None else {k: same_iso[k] for k in ("iso_M_ratio", "iso_M_ratio_ci", "reference", "bound")},
-        })
+        out.append(
+            {
+                "row": name,
+                "stages": [f"{s.classes}:{s.arch}x{s.epochs}" for s in runs[0].stages],
+                "final_arch": final,
+                "seeds": [
+                    {"seed": r.schedule["seed"], "M": r.M, "val_acc": r.val_acc, "test_acc": r.test_acc} for r in runs
+                ],
+                "family": {k: fam[k] for k in ("iso_M_ratio", "iso_M_ratio_ci", "reference", "bound", "M_scratch")},
+                "same": None
+                if same_iso is None
+                else {k: same_iso[k] for k in ("iso_M_ratio", "iso_M_ratio_ci", "reference", "bound")},
+            }
+        )
     refs = [
-        {"name": r.name, "arch": r.arch, "points": [
-            {"epochs": p.epochs, "M": p.M, "lr": p.lr, "lrs": [s["lr"] for s in p.lr_sweep] or [p.lr],
-             "val": [s["val_acc"] for s in p.seeds], "test": [s["test_acc"] for s in p.seeds]} for p in r.points]}
+        {
+            "name": r.name,
+            "arch": r.arch,
+            "points": [
+                {
+                    "epochs": p.epochs,
+                    "M": p.M,
+                    "lr": p.lr,
+                    "lrs": [s["lr"] for s in p.lr_sweep] or [p.lr],
+                    "val": [s["val_acc"] for s in p.seeds],
+                    "test": [s["test_acc"] for s in p.seeds],
+                }
+                for p in r.points
+            ],
+        }
         for r in front.references
     ]
-    return {"setting": SETTINGS[SETTING][2], "folders": used, "dataset": front.dataset, "seeds": front.seeds, "references": refs, "rows": out}
+    return {
+        "setting": SETTINGS[SETTING][2],
+        "folders": used,
+        "dataset": front.dataset,
+        "seeds": front.seeds,
+        "references": refs,
+        "rows": out,
+    }
 
 
 def _ci(d: dict | None) -> str:
@@ -141,12 +174,16 @@ def report(data: dict) -> str:
     ]
     for r in sorted(data["rows"], key=lambda r: r["family"]["iso_M_ratio"]):
         f = r["family"]
-        words = reading(f["iso_M_ratio"], f["iso_M_ratio_ci"], f["bound"], f["reference"], r["final_arch"]).split(";")[0]
+        words = reading(f["iso_M_ratio"], f["iso_M_ratio_ci"], f["bound"], f["reference"], r["final_arch"]).split(";")[
+            0
+        ]
         lines.append(
             f"| {r['row']} | {' → '.join(r['stages'])} | {mean_std([100 * s['val_acc'] for s in r['seeds']], 1)} | {_ci(f)} "
             f"| {f['reference']} | {_ci(r['same'])} | {words} |"
         )
-    saving = [r["row"] for r in data["rows"] if r["family"]["iso_M_ratio_ci"][1] < 1 and r["family"]["bound"] != "lower"]
+    saving = [
+        r["row"] for r in data["rows"] if r["family"]["iso_M_ratio_ci"][1] < 1 and r["family"]["bound"] != "lower"
+    ]
     lines += [
         "",
         f"Rows whose interval against the family lies below 1: {', '.join(saving) if saving else 'none'}.",
@@ -165,12 +202,22 @@ def plot(data: dict, path: Path) -> None:
     rows = sorted(data["rows"], key=lambda r: r["family"]["iso_M_ratio"])
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
     for i, r in enumerate(rows):
-        for d, color, dy, label in ((r["family"], "tab:red", 0.15, "vs the family"), (r["same"], "tab:blue", -0.15, "vs the final arch alone")):
+        for d, color, dy, label in (
+            (r["family"], "tab:red", 0.15, "vs the family"),
+            (r["same"], "tab:blue", -0.15, "vs the final arch alone"),
+        ):
             if d is None:
                 continue
             lo, hi = d["iso_M_ratio_ci"]
-            ax.errorbar(d["iso_M_ratio"], i + dy, xerr=[[d["iso_M_ratio"] - lo], [hi - d["iso_M_ratio"]]], fmt="o", ms=3, color=color,
-                        label=label if i == 0 else None)
+            ax.errorbar(
+                d["iso_M_ratio"],
+                i + dy,
+                xerr=[[d["iso_M_ratio"] - lo], [hi - d["iso_M_ratio"]]],
+                fmt="o",
+                ms=3,
+                color=color,
+                label=label if i == 0 else None,
+            )
     ax.axvline(1.0, color="k", lw=0.8)
     ax.set_yticks(range(len(rows)), [r["row"] for r in rows], fontsize=6)
     ax.set_xscale("log")
@@ -189,7 +236,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="cpu")
     ap.add_argument("--report-only", action="store_true", help="read the committed JSON, judge nothing")
-    ap.add_argument("--check", action="store_true", help="exit 1 when the committed page differs from its JSON; write nothing")
+    ap.add_argument(
+        "--check", action="store_true", help="exit 1 when the committed page differs from its JSON; write nothing"
+    )
     args = ap.parse_args()
     SETTING = args.setting
     CIFAR = RESULTS / SETTINGS[SETTING][0]

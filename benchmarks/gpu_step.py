@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from _common import save_report
+from throughput import peak_tflops
+
 from growsearch.data.loader import BatchLoader
 from growsearch.model.arch import build_model, spec_for
 from growsearch.model.cost import macs_per_sample
 from growsearch.plan.schedule import TrainConfig
 from growsearch.train.loop import optimizer_for
-from throughput import peak_tflops
 
 
 def sync(device: torch.device) -> None:
@@ -47,7 +47,17 @@ def trainer_parts(arch: str, batch: int, device: torch.device) -> tuple:
     return model, optimizer_for(model, cfg, cfg.peak_lr()), x, torch.randint(0, 10, (batch,), device=device)
 
 
-def step_rate(arch: str, batch: int, device: torch.device, *, benchmark=False, fused=False, bf16_weights=False, compile_mode=None, steps=40) -> float:
+def step_rate(
+    arch: str,
+    batch: int,
+    device: torch.device,
+    *,
+    benchmark=False,
+    fused=False,
+    bf16_weights=False,
+    compile_mode=None,
+    steps=40,
+) -> float:
     """Images/s of forward + backward + optimizer step on one fixed batch already on the device."""
     torch.backends.cudnn.benchmark = benchmark
     torch.manual_seed(0)
@@ -81,8 +91,16 @@ def step_rate(arch: str, batch: int, device: torch.device, *, benchmark=False, f
 def loader_rate(batch: int, device: torch.device, n: int = 45000) -> float:
     """Images/s of the trainer's BatchLoader alone (index gather, crop + flip on uint8, normalise)."""
     x = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
-    loader = BatchLoader(x, torch.zeros(n, dtype=torch.long), batch_size=batch, mean=(0.5,) * 3, std=(0.25,) * 3,
-                         train=True, device=device, channels_last=True)
+    loader = BatchLoader(
+        x,
+        torch.zeros(n, dtype=torch.long),
+        batch_size=batch,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        train=True,
+        device=device,
+        channels_last=True,
+    )
     for _ in loader:  # warm-up epoch
         pass
     sync(device)
@@ -95,15 +113,35 @@ def loader_rate(batch: int, device: torch.device, n: int = 45000) -> float:
 
 # Kernel names to kinds, first match wins (cuDNN's BatchNorm kernels are named cudnn::bn_*, so
 # BatchNorm is looked for before convolution; layout transposes before both).
-KINDS = [("BatchNorm", ("batch_norm", "bn_fw", "bn_bw", "batchnorm", "welford")),
-         ("optimizer", ("multi_tensor", "foreach", "fused_sgd", "sgd")),
-         ("layout transpose", ("nhwctonchw", "nchwtonhwc", "transpose")),
-         ("copy/cast", ("copy", "cast", "convert")),
-         ("convolution/GEMM", ("conv", "cudnn", "implicit_gemm", "wgrad", "dgrad", "fprop", "xmma", "cutlass", "gemm", "nhwc", "sm90", "sm80")),
-         ("elementwise/reduction", ("elementwise", "vectorized", "relu", "threshold", "reduce", "softmax", "nll", "pool"))]
+KINDS = [
+    ("BatchNorm", ("batch_norm", "bn_fw", "bn_bw", "batchnorm", "welford")),
+    ("optimizer", ("multi_tensor", "foreach", "fused_sgd", "sgd")),
+    ("layout transpose", ("nhwctonchw", "nchwtonhwc", "transpose")),
+    ("copy/cast", ("copy", "cast", "convert")),
+    (
+        "convolution/GEMM",
+        (
+            "conv",
+            "cudnn",
+            "implicit_gemm",
+            "wgrad",
+            "dgrad",
+            "fprop",
+            "xmma",
+            "cutlass",
+            "gemm",
+            "nhwc",
+            "sm90",
+            "sm80",
+        ),
+    ),
+    ("elementwise/reduction", ("elementwise", "vectorized", "relu", "threshold", "reduce", "softmax", "nll", "pool")),
+]
 
 
-def kernel_table(arch: str, batch: int, device: torch.device, benchmark: bool) -> tuple[list[tuple[str, float, int]], list[tuple[float, str]]]:
+def kernel_table(
+    arch: str, batch: int, device: torch.device, benchmark: bool
+) -> tuple[list[tuple[str, float, int]], list[tuple[float, str]]]:
     """(kind, ms of CUDA time per step, kernels per step) of the trainer's step, by torch.profiler,
     and its top kernels (ms per step, name)."""
     from torch.profiler import ProfilerActivity, profile
@@ -144,7 +182,11 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--arch", default="vgg19")
     ap.add_argument("--batch", type=int, default=512)
-    ap.add_argument("--compile", action="store_true", help="also torch.compile's default and max-autotune-no-cudagraphs modes and CUDA graphs (reduce-overhead): minutes each")
+    ap.add_argument(
+        "--compile",
+        action="store_true",
+        help="also torch.compile's default and max-autotune-no-cudagraphs modes and CUDA graphs (reduce-overhead): minutes each",
+    )
     ap.add_argument("--peak-tflops", type=float, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -166,9 +208,17 @@ def main() -> None:
     if args.compile:
         variants += [
             ("+ cuDNN autotuning, torch.compile default", b, {"benchmark": True, "compile_mode": "default"}),
-            ("+ cuDNN autotuning, torch.compile reduce-overhead (CUDA graphs)", b, {"benchmark": True, "compile_mode": "reduce-overhead"}),
+            (
+                "+ cuDNN autotuning, torch.compile reduce-overhead (CUDA graphs)",
+                b,
+                {"benchmark": True, "compile_mode": "reduce-overhead"},
+            ),
             ("+ cuDNN autotuning, CUDA graphs, batch 128", 128, {"benchmark": True, "compile_mode": "reduce-overhead"}),
-            ("+ cuDNN autotuning, torch.compile max-autotune-no-cudagraphs", b, {"benchmark": True, "compile_mode": "max-autotune-no-cudagraphs"}),
+            (
+                "+ cuDNN autotuning, torch.compile max-autotune-no-cudagraphs",
+                b,
+                {"benchmark": True, "compile_mode": "max-autotune-no-cudagraphs"},
+            ),
         ]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (a dry run)"
     loader = loader_rate(b, device)
@@ -177,21 +227,34 @@ def main() -> None:
     def save() -> None:
         share = lambda r: f"{100 * r * 6 * macs / (peak * 1e12):.1f}%" if peak else "n/a"  # noqa: E731
         lines = [
-            f"# Where a training step's time goes: {args.arch} on {name}", "",
+            f"# Where a training step's time goes: {args.arch} on {name}",
+            "",
             f"`benchmarks/gpu_step.py`: {args.arch} at full width ({macs / 1e6:.0f} M forward MACs per 3x32x32 image), one fixed batch already on the GPU "
             f"(so no loader), torch {torch.__version__}; {'peak ' + format(peak, 'g') + ' dense BF16 TFLOP/s, ' if peak else ''}training FLOPs = 6 x forward MACs per image. "
-            "Each row changes one thing from the row it names.", "",
-            "| step | batch | images/s | share of dense BF16 peak |", "| --- | ---: | ---: | ---: |",
-            *[f"| {label} | {bb} | {r:.0f} | {share(r)} |" for label, bb, r in rows], "",
-            f"The trainer's batch loader alone (gather, crop + flip on uint8, normalise; 45,000 images, batch {b}): {loader:.0f} images/s.", "",
+            "Each row changes one thing from the row it names.",
+            "",
+            "| step | batch | images/s | share of dense BF16 peak |",
+            "| --- | ---: | ---: | ---: |",
+            *[f"| {label} | {bb} | {r:.0f} | {share(r)} |" for label, bb, r in rows],
+            "",
+            f"The trainer's batch loader alone (gather, crop + flip on uint8, normalise; 45,000 images, batch {b}): {loader:.0f} images/s.",
+            "",
         ]
         for bench, (table, top) in kinds.items():
             total = sum(ms for _, ms, _ in table)
-            lines += [f"CUDA kernel time per step of the trainer's step at batch {b}, cuDNN autotuning {'on' if bench else 'off'} (torch.profiler, 10 steps; {total:.2f} ms in all):", "",
-                      "| kind | ms/step | share | kernels/step |", "| --- | ---: | ---: | ---: |",
-                      *[f"| {k} | {ms:.2f} | {100 * ms / max(total, 1e-9):.0f}% | {n} |" for k, ms, n in table], "",
-                      "Its longest kernels (ms/step): " + "; ".join(f"`{k}` {ms:.3f}" for ms, k in top), ""]
-        lines.append(f"Command: `python benchmarks/gpu_step.py --device {args.device} --arch {args.arch} --batch {b}{' --compile' if args.compile else ''}`")
+            lines += [
+                f"CUDA kernel time per step of the trainer's step at batch {b}, cuDNN autotuning {'on' if bench else 'off'} (torch.profiler, 10 steps; {total:.2f} ms in all):",
+                "",
+                "| kind | ms/step | share | kernels/step |",
+                "| --- | ---: | ---: | ---: |",
+                *[f"| {k} | {ms:.2f} | {100 * ms / max(total, 1e-9):.0f}% | {n} |" for k, ms, n in table],
+                "",
+                "Its longest kernels (ms/step): " + "; ".join(f"`{k}` {ms:.3f}" for ms, k in top),
+                "",
+            ]
+        lines.append(
+            f"Command: `python benchmarks/gpu_step.py --device {args.device} --arch {args.arch} --batch {b}{' --compile' if args.compile else ''}`"
+        )
         save_report("\n".join(lines) + "\n", out)
 
     for bench in (False, True):

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, save_fig, save_report
+
 from growsearch.data.dataset import create_dataset
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
 from growsearch.train.run import run_schedule
@@ -39,7 +40,11 @@ def _rows(w: float, ep: tuple[int, ...], rep: tuple[int, ...], base_ep: int) -> 
         "VGG 5→7→10, 16/32/32 px": ("vgg", at(vgg, 16, None), True),
         "VGG 5→7→10, 16/24/32 px": ("vgg", at(vgg, 16, 24), True),
         "VGG 5→7→10, 16/16/32 px": ("vgg", at(vgg, 16, 16), True),
-        f"ResNet18-stem7 baseline ({base_ep} ep, 32 px)": ("resnet", [(10, f"resnet18_stem7@{w:g}", base_ep, None)], True),
+        f"ResNet18-stem7 baseline ({base_ep} ep, 32 px)": (
+            "resnet",
+            [(10, f"resnet18_stem7@{w:g}", base_ep, None)],
+            True,
+        ),
         "ResNet-stem7 5→10, 32/32 px": ("resnet", at(res, None), True),
         "ResNet-stem7 5→10, 16/32 px, kernels rescaled (7→5→7)": ("resnet", at(res, 16), True),
         "ResNet-stem7 5→10, 16/32 px, kernels kept 7x7": ("resnet", at(res, 16), False),
@@ -69,12 +74,17 @@ def main() -> None:
     for seed in range(args.seeds):
         for name, (_, stages, rescale) in rows.items():
             sched = Schedule(
-                "digits", [Stage(k, a, e, resolution=r) for k, a, e, r in stages], seed=seed,
+                "digits",
+                [Stage(k, a, e, resolution=r) for k, a, e, r in stages],
+                seed=seed,
                 train=TrainConfig(rescale_kernels=rescale),
             )
             r = run_schedule(sched, dataset=ds, progress=False)
             results.setdefault(name, []).append(r)
-            print(f"seed {seed} {name:<55} val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3e} wall {r.wall_s:.1f}s", flush=True)
+            print(
+                f"seed {seed} {name:<55} val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3e} wall {r.wall_s:.1f}s",
+                flush=True,
+            )
 
     base_of = {fam: next(n for n, (f, st, _) in rows.items() if f == fam and len(st) == 1) for fam in ("vgg", "resnet")}
     full_of = {fam: next(n for n, (f, st, _) in rows.items() if f == fam and len(st) > 1) for fam in ("vgg", "resnet")}
@@ -133,7 +143,12 @@ def _plot(rows: dict, results: dict, fronts: dict, path: Path) -> None:
         for i, name in enumerate(n for n in rows if rows[n][0] == fam):
             rs = results[name]
             ax.scatter([r.M for r in rs], [r.val_acc for r in rs], s=30, color=f"C{i}", label=name, zorder=3)
-        ax.set(xscale="log", xlabel="training cost M (log scale)", ylabel="validation accuracy", title=f"digits, {fam}: over the from-scratch frontier")
+        ax.set(
+            xscale="log",
+            xlabel="training cost M (log scale)",
+            ylabel="validation accuracy",
+            title=f"digits, {fam}: over the from-scratch frontier",
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     save_fig(fig, path, dpi=110)

@@ -18,11 +18,16 @@ import time
 from pathlib import Path
 
 from _common import mean_std, pyplot, saturating_schedule, save_fig, save_report
+
 from growsearch.data.dataset import create_dataset
 from growsearch.robust.robustness import robustness_report
 from growsearch.train.run import run_schedule
 
-COLS = {"baseline": "baseline (white-box)", "final": "final, no MI (white-box)", "final_mi": "final + MI (attack on final)"}
+COLS = {
+    "baseline": "baseline (white-box)",
+    "final": "final, no MI (white-box)",
+    "final_mi": "final + MI (attack on final)",
+}
 
 
 def main() -> None:
@@ -47,14 +52,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in range(args.seeds):
             run_dir, base_dir = Path(tmp) / f"run{seed}", Path(tmp) / f"base{seed}"
-            r = run_schedule(saturating_schedule([(5, "vgg11"), (7, "vgg16"), (10, "vgg19")], seed=seed, **opts), dataset=ds, out_dir=run_dir, progress=False)
-            b = run_schedule(saturating_schedule([(10, "vgg19")], seed=seed, **opts), dataset=ds, out_dir=base_dir, progress=False)
+            r = run_schedule(
+                saturating_schedule([(5, "vgg11"), (7, "vgg16"), (10, "vgg19")], seed=seed, **opts),
+                dataset=ds,
+                out_dir=run_dir,
+                progress=False,
+            )
+            b = run_schedule(
+                saturating_schedule([(10, "vgg19")], seed=seed, **opts), dataset=ds, out_dir=base_dir, progress=False
+            )
             accs["run"].append(r.test_acc)
             accs["base"].append(b.test_acc)
-            rep = robustness_report(run_dir, base_dir, draws=args.draws, detect_eps=args.detect_eps, seed=seed, dataset=ds, progress=False)
+            rep = robustness_report(
+                run_dir, base_dir, draws=args.draws, detect_eps=args.detect_eps, seed=seed, dataset=ds, progress=False
+            )
             plain = robustness_report(
-                run_dir, base_dir, rule="plain", noise=[0.0], ablation=[0.0], draws=1, detect_eps=args.detect_eps, seed=seed,
-                dataset=ds, out=False, progress=False,
+                run_dir,
+                base_dir,
+                rule="plain",
+                noise=[0.0],
+                ablation=[0.0],
+                draws=1,
+                detect_eps=args.detect_eps,
+                seed=seed,
+                dataset=ds,
+                out=False,
+                progress=False,
             )
             reports.append(rep)
             plains.append(plain)
@@ -84,9 +107,12 @@ def main() -> None:
         "",
         "| ε | " + " | ".join(COLS.values()) + " | final + MI, plain vote |",
         "| ---: | " + " | ".join("---:" for _ in COLS) + " | ---: |",
-        *[f"| {e:g} | " + " | ".join(cell(k, i) for k in COLS) + f" | {cell('final_mi', i, plains)} |" for i, e in enumerate(eps)],
+        *[
+            f"| {e:g} | " + " | ".join(cell(k, i) for k in COLS) + f" | {cell('final_mi', i, plains)} |"
+            for i, e in enumerate(eps)
+        ],
         "",
-        "MI (default rule \"known\"): weighted vote of the three stage networks, weights = each stage's test accuracy on its "
+        'MI (default rule "known"): weighted vote of the three stage networks, weights = each stage\'s test accuracy on its '
         "own classes, a class's share counted among the stages trained on it. Plain vote: raw weighted majority.",
         "",
         f"## No-decision detection (FGSM ε = {reports[0]['detection']['eps']:g})",
@@ -95,7 +121,10 @@ def main() -> None:
         "",
         "| model | TNR at FNR ≤ 5% | TNR at FNR ≤ 10% |",
         "| --- | ---: | ---: |",
-        *[f"| {COLS[k]} | {_ms([rp['detection'][k]['tnr_at_fnr_5'] for rp in reports])} | {_ms([rp['detection'][k]['tnr_at_fnr_10'] for rp in reports])} |" for k in COLS],
+        *[
+            f"| {COLS[k]} | {_ms([rp['detection'][k]['tnr_at_fnr_5'] for rp in reports])} | {_ms([rp['detection'][k]['tnr_at_fnr_10'] for rp in reports])} |"
+            for k in COLS
+        ],
         f"| final + MI, plain vote | {_ms([rp['detection']['final_mi']['tnr_at_fnr_5'] for rp in plains])} | {_ms([rp['detection']['final_mi']['tnr_at_fnr_10'] for rp in plains])} |",
         "",
         "## Noise and ablation (mean accuracy over the levels = area under the curve ÷ its span)",
@@ -107,7 +136,9 @@ def main() -> None:
         area = [rp[sec]["area"] for rp in reports]
         mi = _ms([a.get("final_mi") for a in area]) if "final_mi" in area[0] else "–"
         diff = mean_std([100 * (a["final"] - a["baseline"]) for a in area])
-        lines.append(f"| {sec} ({levels} {reports[0][sec][levels][0]:g}…{reports[0][sec][levels][-1]:g}, {args.draws} draws) | {_ms([a['baseline'] for a in area])} | {_ms([a['final'] for a in area])} | {mi} | {diff} |")
+        lines.append(
+            f"| {sec} ({levels} {reports[0][sec][levels][0]:g}…{reports[0][sec][levels][-1]:g}, {args.draws} draws) | {_ms([a['baseline'] for a in area])} | {_ms([a['final'] for a in area])} | {mi} | {diff} |"
+        )
     lines += [
         "",
         "Targets (as the paper found): MI above the final network alone and above the baseline for every ε > 0; MI's TNR at "
@@ -138,12 +169,26 @@ def _plot(reports: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for i, key in enumerate(COLS):
         eps = reports[0]["fgsm"]["eps"]
-        axes[0].plot(eps, [stats.mean(r["fgsm"][key][j] for r in reports) for j in range(len(eps))], marker="o", color=f"C{i}", label=COLS[key])
+        axes[0].plot(
+            eps,
+            [stats.mean(r["fgsm"][key][j] for r in reports) for j in range(len(eps))],
+            marker="o",
+            color=f"C{i}",
+            label=COLS[key],
+        )
         for sec, ax in (("noise", axes[1]), ("ablation", axes[2])):
             if key in reports[0][sec]:
                 xs = reports[0][sec]["std" if sec == "noise" else "fraction"]
-                ax.plot(xs, [stats.mean(r[sec][key]["mean"][j] for r in reports) for j in range(len(xs))], marker=".", color=f"C{i}", label=COLS[key])
-    for ax, title, xl in zip(axes, ("FGSM", "Gaussian noise", "unit ablation"), ("ε", "noise std", "fraction of units zeroed")):
+                ax.plot(
+                    xs,
+                    [stats.mean(r[sec][key]["mean"][j] for r in reports) for j in range(len(xs))],
+                    marker=".",
+                    color=f"C{i}",
+                    label=COLS[key],
+                )
+    for ax, title, xl in zip(
+        axes, ("FGSM", "Gaussian noise", "unit ablation"), ("ε", "noise std", "fraction of units zeroed")
+    ):
         ax.set(title=f"{title} (mean of {len(reports)} seeds)", xlabel=xl, ylabel="accuracy", ylim=(0, 1.02))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)

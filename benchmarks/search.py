@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import frontier, iso_cells, iso_test_delta, mean_std, save_report, scratch_test_acc
+
 from growsearch.data.dataset import create_dataset
 from growsearch.search.driver import run_search
 from growsearch.search.space import load_space
@@ -57,7 +58,10 @@ def main() -> None:
         "",
         "| epochs | LR | M | val acc | test acc |",
         "| ---: | ---: | ---: | ---: | ---: |",
-        *[f"| {p.epochs} | {p.lr:g} | {p.M:.3e} | {p.val_acc:.4f} | {p.test_acc:.4f} |" for p in sf.references[0].points],
+        *[
+            f"| {p.epochs} | {p.lr:g} | {p.M:.3e} | {p.val_acc:.4f} | {p.test_acc:.4f} |"
+            for p in sf.references[0].points
+        ],
         "",
         f"Target validation accuracy {res.target_acc:.4f} (best budget − {space.tolerance:g}); M_scratch(target) = {res.M_ref:.3e}; "
         f"cheapest on-target budget: {on_target.epochs} epochs (M {on_target.M:.3e}).",
@@ -78,7 +82,10 @@ def main() -> None:
             "",
             "| stage | classes | arch | epochs | prune | zero mask | lr |",
             "| ---: | ---: | --- | ---: | ---: | --- | ---: |",
-            *[f"| {i} | {s.classes} | {s.arch} | {s.epochs} | {s.prune_ratio:g} | {s.zero_mask} | {s.lr or space.train.lr:.3g} |" for i, s in enumerate(best.stages, 1)],
+            *[
+                f"| {i} | {s.classes} | {s.arch} | {s.epochs} | {s.prune_ratio:g} | {s.zero_mask} | {s.lr or space.train.lr:.3g} |"
+                for i, s in enumerate(best.stages, 1)
+            ],
             "",
             f"Re-run over {args.seeds} seeds (seed changes class order, init and batch order; same validation split), judged on the "
             "benchmarks' 3-seed frontier (`frontier.md`: 2-32 epochs, LR 0.02/0.05 chosen on validation):",

@@ -25,13 +25,13 @@ from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-
 from _common import RESULTS, mean_std, pyplot, save_fig, save_report
+
 from growsearch.data.loader import BatchLoader
 from growsearch.model.arch import create_model
+from growsearch.model.prune import channel_groups, channel_norms
 from growsearch.plan.schedule import TrainConfig, load_split
 from growsearch.train.loop import eval_loader, evaluate, lr_factor, optimizer_for
-from growsearch.model.prune import channel_groups, channel_norms
 
 FRACTIONS = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]
 BAND = 0.005  # iso-accuracy: validation accuracy within 0.5 pt of the dense network's
@@ -45,12 +45,20 @@ def methods(l1: float, strength: float) -> dict[str, tuple[dict, float]]:
     return {
         "SGD + magnitude pruning": ({}, 0.0),
         f"L1-regularised SGD (λ = {l1:g})": ({}, l1),
-        f"SSGD, weights (s = {strength:g})": ({"optimizer": "ssgd", "ssgd_structure": "weights", "ssgd_strength": strength}, 0.0),
-        f"SSGD, filters (s = {strength:g})": ({"optimizer": "ssgd", "ssgd_structure": "filters", "ssgd_strength": strength}, 0.0),
+        f"SSGD, weights (s = {strength:g})": (
+            {"optimizer": "ssgd", "ssgd_structure": "weights", "ssgd_strength": strength},
+            0.0,
+        ),
+        f"SSGD, filters (s = {strength:g})": (
+            {"optimizer": "ssgd", "ssgd_structure": "filters", "ssgd_strength": strength},
+            0.0,
+        ),
     }
 
 
-def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, device: torch.device, desc: str = "") -> torch.nn.Module:
+def train(
+    data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, device: torch.device, desc: str = ""
+) -> torch.nn.Module:
     """One row's network; on CUDA with growsearch's bf16 autocast and channels_last. An epoch bar
     (tqdm, on stderr) shows progress: a full-width CPU row trains for about 30 min."""
     from tqdm.auto import tqdm
@@ -60,12 +68,22 @@ def train(data, arch: str, cfg: TrainConfig, epochs: int, l1: float, seed: int, 
     gpu = device.type == "cuda"  # the CPU rows trained before --device existed: unchanged there
     model = model.to(device, memory_format=torch.channels_last if gpu else torch.contiguous_format)
     loader = BatchLoader(
-        data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std, train=True, flip=data.flip, seed=seed,
-        device=device, channels_last=gpu,
+        data.x_train,
+        data.y_train,
+        batch_size=cfg.batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=True,
+        flip=data.flip,
+        seed=seed,
+        device=device,
+        channels_last=gpu,
     )
     opt = optimizer_for(model, cfg, cfg.lr)
     total, warmup = epochs * len(loader), max(1, int(cfg.warmup_epochs * len(loader)))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=False))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=False)
+    )
     weights = [p for p in model.parameters() if p.dim() > 1]
     model.train()
     for _ in tqdm(range(epochs), desc=desc, unit="ep", dynamic_ncols=True):
@@ -119,8 +137,15 @@ def sweep(model, data, cfg: TrainConfig, structured: bool) -> dict:
     dense = rows[0]["val_acc"]
     best = max((r for r in rows if r["val_acc"] >= dense - BAND), key=lambda r: r["fraction"])
     m, _ = sparsified(model, best["fraction"], structured)
-    return {"rows": rows, "dense_val": dense, "iso_fraction": best["fraction"], "iso_zero_weights": best["zero_weights"],
-            "iso_val": best["val_acc"], "iso_test": evaluate(m, test), "dense_test": evaluate(model, test)}
+    return {
+        "rows": rows,
+        "dense_val": dense,
+        "iso_fraction": best["fraction"],
+        "iso_zero_weights": best["zero_weights"],
+        "iso_val": best["val_acc"],
+        "iso_test": evaluate(m, test),
+        "dense_test": evaluate(model, test),
+    }
 
 
 def main() -> None:
@@ -129,16 +154,36 @@ def main() -> None:
     ap.add_argument("--arch", default="vgg11@0.25")
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--first-seed", type=int, default=0,
-                    help="train seeds --first-seed..--seeds-1 only (one process per seed, side by side on one GPU); the report reads every seed on disk")
-    ap.add_argument("--l1", type=float, default=1e-4, help="L1 coefficient of the L1-regularised SGD row (one value, not tuned)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="train seeds --first-seed..--seeds-1 only (one process per seed, side by side on one GPU); the report reads every seed on disk",
+    )
+    ap.add_argument(
+        "--l1", type=float, default=1e-4, help="L1 coefficient of the L1-regularised SGD row (one value, not tuned)"
+    )
     ap.add_argument("--strength", type=float, default=1.0, help="ssgd_strength of the SSGD rows")
-    ap.add_argument("--methods", nargs="+", default=["sgd", "l1", "ssgd-weights", "ssgd-filters"], choices=["sgd", "l1", "ssgd-weights", "ssgd-filters"],
-                    help="the rows to train and report (default all four)")
-    ap.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay of every row (the recipe's 5e-4; SSGD's zeroing comes from it)")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        default=["sgd", "l1", "ssgd-weights", "ssgd-filters"],
+        choices=["sgd", "l1", "ssgd-weights", "ssgd-filters"],
+        help="the rows to train and report (default all four)",
+    )
+    ap.add_argument(
+        "--weight-decay",
+        type=float,
+        default=5e-4,
+        help="weight decay of every row (the recipe's 5e-4; SSGD's zeroing comes from it)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda (bf16 autocast, channels_last: the full-width rows)")
-    ap.add_argument("--report-only", action="store_true", help="train nothing: report the rows on disk (e.g. after processes that trained one method each)")
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: report the rows on disk (e.g. after processes that trained one method each)",
+    )
     ap.add_argument("--name", default="ssgd_digits")
     args = ap.parse_args()
     if not 0 <= args.first_seed < args.seeds:
@@ -151,11 +196,20 @@ def main() -> None:
     t0 = time.perf_counter()
     got: dict[str, list[dict]] = {}
     rows = methods(args.l1, args.strength)
-    for label, (changes, l1) in ((k, v) for k, v in rows.items() if list(rows).index(k) in [METHOD_KEYS.index(m) for m in args.methods]):
+    for label, (changes, l1) in (
+        (k, v) for k, v in rows.items() if list(rows).index(k) in [METHOD_KEYS.index(m) for m in args.methods]
+    ):
         cfg = replace(base, **changes)
         for seed in range(args.seeds):
             path = out / f"{label.split(' (')[0].replace(' ', '_').replace(',', '').replace('+', 'plus')}-s{seed}.json"
-            setting = {"dataset": args.dataset, "arch": args.arch, "epochs": args.epochs, "weight_decay": args.weight_decay, "l1": l1, **changes}
+            setting = {
+                "dataset": args.dataset,
+                "arch": args.arch,
+                "epochs": args.epochs,
+                "weight_decay": args.weight_decay,
+                "l1": l1,
+                **changes,
+            }
             kept = json.loads(path.read_text()) if path.is_file() else None
             # later sessions extend, not redo; a row of another setting (rows before the setting was
             # stored have none and are kept) is trained again
@@ -169,13 +223,21 @@ def main() -> None:
             if data is None:
                 data = load_split(args.dataset, base)
             model = train(data, args.arch, cfg, args.epochs, l1, seed, dev, desc=f"{label} seed {seed}")
-            row = {"seed": seed, "setting": setting, "train_s": time.perf_counter() - t,
-                   "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
-                   "unstructured": sweep(model, data, cfg, False), "structured": sweep(model, data, cfg, True)}
+            row = {
+                "seed": seed,
+                "setting": setting,
+                "train_s": time.perf_counter() - t,
+                "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU",
+                "unstructured": sweep(model, data, cfg, False),
+                "structured": sweep(model, data, cfg, True),
+            }
             path.write_text(json.dumps(row, indent=1))
             got.setdefault(label, []).append(row)
-            print(f"{label} seed {seed}: dense val {row['unstructured']['dense_val']:.4f}, unstructured iso {row['unstructured']['iso_zero_weights']:.2f}, "
-                  f"structured iso {row['structured']['iso_fraction']:.2f} ({row['train_s']:.0f} s)", flush=True)
+            print(
+                f"{label} seed {seed}: dense val {row['unstructured']['dense_val']:.4f}, unstructured iso {row['unstructured']['iso_zero_weights']:.2f}, "
+                f"structured iso {row['structured']['iso_fraction']:.2f} ({row['train_s']:.0f} s)",
+                flush=True,
+            )
     report(args, got, time.perf_counter() - t0)
 
 

@@ -19,7 +19,17 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import frontier, iso_cells, iso_test_delta, mean_std, pyplot, saturating_schedule, save_frontier_axes, save_report
+from _common import (
+    frontier,
+    iso_cells,
+    iso_test_delta,
+    mean_std,
+    pyplot,
+    saturating_schedule,
+    save_frontier_axes,
+    save_report,
+)
+
 from growsearch.data.dataset import create_dataset
 from growsearch.train.run import run_schedule
 
@@ -37,7 +47,9 @@ def main() -> None:
     ap.add_argument("--width", type=float, default=0.25)
     ap.add_argument("--patience", type=int, default=3)
     ap.add_argument("--max-epochs", type=int, default=80)
-    ap.add_argument("--lr", type=float, default=0.05, help="peak LR of the saturation baseline and of every first stage")
+    ap.add_argument(
+        "--lr", type=float, default=0.05, help="peak LR of the saturation baseline and of every first stage"
+    )
     ap.add_argument("--grown-lr", type=float, default=0.02, help="peak LR of grown stages")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "table1.md"))
     args = ap.parse_args()
@@ -56,8 +68,11 @@ def main() -> None:
         for name, make in plan.items():
             r = run_schedule(make(seed), dataset=ds, progress=False)
             rows.setdefault(name, []).append(r)
-            print(f"seed {seed} {name[:30]:<30} val {r.val_acc:.4f} test {r.test_acc:.4f} epochs {[s.epochs for s in r.stages]} "
-                  f"M {r.M:.3e} iso {front.iso(r.M, r.val_acc)['iso_M_ratio']:.3f} wall {r.wall_s:.0f}s", flush=True)
+            print(
+                f"seed {seed} {name[:30]:<30} val {r.val_acc:.4f} test {r.test_acc:.4f} epochs {[s.epochs for s in r.stages]} "
+                f"M {r.M:.3e} iso {front.iso(r.M, r.val_acc)['iso_M_ratio']:.3f} wall {r.wall_s:.0f}s",
+                flush=True,
+            )
     base = rows[base_name]
 
     def fmt(name: str) -> str:

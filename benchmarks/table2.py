@@ -19,7 +19,17 @@ import statistics as stats
 import time
 from pathlib import Path
 
-from _common import RESULTS, frontier, frontier_table, iso_cells, iso_test_delta, mean_std, saturating_schedule, save_report
+from _common import (
+    RESULTS,
+    frontier,
+    frontier_table,
+    iso_cells,
+    iso_test_delta,
+    mean_std,
+    saturating_schedule,
+    save_report,
+)
+
 from growsearch.data.dataset import create_dataset
 from growsearch.train.frontier import budget_run_dir
 from growsearch.train.results import RunResult
@@ -52,17 +62,28 @@ def main() -> None:
     # reference (b): the pruned schedule's exact final network (its widths do not depend on the seed)
     pruned_dir = RESULTS / "runs" / f"table2_pruned_R{R:g}_s0"
     if not (pruned_dir / "result.json").is_file():
-        run_schedule(saturating_schedule(plan[f"5→10, R = {R:g} for VGG11"], seed=0, **opts), dataset=ds, out_dir=pruned_dir, overwrite=True, progress=False)
+        run_schedule(
+            saturating_schedule(plan[f"5→10, R = {R:g} for VGG11"], seed=0, **opts),
+            dataset=ds,
+            out_dir=pruned_dir,
+            overwrite=True,
+            progress=False,
+        )
     pruned = frontier(f"digits_vgg19_pruned_R{R:g}", [], specs_from=[pruned_dir])
-    ref_net = RunResult.load(budget_run_dir(RESULTS / "frontiers" / "digits_vgg19", 2, 0.02, 0))  # any VGG19@0.25 run: params, MACs
+    ref_net = RunResult.load(
+        budget_run_dir(RESULTS / "frontiers" / "digits_vgg19", 2, 0.02, 0)
+    )  # any VGG19@0.25 run: params, MACs
 
     rows: dict[str, list] = {}
     for seed in range(args.seeds):
         for name, stages in plan.items():
             r = run_schedule(saturating_schedule(stages, seed=seed, **opts), dataset=ds, progress=False)
             rows.setdefault(name, []).append(r)
-            print(f"seed {seed} {name:<28} val {r.val_acc:.4f} test {r.test_acc:.4f} epochs {[s.epochs for s in r.stages]} "
-                  f"params {r.params} M {r.M:.3e} nz macs {r.nonzero_macs_per_sample}", flush=True)
+            print(
+                f"seed {seed} {name:<28} val {r.val_acc:.4f} test {r.test_acc:.4f} epochs {[s.epochs for s in r.stages]} "
+                f"params {r.params} M {r.M:.3e} nz macs {r.nonzero_macs_per_sample}",
+                flush=True,
+            )
 
     lines = [
         "# Table 2 analogue on digits: pruning before growth and the zero mask, against both references",

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from _common import save_report
-from growsearch.model.arch import build_model, spec_for
+
 from growsearch.data.dataset import create_dataset
 from growsearch.data.split import with_validation
+from growsearch.model.arch import build_model, spec_for
 from growsearch.plan.schedule import TrainConfig
 from growsearch.train.loop import optimizer_for, train_stage
 
@@ -67,7 +67,12 @@ def growsearch_loop(arch: str, ds, epochs: int, cfg: TrainConfig, device: torch.
     model = build_model(spec_for(arch, ds.num_classes, ds.in_chans)).to(device, memory_format=torch.channels_last)
     times = []
     history, _ = train_stage(
-        model, ds, epochs=epochs + 1, cfg=cfg, device=device, progress=False,
+        model,
+        ds,
+        epochs=epochs + 1,
+        cfg=cfg,
+        device=device,
+        progress=False,
         on_epoch=lambda row: times.append(time.perf_counter()),
     )
     timed = history[1:]  # drop the warm-up epoch
@@ -103,14 +108,23 @@ def matrix(args, device: torch.device) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     rows = []
     for arch in args.archs.split(","):
-        macs = macs_per_sample(build_model(spec_for(arch, ds.num_classes, ds.in_chans)), (ds.in_chans, ds.image_size, ds.image_size))
+        macs = macs_per_sample(
+            build_model(spec_for(arch, ds.num_classes, ds.in_chans)), (ds.in_chans, ds.image_size, ds.image_size)
+        )
         for batch in (int(b) for b in args.batches.split(",")):
-            for compiled in [{"eager": False, "compiled": True, "reduce-overhead": "reduce-overhead"}[g] for g in args.graphs.split(",")]:
+            for compiled in [
+                {"eager": False, "compiled": True, "reduce-overhead": "reduce-overhead"}[g]
+                for g in args.graphs.split(",")
+            ]:
                 cfg = replace(TrainConfig(), batch_size=batch, lr_scaling="linear", compile=compiled)
                 train_only, _ = growsearch_loop(arch, ds, args.epochs, cfg, device)
                 share = train_only * 6 * macs / (peak * 1e12) if peak else None
                 rows.append((arch, batch, compiled, train_only, share))
-                print(f"{arch} batch {batch} {_graph(compiled)}: {train_only:.0f} images/s" + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""), flush=True)
+                print(
+                    f"{arch} batch {batch} {_graph(compiled)}: {train_only:.0f} images/s"
+                    + (f", {100 * share:.1f}% of dense BF16 peak" if share else ""),
+                    flush=True,
+                )
                 # saved after every cell: a run cut short (a GPU lease) keeps what it measured
                 _save_matrix(args, device, name, peak, len(ds.x_train), rows)
 
@@ -122,11 +136,22 @@ def _graph(mode: bool | str) -> str:
 def _save_matrix(args, device: torch.device, name: str, peak: float | None, images: int, rows: list) -> None:
     lines = [
         f"# Training throughput on {args.data}: growsearch's trainer, eager and compiled",
-        *(["", f"growsearch {__import__('growsearch').__version__}: CUDA runs autotune cuDNN's convolution algorithms (cudnn.benchmark)."] if device.type == "cuda" else []),
+        *(
+            [
+                "",
+                f"growsearch {__import__('growsearch').__version__}: CUDA runs autotune cuDNN's convolution algorithms (cudnn.benchmark).",
+            ]
+            if device.type == "cuda"
+            else []
+        ),
         "",
         f"Device {device} ({name}), torch {torch.__version__}; {images} training images, {args.epochs} timed epochs after one warm-up epoch (which also compiles); "
         f"training steps only (augmentation included, evaluation not); LR scaled linearly with the batch. "
-        + (f"Peak: {peak:g} dense BF16 TFLOP/s; training FLOPs = 6 x forward MACs per image." if peak else "No peak known for this device (--peak-tflops)."),
+        + (
+            f"Peak: {peak:g} dense BF16 TFLOP/s; training FLOPs = 6 x forward MACs per image."
+            if peak
+            else "No peak known for this device (--peak-tflops)."
+        ),
         "",
         "| arch | batch | graph | images/s | share of dense BF16 peak |",
         "| --- | ---: | --- | ---: | ---: |",
@@ -143,13 +168,32 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5, help="timed epochs after one warm-up epoch")
     ap.add_argument("--repeats", type=int, default=3, help="alternate the two loops this many times; report medians")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--out", default=None, help="report file (default results/throughput.md, or results/throughput_matrix_DEVICE.md with --matrix)")
-    ap.add_argument("--matrix", action="store_true", help="growsearch's trainer alone over --archs x --batches x (eager, compiled), with the share of the GPU's peak")
-    ap.add_argument("--data", default="cifar10", help="--matrix: the dataset (e.g. imagefolder:../shared/data/cifar10-jpeg.tar.gz)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="report file (default results/throughput.md, or results/throughput_matrix_DEVICE.md with --matrix)",
+    )
+    ap.add_argument(
+        "--matrix",
+        action="store_true",
+        help="growsearch's trainer alone over --archs x --batches x (eager, compiled), with the share of the GPU's peak",
+    )
+    ap.add_argument(
+        "--data", default="cifar10", help="--matrix: the dataset (e.g. imagefolder:../shared/data/cifar10-jpeg.tar.gz)"
+    )
     ap.add_argument("--archs", default="vgg19,resnet18", help="--matrix: comma-separated archs")
     ap.add_argument("--batches", default="128,512", help="--matrix: comma-separated batch sizes")
-    ap.add_argument("--graphs", default="eager,compiled", help="--matrix: comma-separated: eager, compiled (torch.compile's default mode), reduce-overhead (CUDA graphs)")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="--matrix: the device's dense BF16 peak (default: from its name)")
+    ap.add_argument(
+        "--graphs",
+        default="eager,compiled",
+        help="--matrix: comma-separated: eager, compiled (torch.compile's default mode), reduce-overhead (CUDA graphs)",
+    )
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="--matrix: the device's dense BF16 peak (default: from its name)",
+    )
     args = ap.parse_args()
     device = torch.device(args.device)
     if args.matrix:
@@ -190,7 +234,8 @@ def main() -> None:
         "the like-for-like comparison is the last column (the same memory format, so the ratio is the trainer's own overhead:",
         "batch gather, normalisation, crop augmentation, LR scheduler).",
         "",
-        "Command: `python benchmarks/throughput.py " + f"--arch {args.arch} --epochs {args.epochs} --repeats {args.repeats} --device {args.device}`",
+        "Command: `python benchmarks/throughput.py "
+        + f"--arch {args.arch} --epochs {args.epochs} --repeats {args.repeats} --device {args.device}`",
     ]
     text = "\n".join(lines) + "\n"
     save_report(text, args.out)

@@ -83,7 +83,9 @@ def main() -> None:
                 break
         M += epochs * len(part.x_train) * growsearch.macs_per_sample(model, (data.in_chans, res, res))
         prev_res = res
-        print(f"stage {i}: {stage.classes} classes, {stage.arch} at {res} px, {epochs} epochs, val acc {acc:.4f}, cumulative M {M:.3g}")
+        print(
+            f"stage {i}: {stage.classes} classes, {stage.arch} at {res} px, {epochs} epochs, val acc {acc:.4f}, cumulative M {M:.3g}"
+        )
     print("final model:", type(model).__name__, model.arch_spec.widths)
 
 

@@ -79,25 +79,33 @@ if TYPE_CHECKING:
     from growsearch.data.dataset import create_dataset, from_arrays, list_sources, register_source
     from growsearch.data.split import with_validation
     from growsearch.errors import GrowsearchError
-    from growsearch.model.arch import ArchSpec, build_model, create_model, Family, get_family, list_archs, register_family
+    from growsearch.model.arch import (
+        ArchSpec,
+        Family,
+        build_model,
+        create_model,
+        get_family,
+        list_archs,
+        register_family,
+    )
     from growsearch.model.cost import macs_per_sample
-    from growsearch.model.ops import grow, register_op
-    from growsearch.plan.planner import plan_schedule, StagePlan
     from growsearch.model.elastic import Subnet
-    from growsearch.plan.schedule import load_schedule, Schedule, Shrink, Stage, TrainConfig
+    from growsearch.model.ops import grow, register_op
+    from growsearch.plan.planner import StagePlan, plan_schedule
+    from growsearch.plan.schedule import Schedule, Shrink, Stage, TrainConfig, load_schedule
     from growsearch.robust.robustness import robustness_report
     from growsearch.robust.vote import mutual_inference
     from growsearch.search.best import export_best, load_best, load_best_network
     from growsearch.search.cluster import runtime_env
+    from growsearch.search.driver import run_search
     from growsearch.search.judge import Cost, Judge, register_cost
     from growsearch.search.optuna import CostPruner, Objective
-    from growsearch.search.tune import tune_pieces
-    from growsearch.search.driver import run_search
     from growsearch.search.space import load_space
+    from growsearch.search.tune import tune_pieces
     from growsearch.train.baseline import run_baseline, run_frontier
     from growsearch.train.family import cut_subnet, family_ratio
     from growsearch.train.frontier import Frontier, load_frontier, merge_frontiers
-    from growsearch.train.results import load_checkpoint, RunResult
+    from growsearch.train.results import RunResult, load_checkpoint
     from growsearch.train.run import run_schedule
 
 

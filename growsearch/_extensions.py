@@ -118,9 +118,18 @@ def _user_module(name: str) -> bool:
 
     mod = sys.modules.get(name)
     path = getattr(mod, "__file__", None)
-    if mod is None or name in ("__main__", "builtins") or name == "growsearch" or name.startswith("growsearch.") or not path:
+    if (
+        mod is None
+        or name in ("__main__", "builtins")
+        or name == "growsearch"
+        or name.startswith("growsearch.")
+        or not path
+    ):
         return False
-    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
+    installed = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")} | {
+        sys.prefix,
+        sys.base_prefix,
+    }
     return not any(str(path).startswith(str(p)) for p in installed)
 
 
@@ -154,7 +163,9 @@ def digest(*objects: Any) -> str:
         elif isinstance(obj, (list, tuple)):
             for v in obj:
                 feed(v)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, type):  # an op instance: its class's code and its settings
+        elif hasattr(obj, "__dict__") and not isinstance(
+            obj, type
+        ):  # an op instance: its class's code and its settings
             h.update(type(obj).__qualname__.encode())
             for name, member in sorted(vars(type(obj)).items()):
                 if callable(member):

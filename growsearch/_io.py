@@ -41,7 +41,7 @@ def shown(path) -> str:
 def shown_url(url: str) -> str:
     """An SQLite storage URL with its path :func:`shown` (``sqlite:///runs/demo/study.db``); other URLs as they are."""
     prefix = "sqlite:///"
-    return prefix + shown(url[len(prefix):]) if url.startswith(prefix) else url
+    return prefix + shown(url[len(prefix) :]) if url.startswith(prefix) else url
 
 
 _HELD: dict[str, int] = {}  # folders this process holds (a re-entrant count): a search holds its demo's folder too
@@ -120,8 +120,14 @@ def check_owned(folder: str | Path, error: type[Exception], *, replace_all: bool
     theirs = foreign(folder)
     clash = theirs if replace_all else [n for n in theirs if OUTPUT_NAMES.fullmatch(n)]
     if clash:
-        why = "--overwrite replaces only what growsearch wrote" if replace_all else "growsearch writes files of those names there"
-        raise error(f"{folder} holds files growsearch did not write ({_listed(clash)}): {why}; move them or choose another folder (nothing was changed)")
+        why = (
+            "--overwrite replaces only what growsearch wrote"
+            if replace_all
+            else "growsearch writes files of those names there"
+        )
+        raise error(
+            f"{folder} holds files growsearch did not write ({_listed(clash)}): {why}; move them or choose another folder (nothing was changed)"
+        )
 
 
 def remove_owned(folder: str | Path) -> None:
@@ -152,7 +158,9 @@ def record(folder: str | Path) -> None:
 
 
 @contextmanager
-def held(folder: str | Path | None, error: type[Exception], *, check: Callable[[], None] | None = None) -> Iterator[None]:
+def held(
+    folder: str | Path | None, error: type[Exception], *, check: Callable[[], None] | None = None
+) -> Iterator[None]:
     """Hold ``folder`` for the life of the block: a second growsearch command on the same folder,
     from this machine or another one sharing the disk, gets ``error`` naming the holder instead
     of mixing its files with ours. ``check`` (the command's own refusals: a finished run, a
@@ -187,11 +195,15 @@ def held(folder: str | Path | None, error: type[Exception], *, check: Callable[[
             holder = path.with_suffix(".holder").read_text().strip() or "unknown"
         except OSError:
             holder = "unknown"
-        raise error(f"{folder} is in use by another growsearch command ({holder[:200]}): wait for it to finish, or choose another folder") from None
+        raise error(
+            f"{folder} is in use by another growsearch command ({holder[:200]}): wait for it to finish, or choose another folder"
+        ) from None
     _HELD[key], _LOCKS[key] = 1, lock
     try:
         # who holds it, for the error above (beside the lock: filelock owns the lock file itself)
-        path.with_suffix(".holder").write_text(f"pid {os.getpid()}: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))}\n"[:500])
+        path.with_suffix(".holder").write_text(
+            f"pid {os.getpid()}: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))}\n"[:500]
+        )
         if check is not None:
             check()
         before, theirs = sorted(owned(real)), foreign(real)
@@ -231,7 +243,9 @@ def read_document(path: str | Path, error: type[Exception], *, yaml_format: bool
     except _DuplicateKey as e:
         raise error(f"{path}: the key {e.key!r} is given twice: keep one") from None
     except Exception as e:  # noqa: BLE001 - both parsers' errors (and YAML's constructors') become one line
-        raise error(f"{path}: cannot parse {'YAML' if use_yaml else 'JSON'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise error(
+            f"{path}: cannot parse {'YAML' if use_yaml else 'JSON'}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
 
 
 class _DuplicateKey(ValueError):
@@ -270,7 +284,9 @@ def _parse_yaml(text: str) -> object:
     # "billion laughs" file would exhaust memory); a schedule or space needs few, if any
     aliases = sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader))
     if aliases > MAX_YAML_ALIASES:
-        raise ValueError(f"{aliases} YAML aliases (*name), more than the {MAX_YAML_ALIASES} growsearch expands: write the values out")
+        raise ValueError(
+            f"{aliases} YAML aliases (*name), more than the {MAX_YAML_ALIASES} growsearch expands: write the values out"
+        )
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: safe_load's constructors only
 
 

@@ -12,7 +12,6 @@ import pytest
 from growsearch.train.baseline import run_frontier
 from helpers import images
 
-
 # Ray keeps the first session's auth mode for the life of a process (a later session with another
 # mode cannot start actors): every Ray a test starts, in this process or a subprocess, uses this one.
 os.environ["RAY_AUTH_MODE"] = "disabled"

@@ -70,7 +70,9 @@ def write_cifar(root: Path, hundred: bool) -> int:
     folder = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
     folder.mkdir(parents=True)
     key = "fine_labels" if hundred else "labels"
-    files = [("train", 0), ("test", 1)] if hundred else [(f"data_batch_{i}", i) for i in range(1, 6)] + [("test_batch", 9)]
+    files = (
+        [("train", 0), ("test", 1)] if hundred else [(f"data_batch_{i}", i) for i in range(1, 6)] + [("test_batch", 9)]
+    )
     for name, seed in files:
         x, y = images(classes * 2 if name != "test_batch" else classes, classes, 32, 3, seed)
         data = x.transpose(0, 3, 1, 2).reshape(len(x), -1)
@@ -112,7 +114,9 @@ def tiny_space(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]", *,
 def cli(*args: str, timeout: float = 1800, **kw) -> subprocess.CompletedProcess:
     """``growsearch ARGS`` as a user runs it, in a subprocess (the limit only catches a hang)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw
+    )
 
 
 def console_script(name: str) -> str:
@@ -121,6 +125,7 @@ def console_script(name: str) -> str:
 
 
 # --- what a network's MACs are, counted by hand -------------------------------------------------
+
 
 def hand_macs_vgg(spec: ArchSpec, size: int) -> int:
     total, cin = 0, spec.in_chans

@@ -31,8 +31,14 @@ def test_registrations_from_outside_the_package_are_recorded_and_placed() -> Non
         register_family(replace(get_family("vgg"), name="tinyvgg", depths={"tinyvgg5": (1, 1, 1, 1, 1)}))
         register_source("dots")(_dots)
         register_op(DoubleLastBlock(), after="widen")
-        assert _extensions.made()[-3:] == ["register_family tinyvgg", "_add_source dots", "register_op double last block"]
-        assert [op.name for op in transition_ops()].index("double last block") == [op.name for op in transition_ops()].index("widen") + 1
+        assert _extensions.made()[-3:] == [
+            "register_family tinyvgg",
+            "_add_source dots",
+            "register_op double last block",
+        ]
+        assert [op.name for op in transition_ops()].index("double last block") == [
+            op.name for op in transition_ops()
+        ].index("widen") + 1
         assert _extensions.worker_setup_hook() is not None
         unregister_op("double last block")
         assert "register_op double last block" not in _extensions.made()
@@ -47,7 +53,9 @@ def test_the_prefix_key_changes_with_the_ops_and_the_family_definition() -> None
         assert prefix_key(sched, 1, list(range(10))) != before  # another transition: another network
     assert prefix_key(sched, 1, list(range(10))) == before
     with restored_registries():
-        register_family(replace(get_family("vgg"), base_widths=(32, 64, 128, 256, 256)))  # "vgg" changed under its own name
+        register_family(
+            replace(get_family("vgg"), base_widths=(32, 64, 128, 256, 256))
+        )  # "vgg" changed under its own name
         assert prefix_key(sched, 1, list(range(10))) != before
 
 
@@ -61,7 +69,10 @@ def test_the_prefix_key_is_the_same_in_every_process() -> None:
         "from growsearch.plan.schedule import Schedule, Stage; from growsearch.train.prefix import prefix_key; "
         "print(prefix_key(Schedule('digits', [Stage(4, 'vgg11@0.125', 1), Stage(10, 'vgg13@0.125', 1)]), 2, list(range(10))))"
     )
-    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(2)}
+    keys = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(keys) == 1
 
 

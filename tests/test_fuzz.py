@@ -9,31 +9,73 @@ import math
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from growsearch.cli.commands import main
 from growsearch.errors import GrowsearchError
 
 # derandomized: CI explores the same examples on every run (a new one found elsewhere becomes a fix and, here, a fixed case)
-FEW = settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-MANY = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FEW = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+MANY = settings(
+    max_examples=400,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # values of every kind a hand-edited file may hold, the nasty ones included
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.sampled_from(["vgg11@0.125", "vgg13@0.125", "digits", "1e309"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["vgg11@0.125", "vgg13@0.125", "digits", "1e309"]),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)), max_leaves=6)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=6,
+)
 stage = st.fixed_dictionaries(
-    {"classes": st.one_of(st.integers(1, 10), values), "arch": st.one_of(st.sampled_from(["vgg11@0.125", "vgg13@0.125", "vgg99", "resnet10@0.25"]), values),
-     "epochs": st.one_of(st.integers(1, 3), values)},
-    optional={"prune_ratio": values, "lr": values, "resolution": st.one_of(st.integers(1, 64), values), "zero_mask": values, "patience": values,
-              "prune_threshold": values, "optimizer": st.one_of(st.sampled_from(["sgd", "ssgd"]), values), "ssgd_strength": values, "weight_decay": values},
+    {
+        "classes": st.one_of(st.integers(1, 10), values),
+        "arch": st.one_of(st.sampled_from(["vgg11@0.125", "vgg13@0.125", "vgg99", "resnet10@0.25"]), values),
+        "epochs": st.one_of(st.integers(1, 3), values),
+    },
+    optional={
+        "prune_ratio": values,
+        "lr": values,
+        "resolution": st.one_of(st.integers(1, 64), values),
+        "zero_mask": values,
+        "patience": values,
+        "prune_threshold": values,
+        "optimizer": st.one_of(st.sampled_from(["sgd", "ssgd"]), values),
+        "ssgd_strength": values,
+        "weight_decay": values,
+    },
 )
 schedules = st.fixed_dictionaries(
-    {"dataset": st.one_of(st.just("digits"), values), "stages": st.one_of(st.lists(stage, min_size=1, max_size=3), values)},
-    optional={"seed": values, "train": st.one_of(st.dictionaries(st.sampled_from(["lr", "batch_size", "momentum", "val_fraction", "warmup_epochs"]), values), values),
-              "threads": values, "class_order": values, "bogus": values},
+    {
+        "dataset": st.one_of(st.just("digits"), values),
+        "stages": st.one_of(st.lists(stage, min_size=1, max_size=3), values),
+    },
+    optional={
+        "seed": values,
+        "train": st.one_of(
+            st.dictionaries(st.sampled_from(["lr", "batch_size", "momentum", "val_fraction", "warmup_epochs"]), values),
+            values,
+        ),
+        "threads": values,
+        "class_order": values,
+        "bogus": values,
+    },
 )
 
 
@@ -65,10 +107,32 @@ def test_any_schedule_file_plans_or_is_one_line_many(sched: dict, tmp_path: Path
 
 
 spaces = st.fixed_dictionaries(
-    {"dataset": st.one_of(st.just("digits"), values), "final_arch": st.one_of(st.just("vgg19@0.25"), values),
-     "archs": st.one_of(st.just(["vgg11@0.25", "vgg13@0.25"]), values)},
-    optional={k: values for k in ("stages", "split", "epochs", "grown_lr", "prune_ratio", "zero_mask", "resolutions", "tolerance", "trials",
-                                  "baseline_epochs", "budgets", "baseline_lrs", "baseline_seeds", "seed", "train", "nonsense")},
+    {
+        "dataset": st.one_of(st.just("digits"), values),
+        "final_arch": st.one_of(st.just("vgg19@0.25"), values),
+        "archs": st.one_of(st.just(["vgg11@0.25", "vgg13@0.25"]), values),
+    },
+    optional={
+        k: values
+        for k in (
+            "stages",
+            "split",
+            "epochs",
+            "grown_lr",
+            "prune_ratio",
+            "zero_mask",
+            "resolutions",
+            "tolerance",
+            "trials",
+            "baseline_epochs",
+            "budgets",
+            "baseline_lrs",
+            "baseline_seeds",
+            "seed",
+            "train",
+            "nonsense",
+        )
+    },
 )
 
 
@@ -103,7 +167,11 @@ def test_any_space_file_loads_or_is_one_line_many(space: dict, tmp_path: Path) -
 
 options = st.lists(
     st.one_of(
-        st.builds(lambda k, v: f"{k}={v}", st.sampled_from(["train_per_class", "size", "x", ""]), st.one_of(st.integers(-5, 10**6), st.text(max_size=5))),
+        st.builds(
+            lambda k, v: f"{k}={v}",
+            st.sampled_from(["train_per_class", "size", "x", ""]),
+            st.one_of(st.integers(-5, 10**6), st.text(max_size=5)),
+        ),
         st.text(max_size=10),
     ),
     max_size=3,
@@ -138,7 +206,9 @@ def test_an_unknown_key_that_is_not_printable_is_quoted(tmp_path: Path) -> None:
     """A case the fuzzer found: an unknown key holding a newline broke the one-line message."""
     from growsearch.search.space import load_space
 
-    (tmp_path / "s.yaml").write_text('dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrain: {"\\n": 1}\n')
+    (tmp_path / "s.yaml").write_text(
+        'dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrain: {"\\n": 1}\n'
+    )
     with pytest.raises(GrowsearchError) as e:
         load_space(tmp_path / "s.yaml")
     assert "\n" not in str(e.value) and "unknown key(s) '\\n'" in str(e.value)

@@ -34,8 +34,8 @@ def test_schedule_trains_on_cuda_with_bf16() -> None:
 
 
 def test_fgsm_and_mutual_inference_on_cuda_match_cpu_at_eps_zero() -> None:
-    from growsearch.robust.members import Member
     from growsearch.robust.attack import fgsm_accuracy
+    from growsearch.robust.members import Member
 
     torch.manual_seed(0)
     small, _ = create_model("vgg11@0.125", 2, 3)
@@ -43,10 +43,16 @@ def test_fgsm_and_mutual_inference_on_cuda_match_cpu_at_eps_zero() -> None:
     x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
     y = torch.randint(0, 4, (32,))
     kw = dict(mean=(0.5,) * 3, std=(0.25,) * 3, num_classes=4)
-    cpu = fgsm_accuracy([Member(small.eval(), [2, 0], 1, 0.9), Member(full.eval(), [2, 0, 3, 1], 2, 0.8)], x, y, [0.0, 0.05], **kw)
+    cpu = fgsm_accuracy(
+        [Member(small.eval(), [2, 0], 1, 0.9), Member(full.eval(), [2, 0, 3, 1], 2, 0.8)], x, y, [0.0, 0.05], **kw
+    )
     gpu = fgsm_accuracy(
-        [Member(small.cuda().eval(), [2, 0], 1, 0.9), Member(full.cuda().eval(), [2, 0, 3, 1], 2, 0.8)], x, y, [0.0, 0.05],
-        device="cuda", **kw,
+        [Member(small.cuda().eval(), [2, 0], 1, 0.9), Member(full.cuda().eval(), [2, 0, 3, 1], 2, 0.8)],
+        x,
+        y,
+        [0.0, 0.05],
+        device="cuda",
+        **kw,
     )
     assert gpu["final"][0] == pytest.approx(cpu["final"][0]) and gpu["final_mi"][0] == pytest.approx(cpu["final_mi"][0])
 
@@ -70,7 +76,11 @@ def test_a_compiled_large_batch_run_trains_on_cuda(mode, monkeypatch) -> None:
     train = TrainConfig(batch_size=512, lr=0.0125, lr_scaling="linear", compile=mode)
     sched = Schedule("digits", [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg13@0.25", 6)], train=train)
     r = run_schedule(sched, device="cuda", progress=False)
-    eager = run_schedule(Schedule("digits", sched.stages, train=TrainConfig(batch_size=512, lr=0.0125, lr_scaling="linear")), device="cuda", progress=False)
+    eager = run_schedule(
+        Schedule("digits", sched.stages, train=TrainConfig(batch_size=512, lr=0.0125, lr_scaling="linear")),
+        device="cuda",
+        progress=False,
+    )
     assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.stages[0].history[0]["lr"] == pytest.approx(0.05)
     assert r.M == eager.M and abs(r.test_acc - eager.test_acc) < 0.1 and r.schedule["train"]["compile"] == mode
     assert torch.backends.cudnn.benchmark is False
@@ -84,8 +94,11 @@ def test_one_training_state_across_growth_on_cuda() -> None:
 
     train = TrainConfig(lr_schedule="global", carry_optimizer=True, new_param_lr=2.0)
     sched = Schedule(
-        "digits", [Stage(10, "vgg11@0.25", 2, fraction=0.5), Stage(10, "vgg16@0.25", 2, fraction=1.0)],
-        train=train, data_growth="samples", deepen_init="copy",
+        "digits",
+        [Stage(10, "vgg11@0.25", 2, fraction=0.5), Stage(10, "vgg16@0.25", 2, fraction=1.0)],
+        train=train,
+        data_growth="samples",
+        deepen_init="copy",
     )
     r = run_schedule(sched, device="cuda", progress=False)
     assert r.device.startswith("cuda") and r.test_acc > 0.6 and r.M == planned_M(plan_schedule(sched))
@@ -95,7 +108,9 @@ def test_a_shrink_phase_trains_and_recalibrates_subnets_on_cuda() -> None:
     from growsearch.plan.schedule import Shrink, TrainConfig
 
     sched = Schedule(
-        "digits", [Stage(5, "vgg11@0.25", 2), Stage(10, "vgg13@0.25", 3)], train=TrainConfig(),
+        "digits",
+        [Stage(5, "vgg11@0.25", 2), Stage(10, "vgg13@0.25", 3)],
+        train=TrainConfig(),
         shrink=Shrink(depths=["vgg11"], widths=[0.5], start=0.3, ramp_epochs=1),
     )
     r = run_schedule(sched, device="cuda", progress=False)
@@ -104,6 +119,8 @@ def test_a_shrink_phase_trains_and_recalibrates_subnets_on_cuda() -> None:
 
 
 def test_ssgd_and_threshold_pruning_on_cuda() -> None:
-    sched = Schedule("digits", [Stage(5, "vgg11@0.25", 3, optimizer="ssgd"), Stage(10, "vgg13@0.25", 2, prune_threshold=0.5)])
+    sched = Schedule(
+        "digits", [Stage(5, "vgg11@0.25", 3, optimizer="ssgd"), Stage(10, "vgg13@0.25", 2, prune_threshold=0.5)]
+    )
     r = run_schedule(sched, device="cuda", progress=False)
     assert r.device.startswith("cuda") and r.test_acc > 0.5 and len(r.stages[-1].prune["widths_after"]) > 0

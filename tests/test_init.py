@@ -30,9 +30,21 @@ def test_the_typed_names_are_the_lazy_ones_and_the_plugin_routes_are_public() ->
     tree = ast.parse(open(growsearch.__file__).read())
     typed = {
         alias.asname or alias.name
-        for node in ast.walk(tree) if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
-        for imp in node.body if isinstance(imp, ast.ImportFrom) for alias in imp.names
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for imp in node.body
+        if isinstance(imp, ast.ImportFrom)
+        for alias in imp.names
     }
     assert typed == set(growsearch.__all__) - {"__version__"}
-    for name in ("Objective", "CostPruner", "tune_pieces", "runtime_env", "register_cost", "register_op", "register_family", "register_source"):
+    for name in (
+        "Objective",
+        "CostPruner",
+        "tune_pieces",
+        "runtime_env",
+        "register_cost",
+        "register_op",
+        "register_family",
+        "register_source",
+    ):
         assert getattr(growsearch, name).__name__ == name

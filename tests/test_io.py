@@ -41,12 +41,16 @@ def _run_cmd(npz_data: str, tmp_path: Path, out: Path, *extra: str) -> int:
 
     sched = tmp_path / "s.json"
     if not sched.exists():
-        sched.write_text(json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}]}))
+        sched.write_text(
+            json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}]})
+        )
     return main(["run", str(sched), "--out", str(out), "--quiet", *extra])
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_run_never_replaces_a_users_files_named_like_its_outputs(npz_data: str, tmp_path: Path, overwrite: bool, capsys) -> None:
+def test_run_never_replaces_a_users_files_named_like_its_outputs(
+    npz_data: str, tmp_path: Path, overwrite: bool, capsys
+) -> None:
     out = tmp_path / "o"
     out.mkdir()
     (out / "curve.png").write_bytes(b"my plot")
@@ -64,18 +68,27 @@ def test_a_run_beside_the_users_files_keeps_them_and_replaces_only_its_own(npz_d
     assert _run_cmd(npz_data, tmp_path, out) == 0
     assert _run_cmd(npz_data, tmp_path, out) == 2  # a finished run: only --overwrite replaces it
     first = (out / "result.json").read_bytes()
-    assert _run_cmd(npz_data, tmp_path, out, "--overwrite") == 2  # --overwrite swaps the folder whole: not beside notes.txt
+    assert (
+        _run_cmd(npz_data, tmp_path, out, "--overwrite") == 2
+    )  # --overwrite swaps the folder whole: not beside notes.txt
     assert (out / "notes.txt").read_text() == "mine" and (out / "result.json").read_bytes() == first
     assert owned(out) == {"curve.png", "result.json", "stage1.pt"}
 
 
-def test_overwrite_through_a_symlink_replaces_the_run_it_points_to_and_keeps_the_link(npz_data: str, tmp_path: Path) -> None:
+def test_overwrite_through_a_symlink_replaces_the_run_it_points_to_and_keeps_the_link(
+    npz_data: str, tmp_path: Path
+) -> None:
     real, link = tmp_path / "real", tmp_path / "link"
     assert _run_cmd(npz_data, tmp_path, real) == 0
     link.symlink_to(real)
     assert _run_cmd(npz_data, tmp_path, link, "--overwrite") == 0
     assert link.is_symlink() and link.resolve() == real.resolve() and (real / "result.json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real", "s.json", "tiny.npz"]  # nothing hidden left beside
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "link",
+        "real",
+        "s.json",
+        "tiny.npz",
+    ]  # nothing hidden left beside
 
 
 def test_the_lock_name_is_short_whatever_the_folder_is_called(tmp_path: Path) -> None:
@@ -94,7 +107,9 @@ def test_a_killed_holder_leaves_its_files_owned_and_the_users_not(tmp_path: Path
         (folder / "stage1.pt").write_bytes(b"ours")
         raise KeyboardInterrupt  # the manifest is written on the way out as well
     assert owned(folder) == {"stage1.pt"}
-    (folder / MANIFEST).write_text(json.dumps({"ours": [], "claimed": {"pid": 1, "foreign": ["notes.txt"]}}))  # SIGKILL: no way out
+    (folder / MANIFEST).write_text(
+        json.dumps({"ours": [], "claimed": {"pid": 1, "foreign": ["notes.txt"]}})
+    )  # SIGKILL: no way out
     assert owned(folder) == {"stage1.pt"} and foreign(folder) == ["notes.txt"]
     remove_owned(folder)
     assert sorted(p.name for p in folder.iterdir()) == [MANIFEST, "notes.txt"]
@@ -105,7 +120,9 @@ def test_the_demo_replaces_only_what_an_earlier_demo_wrote(tmp_path: Path, monke
     from growsearch.cli.commands import run_demo
 
     calls = []
-    monkeypatch.setattr(driver, "run_search", lambda *a, **k: calls.append(k["out_dir"]))  # the search itself is tested elsewhere
+    monkeypatch.setattr(
+        driver, "run_search", lambda *a, **k: calls.append(k["out_dir"])
+    )  # the search itself is tested elsewhere
     d = tmp_path / "d"
     d.mkdir()
     (d / "demo.json").write_text("{}")  # an earlier demo (written before manifests) ...
@@ -140,7 +157,20 @@ def test_reading_a_study_never_writes_the_file(tmp_path: Path) -> None:
         before = db.read_bytes()
         assert main(["export", "--storage", f"sqlite:///{db}", "--study", "sp", "-o", str(tmp_path / "out")]) == 2
         assert db.read_bytes() == before and not (tmp_path / "out").exists()
-    assert main(["export", "--storage", f"sqlite:///{tmp_path}/typo/study.db", "--study", "sp", "-o", str(tmp_path / "b.json")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--storage",
+                f"sqlite:///{tmp_path}/typo/study.db",
+                "--study",
+                "sp",
+                "-o",
+                str(tmp_path / "b.json"),
+            ]
+        )
+        == 2
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db", "other.db"]
 
 
@@ -162,7 +192,17 @@ def test_two_commands_released_together_on_one_folder_never_both_proceed(npz_dat
     import time
 
     sched = tmp_path / "s.json"
-    sched.write_text(json.dumps({"dataset": npz_data, "stages": [{"classes": 2, "arch": "vgg11@0.125", "epochs": 3}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 3}]}))
+    sched.write_text(
+        json.dumps(
+            {
+                "dataset": npz_data,
+                "stages": [
+                    {"classes": 2, "arch": "vgg11@0.125", "epochs": 3},
+                    {"classes": 4, "arch": "vgg11@0.125", "epochs": 3},
+                ],
+            }
+        )
+    )
     go = tmp_path / "go"
     code = (
         "import os, sys, time\n"
@@ -176,9 +216,16 @@ def test_two_commands_released_together_on_one_folder_never_both_proceed(npz_dat
     outs = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     assert sorted(rc for rc, _ in outs) == [0, 2], outs
     err = next(e for rc, e in outs if rc == 2)
-    assert len(err.strip().splitlines()) == 1 and ("in use by another growsearch command" in err or "already holds result.json" in err)
+    assert len(err.strip().splitlines()) == 1 and (
+        "in use by another growsearch command" in err or "already holds result.json" in err
+    )
     result = json.loads((tmp_path / "o" / "result.json").read_text())
-    assert len(result["stages"]) == 2 and sorted(owned(tmp_path / "o")) == ["curve.png", "result.json", "stage1.pt", "stage2.pt"]
+    assert len(result["stages"]) == 2 and sorted(owned(tmp_path / "o")) == [
+        "curve.png",
+        "result.json",
+        "stage1.pt",
+        "stage2.pt",
+    ]
 
 
 def test_sigterm_releases_the_folder(npz_data: str, tmp_path: Path) -> None:
@@ -188,9 +235,15 @@ def test_sigterm_releases_the_folder(npz_data: str, tmp_path: Path) -> None:
     import time
 
     sched = tmp_path / "s.json"
-    sched.write_text(json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 400}]}))
+    sched.write_text(
+        json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 400}]})
+    )
     out = tmp_path / "o"
-    p = subprocess.Popen([sys.executable, "-m", "growsearch.cli.commands", "run", str(sched), "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "growsearch.cli.commands", "run", str(sched), "--out", str(out), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not lock_path(out).exists() and time.time() < deadline:
         time.sleep(0.1)

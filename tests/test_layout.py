@@ -25,7 +25,10 @@ MODULES = sorted(m.name for m in pkgutil.walk_packages([str(PKG)], prefix="grows
 ]
 # lowest first; a module's layer is the first of these its dotted name starts with
 LAYERS = [
-    ("core", ("growsearch.errors", "growsearch._io", "growsearch._plot", "growsearch._extensions", "growsearch._version")),
+    (
+        "core",
+        ("growsearch.errors", "growsearch._io", "growsearch._plot", "growsearch._extensions", "growsearch._version"),
+    ),
     ("model", ("growsearch.model",)),
     ("data", ("growsearch.data",)),
     ("plan", ("growsearch.plan",)),
@@ -52,12 +55,22 @@ def _imports(path: Path) -> set[str]:
     """The growsearch modules ``path`` imports anywhere (inside functions too), except under
     ``if TYPE_CHECKING:``, which never runs."""
     tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
     found: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "growsearch" and node.level == 0:
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "growsearch"
+            and node.level == 0
+        ):
             for a in node.names:  # `from growsearch.data import sources` imports a module
                 sub = f"{node.module}.{a.name}"
                 found.add(sub if _path_exists(sub) else node.module)
@@ -68,11 +81,14 @@ def _imports(path: Path) -> set[str]:
 
 def _path_exists(module: str) -> bool:
     parts = module.split(".")[1:]
-    return bool(parts) and (PKG.joinpath(*parts).with_suffix(".py").is_file() or PKG.joinpath(*parts, "__init__.py").is_file())
+    return bool(parts) and (
+        PKG.joinpath(*parts).with_suffix(".py").is_file() or PKG.joinpath(*parts, "__init__.py").is_file()
+    )
 
 
 def _graph() -> dict[str, set[str]]:
     """module -> growsearch modules it imports (a package stands for its ``__init__``)."""
+
     def norm(m: str) -> str:
         return m + ".__init__" if PKG.joinpath(*m.split(".")[1:], "__init__.py").is_file() else m
 
@@ -85,7 +101,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(m: str, path: list[str]) -> list[str] | None:
         if m in path:
-            return path[path.index(m):] + [m]
+            return path[path.index(m) :] + [m]
         if m in done:
             return None
         for n in sorted(graph.get(m, ())):
@@ -105,7 +121,8 @@ def test_no_import_circle_counting_imports_inside_functions() -> None:
 def test_no_layer_imports_a_higher_one() -> None:
     back = [
         f"{m} ({_layer(m)}) imports {i} ({_layer(i)})"
-        for m, deps in _graph().items() for i in deps
+        for m, deps in _graph().items()
+        for i in deps
         if RANK[_layer(i)] > RANK[_layer(m)] or (_layer(i) != _layer(m) and RANK[_layer(i)] == RANK[_layer(m)])
     ]
     assert not back, "a lower layer imports a higher one: " + "; ".join(back)
@@ -123,8 +140,16 @@ def test_no_shims() -> None:
         if m != "growsearch.__init__" and "__getattr__" in defined:
             found.append(f"{m} forwards names with __getattr__")
         for n in tree.body:
-            if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets) and m != "growsearch.__init__":
-                found += [f"{m}.__all__ lists {name!r}, defined elsewhere" for name in ast.literal_eval(n.value) if name not in defined]
+            if (
+                isinstance(n, ast.Assign)
+                and any(getattr(t, "id", "") == "__all__" for t in n.targets)
+                and m != "growsearch.__init__"
+            ):
+                found += [
+                    f"{m}.__all__ lists {name!r}, defined elsewhere"
+                    for name in ast.literal_eval(n.value)
+                    if name not in defined
+                ]
     assert not found, "; ".join(found)
 
 
@@ -133,7 +158,11 @@ def test_the_layering_checks_see_what_they_must(tmp_path: Path) -> None:
         "from growsearch.plan.schedule import x\nimport growsearch.train.run\n\ndef f():\n    from growsearch.search import study\n"
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from growsearch.cli import commands\n"
     )
-    assert _imports(tmp_path / "a.py") == {"growsearch.plan.schedule", "growsearch.train.run", "growsearch.search.study"}
+    assert _imports(tmp_path / "a.py") == {
+        "growsearch.plan.schedule",
+        "growsearch.train.run",
+        "growsearch.search.study",
+    }
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
     assert _layer("growsearch.train.run") == "train" and _layer("growsearch.model.__init__") == "model"

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from helpers import REPO
 
 
@@ -21,9 +22,13 @@ def test_every_dependency_has_a_floor_the_floors_job_pins() -> None:
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     pins = dict(line.split("==") for line in _floors_module().floors(REPO / "pyproject.toml"))
-    wanted = [r for r in project["dependencies"]] + [r for rs in project["optional-dependencies"].values() for r in rs if not r.startswith("growsearch[")]
+    wanted = [r for r in project["dependencies"]] + [
+        r for rs in project["optional-dependencies"].values() for r in rs if not r.startswith("growsearch[")
+    ]
     assert len(pins) == len(wanted)
-    assert pins["ray"] == "2.41" and pins["torch"] == "2.4" and pins["numpy"] == "2.0"  # what the floors job last passed on
+    assert (
+        pins["ray"] == "2.41" and pins["torch"] == "2.4" and pins["numpy"] == "2.0"
+    )  # what the floors job last passed on
 
 
 def test_a_dependency_without_a_floor_is_refused(tmp_path: Path) -> None:
@@ -31,5 +36,7 @@ def test_a_dependency_without_a_floor_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\ndependencies = ["torch>=2.4", "numpy"]\n')
     with pytest.raises(SystemExit, match="'numpy' has no testable floor"):
         _floors_module().floors(tmp_path / "pyproject.toml")
-    (tmp_path / "pyproject.toml").write_text('[project]\nname = "p"\ndependencies = ["ray[tune]>=2.41,<3"]\n[project.optional-dependencies]\nt = ["p[x]", "pytest>=8"]\n')
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "p"\ndependencies = ["ray[tune]>=2.41,<3"]\n[project.optional-dependencies]\nt = ["p[x]", "pytest>=8"]\n'
+    )
     assert _floors_module().floors(tmp_path / "pyproject.toml") == ["ray==2.41", "pytest==8"]

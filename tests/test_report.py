@@ -12,12 +12,18 @@ from helpers import REPO
 
 
 def test_the_readme_results_table_is_what_the_data_gives() -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.report", "--check"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, "README.md's results table differs from the data: run python -m benchmarks.report\n" + proc.stderr[-2000:]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.report", "--check"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, (
+        "README.md's results table differs from the data: run python -m benchmarks.report\n" + proc.stderr[-2000:]
+    )
 
 
 @pytest.mark.parametrize("setting", ["cpu", "gpu"])
 def test_each_family_page_is_what_its_json_gives(setting: str) -> None:
     cmd = [sys.executable, "-m", "benchmarks.family", "--setting", setting, "--check"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"the {setting} family page differs from its JSON: run python -m benchmarks.family --setting {setting} --report-only"
+    assert proc.returncode == 0, (
+        f"the {setting} family page differs from its JSON: run python -m benchmarks.family --setting {setting} --report-only"
+    )

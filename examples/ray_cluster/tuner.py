@@ -34,8 +34,12 @@ from growsearch.search.tune import tune_pieces
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("space", help="a shipped space's name or a YAML path")
-    ap.add_argument("--baseline", required=True, help="a `growsearch baseline --out` folder (the from-scratch frontier)")
-    ap.add_argument("--address", default="auto", help="the cluster's address (ray start --head); 'local' starts one here")
+    ap.add_argument(
+        "--baseline", required=True, help="a `growsearch baseline --out` folder (the from-scratch frontier)"
+    )
+    ap.add_argument(
+        "--address", default="auto", help="the cluster's address (ray start --head); 'local' starts one here"
+    )
     ap.add_argument("--storage-path", required=True, help="a folder every node sees: checkpoints and the prefix cache")
     ap.add_argument("--storage", required=True, help="the Optuna study's SQLAlchemy URL")
     ap.add_argument("--study", default="mine")
@@ -52,20 +56,31 @@ def main(argv: list[str] | None = None) -> None:
         # the trainable, the searcher (whose best trial's network and result.json become Optuna
         # artifacts in the shared folder), the stopper and the trial lines, from one set of settings
         p = tune_pieces(
-            args.space, args.baseline, storage=args.storage, study_name=args.study, cache_dir=cache, trials=args.trials,
-            cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, artifacts=os.path.join(shared, f"{args.study}_artifacts"),
+            args.space,
+            args.baseline,
+            storage=args.storage,
+            study_name=args.study,
+            cache_dir=cache,
+            trials=args.trials,
+            cpus_per_trial=args.cpus_per_trial,
+            gpus_per_trial=args.gpus_per_trial,
+            artifacts=os.path.join(shared, f"{args.study}_artifacts"),
         )
         tuner = tune.Tuner(
             p.trainable,
             tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=args.trials),
-            run_config=tune.RunConfig(name=args.study, storage_path=shared, stop=p.stop, callbacks=p.callbacks, verbose=0),
+            run_config=tune.RunConfig(
+                name=args.study, storage_path=shared, stop=p.stop, callbacks=p.callbacks, verbose=0
+            ),
         )
         tuner.fit()
     finally:
         ray.shutdown()
     best = load_best(args.storage, args.study)
-    print(f"best schedule: {' -> '.join(f'{s.classes}:{s.arch}' for s in best.stages)}; export it with: "
-          f"growsearch export --storage {args.storage} --study {args.study} -o best/")
+    print(
+        f"best schedule: {' -> '.join(f'{s.classes}:{s.arch}' for s in best.stages)}; export it with: "
+        f"growsearch export --storage {args.storage} --study {args.study} -o best/"
+    )
 
 
 if __name__ == "__main__":

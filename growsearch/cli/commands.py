@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from growsearch.cli.parser import build_parser, floats, UsageError
+from growsearch.cli.parser import UsageError, build_parser, floats
 from growsearch.cli.summaries import family_text, robustness_table, run_summary, search_report
 
 EXIT_USAGE = 2
@@ -44,8 +44,8 @@ def _train_cfg(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from growsearch.train.frontier import load_frontier
     from growsearch.plan.schedule import load_schedule
+    from growsearch.train.frontier import load_frontier
     from growsearch.train.run import run_schedule
 
     sched = load_schedule(args.schedule)
@@ -65,7 +65,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     frontier = load_frontier(args.baseline) if args.baseline else None
     result = run_schedule(
-        sched, out_dir=out, overwrite=args.overwrite, device=args.device, progress=not args.quiet, frontier=frontier, resume=args.resume,
+        sched,
+        out_dir=out,
+        overwrite=args.overwrite,
+        device=args.device,
+        progress=not args.quiet,
+        frontier=frontier,
+        resume=args.resume,
     )
     print(run_summary(result))
     print(f"wrote {out / 'result.json'}, {out / 'curve.png'} and {len(result.stages)} stage checkpoint(s)")
@@ -78,7 +84,9 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     from growsearch.train.frontier import FrontierError
 
     if args.patience is not None:
-        raise FrontierError("--patience trains to a plateau, which is no fixed budget: give --budgets (e.g. 2,4,8,16), each decayed to zero")
+        raise FrontierError(
+            "--patience trains to a plateau, which is no fixed budget: give --budgets (e.g. 2,4,8,16), each decayed to zero"
+        )
     if args.budgets is not None and args.epochs is not None:
         raise FrontierError("give either --budgets (several) or --epochs (one), not both")
     if args.seeds is not None and args.seed is not None:
@@ -89,14 +97,27 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
     seeds = args.seeds if args.seeds is not None else [0 if args.seed is None else args.seed]
     cfg = _train_cfg(args)
     lrs = args.lrs
-    if lrs is None and args.lr is None and args.epochs is None:  # a frontier's LR is tuned as a search's is; --epochs is one run
+    if (
+        lrs is None and args.lr is None and args.epochs is None
+    ):  # a frontier's LR is tuned as a search's is; --epochs is one run
         from growsearch.search.space import lr_sweep
 
         lrs = lr_sweep(cfg.lr)
     front = run_frontier(
-        args.data, args.arch, budgets, specs_from=args.spec_from, seeds=seeds, lrs=lrs, train=cfg,
-        out_dir=args.out, overwrite=args.overwrite, resume=args.resume, device=args.device, progress=not args.quiet,
-        resolutions=args.resolutions, switch_at=args.switch_at,
+        args.data,
+        args.arch,
+        budgets,
+        specs_from=args.spec_from,
+        seeds=seeds,
+        lrs=lrs,
+        train=cfg,
+        out_dir=args.out,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        device=args.device,
+        progress=not args.quiet,
+        resolutions=args.resolutions,
+        switch_at=args.switch_at,
     )
     print(front.table())
     if front.val_fraction == 0:
@@ -110,11 +131,28 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from growsearch.search.driver import run_search
 
     res = run_search(
-        args.space, out_dir=args.out, trials=args.trials, storage=args.storage, study_name=args.study, address=args.address,
-        resume=args.resume, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures,
-        fgsm_eps=args.fgsm_eps, fgsm_objective=args.fgsm_objective, min_fgsm_acc=args.min_fgsm_acc,
-        val_fraction=args.val_fraction, frontier=args.baseline, storage_path=args.storage_path, verbose=args.verbose,
-        deterministic=args.deterministic, batch=args.batch, max_concurrent=args.max_concurrent, references=args.references, cost=args.cost,
+        args.space,
+        out_dir=args.out,
+        trials=args.trials,
+        storage=args.storage,
+        study_name=args.study,
+        address=args.address,
+        resume=args.resume,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_failures=args.max_failures,
+        fgsm_eps=args.fgsm_eps,
+        fgsm_objective=args.fgsm_objective,
+        min_fgsm_acc=args.min_fgsm_acc,
+        val_fraction=args.val_fraction,
+        frontier=args.baseline,
+        storage_path=args.storage_path,
+        verbose=args.verbose,
+        deterministic=args.deterministic,
+        batch=args.batch,
+        max_concurrent=args.max_concurrent,
+        references=args.references,
+        cost=args.cost,
     )
     print(search_report(res))
     return 0 if res.best_schedule is not None else EXIT_NOTHING_FEASIBLE
@@ -125,15 +163,28 @@ def _cmd_robustness(args: argparse.Namespace) -> int:
 
     weights = args.weights if args.weights in ("acc", "uniform") else floats(args.weights)
     r = robustness_report(
-        args.run_dir, args.baseline, eps=DEFAULT_EPS if args.eps is None else args.eps,
-        noise=DEFAULT_NOISE if args.noise is None else args.noise, ablation=DEFAULT_ABLATION if args.ablation is None else args.ablation,
-        draws=args.draws, weights=weights, rule=args.rule, detect_eps=args.detect_eps, samples=args.samples, seed=args.seed,
-        device=args.device, overwrite=args.overwrite, progress=not args.quiet, members=args.members,
+        args.run_dir,
+        args.baseline,
+        eps=DEFAULT_EPS if args.eps is None else args.eps,
+        noise=DEFAULT_NOISE if args.noise is None else args.noise,
+        ablation=DEFAULT_ABLATION if args.ablation is None else args.ablation,
+        draws=args.draws,
+        weights=weights,
+        rule=args.rule,
+        detect_eps=args.detect_eps,
+        samples=args.samples,
+        seed=args.seed,
+        device=args.device,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        members=args.members,
     )
     print(robustness_table(r))
     if r.get("note"):
         print(r["note"])
-    print(f"wrote {Path(args.run_dir) / 'robustness.json'} and noise.png, ablation.png, fgsm.png, tnr_fnr.png ({r['wall_s']:.0f} s)")
+    print(
+        f"wrote {Path(args.run_dir) / 'robustness.json'} and noise.png, ablation.png, fgsm.png, tnr_fnr.png ({r['wall_s']:.0f} s)"
+    )
     return 0
 
 
@@ -151,13 +202,17 @@ def _cmd_subnets(args: argparse.Namespace) -> int:
     if cutting and args.out is None:
         raise GrowsearchError("--spec/--max-macs cut a subnet into a folder: give -o DIR")
     if cutting:
-        choose_subnet(result, subnet=args.spec, max_macs=args.max_macs, run_dir=args.run_dir)  # a subnet the family lacks: before anything is written
+        choose_subnet(
+            result, subnet=args.spec, max_macs=args.max_macs, run_dir=args.run_dir
+        )  # a subnet the family lacks: before anything is written
     fronts = [load_frontier(d) for d in args.baseline]
     ratio = family_ratio(result, fronts, chosen=args.chosen) if fronts else None
     print(family_text(result, ratio))
     out = Path(args.out) if args.out is not None else None
     if cutting:
-        _, row, now = write_subnet(args.run_dir, out, subnet=args.spec, max_macs=args.max_macs, device=args.device, overwrite=args.overwrite)
+        _, row, now = write_subnet(
+            args.run_dir, out, subnet=args.spec, max_macs=args.max_macs, device=args.device, overwrite=args.overwrite
+        )
         print(
             f"cut {row['subnet']} ({row['arch']}, {row['macs_per_sample']} MACs/image): validation {now['val_acc']:.4f} "
             f"(recorded {row['val_acc']:.4f}), test {now['test_acc']:.4f} (recorded {row['test_acc']:.4f})"
@@ -170,11 +225,19 @@ def _cmd_subnets(args: argparse.Namespace) -> int:
         def check() -> None:  # a file of the user's named family.json; an earlier table only with --overwrite
             check_owned(out, GrowsearchError)
             if (out / "family.json").exists() and not (args.overwrite or cutting):
-                raise GrowsearchError(f"{out / 'family.json'} exists: pass --overwrite to replace it, or choose another -o")
+                raise GrowsearchError(
+                    f"{out / 'family.json'} exists: pass --overwrite to replace it, or choose another -o"
+                )
 
         with held(out, GrowsearchError, check=check):
             with atomic_path(out / "family.json") as tmp:
-                tmp.write_text(json.dumps({"run": str(args.run_dir), "shrink": result.shrink, "subnets": result.subnets, "ratio": ratio}, indent=2) + "\n")
+                tmp.write_text(
+                    json.dumps(
+                        {"run": str(args.run_dir), "shrink": result.shrink, "subnets": result.subnets, "ratio": ratio},
+                        indent=2,
+                    )
+                    + "\n"
+                )
             plot_family(result, out / "family.png", ratio=ratio, frontiers=fronts)
         print(f"wrote {out / 'family.json'} and {out / 'family.png'}")
     return 0
@@ -186,16 +249,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
     sched, where, network = export(args.storage, args.study, args.output, overwrite=args.overwrite)
     print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
     if network is not None:
-        print(f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}")
+        print(
+            f"wrote {network} (the best trial's trained final network; growsearch.load_checkpoint reads it) and {network.with_name('result.json')}"
+        )
     elif where != Path(args.output):  # a folder was asked for, and the study holds no network
-        print("the study stores no trained network (made before artifacts, or its store is elsewhere): the schedule only")
+        print(
+            "the study stores no trained network (made before artifacts, or its store is elsewhere): the schedule only"
+        )
     return 0
 
 
 # The demo's settings: the digits_vgg space, cut to run in about 2 minutes on a 2-core CPU.
 DEMO = {
     "epochs": (2, 6),  # per-stage epoch range of the trials
-    "budgets": [4, 8],  # the frontier: each budget decayed to zero, over the space's 3 seeds (their mean is the target's basis)
+    "budgets": [
+        4,
+        8,
+    ],  # the frontier: each budget decayed to zero, over the space's 3 seeds (their mean is the target's basis)
     "baseline_lrs": [0.05],  # the recipe's LR only, no sweep: the demo shows the tool, benchmarks/ tune the frontier
     "frontier_archs": ["vgg19@0.25", "vgg11@0.25"],  # the final network and the smallest of the family: both yardsticks
 }
@@ -223,11 +293,16 @@ def run_demo(out: Path, *, trials: int, settings: dict | None = None):
 
     settings = DEMO if settings is None else settings
     if trials < 2:
-        raise GrowsearchError(f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}")
+        raise GrowsearchError(
+            f"--trials must be at least 2 (the demo starts from two reference schedules), got {trials}"
+        )
+
     def check() -> None:  # an earlier demo is replaced; a file of the user's is never touched
         check_owned(out, GrowsearchError)
         if any(p.name != DEMO_MARK for p in (out / n for n in owned(out))) and not (out / DEMO_MARK).is_file():
-            raise GrowsearchError(f"--out {out} holds another growsearch command's output, not an earlier demo's: choose another --out (nothing was changed)")
+            raise GrowsearchError(
+                f"--out {out} holds another growsearch command's output, not an earlier demo's: choose another --out (nothing was changed)"
+            )
 
     check()
     space = replace(load_space("digits_vgg"), **settings)
@@ -258,16 +333,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from growsearch.errors import GrowsearchError
-
     import signal
+
+    from growsearch.errors import GrowsearchError
 
     if threading.current_thread() is threading.main_thread():
         # SIGTERM unwinds like Ctrl-C: held folders are released and their manifests written
         signal.signal(signal.SIGTERM, _terminated)
     handlers = {
-        "run": _cmd_run, "baseline": _cmd_baseline, "search": _cmd_search, "export": _cmd_export, "demo": _cmd_demo,
-        "robustness": _cmd_robustness, "subnets": _cmd_subnets,
+        "run": _cmd_run,
+        "baseline": _cmd_baseline,
+        "search": _cmd_search,
+        "export": _cmd_export,
+        "demo": _cmd_demo,
+        "robustness": _cmd_robustness,
+        "subnets": _cmd_subnets,
     }
     # The one error boundary: what a user can fix is one line and exit code 2; a bug is a traceback
     # and a line asking to report it.
@@ -281,12 +361,20 @@ def main(argv: list[str] | None = None) -> int:
     except (GrowsearchError, FileNotFoundError) as e:
         print(f"growsearch {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as e:  # the paths it was given: permissions, a full disk, a name too long, a file where a folder goes
+    except (
+        OSError
+    ) as e:  # the paths it was given: permissions, a full disk, a name too long, a file where a folder goes
         where = f"{e.filename}: " if e.filename else ""
-        print(f"growsearch {args.command}: error: {where}{e.strerror or e}: check the path and the disk, or choose another path", file=sys.stderr)
+        print(
+            f"growsearch {args.command}: error: {where}{e.strerror or e}: check the path and the disk, or choose another path",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except MemoryError:
-        print(f"growsearch {args.command}: error: out of memory: lower the batch size, the width, or the data's size (?train_per_class=N)", file=sys.stderr)
+        print(
+            f"growsearch {args.command}: error: out of memory: lower the batch size, the width, or the data's size (?train_per_class=N)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
@@ -297,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(
             f"growsearch {args.command}: this is a bug in growsearch, not in your input: please report it with the command "
-            "and the traceback above", file=sys.stderr,
+            "and the traceback above",
+            file=sys.stderr,
         )
         return 1
 

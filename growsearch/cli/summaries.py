@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from growsearch._io import shown, shown_url
 
-__all__ = ["family_text", "iso_line", "ratio_text", "reading", "run_summary", "search_report", "robustness_table", "verdict"]
+__all__ = [
+    "family_text",
+    "iso_line",
+    "ratio_text",
+    "reading",
+    "run_summary",
+    "search_report",
+    "robustness_table",
+    "verdict",
+]
 
 
 def iso_line(iso: dict, acc: float, final_arch: str | None = None) -> str:
@@ -39,7 +48,13 @@ def ratio_text(ratio: float, ci: list[float] | None) -> str:
     return f"{ratio:.3f}x" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def reading(ratio: float, ci: list[float] | None, bound: str | None = None, reference: str | None = None, final_arch: str | None = None) -> str:
+def reading(
+    ratio: float,
+    ci: list[float] | None,
+    bound: str | None = None,
+    reference: str | None = None,
+    final_arch: str | None = None,
+) -> str:
     """What a ratio says, read on its interval: a saving only when its upper end is below 1, a
     loss only when its lower end is above 1, else no measurable difference; and, when a network
     other than the one grown is cheaper from scratch, which one to train instead."""
@@ -60,12 +75,16 @@ def reading(ratio: float, ci: list[float] | None, bound: str | None = None, refe
 def run_summary(result) -> str:
     from growsearch.data.dataset import TEST_SELECTION_NOTE
 
-    lines = [f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'val_acc':>8} {'test_acc':>8} {'wall_s':>7}"]
+    lines = [
+        f"{'stage':>5}  {'arch':<20} {'classes':>7} {'px':>4} {'epochs':>6} {'M':>12} {'val_acc':>8} {'test_acc':>8} {'wall_s':>7}"
+    ]
     for i, st in enumerate(result.stages, 1):
         lines.append(
             f"{i:>5}  {st.arch:<20} {st.classes:>7} {st.resolution or '-':>4} {st.epochs:>6} {st.M:>12.4g} {st.val_acc:>8.4f} {st.test_acc:>8.4f} {st.wall_s:>7.1f}"
         )
-    lines.append(f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}")
+    lines.append(
+        f"{'total':>5}  {'':<20} {'':>7} {'':>4} {'':>6} {result.M:>12.4g} {result.val_acc:>8.4f} {result.test_acc:>8.4f} {result.wall_s:>7.1f}"
+    )
     if result.time_split:
         lines.append(time_line(result.time_split))
     if result.iso is not None:
@@ -80,7 +99,15 @@ def run_summary(result) -> str:
 
 def time_line(split: dict) -> str:
     """Where a run's time went (``result.json`` ``time_split``), largest part first."""
-    names = {"train_s": "train", "val_s": "validation", "test_s": "test", "data_s": "stage data", "grow_s": "growth", "family_s": "subnets", "other_s": "other"}
+    names = {
+        "train_s": "train",
+        "val_s": "validation",
+        "test_s": "test",
+        "data_s": "stage data",
+        "grow_s": "growth",
+        "family_s": "subnets",
+        "other_s": "other",
+    }
     parts = sorted(((v, names.get(k, k)) for k, v in split.items() if k != "load_s"), reverse=True)
     return f"time: {', '.join(f'{n} {max(v, 0):.1f} s' for v, n in parts)}; reading the dataset {split.get('load_s', 0):.1f} s before"
 
@@ -89,15 +116,24 @@ def family_text(result, ratio: dict | None = None) -> str:
     """A shrink run's subnets (BatchNorm recalibrated; * on the validation Pareto front) and, given
     ``ratio`` (``growsearch.train.family.family_ratio``), each one's M_scratch and the family ratio."""
     per = {e["subnet"]: e for e in (ratio or {}).get("subnets", [])}
-    lines = [f"{'subnet':<12} {'arch':<16} {'params':>9} {'MACs/img':>11} {'val_acc':>8} {'test_acc':>8}" + (f" {'M_scratch':>11} {'M ratio':>8}" if ratio else "")]
+    lines = [
+        f"{'subnet':<12} {'arch':<16} {'params':>9} {'MACs/img':>11} {'val_acc':>8} {'test_acc':>8}"
+        + (f" {'M_scratch':>11} {'M ratio':>8}" if ratio else "")
+    ]
     for r in result.subnets:
         line = f"{r['subnet'] + ('*' if r['pareto'] else ''):<12} {r['arch']:<16} {r['params']:>9} {r['macs_per_sample']:>11} {r['val_acc']:>8.4f} {r['test_acc']:>8.4f}"
         if ratio:
             e = per.get(r["subnet"], {})
-            line += f" {e['M_scratch']:>11.4g} {e['ratio']:>7.3f}x" if e.get("M_scratch") else f" {'no frontier':>11} {'':>8}"
+            line += (
+                f" {e['M_scratch']:>11.4g} {e['ratio']:>7.3f}x"
+                if e.get("M_scratch")
+                else f" {'no frontier':>11} {'':>8}"
+            )
         lines.append(line)
     sh = result.shrink or {}
-    lines.append(f"shrink phase: {sh.get('passes', 0)} subnet passes, M {sh.get('M_train', 0):.4g} training + {sh.get('M_recal', 0):.4g} BatchNorm recalibration (in the last stage's M)")
+    lines.append(
+        f"shrink phase: {sh.get('passes', 0)} subnet passes, M {sh.get('M_train', 0):.4g} training + {sh.get('M_recal', 0):.4g} BatchNorm recalibration (in the last stage's M)"
+    )
     if ratio:
         if ratio["family_ratio"] is None:
             lines.append(
@@ -105,8 +141,11 @@ def family_text(result, ratio: dict | None = None) -> str:
                 "(the arch column), or --spec-from the folder growsearch subnets -o writes"
             )
         else:
-            why = {"upper": " (a subnet beat every budget of its frontier: an upper bound)", "lower": " (a subnet is below its frontier's cheapest budget: a lower bound)",
-                   "mixed": " (bounds both ways: read the per-subnet ratios)"}.get(ratio["bound"], "")
+            why = {
+                "upper": " (a subnet beat every budget of its frontier: an upper bound)",
+                "lower": " (a subnet is below its frontier's cheapest budget: a lower bound)",
+                "mixed": " (bounds both ways: read the per-subnet ratios)",
+            }.get(ratio["bound"], "")
             lines.append(
                 f"family ratio ({ratio['chosen']}): {ratio['family_ratio']:.3f}x = M {ratio['M']:.4g} / Σ M_scratch {ratio['M_scratch_sum']:.4g} "
                 f"of {sum(e['chosen'] for e in ratio['subnets'])} subnets{why}"
@@ -149,7 +188,11 @@ def search_report(res) -> str:
         lines.append("  " + reading(b[m], b.get(m + "_ci"), "lower" if ref["below"] else None, ref["reference"], final))
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
-                [f", prune {st.prune_ratio:g}" if st.prune_ratio else "", ", zero mask" if st.zero_mask else "", f", lr {st.lr:.3g}" if st.lr else ""]
+                [
+                    f", prune {st.prune_ratio:g}" if st.prune_ratio else "",
+                    ", zero mask" if st.zero_mask else "",
+                    f", lr {st.lr:.3g}" if st.lr else "",
+                ]
             )
             lines.append(f"  stage {i}: {st.classes} classes, {st.arch}, {st.epochs} epochs{extra}")
         lines.append(verdict(res))
@@ -172,7 +215,9 @@ def search_report(res) -> str:
     import importlib.util
 
     missing = "" if importlib.util.find_spec("optuna_dashboard") else '  (pip install "growsearch[dashboard]" first)'
-    lines.append(f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}{missing}")
+    lines.append(
+        f"dashboard: optuna-dashboard {shown_url(res.storage)} --artifact-dir {shown(res.out_dir / 'artifacts')}{missing}"
+    )
     return "\n".join(lines)
 
 
@@ -209,15 +254,22 @@ def _growth_verdict(res) -> str:
 def robustness_table(r: dict) -> str:
     cols = [k for k in ("baseline", "final", "final_mi") if k in r["fgsm"]]
     names = {"baseline": "baseline", "final": "final", "final_mi": "final+MI"}
-    lines = ["FGSM accuracy (Foolbox LinfFastGradientAttack)", f"{'eps':>7}  " + "  ".join(f"{names[c]:>9}" for c in cols)]
+    lines = [
+        "FGSM accuracy (Foolbox LinfFastGradientAttack)",
+        f"{'eps':>7}  " + "  ".join(f"{names[c]:>9}" for c in cols),
+    ]
     for i, e in enumerate(r["fgsm"]["eps"]):
         lines.append(f"{e:>7g}  " + "  ".join(f"{r['fgsm'][c][i]:>9.4f}" for c in cols))
     det = r["detection"]
     lines.append(f"no-decision detection at eps {det['eps']:g}: TNR at FNR 5% / 10%")
     for c in cols:
         f5, f10 = det[c]["tnr_at_fnr_5"], det[c]["tnr_at_fnr_10"]
-        lines.append(f"  {names[c]:<9} {'n/a' if f5 is None else f'{f5:.4f}'} / {'n/a' if f10 is None else f'{f10:.4f}'}")
+        lines.append(
+            f"  {names[c]:<9} {'n/a' if f5 is None else f'{f5:.4f}'} / {'n/a' if f10 is None else f'{f10:.4f}'}"
+        )
     for sec, label in (("noise", "noise"), ("ablation", "ablation")):
         area = r[sec]["area"]
-        lines.append(f"mean accuracy over the {label} levels: " + ", ".join(f"{names[k]} {v:.4f}" for k, v in area.items()))
+        lines.append(
+            f"mean accuracy over the {label} levels: " + ", ".join(f"{names[k]} {v:.4f}" for k, v in area.items())
+        )
     return "\n".join(lines)

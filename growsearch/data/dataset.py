@@ -51,11 +51,25 @@ import torch
 from growsearch._extensions import caller, record
 from growsearch.errors import GrowsearchError
 
-__all__ = ["TEST_SELECTION_NOTE", "DataError", "Dataset", "Rows", "create_dataset", "fit", "from_arrays", "list_sources", "ram_budget", "register_source", "select"]
+__all__ = [
+    "TEST_SELECTION_NOTE",
+    "DataError",
+    "Dataset",
+    "Rows",
+    "create_dataset",
+    "fit",
+    "from_arrays",
+    "list_sources",
+    "ram_budget",
+    "register_source",
+    "select",
+]
 
 
 # The one line every report prints when there is no validation split (val_fraction 0).
-TEST_SELECTION_NOTE = "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
+TEST_SELECTION_NOTE = (
+    "note: val_fraction is 0, so selection (plateau, best trial, MI weights, thresholds) used the test set"
+)
 
 
 class DataError(GrowsearchError, ValueError):
@@ -79,7 +93,11 @@ class Rows:
     """
 
     def __init__(self, base: torch.Tensor, index: torch.Tensor, *, mapped: bool = False):
-        self.base, self.index, self.mapped = base, index, mapped  # mapped: base is a file map, whose pages release() may drop
+        self.base, self.index, self.mapped = (
+            base,
+            index,
+            mapped,
+        )  # mapped: base is a file map, whose pages release() may drop
 
     def __len__(self) -> int:
         return len(self.index)
@@ -193,7 +211,9 @@ class Dataset:
     val_fraction: float | None = None  # None: no split made yet; 0: the validation split is the test split
     val_seed: int = 0  # seed of the validation split
     val_id: str = ""  # hash of the validation samples' indices: runs and frontiers compare it
-    class_names: tuple[str, ...] = ()  # label j's name (folder, synset, CIFAR label); "0", "1", ... where the source has none
+    class_names: tuple[
+        str, ...
+    ] = ()  # label j's name (folder, synset, CIFAR label); "0", "1", ... where the source has none
     mapped: bool = False  # the images are the decode cache's memory-mapped file: splits are Rows of it, not copies
 
     @property
@@ -246,14 +266,26 @@ def register_source(name: str):
     return deco
 
 
-def _add_source(key: str, fn: Callable[[str | None], Dataset], *, by: str | None = None) -> Callable[[str | None], Dataset]:
-    record(_add_source, key, fn, by=caller() if by is None else by)  # so the Ray workers a search starts register it too
+def _add_source(
+    key: str, fn: Callable[[str | None], Dataset], *, by: str | None = None
+) -> Callable[[str | None], Dataset]:
+    record(
+        _add_source, key, fn, by=caller() if by is None else by
+    )  # so the Ray workers a search starts register it too
     _SOURCES[key] = fn
     return fn
 
 
 def from_arrays(
-    name: str, x_train, y_train, x_test, y_test, *, flip: bool = True, num_classes: int | None = None, class_names=None,
+    name: str,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    *,
+    flip: bool = True,
+    num_classes: int | None = None,
+    class_names=None,
 ) -> Dataset:
     """A :class:`Dataset` from images (uint8, NHWC or NCHW, numpy or torch) and integer labels
     0..k-1; raises ``DataError`` naming what is wrong. ``flip``: horizontal flips keep labels;
@@ -262,7 +294,16 @@ def from_arrays(
 
 
 def _finish(
-    name: str, xtr, ytr, xte, yte, *, flip: bool = True, num_classes: int | None = None, idx: tuple | None = None, class_names=None,
+    name: str,
+    xtr,
+    ytr,
+    xte,
+    yte,
+    *,
+    flip: bool = True,
+    num_classes: int | None = None,
+    idx: tuple | None = None,
+    class_names=None,
     stats: tuple | None = None,
 ) -> Dataset:
     """:func:`from_arrays` for the shipped sources: ``idx`` each sample's index in the source's
@@ -286,8 +327,12 @@ def _finish(
         )
     unseen = sorted(c for c in yte.unique().tolist() if c >= k)
     if unseen:
-        raise DataError(f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images")
-    mean, std = (tuple(float(v) for v in stats[0]), tuple(float(v) for v in stats[1])) if stats is not None else _stats(xtr)
+        raise DataError(
+            f"{name}: test labels {unseen[:10]} never occur in train (classes 0..{k - 1}): every test class needs training images"
+        )
+    mean, std = (
+        (tuple(float(v) for v in stats[0]), tuple(float(v) for v in stats[1])) if stats is not None else _stats(xtr)
+    )
     if idx is None:  # sources with separate train and test files: test samples come after the train ones
         idx = (np.arange(len(xtr)), len(xtr) + np.arange(len(xte)))
     itr, ite = (torch.as_tensor(np.asarray(i), dtype=torch.int64) for i in idx)
@@ -307,11 +352,15 @@ def _labels(y, name: str) -> torch.Tensor:
         raise DataError(f"{name}: no labels")
     if a.dtype.kind == "f":
         if not np.isfinite(a).all() or (a != np.round(a)).any():
-            raise DataError(f"{name}: class labels must be whole numbers 0..K-1, got non-integer values such as {float(a[(a != np.round(a)) | ~np.isfinite(a)][0])!r}")
+            raise DataError(
+                f"{name}: class labels must be whole numbers 0..K-1, got non-integer values such as {float(a[(a != np.round(a)) | ~np.isfinite(a)][0])!r}"
+            )
     elif a.dtype.kind not in "iub":
         raise DataError(f"{name}: class labels must be integers 0..K-1, got dtype {a.dtype}")
     if (a < 0).any():
-        raise DataError(f"{name}: class labels must be ≥ 0, got {int(a.min())} (labels are 0..K-1; -1 is not 'unlabelled' here)")
+        raise DataError(
+            f"{name}: class labels must be ≥ 0, got {int(a.min())} (labels are 0..K-1; -1 is not 'unlabelled' here)"
+        )
     return torch.as_tensor(a.astype(np.int64))
 
 
@@ -332,7 +381,9 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
         raise DataError(f"{name}: expected a numeric array of images") from None
     if x.numel() == 0:
         raise DataError(f"{name}: no images")
-    if x.dtype == torch.bool or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+    if x.dtype == torch.bool or not (
+        x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+    ):
         raise DataError(f"{name}: images must be uint8 (0..255) or floats in [0, 1], got dtype {x.dtype}")
     if x.dim() == 3:
         x = x[:, None]
@@ -342,7 +393,9 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
         raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
     if x.shape[1] not in (1, 3):
         what = " (RGBA? drop the alpha channel)" if x.shape[1] == 4 else ""
-        raise DataError(f"{name}: images have {x.shape[1]} channels{what}; growsearch takes 1 (grey) or 3 (RGB), shape {tuple(x.shape)} read as (N,C,H,W)")
+        raise DataError(
+            f"{name}: images have {x.shape[1]} channels{what}; growsearch takes 1 (grey) or 3 (RGB), shape {tuple(x.shape)} read as (N,C,H,W)"
+        )
     if x.dtype != torch.uint8:
         if not x.is_floating_point():
             if x.min() < 0 or x.max() > 255:
@@ -411,11 +464,20 @@ def _options(query: str, name: str) -> dict[str, int | tuple[int, int]]:
         if key in out:
             raise DataError(f"{name}: the option {key!r} is given twice: keep one")
         if key not in _OPTIONS:
-            raise DataError(f"{name}: unknown dataset option {key!r}; known: {', '.join(_OPTIONS)} (e.g. 'cifar10?train_per_class=1000')")
+            raise DataError(
+                f"{name}: unknown dataset option {key!r}; known: {', '.join(_OPTIONS)} (e.g. 'cifar10?train_per_class=1000')"
+            )
         if key == "size" and "x" in value.lower():
             w, _, h = value.lower().partition("x")
-            if not (w.isdigit() and h.isdigit()) or not (1 <= int(w) <= 4096 and 1 <= int(h) <= 4096) or len(w) > 6 or len(h) > 6:
-                raise DataError(f"{name}: size={value} must be N or WxH, whole numbers from 1 to 4096 (e.g. size=64 or size=64x48)")
+            if (
+                not (w.isdigit() and h.isdigit())
+                or not (1 <= int(w) <= 4096 and 1 <= int(h) <= 4096)
+                or len(w) > 6
+                or len(h) > 6
+            ):
+                raise DataError(
+                    f"{name}: size={value} must be N or WxH, whole numbers from 1 to 4096 (e.g. size=64 or size=64x48)"
+                )
             out[key] = int(w) if int(w) == int(h) else (int(h), int(w))
             continue
         if not value.isdigit() or int(value) < 1 or len(value) > 6:
@@ -498,13 +560,21 @@ def _stats(x) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def _train_per_class(ds: Dataset, n: int, name: str) -> Dataset:
     """A stratified, seeded (seed 0) subset of ``n`` training images per class, for runs that
     must fit a CPU budget; the test split is untouched."""
+
     def take(c: int, members: int) -> int:
         if members < n:
-            raise DataError(f"{name}: class {c} has {members} training images, fewer than train_per_class {n}: lower it")
+            raise DataError(
+                f"{name}: class {c} has {members} training images, fewer than train_per_class {n}: lower it"
+            )
         return n
 
     k = _stratified(ds.y_train, 0, take)
-    return replace(ds, x_train=select(ds.x_train, k, mapped=ds.mapped), y_train=ds.y_train[k], idx_train=ds.idx_train[k] if ds.idx_train is not None else None)
+    return replace(
+        ds,
+        x_train=select(ds.x_train, k, mapped=ds.mapped),
+        y_train=ds.y_train[k],
+        idx_train=ds.idx_train[k] if ds.idx_train is not None else None,
+    )
 
 
 def _stratified(y: torch.Tensor, seed: int, take: Callable[[int, int], int]) -> torch.Tensor:

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
-from growsearch.data.dataset import DataError, ram_budget, Rows
+from growsearch.data.dataset import DataError, Rows, ram_budget
 
 __all__ = ["resize", "BatchLoader", "check_budget", "EVAL_BATCH_BYTES"]
 
@@ -95,7 +95,9 @@ class BatchLoader:
         self.shard = None
         if not train:  # an evaluation batch's size changes no number: at large images it shrinks to
             # EVAL_BATCH_BYTES of float input, and the activations of the batch with it
-            self.batch_size = max(1, min(self.batch_size, EVAL_BATCH_BYTES // (4 * max(1, math.prod(self.x.shape[1:])))))
+            self.batch_size = max(
+                1, min(self.batch_size, EVAL_BATCH_BYTES // (4 * max(1, math.prod(self.x.shape[1:]))))
+            )
         if isinstance(self.x, Rows):
             budget = ram_budget()
             if not train:  # and to the memory budget
@@ -142,7 +144,9 @@ class BatchLoader:
             return (torch.randperm(n, generator=self.generator, device=self.device) if self.train else None), []
         if not self.train:
             return torch.arange(n), list(range(self.shard, n, self.shard)) + [n]
-        shards = list(torch.split(torch.argsort(self.x.index), self.shard))  # file order: a shard is one stretch of the file
+        shards = list(
+            torch.split(torch.argsort(self.x.index), self.shard)
+        )  # file order: a shard is one stretch of the file
         pick = [int(k) for k in torch.randperm(len(shards), generator=self.generator)]
         order = torch.cat([shards[k][torch.randperm(len(shards[k]), generator=self.generator)] for k in pick])
         ends = torch.cumsum(torch.tensor([len(shards[k]) for k in pick]), 0).tolist()
@@ -162,7 +166,9 @@ class BatchLoader:
                 xb = self._augment(xb)
             if self.channels_last and self.resolution is None:
                 xb = xb.contiguous(memory_format=torch.channels_last)
-            xb = xb.to(torch.float32, copy=True).sub_(self.mean).div_(self.std)  # a copy even of a float input: normalised in place
+            xb = (
+                xb.to(torch.float32, copy=True).sub_(self.mean).div_(self.std)
+            )  # a copy even of a float input: normalised in place
             if self.resolution is not None:  # a lower-resolution stage
                 xb = resize(xb, self.resolution)
                 if self.channels_last:

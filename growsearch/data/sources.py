@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from growsearch._io import printable
-from growsearch.data.dataset import _finish, _stats, DataError, Dataset, hw, register_source
+from growsearch.data.dataset import DataError, Dataset, _finish, _stats, hw, register_source
 
 __all__ = ["cache_dir"]
 
@@ -58,7 +58,9 @@ def _cifar(arg: str | None, cls_name: str, folder: str) -> Dataset:
             f"{cls_name.lower()} not found under {root}: expected {root / folder}/ in torchvision's format "
             f"(pass '{cls_name.lower()}:ROOT' or set GROWSEARCH_DATA; growsearch never downloads)"
         ) from None
-    return _finish(cls_name.lower(), tr.data, tr.targets, te.data, te.targets, num_classes=len(tr.classes), class_names=tr.classes)
+    return _finish(
+        cls_name.lower(), tr.data, tr.targets, te.data, te.targets, num_classes=len(tr.classes), class_names=tr.classes
+    )
 
 
 @register_source("cifar10")
@@ -100,11 +102,17 @@ def _decode_into(out: np.ndarray, items, name: str) -> None:
     for i, where, src in items:
         with _open_image(src, where, name) as im:
             try:
-                im.draft("RGB", (w, h))  # JPEG: decode at the smallest scale still ≥ the size (a no-op for other formats)
+                im.draft(
+                    "RGB", (w, h)
+                )  # JPEG: decode at the smallest scale still ≥ the size (a no-op for other formats)
                 im.load()
             except (OSError, ValueError) as e:
-                raise DataError(f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it") from None
-            out[i] = np.asarray(ImageOps.fit(_rgb(im), (w, h), method=Image.BILINEAR)).transpose(2, 0, 1)  # Pillow sizes are (width, height)
+                raise DataError(
+                    f"{name}: {where} is not a readable image ({type(e).__name__}): remove or replace it"
+                ) from None
+            out[i] = np.asarray(ImageOps.fit(_rgb(im), (w, h), method=Image.BILINEAR)).transpose(
+                2, 0, 1
+            )  # Pillow sizes are (width, height)
 
 
 def _decode_size(size: int | tuple[int, int] | None, src, where, name: str) -> int | tuple[int, int]:
@@ -146,7 +154,9 @@ _IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _ARCHIVES = (".tar", ".tar.gz", ".tgz")
 
 
-_CACHE_VERSION = 3  # bump when decoding changes, so no cache made by an older decoder is served (3: NCHW .npy folders with stats)
+_CACHE_VERSION = (
+    3  # bump when decoding changes, so no cache made by an older decoder is served (3: NCHW .npy folders with stats)
+)
 
 
 def _folder_items(d: Path, classes: list[str]) -> tuple[list[Path], list[int]]:
@@ -238,8 +248,14 @@ def _open_cache(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_dir():
         return None
     try:
-        a = {k: np.load(path / f"{k}.npy", mmap_mode="c" if k.startswith("x_") else None, allow_pickle=False) for k in _CACHED}
-        ok = all(a[f"x_{s}"].ndim == 4 and a[f"x_{s}"].dtype == np.uint8 and len(a[f"x_{s}"]) == len(a[f"y_{s}"]) > 0 for s in ("train", "test"))
+        a = {
+            k: np.load(path / f"{k}.npy", mmap_mode="c" if k.startswith("x_") else None, allow_pickle=False)
+            for k in _CACHED
+        }
+        ok = all(
+            a[f"x_{s}"].ndim == 4 and a[f"x_{s}"].dtype == np.uint8 and len(a[f"x_{s}"]) == len(a[f"y_{s}"]) > 0
+            for s in ("train", "test")
+        )
         ok = ok and a["stats"].shape == (2, a["x_train"].shape[1])
         return a if ok and a["x_train"].shape[1:] == a["x_test"].shape[1:] else None
     except Exception:  # noqa: BLE001 - an unreadable cache is rebuilt, never trusted
@@ -256,8 +272,12 @@ def _archive_members(path: Path):
         with tarfile.open(path, "r:*") as tar:
             for m in tar:
                 if m.isfile() and Path(m.name).suffix.lower() in _IMG_EXT:
-                    if m.name.startswith("/") or ".." in Path(m.name).parts:  # it would name a file outside its class folder
-                        raise DataError(f"imagefolder:{path}: member {printable(m.name)[:120]!r} points outside the archive (an absolute path or '..'): rebuild the archive without it")
+                    if (
+                        m.name.startswith("/") or ".." in Path(m.name).parts
+                    ):  # it would name a file outside its class folder
+                        raise DataError(
+                            f"imagefolder:{path}: member {printable(m.name)[:120]!r} points outside the archive (an absolute path or '..'): rebuild the archive without it"
+                        )
                     yield m.name.lstrip("./"), tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"imagefolder:{path}: not a readable .tar/.tar.gz archive ({type(e).__name__})") from None
@@ -268,20 +288,29 @@ def _layout(files: list[str], where: str) -> tuple[str, str]:
     test/ (or val/) at the top, or under one top folder (as archives often have)."""
     tops = {f.split("/", 1)[0] for f in files}
     for prefix in ["", *(f"{t}/" for t in sorted(tops))]:
-        splits = {f[len(prefix):].split("/", 1)[0] for f in files if f.startswith(prefix) and f.count("/") >= prefix.count("/") + 2}
+        splits = {
+            f[len(prefix) :].split("/", 1)[0]
+            for f in files
+            if f.startswith(prefix) and f.count("/") >= prefix.count("/") + 2
+        }
         test = next((t for t in ("test", "val") if t in splits), None)
         if "train" in splits and test:
             return prefix, test
-    raise DataError(f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder")
+    raise DataError(
+        f"imagefolder:{where}: expected train/<class>/* and test/<class>/* (or val/), at the top or under one folder"
+    )
 
 
-def _imagefolder_index(files: list[str], prefix: str, test: str, where: str) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[str]]:
+def _imagefolder_index(
+    files: list[str], prefix: str, test: str, where: str
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray, list[str]]:
     """(train files, test files, their labels, the class names) of an ImageFolder layout, each
     split in class order, then file order."""
+
     def items(split: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for f in files:
-            rest = f[len(prefix):]
+            rest = f[len(prefix) :]
             parts = rest.split("/")
             if f.startswith(prefix) and len(parts) >= 3 and parts[0] == split and Path(f).suffix.lower() in _IMG_EXT:
                 out.setdefault(parts[1], []).append(f)
@@ -344,7 +373,9 @@ def _imagefolder(arg: str | None, size: int | tuple[int, int] | None = None) -> 
     import hashlib
 
     if not arg:
-        raise DataError("imagefolder needs a path: 'imagefolder:PATH' with PATH/train/<class>/* and PATH/test/<class>/*")
+        raise DataError(
+            "imagefolder needs a path: 'imagefolder:PATH' with PATH/train/<class>/* and PATH/test/<class>/*"
+        )
     root = Path(arg).expanduser()
     if root.is_file() and root.name.lower().endswith(_ARCHIVES):
         h = hashlib.sha256()
@@ -356,14 +387,18 @@ def _imagefolder(arg: str | None, size: int | tuple[int, int] | None = None) -> 
         def build(alloc) -> dict[str, np.ndarray]:
             return _archive_arrays(root, alloc, size)
     elif root.is_dir():
-        files = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT)
+        files = sorted(
+            str(p.relative_to(root).as_posix()) for p in root.rglob("*") if p.is_file() and p.suffix.lower() in _IMG_EXT
+        )
         _layout(files, str(root))  # the layout is checked before the cache is looked up
         key = {"folder": str(root.resolve()), "files": _stamps(root, files), "size": _size_key(size)}
 
         def build(alloc) -> dict[str, np.ndarray]:
             return _folder_arrays(root, files, alloc, size)
     else:
-        raise DataError(f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)")
+        raise DataError(
+            f"imagefolder:{root}: no such folder or .tar/.tar.gz archive (expected train/<class>/* and test/<class>/*)"
+        )
     return _from_cache(f"imagefolder:{root}", _cached(key, "imagefolder", build))
 
 
@@ -374,7 +409,14 @@ def _stamps(root: Path, files: list) -> list:
 
 def _from_cache(name: str, a: dict[str, np.ndarray]) -> Dataset:
     ds = _finish(
-        name, a["x_train"], a["y_train"], a["x_test"], a["y_test"], num_classes=len(a["classes"]), class_names=a["classes"].tolist(), stats=a["stats"],
+        name,
+        a["x_train"],
+        a["y_train"],
+        a["x_test"],
+        a["y_test"],
+        num_classes=len(a["classes"]),
+        class_names=a["classes"].tolist(),
+        stats=a["stats"],
     )
     return replace(ds, mapped=isinstance(a["x_train"], np.memmap))  # its splits are then Rows of the map, not copies
 
@@ -402,7 +444,13 @@ def _tinyimagenet(arg: str | None, size: int | tuple[int, int] | None = None) ->
         side = _decode_size(size, ptr[0], ptr[0], f"tinyimagenet:{root}/train") if ptr else size
         xtr = _decode_files(alloc, "x_train", ptr, f"tinyimagenet:{root}/train", side)
         xte = _decode_files(alloc, "x_test", pte, f"tinyimagenet:{root}/val", side)
-        return {"x_train": xtr, "y_train": np.array(ytr, np.int64), "x_test": xte, "y_test": np.array(yte, np.int64), "classes": np.array(classes)}
+        return {
+            "x_train": xtr,
+            "y_train": np.array(ytr, np.int64),
+            "x_test": xte,
+            "y_test": np.array(yte, np.int64),
+            "classes": np.array(classes),
+        }
 
     key = {"folder": str(root.resolve()), "files": _stamps(root, rel), "labels": [*ytr, *yte], "size": _size_key(size)}
     return _from_cache("tinyimagenet", _cached(key, "tinyimagenet", build))
@@ -430,7 +478,9 @@ def _npz(arg: str | None) -> Dataset:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in keys if k in z}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise DataError(f"npz:{path}: not a readable .npz ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated?'}): re-save it with numpy.savez") from None
+        raise DataError(
+            f"npz:{path}: not a readable .npz ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'truncated?'}): re-save it with numpy.savez"
+        ) from None
     missing = [k for k in keys if k not in arrays]
     if missing:
         raise DataError(f"npz:{path}: missing arrays {missing} (expected x_train, y_train, x_test, y_test)")

@@ -98,7 +98,11 @@ def _subset_val(ds: Dataset, lut: torch.Tensor) -> dict:
     if ds.y_val is None:
         return {}
     m = lut[ds.y_val] >= 0
-    return {"x_val": select(ds.x_val, m, mapped=ds.mapped), "y_val": lut[ds.y_val[m]], "idx_val": ds.idx_val[m] if ds.idx_val is not None else None}
+    return {
+        "x_val": select(ds.x_val, m, mapped=ds.mapped),
+        "y_val": lut[ds.y_val[m]],
+        "idx_val": ds.idx_val[m] if ds.idx_val is not None else None,
+    }
 
 
 def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
@@ -124,7 +128,16 @@ def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
         )
     if fraction == 0:
         ids = ds.idx_test if ds.idx_test is not None else torch.arange(len(ds.y_test))
-        return replace(ds, x_val=ds.x_test, y_val=ds.y_test, idx_val=ds.idx_test, val_fraction=0.0, val_seed=int(seed), val_id="test:" + _hash(ids))
+        return replace(
+            ds,
+            x_val=ds.x_test,
+            y_val=ds.y_test,
+            idx_val=ds.idx_test,
+            val_fraction=0.0,
+            val_seed=int(seed),
+            val_id="test:" + _hash(ids),
+        )
+
     def take(c: int, members: int) -> int:
         k = int(round(members * fraction))
         if k < 1 or k >= members:
@@ -132,8 +145,8 @@ def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
             raise DataError(
                 f"{ds.name}: class {c} has {members} training sample(s), so val_fraction {fraction:g} leaves it {need}: "
                 f"use a val_fraction between {1 / members:.3g} and 0.5, add samples, or 0 to select on the test set"
-                if members > 1 else
-                f"{ds.name}: class {c} has 1 training sample, too few to hold one out: add samples or use val_fraction 0"
+                if members > 1
+                else f"{ds.name}: class {c} has 1 training sample, too few to hold one out: add samples or use val_fraction 0"
             )
         return k
 
@@ -142,9 +155,16 @@ def with_validation(ds: Dataset, fraction: float, seed: int = 0) -> Dataset:
     keep[vi] = False
     idx = ds.idx_train if ds.idx_train is not None else torch.arange(len(ds.y_train))
     return replace(
-        ds, x_train=select(ds.x_train, keep, mapped=ds.mapped), y_train=ds.y_train[keep], idx_train=idx[keep],
-        x_val=select(ds.x_train, vi, mapped=ds.mapped), y_val=ds.y_train[vi], idx_val=idx[vi],
-        val_fraction=float(fraction), val_seed=int(seed), val_id=_hash(idx[vi]),
+        ds,
+        x_train=select(ds.x_train, keep, mapped=ds.mapped),
+        y_train=ds.y_train[keep],
+        idx_train=idx[keep],
+        x_val=select(ds.x_train, vi, mapped=ds.mapped),
+        y_val=ds.y_train[vi],
+        idx_val=idx[vi],
+        val_fraction=float(fraction),
+        val_seed=int(seed),
+        val_id=_hash(idx[vi]),
     )
 
 

@@ -120,8 +120,12 @@ class Family:
     stem_param: str = "conv1.weight"  # state-dict name of the stem conv's weight (what rescale_stem resamples)
     prunable: bool = False  # L1 filter pruning (torch-pruning) keeps this family's graph consistent
     zero_mask: bool = False  # deepening inserts identity kernels whose zero taps the zero mask can keep
-    elastic: tuple[str, ...] = ()  # dimensions a shrink block can cut subnets along: "depth" (a block's leading layers), "width" (each layer's most important channels)
-    unit_norms: tuple[type, ...] = (nn.BatchNorm2d,)  # layers whose output channels are a conv layer's units (what ablation zeroes); () : none
+    elastic: tuple[
+        str, ...
+    ] = ()  # dimensions a shrink block can cut subnets along: "depth" (a block's leading layers), "width" (each layer's most important channels)
+    unit_norms: tuple[type, ...] = (
+        nn.BatchNorm2d,
+    )  # layers whose output channels are a conv layer's units (what ablation zeroes); () : none
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -144,9 +148,13 @@ def register_family(family: Family) -> Family:
     taken = {base: f.name for f in _FAMILIES.values() if f.name != family.name for base in f.depths}
     clash = sorted(b for b in family.depths if b in taken)
     if clash:
-        raise ArchError(f"family {family.name!r}: arch name(s) {', '.join(clash)} already belong to {taken[clash[0]]!r}: pick other names")
+        raise ArchError(
+            f"family {family.name!r}: arch name(s) {', '.join(clash)} already belong to {taken[clash[0]]!r}: pick other names"
+        )
     if any(not _ARCH_RE.match(b) or "@" in b for b in family.depths):
-        raise ArchError(f"family {family.name!r}: arch names are letters then digits (e.g. 'mynet8'), got {sorted(family.depths)}")
+        raise ArchError(
+            f"family {family.name!r}: arch names are letters then digits (e.g. 'mynet8'), got {sorted(family.depths)}"
+        )
     record(register_family, family, by=caller())  # so the Ray workers a search starts register it too
     _FAMILIES[family.name] = family
     return family
@@ -178,7 +186,9 @@ def parse_arch(arch: str) -> tuple[Family, str, float]:
             if not 0 < mult <= 64:  # 64: far beyond any machine; past it a typo becomes a MemoryError
                 raise ArchError(f"arch {arch!r}: width multiplier must be in (0, 64], got {mult:g}")
             return fam, base, mult
-    raise ArchError(f"unknown arch {arch!r}; known: {', '.join(list_archs())} (optionally with @WIDTH, e.g. vgg19@0.25)")
+    raise ArchError(
+        f"unknown arch {arch!r}; known: {', '.join(list_archs())} (optionally with @WIDTH, e.g. vgg19@0.25)"
+    )
 
 
 def _scaled(width: int, mult: float, divisor: int) -> int:
@@ -188,9 +198,7 @@ def _scaled(width: int, mult: float, divisor: int) -> int:
 def spec_for(arch: str, num_classes: int, in_chans: int = 3) -> ArchSpec:
     """The spec of a fresh (unpruned, unwidened) model named ``arch``."""
     fam, base, mult = parse_arch(arch)
-    widths = tuple(
-        (_scaled(w, mult, fam.width_divisor),) * d for w, d in zip(fam.base_widths, fam.depths[base])
-    )
+    widths = tuple((_scaled(w, mult, fam.width_divisor),) * d for w, d in zip(fam.base_widths, fam.depths[base]))
     return ArchSpec(fam.name, widths, int(num_classes), int(in_chans), mult, arch)
 
 

@@ -39,7 +39,17 @@ from torch import nn
 from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
 from growsearch.model.net2net import layer_renames
 
-__all__ = ["Subnet", "active", "channel_ranks", "check_elastic", "cut", "kept_channels", "menu", "recalibrate", "subnet_spec"]
+__all__ = [
+    "Subnet",
+    "active",
+    "channel_ranks",
+    "check_elastic",
+    "cut",
+    "kept_channels",
+    "menu",
+    "recalibrate",
+    "subnet_spec",
+]
 
 FULL = "full"  # the depth rung of every layer the network has
 
@@ -76,10 +86,14 @@ def _rung_depths(spec: ArchSpec, depth: str) -> tuple[int, ...]:
         raise ArchError(f"depth rung {depth!r} is not a {fam.name} depth: use one of {', '.join(fam.depths)} (or full)")
     rung = fam.depths[depth]
     if len(rung) != len(spec.depths) or any(r > d for r, d in zip(rung, spec.depths)):
-        raise ArchError(f"depth rung {depth} {list(rung)} is deeper than the network {list(spec.depths)} in some block: pick a shallower rung")
+        raise ArchError(
+            f"depth rung {depth} {list(rung)} is deeper than the network {list(spec.depths)} in some block: pick a shallower rung"
+        )
     for b, (r, blk) in enumerate(zip(rung, spec.widths)):
         if any(w != blk[r - 1] for w in blk[r:]):  # a skipped layer is an identity: it must keep its input's width
-            raise ArchError(f"depth rung {depth} skips {fam.layer_name(b, r)}, whose block changes width after it {list(blk)}: pick a rung that keeps it")
+            raise ArchError(
+                f"depth rung {depth} skips {fam.layer_name(b, r)}, whose block changes width after it {list(blk)}: pick a rung that keeps it"
+            )
     return rung
 
 
@@ -94,7 +108,9 @@ def check_elastic(spec: ArchSpec, depths: Iterable[str], widths: Iterable[float]
     depths, widths = list(depths), list(widths)
     for dim, asked in (("depth", any(d != FULL for d in depths)), ("width", any(w != 1 for w in widths))):
         if asked and dim not in fam.elastic:
-            raise ArchError(f"family {fam.name} cannot be made elastic in {dim} (it offers {', '.join(fam.elastic) or 'none'}): drop the {dim}s of the shrink block")
+            raise ArchError(
+                f"family {fam.name} cannot be made elastic in {dim} (it offers {', '.join(fam.elastic) or 'none'}): drop the {dim}s of the shrink block"
+            )
     for w in widths:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1:
             raise ArchError(f"shrink width {w!r} is not a fraction in (0, 1]: e.g. widths [0.5, 1]")
@@ -107,7 +123,9 @@ def subnet_spec(spec: ArchSpec, sub: Subnet) -> ArchSpec:
     every block, each keeping ``sub.width`` of its channels (at least the family's divisor)."""
     fam = get_family(spec.family)
     depths = _rung_depths(spec, sub.depth)
-    widths = tuple(tuple(_kept(w, sub.width, fam.width_divisor) for w in blk[:d]) for blk, d in zip(spec.widths, depths))
+    widths = tuple(
+        tuple(_kept(w, sub.width, fam.width_divisor) for w in blk[:d]) for blk, d in zip(spec.widths, depths)
+    )
     base = spec.name.split("@")[0] if sub.depth == FULL else sub.depth
     mult = spec.width_mult * sub.width
     return replace(spec, widths=widths, width_mult=mult, name=f"{base}@{mult:g}")
@@ -155,7 +173,7 @@ def kept_channels(spec: ArchSpec, sub: ArchSpec, ranks: dict[str, torch.Tensor])
 
 def _skipped(spec: ArchSpec, sub: ArchSpec) -> list[str]:
     prefixes = get_family(spec.family).layer_prefixes(spec)
-    return [p for b, blk in enumerate(prefixes) for layer in blk[sub.depths[b]:] for p in layer]
+    return [p for b, blk in enumerate(prefixes) for layer in blk[sub.depths[b] :] for p in layer]
 
 
 @contextmanager
@@ -187,7 +205,9 @@ def active(model: nn.Module, sub: ArchSpec, ranks: dict[str, torch.Tensor]) -> I
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 moments.append((m, m.momentum, "momentum"))
                 m.momentum = 0.0
-            elif getattr(m, "inplace", False) is True:  # an in-place ReLU after a skipped layer would overwrite the tensor before it, which backward reads
+            elif (
+                getattr(m, "inplace", False) is True
+            ):  # an in-place ReLU after a skipped layer would overwrite the tensor before it, which backward reads
                 moments.append((m, True, "inplace"))
                 m.inplace = False
         yield model
@@ -212,7 +232,9 @@ def cut(model: nn.Module, sub: ArchSpec, ranks: dict[str, torch.Tensor]) -> nn.M
     layers, and in each the kept channels), on ``model``'s device, in eval mode. Cutting the full
     network's own spec returns an exact copy."""
     spec = model.arch_spec
-    graph = get_family(spec.family).channel_graph(sub)  # what each kept tensor reads in the subnet: past a skipped layer, the last kept one's channels
+    graph = get_family(spec.family).channel_graph(
+        sub
+    )  # what each kept tensor reads in the subnet: past a skipped layer, the last kept one's channels
     keep = kept_channels(spec, sub, ranks)
     renames = layer_renames(spec, sub)
     skipped = _skipped(spec, sub)
@@ -223,7 +245,7 @@ def cut(model: nn.Module, sub: ArchSpec, ranks: dict[str, torch.Tensor]) -> nn.M
             continue
         head = next((p for p in renames if prefix == p or prefix.startswith(p + ".")), None)
         if head is not None:
-            key, prefix = renames[head] + key[len(head):], renames[head] + prefix[len(head):]
+            key, prefix = renames[head] + key[len(head) :], renames[head] + prefix[len(head) :]
         edge = next((e for e in graph.edges if prefix == e[0]), None)
         t = t.detach()
         if edge is not None and t.dim() >= 1:

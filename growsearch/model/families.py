@@ -24,7 +24,9 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, ArchSpec, ChannelGraph, Family, register_family
 
-__all__: list[str] = []  # nothing to import from here: the families are found by name (growsearch.model.arch.get_family)
+__all__: list[
+    str
+] = []  # nothing to import from here: the families are found by name (growsearch.model.arch.get_family)
 
 
 # --- VGG -----------------------------------------------------------------------------------
@@ -57,7 +59,9 @@ def _build_vgg(spec: ArchSpec) -> nn.Module:
     for block in spec.widths:
         cfg += list(block) + ["M"]
     # mlp_ratio=1/4096 makes the throw-away ImageNet pre_logits tiny before we replace it.
-    model = VGG(cfg, num_classes=spec.num_classes, in_chans=spec.in_chans, norm_layer=nn.BatchNorm2d, mlp_ratio=1 / 4096)
+    model = VGG(
+        cfg, num_classes=spec.num_classes, in_chans=spec.in_chans, norm_layer=nn.BatchNorm2d, mlp_ratio=1 / 4096
+    )
     model.pre_logits = nn.Identity()
     model.head = ClassifierHead(spec.widths[-1][-1], spec.num_classes, pool_type="avg")
     # ceil_mode: a map already down to 1x1 passes the remaining pools unchanged, so VGG runs at

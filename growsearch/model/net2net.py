@@ -27,7 +27,18 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, ArchSpec, _scaled, build_model, get_family, parse_arch
 
-__all__ = ["copy_sources", "deepen", "widen", "expand_classes", "layer_renames", "plan", "rescale_kernel", "rescale_stem", "spec_of", "stem_kernel_at"]
+__all__ = [
+    "copy_sources",
+    "deepen",
+    "widen",
+    "expand_classes",
+    "layer_renames",
+    "plan",
+    "rescale_kernel",
+    "rescale_stem",
+    "spec_of",
+    "stem_kernel_at",
+]
 
 
 def spec_of(model: nn.Module) -> ArchSpec:
@@ -76,11 +87,12 @@ def copy_sources(spec: ArchSpec, depths: tuple[int, ...]) -> dict[tuple[int, int
     prefixes = fam.layer_prefixes(new_spec)
 
     def layer_shapes(b: int, l: int) -> list:
-        return [[(k[len(p):], sh) for k, sh in shapes.items() if k.startswith(p + ".")] for p in prefixes[b][l]]
+        return [[(k[len(p) :], sh) for k, sh in shapes.items() if k.startswith(p + ".")] for p in prefixes[b][l]]
 
     return {
         (b, l): next((j for j in range(old - 1, -1, -1) if layer_shapes(b, j) == layer_shapes(b, l)), None)
-        for b, (old, new) in enumerate(zip(spec.depths, depths)) for l in range(old, new)
+        for b, (old, new) in enumerate(zip(spec.depths, depths))
+        for l in range(old, new)
     }
 
 
@@ -114,7 +126,7 @@ def deepen(model: nn.Module, depths: tuple[int, ...], *, init: str = "identity")
     for key, t in model.state_dict().items():
         prefix, _, leaf = key.rpartition(".")
         head = next((p for p in rename if prefix == p or prefix.startswith(p + ".")), None)
-        new_key = key if head is None else rename[head] + prefix[len(head):] + "." + leaf
+        new_key = key if head is None else rename[head] + prefix[len(head) :] + "." + leaf
         state[new_key] = t.detach().clone()
     fresh.load_state_dict(state)
     sources = copy_sources(spec, depths) if init == "copy" else {}
@@ -164,7 +176,9 @@ def widen(
     for b, (ob, nb) in enumerate(zip(spec.widths, widths)):
         for l, (o, n) in enumerate(zip(ob, nb)):
             if n < o:
-                raise ArchError(f"{fam.layer_name(b, l)} would shrink from {o} to {n} channels: growth never narrows a layer")
+                raise ArchError(
+                    f"{fam.layer_name(b, l)} would shrink from {o} to {n} channels: growth never narrows a layer"
+                )
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     new_spec = replace(spec, widths=widths)
     old_graph, new_graph = fam.channel_graph(spec), fam.channel_graph(new_spec)
@@ -176,7 +190,7 @@ def widen(
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     out = dict(state)
     for prefix, g_out, g_in in old_graph.edges:
-        for key in [k for k in state if k.startswith(prefix + ".") and "." not in k[len(prefix) + 1:]]:
+        for key in [k for k in state if k.startswith(prefix + ".") and "." not in k[len(prefix) + 1 :]]:
             t = state[key]
             if key.endswith("num_batches_tracked") or t.dim() == 0:
                 continue
@@ -249,7 +263,11 @@ def plan(spec: ArchSpec, to: str | ArchSpec, num_classes: int | None = None) -> 
         raise ArchError(f"cannot grow {spec.name or spec.family} into {target.name or target.family}: different family")
     if target.in_chans != spec.in_chans:
         raise ArchError(f"input channels differ ({spec.in_chans} vs {target.in_chans})")
-    removed = [fam.layer_name(b, l) for b, (d_old, d_new) in enumerate(zip(spec.depths, target.depths)) for l in range(d_new, d_old)]
+    removed = [
+        fam.layer_name(b, l)
+        for b, (d_old, d_new) in enumerate(zip(spec.depths, target.depths))
+        for l in range(d_new, d_old)
+    ]
     if removed:
         removed = ", ".join(removed)
         raise ArchError(
@@ -313,7 +331,9 @@ def rescale_stem(model: nn.Module, kernel: int, t: float) -> nn.Module:
     spec = spec_of(model)
     fam = get_family(spec.family)
     if fam.stem_kernel <= 3:
-        raise ArchError(f"{spec.family} has a {fam.stem_kernel}x{fam.stem_kernel} stem: there is no large kernel to rescale")
+        raise ArchError(
+            f"{spec.family} has a {fam.stem_kernel}x{fam.stem_kernel} stem: there is no large kernel to rescale"
+        )
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     w = fam.stem_param
     state[w] = rescale_kernel(state[w].double(), kernel, t).to(state[w].dtype)

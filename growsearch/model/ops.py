@@ -27,17 +27,47 @@ from typing import Callable
 import torch
 from torch import nn
 
-from growsearch._extensions import caller as _caller, forget as _forget, record as _record
-from growsearch.model.arch import ArchError, ArchSpec, build_model, Family, get_family, parse_arch, spec_for
+from growsearch._extensions import caller as _caller
+from growsearch._extensions import forget as _forget
+from growsearch._extensions import record as _record
+from growsearch.model.arch import ArchError, ArchSpec, Family, build_model, get_family, parse_arch, spec_for
 from growsearch.model.cost import count_params, input_shape, macs_per_sample
-from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan as grown_spec, rescale_stem, spec_of, stem_kernel_at, widen
-from growsearch.model.prune import check_prunable, identity_masks, identity_masks_supported, prune, prune_below, pruned_widths, replay_pruning
+from growsearch.model.net2net import copy_sources, deepen, expand_classes, rescale_stem, spec_of, stem_kernel_at, widen
+from growsearch.model.net2net import plan as grown_spec
+from growsearch.model.prune import (
+    check_prunable,
+    identity_masks,
+    identity_masks_supported,
+    prune,
+    prune_below,
+    pruned_widths,
+    replay_pruning,
+)
 
 __all__ = [
-    "StageView", "Run", "Step", "Op",
-    "Build", "Prune", "Deepen", "Widen", "AddClasses", "ZeroMask", "RescaleStem", "ChangeResolution",
-    "FIRST", "GROW", "plan_transition", "apply_transition", "first_ops", "grow", "register_op", "transition_ops", "unregister_op",
-    "as_network", "tensors_of",
+    "StageView",
+    "Run",
+    "Step",
+    "Op",
+    "Build",
+    "Prune",
+    "Deepen",
+    "Widen",
+    "AddClasses",
+    "ZeroMask",
+    "RescaleStem",
+    "ChangeResolution",
+    "FIRST",
+    "GROW",
+    "plan_transition",
+    "apply_transition",
+    "first_ops",
+    "grow",
+    "register_op",
+    "transition_ops",
+    "unregister_op",
+    "as_network",
+    "tensors_of",
 ]
 
 
@@ -49,8 +79,12 @@ class StageView:
     classes: int  # classifier rows after the transition
     index: int = 1  # 1-based stage number
     prune_ratio: float = 0.0  # share of each conv's filters pruned before growth
-    prune_threshold: float | None = None  # instead: prune the filters scoring below this (growsearch.model.prune.channel_scores)
-    prune_widths: tuple[tuple[int, ...], ...] | None = None  # prune_threshold's widths, once the trained network says them (None: not yet known)
+    prune_threshold: float | None = (
+        None  # instead: prune the filters scoring below this (growsearch.model.prune.channel_scores)
+    )
+    prune_widths: tuple[tuple[int, ...], ...] | None = (
+        None  # prune_threshold's widths, once the trained network says them (None: not yet known)
+    )
     zero_mask: bool = False  # keep the zero taps of the identity layers this stage inserts
     resolution: int | None = None  # the stage's input side (None: the dataset's, unknown without data)
     prev_resolution: int | None = None  # the previous stage's input side
@@ -91,11 +125,21 @@ class Run:
     score: Callable[[nn.Module], dict] | None = None
     # what the ops of one stage hand on, each field written by one op:
     prune: dict | None = None  # Prune: ratio, sizes and accuracies before and after (result.json's "prune")
-    inserted: list[tuple[int, int]] = field(default_factory=list)  # Deepen: (block, layer) of the identity layers it inserted
-    masked_before: list[tuple[int, int]] = field(default_factory=list)  # the identity layers earlier stages' zero masks kept
-    masked: list[tuple[int, int]] = field(default_factory=list)  # ZeroMask: the layers whose zeros this stage keeps (else none)
-    masks: dict[str, torch.Tensor] | None = None  # ZeroMask: their non-zero patterns, re-applied after every optimizer step
-    pruning: list = field(default_factory=list)  # Prune: torch-pruning's history of which filters went (replayed on carried state)
+    inserted: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # Deepen: (block, layer) of the identity layers it inserted
+    masked_before: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # the identity layers earlier stages' zero masks kept
+    masked: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # ZeroMask: the layers whose zeros this stage keeps (else none)
+    masks: dict[str, torch.Tensor] | None = (
+        None  # ZeroMask: their non-zero patterns, re-applied after every optimizer step
+    )
+    pruning: list = field(
+        default_factory=list
+    )  # Prune: torch-pruning's history of which filters went (replayed on carried state)
     # Per-parameter state that follows the weights through the ops (see Op.carry): networks shaped
     # like the model whose parameters hold, e.g., SGD momentum. apply_transition maps each one
     # op by op; an entry becomes None after an op that cannot map it.
@@ -158,7 +202,11 @@ class Build(Op):
         if spec is not None:
             return None
         fam = parse_arch(stage.arch)[0]
-        new = replace(stage.init_spec, num_classes=stage.classes) if stage.init_spec is not None else spec_for(stage.arch, stage.classes, stage.in_chans)
+        new = (
+            replace(stage.init_spec, num_classes=stage.classes)
+            if stage.init_spec is not None
+            else spec_for(stage.arch, stage.classes, stage.in_chans)
+        )
         kernel = stage.stem_kernel(fam)
         return replace(new, stem_kernel=kernel) if kernel != fam.stem_kernel else new
 
@@ -189,25 +237,35 @@ class Prune(Op):
         before = (count_params(model), macs_per_sample(model, shape))
         if thr is not None:
             model = prune_below(model, thr, input_shape=shape, record=step.run.pruning)
-            ratio = 1 - sum(map(sum, model.arch_spec.widths)) / sum(map(sum, step.before.widths))  # the share of filters the threshold removed
+            ratio = 1 - sum(map(sum, model.arch_spec.widths)) / sum(
+                map(sum, step.before.widths)
+            )  # the share of filters the threshold removed
         else:
             model = prune(model, ratio, input_shape=shape, record=step.run.pruning)
         scores = step.run.score(model) if step.run.score is not None else {}
         step.run.prune = {
             **({"threshold": thr} if thr is not None else {}),
-            "ratio": ratio, "params_before": before[0], "params_after": count_params(model),
-            "macs_before": before[1], "macs_after": macs_per_sample(model, shape),
-            **scores, "widths_after": [list(b) for b in model.arch_spec.widths],
+            "ratio": ratio,
+            "params_before": before[0],
+            "params_after": count_params(model),
+            "macs_before": before[1],
+            "macs_after": macs_per_sample(model, shape),
+            **scores,
+            "widths_after": [list(b) for b in model.arch_spec.widths],
         }
         return model
 
     def label(self, step):
         if step.stage.prune_threshold is not None:
-            return f"prune below {step.stage.prune_threshold:g}" + ("" if step.stage.prune_widths else " (widths known after training)")
+            return f"prune below {step.stage.prune_threshold:g}" + (
+                "" if step.stage.prune_widths else " (widths known after training)"
+            )
         return f"prune R={step.stage.prune_ratio:g}"
 
     def carry(self, state, step):  # the kept filters keep their state: the same filters go
-        return replay_pruning(state, step.run.pruning, spec=step.after, input_shape=step.stage.trained_shape(step.before.in_chans))
+        return replay_pruning(
+            state, step.run.pruning, spec=step.after, input_shape=step.stage.trained_shape(step.before.in_chans)
+        )
 
 
 class Deepen(Op):
@@ -283,7 +341,9 @@ class AddClasses(Op):
 
     def plan(self, spec, stage):
         if stage.classes < spec.num_classes:
-            raise ArchError(f"class count would drop from {spec.num_classes} to {stage.classes}: class subsets must grow")
+            raise ArchError(
+                f"class count would drop from {spec.num_classes} to {stage.classes}: class subsets must grow"
+            )
         return replace(spec, num_classes=stage.classes) if stage.classes != spec.num_classes else None
 
     def apply(self, model, step):
@@ -297,7 +357,7 @@ class AddClasses(Op):
         fc = get_family(step.after.family).classifier
         with torch.no_grad():
             for leaf in ("weight", "bias"):
-                state.get_parameter(f"{fc}.{leaf}")[step.before.num_classes:] = 0
+                state.get_parameter(f"{fc}.{leaf}")[step.before.num_classes :] = 0
         return state
 
 
@@ -308,7 +368,12 @@ class RescaleStem(Op):
 
     def plan(self, spec, stage):
         fam = get_family(spec.family)
-        if fam.stem_kernel <= 3 or not stage.rescale_kernels or stage.native is None or stage.resolution == stage.prev_resolution:
+        if (
+            fam.stem_kernel <= 3
+            or not stage.rescale_kernels
+            or stage.native is None
+            or stage.resolution == stage.prev_resolution
+        ):
             return None
         return replace(spec, stem_kernel=stage.stem_kernel(fam))
 
@@ -347,7 +412,9 @@ class ZeroMask(Op):
     name = "zero mask"
 
     def plan(self, spec, stage):
-        return spec if stage.zero_mask else None  # whether the stage deepens and the family can mask: Deepen.plan checks
+        return (
+            spec if stage.zero_mask else None
+        )  # whether the stage deepens and the family can mask: Deepen.plan checks
 
     def apply(self, model, step):
         step.run.masked = step.run.masked_before + step.run.inserted

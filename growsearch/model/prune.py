@@ -22,8 +22,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from growsearch.model.arch import _FAMILIES
-from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
+from growsearch.model.arch import _FAMILIES, ArchError, ArchSpec, build_model, get_family
 
 __all__ = [
     "channel_groups",
@@ -41,9 +40,12 @@ __all__ = [
     "nonzero_macs_per_sample",
 ]
 
+
 def check_prunable(spec: ArchSpec) -> None:
     if not get_family(spec.family).prunable:
-        raise ArchError(f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0 (and drop prune_threshold)")
+        raise ArchError(
+            f"pruning supports {', '.join(_families_with('prunable'))} backbones; {spec.family} is not supported yet: set prune_ratio to 0 (and drop prune_threshold)"
+        )
 
 
 def _families_with(capability: str) -> list[str]:
@@ -68,7 +70,9 @@ def pruned_widths(spec: ArchSpec, ratio: float) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def prune(model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int], record: list | None = None) -> nn.Module:
+def prune(
+    model: nn.Module, ratio: float, *, input_shape: tuple[int, int, int], record: list | None = None
+) -> nn.Module:
     """A copy of ``model`` with ``ratio`` of each conv's filters removed (lowest L1 norm first).
 
     Returns a freshly built model of the pruned spec holding the pruned weights, so it saves,
@@ -108,7 +112,9 @@ def channel_groups(model: nn.Module) -> dict[str, list[torch.Tensor]]:
     groups: dict[str, list[torch.Tensor]] = {}
     for prefix, out, _ in get_family(spec.family).channel_graph(spec).edges:
         if out is not None:
-            groups.setdefault(out, []).extend(params[f"{prefix}.{k}"] for k in ("weight", "bias") if f"{prefix}.{k}" in params)
+            groups.setdefault(out, []).extend(
+                params[f"{prefix}.{k}"] for k in ("weight", "bias") if f"{prefix}.{k}" in params
+            )
     return groups
 
 
@@ -154,7 +160,9 @@ def _widths_kept(spec: ArchSpec, keep: dict[str, torch.Tensor]) -> tuple[tuple[i
     return tuple(tuple(len(keep[group_of[layer[0]]]) for layer in blk) for blk in fam.layer_prefixes(spec))
 
 
-def prune_below(model: nn.Module, threshold: float, *, input_shape: tuple[int, int, int], record: list | None = None) -> nn.Module:
+def prune_below(
+    model: nn.Module, threshold: float, *, input_shape: tuple[int, int, int], record: list | None = None
+) -> nn.Module:
     """A copy of ``model`` without the filters whose score (:func:`channel_scores`: the filter,
     bias and BatchNorm γ and β together, relative to their layer) is below ``threshold``: what
     SSGD's filter variant drove to zero. torch-pruning's dependency graph removes exactly those
@@ -187,7 +195,9 @@ def prune_below(model: nn.Module, threshold: float, *, input_shape: tuple[int, i
 def _rebuilt_pruned(model: nn.Module, work: nn.Module, spec: ArchSpec, expect: tuple, ref: torch.Tensor) -> nn.Module:
     """The pruned copy ``work`` as a freshly built model of its spec, on ``model``'s device, dtype and mode."""
     fam = get_family(spec.family)
-    widths = tuple(tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec))
+    widths = tuple(
+        tuple(work.get_submodule(layer[0]).out_channels for layer in blk) for blk in fam.layer_prefixes(spec)
+    )
     if widths != expect:  # torch-pruning's rounding changed: fail loudly rather than mis-count
         raise RuntimeError(f"torch-pruning kept widths {widths}, expected {expect}")
     new = build_model(replace(spec, widths=widths))

@@ -27,9 +27,9 @@ from growsearch.data.dataset import create_dataset
 from growsearch.data.split import stage_size, with_validation
 from growsearch.model.arch import ArchError, ArchSpec, build_model, parse_arch
 from growsearch.model.cost import count_params, input_shape, macs_per_sample
-from growsearch.model.ops import Deepen, first_ops, plan_transition, StageView, Step, transition_ops
+from growsearch.model.ops import Deepen, StageView, Step, first_ops, plan_transition, transition_ops
 from growsearch.plan.schedule import Schedule, ScheduleError
-from growsearch.plan.shrink import plan_shrink, ShrinkPlan
+from growsearch.plan.shrink import ShrinkPlan, plan_shrink
 
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
@@ -68,7 +68,9 @@ class StagePlan:
     macs_per_sample: int  # forward MACs of ``spec`` at ``resolution`` (the M of cost.py)
     params: int
     shrink: ShrinkPlan | None = None  # the last stage of a schedule with a shrink block: its subnets and their passes
-    bounded: bool = False  # a prune_threshold at or before this stage has not yet said its widths: the network is an upper bound
+    bounded: bool = (
+        False  # a prune_threshold at or before this stage has not yet said its widths: the network is an upper bound
+    )
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -88,8 +90,13 @@ class StagePlan:
 
 
 def transitions(
-    schedule: Schedule, *, in_chans: int = 3, native: int | None = None, init_spec: ArchSpec | None = None,
-    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None, image_hw: tuple[int, int] | None = None,
+    schedule: Schedule,
+    *,
+    in_chans: int = 3,
+    native: int | None = None,
+    init_spec: ArchSpec | None = None,
+    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+    image_hw: tuple[int, int] | None = None,
 ) -> list[Transition]:
     """Each stage's spec before and after its ops, or a ``ScheduleError`` naming the stage.
 
@@ -105,9 +112,21 @@ def transitions(
     for i, st in enumerate(schedule.stages, 1):
         res = st.resolution or native
         view = StageView(
-            st.arch, st.classes, index=i, prune_ratio=st.prune_ratio, zero_mask=st.zero_mask, resolution=res, prev_resolution=prev_res,
-            native=native, image_hw=image_hw, rescale_kernels=schedule.train.rescale_kernels, in_chans=in_chans, init_spec=init_spec,
-            deepen_init=schedule.deepen_init, prune_threshold=st.prune_threshold, prune_widths=(prune_widths or {}).get(i),
+            st.arch,
+            st.classes,
+            index=i,
+            prune_ratio=st.prune_ratio,
+            zero_mask=st.zero_mask,
+            resolution=res,
+            prev_resolution=prev_res,
+            native=native,
+            image_hw=image_hw,
+            rescale_kernels=schedule.train.rescale_kernels,
+            in_chans=in_chans,
+            init_spec=init_spec,
+            deepen_init=schedule.deepen_init,
+            prune_threshold=st.prune_threshold,
+            prune_widths=(prune_widths or {}).get(i),
         )
         try:
             steps, new = plan_transition(first_ops() if spec is None else transition_ops(), spec, view)
@@ -119,8 +138,13 @@ def transitions(
 
 
 def check(
-    schedule: Schedule, *, num_classes: int | None = None, image_size: int | None = None, in_chans: int = 3,
-    init_spec: ArchSpec | None = None, prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
+    schedule: Schedule,
+    *,
+    num_classes: int | None = None,
+    image_size: int | None = None,
+    in_chans: int = 3,
+    init_spec: ArchSpec | None = None,
+    prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
     image_shape: tuple[int, int] | None = None,
 ) -> list[Transition]:
     """The single structural check of a schedule; returns its transitions (what each stage's ops
@@ -152,7 +176,9 @@ def check(
         image_size = image_shape[0] if image_shape[0] == image_shape[1] else None
     # the data's shorter side, what a stage at the native shape must give its backbone, and its name in a message
     native_side = image_size if image_size is not None else min(image_shape) if image_shape else None
-    native_what = f"{native_side} px" if image_size is not None or image_shape is None else f"{image_shape[1]}x{image_shape[0]}"
+    native_what = (
+        f"{native_side} px" if image_size is not None or image_shape is None else f"{image_shape[1]}x{image_shape[0]}"
+    )
     if image_shape is not None and image_size is None:
         at = next((i for i, st in enumerate(stages, 1) if st.resolution is not None), None)
         if at is not None:  # a resolution is a square side: a non-square input has none to grow to
@@ -163,7 +189,9 @@ def check(
     for i, st in enumerate(stages, 1):
         where = f"stage {i}"
         if schedule.data_growth == "classes" and i > 1 and st.classes <= stages[i - 2].classes:
-            raise ScheduleError(f"{where} has {st.classes} classes, not more than stage {i - 1}'s {stages[i - 2].classes}: class subsets must grow")
+            raise ScheduleError(
+                f"{where} has {st.classes} classes, not more than stage {i - 1}'s {stages[i - 2].classes}: class subsets must grow"
+            )
         if schedule.data_growth != "classes" and st.classes != stages[-1].classes:
             raise ScheduleError(
                 f"{where} has {st.classes} classes and stage {len(stages)} {stages[-1].classes}: data_growth {schedule.data_growth} trains every class "
@@ -171,9 +199,13 @@ def check(
             )
         later = [s.resolution for s in stages[i:] if s.resolution is not None]
         if st.resolution is not None and any(r < st.resolution for r in later):
-            raise ScheduleError(f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease")
+            raise ScheduleError(
+                f"{where}: resolution {st.resolution} is above a later stage's {min(later)}: resolutions must never decrease"
+            )
         if st.resolution is None and image_size is not None and any(r < image_size for r in later):
-            raise ScheduleError(f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease")
+            raise ScheduleError(
+                f"{where} trains at the native {image_size} px but a later stage at less: resolutions must never decrease"
+            )
         side = st.resolution if st.resolution is not None else native_side
         try:
             fam = parse_arch(st.arch)[0]
@@ -187,13 +219,17 @@ def check(
             what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {native_what} images"
             raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
         if image_size is not None and st.resolution is not None and st.resolution > image_size:
-            raise ScheduleError(f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}")
+            raise ScheduleError(
+                f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}"
+            )
     if num_classes is not None:
         last = stages[-1].classes
         if last > num_classes:
             raise ScheduleError(f"stage {len(stages)} asks for {last} classes but {schedule.dataset} has {num_classes}")
         if last != num_classes:
-            raise ScheduleError(f"the last stage trains on {last} of {schedule.dataset}'s {num_classes} classes: it must see all of them")
+            raise ScheduleError(
+                f"the last stage trains on {last} of {schedule.dataset}'s {num_classes} classes: it must see all of them"
+            )
         if schedule.class_order is not None and sorted(schedule.class_order) != list(range(num_classes)):
             raise ScheduleError(f"class_order must be a permutation of 0..{num_classes - 1}")
     if image_size is not None and stages[-1].resolution not in (None, image_size):
@@ -201,7 +237,14 @@ def check(
             f"the last stage trains at {stages[-1].resolution} px: it must train at {schedule.dataset}'s native {image_size} px "
             "(the final network is compared at full resolution); drop its resolution"
         )
-    trans = transitions(schedule, in_chans=in_chans, native=image_size, init_spec=init_spec, prune_widths=prune_widths, image_hw=image_shape)
+    trans = transitions(
+        schedule,
+        in_chans=in_chans,
+        native=image_size,
+        init_spec=init_spec,
+        prune_widths=prune_widths,
+        image_hw=image_shape,
+    )
     if schedule.deepen_init == "copy" and not copied_layers(trans):
         raise ScheduleError(
             "deepen_init copy: no growth of this schedule inserts a layer that a trained layer of its block could be copied into "
@@ -224,7 +267,10 @@ def copied_layers(trans: list[Transition]) -> int:
 
 
 def plan_schedule(
-    schedule: Schedule, *, dataset: "Dataset | None" = None, init_spec: ArchSpec | None = None,
+    schedule: Schedule,
+    *,
+    dataset: "Dataset | None" = None,
+    init_spec: ArchSpec | None = None,
     prune_widths: dict[int, tuple[tuple[int, ...], ...]] | None = None,
 ) -> list[StagePlan]:
     """Plan every stage of ``schedule`` without training: specs, ops, data and cost.
@@ -246,9 +292,16 @@ def plan_schedule(
     schedule.validate()  # a malformed schedule is refused before any data is loaded
     ds = dataset if dataset is not None else create_dataset(schedule.dataset)
     trans = check(
-        schedule, num_classes=ds.num_classes, image_shape=ds.image_shape, in_chans=ds.in_chans, init_spec=init_spec, prune_widths=prune_widths,
+        schedule,
+        num_classes=ds.num_classes,
+        image_shape=ds.image_shape,
+        in_chans=ds.in_chans,
+        init_spec=init_spec,
+        prune_widths=prune_widths,
     )
-    unknown = [i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})]
+    unknown = [
+        i for i, st in enumerate(schedule.stages, 1) if st.prune_threshold is not None and i not in (prune_widths or {})
+    ]
     if ds.val_fraction is None:  # samples per epoch count the training images left after the split
         ds = with_validation(ds, schedule.train.val_fraction, schedule.train.val_seed)
     order = schedule.resolved_class_order(ds.num_classes)
@@ -259,15 +312,34 @@ def plan_schedule(
         shrink = None
         if schedule.shrink is not None and i == len(schedule.stages):
             shrink = plan_shrink(
-                schedule.shrink, tr.after, resolution=tr.resolution, samples_per_epoch=n, epochs=st.epochs,
-                batch_size=schedule.train.batch_size, seed=schedule.seed * 1000 + i, in_chans=ds.in_chans, image_hw=ds.image_shape,
+                schedule.shrink,
+                tr.after,
+                resolution=tr.resolution,
+                samples_per_epoch=n,
+                epochs=st.epochs,
+                batch_size=schedule.train.batch_size,
+                seed=schedule.seed * 1000 + i,
+                in_chans=ds.in_chans,
+                image_hw=ds.image_shape,
             )
-        plans.append(StagePlan(
-            stage=i, classes=st.classes, arch=st.arch, steps=tr.steps, spec_before=tr.before, spec=tr.after, resolution=tr.resolution,
-            samples_per_epoch=n, epochs=st.epochs, plateau=st.patience is not None,
-            macs_per_sample=macs_per_sample(model, input_shape(ds.in_chans, tr.resolution, ds.image_shape)), params=count_params(model), shrink=shrink,
-            bounded=any(j <= i for j in unknown),
-        ))
+        plans.append(
+            StagePlan(
+                stage=i,
+                classes=st.classes,
+                arch=st.arch,
+                steps=tr.steps,
+                spec_before=tr.before,
+                spec=tr.after,
+                resolution=tr.resolution,
+                samples_per_epoch=n,
+                epochs=st.epochs,
+                plateau=st.patience is not None,
+                macs_per_sample=macs_per_sample(model, input_shape(ds.in_chans, tr.resolution, ds.image_shape)),
+                params=count_params(model),
+                shrink=shrink,
+                bounded=any(j <= i for j in unknown),
+            )
+        )
     return plans
 
 
@@ -280,7 +352,9 @@ def planned_M(plans: list[StagePlan]) -> int | None:
 def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
     """The plan as text: one line per stage, then the total and, given the ``schedule``, how its
     run is trained where that is not the paper's protocol (``growsearch run --dry-run``)."""
-    lines = [f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"]
+    lines = [
+        f"{'stage':>5}  {'classes':>7}  {'arch':<14} {'px':>3}  {'epochs':>6}  {'samples/ep':>10}  {'MACs/sample':>11}  {'M':>10}  ops"
+    ]
     for p in plans:
         ep = f"≤{p.epochs}" if p.plateau else str(p.epochs)
         m = f"≤{p.M_max:.3e}" if p.M is None else f"{p.M:.3e}"
@@ -288,8 +362,14 @@ def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
             f"{p.stage:>5}  {p.classes:>7}  {p.arch:<14} {p.resolution if p.resolution is not None else '-':>3}  {ep:>6}  {p.samples_per_epoch:>10}  {p.macs_per_sample:>11}  {m:>10}  {', '.join(p.ops)}"
         )
     total = planned_M(plans)
-    why = "a prune_threshold decides the widths after training" if any(p.bounded for p in plans) else "a plateau stage stops early"
-    lines.append(f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} ({why})")
+    why = (
+        "a prune_threshold decides the widths after training"
+        if any(p.bounded for p in plans)
+        else "a plateau stage stops early"
+    )
+    lines.append(
+        f"total M {total:.4e}" if total is not None else f"total M ≤ {sum(p.M_max for p in plans):.4e} ({why})"
+    )
     if schedule is not None:
         lines += _recipe_lines(schedule)
     return "\n".join(lines)
@@ -298,7 +378,11 @@ def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
 def _recipe_lines(schedule: Schedule) -> list[str]:
     t, out = schedule.train, []
     if t.lr_schedule == "global":
-        rewarm = f", re-warmed over {t.rewarm_epochs:g} epoch(s) to {t.rewarm_peak:g}x after each growth" if t.rewarm_epochs else ", no restart at growth"
+        rewarm = (
+            f", re-warmed over {t.rewarm_epochs:g} epoch(s) to {t.rewarm_peak:g}x after each growth"
+            if t.rewarm_epochs
+            else ", no restart at growth"
+        )
         out.append(f"LR: one warm-up and one decay to zero over the whole run{rewarm}")
     if t.carry_optimizer:
         out.append("optimizer: momentum carried across every growth (new parameters start at zero)")
@@ -318,7 +402,8 @@ def _recipe_lines(schedule: Schedule) -> list[str]:
     ssgd = [(i, r) for i, r in enumerate((st.recipe(t) for st in schedule.stages), 1) if r.optimizer == "ssgd"]
     if ssgd:
         out.append(
-            "optimizer: SSGD (sparsity-promoting, " + f"{t.ssgd_structure}, eps {t.ssgd_eps:g}) in "
+            "optimizer: SSGD (sparsity-promoting, "
+            + f"{t.ssgd_structure}, eps {t.ssgd_eps:g}) in "
             + ", ".join(f"stage {i} (strength {r.ssgd_strength:g})" for i, r in ssgd)
         )
     own_decay = [(i, st.weight_decay) for i, st in enumerate(schedule.stages, 1) if st.weight_decay is not None]

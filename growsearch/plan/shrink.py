@@ -28,7 +28,7 @@ import numpy as np
 
 from growsearch.model.arch import ArchError, ArchSpec, build_model
 from growsearch.model.cost import count_params, input_shape, macs_per_sample
-from growsearch.model.elastic import menu, Subnet, subnet_spec
+from growsearch.model.elastic import Subnet, menu, subnet_spec
 from growsearch.plan.schedule import ScheduleError, Shrink
 
 __all__ = ["ShrinkPlan", "SubnetPlan", "plan_shrink"]
@@ -85,7 +85,10 @@ class ShrinkPlan:
     def M_train(self) -> int:
         """Forward MACs of every subnet pass the phase trains (the full network's are the stage's own);
         replayed once per plan (every step's draw), however often the plan's M is read."""
-        return sum(self.batch(t) * sum(self.subnets[i].macs_per_sample for i in self.sample(t)) for t in range(self.start_step, self.total_steps))
+        return sum(
+            self.batch(t) * sum(self.subnets[i].macs_per_sample for i in self.sample(t))
+            for t in range(self.start_step, self.total_steps)
+        )
 
     @property
     def M_recal(self) -> int:
@@ -98,7 +101,15 @@ class ShrinkPlan:
 
 
 def plan_shrink(
-    shrink: Shrink, spec: ArchSpec, *, resolution: int | None, samples_per_epoch: int, epochs: int, batch_size: int, seed: int, in_chans: int | None = None,
+    shrink: Shrink,
+    spec: ArchSpec,
+    *,
+    resolution: int | None,
+    samples_per_epoch: int,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    in_chans: int | None = None,
     image_hw: tuple[int, int] | None = None,
 ) -> ShrinkPlan:
     """The shrink phase of a last stage that trains ``spec`` for ``epochs`` on ``samples_per_epoch``
@@ -112,10 +123,25 @@ def plan_shrink(
     for sub in subs:
         s = subnet_spec(spec, sub)
         model = build_model(s)  # untrained: MACs and parameters depend on the shape only
-        plans.append(SubnetPlan(sub, s, macs_per_sample(model, input_shape(in_chans or spec.in_chans, resolution, image_hw)), count_params(model)))
+        plans.append(
+            SubnetPlan(
+                sub,
+                s,
+                macs_per_sample(model, input_shape(in_chans or spec.in_chans, resolution, image_hw)),
+                count_params(model),
+            )
+        )
     per_epoch = math.ceil(samples_per_epoch / batch_size)  # BatchLoader's batches per epoch
     return ShrinkPlan(
-        subnets=tuple(plans), start_step=int(round(shrink.start * epochs * per_epoch)), ramp_steps=int(round(shrink.ramp_epochs * per_epoch)),
-        steps_per_epoch=per_epoch, total_steps=epochs * per_epoch, samples_per_epoch=samples_per_epoch, batch_size=batch_size,
-        per_step=shrink.subnets_per_step, seed=seed, temperature=shrink.temperature, recal_images=min(shrink.recal_images, samples_per_epoch),
+        subnets=tuple(plans),
+        start_step=int(round(shrink.start * epochs * per_epoch)),
+        ramp_steps=int(round(shrink.ramp_epochs * per_epoch)),
+        steps_per_epoch=per_epoch,
+        total_steps=epochs * per_epoch,
+        samples_per_epoch=samples_per_epoch,
+        batch_size=batch_size,
+        per_step=shrink.subnets_per_step,
+        seed=seed,
+        temperature=shrink.temperature,
+        recal_images=min(shrink.recal_images, samples_per_epoch),
     )

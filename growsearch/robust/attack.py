@@ -50,7 +50,9 @@ class _Normalized(nn.Module):
         return self.model(x)
 
 
-def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None):
+def foolbox_model(
+    model: nn.Module, mean: Sequence[float], std: Sequence[float], *, device: torch.device | str | None = None
+):
     """``foolbox.PyTorchModel`` of ``model`` (put in eval mode) on [0, 1] images, normalised by
     ``preprocessing`` exactly as training normalised them."""
     try:
@@ -60,7 +62,9 @@ def foolbox_model(model: nn.Module, mean: Sequence[float], std: Sequence[float],
 
     model.eval()
     dev = torch.device(device) if device is not None else next(model.parameters()).device
-    return fb.PyTorchModel(model, bounds=(0, 1), preprocessing=dict(mean=list(mean), std=list(std), axis=-3), device=dev)
+    return fb.PyTorchModel(
+        model, bounds=(0, 1), preprocessing=dict(mean=list(mean), std=list(std), axis=-3), device=dev
+    )
 
 
 def _check_images(x: torch.Tensor) -> None:
@@ -71,7 +75,9 @@ def _check_images(x: torch.Tensor) -> None:
         )
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _batches(
+    x: torch.Tensor, y: torch.Tensor, size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """[0, 1] float batches on ``device`` from uint8 (÷ 255) or already-[0, 1] images."""
     for i in range(0, len(x), size):
         xb = x[i : i + size].to(device)
@@ -138,7 +144,9 @@ def _fgsm(fmodel, xb: torch.Tensor, labels: torch.Tensor, eps: Sequence[float]) 
     import foolbox as fb
 
     if (labels < 0).any():
-        raise RobustnessError("an FGSM label is not among the attacked network's classes: attack the network trained on all classes")
+        raise RobustnessError(
+            "an FGSM label is not among the attacked network's classes: attack the network trained on all classes"
+        )
     _, clipped, _ = fb.attacks.LinfFastGradientAttack()(fmodel, xb, labels, epsilons=list(eps))
     return [c.detach() for c in clipped]
 

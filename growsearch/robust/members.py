@@ -62,8 +62,13 @@ def member_from_checkpoint(path: str | Path, stage: int, *, device: str | torch.
             "re-run its schedule with this version"
         )
     return Member(
-        model, [int(c) for c in ckpt["classes"]], int(ckpt.get("stage", stage)), float(ckpt.get("test_acc", 1.0)),
-        model.arch_spec.name, ckpt.get("resolution"), float(ckpt["val_acc"]),
+        model,
+        [int(c) for c in ckpt["classes"]],
+        int(ckpt.get("stage", stage)),
+        float(ckpt.get("test_acc", 1.0)),
+        model.arch_spec.name,
+        ckpt.get("resolution"),
+        float(ckpt["val_acc"]),
     )
 
 
@@ -79,19 +84,25 @@ def load_members(run_dir: str | Path, *, device: str | torch.device = "cpu") -> 
     return [member_from_checkpoint(path, i, device=device) for i, path in files]
 
 
-def family_members(run_dir: str | Path, result, *, chosen: str = "pareto", device: str | torch.device = "cpu") -> list[Member]:
+def family_members(
+    run_dir: str | Path, result, *, chosen: str = "pareto", device: str | torch.device = "cpu"
+) -> list[Member]:
     """A shrink run's subnets as the members of mutual inference: the validation Pareto front
     (``chosen="pareto"``) or every subnet, each cut and recalibrated as the run scored it, from the
     smallest to the full network (the last member, which the final columns report)."""
     from growsearch.train.family import family_networks, family_rows
 
     rows = family_rows(result, run_dir)
-    picked = [r for r in rows if chosen == "all" or r["pareto"] or r["subnet"] == rows[-1]["subnet"]]  # the full network always
+    picked = [
+        r for r in rows if chosen == "all" or r["pareto"] or r["subnet"] == rows[-1]["subnet"]
+    ]  # the full network always
     classes = list(result.class_order[: result.stages[-1].classes])
     res = result.stages[-1].resolution or None
     return [
         Member(net, classes, k, now["test_acc"], r["subnet"], res, now["val_acc"])
-        for k, (r, (net, now)) in enumerate(zip(picked, family_networks(run_dir, [r["subnet"] for r in picked], device=device)), 1)
+        for k, (r, (net, now)) in enumerate(
+            zip(picked, family_networks(run_dir, [r["subnet"] for r in picked], device=device)), 1
+        )
     ]
 
 

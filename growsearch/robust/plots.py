@@ -9,7 +9,11 @@ from growsearch._plot import pyplot, save
 __all__ = ["plot_robustness"]
 
 
-_LABELS = {"final": "cumulative, final net", "final_mi": "cumulative, mutual inference", "baseline": "from scratch (baseline)"}
+_LABELS = {
+    "final": "cumulative, final net",
+    "final_mi": "cumulative, mutual inference",
+    "baseline": "from scratch (baseline)",
+}
 _COLORS = {"final": "C0", "final_mi": "C2", "baseline": "C3"}
 
 
@@ -38,14 +42,24 @@ def plot_robustness(report: dict, out_dir: str | Path) -> list[Path]:
         sec = report[name[:-4]]
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         _lines(ax, sec[key], sec, band=True)
-        ax.set(xlabel=xlabel, ylabel="test accuracy", title=f"{title}: mean ± std over {sec['draws']} draws", ylim=(0, 1.02))
+        ax.set(
+            xlabel=xlabel,
+            ylabel="test accuracy",
+            title=f"{title}: mean ± std over {sec['draws']} draws",
+            ylim=(0, 1.02),
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         paths.append(save(fig, out / name))
     sec = report["fgsm"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     _lines(ax, sec["eps"], sec, band=False)
-    ax.set(xlabel="FGSM ε (pixel units)", ylabel="accuracy on adversarial inputs", title="FGSM (Foolbox); MI classifies the final net's adversarials", ylim=(0, 1.02))
+    ax.set(
+        xlabel="FGSM ε (pixel units)",
+        ylabel="accuracy on adversarial inputs",
+        title="FGSM (Foolbox); MI classifies the final net's adversarials",
+        ylim=(0, 1.02),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     paths.append(save(fig, out / "fgsm.png"))
@@ -54,10 +68,22 @@ def plot_robustness(report: dict, out_dir: str | Path) -> list[Path]:
     for key in ("baseline", "final", "final_mi"):
         if key in det:
             pts = sorted(zip(det[key]["fnr"], det[key]["tnr"]))
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", color=_COLORS[key], label=f"{_LABELS[key]} (TNR@10% {_fmt(det[key]['tnr_at_fnr_10'])})")
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker=".",
+                color=_COLORS[key],
+                label=f"{_LABELS[key]} (TNR@10% {_fmt(det[key]['tnr_at_fnr_10'])})",
+            )
     for f in (0.05, 0.10):
         ax.axvline(f, color="grey", ls=":", lw=0.8)
-    ax.set(xlabel="FNR: clean inputs abstained on", ylabel="TNR: FGSM inputs abstained on or correct", title=f"no-decision detection, FGSM ε = {det['eps']:g}", xlim=(0, 1), ylim=(0, 1.02))
+    ax.set(
+        xlabel="FNR: clean inputs abstained on",
+        ylabel="TNR: FGSM inputs abstained on or correct",
+        title=f"no-decision detection, FGSM ε = {det['eps']:g}",
+        xlim=(0, 1),
+        ylim=(0, 1.02),
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     paths.append(save(fig, out / "tnr_fnr.png"))

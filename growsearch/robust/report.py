@@ -38,14 +38,18 @@ class RobustnessReport:
     num_classes: int
     device: str
     seed: int
-    members: list[dict]  # per member: stage (its position), arch (a subnet's name), classes, val_acc, test_acc, weight (its MI vote weight)
+    members: list[
+        dict
+    ]  # per member: stage (its position), arch (a subnet's name), classes, val_acc, test_acc, weight (its MI vote weight)
     selection: str  # "validation"; "test" when the dataset has no validation split (val_fraction 0)
     weights: str | list[float]  # the MI weights asked for ("acc", "uniform" or the numbers)
     rule: str  # the MI vote rule, "known" or "plain"
     noise: dict = field(default_factory=dict)  # std levels; per model mean and std accuracy per level; area
     ablation: dict = field(default_factory=dict)  # fractions of conv units zeroed; as ``noise`` (MI not ablated)
     fgsm: dict = field(default_factory=dict)  # eps; per model accuracy per eps; attack (how it was run)
-    detection: dict = field(default_factory=dict)  # eps, thresholds; per model fnr/tnr/val_fnr and tnr_at_fnr_5/10; definitions
+    detection: dict = field(
+        default_factory=dict
+    )  # eps, thresholds; per model fnr/tnr/val_fnr and tnr_at_fnr_5/10; definitions
     wall_s: float = 0.0
     versions: dict = field(default_factory=dict)
     note: str | None = None  # set when selection read the test split
@@ -85,7 +89,9 @@ class RobustnessReport:
 
     def __contains__(self, key: object) -> bool:
         # the keys robustness.json has: every field, "note" only when set
-        return isinstance(key, str) and key in {f.name for f in fields(self)} and not (key == "note" and self.note is None)
+        return (
+            isinstance(key, str) and key in {f.name for f in fields(self)} and not (key == "note" and self.note is None)
+        )
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default

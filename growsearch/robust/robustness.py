@@ -43,13 +43,26 @@ from typing import Any, Sequence
 import torch
 
 from growsearch.robust.attack import (
-    _attacked, _batches, _check_levels, _fgsm, _forward, _Normalized, _to_index, foolbox_model,
+    _attacked,
+    _batches,
+    _check_levels,
+    _fgsm,
+    _forward,
+    _Normalized,
+    _to_index,
+    foolbox_model,
 )
-from growsearch.robust.members import _check_members_match, family_members, load_members, RobustnessError
+from growsearch.robust.members import RobustnessError, _check_members_match, family_members, load_members
 from growsearch.robust.report import REPORT_FILE, RobustnessReport
 from growsearch.robust.sweeps import ablate, accuracy, sweep, unit_norms
 from growsearch.robust.vote import (
-    _check_rule, _good, _index, member_weights, mutual_inference, no_decision, pick_threshold,
+    _check_rule,
+    _good,
+    _index,
+    member_weights,
+    mutual_inference,
+    no_decision,
+    pick_threshold,
 )
 
 __all__ = ["DEFAULT_ABLATION", "DEFAULT_EPS", "DEFAULT_NOISE", "robustness_report"]
@@ -57,7 +70,11 @@ __all__ = ["DEFAULT_ABLATION", "DEFAULT_EPS", "DEFAULT_NOISE", "robustness_repor
 DEFAULT_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 DEFAULT_NOISE = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 DEFAULT_ABLATION = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-DEFAULT_THRESHOLDS = tuple([0.0] + [round(0.3 + 0.05 * i, 4) for i in range(13)] + [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1.0])
+DEFAULT_THRESHOLDS = tuple(
+    [0.0]
+    + [round(0.3 + 0.05 * i, 4) for i in range(13)]
+    + [0.96, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 0.99999, 1.0]
+)
 
 
 def robustness_report(
@@ -107,7 +124,7 @@ def robustness_report(
     Returns:
         A :class:`growsearch.robust.report.RobustnessReport`: everything ``robustness.json`` holds.
     """
-    from growsearch.data.dataset import Rows, TEST_SELECTION_NOTE
+    from growsearch.data.dataset import TEST_SELECTION_NOTE, Rows
     from growsearch.train.loop import resolve_device
     from growsearch.train.results import versions
 
@@ -137,14 +154,28 @@ def robustness_report(
         x = x.materialize()
     t0 = time.perf_counter()
     report = RobustnessReport(
-        run_dir=str(run), baseline_dir=str(baseline_dir) if baseline_dir else None, dataset=sub.ds.name,
-        test_samples=len(y), num_classes=sub.C, device=str(sub.dev), seed=seed,
+        run_dir=str(run),
+        baseline_dir=str(baseline_dir) if baseline_dir else None,
+        dataset=sub.ds.name,
+        test_samples=len(y),
+        num_classes=sub.C,
+        device=str(sub.dev),
+        seed=seed,
         members=[
-            {"stage": m.stage, "arch": m.arch, "classes": len(m.classes), "val_acc": m.val_acc, "test_acc": m.test_acc, "weight": wt}
+            {
+                "stage": m.stage,
+                "arch": m.arch,
+                "classes": len(m.classes),
+                "val_acc": m.val_acc,
+                "test_acc": m.test_acc,
+                "weight": wt,
+            }
             for m, wt in zip(sub.members, sub.w)
         ],
         selection="test" if sub.ds.val_fraction == 0 else "validation",
-        weights=weights if isinstance(weights, str) else list(sub.w), rule=rule, member_kind=members,
+        weights=weights if isinstance(weights, str) else list(sub.w),
+        rule=rule,
+        member_kind=members,
     )
     report.noise, report.ablation = _sweeps(sub, x, y, noise, ablation, draws, seed, batch_size, progress)
     report.fgsm, report.detection = _attacks(sub, x, y, eps, detect_eps, thresholds, batch_size, progress)
@@ -189,11 +220,22 @@ class _Subjects:
         self.bnet = _Normalized(base.model, mean, std).to(dev) if base else None
         self.bidx = _index(base.classes, dev) if base else None
         # each column's prediction on [0, 1] images, as dataset class indices
-        self.models = {"final": self.final_pred, "final_mi": self.mi_pred} | ({"baseline": self.base_pred} if base else {})
+        self.models = {"final": self.final_pred, "final_mi": self.mi_pred} | (
+            {"baseline": self.base_pred} if base else {}
+        )
 
     @classmethod
-    def load(cls, run: Path, baseline_dir: str | Path | None, dev: torch.device, weights: Any, rule: str, dataset: Any, kind: str = "stages") -> "_Subjects":
-        from growsearch.plan.schedule import load_split, TrainConfig
+    def load(
+        cls,
+        run: Path,
+        baseline_dir: str | Path | None,
+        dev: torch.device,
+        weights: Any,
+        rule: str,
+        dataset: Any,
+        kind: str = "stages",
+    ) -> "_Subjects":
+        from growsearch.plan.schedule import TrainConfig, load_split
         from growsearch.train.results import RunResult
 
         info = RunResult.load(run)
@@ -202,7 +244,9 @@ class _Subjects:
             _check_members_match(run, members, info)
         else:
             if not info.subnets:
-                raise RobustnessError(f"--members {kind}: {run} holds no subnets (its schedule has no shrink block): use --members stages")
+                raise RobustnessError(
+                    f"--members {kind}: {run} holds no subnets (its schedule has no shrink block): use --members stages"
+                )
             members = family_members(run, info, chosen="all" if kind == "all_subnets" else "pareto", device=dev)
         w = member_weights(members, weights)
         ds_name = info.schedule["dataset"]
@@ -210,7 +254,9 @@ class _Subjects:
         ds = load_split(ds_name, TrainConfig(**info.schedule.get("train", {})), dataset=dataset)
         C = ds.num_classes
         if sorted(members[-1].classes) != list(range(C)):
-            raise RobustnessError(f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes")
+            raise RobustnessError(
+                f"{run}'s last stage covers {len(members[-1].classes)} of {C} classes: robustness needs a run whose final network sees all classes"
+            )
         base = None
         if baseline_dir is not None:
             base_ds = RunResult.load(baseline_dir).schedule["dataset"]
@@ -234,7 +280,14 @@ class _Subjects:
 
 
 def _sweeps(
-    sub: _Subjects, x: torch.Tensor, y: torch.Tensor, noise: list[float], ablation: list[float], draws: int, seed: int, batch_size: int,
+    sub: _Subjects,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    noise: list[float],
+    ablation: list[float],
+    draws: int,
+    seed: int,
+    batch_size: int,
     progress: bool,
 ) -> tuple[dict, dict]:
     """Accuracy under Gaussian input noise (the same draws for every column) and under unit
@@ -243,9 +296,18 @@ def _sweeps(
 
     def noisy_acc(key: str, level: float, draw: int) -> float:
         g = torch.Generator(device=dev).manual_seed(seed * 100003 + draw)
-        return accuracy(sub.models[key], x, y, batch_size, dev, lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1))
+        return accuracy(
+            sub.models[key],
+            x,
+            y,
+            batch_size,
+            dev,
+            lambda xb: (xb + level * torch.randn(xb.shape, generator=g, device=xb.device)).clamp(0, 1),
+        )
 
-    abl_models = {"final": (sub.members[-1].model, sub.final_pred)} | ({"baseline": (sub.base.model, sub.base_pred)} if sub.base else {})
+    abl_models = {"final": (sub.members[-1].model, sub.final_pred)} | (
+        {"baseline": (sub.base.model, sub.base_pred)} if sub.base else {}
+    )
 
     def ablated_acc(key: str, frac: float, draw: int) -> float:
         model, fn = abl_models[key]
@@ -259,7 +321,13 @@ def _sweeps(
 
 
 def _attacks(
-    sub: _Subjects, x: torch.Tensor, y: torch.Tensor, eps: list[float], detect_eps: float, thresholds: list[float], batch_size: int,
+    sub: _Subjects,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: list[float],
+    detect_eps: float,
+    thresholds: list[float],
+    batch_size: int,
     progress: bool,
 ) -> tuple[dict, dict]:
     """FGSM accuracy of every column (MI classifies the final network's adversarials), and
@@ -273,7 +341,10 @@ def _attacks(
     fm_base = foolbox_model(base.model, sub.ds.mean, sub.ds.std, device=dev) if base else None
     hits = {k: [0] * len(attack_eps) for k in sub.models}
     T = len(thresholds)
-    det = {k: {"clean_abstain": torch.zeros(T, dtype=torch.float64), "adv_good": torch.zeros(T, dtype=torch.float64)} for k in sub.models}
+    det = {
+        k: {"clean_abstain": torch.zeros(T, dtype=torch.float64), "adv_good": torch.zeros(T, dtype=torch.float64)}
+        for k in sub.models
+    }
     di = attack_eps.index(detect_eps)
 
     def count_detection(key, clean_logits, clean_cls, adv_logits, yb):
@@ -285,7 +356,9 @@ def _attacks(
     bar = tqdm(total=len(y), desc="fgsm", disable=not progress, unit="img")
     for xb, yb in _batches(x, y, batch_size, dev):
         clean = _forward(sub.nets, xb)
-        for k, (logits, final_ok, mi_ok) in enumerate(_attacked(sub.nets, fm_final, cls, sub.w, xb, yb, attack_eps, C, rule)):
+        for k, (logits, final_ok, mi_ok) in enumerate(
+            _attacked(sub.nets, fm_final, cls, sub.w, xb, yb, attack_eps, C, rule)
+        ):
             hits["final"][k] += final_ok
             hits["final_mi"][k] += mi_ok
             if k == di:
@@ -307,10 +380,14 @@ def _attacks(
         val_abstain["final"] += no_decision(clean[-1:], cls[-1:], thresholds, rule=rule)[1].double().sum(0).cpu()
         val_abstain["final_mi"] += no_decision(clean, cls, thresholds, rule=rule)[1].double().sum(0).cpu()
         if base:
-            val_abstain["baseline"] += no_decision(_forward([sub.bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
+            val_abstain["baseline"] += (
+                no_decision(_forward([sub.bnet], xb), [base.classes], thresholds, rule=rule)[1].double().sum(0).cpu()
+            )
     n = max(1, len(y))
     fgsm = {"eps": eps, **{k: [hits[k][attack_eps.index(e)] / n for e in eps] for k in sub.models}}
-    fgsm["attack"] = "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    fgsm["attack"] = (
+        "foolbox LinfFastGradientAttack, white-box on each column's own network; final_mi classifies the final network's adversarials by mutual inference"
+    )
     return fgsm, _detection(det, val_abstain, n, max(1, len(sub.ds.y_val)), thresholds, detect_eps)
 
 
@@ -325,7 +402,9 @@ def _detection(det: dict, val_abstain: dict, n: int, n_val: int, thresholds: lis
         for pct in (5, 10):
             i = pick_threshold(val_fnr, pct / 100)
             detection[k][f"tnr_at_fnr_{pct}"] = None if i is None else tnr[i]  # test TNR at the δ validation chose
-            detection[k][f"test_fnr_at_fnr_{pct}"] = None if i is None else fnr[i]  # what that δ costs on clean test inputs
+            detection[k][f"test_fnr_at_fnr_{pct}"] = (
+                None if i is None else fnr[i]
+            )  # what that δ costs on clean test inputs
             detection[k][f"delta_at_fnr_{pct}"] = None if i is None else thresholds[i]
     detection["definitions"] = {
         "fnr": "fraction of clean test inputs abstained on (confidence < δ; MI: unless every member that knows the decided class names it with confidence ≥ δ)",

@@ -29,7 +29,15 @@ import torch
 
 from growsearch.robust.members import Member, RobustnessError
 
-__all__ = ["member_weights", "RULES", "mutual_inference", "no_decision", "detection_rates", "tnr_at_fnr", "pick_threshold"]
+__all__ = [
+    "member_weights",
+    "RULES",
+    "mutual_inference",
+    "no_decision",
+    "detection_rates",
+    "tnr_at_fnr",
+    "pick_threshold",
+]
 
 
 def member_weights(members: Sequence[Member], weights: str | Sequence[float] = "acc") -> list[float]:
@@ -68,8 +76,10 @@ def _ties(key: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
     return alive & (k >= k.max(1, keepdim=True).values - 1e-9)
 
 
-def _check_members(logits: Sequence[torch.Tensor], classes: Sequence[Sequence[int]], weights: Sequence[float], num_classes: int) -> None:
-    """One member per logits, classes list and weight; finite weights ≥ 0, not all 0; each
+def _check_members(
+    logits: Sequence[torch.Tensor], classes: Sequence[Sequence[int]], weights: Sequence[float], num_classes: int
+) -> None:
+    """One member per logits, classes list and weight; finite weights ≥ 0; each
     member's logits as wide as its classes, which lie in [0, num_classes)."""
     if not logits or not len(logits) == len(classes) == len(weights):
         raise RobustnessError(
@@ -78,11 +88,13 @@ def _check_members(logits: Sequence[torch.Tensor], classes: Sequence[Sequence[in
         )
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise RobustnessError(f"num_classes must be a whole number ≥ 1, got {num_classes!r:.40}")
-    if any(not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0 for w in weights) or not any(w > 0 for w in weights):
-        raise RobustnessError(f"member weights must be finite numbers ≥ 0, at least one above 0, got {list(weights)!r:.120}")
+    if any(not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or w < 0 for w in weights):
+        raise RobustnessError(f"member weights must be finite numbers ≥ 0, got {list(weights)!r:.120}")
     for m, (lg, cls) in enumerate(zip(logits, classes)):
         if lg.ndim != 2 or lg.shape[1] != len(cls) or lg.shape[0] != logits[0].shape[0]:
-            raise RobustnessError(f"member {m}'s logits are {tuple(lg.shape)}: expected ({logits[0].shape[0]}, {len(cls)}), one column per class it knows")
+            raise RobustnessError(
+                f"member {m}'s logits are {tuple(lg.shape)}: expected ({logits[0].shape[0]}, {len(cls)}), one column per class it knows"
+            )
         if any(not 0 <= int(c) < num_classes for c in cls):
             raise RobustnessError(f"member {m} names classes outside [0, {num_classes}): {list(cls)!r:.120}")
 

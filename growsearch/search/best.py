@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from growsearch.plan.schedule import Schedule
 from growsearch._io import held
+from growsearch.plan.schedule import Schedule
 from growsearch.search.judge import Judge, SearchError
 from growsearch.search.study import fetch_network, open_storage
 
@@ -61,7 +61,9 @@ def load_best(study: Any, study_name: str | None = None) -> Schedule:
     return sched
 
 
-def load_best_network(study: Any, study_name: str | None = None, *, out_dir: str | Path, artifact_store: Any = None) -> Path | None:
+def load_best_network(
+    study: Any, study_name: str | None = None, *, out_dir: str | Path, artifact_store: Any = None
+) -> Path | None:
     """Download the best feasible trial's trained final network (``network.pt``, a stage
     checkpoint ``growsearch.load_checkpoint`` reads) and its ``result.json`` into ``out_dir``;
     the network's path, or None when the study stored none.
@@ -84,7 +86,9 @@ def export_best(storage: str, study: str, path: str | Path, *, overwrite: bool =
     return export(storage, study, path, overwrite=overwrite)[0]
 
 
-def export(storage: str, study: str, path: str | Path, *, overwrite: bool = False) -> tuple[Schedule, Path, Path | None]:
+def export(
+    storage: str, study: str, path: str | Path, *, overwrite: bool = False
+) -> tuple[Schedule, Path, Path | None]:
     """The work of :func:`export_best`: (the schedule, the file it was written to, the network's path
     or None when none was written), so ``growsearch export`` can say what it wrote."""
     from growsearch._io import check_owned, remove_owned
@@ -99,7 +103,9 @@ def export(storage: str, study: str, path: str | Path, *, overwrite: bool = Fals
     def check() -> None:
         check_owned(path, SearchError)  # a file of the user's named best_schedule.json, network.pt, result.json
         if (path / "best_schedule.json").exists() and not overwrite:
-            raise SearchError(f"{path} holds an earlier export: pass --overwrite to replace it, or choose another folder")
+            raise SearchError(
+                f"{path} holds an earlier export: pass --overwrite to replace it, or choose another folder"
+            )
 
     check()
     sched = load_best(storage, study)
@@ -120,4 +126,6 @@ def _check_schedule_file(path: Path, overwrite: bool) -> None:
     try:
         load_schedule(path)
     except Exception:  # noqa: BLE001 - anything that is not a schedule is the user's own file
-        raise SearchError(f"{path} is not a growsearch schedule: it is left as it is; choose another file (nothing was changed)") from None
+        raise SearchError(
+            f"{path} is not a growsearch schedule: it is left as it is; choose another file (nothing was changed)"
+        ) from None

@@ -28,7 +28,9 @@ def _reachable(address: str, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
             pass
     except OSError as e:
-        raise SearchError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?") from None
+        raise SearchError(
+            f"cannot reach the Ray cluster at {address} ({e.strerror or e}): is `ray start --head --port {port}` running there?"
+        ) from None
 
 
 def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, *, quiet: bool = True) -> int:
@@ -51,26 +53,40 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
             try:
                 ray.init(address=address, log_to_driver=False, logging_level=level, runtime_env=env)
             except (ConnectionError, RuntimeError) as e:
-                raise SearchError(f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)") from None
+                raise SearchError(
+                    f"cannot connect to the Ray cluster at {address}: {str(e).splitlines()[0]} (is `ray start --head` running there?)"
+                ) from None
         else:
             # A laptop run: a local Ray with this machine's CPUs and no dashboard.
             # address="local": always a fresh instance of our own, never a cluster some earlier run
             # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
             print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
             _private_token()
-            ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, logging_level=level, runtime_env=env)
+            ray.init(
+                address="local",
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=level,
+                runtime_env=env,
+            )
     elif made():
         print(
             f"ray: already started, so its workers may not know what this process registered ({', '.join(made())}): "
-            "start it with ray.init(runtime_env=growsearch.search.cluster.runtime_env())", flush=True,
+            "start it with ray.init(runtime_env=growsearch.search.cluster.runtime_env())",
+            flush=True,
         )
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     max_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
     max_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
     if cpus_per_trial > max_cpu:
-        raise SearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start")
+        raise SearchError(
+            f"--cpus-per-trial {cpus_per_trial:g} exceeds the largest node's {max_cpu:g} CPUs: no trial could ever start"
+        )
     if gpus_per_trial > max_gpu:
-        raise SearchError(f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start")
+        raise SearchError(
+            f"--gpus-per-trial {gpus_per_trial:g} but the largest node has {max_gpu:g} GPUs: no trial could ever start"
+        )
     fits = [int(n["Resources"].get("CPU", 0) // cpus_per_trial) for n in nodes]
     if gpus_per_trial > 0:
         fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
@@ -85,7 +101,11 @@ def _private_token() -> None:
     to keep, and so is RAY_AUTH_MODE=disabled."""
     import secrets
 
-    if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled" or os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+    if (
+        os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled"
+        or os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    ):
         return
     os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 

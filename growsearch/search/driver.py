@@ -27,16 +27,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from growsearch.search.cluster import init_ray, ray_runner
 from growsearch._io import held, shown, shown_url
-from growsearch.train.frontier import Frontier
 from growsearch.plan.schedule import Schedule
-from growsearch.search.space import load_space, SearchSpace
-
-from growsearch.search.judge import FGSM_METRIC, get_cost, Judge, SearchError, SearchInterrupted
+from growsearch.search.cluster import init_ray, ray_runner
+from growsearch.search.judge import FGSM_METRIC, Judge, SearchError, SearchInterrupted, get_cost
 from growsearch.search.optuna import default_sampler
 from growsearch.search.plots import plot_pareto
-from growsearch.search.study import enqueue, ensure_frontier, given_frontier, reference_schedules, split_data, study_names
+from growsearch.search.space import SearchSpace, load_space
+from growsearch.search.study import (
+    enqueue,
+    ensure_frontier,
+    given_frontier,
+    reference_schedules,
+    split_data,
+    study_names,
+)
+from growsearch.train.frontier import Frontier
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -53,9 +59,13 @@ class SearchResult:
     charged_M: int  # Σ trial M: what the same trials would cost without prefix reuse
     out_dir: Path
     robust: dict | None = None  # the FGSM settings: eps, objective, min_acc (None: not measured)
-    pareto: list[dict] | None = None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
+    pareto: list[dict] | None = (
+        None  # with the FGSM objective: feasible trials no other beats on both M and FGSM-MI accuracy
+    )
     best_number: int | None = None  # the best feasible trial's number (0-based, as Optuna counts)
-    best_grown: dict | None = None  # the cheapest feasible schedule of more than one stage: number, ratio, val_acc, test_acc
+    best_grown: dict | None = (
+        None  # the cheapest feasible schedule of more than one stage: number, ratio, val_acc, test_acc
+    )
     deterministic: bool = False  # proposed in fixed batches, told in trial order (see run_search)
     val_size: int = 0  # validation images every choice read
 
@@ -175,49 +185,69 @@ def run_search(
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
         raise SearchError(f"--trials must be a whole number ≥ 1, got {budget!r}")
     if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
-        raise SearchError(f"--max-failures must be a whole number ≥ 0 (retries of a failed trial), got {max_failures!r}")
+        raise SearchError(
+            f"--max-failures must be a whole number ≥ 0 (retries of a failed trial), got {max_failures!r}"
+        )
     if cpus_per_trial <= 0 or gpus_per_trial < 0:
         raise SearchError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
     for flag, v in (("--batch", batch), ("--max-concurrent", max_concurrent)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise SearchError(f"{flag} must be a whole number ≥ 1, got {v!r}")
     if batch is not None and not deterministic:
-        raise SearchError("--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch")
+        raise SearchError(
+            "--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch"
+        )
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
     family = get_cost(cost).family  # an unknown cost is one line now, not in every trial
     if family and sp.shrink is None:
-        raise SearchError(f"--cost {cost} prices a shrink run's subnets, and space {sp.name} has no shrink block: add one (shrink: {{depths: [...], widths: [...]}}) or use --cost M")
+        raise SearchError(
+            f"--cost {cost} prices a shrink run's subnets, and space {sp.name} has no shrink block: add one (shrink: {{depths: [...], widths: [...]}}) or use --cost M"
+        )
     from growsearch.train.results import check_out_dir
 
-    check_out_dir(out, overwrite=True, replaces=False)  # a file, a user's file under an output name, a folder that cannot be written
+    check_out_dir(
+        out, overwrite=True, replaces=False
+    )  # a file, a user's file under an output name, a folder that cannot be written
     ds = split_data(sp)
     given = given_frontier(frontier, ds)
     if (sp.resolutions or sp.baseline_resolutions) and ds.image_size is None:
         h, w = ds.image_shape
-        raise SearchError(f"resolutions: {sp.dataset}'s images are {w}x{h}, and resolution stages train at a square side: drop resolutions, or decode square with ?size=N")
+        raise SearchError(
+            f"resolutions: {sp.dataset}'s images are {w}x{h}, and resolution stages train at a square side: drop resolutions, or decode square with ?size=N"
+        )
     if sp.resolutions and max(sp.resolutions) > ds.image_size:
-        raise SearchError(f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
+        raise SearchError(
+            f"resolutions: {max(sp.resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}"
+        )
     if sp.baseline_resolutions and max(sp.baseline_resolutions) > ds.image_size:
-        raise SearchError(f"baseline_resolutions: {max(sp.baseline_resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}")
+        raise SearchError(
+            f"baseline_resolutions: {max(sp.baseline_resolutions)} px is above {sp.dataset}'s native {ds.image_size} px: use at most {ds.image_size}"
+        )
     if not verbose:
         # Tune's newer console engine ignores RunConfig(verbose=0) (its setup box, TensorBoard
         # hint, result paths); the classic reporter honours it. Ray's own INFO/WARNING lines at
         # start-up are muted through its log level.
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    sqlite_file = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    sqlite_file = Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
     if resume and sqlite_file is not None and not sqlite_file.is_file():  # opening it to look would create it
         raise SearchError(f"nothing to resume: no database at {sqlite_file} (is --storage or --out mistyped?)")
     if sqlite_file is not None and not sqlite_file.parent.is_dir() and sqlite_file.parent.resolve() != out:
-        raise SearchError(f"--storage {url}: the folder {sqlite_file.parent} does not exist: create it, or fix the path")
+        raise SearchError(
+            f"--storage {url}: the folder {sqlite_file.parent} does not exist: create it, or fix the path"
+        )
     uri = storage_path is not None and "://" in storage_path
     tune_root = storage_path if uri else str(Path(storage_path).resolve() if storage_path else out / "tune")
     cache_dir = out / "prefix_cache" if storage_path is None or uri else Path(tune_root) / "prefix_cache"
 
     def check_out() -> None:  # before anything starts, and again inside DIR's lock
-        check_out_dir(out, overwrite=True, replaces=False)  # a file, a user's file under an output name, a folder that cannot be written
+        check_out_dir(
+            out, overwrite=True, replaces=False
+        )  # a file, a user's file under an output name, a folder that cannot be written
         existing = study_names(url)
         if name in existing and not resume:
-            raise SearchError(f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME")
+            raise SearchError(
+                f"study {name!r} already exists in {url}: pass --resume to continue it, or --study NEW_NAME"
+            )
         if resume and name not in existing:
             raise SearchError(f"nothing to resume: no study {name!r} in {url}")
 
@@ -233,8 +263,14 @@ def run_search(
             f"study {name!r} was started with FGSM settings {was}, not {robust}: "
             "resume it with the same --fgsm-eps/--fgsm-objective/--min-fgsm-acc, or start a new --study"
         )
-    if resume and given is not None and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict()):
-        raise SearchError(f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study")
+    if (
+        resume
+        and given is not None
+        and optuna.load_study(study_name=name, storage=url).user_attrs.get("frontier") not in (None, given.to_dict())
+    ):
+        raise SearchError(
+            f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study"
+        )
     # every check has passed: from here on the search writes, holding DIR against any other command
     with held(out, SearchError, check=check_out):
         out.mkdir(parents=True, exist_ok=True)
@@ -244,14 +280,27 @@ def run_search(
         threads = max(1, int(cpus_per_trial))
         workers = min(slots, max_concurrent or slots)
         front = ensure_frontier(
-            study, sp, out, ds, given, threads=threads, prefix_cache=cache_dir, runner=ray_runner(cpus_per_trial, gpus_per_trial),
-            workers=f"{workers} Ray worker(s) of {threads} thread(s)", family=family,
+            study,
+            sp,
+            out,
+            ds,
+            given,
+            threads=threads,
+            prefix_cache=cache_dir,
+            runner=ray_runner(cpus_per_trial, gpus_per_trial),
+            workers=f"{workers} Ray worker(s) of {threads} thread(s)",
+            family=family,
         )
         judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
         if references and not resume and family:
-            print("search: --references enqueues from-scratch and paper schedules, which train no family: none enqueued", flush=True)
+            print(
+                "search: --references enqueues from-scratch and paper schedules, which train no family: none enqueued",
+                flush=True,
+            )
         elif references and not resume:
-            enqueue(study, reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size), sp, ds.num_classes)
+            enqueue(
+                study, reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size), sp, ds.num_classes
+            )
         if deterministic:
             batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
             study.set_user_attr("batch", batch)
@@ -262,7 +311,8 @@ def run_search(
         unit = "M_scratch(target)" if cost == "M" else f"from-scratch {cost} at the target"
         print(
             f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {unit} {judge.ref_cost:.4g}; "
-            f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}", flush=True,
+            f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}",
+            flush=True,
         )
         run_name = name
         if resume:
@@ -274,9 +324,23 @@ def run_search(
             study.set_user_attr("trials", budget)  # the budget a resume carries over
         remaining = budget - len(_finished(study))
         pieces = tune_pieces(
-            sp, front, storage=url, cache_dir=cache_dir, trials=budget, study_name=name, cpus_per_trial=cpus_per_trial,
-            gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps, min_fgsm_acc=min_fgsm_acc, fgsm_objective=fgsm_objective,
-            deterministic=deterministic, batch=batch, artifacts=out / "artifacts", sampler=default_sampler(sp.seed, budget), cost=cost, dataset=ds,
+            sp,
+            front,
+            storage=url,
+            cache_dir=cache_dir,
+            trials=budget,
+            study_name=name,
+            cpus_per_trial=cpus_per_trial,
+            gpus_per_trial=gpus_per_trial,
+            fgsm_eps=fgsm_eps,
+            min_fgsm_acc=min_fgsm_acc,
+            fgsm_objective=fgsm_objective,
+            deterministic=deterministic,
+            batch=batch,
+            artifacts=out / "artifacts",
+            sampler=default_sampler(sp.seed, budget),
+            cost=cost,
+            dataset=ds,
             remaining=remaining,
         )
         # Every report before a trial's last carries the ratio as NaN (documented: it is not known
@@ -285,25 +349,36 @@ def run_search(
         tune_dir = f"{tune_root.rstrip('/')}/{run_name}" if uri else Path(tune_root) / run_name
         tuner = tune.Tuner(
             pieces.trainable,
-            tune_config=tune.TuneConfig(search_alg=pieces.search_alg, num_samples=max(remaining, 0), max_concurrent_trials=max_concurrent),
+            tune_config=tune.TuneConfig(
+                search_alg=pieces.search_alg, num_samples=max(remaining, 0), max_concurrent_trials=max_concurrent
+            ),
             run_config=tune.RunConfig(
-                name=run_name, storage_path=tune_root, stop=pieces.stop, verbose=1 if verbose else 0,
-                failure_config=tune.FailureConfig(max_failures=max_failures), callbacks=pieces.callbacks,
+                name=run_name,
+                storage_path=tune_root,
+                stop=pieces.stop,
+                verbose=1 if verbose else 0,
+                failure_config=tune.FailureConfig(max_failures=max_failures),
+                callbacks=pieces.callbacks,
             ),
         )
         t0 = time.perf_counter()
         grid = tuner.fit() if remaining > 0 else []
         if len(grid) and grid.num_errors == len(grid):
             first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
-            raise SearchError(f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})")
+            raise SearchError(
+                f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})"
+            )
         study = optuna.load_study(study_name=name, storage=url)
         running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-        if remaining > 0 and (running or len(grid) < remaining):  # Ctrl-C or SIGTERM: Tune ends fit() early, without a word
+        if remaining > 0 and (
+            running or len(grid) < remaining
+        ):  # Ctrl-C or SIGTERM: Tune ends fit() early, without a word
             done = len(_finished(study))
             raise SearchInterrupted(
                 f"stopped after {done} of {budget} trials ({len(running)} cut short): nothing is chosen from an unfinished search; "
                 f"continue it with: growsearch search {sp.name or 'SPACE'} --out {shown(out)} --resume"
-                + (f" --storage {shown_url(url)}" if storage else "") + (f" --study {name}" if study_name else "")
+                + (f" --storage {shown_url(url)}" if storage else "")
+                + (f" --study {name}" if study_name else "")
             )
         result = _summarise(study, judge, url, out, robust)
         result.val_size = len(ds.y_val)
@@ -331,7 +406,9 @@ def _check_same_space(study: Any, sp: SearchSpace) -> None:
 def _robust_settings(eps: float | None, objective: bool, min_acc: float | None) -> dict | None:
     if eps is None:
         if objective or min_acc is not None:
-            raise SearchError("--fgsm-objective and --min-fgsm-acc need --fgsm-eps (the FGSM ε to measure at, e.g. 0.02)")
+            raise SearchError(
+                "--fgsm-objective and --min-fgsm-acc need --fgsm-eps (the FGSM ε to measure at, e.g. 0.02)"
+            )
         return None
     if not 0 < eps <= 1:
         raise SearchError(f"--fgsm-eps must be in (0, 1] (pixel units of [0, 1] images), got {eps:g}")
@@ -354,7 +431,10 @@ def _resume(study: Any, name: str) -> tuple[int, str]:
     # another process asked): the trial numbers each resume found interrupted
     if interrupted:
         was = dict(study.user_attrs.get("interrupted_trials", {}))
-        study.set_user_attr("interrupted_trials", {**was, str(int(study.user_attrs.get("resumes", 0)) + 1): [t.number for t in interrupted]})
+        study.set_user_attr(
+            "interrupted_trials",
+            {**was, str(int(study.user_attrs.get("resumes", 0)) + 1): [t.number for t in interrupted]},
+        )
     for t in interrupted:
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
         keep = {k: t.user_attrs[k] for k in ("reference", FIXED_SCHEDULE) if k in t.user_attrs}
@@ -362,7 +442,10 @@ def _resume(study: Any, name: str) -> tuple[int, str]:
     resumes = int(study.user_attrs.get("resumes", 0)) + 1
     study.set_user_attr("resumes", resumes)
     budget = int(study.user_attrs.get("trials", len(study.trials)))
-    print(f"search: resuming {name}: {len(interrupted)} interrupted trial(s) proposed again, {budget} trials in all", flush=True)
+    print(
+        f"search: resuming {name}: {len(interrupted)} interrupted trial(s) proposed again, {budget} trials in all",
+        flush=True,
+    )
     return budget, f"{name}-resume-{resumes}"
 
 
@@ -375,12 +458,15 @@ def _finished(study: Any) -> list:
 def _pareto(trials: list, judge: Judge) -> list[dict]:
     """Feasible trials that no other feasible trial beats on both ratio (lower) and FGSM-MI accuracy (higher)."""
     pts = [(t.user_attrs[judge.metric], t.user_attrs.get(FGSM_METRIC, 0.0), t) for t in judge.feasible(trials)]
-    front = [
-        p for p in pts
-        if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)
-    ]
+    front = [p for p in pts if not any(q[0] <= p[0] and q[1] >= p[1] and (q[0] < p[0] or q[1] > p[1]) for q in pts)]
     return [
-        {"number": t.number, judge.metric: m, FGSM_METRIC: a, "val_acc": t.user_attrs.get("val_acc"), "test_acc": t.user_attrs.get("test_acc")}
+        {
+            "number": t.number,
+            judge.metric: m,
+            FGSM_METRIC: a,
+            "val_acc": t.user_attrs.get("val_acc"),
+            "test_acc": t.user_attrs.get("test_acc"),
+        }
         for m, a, t in sorted(front, key=lambda p: p[0])
     ]
 
@@ -396,21 +482,49 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
     plot_pareto(done, judge, out / "pareto.png")
     grown = [t for t in judge.feasible(done) if len(t.user_attrs["schedule"]["stages"]) > 1]
     top = min(grown, key=lambda t: t.user_attrs[judge.metric], default=None)
-    best_grown = None if top is None else {
-        "number": top.number, **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")}, "ci": top.user_attrs.get(f"{judge.metric}_ci"),
-    }
+    best_grown = (
+        None
+        if top is None
+        else {
+            "number": top.number,
+            **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")},
+            "ci": top.user_attrs.get(f"{judge.metric}_ci"),
+        }
+    )
     return SearchResult(
-        study_name=study.study_name, storage=url, judge=judge, best_schedule=best_sched, best=dict(best.user_attrs) if best else None,
-        trials=len(done), best_number=best.number if best else None, best_grown=best_grown, deterministic="batch" in study.user_attrs,
-        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done), charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done),
-        out_dir=out, robust=robust, pareto=_pareto(done, judge) if robust and robust["objective"] else None,
+        study_name=study.study_name,
+        storage=url,
+        judge=judge,
+        best_schedule=best_sched,
+        best=dict(best.user_attrs) if best else None,
+        trials=len(done),
+        best_number=best.number if best else None,
+        best_grown=best_grown,
+        deterministic="batch" in study.user_attrs,
+        spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
+        charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done),
+        out_dir=out,
+        robust=robust,
+        pareto=_pareto(done, judge) if robust and robust["objective"] else None,
     )
 
 
 def _write_trials_csv(trials: list, path: Path, metric: str) -> None:
     cols = [
-        "number", "state", metric, f"{metric}_ci", f"{metric}_same", "M", "val_acc", "test_acc", FGSM_METRIC, "feasible", "spent_M",
-        "reused_stages", "wall_s", "schedule",
+        "number",
+        "state",
+        metric,
+        f"{metric}_ci",
+        f"{metric}_same",
+        "M",
+        "val_acc",
+        "test_acc",
+        FGSM_METRIC,
+        "feasible",
+        "spent_M",
+        "reused_stages",
+        "wall_s",
+        "schedule",
     ]
     from growsearch._io import atomic_path
 
@@ -419,5 +533,7 @@ def _write_trials_csv(trials: list, path: Path, metric: str) -> None:
         w.writerow(cols)
         for t in trials:
             a = t.user_attrs
-            shape = " ".join(f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", []))
+            shape = " ".join(
+                f"{s['classes']}:{s['arch']}x{s['epochs']}" for s in a.get("schedule", {}).get("stages", [])
+            )
             w.writerow([t.number, t.state.name, *(a.get(c) for c in cols[2:-1]), shape])

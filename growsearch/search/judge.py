@@ -36,8 +36,19 @@ from growsearch.errors import GrowsearchError
 from growsearch.train.frontier import Frontier
 
 __all__ = [
-    "FGSM_METRIC", "STAGE_FIELDS", "Cost", "Judge", "SearchError", "SearchInterrupted", "StopTrial", "best_trial", "cannot_win", "feasible_trials", "get_cost",
-    "list_costs", "register_cost",
+    "FGSM_METRIC",
+    "STAGE_FIELDS",
+    "Cost",
+    "Judge",
+    "SearchError",
+    "SearchInterrupted",
+    "StopTrial",
+    "best_trial",
+    "cannot_win",
+    "feasible_trials",
+    "get_cost",
+    "list_costs",
+    "register_cost",
 ]
 
 
@@ -49,9 +60,22 @@ class SearchInterrupted(SearchError):
     """A search stopped (Ctrl-C, SIGTERM) before its trials had run: nothing is summarised or
     chosen; ``growsearch search`` exits 130 with the resume command."""
 
+
 FGSM_METRIC = "fgsm_mi_acc"  # FGSM accuracy of the run's mutual inference (the attacker knows the final net)
 # per stage of a finished trial: what its "stages" user attribute keeps
-STAGE_FIELDS = ("classes", "arch", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")
+STAGE_FIELDS = (
+    "classes",
+    "arch",
+    "resolution",
+    "epochs",
+    "samples",
+    "macs_per_sample",
+    "M",
+    "val_acc",
+    "test_acc",
+    "wall_s",
+    "params",
+)
 
 
 class StopTrial(Exception):
@@ -73,10 +97,14 @@ class Cost:
     metric: str  # the ratio's name in Optuna and Tune ("M_ratio")
     of_run: Callable[[Any], float]  # a finished RunResult's cost
     frontier_key: str = "M"  # what each frontier budget records of the same cost ("M", "wall_s"): the denominator
-    so_far: Callable[[Any], float] | None = None  # the cost up to a StageResult, earlier stages included (None: not known mid-run)
+    so_far: Callable[[Any], float] | None = (
+        None  # the cost up to a StageResult, earlier stages included (None: not known mid-run)
+    )
     plannable: bool = False  # a fixed-epoch schedule's cost is its planned M: a trial can be judged before it trains
     what: str = ""  # in words, for --help and reports
-    family: bool = False  # the run is a shrink run's family: each subnet is judged on its own frontier reference (see Judge)
+    family: bool = (
+        False  # the run is a shrink run's family: each subnet is judged on its own frontier reference (see Judge)
+    )
 
 
 def _run_M(result: Any) -> float:
@@ -107,11 +135,17 @@ def register_cost(cost: Cost) -> Cost:
     """
     from growsearch.train.frontier import FrontierPoint
 
-    if cost.frontier_key not in FrontierPoint.__dataclass_fields__ or cost.frontier_key in ("epochs", "seeds", "lr_sweep"):
+    if cost.frontier_key not in FrontierPoint.__dataclass_fields__ or cost.frontier_key in (
+        "epochs",
+        "seeds",
+        "lr_sweep",
+    ):
         raise SearchError(f"cost {cost.name!r}: a frontier budget records no {cost.frontier_key!r}; use M or wall_s")
     taken = {c.metric: c.name for c in _COSTS.values() if c.name != cost.name}
     if cost.metric in taken:
-        raise SearchError(f"cost {cost.name!r}: the metric name {cost.metric!r} already belongs to cost {taken[cost.metric]!r}")
+        raise SearchError(
+            f"cost {cost.name!r}: the metric name {cost.metric!r} already belongs to cost {taken[cost.metric]!r}"
+        )
     record(register_cost, cost, by=caller())  # so the Ray workers a search starts register it too
     _COSTS[cost.name] = cost
     return cost
@@ -129,12 +163,24 @@ def list_costs() -> list[str]:
     return sorted(_COSTS)
 
 
-register_cost(Cost("M", "M_ratio", _run_M, "M", _M_so_far, plannable=True, what="training MACs, Σ samples × forward MACs"))
-register_cost(Cost("wall_s", "wall_ratio", _run_wall, "wall_s", what="wall-clock seconds of training and per-epoch evaluation"))
-register_cost(Cost(
-    "family", "family_ratio", _run_M, "M", _M_so_far, plannable=True, family=True,
-    what="training MACs of a shrink run, over the sum of every subnet's from-scratch M at its own target; feasible when every subnet reaches its target",
-))
+register_cost(
+    Cost("M", "M_ratio", _run_M, "M", _M_so_far, plannable=True, what="training MACs, Σ samples × forward MACs")
+)
+register_cost(
+    Cost("wall_s", "wall_ratio", _run_wall, "wall_s", what="wall-clock seconds of training and per-epoch evaluation")
+)
+register_cost(
+    Cost(
+        "family",
+        "family_ratio",
+        _run_M,
+        "M",
+        _M_so_far,
+        plannable=True,
+        family=True,
+        what="training MACs of a shrink run, over the sum of every subnet's from-scratch M at its own target; feasible when every subnet reaches its target",
+    )
+)
 
 
 def feasible_trials(trials: list, metric: str = "M_ratio") -> list:
@@ -142,8 +188,12 @@ def feasible_trials(trials: list, metric: str = "M_ratio") -> list:
     import optuna
 
     return [
-        t for t in trials
-        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible") and t.user_attrs.get("final") and metric in t.user_attrs
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and t.user_attrs.get("feasible")
+        and t.user_attrs.get("final")
+        and metric in t.user_attrs
     ]
 
 
@@ -178,7 +228,11 @@ class Judge:
         # closure (register_cost's own example) survives Tune checkpointing the searcher with
         # plain pickle; the registration itself reaches workers through runtime_env()
         return (type(self), (self.frontier, self.tolerance, self.cost, self.min_fgsm_acc))
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not 0 <= self.tolerance < 1:
+        if (
+            isinstance(self.tolerance, bool)
+            or not isinstance(self.tolerance, (int, float))
+            or not 0 <= self.tolerance < 1
+        ):
             raise SearchError(f"tolerance is a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
 
     # --- the yardstick ------------------------------------------------------------------------
@@ -212,8 +266,10 @@ class Judge:
         if self._cost.family:
             key = self._cost.frontier_key
             return {
-                key: sum(m[2][key] for m in self.members), "reference": f"family of {len(self.members)}",
-                "beyond": any(m[2]["beyond"] for m in self.members), "below": any(m[2]["below"] for m in self.members),
+                key: sum(m[2][key] for m in self.members),
+                "reference": f"family of {len(self.members)}",
+                "beyond": any(m[2]["beyond"] for m in self.members),
+                "below": any(m[2]["below"] for m in self.members),
             }
         return self.frontier.scratch(self.target, self._cost.frontier_key)
 
@@ -261,10 +317,19 @@ class Judge:
             constraint = self.target - result.val_acc
             extra.update(self.yardsticks(value, result.stages[-1].arch if result.stages else None))
         out = {
-            "M": result.M, self.metric: ratio, "val_acc": result.val_acc, "test_acc": result.test_acc, "final": True,
-            "constraint": constraint, **extra, "wall_s": result.wall_s, "spent_M": result.spent_M,
-            "reused_stages": result.reused_stages, "M_nonzero": result.M_nonzero,
-            "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages], "versions": result.versions,
+            "M": result.M,
+            self.metric: ratio,
+            "val_acc": result.val_acc,
+            "test_acc": result.test_acc,
+            "final": True,
+            "constraint": constraint,
+            **extra,
+            "wall_s": result.wall_s,
+            "spent_M": result.spent_M,
+            "reused_stages": result.reused_stages,
+            "M_nonzero": result.M_nonzero,
+            "stages": [{k: getattr(s, k) for k in STAGE_FIELDS} for s in result.stages],
+            "versions": result.versions,
         }
         return self._settle(out)
 
@@ -292,8 +357,15 @@ class Judge:
             hit = next((m for m in self.members if matches(m[0], row["spec"], self.frontier.num_classes)), None)
             short = 1.0 if hit is None else hit[1] - row["val_acc"]
             worst = max(worst, short)
-            rec.append({"subnet": row["subnet"], "arch": row["arch"], "val_acc": row["val_acc"], "test_acc": row["test_acc"],
-                        "target": None if hit is None else hit[1]})
+            rec.append(
+                {
+                    "subnet": row["subnet"],
+                    "arch": row["arch"],
+                    "val_acc": row["val_acc"],
+                    "test_acc": row["test_acc"],
+                    "target": None if hit is None else hit[1],
+                }
+            )
         extra["subnets"] = rec
         return float(worst)
 
@@ -312,7 +384,9 @@ class Judge:
     @staticmethod
     def constraints(metrics: dict) -> list[float]:
         """A finished trial's constraints, ≤ 0 each when feasible: accuracy, then the FGSM floor if set."""
-        return [float(metrics["constraint"])] + ([float(metrics["fgsm_constraint"])] if "fgsm_constraint" in metrics else [])
+        return [float(metrics["constraint"])] + (
+            [float(metrics["fgsm_constraint"])] if "fgsm_constraint" in metrics else []
+        )
 
     # --- reports to Tune ----------------------------------------------------------------------
 
@@ -321,7 +395,12 @@ class Judge:
         strict metric check, its schedulers (ASHA, HyperBand on ``stage_acc``) and
         ``get_best_result`` see every key in every report and never a value a finished trial
         did not earn."""
-        return {self.metric: math.nan, self.feasible_metric: math.inf, "val_acc": math.nan, **({FGSM_METRIC: math.nan} if fgsm else {})}
+        return {
+            self.metric: math.nan,
+            self.feasible_metric: math.inf,
+            "val_acc": math.nan,
+            **({FGSM_METRIC: math.nan} if fgsm else {}),
+        }
 
     # --- a study's trials ---------------------------------------------------------------------
 
@@ -343,8 +422,12 @@ class Judge:
         if "frontier" not in study.user_attrs:
             study.set_user_attr("frontier", self.frontier.to_dict())
         for key, value in (
-            ("tolerance", self.tolerance), ("cost", self.cost), ("metric", self.metric), ("target_acc", self.target),
-            ("ref_cost", self.ref_cost), ("min_fgsm_acc", self.min_fgsm_acc),
+            ("tolerance", self.tolerance),
+            ("cost", self.cost),
+            ("metric", self.metric),
+            ("target_acc", self.target),
+            ("ref_cost", self.ref_cost),
+            ("min_fgsm_acc", self.min_fgsm_acc),
         ):
             study.set_user_attr(key, value)
         if self.cost == "M":
@@ -359,5 +442,11 @@ class Judge:
         front = Frontier.from_dict(attrs["frontier"])
         tol = attrs.get("tolerance")
         if tol is None:  # studies made before the judge stored only the target
-            tol = front.best_val_acc - attrs["target_acc"] if "target_acc" in attrs else attrs.get("space", {}).get("tolerance", 0.005)
-        return cls(front, tolerance=max(0.0, float(tol)), cost=attrs.get("cost", "M"), min_fgsm_acc=attrs.get("min_fgsm_acc"))
+            tol = (
+                front.best_val_acc - attrs["target_acc"]
+                if "target_acc" in attrs
+                else attrs.get("space", {}).get("tolerance", 0.005)
+            )
+        return cls(
+            front, tolerance=max(0.0, float(tol)), cost=attrs.get("cost", "M"), min_fgsm_acc=attrs.get("min_fgsm_acc")
+        )

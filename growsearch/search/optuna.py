@@ -20,10 +20,18 @@ from typing import Any
 
 import optuna
 
-from growsearch.search.judge import best_trial, cannot_win, get_cost, Judge, SearchError
-from growsearch.search.space import load_space, SearchSpace, suggest_schedule
+from growsearch.search.judge import Judge, SearchError, best_trial, cannot_win, get_cost
+from growsearch.search.space import SearchSpace, load_space, suggest_schedule
 from growsearch.search.study import (
-    ensure_frontier, given_frontier, measure_fgsm, name_metrics, record_setup, set_constraints, split_data, store_network, user_attrs,
+    ensure_frontier,
+    given_frontier,
+    measure_fgsm,
+    name_metrics,
+    record_setup,
+    set_constraints,
+    split_data,
+    store_network,
+    user_attrs,
 )
 from growsearch.train.frontier import Frontier
 
@@ -43,7 +51,9 @@ def default_sampler(seed: int, trials: int) -> optuna.samplers.BaseSampler:
     """TPE seeded by ``seed``, with a third of the budget (2 to 10) as random start-up trials, and
     on Optuna < 5 the ``constraints_func`` its constraint handling needs."""
     legacy = not hasattr(optuna.trial.Trial, "set_constraint")
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, trials // 3)))
+    return optuna.samplers.TPESampler(
+        seed=seed, constraints_func=constraints if legacy else None, n_startup_trials=max(2, min(10, trials // 3))
+    )
 
 
 class CostPruner(optuna.pruners.BasePruner):
@@ -111,9 +121,17 @@ class Objective:
             raise SearchError("min_fgsm_acc needs fgsm_eps (the ε the floor is measured at, e.g. 0.02)")
         if fgsm_eps is not None and out_dir is None:
             raise SearchError("fgsm_eps reads the stage networks from the prefix cache: give out_dir")
-        if get_cost(cost).family and self.space.shrink is None:  # an unknown cost is an error now, not in the first trial
+        if (
+            get_cost(cost).family and self.space.shrink is None
+        ):  # an unknown cost is an error now, not in the first trial
             raise SearchError(f"cost {cost!r} prices a shrink run's subnets: give a space with a shrink block")
-        self.frontier, self.out_dir, self.second, self.fgsm_eps, self.device = frontier, out_dir, second, fgsm_eps, device
+        self.frontier, self.out_dir, self.second, self.fgsm_eps, self.device = (
+            frontier,
+            out_dir,
+            second,
+            fgsm_eps,
+            device,
+        )
         self.artifact_store, self.min_fgsm_acc, self.cost = artifact_store, min_fgsm_acc, cost
         self._ds = None
         self._judges: dict[str, Judge] = {}  # per study name, once set up
@@ -136,10 +154,16 @@ class Objective:
             raise SearchError(f"study {study.study_name!r} already compares with another frontier: use a new study")
         out = Path(self.out_dir) if self.out_dir is not None else None
         family = get_cost(self.cost).family
-        front = ensure_frontier(study, self.space, out or Path("."), ds, given, family=family) if given is not None or out is not None else None
+        front = (
+            ensure_frontier(study, self.space, out or Path("."), ds, given, family=family)
+            if given is not None or out is not None
+            else None
+        )
         if front is None:
             if "frontier" not in study.user_attrs:
-                raise SearchError("Objective needs a frontier: pass frontier=FRONTIER_DIR, or out_dir=DIR to train the space's")
+                raise SearchError(
+                    "Objective needs a frontier: pass frontier=FRONTIER_DIR, or out_dir=DIR to train the space's"
+                )
             front = Frontier.from_dict(study.user_attrs["frontier"])
         judge = Judge(front, self.space.tolerance, cost=self.cost, min_fgsm_acc=self.min_fgsm_acc)
         if "target_acc" not in study.user_attrs:
@@ -147,10 +171,22 @@ class Objective:
             if len(study.directions) != len(names):
                 raise SearchError(
                     f"the study has {len(study.directions)} direction(s) but the objective returns {len(names)} ({', '.join(names)}): "
-                    + ("create it with directions=['minimize', 'maximize']" if self.second else "create it with direction='minimize'")
+                    + (
+                        "create it with directions=['minimize', 'maximize']"
+                        if self.second
+                        else "create it with direction='minimize'"
+                    )
                 )
             # the FGSM settings in growsearch search's shape (its resume check compares them)
-            robust = None if self.fgsm_eps is None else {"eps": float(self.fgsm_eps), "objective": self.second == "fgsm_mi_acc", "min_acc": self.min_fgsm_acc}
+            robust = (
+                None
+                if self.fgsm_eps is None
+                else {
+                    "eps": float(self.fgsm_eps),
+                    "objective": self.second == "fgsm_mi_acc",
+                    "min_acc": self.min_fgsm_acc,
+                }
+            )
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             record_setup(study, judge, self.space, threads=torch.get_num_threads(), device=device, robust=robust)
             name_metrics(study, names)
@@ -184,24 +220,46 @@ class Objective:
             if single and i < n and cum == cum:  # NaN: this cost is not known mid-run
                 trial.report(cum, i)
                 if trial.should_prune():
-                    raise optuna.TrialPruned(f"{judge.metric} after stage {i} already reaches the best feasible trial's")
+                    raise optuna.TrialPruned(
+                        f"{judge.metric} after stage {i} already reaches the best feasible trial's"
+                    )
 
         cache = Path(self.out_dir) / "prefix_cache" if self.out_dir is not None else None
         keep = self.artifact_store is not None or self.out_dir is not None
         with tempfile.TemporaryDirectory() as run_dir:
             try:
                 result = run_schedule(
-                    sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, device=self.device,
+                    sched,
+                    dataset=ds,
+                    progress=False,
+                    prefix_cache=cache,
+                    on_stage=on_stage,
+                    device=self.device,
                     out_dir=Path(run_dir) / "run" if keep else None,
                 )
             except DivergedError as e:  # a failed trial (Optuna fails a NaN value), never a result; the study goes on
                 trial.set_user_attr("failed_because", str(e))
                 return math.nan if self.second is None else (math.nan, math.nan)
-            metrics = measure_fgsm(judge, judge.metrics(result), sched, sched.resolved_class_order(ds.num_classes), cache, ds, self.fgsm_eps)
+            metrics = measure_fgsm(
+                judge,
+                judge.metrics(result),
+                sched,
+                sched.resolved_class_order(ds.num_classes),
+                cache,
+                ds,
+                self.fgsm_eps,
+            )
             ratio = metrics[judge.metric]
             if keep and metrics["feasible"] and not judge.cannot_win(ratio, judge.best_ratio(study)):
                 base = Path(self.out_dir) / "artifacts" if self.out_dir is not None else None
-                store_network(study, trial, Path(run_dir) / "run" / f"stage{n}.pt", result.to_dict(), artifact_store=self.artifact_store, base=base)
+                store_network(
+                    study,
+                    trial,
+                    Path(run_dir) / "run" / f"stage{n}.pt",
+                    result.to_dict(),
+                    artifact_store=self.artifact_store,
+                    base=base,
+                )
         if single:
             trial.report(ratio, n)
         for key, value in user_attrs(metrics, judge.metric).items():

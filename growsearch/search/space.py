@@ -42,7 +42,9 @@ class SearchSpace:
     grown_lr: tuple[float, float] | None = None  # log-uniform range of grown stages' peak LR; None: the recipe's lr
     prune_ratio: tuple[float, float] = (0.0, 0.0)  # range of R before each growth; (0, 0) disables pruning
     zero_mask: bool = False  # whether the search may turn on the zero mask in stages that deepen
-    resolutions: list[int] = field(default_factory=list)  # input sides (px) the stages before the last may train at; [] keeps native
+    resolutions: list[int] = field(
+        default_factory=list
+    )  # input sides (px) the stages before the last may train at; [] keeps native
     tolerance: float = 0.005  # feasible if validation accuracy ≥ the frontier's best − tolerance (0.5 pt: the paper's iso-accuracy band)
     trials: int = 24  # trial budget when --trials is not given
     baseline_epochs: int = 30  # the frontier's longest budget when ``budgets`` is not given
@@ -57,21 +59,45 @@ class SearchSpace:
     # the architectures the last stage may end in (a one-stage schedule of a small one: "train a smaller network");
     # default: final_arch alone. final_arch stays the largest, the one every other arch grows towards
     final_archs: list[str] | None = None
-    baseline_seeds: list[int] | None = None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
+    baseline_seeds: list[int] | None = (
+        None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
+    )
     seed: int = 0  # seeds every trial's schedule and the sampler
     # The levers of growth inside one run (each a list of the choices the search may make, or a
     # [min, max] range; one choice fixes it; the defaults are the paper's protocol):
-    data_growth: list[str] = field(default_factory=lambda: ["classes"])  # classes | samples (nested shares of every class, in the split range) | none
-    lr_schedule: list[str] = field(default_factory=lambda: ["per_stage"])  # per_stage | global (one LR schedule over the run)
-    rewarm_epochs: tuple[float, float] | None = None  # global: range of the re-warm-up after each growth (epochs); None: no re-warm
-    rewarm_peak: tuple[float, float] | None = None  # global, with rewarm_epochs: range of the re-warm-up's peak (× the global LR); None: 1
-    carry_optimizer: list[bool] = field(default_factory=lambda: [False])  # whether SGD momentum is carried across growth
-    new_param_lr: tuple[float, float] | None = None  # log-uniform range of the LR multiplier of what growth created; None: 1
-    deepen_init: list[str] = field(default_factory=lambda: ["identity"])  # identity | copy (proposed only where a schedule can copy)
-    optimizer: list[str] | None = None  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows); None: train.optimizer
-    ssgd_strength: tuple[float, float] | None = None  # range of a stage's SSGD strength in (0, 1]; None: train.ssgd_strength
-    shrink: dict | None = None  # a shrink block for every trial's last stage: depths and widths fixed (the family), start, ramp_epochs, subnets_per_step, temperature each a [min, max] range or one value; recal_images one value
-    baseline_resolutions: list[int] = field(default_factory=list)  # the frontier also trains each budget with progressive resizing at these sides
+    data_growth: list[str] = field(
+        default_factory=lambda: ["classes"]
+    )  # classes | samples (nested shares of every class, in the split range) | none
+    lr_schedule: list[str] = field(
+        default_factory=lambda: ["per_stage"]
+    )  # per_stage | global (one LR schedule over the run)
+    rewarm_epochs: tuple[float, float] | None = (
+        None  # global: range of the re-warm-up after each growth (epochs); None: no re-warm
+    )
+    rewarm_peak: tuple[float, float] | None = (
+        None  # global, with rewarm_epochs: range of the re-warm-up's peak (× the global LR); None: 1
+    )
+    carry_optimizer: list[bool] = field(
+        default_factory=lambda: [False]
+    )  # whether SGD momentum is carried across growth
+    new_param_lr: tuple[float, float] | None = (
+        None  # log-uniform range of the LR multiplier of what growth created; None: 1
+    )
+    deepen_init: list[str] = field(
+        default_factory=lambda: ["identity"]
+    )  # identity | copy (proposed only where a schedule can copy)
+    optimizer: list[str] | None = (
+        None  # sgd | ssgd, chosen per stage (ssgd: sparsity-promoting SGD, for the pruning that follows); None: train.optimizer
+    )
+    ssgd_strength: tuple[float, float] | None = (
+        None  # range of a stage's SSGD strength in (0, 1]; None: train.ssgd_strength
+    )
+    shrink: dict | None = (
+        None  # a shrink block for every trial's last stage: depths and widths fixed (the family), start, ramp_epochs, subnets_per_step, temperature each a [min, max] range or one value; recal_images one value
+    )
+    baseline_resolutions: list[int] = field(
+        default_factory=list
+    )  # the frontier also trains each budget with progressive resizing at these sides
     baseline_switch_at: list[float] = field(default_factory=list)  # ... switching at these fractions of each budget
     train: TrainConfig = field(default_factory=TrainConfig)  # the recipe shared by trials and the baseline
     name: str = ""  # the space's name (file stem)
@@ -83,11 +109,17 @@ class SearchSpace:
         from growsearch.plan.schedule import MAX_EPOCHS, MAX_RESOLUTION, MAX_SEED
 
         for key, kind, what in (
-            ("dataset", str, "a dataset name such as digits"), ("final_arch", str, "an arch name such as vgg19@0.25"),
-            ("zero_mask", bool, "true or false"), ("archs", list, "a list of arch names"), ("resolutions", list, "a list of input sides in pixels"),
+            ("dataset", str, "a dataset name such as digits"),
+            ("final_arch", str, "an arch name such as vgg19@0.25"),
+            ("zero_mask", bool, "true or false"),
+            ("archs", list, "a list of arch names"),
+            ("resolutions", list, "a list of input sides in pixels"),
         ):
             v = getattr(self, key)
-            if not isinstance(v, kind) or (kind is list and not all(isinstance(x, int if key == "resolutions" else str) and not isinstance(x, bool) for x in v)):
+            if not isinstance(v, kind) or (
+                kind is list
+                and not all(isinstance(x, int if key == "resolutions" else str) and not isinstance(x, bool) for x in v)
+            ):
                 raise SpaceError(f"{key}: expected {what}, got {v!r}")
         for key, hi in (("trials", 100_000), ("baseline_epochs", MAX_EPOCHS), ("seed", MAX_SEED)):
             v = getattr(self, key)
@@ -99,7 +131,9 @@ class SearchSpace:
             fam, _, _ = parse_arch(self.final_arch)
             for a in self.archs:
                 if parse_arch(a)[0] is not fam:
-                    raise SpaceError(f"archs: {a!r} is not a {fam.name} like final_arch {self.final_arch!r}: one family per space")
+                    raise SpaceError(
+                        f"archs: {a!r} is not a {fam.name} like final_arch {self.final_arch!r}: one family per space"
+                    )
         except ArchError as e:
             raise SpaceError(f"{self.name or 'space'}: {e}") from None
         if not self.archs:
@@ -107,7 +141,9 @@ class SearchSpace:
         rungs = sorted((_depth_rank(a), parse_arch(a)[2], a) for a in self.archs)
         for (_, w0, a0), (_, w1, a1) in zip(rungs, rungs[1:]):
             if w1 < w0:
-                raise SpaceError(f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth")
+                raise SpaceError(
+                    f"archs: {a1!r} is deeper but narrower than {a0!r}: a schedule grows along the archs, so keep widths non-decreasing with depth"
+                )
         fd, fw = _depth_rank(self.final_arch), parse_arch(self.final_arch)[2]
         beyond = [a for d, w, a in rungs if d > fd or w > fw]
         if beyond:
@@ -125,12 +161,20 @@ class SearchSpace:
             if self.grown_lr[0] <= 0:
                 raise SpaceError("grown_lr: learning rates must be > 0")
         _range(self.prune_ratio, "prune_ratio", float, lo=0.0, hi=0.99)
-        if not isinstance(self.resolutions, list) or any(not isinstance(r, int) or isinstance(r, bool) for r in self.resolutions):
-            raise SpaceError(f"resolutions: a list of input sides in pixels, e.g. [16, 24, 32], got {self.resolutions!r}")
+        if not isinstance(self.resolutions, list) or any(
+            not isinstance(r, int) or isinstance(r, bool) for r in self.resolutions
+        ):
+            raise SpaceError(
+                f"resolutions: a list of input sides in pixels, e.g. [16, 24, 32], got {self.resolutions!r}"
+            )
         too_small = [r for r in self.resolutions if r < fam.min_input]
         if too_small:
             raise SpaceError(f"resolutions: {fam.name} needs inputs of at least {fam.min_input} px, got {too_small}")
-        if isinstance(self.tolerance, bool) or not isinstance(self.tolerance, (int, float)) or not 0 <= self.tolerance < 1:
+        if (
+            isinstance(self.tolerance, bool)
+            or not isinstance(self.tolerance, (int, float))
+            or not 0 <= self.tolerance < 1
+        ):
             raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
         if not isinstance(self.trials, int) or self.trials < 1:
             raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
@@ -141,7 +185,7 @@ class SearchSpace:
                 "baseline_patience: the from-scratch reference is now a frontier of fixed budgets, each decayed to zero: "
                 "delete baseline_patience and list budgets (e.g. budgets: [4, 8, 15, 30])"
             )
-        from growsearch.train.frontier import check_budgets, FrontierError
+        from growsearch.train.frontier import FrontierError, check_budgets
 
         try:
             if self.budgets is not None:
@@ -149,27 +193,48 @@ class SearchSpace:
         except FrontierError as e:
             raise SpaceError(str(e)) from None
         if self.baseline_lrs is not None and (
-            not isinstance(self.baseline_lrs, list) or not self.baseline_lrs
-            or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in self.baseline_lrs)
+            not isinstance(self.baseline_lrs, list)
+            or not self.baseline_lrs
+            or any(
+                isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in self.baseline_lrs
+            )
         ):
-            raise SpaceError(f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}")
+            raise SpaceError(
+                f"baseline_lrs: a list of peak learning rates > 0, e.g. [0.02, 0.05], got {self.baseline_lrs!r}"
+            )
         if self.final_archs is not None:
-            if not isinstance(self.final_archs, list) or not self.final_archs or not all(isinstance(a, str) for a in self.final_archs):
-                raise SpaceError(f"final_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {self.final_archs!r:.80}")
+            if (
+                not isinstance(self.final_archs, list)
+                or not self.final_archs
+                or not all(isinstance(a, str) for a in self.final_archs)
+            ):
+                raise SpaceError(
+                    f"final_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {self.final_archs!r:.80}"
+                )
             for a in self.final_archs:
                 try:
                     fam_a, _, w = parse_arch(a)
                 except ArchError as e:
                     raise SpaceError(f"final_archs: {e}") from None
                 if fam_a is not parse_arch(self.final_arch)[0] or _depth_rank(a) > fd or w > fw:
-                    raise SpaceError(f"final_archs: {a!r} must be a {parse_arch(self.final_arch)[0].name} no deeper or wider than final_arch {self.final_arch!r}")
+                    raise SpaceError(
+                        f"final_archs: {a!r} must be a {parse_arch(self.final_arch)[0].name} no deeper or wider than final_arch {self.final_arch!r}"
+                    )
         if self.final_archs and self.shrink is not None and self.final_choices() != [self.final_arch]:
-            raise SpaceError("final_archs: a shrink block cuts its family from final_arch alone: drop final_archs or the shrink block")
+            raise SpaceError(
+                "final_archs: a shrink block cuts its family from final_arch alone: drop final_archs or the shrink block"
+            )
         if self.frontier_archs is not None:
             from growsearch._io import printable
 
-            if not isinstance(self.frontier_archs, list) or not self.frontier_archs or not all(isinstance(a, str) for a in self.frontier_archs):
-                raise SpaceError(f"frontier_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {printable(self.frontier_archs)[:80]}")
+            if (
+                not isinstance(self.frontier_archs, list)
+                or not self.frontier_archs
+                or not all(isinstance(a, str) for a in self.frontier_archs)
+            ):
+                raise SpaceError(
+                    f"frontier_archs: a list of arch names such as [vgg11@0.25, vgg19@0.25], got {printable(self.frontier_archs)[:80]}"
+                )
             fam = parse_arch(self.final_arch)[0].name
             for a in self.frontier_archs:
                 try:
@@ -177,11 +242,15 @@ class SearchSpace:
                 except ArchError as e:
                     raise SpaceError(f"frontier_archs: {e}") from None
                 if other != fam:
-                    raise SpaceError(f"frontier_archs: {a!r} is not a {fam} like final_arch {self.final_arch!r}: a frontier compares one family on one input size")
+                    raise SpaceError(
+                        f"frontier_archs: {a!r} is not a {fam} like final_arch {self.final_arch!r}: a frontier compares one family on one input size"
+                    )
         seeds = self.baseline_seeds
         if seeds is not None and (
-            not isinstance(seeds, list) or not seeds
-            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED for v in seeds) or len(set(seeds)) != len(seeds)
+            not isinstance(seeds, list)
+            or not seeds
+            or any(isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_SEED for v in seeds)
+            or len(set(seeds)) != len(seeds)
         ):
             raise SpaceError(f"baseline_seeds: distinct whole numbers ≥ 0, e.g. [0, 1, 2], got {seeds!r}")
         from growsearch.plan.schedule import ScheduleError
@@ -203,7 +272,9 @@ class SearchSpace:
         from growsearch.plan.schedule import ScheduleError, Shrink
 
         if not isinstance(self.shrink, dict):
-            raise SpaceError(f"shrink: a mapping of depths, widths, start, ramp_epochs, subnets_per_step, temperature, recal_images, got {self.shrink!r}")
+            raise SpaceError(
+                f"shrink: a mapping of depths, widths, start, ramp_epochs, subnets_per_step, temperature, recal_images, got {self.shrink!r}"
+            )
         allowed = [f.name for f in fields(Shrink)]
         unknown = sorted(set(self.shrink) - set(allowed))
         if unknown:
@@ -221,19 +292,29 @@ class SearchSpace:
 
     def shrink_at(self, end: int) -> dict:
         """The shrink block with every range at its low (``end`` 0) or high (1) end."""
-        return {k: (v[end] if k in SHRINK_RANGES and isinstance(v, list) else v) for k, v in (self.shrink or {}).items()}
+        return {
+            k: (v[end] if k in SHRINK_RANGES and isinstance(v, list) else v) for k, v in (self.shrink or {}).items()
+        }
 
     def _check_levers(self) -> None:
         from growsearch.plan.schedule import DATA_GROWTH, DEEPEN_INIT, LR_SCHEDULES, OPTIMIZERS
 
         for key, allowed in (
-            ("data_growth", DATA_GROWTH), ("lr_schedule", LR_SCHEDULES), ("deepen_init", DEEPEN_INIT), ("carry_optimizer", (False, True)),
+            ("data_growth", DATA_GROWTH),
+            ("lr_schedule", LR_SCHEDULES),
+            ("deepen_init", DEEPEN_INIT),
+            ("carry_optimizer", (False, True)),
             ("optimizer", OPTIMIZERS),
         ):
             v = getattr(self, key)
             if key == "optimizer" and v is None:
                 continue
-            if not isinstance(v, list) or not v or len(set(v)) != len(v) or any(type(x) is not type(allowed[0]) or x not in allowed for x in v):
+            if (
+                not isinstance(v, list)
+                or not v
+                or len(set(v)) != len(v)
+                or any(type(x) is not type(allowed[0]) or x not in allowed for x in v)
+            ):
                 shown = ", ".join(str(a).lower() if isinstance(a, bool) else a for a in allowed)
                 raise SpaceError(f"{key}: a list of distinct choices from {shown} (one fixes it), got {v!r}")
         for key in ("rewarm_epochs", "rewarm_peak", "new_param_lr"):
@@ -243,24 +324,34 @@ class SearchSpace:
                 if key != "rewarm_epochs" and v[0] <= 0:
                     raise SpaceError(f"{key}: multipliers must be > 0, got {list(v)}")
         if (self.rewarm_epochs is not None or self.rewarm_peak is not None) and "global" not in self.lr_schedule:
-            raise SpaceError("rewarm_epochs/rewarm_peak re-warm the one LR schedule of lr_schedule global: add global to lr_schedule or drop them")
+            raise SpaceError(
+                "rewarm_epochs/rewarm_peak re-warm the one LR schedule of lr_schedule global: add global to lr_schedule or drop them"
+            )
         if self.rewarm_peak is not None and self.rewarm_epochs is None:
             raise SpaceError("rewarm_peak: the re-warm-up's peak needs a re-warm-up: add rewarm_epochs (e.g. [0, 2])")
         if self.grown_lr is not None and self.lr_schedule == ["global"]:
-            raise SpaceError("grown_lr: a stage LR restarts the schedule, and lr_schedule global has one: drop grown_lr or add per_stage to lr_schedule")
+            raise SpaceError(
+                "grown_lr: a stage LR restarts the schedule, and lr_schedule global has one: drop grown_lr or add per_stage to lr_schedule"
+            )
         if self.ssgd_strength is not None:
             _range(self.ssgd_strength, "ssgd_strength", float, lo=0.0, hi=1.0)
             if self.ssgd_strength[0] <= 0:
                 raise SpaceError(f"ssgd_strength: strengths must be in (0, 1], got {list(self.ssgd_strength)}")
             if "ssgd" not in self.optimizers():
-                raise SpaceError("ssgd_strength: a range of SSGD's strength needs ssgd among the optimizers: add it (optimizer: [sgd, ssgd]) or drop ssgd_strength")
+                raise SpaceError(
+                    "ssgd_strength: a range of SSGD's strength needs ssgd among the optimizers: add it (optimizer: [sgd, ssgd]) or drop ssgd_strength"
+                )
         if self.zero_mask and self.deepen_init == ["copy"]:
-            raise SpaceError("zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask")
+            raise SpaceError(
+                "zero_mask keeps the zeros of identity layers, and deepen_init [copy] inserts none: add identity to deepen_init or drop zero_mask"
+            )
         from growsearch.plan.schedule import TRAIN_LEVERS
 
         moved = [k for k, default in TRAIN_LEVERS.items() if getattr(self.train, k) != default]
         if moved:
-            raise SpaceError(f"train: {', '.join(moved)} is a lever the search chooses: set it as a top-level space key (e.g. lr_schedule: [global]), not in train")
+            raise SpaceError(
+                f"train: {', '.join(moved)} is a lever the search chooses: set it as a top-level space key (e.g. lr_schedule: [global]), not in train"
+            )
         from growsearch.train.baseline import check_resizing
         from growsearch.train.frontier import FrontierError
 
@@ -269,9 +360,13 @@ class SearchSpace:
             if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
                 raise SpaceError(f"{key}: a list of numbers, got {v!r}")
         try:
-            check_resizing(self.baseline_resolutions, self.baseline_switch_at, max(self.baseline_resolutions, default=8))
+            check_resizing(
+                self.baseline_resolutions, self.baseline_switch_at, max(self.baseline_resolutions, default=8)
+            )
         except FrontierError as e:
-            raise SpaceError(str(e).replace("--resolutions", "baseline_resolutions").replace("--switch-at", "baseline_switch_at")) from None
+            raise SpaceError(
+                str(e).replace("--resolutions", "baseline_resolutions").replace("--switch-at", "baseline_switch_at")
+            ) from None
 
     def _check_extremes(self) -> None:
         """Plan the most extreme schedules the space can propose, one choice at a time, so a
@@ -297,11 +392,18 @@ class SearchSpace:
         if self.zero_mask:
             cases += [("zero_mask", a, {}, {"zero_mask": True}) for a in deeper]
         for key, arch, first, last in cases:
-            sched = Schedule(self.dataset, [Stage(1, arch, 1, **first), Stage(2, self.final_arch, 1, **last)], seed=self.seed, train=self.train)
+            sched = Schedule(
+                self.dataset,
+                [Stage(1, arch, 1, **first), Stage(2, self.final_arch, 1, **last)],
+                seed=self.seed,
+                train=self.train,
+            )
             try:
                 check(sched)
             except ScheduleError as e:
-                raise SpaceError(f"{key}: a schedule this space can propose ({arch} → {self.final_arch}) fails: {e}") from None
+                raise SpaceError(
+                    f"{key}: a schedule this space can propose ({arch} → {self.final_arch}) fails: {e}"
+                ) from None
 
     def optimizers(self) -> list[str]:
         """The optimizers a stage may train with: ``optimizer``, or the recipe's one."""
@@ -332,7 +434,9 @@ class SearchSpace:
         from dataclasses import asdict
 
         d = asdict(self)
-        d["stages"], d["split"], d["epochs"], d["prune_ratio"] = (list(d[k]) for k in ("stages", "split", "epochs", "prune_ratio"))
+        d["stages"], d["split"], d["epochs"], d["prune_ratio"] = (
+            list(d[k]) for k in ("stages", "split", "epochs", "prune_ratio")
+        )
         for key in ("grown_lr", "rewarm_epochs", "rewarm_peak", "new_param_lr"):
             if d[key] is not None:
                 d[key] = list(d[key])
@@ -345,8 +449,10 @@ SHRINK_RANGES = ("start", "ramp_epochs", "subnets_per_step", "temperature")  # t
 def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: float | None = None) -> None:
     import math
 
-    ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    ok = (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
     )
     if kind is int and ok:
         ok = all(float(v).is_integer() for v in value)
@@ -355,7 +461,9 @@ def _range(value: Any, key: str, kind: type, *, lo: float | None = None, hi: flo
     if value[0] > value[1]:
         raise SpaceError(f"{key}: min {value[0]} is above max {value[1]}")
     if (lo is not None and value[0] < lo) or (hi is not None and value[1] > hi):
-        raise SpaceError(f"{key}: {list(value)} is outside [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]")
+        raise SpaceError(
+            f"{key}: {list(value)} is outside [{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+        )
 
 
 def shipped_spaces_dir() -> Path:
@@ -366,7 +474,9 @@ def shipped_spaces_dir() -> Path:
     for d in (here / "search_spaces", here.parent / "search_spaces"):
         if any(d.glob("*.yaml")):
             return d
-    raise SpaceError(f"the shipped search spaces are missing (looked in {here / 'search_spaces'} and {here.parent / 'search_spaces'}): reinstall growsearch")
+    raise SpaceError(
+        f"the shipped search spaces are missing (looked in {here / 'search_spaces'} and {here.parent / 'search_spaces'}): reinstall growsearch"
+    )
 
 
 def list_spaces() -> list[str]:
@@ -383,7 +493,9 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     from growsearch._io import printable, read_document
 
     if not isinstance(name_or_path, (str, Path)):
-        raise SpaceError(f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}")
+        raise SpaceError(
+            f"a space is a name ({', '.join(list_spaces())}) or a YAML path, got {type(name_or_path).__name__}"
+        )
     path = Path(name_or_path)
     if not path.is_file():
         shipped = shipped_spaces_dir() / f"{name_or_path}.yaml"
@@ -408,7 +520,17 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
     bad = sorted(map(printable, set(train) - {f.name for f in fields(TrainConfig)}))
     if bad:
         raise SpaceError(f"{name_or_path}: train: unknown key(s) {', '.join(bad)}")
-    for key in ("stages", "split", "epochs", "grown_lr", "prune_ratio", "rewarm_epochs", "rewarm_peak", "new_param_lr", "ssgd_strength"):
+    for key in (
+        "stages",
+        "split",
+        "epochs",
+        "grown_lr",
+        "prune_ratio",
+        "rewarm_epochs",
+        "rewarm_peak",
+        "new_param_lr",
+        "ssgd_strength",
+    ):
         if isinstance(d.get(key), list):
             d[key] = tuple(d[key])
     space = SearchSpace(**d, train=TrainConfig(**train), name=name)
@@ -481,17 +603,26 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
     archs.append(final)
     train = replace(space.train, lr_schedule=lr_schedule)
     # copy is proposed only where this schedule's growth can copy a trained layer
-    shape = Schedule(space.dataset, [Stage(k, a, 1) for k, a in zip(counts, archs)], seed=space.seed, train=train, data_growth=growth)
+    shape = Schedule(
+        space.dataset, [Stage(k, a, 1) for k, a in zip(counts, archs)], seed=space.seed, train=train, data_growth=growth
+    )
     can_copy = "copy" in space.deepen_init and copied_layers(transitions(shape)) > 0
-    deepen_init = _choose(trial, "deepen_init", space.deepen_init) if can_copy and len(space.deepen_init) > 1 else (
-        "copy" if can_copy else "identity"
+    deepen_init = (
+        _choose(trial, "deepen_init", space.deepen_init)
+        if can_copy and len(space.deepen_init) > 1
+        else ("copy" if can_copy else "identity")
     )
 
     sizes = sorted(space.resolutions)
     stages: list[Stage] = []
     res_idx = 0
     for i, (k, a) in enumerate(zip(counts, archs), 1):
-        st = Stage(classes=k, arch=a, epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True), fraction=fractions[i - 1])
+        st = Stage(
+            classes=k,
+            arch=a,
+            epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True),
+            fraction=fractions[i - 1],
+        )
         if sizes and i < n:
             res_idx = trial.suggest_int(f"resolution_{i}", res_idx, len(sizes) - 1)
             st.resolution = sizes[res_idx]
@@ -504,7 +635,9 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
             if space.grown_lr is not None and lr_schedule == "per_stage":
                 st.lr = trial.suggest_float(f"lr_{i}", space.grown_lr[0], space.grown_lr[1], log=True)
             if space.prune_ratio[1] > 0:
-                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth))[-1].after
+                prev = transitions(Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth))[
+                    -1
+                ].after
                 # int(w × (1 − R)) ≥ 1 for every layer: R < 1 − 1/w for the narrowest (at most 0.999)
                 cap = min(space.prune_ratio[1], 1 - 1 / min(min(b) for b in prev.widths) - 1e-9)
                 if cap >= space.prune_ratio[0]:
@@ -521,7 +654,9 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
         if space.new_param_lr is not None:
             train = replace(train, new_param_lr=trial.suggest_float("new_param_lr", *space.new_param_lr, log=True))
     shrink = _suggest_shrink(trial, space) if space.shrink is not None else None
-    sched = Schedule(space.dataset, stages, seed=space.seed, train=train, data_growth=growth, deepen_init=deepen_init, shrink=shrink)
+    sched = Schedule(
+        space.dataset, stages, seed=space.seed, train=train, data_growth=growth, deepen_init=deepen_init, shrink=shrink
+    )
     check(sched, num_classes=num_classes)  # by construction; a failure here is a growsearch bug, not a repair
     return sched
 
@@ -534,7 +669,11 @@ def _suggest_shrink(trial: Any, space: SearchSpace) -> Any:
     for key in SHRINK_RANGES:
         v = d.get(key)
         if isinstance(v, list) and v[0] != v[1]:
-            d[key] = trial.suggest_int(f"shrink_{key}", *v) if key == "subnets_per_step" else trial.suggest_float(f"shrink_{key}", *map(float, v))
+            d[key] = (
+                trial.suggest_int(f"shrink_{key}", *v)
+                if key == "subnets_per_step"
+                else trial.suggest_float(f"shrink_{key}", *map(float, v))
+            )
         elif isinstance(v, list):
             d[key] = v[0]
     return Shrink(**d)
@@ -549,7 +688,9 @@ def _fraction_grid(space: SearchSpace) -> list[float]:
     """The data shares ``data_growth: samples`` may give the stages before the last."""
     lo = max(FRACTION_STEP, math.ceil(space.split[0] / FRACTION_STEP - 1e-9) * FRACTION_STEP)
     k = int(math.floor(space.split[1] / FRACTION_STEP + 1e-9))
-    return [round(j * FRACTION_STEP, 10) for j in range(int(round(lo / FRACTION_STEP)), k + 1) if j * FRACTION_STEP < 1] or [round(lo, 10)]
+    return [
+        round(j * FRACTION_STEP, 10) for j in range(int(round(lo / FRACTION_STEP)), k + 1) if j * FRACTION_STEP < 1
+    ] or [round(lo, 10)]
 
 
 def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) -> dict | None:
@@ -572,12 +713,23 @@ def schedule_params(schedule: Schedule, space: SearchSpace, num_classes: int) ->
     ladder, sizes, n = _ladder(space, final), sorted(space.resolutions), len(schedule.stages)
     from growsearch.plan.schedule import TRAIN_LEVERS
 
-    if (schedule.dataset, schedule.seed, replace(schedule.train, **TRAIN_LEVERS), schedule.class_order) != (space.dataset, space.seed, space.train, None):
+    if (schedule.dataset, schedule.seed, replace(schedule.train, **TRAIN_LEVERS), schedule.class_order) != (
+        space.dataset,
+        space.seed,
+        space.train,
+        None,
+    ):
         return None
     t = schedule.train
     params: dict[str, Any] = {
-        "n_stages": n, "data_growth": schedule.data_growth, "lr_schedule": t.lr_schedule, "deepen_init": schedule.deepen_init,
-        "carry_optimizer": t.carry_optimizer, "rewarm_epochs": t.rewarm_epochs, "rewarm_peak": t.rewarm_peak, "new_param_lr": t.new_param_lr,
+        "n_stages": n,
+        "data_growth": schedule.data_growth,
+        "lr_schedule": t.lr_schedule,
+        "deepen_init": schedule.deepen_init,
+        "carry_optimizer": t.carry_optimizer,
+        "rewarm_epochs": t.rewarm_epochs,
+        "rewarm_peak": t.rewarm_peak,
+        "new_param_lr": t.new_param_lr,
         "final_arch": final,
     }
     grid = _fraction_grid(space)

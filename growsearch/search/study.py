@@ -20,14 +20,30 @@ import math
 from pathlib import Path
 from typing import Any
 
-from growsearch.plan.schedule import load_split, Schedule
-from growsearch.search.judge import SearchError, FGSM_METRIC, Judge
+from growsearch.plan.schedule import Schedule, load_split
+from growsearch.search.judge import FGSM_METRIC, Judge, SearchError
 from growsearch.search.space import SearchSpace
 from growsearch.train.frontier import Frontier
 
 __all__ = [
-    "FIXED_SCHEDULE", "NETWORK_FILE", "enqueue", "ensure_frontier", "family_specs", "fetch_network", "fgsm_of_run", "given_frontier", "measure_fgsm",
-    "name_metrics", "open_storage", "record_setup", "study_names", "reference_schedules", "set_constraints", "split_data", "store_network", "user_attrs",
+    "FIXED_SCHEDULE",
+    "NETWORK_FILE",
+    "enqueue",
+    "ensure_frontier",
+    "family_specs",
+    "fetch_network",
+    "fgsm_of_run",
+    "given_frontier",
+    "measure_fgsm",
+    "name_metrics",
+    "open_storage",
+    "record_setup",
+    "study_names",
+    "reference_schedules",
+    "set_constraints",
+    "split_data",
+    "store_network",
+    "user_attrs",
 ]
 
 FIXED_SCHEDULE = "enqueued_schedule"  # a trial's user attribute: the whole schedule it trains, enqueued (not sampled)
@@ -64,32 +80,40 @@ def open_storage(storage: Any, *, create: bool = False) -> Any:
     if not isinstance(storage, str):
         return storage
     if storage.startswith(_SQLITE):
-        path = Path(storage[len(_SQLITE):])
+        path = Path(storage[len(_SQLITE) :])
         if path.is_file():
             if (path.stat().st_size or not create) and not _optuna_tables(path):
-                raise SearchError(f"{path} is not an Optuna database: name another file in --storage (nothing was changed)")
+                raise SearchError(
+                    f"{path} is not an Optuna database: name another file in --storage (nothing was changed)"
+                )
         elif not create or path.is_dir():
             raise SearchError(f"no database at {path} (is --storage mistyped?)")
         elif not path.parent.is_dir():
-            raise SearchError(f"--storage {storage}: the folder {path.parent} does not exist: create it, or fix the path")
+            raise SearchError(
+                f"--storage {storage}: the folder {path.parent} does not exist: create it, or fix the path"
+            )
     elif "://" not in storage:  # a journal file
         path = Path(storage)
         if not path.is_file() and (not create or not path.parent.is_dir()):
-            raise SearchError(f"no Optuna journal file at {path}: give an existing journal file or an SQLAlchemy URL (sqlite:///PATH)")
+            raise SearchError(
+                f"no Optuna journal file at {path}: give an existing journal file or an SQLAlchemy URL (sqlite:///PATH)"
+            )
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(path)))
     try:
         return optuna.storages.get_storage(storage)
     except Exception as e:  # noqa: BLE001 - a malformed URL or unreachable database is one line
-        raise SearchError(f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)") from None
+        raise SearchError(
+            f"cannot open Optuna storage {storage!r}: {str(e).splitlines()[0]} (e.g. sqlite:///runs/search/study.db)"
+        ) from None
 
 
 def study_names(storage: Any) -> list[str]:
     """The studies in ``storage`` (none in an SQLite file that does not exist yet: nothing is created to look)."""
     import optuna
 
-    if isinstance(storage, str) and storage.startswith(_SQLITE) and not Path(storage[len(_SQLITE):]).is_file():
+    if isinstance(storage, str) and storage.startswith(_SQLITE) and not Path(storage[len(_SQLITE) :]).is_file():
         return []
     if isinstance(storage, str) and "://" not in storage and not Path(storage).is_file():
         return []
@@ -133,16 +157,37 @@ def user_attrs(result: dict, metric: str) -> dict:
         return {"planned_M": result["planned_M"], f"planned_{metric}": result["planned_ratio"], "final": False}
     out = {}
     for key in (
-        "M", metric, "val_acc", "test_acc", "wall_s", "spent_M", "reused_stages", "feasible", "final", "M_nonzero", "node_id",
-        FGSM_METRIC, "fgsm_acc", "fgsm_eps",
+        "M",
+        metric,
+        "val_acc",
+        "test_acc",
+        "wall_s",
+        "spent_M",
+        "reused_stages",
+        "feasible",
+        "final",
+        "M_nonzero",
+        "node_id",
+        FGSM_METRIC,
+        "fgsm_acc",
+        "fgsm_eps",
     ):
-        if key in result and result[key] is not None and not (isinstance(result[key], float) and math.isnan(result[key])):
+        if (
+            key in result
+            and result[key] is not None
+            and not (isinstance(result[key], float) and math.isnan(result[key]))
+        ):
             out[key] = result[key]
     if result.get(f"{metric}_same") is not None:  # the second yardstick: against the final architecture alone
         out[f"{metric}_same"] = result[f"{metric}_same"]
     if result.get(f"{metric}_ci_low") is not None:  # the ratio's interval, [low, high]
         out[f"{metric}_ci"] = [result[f"{metric}_ci_low"], result[f"{metric}_ci_high"]]
-    for key in ("schedule", "stages", "versions", "subnets"):  # JSON strings in a Tune result (Tune flattens nested dicts)
+    for key in (
+        "schedule",
+        "stages",
+        "versions",
+        "subnets",
+    ):  # JSON strings in a Tune result (Tune flattens nested dicts)
         if isinstance(result.get(key), str):
             out[key] = json.loads(result[key])
         elif result.get(key) is not None:
@@ -150,7 +195,9 @@ def user_attrs(result: dict, metric: str) -> dict:
     return out
 
 
-def measure_fgsm(judge: Judge, metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None) -> dict:
+def measure_fgsm(
+    judge: Judge, metrics: dict, sched: Schedule, order: list[int], cache: Path, ds: Any, eps: float | None
+) -> dict:
     """``metrics`` with the run's FGSM accuracies at ``eps`` (unchanged when ``eps`` is None),
     judged by ``judge`` (its FGSM floor, if any, becomes a constraint). The Tune trainable and
     the Optuna objective both call it, so the two routes judge robustness alike."""
@@ -167,14 +214,25 @@ def fgsm_of_run(sched: Schedule, order: list[int], cache: Path, ds: Any, eps: fl
     from growsearch.robust.members import member_from_checkpoint
     from growsearch.train.prefix import prefix_key
 
-    members = [member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)]
+    members = [
+        member_from_checkpoint(cache / f"{prefix_key(sched, i, order)}.pt", i) for i in range(1, len(sched.stages) + 1)
+    ]
     acc = fgsm_accuracy(members, ds.x_val, ds.y_val, [eps], mean=ds.mean, std=ds.std, num_classes=ds.num_classes)
     return {FGSM_METRIC: acc["final_mi"][0], "fgsm_acc": acc["final"][0], "fgsm_eps": eps}
 
 
 def ensure_frontier(
-    study: Any, space: SearchSpace, out_dir: Path, dataset: Any, given: Frontier | None = None, *,
-    threads: int | None = None, prefix_cache: Path | None = None, runner: Any = None, workers: str = "", family: bool = False,
+    study: Any,
+    space: SearchSpace,
+    out_dir: Path,
+    dataset: Any,
+    given: Frontier | None = None,
+    *,
+    threads: int | None = None,
+    prefix_cache: Path | None = None,
+    runner: Any = None,
+    workers: str = "",
+    family: bool = False,
 ) -> Frontier:
     """The study's from-scratch frontier: the one it stored, else ``given``, else trained now
     (the final architecture at the space's budgets; with ``family``, every subnet architecture of
@@ -190,15 +248,23 @@ def ensure_frontier(
     if given is not None:
         study.set_user_attr("frontier", given.to_dict())
         names = "; ".join(r.name for r in given.references)
-        print(f"frontier: the given one, references {names} (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)", flush=True)
+        print(
+            f"frontier: the given one, references {names} (best validation accuracy {given.best_val_acc:.4f}; the space's budgets are not trained)",
+            flush=True,
+        )
         if space.baseline_resolutions and not any(r.resolutions for r in given.references):
             print(
                 "frontier: note: the space grows resolution but the given frontier holds no progressive-resizing reference, so a resolution "
-                "saving will be credited to growth (train one with growsearch baseline --resolutions ... --switch-at ...)", flush=True,
+                "saving will be credited to growth (train one with growsearch baseline --resolutions ... --switch-at ...)",
+                flush=True,
             )
         return given
     budgets = space.frontier_budgets()
-    resized = f", and with progressive resizing {'→'.join(map(str, space.baseline_resolutions))} px" if space.baseline_resolutions else ""
+    resized = (
+        f", and with progressive resizing {'→'.join(map(str, space.baseline_resolutions))} px"
+        if space.baseline_resolutions
+        else ""
+    )
     specs = family_specs(space, dataset.num_classes, dataset.in_chans) if family else []
     archs = [] if family else space.frontier_references()
     what = f"every subnet ({', '.join(s.name for s in specs)})" if family else ", ".join(archs)
@@ -209,9 +275,23 @@ def ensure_frontier(
         flush=True,
     )
     front = run_frontier(
-        space.dataset, archs, budgets, specs=specs, lrs=lrs, seeds=seeds, train=space.train,
-        dataset=dataset, out_dir=out_dir / "frontier", overwrite=True, progress=False, threads=threads, prefix_cache=prefix_cache,
-        runner=runner, workers=workers, resolutions=space.baseline_resolutions, switch_at=space.baseline_switch_at,
+        space.dataset,
+        archs,
+        budgets,
+        specs=specs,
+        lrs=lrs,
+        seeds=seeds,
+        train=space.train,
+        dataset=dataset,
+        out_dir=out_dir / "frontier",
+        overwrite=True,
+        progress=False,
+        threads=threads,
+        prefix_cache=prefix_cache,
+        runner=runner,
+        workers=workers,
+        resolutions=space.baseline_resolutions,
+        switch_at=space.baseline_switch_at,
     )
     study.set_user_attr("frontier", front.to_dict())
     print(front.table(), flush=True)
@@ -224,12 +304,16 @@ def family_specs(space: SearchSpace, num_classes: int, in_chans: int) -> list:
     from growsearch.model.elastic import menu, subnet_spec
 
     if space.shrink is None:
-        raise SearchError("the family cost prices a shrink run's subnets: add a shrink block to the space (shrink: {depths: [...], widths: [...]})")
+        raise SearchError(
+            "the family cost prices a shrink run's subnets: add a shrink block to the space (shrink: {depths: [...], widths: [...]})"
+        )
     final = spec_for(space.final_arch, num_classes, in_chans)
     return [subnet_spec(final, s) for s in menu(final, space.shrink.get("depths", []), space.shrink.get("widths", []))]
 
 
-def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_classes: int, native: int | None = None) -> list[tuple[str, Schedule]]:
+def reference_schedules(
+    space: SearchSpace, front: Frontier, target: float, num_classes: int, native: int | None = None
+) -> list[tuple[str, Schedule]]:
     """The schedules a study can start from before its sampler takes over, labelled:
 
     - ``"from scratch"``: the frontier's run, at its most accurate budget, of the seed that
@@ -244,9 +328,9 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
       architecture of the space, then all of them on the final one, each stage trained for the
       cheapest budget that reaches the target (within the space's epoch range).
     """
-    from growsearch.train.baseline import baseline_schedule
     from growsearch.plan.schedule import Stage, TrainConfig
     from growsearch.search.space import _ladder
+    from growsearch.train.baseline import baseline_schedule
 
     # the reference whose best budget is the frontier's most accurate (the target is read from it)
     ref = max(front.references, key=lambda r: max(p.val_acc for p in r.points))
@@ -254,8 +338,16 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
     lucky = max(top.seeds, key=lambda s: s["val_acc"])["seed"] if top.seeds else front.seeds[0]
     train = TrainConfig(**front.train)
     scratch = baseline_schedule(
-        space.dataset, ref.arch, num_classes, epochs=top.epochs, seed=lucky, train=train, lr=top.lr if top.lr_sweep else None,
-        resolutions=ref.resolutions, switch_at=ref.switch_at, native=native,
+        space.dataset,
+        ref.arch,
+        num_classes,
+        epochs=top.epochs,
+        seed=lucky,
+        train=train,
+        lr=top.lr if top.lr_sweep else None,
+        resolutions=ref.resolutions,
+        switch_at=ref.switch_at,
+        native=native,
     )
     on_target = front.cheapest_reaching(target) or top
     epochs = min(max(on_target.epochs, space.epochs[0]), space.epochs[1])
@@ -263,8 +355,12 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
     lr = None
     if space.grown_lr is not None:
         lr = min(max(space.train.lr, space.grown_lr[0]), space.grown_lr[1])
-    paper = Schedule(space.dataset, [Stage(half, _ladder(space)[0], epochs), Stage(num_classes, space.final_arch, epochs, lr=lr)],
-                     seed=space.seed, train=space.train)
+    paper = Schedule(
+        space.dataset,
+        [Stage(half, _ladder(space)[0], epochs), Stage(num_classes, space.final_arch, epochs, lr=lr)],
+        seed=space.seed,
+        train=space.train,
+    )
     out = [("from scratch", scratch)]
     # the frontier's cheapest network at the target (a smaller one than the most accurate, often):
     # its cheapest budget that reaches the target, at the LR validation chose there
@@ -272,10 +368,23 @@ def reference_schedules(space: SearchSpace, front: Frontier, target: float, num_
     cheap = next(r for r in front.references if r.name == cheap_name)
     reach = min((p for p in cheap.points if p.val_acc >= target), key=lambda p: p.M, default=None)
     if reach is not None and (cheap is not ref or reach is not top):
-        out.append((f"cheapest from scratch ({cheap.name})", baseline_schedule(
-            space.dataset, cheap.arch, num_classes, epochs=reach.epochs, seed=space.seed, train=train, lr=reach.lr if reach.lr_sweep else None,
-            resolutions=cheap.resolutions, switch_at=cheap.switch_at, native=native,
-        )))
+        out.append(
+            (
+                f"cheapest from scratch ({cheap.name})",
+                baseline_schedule(
+                    space.dataset,
+                    cheap.arch,
+                    num_classes,
+                    epochs=reach.epochs,
+                    seed=space.seed,
+                    train=train,
+                    lr=reach.lr if reach.lr_sweep else None,
+                    resolutions=cheap.resolutions,
+                    switch_at=cheap.switch_at,
+                    native=native,
+                ),
+            )
+        )
     if half >= 1:
         out.append((f"paper {half}→{num_classes}", paper))
     return out
@@ -306,7 +415,9 @@ def given_frontier(frontier: str | Path | Frontier | None, ds: Any) -> Frontier 
     return front
 
 
-def record_setup(study: Any, judge: Judge, space: SearchSpace, *, threads: int, device: str, robust: dict | None) -> None:
+def record_setup(
+    study: Any, judge: Judge, space: SearchSpace, *, threads: int, device: str, robust: dict | None
+) -> None:
     """Store what every trial of ``study`` is judged by, and how its trials train."""
     judge.record(study)
     study.set_user_attr("space", space.to_dict())
@@ -323,7 +434,9 @@ def record_setup(study: Any, judge: Judge, space: SearchSpace, *, threads: int, 
 NETWORK_FILE = "network.pt"  # beside it, the trial's result.json (growsearch.train.results.RESULT_FILE)
 
 
-def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None) -> dict:
+def store_network(
+    study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None
+) -> dict:
     """Upload a trial's final network (its last stage checkpoint) and its ``result.json``.
 
     ``artifact_store``: any Optuna artifact store; default a ``FileSystemArtifactStore`` in
@@ -345,8 +458,12 @@ def store_network(study: Any, trial: Any, checkpoint: Path, result: dict, *, art
         res = Path(d) / RESULT_FILE
         res.write_text(json.dumps(result, indent=1))
         ids = {
-            "network_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial),
-            "result_artifact": upload_artifact(artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, mimetype="application/json"),
+            "network_artifact": upload_artifact(
+                artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial
+            ),
+            "result_artifact": upload_artifact(
+                artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, mimetype="application/json"
+            ),
         }
     for key, value in ids.items():
         trial.set_user_attr(key, value)

@@ -40,13 +40,31 @@ from ray.tune.search.optuna import OptunaSearch
 from growsearch.plan.schedule import Schedule
 from growsearch.search.judge import FGSM_METRIC, Judge, StopTrial, cannot_win
 from growsearch.search.optuna import default_sampler
-from growsearch.search.space import load_space, SearchSpace, suggest_schedule
+from growsearch.search.space import SearchSpace, load_space, suggest_schedule
 from growsearch.search.study import (
-    FIXED_SCHEDULE, given_frontier, measure_fgsm, name_metrics, record_setup, set_constraints, split_data, store_network, user_attrs,
+    FIXED_SCHEDULE,
+    given_frontier,
+    measure_fgsm,
+    name_metrics,
+    record_setup,
+    set_constraints,
+    split_data,
+    store_network,
+    user_attrs,
 )
 from growsearch.train.frontier import Frontier
 
-__all__ = ["CostStopper", "InOrderBatches", "Searcher", "Suggest", "TrialLines", "TunePieces", "trainable", "trainable_for", "tune_pieces"]
+__all__ = [
+    "CostStopper",
+    "InOrderBatches",
+    "Searcher",
+    "Suggest",
+    "TrialLines",
+    "TunePieces",
+    "trainable",
+    "trainable_for",
+    "tune_pieces",
+]
 
 
 class Searcher(OptunaSearch):
@@ -93,11 +111,16 @@ class Searcher(OptunaSearch):
         cost: str = "M",
     ) -> None:
         sp, ds = _space_and_data(space, dataset)
-        self.judge = Judge(given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=(robust or {}).get("min_acc"))
+        self.judge = Judge(
+            given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=(robust or {}).get("min_acc")
+        )
         metrics = [self.judge.metric, FGSM_METRIC] if fgsm_objective else [self.judge.metric]
         super().__init__(
-            space=Suggest(sp, ds.num_classes), metric=metrics if fgsm_objective else metrics[0], mode=["min", "max"] if fgsm_objective else "min",
-            sampler=sampler or default_sampler(sp.seed, sp.trials), study_name=study_name or sp.name or "growsearch",
+            space=Suggest(sp, ds.num_classes),
+            metric=metrics if fgsm_objective else metrics[0],
+            mode=["min", "max"] if fgsm_objective else "min",
+            sampler=sampler or default_sampler(sp.seed, sp.trials),
+            study_name=study_name or sp.name or "growsearch",
             storage=optuna.storages.RDBStorage(storage) if isinstance(storage, str) else storage,
         )
         self.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
@@ -140,7 +163,9 @@ class Searcher(OptunaSearch):
             from growsearch.train.prefix import find_prefix
 
             sched = Schedule.from_dict(config["schedule"])
-            config["reuse_upto"] = find_prefix(sched, sched.resolved_class_order(self.num_classes), Path(self.cache_dir))[0]
+            config["reuse_upto"] = find_prefix(
+                sched, sched.resolved_class_order(self.num_classes), Path(self.cache_dir)
+            )[0]
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -327,7 +352,9 @@ class Suggest:
 
     def __call__(self, trial: Any) -> dict:
         attrs = trial.user_attrs
-        label = {"reference": attrs["reference"]} if "reference" in attrs else {}  # enqueued (growsearch.search.study.enqueue)
+        label = (
+            {"reference": attrs["reference"]} if "reference" in attrs else {}
+        )  # enqueued (growsearch.search.study.enqueue)
         if FIXED_SCHEDULE in attrs:
             return {"schedule": attrs[FIXED_SCHEDULE], **label}
         return {"schedule": suggest_schedule(trial, self.space, self.num_classes).to_dict(), **label}
@@ -345,8 +372,8 @@ def trainable(config: dict, ctx: dict) -> None:
     from ray import tune
 
     from growsearch.plan.planner import plan_schedule, planned_M
-    from growsearch.train.prefix import find_prefix, prefix_key
     from growsearch.train.loop import DivergedError
+    from growsearch.train.prefix import find_prefix, prefix_key
     from growsearch.train.run import run_schedule
 
     # Tune starts each trial in its own folder; a relative dataset path (``npz:data.npz``) means
@@ -367,7 +394,9 @@ def trainable(config: dict, ctx: dict) -> None:
                 shutil.copy(f, cache / f.name)
     n, bound = len(sched.stages), config.get("bound")
     sched_json = json.dumps(sched.to_dict())
-    pending = judge.pending(fgsm=ctx.get("fgsm_eps") is not None)  # every key Tune may look for, before the trial has earned it
+    pending = judge.pending(
+        fgsm=ctx.get("fgsm_eps") is not None
+    )  # every key Tune may look for, before the trial has earned it
 
     def report(i: int, metrics: dict) -> None:
         key = prefix_key(sched, i, order)
@@ -379,7 +408,18 @@ def trainable(config: dict, ctx: dict) -> None:
         i = res.stage
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = judge.cumulative_ratio(res)
-            report(i, {**pending, "stage": i, "cum_M": res.history[-1]["cum_M"], "cum_ratio": cum, "stage_acc": res.val_acc, "final": False, "schedule": sched_json})
+            report(
+                i,
+                {
+                    **pending,
+                    "stage": i,
+                    "cum_M": res.history[-1]["cum_M"],
+                    "cum_ratio": cum,
+                    "stage_acc": res.val_acc,
+                    "final": False,
+                    "schedule": sched_json,
+                },
+            )
             if not math.isnan(cum) and cannot_win(cum, bound):
                 raise StopTrial(i)
 
@@ -389,8 +429,19 @@ def trainable(config: dict, ctx: dict) -> None:
     plan_M = planned_M(plan_schedule(sched, dataset=ds))
     planned = judge.planned_ratio(plan_M)
     if planned is not None:
-        tune.report({**pending, "stage": 0, "planned": True, "planned_M": plan_M, "planned_ratio": planned,
-                     "stage_acc": math.nan, "cum_ratio": math.nan, "final": False, "schedule": sched_json})
+        tune.report(
+            {
+                **pending,
+                "stage": 0,
+                "planned": True,
+                "planned_M": plan_M,
+                "planned_ratio": planned,
+                "stage_acc": math.nan,
+                "cum_ratio": math.nan,
+                "final": False,
+                "schedule": sched_json,
+            }
+        )
         if cannot_win(planned, bound):
             return
     # what this trial may reuse from the cache: fixed when it was proposed (deterministic
@@ -399,20 +450,46 @@ def trainable(config: dict, ctx: dict) -> None:
     if reuse is not None and ckpt is not None:
         reuse = max(reuse, find_prefix(sched, order, cache)[0])
     try:
-        result = run_schedule(sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, reuse_upto=reuse)
+        result = run_schedule(
+            sched, dataset=ds, progress=False, prefix_cache=cache, on_stage=on_stage, reuse_upto=reuse
+        )
     except StopTrial:
         return
     except DivergedError as e:  # a failed trial, never a result; no retry would do better
-        tune.report({**pending, "stage": n, "final": False, "diverged": str(e), "schedule": sched_json, "stage_acc": math.nan, "cum_ratio": math.nan})
+        tune.report(
+            {
+                **pending,
+                "stage": n,
+                "final": False,
+                "diverged": str(e),
+                "schedule": sched_json,
+                "stage_acc": math.nan,
+                "cum_ratio": math.nan,
+            }
+        )
         return
     key = prefix_key(sched, n, order)
-    (cache / f"{key}.result.json").write_text(json.dumps(result.to_dict()))  # the searcher stores the best one as an artifact
+    (cache / f"{key}.result.json").write_text(
+        json.dumps(result.to_dict())
+    )  # the searcher stores the best one as an artifact
     metrics = measure_fgsm(judge, judge.metrics(result), sched, order, cache, ds, ctx.get("fgsm_eps"))
-    report(n, {
-        **pending, **metrics, "stage": n, "cum_M": result.M, "cum_ratio": metrics[judge.metric], "stage_acc": result.val_acc,
-        "schedule": sched_json, "stages": json.dumps(metrics["stages"]), "versions": json.dumps(metrics["versions"]), "node_id": _node_id(), "key": key,
-        **({"subnets": json.dumps(metrics["subnets"])} if "subnets" in metrics else {}),
-    })
+    report(
+        n,
+        {
+            **pending,
+            **metrics,
+            "stage": n,
+            "cum_M": result.M,
+            "cum_ratio": metrics[judge.metric],
+            "stage_acc": result.val_acc,
+            "schedule": sched_json,
+            "stages": json.dumps(metrics["stages"]),
+            "versions": json.dumps(metrics["versions"]),
+            "node_id": _node_id(),
+            "key": key,
+            **({"subnets": json.dumps(metrics["subnets"])} if "subnets" in metrics else {}),
+        },
+    )
 
 
 def _node_id() -> str:
@@ -454,7 +531,12 @@ def trainable_for(
     """
     sp, ds = _space_and_data(space, dataset)
     judge = Judge(given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
-    ctx = {"judge": judge, "cache": str(Path(cache_dir).resolve()), "threads": max(1, int(cpus_per_trial)), "fgsm_eps": fgsm_eps}
+    ctx = {
+        "judge": judge,
+        "cache": str(Path(cache_dir).resolve()),
+        "threads": max(1, int(cpus_per_trial)),
+        "fgsm_eps": fgsm_eps,
+    }
     return tune.with_resources(tune.with_parameters(trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
 
 
@@ -504,26 +586,55 @@ def tune_pieces(
     The other arguments are :class:`Searcher`'s and :func:`trainable_for`'s.
     """
     sp, ds = _space_and_data(space, dataset)
-    robust = None if fgsm_eps is None else {"eps": float(fgsm_eps), "objective": bool(fgsm_objective), "min_acc": min_fgsm_acc}
+    robust = (
+        None
+        if fgsm_eps is None
+        else {"eps": float(fgsm_eps), "objective": bool(fgsm_objective), "min_acc": min_fgsm_acc}
+    )
     searcher = Searcher(
-        sp, frontier, storage=storage, study_name=study_name, sampler=sampler, fgsm_objective=fgsm_objective, threads=max(1, int(cpus_per_trial)),
-        device="cuda" if gpus_per_trial > 0 else "cpu", robust=robust, dataset=ds, cache_dir=cache_dir, artifacts=artifacts,
-        deterministic=deterministic, cost=cost,
+        sp,
+        frontier,
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        fgsm_objective=fgsm_objective,
+        threads=max(1, int(cpus_per_trial)),
+        device="cuda" if gpus_per_trial > 0 else "cpu",
+        robust=robust,
+        dataset=ds,
+        cache_dir=cache_dir,
+        artifacts=artifacts,
+        deterministic=deterministic,
+        cost=cost,
     )
     judge = searcher.judge
     trainable_ = trainable_for(
-        sp, judge.frontier, cache_dir=cache_dir, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, fgsm_eps=fgsm_eps,
-        min_fgsm_acc=min_fgsm_acc, dataset=ds, cost=cost,
+        sp,
+        judge.frontier,
+        cache_dir=cache_dir,
+        cpus_per_trial=cpus_per_trial,
+        gpus_per_trial=gpus_per_trial,
+        fgsm_eps=fgsm_eps,
+        min_fgsm_acc=min_fgsm_acc,
+        dataset=ds,
+        cost=cost,
     )
     # the stopper acts on results as they arrive, which depends on timing: a deterministic search
     # stops trials only by the bound fixed when each was proposed (in the trainable); with two
     # objectives a costlier schedule may still be on the Pareto front
     live_stop = not (fgsm_objective or deterministic)
     last = trials
-    if remaining is not None:  # a resumed study numbers its new trials after every trial it holds, the interrupted ones too
+    if (
+        remaining is not None
+    ):  # a resumed study numbers its new trials after every trial it holds, the interrupted ones too
         held_trials = searcher.study.trials
         last = len([t for t in held_trials if t.state != optuna.trial.TrialState.WAITING]) + remaining
     return TunePieces(
-        trainable=trainable_, search_alg=InOrderBatches(searcher, batch or 1, trials if remaining is None else remaining) if deterministic else searcher,
-        stop=CostStopper(judge.metric) if live_stop else None, callbacks=[TrialLines(last, judge.metric)], judge=judge,
+        trainable=trainable_,
+        search_alg=InOrderBatches(searcher, batch or 1, trials if remaining is None else remaining)
+        if deterministic
+        else searcher,
+        stop=CostStopper(judge.metric) if live_stop else None,
+        callbacks=[TrialLines(last, judge.metric)],
+        judge=judge,
     )

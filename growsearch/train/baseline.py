@@ -20,14 +20,22 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from growsearch._io import held
-from growsearch.errors import GrowsearchError
-from growsearch.plan.planner import plan_schedule
-from growsearch.model.arch import ArchError, ArchSpec, spec_for
-from growsearch.data.dataset import create_dataset, Dataset
+from growsearch.data.dataset import Dataset, create_dataset
 from growsearch.data.split import class_order
-from growsearch.train.frontier import budget_run_dir, check_budgets, Frontier, FRONTIER_FILE, FrontierError, FrontierPoint, Reference
-from growsearch.train.results import check_out_dir, OutputExistsError, RunResult
-from growsearch.plan.schedule import epoch_edges, load_split, Schedule, Stage, TrainConfig
+from growsearch.errors import GrowsearchError
+from growsearch.model.arch import ArchError, ArchSpec, spec_for
+from growsearch.plan.planner import plan_schedule
+from growsearch.plan.schedule import Schedule, Stage, TrainConfig, epoch_edges, load_split
+from growsearch.train.frontier import (
+    FRONTIER_FILE,
+    Frontier,
+    FrontierError,
+    FrontierPoint,
+    Reference,
+    budget_run_dir,
+    check_budgets,
+)
+from growsearch.train.results import OutputExistsError, RunResult, check_out_dir
 from growsearch.train.run import run_schedule
 
 __all__ = ["baseline_schedule", "check_resizing", "resizing_name", "run_baseline", "run_frontier"]
@@ -69,16 +77,34 @@ def run_baseline(
     """
     ds = dataset if dataset is not None else create_dataset(data)
     sched = baseline_schedule(
-        data, arch, ds.num_classes, epochs=epochs, patience=patience, seed=seed, train=train, lr=lr, resolutions=resolutions, switch_at=switch_at,
+        data,
+        arch,
+        ds.num_classes,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        train=train,
+        lr=lr,
+        resolutions=resolutions,
+        switch_at=switch_at,
         native=ds.image_size,
     )
     return run_schedule(sched, dataset=ds, init_spec=spec, **kwargs)
 
 
 def baseline_schedule(
-    data: str, arch: str, num_classes: int, *, epochs: int, patience: int | None = None, seed: int = 0,
-    train: TrainConfig | None = None, lr: float | None = None, resolutions: Sequence[int] | None = None,
-    switch_at: Sequence[float] | None = None, native: int | None = None,
+    data: str,
+    arch: str,
+    num_classes: int,
+    *,
+    epochs: int,
+    patience: int | None = None,
+    seed: int = 0,
+    train: TrainConfig | None = None,
+    lr: float | None = None,
+    resolutions: Sequence[int] | None = None,
+    switch_at: Sequence[float] | None = None,
+    native: int | None = None,
 ) -> Schedule:
     """The schedule :func:`run_baseline` trains (and a resumed frontier compares with): one stage,
     or with ``resolutions`` progressive resizing from scratch: the same network on all the data,
@@ -101,7 +127,8 @@ def baseline_schedule(
     edges = epoch_edges(epochs, list(switch_at or []), last=1)
     stages = [
         Stage(classes=num_classes, arch=arch, epochs=b - a, resolution=None if r == native else int(r))
-        for r, a, b in zip(resolutions, edges, edges[1:]) if b > a
+        for r, a, b in zip(resolutions, edges, edges[1:])
+        if b > a
     ]
     cfg = replace(cfg, lr=lr if lr is not None else cfg.lr, lr_schedule="global", carry_optimizer=True)
     return Schedule(dataset=data, stages=stages, seed=seed, train=cfg, data_growth="none")
@@ -113,7 +140,9 @@ def resizing_name(arch: str, resolutions: Sequence[int], switch_at: Sequence[flo
     return f"{arch} {'→'.join(map(str, resolutions))}px@{at}"
 
 
-def check_resizing(resolutions: Sequence[int], switch_at: Sequence[float], native: int | None) -> tuple[list[int], list[float]]:
+def check_resizing(
+    resolutions: Sequence[int], switch_at: Sequence[float], native: int | None
+) -> tuple[list[int], list[float]]:
     """The progressive-resizing settings of a frontier, or ``FrontierError`` naming the fix
     (``native`` None: the data is not square, and resizing trains at square sides)."""
     res, at = list(resolutions), list(switch_at)
@@ -122,10 +151,22 @@ def check_resizing(resolutions: Sequence[int], switch_at: Sequence[float], nativ
             raise FrontierError("--switch-at needs --resolutions (e.g. --resolutions 16,24,32 --switch-at 0.5,0.75)")
         return res, at
     if native is None:
-        raise FrontierError("--resolutions trains at square sides and the data's images are not square: drop --resolutions, or decode square with ?size=N")
-    if len(res) < 2 or any(isinstance(r, bool) or not isinstance(r, int) or not 8 <= r <= native for r in res) or any(b <= a for a, b in zip(res, res[1:])):
-        raise FrontierError(f"--resolutions must be at least two strictly increasing image sides from 8 to the data's {native} px, e.g. 16,24,{native}; got {res}")
-    if len(at) != len(res) - 1 or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in at) or any(b <= a for a, b in zip(at, at[1:])):
+        raise FrontierError(
+            "--resolutions trains at square sides and the data's images are not square: drop --resolutions, or decode square with ?size=N"
+        )
+    if (
+        len(res) < 2
+        or any(isinstance(r, bool) or not isinstance(r, int) or not 8 <= r <= native for r in res)
+        or any(b <= a for a, b in zip(res, res[1:]))
+    ):
+        raise FrontierError(
+            f"--resolutions must be at least two strictly increasing image sides from 8 to the data's {native} px, e.g. 16,24,{native}; got {res}"
+        )
+    if (
+        len(at) != len(res) - 1
+        or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f < 1 for f in at)
+        or any(b <= a for a, b in zip(at, at[1:]))
+    ):
         raise FrontierError(
             f"--switch-at must give {len(res) - 1} fraction(s) of each budget strictly increasing in (0, 1), one per resolution after the first "
             f"(e.g. {','.join(f'{(k + 1) / len(res):.2g}' for k in range(len(res) - 1))}); got {at}"
@@ -203,12 +244,20 @@ def run_frontier(
 
     budgets = check_budgets(budgets)
     seeds = list(seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) != len(seeds):
+    if (
+        not seeds
+        or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
         raise FrontierError(f"seeds must be distinct whole numbers ≥ 0, e.g. 0,1,2; got {seeds}")
     cfg = train or TrainConfig()
     sweep = [None] if not lrs else list(lrs)
-    if lrs is not None and (not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in lrs)):
-        raise FrontierError(f"--lrs must be finite peak learning rates in (0, 100], e.g. 0.02,0.05,0.1; got {list(lrs)}")
+    if lrs is not None and (
+        not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in lrs)
+    ):
+        raise FrontierError(
+            f"--lrs must be finite peak learning rates in (0, 100], e.g. 0.02,0.05,0.1; got {list(lrs)}"
+        )
     if not archs and not specs_from and not specs:
         raise FrontierError("a frontier needs a reference: give --arch (and/or --spec-from RUN_DIR)")
     cfg.validate()
@@ -217,9 +266,13 @@ def run_frontier(
     def check_out() -> None:  # before anything is loaded, and again inside the folder's lock
         if out is None:
             return
-        check_out_dir(out, overwrite=True, replaces=overwrite)  # a file, a folder that cannot be written, files not ours to replace
+        check_out_dir(
+            out, overwrite=True, replaces=overwrite
+        )  # a file, a folder that cannot be written, files not ours to replace
         if (out / FRONTIER_FILE).exists() and not (overwrite or resume):
-            raise OutputExistsError(f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out")
+            raise OutputExistsError(
+                f"{out} already holds {FRONTIER_FILE}: pass --resume to extend it, --overwrite to replace it, or another --out"
+            )
 
     check_out()
     raw = dataset if dataset is not None else create_dataset(data)
@@ -229,7 +282,9 @@ def run_frontier(
     for run_dir in specs_from:
         r = RunResult.load(run_dir)
         if r.schedule.get("dataset") != data:
-            raise FrontierError(f"--spec-from {run_dir} was trained on {r.schedule.get('dataset')!r}, not {data!r}: use a run on the same dataset")
+            raise FrontierError(
+                f"--spec-from {run_dir} was trained on {r.schedule.get('dataset')!r}, not {data!r}: use a run on the same dataset"
+            )
         last = r.stages[-1]
         refs.append((f"{last.arch} as in {Path(run_dir).name} ({last.params} params)", last.arch, last.spec))
     refs += [(sp.name, sp.name, sp.to_dict()) for sp in specs]
@@ -240,7 +295,9 @@ def run_frontier(
             raise FrontierError(f"reference {name}: {e}") from None
     # every reference once as it is, and once with progressive resizing when asked for
     plain_refs = [(name, arch, spec, None, None) for name, arch, spec in refs]
-    resized = [(resizing_name(name, *resizing), arch, spec, *resizing) for name, arch, spec in refs] if resizing[0] else []
+    resized = (
+        [(resizing_name(name, *resizing), arch, spec, *resizing) for name, arch, spec in refs] if resizing[0] else []
+    )
     if resized and not plain:
         plain_refs = []
     elif not resized and not plain:
@@ -249,7 +306,19 @@ def run_frontier(
     for name, arch, _, res, at in resized:  # the planner's checks (minimum input size) before any training
         for epochs in budgets:
             try:
-                plan_schedule(baseline_schedule(data, arch, ds.num_classes, epochs=epochs, train=cfg, resolutions=res, switch_at=at, native=ds.image_size), dataset=ds)
+                plan_schedule(
+                    baseline_schedule(
+                        data,
+                        arch,
+                        ds.num_classes,
+                        epochs=epochs,
+                        train=cfg,
+                        resolutions=res,
+                        switch_at=at,
+                        native=ds.image_size,
+                    ),
+                    dataset=ds,
+                )
             except GrowsearchError as e:
                 raise FrontierError(f"reference {name} at {epochs} epochs: {e}") from None
 
@@ -262,20 +331,38 @@ def run_frontier(
                     run_out = None
                     if out is not None:
                         run_out = out if single else budget_run_dir(out, epochs, lr or cfg.lr, seed, reference=ri)
-                    jobs.append(dict(
-                        # a single run lives in --out itself, whose files are the user's unless --overwrite says otherwise
-                        data=data, arch=arch, epochs=epochs, seed=seed, train=cfg, lr=lr, spec=spec, out_dir=run_out, overwrite=overwrite or not single,
-                        resolutions=res, switch_at=at,
-                        device=device,
-                        progress=progress, prefix_cache=prefix_cache, threads=threads, label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
-                    ))
+                    jobs.append(
+                        dict(
+                            # a single run lives in --out itself, whose files are the user's unless --overwrite says otherwise
+                            data=data,
+                            arch=arch,
+                            epochs=epochs,
+                            seed=seed,
+                            train=cfg,
+                            lr=lr,
+                            spec=spec,
+                            out_dir=run_out,
+                            overwrite=overwrite or not single,
+                            resolutions=res,
+                            switch_at=at,
+                            device=device,
+                            progress=progress,
+                            prefix_cache=prefix_cache,
+                            threads=threads,
+                            label=f"{name} {epochs} ep lr {lr or cfg.lr:g} seed {seed}",
+                        )
+                    )
     # held against any other command while it trains and writes (in this process: a runner's
     # workers hold their own run folders, a single run's being --out itself)
     with held(out if runner is None else None, OutputExistsError, check=check_out):
         done: dict[int, RunResult] = {}
         todo = []
         for j, job in enumerate(jobs):
-            r = _reuse(job["out_dir"], data, job["arch"], job, ds.image_size) if resume and job["out_dir"] is not None else None
+            r = (
+                _reuse(job["out_dir"], data, job["arch"], job, ds.image_size)
+                if resume and job["out_dir"] is not None
+                else None
+            )
             if r is None:
                 todo.append((j, job))
             else:
@@ -287,7 +374,10 @@ def run_frontier(
             print(f"frontier: training {len(todo)} from-scratch run(s){where}", flush=True)
         for j, r in (runner or _in_process)(train_budget, todo, raw):
             done[j] = r
-            print(f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)", flush=True)
+            print(
+                f"frontier: {jobs[j]['label']}: val {r.val_acc:.4f} test {r.test_acc:.4f} M {r.M:.3g} ({r.wall_s:.0f} s)",
+                flush=True,
+            )
         spent = sum(r.M for r in done.values())  # every run the frontier is made of, reused ones included
         wall = sum(r.wall_s for r in done.values())
         references = []
@@ -298,17 +388,37 @@ def run_frontier(
                 by_lr = [(lr or cfg.lr, [next(runs_of) for _ in seeds]) for lr in sweep]
                 # the LR whose seeds reach the best mean validation accuracy (first on ties)
                 lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
-                points.append(FrontierPoint(
-                    epochs=epochs, M=runs[0].M, val_acc=statistics.mean(r.val_acc for r in runs),
-                    test_acc=statistics.mean(r.test_acc for r in runs), wall_s=statistics.mean(r.wall_s for r in runs), lr=lr,
-                    seeds=[{"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s} for s, r in zip(seeds, runs)],
-                    lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr] if len(sweep) > 1 else [],
-                ))
+                points.append(
+                    FrontierPoint(
+                        epochs=epochs,
+                        M=runs[0].M,
+                        val_acc=statistics.mean(r.val_acc for r in runs),
+                        test_acc=statistics.mean(r.test_acc for r in runs),
+                        wall_s=statistics.mean(r.wall_s for r in runs),
+                        lr=lr,
+                        seeds=[
+                            {"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s}
+                            for s, r in zip(seeds, runs)
+                        ],
+                        lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr]
+                        if len(sweep) > 1
+                        else [],
+                    )
+                )
             references.append(Reference(name, arch, spec, points, resolutions=res, switch_at=at))
         front = Frontier(
-            dataset=ds.name, num_classes=ds.num_classes, class_order=class_order(ds.num_classes, 0), val_fraction=float(ds.val_fraction),
-            val_seed=int(ds.val_seed), val_id=ds.val_id, train=asdict(cfg), references=references, spent_M=spent,
-            wall_s=wall, seeds=seeds, threads=threads,
+            dataset=ds.name,
+            num_classes=ds.num_classes,
+            class_order=class_order(ds.num_classes, 0),
+            val_fraction=float(ds.val_fraction),
+            val_seed=int(ds.val_seed),
+            val_id=ds.val_id,
+            train=asdict(cfg),
+            references=references,
+            spent_M=spent,
+            wall_s=wall,
+            seeds=seeds,
+            threads=threads,
         )
         if out is not None:
             from growsearch.train.plots import plot_frontier
@@ -333,7 +443,9 @@ def train_budget(job: dict, dataset: Any = None) -> RunResult:
         return run_baseline(data, arch, dataset=dataset, spec=ArchSpec.from_dict(spec) if spec else None, **job)
 
 
-def _in_process(fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, RunResult]]:
+def _in_process(
+    fn: Callable[[dict, Any], RunResult], jobs: list[tuple[int, dict]], dataset: Any
+) -> Iterator[tuple[int, RunResult]]:
     for j, job in jobs:
         yield j, fn(job, dataset)
 
@@ -347,8 +459,16 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict, native: int):
     except (ValueError, TypeError, KeyError):
         return None
     want = baseline_schedule(
-        data, arch, r.stages[-1].classes, epochs=kw["epochs"], seed=kw["seed"], train=kw["train"], lr=kw["lr"], resolutions=kw["resolutions"],
-        switch_at=kw["switch_at"], native=native,
+        data,
+        arch,
+        r.stages[-1].classes,
+        epochs=kw["epochs"],
+        seed=kw["seed"],
+        train=kw["train"],
+        lr=kw["lr"],
+        resolutions=kw["resolutions"],
+        switch_at=kw["switch_at"],
+        native=native,
     )
     spec_ok = kw["spec"] is None or r.stages[0].spec.get("widths") == [list(b) for b in kw["spec"]["widths"]]
     return r if _same_training(r.schedule, want.to_dict()) and spec_ok else None
@@ -357,8 +477,12 @@ def _reuse(run_out: Path, data: str, arch: str, kw: dict, native: int):
 def _same_training(a: dict, b: dict) -> bool:
     """Whether two one-run schedules train alike: a stage LR equal to the recipe's is the recipe's
     (a swept LR that is the recipe's own reuses a run made without a sweep, and the other way round)."""
+
     def plain(d: dict) -> dict:
         lr = d.get("train", {}).get("lr")
-        return {**d, "stages": [{k: v for k, v in st.items() if not (k == "lr" and v == lr)} for st in d.get("stages", [])]}
+        return {
+            **d,
+            "stages": [{k: v for k, v in st.items() if not (k == "lr" and v == lr)} for st in d.get("stages", [])],
+        }
 
     return plain(a) == plain(b)

@@ -32,17 +32,36 @@ from growsearch.errors import GrowsearchError
 from growsearch.model.arch import ArchSpec, spec_for
 from growsearch.model.elastic import Subnet
 from growsearch.plan.planner import plan_schedule
-from growsearch.plan.schedule import load_split, Schedule
+from growsearch.plan.schedule import Schedule, load_split
 from growsearch.train.loop import eval_loader, evaluate, resolve_device
 from growsearch.train.results import (
-    check_out_dir, finish_run, load_checkpoint, OutputExistsError, prepare_out, RunResult, save_checkpoint, StageResult, versions,
+    OutputExistsError,
+    RunResult,
+    StageResult,
+    check_out_dir,
+    finish_run,
+    load_checkpoint,
+    prepare_out,
+    save_checkpoint,
+    versions,
 )
 from growsearch.train.shrink import cut_member, recal_loader
 
 if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
 
-__all__ = ["FamilyError", "SUBNET_FILE", "choose_subnet", "cut_subnet", "family_networks", "family_ratio", "family_rows", "matches", "own_reference", "write_subnet"]
+__all__ = [
+    "FamilyError",
+    "SUBNET_FILE",
+    "choose_subnet",
+    "cut_subnet",
+    "family_networks",
+    "family_ratio",
+    "family_rows",
+    "matches",
+    "own_reference",
+    "write_subnet",
+]
 
 SUBNET_FILE = "subnet.pt"
 
@@ -54,7 +73,9 @@ class FamilyError(GrowsearchError, ValueError):
 def family_rows(result: RunResult, run_dir: str | Path) -> list[dict]:
     """The run's subnets table, or ``FamilyError`` when its schedule had no shrink block."""
     if not result.subnets:
-        raise FamilyError(f"{run_dir} holds no subnets: its schedule has no shrink block (add one, see README \"Grow, then shrink\")")
+        raise FamilyError(
+            f'{run_dir} holds no subnets: its schedule has no shrink block (add one, see README "Grow, then shrink")'
+        )
     return result.subnets
 
 
@@ -64,10 +85,14 @@ def _network(run_dir: str | Path, n: int) -> Path:
     for name in (f"stage{n}.pt", "network.pt"):
         if (Path(run_dir) / name).is_file():
             return Path(run_dir) / name
-    raise FamilyError(f"{run_dir} holds no stage{n}.pt (nor an exported network.pt): pass the --out of the run, or an export folder")
+    raise FamilyError(
+        f"{run_dir} holds no stage{n}.pt (nor an exported network.pt): pass the --out of the run, or an export folder"
+    )
 
 
-def choose_subnet(result: RunResult, *, subnet: str | None = None, max_macs: float | None = None, run_dir: str | Path = "the run") -> dict:
+def choose_subnet(
+    result: RunResult, *, subnet: str | None = None, max_macs: float | None = None, run_dir: str | Path = "the run"
+) -> dict:
     """The row of ``subnet`` (``"vgg13:0.5"``), or of the most accurate subnet on validation whose
     inference MACs are at most ``max_macs``."""
     rows = family_rows(result, run_dir)
@@ -82,7 +107,9 @@ def choose_subnet(result: RunResult, *, subnet: str | None = None, max_macs: flo
     fits = [r for r in rows if r["macs_per_sample"] <= max_macs]
     if not fits:
         smallest = min(r["macs_per_sample"] for r in rows)
-        raise FamilyError(f"no subnet needs at most {max_macs:.4g} MACs per image (the smallest needs {smallest}): raise --max-macs")
+        raise FamilyError(
+            f"no subnet needs at most {max_macs:.4g} MACs per image (the smallest needs {smallest}): raise --max-macs"
+        )
     return max(fits, key=lambda r: (r["val_acc"], -r["macs_per_sample"]))  # chosen on validation, never test
 
 
@@ -121,15 +148,26 @@ class _Opened:
         for name in names:
             sub = next(s for s in self.plan.shrink.subnets if s.subnet.name == name)
             if sub.spec.to_dict() != rows[name]["spec"]:
-                raise FamilyError(f"{self.run_dir}: subnet {name} plans as another network than the run recorded: the run was made by another growsearch version")
+                raise FamilyError(
+                    f"{self.run_dir}: subnet {name} plans as another network than the run recorded: the run was made by another growsearch version"
+                )
             net = cut_member(self.model, sub, ranks, recal)
-            now = {f"{split}_acc": evaluate(net, eval_loader(self.data, self.train, self.device, res, split=split), autocast=ac) for split in ("val", "test")}
+            now = {
+                f"{split}_acc": evaluate(
+                    net, eval_loader(self.data, self.train, self.device, res, split=split), autocast=ac
+                )
+                for split in ("val", "test")
+            }
             out.append((net, now))
         return out
 
 
 def cut_subnet(
-    run_dir: str | Path, *, subnet: str | None = None, max_macs: float | None = None, device: str | torch.device | None = None,
+    run_dir: str | Path,
+    *,
+    subnet: str | None = None,
+    max_macs: float | None = None,
+    device: str | torch.device | None = None,
 ) -> tuple[nn.Module, dict, dict]:
     """The subnet of a shrink run as a standalone network (eval mode, BatchNorm recalibrated as the
     run did); returns (network, its recorded row, the accuracies it reaches now: ``val_acc``,
@@ -140,11 +178,13 @@ def cut_subnet(
 
 def _cut_one(opened: _Opened, subnet: str | None, max_macs: float | None) -> tuple[nn.Module, dict, dict]:
     row = choose_subnet(opened.result, subnet=subnet, max_macs=max_macs, run_dir=opened.run_dir)
-    (net, now), = opened.cut([row["subnet"]])
+    ((net, now),) = opened.cut([row["subnet"]])
     return net, row, now
 
 
-def family_networks(run_dir: str | Path, names: list[str], *, device: str | torch.device | None = None) -> list[tuple[nn.Module, dict]]:
+def family_networks(
+    run_dir: str | Path, names: list[str], *, device: str | torch.device | None = None
+) -> list[tuple[nn.Module, dict]]:
     """The subnets ``names`` of a shrink run, each cut and recalibrated as the run did, with the
     accuracies each reaches now (``val_acc``, ``test_acc``): the last stage's network, data and
     plan are loaded once for all of them."""
@@ -152,8 +192,13 @@ def family_networks(run_dir: str | Path, names: list[str], *, device: str | torc
 
 
 def write_subnet(
-    run_dir: str | Path, out_dir: str | Path, *, subnet: str | None = None, max_macs: float | None = None,
-    device: str | torch.device | None = None, overwrite: bool = False,
+    run_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    subnet: str | None = None,
+    max_macs: float | None = None,
+    device: str | torch.device | None = None,
+    overwrite: bool = False,
 ) -> tuple[RunResult, dict, dict]:
     """:func:`cut_subnet` into ``out_dir``: ``subnet.pt`` (a growsearch checkpoint,
     ``growsearch.load_checkpoint`` reads it) and a ``result.json`` whose one stage is the subnet
@@ -167,21 +212,54 @@ def write_subnet(
     run, ckpt = opened.result, opened.ckpt
     last = run.stages[-1]
     stage = StageResult(
-        classes=last.classes, arch=row["arch"], epochs=last.epochs, samples=last.samples, macs_per_sample=row["macs_per_sample"], M=run.M,
-        test_acc=now["test_acc"], val_acc=now["val_acc"], wall_s=time.perf_counter() - t0, params=row["params"], spec=row["spec"],
-        resolution=last.resolution, stage=1, nonzero_macs_per_sample=row["macs_per_sample"], M_nonzero=run.M,
+        classes=last.classes,
+        arch=row["arch"],
+        epochs=last.epochs,
+        samples=last.samples,
+        macs_per_sample=row["macs_per_sample"],
+        M=run.M,
+        test_acc=now["test_acc"],
+        val_acc=now["val_acc"],
+        wall_s=time.perf_counter() - t0,
+        params=row["params"],
+        spec=row["spec"],
+        resolution=last.resolution,
+        stage=1,
+        nonzero_macs_per_sample=row["macs_per_sample"],
+        M_nonzero=run.M,
     )
     result = RunResult(
-        M=run.M, test_acc=now["test_acc"], val_acc=now["val_acc"], wall_s=stage.wall_s, macs_per_sample=row["macs_per_sample"], stages=[stage],
-        params=row["params"], M_nonzero=run.M, nonzero_macs_per_sample=row["macs_per_sample"], schedule=run.schedule, class_order=run.class_order,
-        device=str(opened.device), versions=versions(), selection=run.selection,
-        threads=torch.get_num_threads(), subnets=[row],
+        M=run.M,
+        test_acc=now["test_acc"],
+        val_acc=now["val_acc"],
+        wall_s=stage.wall_s,
+        macs_per_sample=row["macs_per_sample"],
+        stages=[stage],
+        params=row["params"],
+        M_nonzero=run.M,
+        nonzero_macs_per_sample=row["macs_per_sample"],
+        schedule=run.schedule,
+        class_order=run.class_order,
+        device=str(opened.device),
+        versions=versions(),
+        selection=run.selection,
+        threads=torch.get_num_threads(),
+        subnets=[row],
     )
     with held(out, OutputExistsError, check=lambda: check_out_dir(out, overwrite)):
         work = prepare_out(out, overwrite)
         save_checkpoint(
-            work / SUBNET_FILE, net, classes=ckpt["classes"], stage=len(run.stages), test_acc=now["test_acc"], val_acc=now["val_acc"],
-            resolution=last.resolution, subnet=row["subnet"], mean=ckpt.get("mean", []), std=ckpt.get("std", []), class_names=ckpt.get("class_names", []),
+            work / SUBNET_FILE,
+            net,
+            classes=ckpt["classes"],
+            stage=len(run.stages),
+            test_acc=now["test_acc"],
+            val_acc=now["val_acc"],
+            resolution=last.resolution,
+            subnet=row["subnet"],
+            mean=ckpt.get("mean", []),
+            std=ckpt.get("std", []),
+            class_names=ckpt.get("class_names", []),
         )
         finish_run(result, work, out)
     return result, row, now
@@ -222,13 +300,25 @@ def family_ratio(result: RunResult, frontiers: list["Frontier"], *, chosen: str 
     for r in rows:
         own = own_reference(frontiers, r["spec"])
         hit = None if own is None else replace(own[0], references=[own[1]]).m_scratch(r["val_acc"])
-        entry = {"subnet": r["subnet"], "arch": r["arch"], "val_acc": r["val_acc"], "test_acc": r["test_acc"], "chosen": r in picked}
+        entry = {
+            "subnet": r["subnet"],
+            "arch": r["arch"],
+            "val_acc": r["val_acc"],
+            "test_acc": r["test_acc"],
+            "chosen": r in picked,
+        }
         if hit is None:
             entry.update(M_scratch=None)
             if r in picked:
                 missing.append(r["subnet"])
         else:
-            entry.update(M_scratch=hit["M"], reference=hit["reference"], beyond_frontier=hit["beyond"], below_frontier=hit["below"], ratio=result.M / hit["M"])
+            entry.update(
+                M_scratch=hit["M"],
+                reference=hit["reference"],
+                beyond_frontier=hit["beyond"],
+                below_frontier=hit["below"],
+                ratio=result.M / hit["M"],
+            )
             if r in picked:
                 bounds |= {"upper"} if hit["beyond"] else set()
                 bounds |= {"lower"} if hit["below"] else set()
@@ -236,5 +326,12 @@ def family_ratio(result: RunResult, frontiers: list["Frontier"], *, chosen: str 
     total = sum(e["M_scratch"] for e in per if e["chosen"] and e["M_scratch"] is not None)
     ratio = result.M / total if not missing and total else None
     bound = "mixed" if len(bounds) == 2 else (bounds.pop() if bounds else None)
-    return {"family_ratio": ratio, "M": result.M, "M_scratch_sum": total if not missing else None, "chosen": chosen,
-            "subnets": per, "missing": missing, "bound": bound}
+    return {
+        "family_ratio": ratio,
+        "M": result.M,
+        "M_scratch_sum": total if not missing else None,
+        "chosen": chosen,
+        "subnets": per,
+        "missing": missing,
+        "bound": bound,
+    }

@@ -101,7 +101,9 @@ class Frontier:
     spent_M: int = 0  # M of every run trained to build it: all budgets, seeds and swept LRs
     wall_s: float = 0.0  # Σ wall time of those runs (a resumed frontier keeps what its reused runs took)
     seeds: list[int] = field(default_factory=lambda: [0])
-    threads: int | None = None  # torch CPU threads every run trained with (None: torch's default); runs are bit-identical only at equal counts
+    threads: int | None = (
+        None  # torch CPU threads every run trained with (None: torch's default); runs are bit-identical only at equal counts
+    )
 
     # --- the arithmetic ---------------------------------------------------------------------
 
@@ -125,11 +127,15 @@ class Frontier:
             if hit is not None and (best is None or hit[0] < best["value"]):
                 best = {"value": hit[0], "reference": ref.name, "beyond": False, "below": hit[1]}
         if best is None:
-            top_ref, top = max(((r, p) for r in self.references for p in r.points), key=lambda rp: (rp[1].val_acc, -rp[1].M))
+            top_ref, top = max(
+                ((r, p) for r in self.references for p in r.points), key=lambda rp: (rp[1].val_acc, -rp[1].M)
+            )
             best = {"value": float(getattr(top, cost)), "reference": top_ref.name, "beyond": True, "below": False}
         return {cost: best.pop("value"), **best}
 
-    def iso(self, M: float, acc: float, *, final_arch: str | None = None, runs: Sequence[tuple[float, float]] | None = None) -> dict:
+    def iso(
+        self, M: float, acc: float, *, final_arch: str | None = None, runs: Sequence[tuple[float, float]] | None = None
+    ) -> dict:
         """``iso_M_ratio = M / M_scratch(acc)`` with how to read it, and the frontier it used.
 
         ``bound`` says when the ratio is not exact: ``"upper"`` when the run is more accurate
@@ -169,7 +175,13 @@ class Frontier:
         return replace(self, references=refs) if refs else None
 
     def ratio_interval(
-        self, runs: Sequence[tuple[float, float]], *, acc: float | None = None, cost: str = "M", draws: int = 1000, seed: int = 0,
+        self,
+        runs: Sequence[tuple[float, float]],
+        *,
+        acc: float | None = None,
+        cost: str = "M",
+        draws: int = 1000,
+        seed: int = 0,
     ) -> list[float]:
         """The 95 % interval [low, high] of a ratio, by a bootstrap over the frontier's seeds and
         the run's together: each draw resamples every budget's seeds (the budget's accuracy is the
@@ -196,7 +208,10 @@ class Frontier:
             target = acc if acc is not None else float(np.mean([runs[i][1] for i in r_idx]))
             ratios.append(float(np.mean(ms)) / drawn.scratch(target, cost)[cost])
         lo, hi = np.percentile(ratios, [2.5, 97.5])
-        point = float(np.mean([m for m, _ in runs])) / self.scratch(acc if acc is not None else float(np.mean([a for _, a in runs])), cost)[cost]
+        point = (
+            float(np.mean([m for m, _ in runs]))
+            / self.scratch(acc if acc is not None else float(np.mean([a for _, a in runs])), cost)[cost]
+        )
         return [min(float(lo), point), max(float(hi), point)]
 
     def _resampled(self, idx) -> "Frontier":
@@ -233,9 +248,13 @@ class Frontier:
     def check_compatible(self, ds: "Dataset") -> None:
         """Raise ``FrontierError`` unless ``ds`` (split by ``with_validation``) is the data this frontier read."""
         if ds.name != self.dataset:
-            raise FrontierError(f"the frontier was trained on {self.dataset!r}, this run on {ds.name!r}: compare runs on the same dataset")
+            raise FrontierError(
+                f"the frontier was trained on {self.dataset!r}, this run on {ds.name!r}: compare runs on the same dataset"
+            )
         if ds.num_classes != self.num_classes:
-            raise FrontierError(f"the frontier has {self.num_classes} classes, this run's data {ds.num_classes}: use a frontier of the same classes")
+            raise FrontierError(
+                f"the frontier has {self.num_classes} classes, this run's data {ds.num_classes}: use a frontier of the same classes"
+            )
         if ds.val_id != self.val_id:
             raise FrontierError(
                 f"the frontier selected on another validation split (val_fraction {self.val_fraction:g}, val_seed {self.val_seed}) "
@@ -268,7 +287,9 @@ class Frontier:
         for r in self.references:
             for p in sorted(r.points, key=lambda p: p.M):
                 val = f"{p.val_acc:.4f}" + (f" ± {p.val_std:.4f}" if many else "")
-                lines.append(f"{r.name[:28]:<28} {p.epochs:>6} {p.lr:>7.3g} {p.M:>11.4g} {val:>14} {p.test_acc:>8.4f} {p.wall_s:>7.1f}")
+                lines.append(
+                    f"{r.name[:28]:<28} {p.epochs:>6} {p.lr:>7.3g} {p.M:>11.4g} {val:>14} {p.test_acc:>8.4f} {p.wall_s:>7.1f}"
+                )
         return "\n".join(lines)
 
 
@@ -318,14 +339,16 @@ def load_frontier(path: str | Path) -> Frontier:
         hint = (
             f"{p} holds a result.json but no {FRONTIER_FILE} (a baseline from growsearch < 0.2, made without a validation split): "
             "re-train it with growsearch baseline"
-            if (p / "result.json").is_file() else
-            f"no {FRONTIER_FILE} in {p}: pass the --out of `growsearch baseline --budgets ...`"
+            if (p / "result.json").is_file()
+            else f"no {FRONTIER_FILE} in {p}: pass the --out of `growsearch baseline --budgets ...`"
         )
         raise FrontierError(hint)
     try:
         return Frontier.from_dict(json.loads(f.read_text()))
     except (ValueError, TypeError, KeyError) as e:
-        raise FrontierError(f"{f} is not a growsearch frontier ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): re-create it with growsearch baseline") from None
+        raise FrontierError(
+            f"{f} is not a growsearch frontier ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}): re-create it with growsearch baseline"
+        ) from None
 
 
 def merge_frontiers(frontiers: Sequence[Frontier]) -> Frontier:
@@ -346,7 +369,12 @@ def merge_frontiers(frontiers: Sequence[Frontier]) -> Frontier:
         raise FrontierError("merge at least one frontier")
     first = frontiers[0]
     for f in frontiers[1:]:
-        for key, what in (("dataset", "dataset"), ("num_classes", "class count"), ("val_id", "validation split"), ("seeds", "seeds")):
+        for key, what in (
+            ("dataset", "dataset"),
+            ("num_classes", "class count"),
+            ("val_id", "validation split"),
+            ("seeds", "seeds"),
+        ):
             if getattr(f, key) != getattr(first, key):
                 raise FrontierError(
                     f"frontiers to merge differ in {what} ({getattr(first, key)!r:.60} against {getattr(f, key)!r:.60}): "
@@ -354,9 +382,13 @@ def merge_frontiers(frontiers: Sequence[Frontier]) -> Frontier:
                 )
     names = [r.name for f in frontiers for r in f.references]
     if len(set(names)) != len(names):
-        raise FrontierError(f"frontiers to merge both hold a reference named {next(n for n in names if names.count(n) > 1)!r}: merge each once")
+        raise FrontierError(
+            f"frontiers to merge both hold a reference named {next(n for n in names if names.count(n) > 1)!r}: merge each once"
+        )
     return replace(
-        first, references=[r for f in frontiers for r in f.references], spent_M=sum(f.spent_M for f in frontiers),
+        first,
+        references=[r for f in frontiers for r in f.references],
+        spent_M=sum(f.spent_M for f in frontiers),
         wall_s=sum(f.wall_s for f in frontiers),
     )
 

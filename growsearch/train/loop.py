@@ -25,13 +25,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from growsearch.data.loader import BatchLoader
 from growsearch.data.dataset import DataError, Dataset
+from growsearch.data.loader import BatchLoader
 from growsearch.errors import GrowsearchError
 from growsearch.model.prune import apply_masks
 from growsearch.plan.schedule import Schedule, ScheduleError, TrainConfig
 
-__all__ = ["Carry", "DeviceError", "DivergedError", "RunLR", "evaluate", "eval_loader", "lr_factor", "optimizer_for", "resolve_device", "schedule_threads", "torch_threads", "train_stage"]
+__all__ = [
+    "Carry",
+    "DeviceError",
+    "DivergedError",
+    "RunLR",
+    "evaluate",
+    "eval_loader",
+    "lr_factor",
+    "optimizer_for",
+    "resolve_device",
+    "schedule_threads",
+    "torch_threads",
+    "train_stage",
+]
 
 
 class DivergedError(GrowsearchError, ArithmeticError):
@@ -50,7 +63,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     except (RuntimeError, TypeError):
         raise DeviceError(f"--device {device!r} is not a device: use cpu or cuda (cuda:N for GPU N)") from None
     if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise DeviceError(f"--device {device} asked for a GPU this machine does not have ({torch.cuda.device_count()} visible): use --device cpu")
+        raise DeviceError(
+            f"--device {device} asked for a GPU this machine does not have ({torch.cuda.device_count()} visible): use --device cpu"
+        )
     if dev.type not in ("cpu", "cuda"):
         raise DeviceError(f"--device {device!r}: growsearch trains on cpu or cuda")
     return dev
@@ -65,15 +80,26 @@ def optimizer_for(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.
     from growsearch.model.prune import channel_groups
     from growsearch.train.ssgd import SSGD
 
-    channels = list(channel_groups(model).values()) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
+    channels = (
+        list(channel_groups(model).values()) if cfg.optimizer == "ssgd" and cfg.ssgd_structure == "filters" else None
+    )
     in_channel = {id(p) for g in channels or [] for p in g}
     decay = [p for p in model.parameters() if p.dim() > 1 or id(p) in in_channel]
     no_decay = [p for p in model.parameters() if p.dim() <= 1 and id(p) not in in_channel]  # BN affine and biases
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if cfg.optimizer == "ssgd":
-        return SSGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, strength=cfg.ssgd_strength, eps=cfg.ssgd_eps, channels=channels)
-    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)  # torch refuses Nesterov without momentum
-
+        return SSGD(
+            groups,
+            lr=lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.momentum > 0,
+            strength=cfg.ssgd_strength,
+            eps=cfg.ssgd_eps,
+            channels=channels,
+        )
+    return torch.optim.SGD(
+        groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0
+    )  # torch refuses Nesterov without momentum
 
 
 def lr_factor(step: int, *, warmup: int, total: int, plateau: bool) -> float:
@@ -140,13 +166,17 @@ def check_compile(device_type: str, mode: bool | str = True) -> None:
     for CPU code, an unsupported Python or platform; CUDA graphs without CUDA), by compiling a
     tiny network once per process before anything is written."""
     if mode == "reduce-overhead" and device_type != "cuda":
-        raise ScheduleError("train.compile reduce-overhead captures CUDA graphs and needs --device cuda: set train.compile true or false on the CPU")
+        raise ScheduleError(
+            "train.compile reduce-overhead captures CUDA graphs and needs --device cuda: set train.compile true or false on the CPU"
+        )
     try:
         probe = torch.compile(nn.Linear(2, 2).to(device_type))
         probe(torch.zeros(1, 2, device=device_type)).sum().backward()
     except Exception as e:  # noqa: BLE001 - torch.compile fails in many ways (backend, compiler, platform): any one refuses the key
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise ScheduleError(f"train.compile: torch.compile does not work here ({type(e).__name__}: {first}): set train.compile false") from None
+        raise ScheduleError(
+            f"train.compile: torch.compile does not work here ({type(e).__name__}: {first}): set train.compile false"
+        ) from None
 
 
 def compiled(model: nn.Module, mode: bool | str) -> nn.Module:
@@ -200,10 +230,19 @@ def eval_loader(
     """An evaluation loader over ``split`` ("val" or "test") of ``data``."""
     x, y = (data.x_val, data.y_val) if split == "val" else (data.x_test, data.y_test)
     if x is None:
-        raise DataError(f"{data.name} has no validation split: pass it through growsearch.data.split.with_validation first")
+        raise DataError(
+            f"{data.name} has no validation split: pass it through growsearch.data.split.with_validation first"
+        )
     return BatchLoader(
-        x, y, batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
-        train=False, device=device, channels_last=True, resolution=resolution,
+        x,
+        y,
+        batch_size=cfg.eval_batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=False,
+        device=device,
+        channels_last=True,
+        resolution=resolution,
     )
 
 
@@ -252,8 +291,17 @@ def train_stage(
     cuda = device.type == "cuda"
     peak = cfg.peak_lr(lr)
     train_loader = BatchLoader(
-        data.x_train, data.y_train, batch_size=cfg.batch_size, mean=data.mean, std=data.std,
-        train=True, flip=data.flip, seed=seed, device=device, channels_last=True, resolution=resolution,
+        data.x_train,
+        data.y_train,
+        batch_size=cfg.batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=True,
+        flip=data.flip,
+        seed=seed,
+        device=device,
+        channels_last=True,
+        resolution=resolution,
     )
     val_loader = eval_loader(data, cfg, device, resolution, split="val")
     # train.compile: this stage's network compiled once (a grown network is another graph, so
@@ -273,8 +321,12 @@ def train_stage(
         step0 = carry.step if carry is not None else 0
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: run_lr.factor(step0 + step))
     else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=patience is not None))
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=patience) if patience else None
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, warmup=warmup, total=total, plateau=patience is not None)
+        )
+    plateau = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.1, patience=patience) if patience else None
+    )
     history: list[dict] = []
     samples, best, since_best, steps = 0, -1.0, 0, 0
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=True, unit="ep", dynamic_ncols=True)
@@ -295,7 +347,9 @@ def train_stage(
                 before = [p.detach().clone() for p, _ in scaled]
             opt.step()
             if scaled:
-                with torch.no_grad():  # the update scaled entry by entry: a per-entry LR multiplier (SGD's update is linear in the LR)
+                with (
+                    torch.no_grad()
+                ):  # the update scaled entry by entry: a per-entry LR multiplier (SGD's update is linear in the LR)
                     for (p, s), b in zip(scaled, before):
                         p.copy_(b + (p - b) * s)
             if masks:
@@ -312,9 +366,18 @@ def train_stage(
                 "lower the learning rate (lr) or the weight decay"
             )
         train_s = time.perf_counter() - t_epoch
-        acc = evaluate(model, val_loader, autocast=cuda)  # eager: compiling the eval graph too would cost more than it saves
+        acc = evaluate(
+            model, val_loader, autocast=cuda
+        )  # eager: compiling the eval graph too would cost more than it saves
         lr_now = opt.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "val_acc": acc, "lr": lr_now, "samples": samples, "train_s": train_s, "val_s": time.perf_counter() - t_epoch - train_s}
+        row = {
+            "epoch": epoch + 1,
+            "val_acc": acc,
+            "lr": lr_now,
+            "samples": samples,
+            "train_s": train_s,
+            "val_s": time.perf_counter() - t_epoch - train_s,
+        }
         if shrinker is not None:
             row["subnet_lr"] = lr_now * shrinker.last_factor
         history.append(row)
@@ -330,7 +393,11 @@ def train_stage(
     bar.close()
     if carry is not None:
         carry.step += steps
-        carry.momentum = {k: opt.state[p]["momentum_buffer"].detach().clone() for k, p in params.items() if "momentum_buffer" in opt.state[p]}
+        carry.momentum = {
+            k: opt.state[p]["momentum_buffer"].detach().clone()
+            for k, p in params.items()
+            if "momentum_buffer" in opt.state[p]
+        }
         carry.batches = train_loader.generator.get_state()
     return history, samples
 
@@ -364,10 +431,13 @@ def torch_threads(n: int | None):
 def schedule_threads(fn):
     """Train with ``schedule.threads`` torch threads when the schedule names them: results are
     bit-reproducible only at equal thread counts (reductions run in another order otherwise)."""
+
     @functools.wraps(fn)
     def wrapper(schedule: Schedule, **kwargs):
         if not isinstance(schedule, Schedule):
-            raise ScheduleError(f"expected a growsearch.Schedule (e.g. growsearch.load_schedule(path)), got {type(schedule).__name__}")
+            raise ScheduleError(
+                f"expected a growsearch.Schedule (e.g. growsearch.load_schedule(path)), got {type(schedule).__name__}"
+            )
         if schedule.threads is not None:
             schedule.validate()  # a bad thread count is a one-line error, not torch's
         with torch_threads(schedule.threads):

@@ -37,9 +37,20 @@ def draw_frontier(ax, frontier: "Frontier", scale: float = 1.0) -> None:
         pts = sorted(ref.points, key=lambda p: p.M)
         xs, ys = [p.M / scale for p in pts], [p.val_acc for p in pts]
         err = [p.val_std for p in pts]
-        ax.errorbar(xs, ys, yerr=err if any(err) else None, marker="s", ms=4, color=f"C{3 + j}", capsize=2, label=f"from scratch: {ref.name}")
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=err if any(err) else None,
+            marker="s",
+            ms=4,
+            color=f"C{3 + j}",
+            capsize=2,
+            label=f"from scratch: {ref.name}",
+        )
         for x, y, p in zip(xs, ys, pts):
-            ax.annotate(f"{p.epochs} ep", (x, y), textcoords="offset points", xytext=(3, -10), fontsize=6, color=f"C{3 + j}")
+            ax.annotate(
+                f"{p.epochs} ep", (x, y), textcoords="offset points", xytext=(3, -10), fontsize=6, color=f"C{3 + j}"
+            )
 
 
 def plot_curve(result: "RunResult", path: str | Path, *, frontier: "Frontier | None" = None) -> Path:
@@ -61,7 +72,10 @@ def plot_curve(result: "RunResult", path: str | Path, *, frontier: "Frontier | N
         draw_frontier(ax, frontier)
         iso = result.iso or frontier.iso(result.M, result.val_acc)
         ax.plot([iso["M_scratch"], result.M], [result.val_acc] * 2, color="k", lw=0.8, ls="--")
-        ax.set_title(f"iso-accuracy M ratio {bound_word(iso)}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})", fontsize=10)
+        ax.set_title(
+            f"iso-accuracy M ratio {bound_word(iso)}{iso['iso_M_ratio']:.2f}× (validation accuracy {result.val_acc:.3f})",
+            fontsize=10,
+        )
     log_x(ax)
     ax.set_xlabel("cumulative training cost M (forward MACs, log scale)")
     ax.set_ylabel("validation accuracy (stage's classes)")
@@ -81,13 +95,15 @@ def plot_frontier(frontier: "Frontier", path: str | Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     seeds = len(frontier.seeds)
-    ax.set_title(f"from-scratch frontier on {frontier.dataset}" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""), fontsize=10)
+    ax.set_title(
+        f"from-scratch frontier on {frontier.dataset}" + (f" (mean of {seeds} seeds)" if seeds > 1 else ""), fontsize=10
+    )
     return save(fig, path)
 
 
-
-
-def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = None, frontiers: "list[Frontier] | None" = None) -> Path:
+def plot_family(
+    result: "RunResult", path: str | Path, *, ratio: dict | None = None, frontiers: "list[Frontier] | None" = None
+) -> Path:
     """A shrink run's family: each subnet's validation accuracy (BatchNorm recalibrated) against
     its inference MACs, the validation Pareto front joined; beside each subnet with a frontier of
     its own architecture, that frontier's most accurate from-scratch budget (open squares)."""
@@ -95,18 +111,38 @@ def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = N
 
     fig, ax = pyplot().subplots(figsize=(6.5, 4.2))
     rows = result.subnets or []
-    ax.scatter([r["macs_per_sample"] for r in rows], [r["val_acc"] for r in rows], color="C0", zorder=3, label="subnets of the run")
+    ax.scatter(
+        [r["macs_per_sample"] for r in rows],
+        [r["val_acc"] for r in rows],
+        color="C0",
+        zorder=3,
+        label="subnets of the run",
+    )
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["macs_per_sample"])
-    ax.plot([r["macs_per_sample"] for r in front], [r["val_acc"] for r in front], color="C0", lw=1, label="Pareto front (validation)")
+    ax.plot(
+        [r["macs_per_sample"] for r in front],
+        [r["val_acc"] for r in front],
+        color="C0",
+        lw=1,
+        label="Pareto front (validation)",
+    )
     for r in rows:
-        ax.annotate(r["subnet"], (r["macs_per_sample"], r["val_acc"]), textcoords="offset points", xytext=(3, 3), fontsize=6)
+        ax.annotate(
+            r["subnet"], (r["macs_per_sample"], r["val_acc"]), textcoords="offset points", xytext=(3, 3), fontsize=6
+        )
     labelled = False
     for r in rows:
         own = own_reference(frontiers or [], r["spec"])
         if own is not None:
             best = max(own[1].points, key=lambda p: p.val_acc)
-            ax.scatter([r["macs_per_sample"]], [best.val_acc], marker="s", facecolors="none", edgecolors="C3",
-                       label=None if labelled else "from scratch, its most accurate budget")
+            ax.scatter(
+                [r["macs_per_sample"]],
+                [best.val_acc],
+                marker="s",
+                facecolors="none",
+                edgecolors="C3",
+                label=None if labelled else "from scratch, its most accurate budget",
+            )
             labelled = True
     log_x(ax)
     ax.set_xlabel("inference MACs per image (log scale)")
@@ -114,5 +150,9 @@ def plot_family(result: "RunResult", path: str | Path, *, ratio: dict | None = N
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fr = (ratio or {}).get("family_ratio")
-    ax.set_title(f"family of {len(rows)} subnets" + (f": family M ratio {fr:.2f}× ({ratio['chosen']})" if fr is not None else ""), fontsize=10)
+    ax.set_title(
+        f"family of {len(rows)} subnets"
+        + (f": family M ratio {fr:.2f}× ({ratio['chosen']})" if fr is not None else ""),
+        fontsize=10,
+    )
     return save(fig, path)

@@ -19,11 +19,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from growsearch.train.results import CheckpointError, OutputExistsError, read_checkpoint
 from growsearch._extensions import digest
 from growsearch.model.arch import get_family, parse_arch
 from growsearch.model.ops import first_ops, transition_ops
 from growsearch.plan.schedule import OPTIMIZER_KEYS, SPEED_KEYS, STAGE_OPTIMIZER_KEYS, Schedule
+from growsearch.train.results import CheckpointError, OutputExistsError, read_checkpoint
 
 __all__ = ["find_prefix", "find_resume", "prefix_key"]
 
@@ -44,10 +44,15 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     stages = schedule.stages[:upto]
     families = sorted({parse_arch(st.arch)[0].name for st in stages})
     payload = {
-        "dataset": schedule.dataset, "seed": schedule.seed, "class_order": order, "train": _without(asdict(schedule.train), {**OPTIMIZER_KEYS, **SPEED_KEYS}),
-        "stages": [_without(asdict(st), STAGE_OPTIMIZER_KEYS) for st in stages], "growsearch": __version__,
+        "dataset": schedule.dataset,
+        "seed": schedule.seed,
+        "class_order": order,
+        "train": _without(asdict(schedule.train), {**OPTIMIZER_KEYS, **SPEED_KEYS}),
+        "stages": [_without(asdict(st), STAGE_OPTIMIZER_KEYS) for st in stages],
+        "growsearch": __version__,
         "definitions": digest(first_ops(), transition_ops(), [get_family(f) for f in families]),
-        "data_growth": schedule.data_growth, "deepen_init": schedule.deepen_init,
+        "data_growth": schedule.data_growth,
+        "deepen_init": schedule.deepen_init,
     }
     if schedule.shrink is not None and upto == len(schedule.stages):  # the shrink phase trains inside the last stage
         payload["shrink"] = asdict(schedule.shrink)
@@ -58,7 +63,9 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def find_prefix(schedule: Schedule, order: list[int], cache: Path, *, upto: int | None = None) -> tuple[int, Path | None]:
+def find_prefix(
+    schedule: Schedule, order: list[int], cache: Path, *, upto: int | None = None
+) -> tuple[int, Path | None]:
     """The deepest cached prefix of ``schedule`` in ``cache`` (of at most ``upto`` stages): (stages
     covered, file). A file is trusted by the key stored inside it, not by its name: one whose
     stored key is another (planted, or written by another version), or that cannot be read as
@@ -88,7 +95,9 @@ def find_resume(schedule: Schedule, order: list[int], out: Path) -> tuple[int, P
         if not path.is_file():
             continue
         ckpt = read_checkpoint(path, "cpu")
-        if ckpt.get("key") != prefix_key(schedule, upto, order) or not all((out / f"stage{j}.pt").is_file() for j in range(1, upto)):
+        if ckpt.get("key") != prefix_key(schedule, upto, order) or not all(
+            (out / f"stage{j}.pt").is_file() for j in range(1, upto)
+        ):
             raise OutputExistsError(
                 f"{path} was not trained by this schedule (another schedule, dataset, seed, recipe or growsearch version): "
                 "resume with the schedule file that started it, or pass --overwrite to start again"

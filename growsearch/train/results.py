@@ -20,14 +20,23 @@ import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
 import torch
 from torch import nn
 
 from growsearch._io import atomic_path, check_owned, owned
-from growsearch.model.arch import ArchSpec, build_model
 from growsearch.errors import GrowsearchError
+from growsearch.model.arch import ArchSpec, build_model
 
-__all__ = ["RESULT_FILE", "CheckpointError", "OutputExistsError", "RunResult", "StageResult", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "RESULT_FILE",
+    "CheckpointError",
+    "OutputExistsError",
+    "RunResult",
+    "StageResult",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 RESULT_FILE = "result.json"
 
@@ -58,13 +67,17 @@ class StageResult:
     nonzero_macs_per_sample: int = 0  # MACs with zero weights skipped, at the end of the stage
     M_nonzero: int = 0  # samples × nonzero_macs_per_sample
     zero_mask: bool = False  # identity-kernel zeros were kept at zero while training
-    prune: dict | None = None  # before growth: ratio, params/MACs before and after, val/test accuracy right after pruning
+    prune: dict | None = (
+        None  # before growth: ratio, params/MACs before and after, val/test accuracy right after pruning
+    )
     resolution: int = 0  # input side (pixels) the stage trained and was tested at
     val_acc: float = 0.0  # on the stage's classes' validation samples, after training (what selection reads)
     stage: int = 0  # its position in the schedule, from 1 (0: written before growsearch 0.4 recorded it)
     fraction: float = 1.0  # the share of its classes' training images it saw (data_growth samples; else 1)
     M_shrink: int = 0  # of M, the shrink phase's subnet passes and BatchNorm recalibration (the last stage of a schedule with a shrink block)
-    time_split: dict = field(default_factory=dict)  # where wall_s went: data_s, grow_s, train_s, val_s, family_s (a shrink phase), test_s and the rest, other_s
+    time_split: dict = field(
+        default_factory=dict
+    )  # where wall_s went: data_s, grow_s, train_s, val_s, family_s (a shrink phase), test_s and the rest, other_s
     weights_sha256: str = ""  # digest of the stage network's weights (weights_digest): its checkpoint is this run's own, not one swapped in
 
 
@@ -89,14 +102,26 @@ class RunResult:
     threads: int = 0  # torch intra-op threads it trained with: CPU results are bit-identical only at the same count
     val_acc: float = 0.0  # final network, all classes, validation split: what selection and the iso ratio read
     selection: str = "validation"  # "validation", or "test" when val_fraction is 0 (the paper's protocol)
-    iso_M_ratio: float | None = None  # M / M_scratch(val_acc) on the frontier given, its cheapest network of any arch (None: no frontier)
-    iso_M_ratio_same: float | None = None  # the same against the final arch's own references alone (None: the frontier trained none)
-    iso_M_ratio_ci: list[float] | None = None  # 95 % interval of iso_M_ratio over the frontier's seeds (Frontier.ratio_interval)
+    iso_M_ratio: float | None = (
+        None  # M / M_scratch(val_acc) on the frontier given, its cheapest network of any arch (None: no frontier)
+    )
+    iso_M_ratio_same: float | None = (
+        None  # the same against the final arch's own references alone (None: the frontier trained none)
+    )
+    iso_M_ratio_ci: list[float] | None = (
+        None  # 95 % interval of iso_M_ratio over the frontier's seeds (Frontier.ratio_interval)
+    )
     beyond_frontier: bool | None = None  # more accurate than every budget: iso_M_ratio is then an upper bound
     iso: dict | None = None  # the ratio's details and the frontier it used (see growsearch.train.frontier.Frontier.iso)
-    subnets: list[dict] | None = None  # a shrink block's family: per subnet its spec, params, MACs, val/test accuracy after BN recalibration, pareto
-    shrink: dict | None = None  # what the shrink phase cost: M_train (subnet passes), M_recal, passes, start_step, ramp_steps
-    time_split: dict = field(default_factory=dict)  # where the time went: load_s (reading the dataset, before wall_s) and wall_s's parts summed over the stages trained here, other_s the rest
+    subnets: list[dict] | None = (
+        None  # a shrink block's family: per subnet its spec, params, MACs, val/test accuracy after BN recalibration, pareto
+    )
+    shrink: dict | None = (
+        None  # what the shrink phase cost: M_train (subnet passes), M_recal, passes, start_step, ramp_steps
+    )
+    time_split: dict = field(
+        default_factory=dict
+    )  # where the time went: load_s (reading the dataset, before wall_s) and wall_s's parts summed over the stages trained here, other_s the rest
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +144,12 @@ def versions() -> dict:
 
     from growsearch._version import __version__
 
-    return {"growsearch": __version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()}
+    return {
+        "growsearch": __version__,
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def check_out_dir(out_dir: Path | None, overwrite: bool, *, replaces: bool | None = None) -> None:
@@ -181,7 +211,6 @@ def write_json_atomic(path: Path, obj: dict) -> None:
         tmp.write_text(json.dumps(obj, indent=2) + "\n")
 
 
-
 def finish_run(result: RunResult, work: Path, out: Path) -> None:
     """Write a finished run's ``result.json`` into ``work``, then put ``work`` in place of
     ``out`` (:func:`prepare_out`'s counterpart). Figures are the caller's (it reports the run)."""
@@ -208,7 +237,14 @@ def save_checkpoint(
 ) -> None:
     """Weights plus arch spec, loadable with ``torch.load(weights_only=True)``; ``extra`` must be plain data."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    ckpt = {"spec": model.arch_spec.to_dict(), "state_dict": state, "classes": classes, "stage": stage, "test_acc": test_acc, "val_acc": val_acc}
+    ckpt = {
+        "spec": model.arch_spec.to_dict(),
+        "state_dict": state,
+        "classes": classes,
+        "stage": stage,
+        "test_acc": test_acc,
+        "val_acc": val_acc,
+    }
     with atomic_path(path) as tmp:
         torch.save({**ckpt, **extra}, tmp)
 
@@ -243,5 +279,7 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         model = build_model(ArchSpec.from_dict(ckpt["spec"]))
         model.load_state_dict(ckpt["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path} is not a growsearch stage checkpoint ({type(e).__name__}: missing or mismatched spec/weights)") from None
+        raise CheckpointError(
+            f"{path} is not a growsearch stage checkpoint ({type(e).__name__}: missing or mismatched spec/weights)"
+        ) from None
     return model.to(device).eval(), ckpt

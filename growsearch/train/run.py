@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 import shutil
 import time
-from itertools import accumulate
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -35,22 +35,41 @@ import torch
 from torch import nn
 
 from growsearch._io import held
-from growsearch.model.arch import ArchSpec
-from growsearch.model.cost import count_params, input_shape, stage_cost
-from growsearch.data.dataset import create_dataset, Dataset
+from growsearch.data.dataset import Dataset, create_dataset
 from growsearch.data.loader import check_budget
 from growsearch.data.split import stage_data
-from growsearch.train.loop import Carry, check_compile, eval_loader, evaluate, resolve_device, RunLR, schedule_threads, train_stage
-from growsearch.model.ops import apply_transition, as_network, Run, tensors_of
-from growsearch.plan.planner import plan_schedule
-from growsearch.train.plots import plot_curve
-from growsearch.train.shrink import family_table, Shrinker
-from growsearch.train.prefix import find_prefix, find_resume, prefix_key
+from growsearch.model.arch import ArchSpec
+from growsearch.model.cost import count_params, input_shape, stage_cost
+from growsearch.model.ops import Run, apply_transition, as_network, tensors_of
 from growsearch.model.prune import nonzero_macs_per_sample, threshold_widths
-from growsearch.train.results import (
-    check_out_dir, finish_run, load_checkpoint, weights_digest, OutputExistsError, prepare_out, RESULT_FILE, RunResult, save_checkpoint, StageResult, versions,
+from growsearch.plan.planner import plan_schedule
+from growsearch.plan.schedule import Schedule, TrainConfig, load_split
+from growsearch.train.loop import (
+    Carry,
+    RunLR,
+    check_compile,
+    eval_loader,
+    evaluate,
+    resolve_device,
+    schedule_threads,
+    train_stage,
 )
-from growsearch.plan.schedule import load_split, Schedule, TrainConfig
+from growsearch.train.plots import plot_curve
+from growsearch.train.prefix import find_prefix, find_resume, prefix_key
+from growsearch.train.results import (
+    RESULT_FILE,
+    OutputExistsError,
+    RunResult,
+    StageResult,
+    check_out_dir,
+    finish_run,
+    load_checkpoint,
+    prepare_out,
+    save_checkpoint,
+    versions,
+    weights_digest,
+)
+from growsearch.train.shrink import Shrinker, family_table
 
 if TYPE_CHECKING:
     from growsearch.train.frontier import Frontier
@@ -132,7 +151,9 @@ def run_schedule(
     t_load = time.perf_counter()
     ds = load_split(schedule.dataset, schedule.train, dataset=ds)
     load_s += time.perf_counter() - t_load
-    check_budget(ds.x_train, schedule.train.batch_size)  # a memory budget below one batch: refused before anything is written
+    check_budget(
+        ds.x_train, schedule.train.batch_size
+    )  # a memory budget below one batch: refused before anything is written
     front = frontier if isinstance(frontier, Frontier) or frontier is None else load_frontier(frontier)
     if front is not None:
         front.check_compatible(ds)
@@ -156,13 +177,26 @@ def run_schedule(
             ):
                 plans = _replan(schedule, ds, init_spec, state, i)
             stage = _train_stage(
-                schedule, i, plans[i - 1], ds, order, state, dev, on_epoch=on_epoch, progress=progress, work=work, cache=cache, run_lr=run_lr,
+                schedule,
+                i,
+                plans[i - 1],
+                ds,
+                order,
+                state,
+                dev,
+                on_epoch=on_epoch,
+                progress=progress,
+                work=work,
+                cache=cache,
+                run_lr=run_lr,
             )
             if on_stage is not None:
                 on_stage(stage, state.model)
         result = _result(schedule, state, order, ds, dev, front, wall_s=time.perf_counter() - t_run, load_s=load_s)
         if work is not None:
-            plot_curve(result, work / "curve.png", frontier=front)  # the run reports itself; the result writer draws nothing
+            plot_curve(
+                result, work / "curve.png", frontier=front
+            )  # the run reports itself; the result writer draws nothing
             finish_run(result, work, out)
     return result
 
@@ -170,7 +204,9 @@ def run_schedule(
 def _check_out(out: Path | None, overwrite: bool, resume: bool) -> None:
     """The run's refusals of its --out: once before anything is loaded, again inside the folder's lock."""
     if resume and (out is None or overwrite):
-        raise OutputExistsError("resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)")
+        raise OutputExistsError(
+            "resume continues a run in its --out folder: give --out, and not --overwrite (which starts again)"
+        )
     if resume and (out / RESULT_FILE).exists():
         raise OutputExistsError(f"{out} holds a finished run ({RESULT_FILE}): nothing to resume")
     check_out_dir(out, overwrite)
@@ -182,24 +218,37 @@ class _State:
 
     model: nn.Module | None = None  # the last stage's trained network
     stages: list[StageResult] = field(default_factory=list)  # every finished stage, loaded ones included
-    masked: list[tuple[int, int]] = field(default_factory=list)  # (block, layer) of identity layers whose zeros are kept
+    masked: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (block, layer) of identity layers whose zeros are kept
     prev_data: Dataset | None = None  # the last stage's data (a pruned network is scored on it)
     prev_res: int = 0  # the last stage's input side
     start: int = 0  # stages finished before this call: loaded from the run's own folder or the prefix cache
     resumed: int = 0  # of those, the ones the run's own folder held (--resume)
-    carry: Carry | None = None  # the run-level training state (lr_schedule global, carry_optimizer): step, momentum, batch order
+    carry: Carry | None = (
+        None  # the run-level training state (lr_schedule global, carry_optimizer): step, momentum, batch order
+    )
     family: dict | None = None  # the shrink phase's outcome: the frozen channel ranks, the subnets table, its costs
 
 
 def _start(
-    schedule: Schedule, ds: Dataset, order: list[int], dev: torch.device, *, work: Path | None, cache: Path | None,
-    resumed: tuple[int, Path | None], reuse_upto: int | None,
+    schedule: Schedule,
+    ds: Dataset,
+    order: list[int],
+    dev: torch.device,
+    *,
+    work: Path | None,
+    cache: Path | None,
+    resumed: tuple[int, Path | None],
+    reuse_upto: int | None,
 ) -> _State:
     """Where the run starts: after the stages its own folder already finished (``resumed``, what
     ``find_resume`` found), or after the deepest prefix in the cache; either way the same kind of
     keyed stage checkpoint."""
     cfg = schedule.train
-    state = _State(prev_res=ds.image_size, carry=Carry() if cfg.lr_schedule == "global" or cfg.carry_optimizer else None)
+    state = _State(
+        prev_res=ds.image_size, carry=Carry() if cfg.lr_schedule == "global" or cfg.carry_optimizer else None
+    )
     start, path = resumed
     state.resumed = start
     if cache is not None:
@@ -214,10 +263,16 @@ def _start(
     state.model = model.train()
     state.stages = [StageResult(**d) for d in ckpt["stages"]]
     state.masked = [tuple(p) for p in ckpt["masked"]]
-    state.family = ckpt.get("shrink")  # the last stage of a shrink schedule (a finished run being resumed or served from the cache)
+    state.family = ckpt.get(
+        "shrink"
+    )  # the last stage of a shrink schedule (a finished run being resumed or served from the cache)
     if state.carry is not None:  # the key says the checkpoint was trained with the same run-level state
         c = ckpt["carry"]
-        state.carry = Carry(step=c["step"], momentum={k: v.to(dev) for k, v in c["momentum"].items()} if c["momentum"] else None, batches=c["batches"])
+        state.carry = Carry(
+            step=c["step"],
+            momentum={k: v.to(dev) for k, v in c["momentum"].items()} if c["momentum"] else None,
+            batches=c["batches"],
+        )
     last = schedule.stages[start - 1]
     state.prev_data = stage_data(ds, order[: last.classes], last.fraction, schedule.seed)
     state.prev_res = state.stages[-1].resolution or ds.image_size
@@ -228,8 +283,19 @@ def _start(
 
 
 def _train_stage(
-    schedule: Schedule, i: int, plan: Any, ds: Dataset, order: list[int], state: _State, dev: torch.device, *,
-    on_epoch: Callable[[dict], None] | None, progress: bool, work: Path | None, cache: Path | None, run_lr: RunLR | None,
+    schedule: Schedule,
+    i: int,
+    plan: Any,
+    ds: Dataset,
+    order: list[int],
+    state: _State,
+    dev: torch.device,
+    *,
+    on_epoch: Callable[[dict], None] | None,
+    progress: bool,
+    work: Path | None,
+    cache: Path | None,
+    run_lr: RunLR | None,
 ) -> StageResult:
     """Stage ``i``: grow the last network by the plan's steps, train it, test it once, keep it."""
     st, n, native, cfg, carry = schedule.stages[i - 1], len(schedule.stages), ds.image_size, schedule.train, state.carry
@@ -246,8 +312,10 @@ def _train_stage(
     if state.model is not None and cfg.new_param_lr != 1:
         carried["existed"] = as_network(state.model, 1.0)
     run = Run(
-        generator=torch.Generator().manual_seed(schedule.seed * 1000 + i), score=_scorer(state.prev_data, cfg, dev, state.prev_res),
-        masked_before=state.masked, carried=carried,
+        generator=torch.Generator().manual_seed(schedule.seed * 1000 + i),
+        score=_scorer(state.prev_data, cfg, dev, state.prev_res),
+        masked_before=state.masked,
+        carried=carried,
     )
     t_grow = time.perf_counter()
     model = apply_transition(state.model, plan.steps, plan.spec, run)
@@ -270,10 +338,25 @@ def _train_stage(
             on_epoch({"stage": i, **row})
 
     history, samples = train_stage(
-        model, data, epochs=st.epochs, cfg=st.recipe(cfg), lr=st.lr, patience=st.patience,
-        seed=schedule.seed * 1000 + i, device=dev, masks=run.masks, on_epoch=epoch_cb, progress=progress,
-        desc=f"stage {i}/{n} {st.arch} {st.classes} cls" + (f" {st.fraction:g} of the data" if st.fraction else "") + (f" {res}px" if res != native else ""),
-        resolution=res, run_lr=run_lr, carry=carry, lr_scale=lr_scale, shrinker=shrinker,
+        model,
+        data,
+        epochs=st.epochs,
+        cfg=st.recipe(cfg),
+        lr=st.lr,
+        patience=st.patience,
+        seed=schedule.seed * 1000 + i,
+        device=dev,
+        masks=run.masks,
+        on_epoch=epoch_cb,
+        progress=progress,
+        desc=f"stage {i}/{n} {st.arch} {st.classes} cls"
+        + (f" {st.fraction:g} of the data" if st.fraction else "")
+        + (f" {res}px" if res != native else ""),
+        resolution=res,
+        run_lr=run_lr,
+        carry=carry,
+        lr_scale=lr_scale,
+        shrinker=shrinker,
     )
     split["train_s"], split["val_s"] = sum(r["train_s"] for r in history), sum(r["val_s"] for r in history)
     M_shrink = 0
@@ -284,8 +367,15 @@ def _train_stage(
         split["family_s"] = time.perf_counter() - t_family
         M_shrink = shrinker.M + plan.shrink.M_recal
         state.family = {
-            "ranks": {g: r.tolist() for g, r in ranks.items()}, "subnets": rows,
-            "cost": {"M_train": shrinker.M, "M_recal": plan.shrink.M_recal, "passes": shrinker.passes, "start_step": plan.shrink.start_step, "ramp_steps": plan.shrink.ramp_steps},
+            "ranks": {g: r.tolist() for g, r in ranks.items()},
+            "subnets": rows,
+            "cost": {
+                "M_train": shrinker.M,
+                "M_recal": plan.shrink.M_recal,
+                "passes": shrinker.passes,
+                "start_step": plan.shrink.start_step,
+                "ramp_steps": plan.shrink.ramp_steps,
+            },
         }
     nz = nonzero_macs_per_sample(model, input_shape(ds.in_chans, res, ds.image_shape))
     # The stage's one read of its test split: reported, never used to choose anything.
@@ -295,28 +385,56 @@ def _train_stage(
     wall_s = time.perf_counter() - t0
     split["other_s"] = wall_s - sum(split.values())
     stage = StageResult(
-        classes=st.classes, arch=st.arch, epochs=len(history), samples=samples, macs_per_sample=macs, M=stage_cost(samples, macs) + M_shrink, M_shrink=M_shrink,
-        test_acc=acc, wall_s=wall_s, time_split=split, params=count_params(model),
-        spec=model.arch_spec.to_dict(), history=history, nonzero_macs_per_sample=nz,
-        M_nonzero=stage_cost(samples, nz), zero_mask=bool(run.masks), prune=run.prune, resolution=res, val_acc=history[-1]["val_acc"],
-        stage=i, fraction=st.fraction if st.fraction is not None else 1.0, weights_sha256=weights_digest(model),
+        classes=st.classes,
+        arch=st.arch,
+        epochs=len(history),
+        samples=samples,
+        macs_per_sample=macs,
+        M=stage_cost(samples, macs) + M_shrink,
+        M_shrink=M_shrink,
+        test_acc=acc,
+        wall_s=wall_s,
+        time_split=split,
+        params=count_params(model),
+        spec=model.arch_spec.to_dict(),
+        history=history,
+        nonzero_macs_per_sample=nz,
+        M_nonzero=stage_cost(samples, nz),
+        zero_mask=bool(run.masks),
+        prune=run.prune,
+        resolution=res,
+        val_acc=history[-1]["val_acc"],
+        stage=i,
+        fraction=st.fraction if st.fraction is not None else 1.0,
+        weights_sha256=weights_digest(model),
     )
     state.model, state.masked, state.prev_data, state.prev_res = model, run.masked, data, res
     state.stages.append(stage)
     # a keyed checkpoint: the stage network plus everything needed to continue after it
     key = prefix_key(schedule, i, order)
     ck = dict(
-        classes=order[: st.classes], stage=i, test_acc=acc, val_acc=stage.val_acc, resolution=res, key=key,
-        stages=[asdict(r) for r in state.stages], masked=[list(p) for p in state.masked],
+        classes=order[: st.classes],
+        stage=i,
+        test_acc=acc,
+        val_acc=stage.val_acc,
+        resolution=res,
+        key=key,
+        stages=[asdict(r) for r in state.stages],
+        masked=[list(p) for p in state.masked],
         # what inference needs without the dataset: the input normalisation and output row j's class name
-        mean=list(ds.mean), std=list(ds.std), class_names=[ds.class_names[c] for c in order[: st.classes]] if ds.class_names else [],
+        mean=list(ds.mean),
+        std=list(ds.std),
+        class_names=[ds.class_names[c] for c in order[: st.classes]] if ds.class_names else [],
     )
     if shrinker is not None:
         ck["shrink"] = state.family
     if carry is not None:  # what the next stage continues from, so a cached or resumed prefix continues identically
         ck["carry"] = {
-            "step": carry.step, "batches": carry.batches,
-            "momentum": {k: v.cpu() for k, v in carry.momentum.items()} if carry.momentum is not None and cfg.carry_optimizer else None,
+            "step": carry.step,
+            "batches": carry.batches,
+            "momentum": {k: v.cpu() for k, v in carry.momentum.items()}
+            if carry.momentum is not None and cfg.carry_optimizer
+            else None,
         }
     if work is not None:
         save_checkpoint(work / f"stage{i}.pt", model, **ck)
@@ -326,7 +444,15 @@ def _train_stage(
 
 
 def _result(
-    schedule: Schedule, state: _State, order: list[int], ds: Dataset, dev: torch.device, front: "Frontier | None", *, wall_s: float, load_s: float,
+    schedule: Schedule,
+    state: _State,
+    order: list[int],
+    ds: Dataset,
+    dev: torch.device,
+    front: "Frontier | None",
+    *,
+    wall_s: float,
+    load_s: float,
 ) -> RunResult:
     """The finished run: what every stage cost and reached, against the frontier when one was given."""
     stages, last = state.stages, state.stages[-1]
@@ -334,18 +460,30 @@ def _result(
     # where the time went: the parts of the stages trained here (not those loaded), the rest (the
     # prefix loaded, checkpoints written, the result) as other_s; load_s came before wall_s
     split: dict[str, float] = {}
-    for s in stages[state.start:]:
+    for s in stages[state.start :]:
         for k, v in s.time_split.items():
             if k != "other_s":
                 split[k] = split.get(k, 0.0) + v
     split["other_s"] = wall_s - sum(split.values())
     result = RunResult(
-        M=M, test_acc=last.test_acc, wall_s=wall_s, macs_per_sample=last.macs_per_sample,
-        stages=stages, params=last.params, M_nonzero=sum(s.M_nonzero for s in stages),
-        nonzero_macs_per_sample=last.nonzero_macs_per_sample, spent_M=M - sum(s.M for s in stages[state.resumed:state.start]),
-        reused_stages=state.start - state.resumed, schedule=schedule.to_dict(), class_order=order, device=str(dev),
-        versions=versions(), val_acc=last.val_acc, selection="test" if ds.val_fraction == 0 else "validation",
-        threads=torch.get_num_threads(), time_split={"load_s": load_s, **split},
+        M=M,
+        test_acc=last.test_acc,
+        wall_s=wall_s,
+        macs_per_sample=last.macs_per_sample,
+        stages=stages,
+        params=last.params,
+        M_nonzero=sum(s.M_nonzero for s in stages),
+        nonzero_macs_per_sample=last.nonzero_macs_per_sample,
+        spent_M=M - sum(s.M for s in stages[state.resumed : state.start]),
+        reused_stages=state.start - state.resumed,
+        schedule=schedule.to_dict(),
+        class_order=order,
+        device=str(dev),
+        versions=versions(),
+        val_acc=last.val_acc,
+        selection="test" if ds.val_fraction == 0 else "validation",
+        threads=torch.get_num_threads(),
+        time_split={"load_s": load_s, **split},
     )
     if state.family is not None:
         result.subnets, result.shrink = state.family["subnets"], state.family["cost"]
@@ -364,8 +502,11 @@ def _run_lr(schedule: Schedule, plans: list) -> RunLR | None:
     per_epoch = [math.ceil(p.samples_per_epoch / cfg.batch_size) for p in plans]  # BatchLoader's batches per epoch
     ends = list(accumulate(p.epochs * k for p, k in zip(plans, per_epoch)))
     return RunLR(
-        warmup=max(1, int(cfg.warmup_epochs * per_epoch[0])), total=ends[-1], starts=tuple(ends[:-1]),
-        rewarm=tuple(int(cfg.rewarm_epochs * k) for k in per_epoch[1:]), peak=cfg.rewarm_peak,
+        warmup=max(1, int(cfg.warmup_epochs * per_epoch[0])),
+        total=ends[-1],
+        starts=tuple(ends[:-1]),
+        rewarm=tuple(int(cfg.rewarm_epochs * k) for k in per_epoch[1:]),
+        peak=cfg.rewarm_peak,
     )
 
 
@@ -374,7 +515,8 @@ def _replan(schedule: Schedule, ds: Dataset, init_spec: ArchSpec | None, state: 
     stages' from their records, stage ``i``'s from the trained network it prunes."""
     known = {
         j: tuple(tuple(b) for b in st.prune["widths_after"])
-        for j, st in enumerate(state.stages, 1) if schedule.stages[j - 1].prune_threshold is not None
+        for j, st in enumerate(state.stages, 1)
+        if schedule.stages[j - 1].prune_threshold is not None
     }
     thr = schedule.stages[i - 1].prune_threshold
     if thr is not None:
@@ -396,7 +538,9 @@ def _scorer(data: Dataset | None, cfg: TrainConfig, dev: torch.device, res: int)
 
     def score(model: nn.Module) -> dict:
         return {
-            f"{split}_acc_after_prune": evaluate(model, eval_loader(data, cfg, dev, res, split=split), autocast=dev.type == "cuda")
+            f"{split}_acc_after_prune": evaluate(
+                model, eval_loader(data, cfg, dev, res, split=split), autocast=dev.type == "cuda"
+            )
             for split in ("val", "test")
         }
 

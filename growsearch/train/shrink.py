@@ -55,9 +55,14 @@ class Shrinker:
         soft = F.softmax(teacher.float() / T, dim=1)
         for i in picked:
             sub = plan.subnets[i]
-            with active(model, sub.spec, self.ranks), torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with (
+                active(model, sub.spec, self.ranks),
+                torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=self.autocast),
+            ):
                 out = model(xb)
-            loss = self.last_factor * T * T * F.kl_div(F.log_softmax(out.float() / T, dim=1), soft, reduction="batchmean")
+            loss = (
+                self.last_factor * T * T * F.kl_div(F.log_softmax(out.float() / T, dim=1), soft, reduction="batchmean")
+            )
             loss.backward()
             self.M += len(xb) * sub.macs_per_sample
             self.passes += 1
@@ -69,12 +74,21 @@ class Shrinker:
         return self.ranks
 
 
-def recal_loader(data: Dataset, plan: ShrinkPlan, cfg: TrainConfig, device: torch.device, resolution: int | None) -> BatchLoader:
+def recal_loader(
+    data: Dataset, plan: ShrinkPlan, cfg: TrainConfig, device: torch.device, resolution: int | None
+) -> BatchLoader:
     """The fixed sample of training images (no augmentation) every subnet's BatchNorm is recalibrated on."""
     idx = np.sort(np.random.default_rng(plan.seed).permutation(len(data.y_train))[: plan.recal_images])
     return BatchLoader(
-        data.x_train[idx], data.y_train[idx], batch_size=cfg.eval_batch_size, mean=data.mean, std=data.std,
-        train=False, device=device, channels_last=True, resolution=resolution,
+        data.x_train[idx],
+        data.y_train[idx],
+        batch_size=cfg.eval_batch_size,
+        mean=data.mean,
+        std=data.std,
+        train=False,
+        device=device,
+        channels_last=True,
+        resolution=resolution,
     )
 
 
@@ -86,7 +100,13 @@ def cut_member(model: nn.Module, sub: SubnetPlan, ranks: dict[str, torch.Tensor]
 
 
 def family_table(
-    model: nn.Module, plan: ShrinkPlan, ranks: dict[str, torch.Tensor], data: Dataset, cfg: TrainConfig, device: torch.device, resolution: int | None,
+    model: nn.Module,
+    plan: ShrinkPlan,
+    ranks: dict[str, torch.Tensor],
+    data: Dataset,
+    cfg: TrainConfig,
+    device: torch.device,
+    resolution: int | None,
 ) -> list[dict]:
     """Every subnet of the menu cut, recalibrated and scored: one row each (``result.json``'s
     ``subnets``), the smallest first; ``pareto`` marks the validation Pareto front of MACs and accuracy."""
@@ -97,10 +117,19 @@ def family_table(
         net = cut_member(model, sub, ranks, recal)
         val = evaluate(net, eval_loader(data, cfg, device, resolution, split="val"), autocast=ac)
         test = evaluate(net, eval_loader(data, cfg, device, resolution), autocast=ac)  # reported, never used to choose
-        rows.append({
-            "subnet": sub.subnet.name, "depth": sub.subnet.depth, "width": sub.subnet.width, "arch": sub.spec.name, "spec": sub.spec.to_dict(),
-            "params": sub.params, "macs_per_sample": sub.macs_per_sample, "val_acc": val, "test_acc": test,
-        })
+        rows.append(
+            {
+                "subnet": sub.subnet.name,
+                "depth": sub.subnet.depth,
+                "width": sub.subnet.width,
+                "arch": sub.spec.name,
+                "spec": sub.spec.to_dict(),
+                "params": sub.params,
+                "macs_per_sample": sub.macs_per_sample,
+                "val_acc": val,
+                "test_acc": test,
+            }
+        )
     front = pareto([(r["macs_per_sample"], r["val_acc"]) for r in rows])
     for r, on in zip(rows, front):
         r["pareto"] = on

@@ -74,8 +74,16 @@ class SSGD(torch.optim.SGD):
     """
 
     def __init__(
-        self, params: Iterable, lr: float, *, momentum: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-        strength: float = 1.0, eps: float = 1e-3, channels: Sequence[Sequence[torch.Tensor]] | None = None,
+        self,
+        params: Iterable,
+        lr: float,
+        *,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        strength: float = 1.0,
+        eps: float = 1e-3,
+        channels: Sequence[Sequence[torch.Tensor]] | None = None,
     ) -> None:
         if not strength >= 0:
             raise ValueError(f"SSGD strength must be >= 0, got {strength}")

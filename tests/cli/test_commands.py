@@ -29,7 +29,23 @@ def test_every_subcommand_has_help(cmd: list[str], capsys: pytest.CaptureFixture
 
 
 def test_run_and_baseline_write_their_files(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["baseline", "--data", npz_data, "--arch", "vgg13@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                npz_data,
+                "--arch",
+                "vgg13@0.125",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sched = _write(tmp_path / "s.json", npz_data, GOOD)
     assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(tmp_path / "b"), "--quiet"]) == 0
     out = capsys.readouterr().out
@@ -42,14 +58,28 @@ def test_run_and_baseline_write_their_files(npz_data: str, tmp_path: Path, capsy
 @pytest.mark.parametrize(
     "stages,msg",
     [
-        ([{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 2, "arch": "vgg13@0.125", "epochs": 1}], "class subsets must grow"),
-        ([{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 9, "arch": "vgg13@0.125", "epochs": 1}], "9 classes but"),
-        ([{"classes": 2, "arch": "vgg13@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 1}], "would remove"),
+        (
+            [{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 2, "arch": "vgg13@0.125", "epochs": 1}],
+            "class subsets must grow",
+        ),
+        (
+            [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 9, "arch": "vgg13@0.125", "epochs": 1}],
+            "9 classes but",
+        ),
+        (
+            [{"classes": 2, "arch": "vgg13@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 1}],
+            "would remove",
+        ),
         ([{"classes": 2, "arch": "vgg7", "epochs": 1}, {"classes": 4, "arch": "vgg11", "epochs": 1}], "unknown arch"),
-        ([{"classes": 2, "arch": "vgg11@0.125", "epochs": 0}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}], "epochs"),
+        (
+            [{"classes": 2, "arch": "vgg11@0.125", "epochs": 0}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}],
+            "epochs",
+        ),
     ],
 )
-def test_bad_schedules_exit_2_with_one_line(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture, stages, msg: str) -> None:
+def test_bad_schedules_exit_2_with_one_line(
+    npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture, stages, msg: str
+) -> None:
     sched = _write(tmp_path / "s.json", npz_data, stages)
     assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -65,7 +95,9 @@ def test_unknown_dataset_and_missing_file(tmp_path: Path, capsys: pytest.Capture
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_existing_out_is_refused_without_overwrite(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_existing_out_is_refused_without_overwrite(
+    npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     sched = _write(tmp_path / "s.json", npz_data, GOOD)
     assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--quiet"]) == 0
     before = (tmp_path / "r" / "result.json").read_bytes()
@@ -76,15 +108,40 @@ def test_existing_out_is_refused_without_overwrite(npz_data: str, tmp_path: Path
 
 def test_user_errors_show_no_traceback_from_the_real_command(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "run", str(tmp_path / "nope.json"), "--out", str(tmp_path / "r")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "growsearch.cli.commands",
+            "run",
+            str(tmp_path / "nope.json"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "does not exist" in proc.stderr
 
 
 def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["baseline", "--data", "digits", "--arch", "vgg11@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                "digits",
+                "--arch",
+                "vgg11@0.125",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     sched = _write(tmp_path / "s.json", npz_data, GOOD)
     assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(tmp_path / "b"), "--quiet"]) == 2
     assert "same dataset" in capsys.readouterr().err
@@ -107,11 +164,20 @@ def test_the_resolution_example_is_a_valid_schedule() -> None:
     assert [s.resolution for s in sched.stages] == [16, 16, None]
 
 
-def test_dry_run_says_how_the_run_is_trained_and_that_copying_is_not_function_preserving(npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_dry_run_says_how_the_run_is_trained_and_that_copying_is_not_function_preserving(
+    npz_data: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     sched = {
-        "dataset": npz_data, "budget_epochs": 4, "grow_at": [0.5], "deepen_init": "copy", "data_growth": "samples",
+        "dataset": npz_data,
+        "budget_epochs": 4,
+        "grow_at": [0.5],
+        "deepen_init": "copy",
+        "data_growth": "samples",
         "train": {"lr_schedule": "global", "carry_optimizer": True, "new_param_lr": 2},
-        "stages": [{"classes": 4, "arch": "vgg13@0.125", "fraction": 0.5, "optimizer": "ssgd", "weight_decay": 0.005}, {"classes": 4, "arch": "vgg16@0.125", "fraction": 1}],
+        "stages": [
+            {"classes": 4, "arch": "vgg13@0.125", "fraction": 0.5, "optimizer": "ssgd", "weight_decay": 0.005},
+            {"classes": 4, "arch": "vgg16@0.125", "fraction": 1},
+        ],
     }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(sched))

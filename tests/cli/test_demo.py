@@ -24,7 +24,9 @@ def local_ray():
     ray.shutdown()
 
 
-def test_a_second_demo_replaces_the_first_and_never_a_users_folder(tmp_path: Path, local_ray, capsys: pytest.CaptureFixture) -> None:
+def test_a_second_demo_replaces_the_first_and_never_a_users_folder(
+    tmp_path: Path, local_ray, capsys: pytest.CaptureFixture
+) -> None:
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
@@ -37,7 +39,12 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     """The real command, as a newcomer runs it (the full demo: about 2.5 minutes on 2 cores)."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "demo"], capture_output=True, text=True, timeout=1800, env=env, cwd=tmp_path,
+        [sys.executable, "-m", "growsearch.cli.commands", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NaN or Inf" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
@@ -58,7 +65,9 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     assert all("reference" not in t.user_attrs for t in trials[2:])
     scratch = trials[0].user_attrs
     assert scratch["feasible"] and scratch["val_acc"] >= study.user_attrs["target_acc"]
-    assert len(scratch["schedule"]["stages"]) == 1 and scratch["M_ratio"] >= 1  # from scratch never beats its own frontier
+    assert (
+        len(scratch["schedule"]["stages"]) == 1 and scratch["M_ratio"] >= 1
+    )  # from scratch never beats its own frontier
     assert scratch["spent_M"] == 0  # the frontier's own run, loaded from the prefix cache
     paper = trials[1].user_attrs["schedule"]["stages"]
     assert [s["classes"] for s in paper] == [5, 10] and trials[1].params  # enqueued as the sampler's own parameters

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import images
 from growsearch.cli.commands import main
+from helpers import images
 
 G = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]
 
@@ -49,9 +49,13 @@ SCHEDULES: dict[str, object] = {
     "seed_text": _sched(seed="abc"),
     "seed_negative": _sched(seed=-1),
     "threads_zero": _sched(threads=0),
-    "classes_shrink": _sched(stages=[{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 2, "arch": "vgg13@0.125", "epochs": 1}]),
+    "classes_shrink": _sched(
+        stages=[{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 2, "arch": "vgg13@0.125", "epochs": 1}]
+    ),
     "classes_too_many": _stage(1, classes=9),
-    "classes_not_all": _sched(stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 3, "arch": "vgg13@0.125", "epochs": 1}]),
+    "classes_not_all": _sched(
+        stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 3, "arch": "vgg13@0.125", "epochs": 1}]
+    ),
     "classes_text": _stage(0, classes="2"),
     "epochs_zero": _stage(0, epochs=0),
     "epochs_fraction": _stage(0, epochs=1.5),
@@ -71,10 +75,18 @@ SCHEDULES: dict[str, object] = {
     "zero_mask_text": _stage(1, zero_mask="yes"),
     "arch_unknown": _stage(0, arch="vgg7"),
     "arch_number": _stage(0, arch=11),
-    "arch_shrinks": _sched(stages=[{"classes": 2, "arch": "vgg13@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 1}]),
+    "arch_shrinks": _sched(
+        stages=[{"classes": 2, "arch": "vgg13@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg11@0.125", "epochs": 1}]
+    ),
     "resolution_tiny": _stage(0, resolution=4),
     "resolution_above_native": _stage(0, resolution=64),
-    "resolution_decreasing": _sched(stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 24}, {"classes": 3, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]),
+    "resolution_decreasing": _sched(
+        stages=[
+            {"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 24},
+            {"classes": 3, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16},
+            {"classes": 4, "arch": "vgg13@0.125", "epochs": 1},
+        ]
+    ),
     "class_order_bad": _sched(class_order=[0, 1, 1, 3]),
     "dataset_unknown": _sched(dataset="mnist"),
     "npz_missing": _sched(dataset="npz:{root}/nope.npz"),
@@ -84,23 +96,49 @@ SCHEDULES: dict[str, object] = {
     "npz_nan_images": _sched(dataset="npz:{root}/nan.npz"),
     "npz_missing_array": _sched(dataset="npz:{root}/partial.npz"),
     "npz_tiny_class": _sched(dataset="npz:{root}/tinyclass.npz"),
-    "samples_without_fractions": _sched(data_growth="samples", stages=[{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]),
-    "fractions_not_increasing": _sched(data_growth="samples", stages=[{"classes": 4, "arch": "vgg11@0.125", "epochs": 1, "fraction": 0.6}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1, "fraction": 0.5}]),
+    "samples_without_fractions": _sched(
+        data_growth="samples",
+        stages=[{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}],
+    ),
+    "fractions_not_increasing": _sched(
+        data_growth="samples",
+        stages=[
+            {"classes": 4, "arch": "vgg11@0.125", "epochs": 1, "fraction": 0.6},
+            {"classes": 4, "arch": "vgg13@0.125", "epochs": 1, "fraction": 0.5},
+        ],
+    ),
     "fraction_without_samples": _stage(0, fraction=0.5),
     "copy_cannot_copy": _sched(deepen_init="copy"),
     "new_param_lr_zero": _sched(train={"new_param_lr": 0}),
-    "global_with_patience": _sched(train={"lr_schedule": "global"}, stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 2, "patience": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]),
+    "global_with_patience": _sched(
+        train={"lr_schedule": "global"},
+        stages=[
+            {"classes": 2, "arch": "vgg11@0.125", "epochs": 2, "patience": 1},
+            {"classes": 4, "arch": "vgg13@0.125", "epochs": 1},
+        ],
+    ),
     "rewarm_per_stage": _sched(train={"rewarm_epochs": 1}),
     "ssgd_strength_zero": _sched(train={"optimizer": "ssgd", "ssgd_strength": 0}),
     "ssgd_strength_without_ssgd": _stage(0, ssgd_strength=0.5),
     "stage_weight_decay_infinite": _stage(0, weight_decay=float("inf")),
-    "ssgd_on_resnet": _sched(stages=[{"classes": 2, "arch": "resnet10@0.125", "epochs": 1, "optimizer": "ssgd"}, {"classes": 4, "arch": "resnet18@0.125", "epochs": 1}]),
+    "ssgd_on_resnet": _sched(
+        stages=[
+            {"classes": 2, "arch": "resnet10@0.125", "epochs": 1, "optimizer": "ssgd"},
+            {"classes": 4, "arch": "resnet18@0.125", "epochs": 1},
+        ]
+    ),
     "lr_scaling_unknown": _sched(train={"lr_scaling": "cubic"}),
     "lr_scaling_too_high": _sched(train={"lr": 50, "batch_size": 512, "lr_scaling": "linear"}),
     "compile_text": _sched(train={"compile": "yes"}),
     "compile_one": _sched(train={"compile": 1}),
     "compile_graphs": _sched(train={"compile": "reduce-overhead"}),
-    "resolution_not_square": _sched(dataset="npz:{root}/good.npz?size=40x24", stages=[{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}]),
+    "resolution_not_square": _sched(
+        dataset="npz:{root}/good.npz?size=40x24",
+        stages=[
+            {"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16},
+            {"classes": 4, "arch": "vgg13@0.125", "epochs": 1},
+        ],
+    ),
     "size_w_x_h_bad": _sched(dataset="npz:{root}/good.npz?size=40x"),
     "good": _sched(),
     "good_seed_1": _sched(seed=1),
@@ -174,14 +212,26 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("global_with_patience", run("global_with_patience"), "patience (train to a plateau) is a per-stage rule"),
         ("rewarm_per_stage", run("rewarm_per_stage"), "set train.lr_schedule to global"),
         ("ssgd_strength_zero", run("ssgd_strength_zero"), "train.ssgd_strength must be a number in (0, 1]"),
-        ("ssgd_strength_without_ssgd", run("ssgd_strength_without_ssgd"), "set its optimizer to ssgd or drop ssgd_strength"),
-        ("stage_weight_decay_infinite", run("stage_weight_decay_infinite"), "stage 1: weight_decay must be a number in [0, 1]"),
+        (
+            "ssgd_strength_without_ssgd",
+            run("ssgd_strength_without_ssgd"),
+            "set its optimizer to ssgd or drop ssgd_strength",
+        ),
+        (
+            "stage_weight_decay_infinite",
+            run("stage_weight_decay_infinite"),
+            "stage 1: weight_decay must be a number in [0, 1]",
+        ),
         ("ssgd_on_resnet", run("ssgd_on_resnet"), "cannot be pruned yet: use optimizer sgd"),
         ("lr_scaling_unknown", run("lr_scaling_unknown"), "train.lr_scaling must be one of none, linear, sqrt"),
         ("lr_scaling_too_high", run("lr_scaling_too_high"), "train.lr scaled to train.batch_size must be"),
         ("compile_text", run("compile_text"), "train.compile must be false, true or reduce-overhead"),
         ("compile_one", run("compile_one"), "train.compile must be false, true or reduce-overhead"),
-        ("compile_graphs_on_cpu", run("compile_graphs") + ["--device", "cpu"], "reduce-overhead captures CUDA graphs and needs --device cuda"),
+        (
+            "compile_graphs_on_cpu",
+            run("compile_graphs") + ["--device", "cpu"],
+            "reduce-overhead captures CUDA graphs and needs --device cuda",
+        ),
         ("resolution_not_square", run("resolution_not_square"), "resolution stages train at a square side, and npz:"),
         ("size_w_x_h_bad", run("size_w_x_h_bad"), "must be N or WxH"),
         ("dataset_unknown", run("dataset_unknown"), "unknown dataset"),
@@ -194,25 +244,153 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("npz_tiny_class", run("npz_tiny_class"), "no validation sample"),
         ("out_is_a_file", ["run", f"{r}/good.json", "--out", f"{r}/afile", "--quiet"], "is a file"),
         ("out_holds_a_result", ["run", f"{r}/good.json", "--out", f"{r}/prev", "--quiet"], "--overwrite"),
-        ("resume_and_overwrite", ["run", f"{r}/good.json", "--out", f"{r}/prev", "--resume", "--overwrite"], "not --overwrite"),
+        (
+            "resume_and_overwrite",
+            ["run", f"{r}/good.json", "--out", f"{r}/prev", "--resume", "--overwrite"],
+            "not --overwrite",
+        ),
         ("resume_a_finished_run", ["run", f"{r}/good.json", "--out", f"{r}/prev", "--resume"], "nothing to resume"),
-        ("resume_another_schedule", ["run", f"{r}/good_seed_1.json", "--out", f"{r}/killed", "--resume"], "was not trained by this schedule"),
-        ("baseline_dir_without_frontier", ["run", f"{r}/good.json", "--out", f"{r}/o", "--baseline", f"{r}/prev"], "no frontier.json"),
-        ("run_val_fraction", ["run", f"{r}/good.json", "--out", f"{r}/o", "--val-fraction", "0.9"], "val_fraction must be"),
+        (
+            "resume_another_schedule",
+            ["run", f"{r}/good_seed_1.json", "--out", f"{r}/killed", "--resume"],
+            "was not trained by this schedule",
+        ),
+        (
+            "baseline_dir_without_frontier",
+            ["run", f"{r}/good.json", "--out", f"{r}/o", "--baseline", f"{r}/prev"],
+            "no frontier.json",
+        ),
+        (
+            "run_val_fraction",
+            ["run", f"{r}/good.json", "--out", f"{r}/o", "--val-fraction", "0.9"],
+            "val_fraction must be",
+        ),
         ("run_device_unknown", ["run", f"{r}/good.json", "--out", f"{r}/o", "--device", "tpu9"], "is not a device"),
-        *([("run_device_cuda_missing", ["run", f"{r}/good.json", "--out", f"{r}/o", "--device", "cuda"], "does not have")] if not _CUDA else []),
+        *(
+            [
+                (
+                    "run_device_cuda_missing",
+                    ["run", f"{r}/good.json", "--out", f"{r}/o", "--device", "cuda"],
+                    "does not have",
+                )
+            ]
+            if not _CUDA
+            else []
+        ),
         ("run_unknown_option", ["run", f"{r}/good.json", "--out", f"{r}/o", "--epochs", "3"], "unrecognized arguments"),
-        ("baseline_budgets_order", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "4,2"], "strictly increasing"),
-        ("baseline_budgets_zero", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "0"], "whole numbers of epochs from 1 to 100000"),
-        ("baseline_lrs", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--lrs", "-1"], "--lrs"),
-        ("baseline_seeds", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--seeds", "0,0"], "distinct"),
-        ("baseline_resizing_not_square", ["baseline", "--data", "npz:{root}/good.npz?size=40x24", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--resolutions", "16,24", "--switch-at", "0.5"], "images are not square"),
-        ("baseline_patience", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--patience", "3"], "no fixed budget"),
+        (
+            "baseline_budgets_order",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz",
+                "--arch",
+                "vgg11@0.125",
+                "--out",
+                f"{r}/b",
+                "--budgets",
+                "4,2",
+            ],
+            "strictly increasing",
+        ),
+        (
+            "baseline_budgets_zero",
+            ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--budgets", "0"],
+            "whole numbers of epochs from 1 to 100000",
+        ),
+        (
+            "baseline_lrs",
+            ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--lrs", "-1"],
+            "--lrs",
+        ),
+        (
+            "baseline_seeds",
+            ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/b", "--seeds", "0,0"],
+            "distinct",
+        ),
+        (
+            "baseline_resizing_not_square",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz?size=40x24",
+                "--arch",
+                "vgg11@0.125",
+                "--out",
+                f"{r}/b",
+                "--resolutions",
+                "16,24",
+                "--switch-at",
+                "0.5",
+            ],
+            "images are not square",
+        ),
+        (
+            "baseline_patience",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz",
+                "--arch",
+                "vgg11@0.125",
+                "--out",
+                f"{r}/b",
+                "--patience",
+                "3",
+            ],
+            "no fixed budget",
+        ),
         ("baseline_no_arch", ["baseline", "--data", "npz:{root}/good.npz", "--out", f"{r}/b"], "needs a reference"),
-        ("baseline_arch_unknown", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg7", "--out", f"{r}/b"], "unknown arch"),
-        ("baseline_spec_from_missing", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--spec-from", f"{r}/nope", "--out", f"{r}/b"], "does not exist"),
-        ("baseline_out_file", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/afile", "--epochs", "1"], "is a file"),
-        ("baseline_budgets_out_file", ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg11@0.125", "--out", f"{r}/afile", "--budgets", "1,2"], "is a file"),
+        (
+            "baseline_arch_unknown",
+            ["baseline", "--data", "npz:{root}/good.npz", "--arch", "vgg7", "--out", f"{r}/b"],
+            "unknown arch",
+        ),
+        (
+            "baseline_spec_from_missing",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz",
+                "--arch",
+                "vgg11@0.125",
+                "--spec-from",
+                f"{r}/nope",
+                "--out",
+                f"{r}/b",
+            ],
+            "does not exist",
+        ),
+        (
+            "baseline_out_file",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz",
+                "--arch",
+                "vgg11@0.125",
+                "--out",
+                f"{r}/afile",
+                "--epochs",
+                "1",
+            ],
+            "is a file",
+        ),
+        (
+            "baseline_budgets_out_file",
+            [
+                "baseline",
+                "--data",
+                "npz:{root}/good.npz",
+                "--arch",
+                "vgg11@0.125",
+                "--out",
+                f"{r}/afile",
+                "--budgets",
+                "1,2",
+            ],
+            "is a file",
+        ),
         ("robustness_missing_dir", ["robustness", f"{r}/nope"], "does not exist"),
         ("robustness_no_checkpoints", ["robustness", f"{r}/resultonly"], "no stage checkpoints"),
         ("robustness_eps", ["robustness", f"{r}/prev", "--eps", "-0.1"], "FGSM epsilons"),
@@ -221,9 +399,17 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("robustness_rule", ["robustness", f"{r}/prev", "--rule", "bogus"], "invalid choice"),
         ("robustness_crafted_pickle", ["robustness", f"{r}/evil"], "not a loadable growsearch checkpoint"),
         ("robustness_stale_checkpoint", ["robustness", f"{r}/stale"], "did not write (stage3.pt)"),
-        ("export_storage_nonsense", ["export", "--storage", "nonsense", "--study", "x", "-o", f"{r}/best.json"], "no Optuna journal file at nonsense"),
+        (
+            "export_storage_nonsense",
+            ["export", "--storage", "nonsense", "--study", "x", "-o", f"{r}/best.json"],
+            "no Optuna journal file at nonsense",
+        ),
         ("search_space_missing", ["search", f"{r}/nope.yaml", "--out", f"{r}/s"], "no space file"),
-        ("search_trials_zero", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--trials", "0"], "--trials must be"),
+        (
+            "search_trials_zero",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--trials", "0"],
+            "--trials must be",
+        ),
         ("threshold_big", run("threshold_big"), "prune_threshold must be in (0, 1]"),
         ("threshold_and_ratio", run("threshold_and_ratio"), "keep one"),
         ("shrink_width", run("shrink_width"), "shrink.widths: every width must be a fraction in (0, 1]"),
@@ -234,23 +420,64 @@ def _cases() -> list[tuple[str, list[str], str]]:
         ("subnets_no_family", ["subnets", f"{r}/prev"], "holds no subnets"),
         ("robustness_members_no_family", ["robustness", f"{r}/prev", "--members", "subnets"], "holds no subnets"),
         ("subnets_missing_run", ["subnets", f"{r}/absent"], "does not exist"),
-        ("subnets_unknown", ["subnets", f"{r}/shrunk", "--spec", "vgg16:0.5", "-o", f"{r}/cut"], "the family has no subnet vgg16:0.5"),
-        ("subnets_bad_width", ["subnets", f"{r}/shrunk", "--spec", "vgg11:1.5", "-o", f"{r}/cut"], "width fraction must be in (0, 1]"),
+        (
+            "subnets_unknown",
+            ["subnets", f"{r}/shrunk", "--spec", "vgg16:0.5", "-o", f"{r}/cut"],
+            "the family has no subnet vgg16:0.5",
+        ),
+        (
+            "subnets_bad_width",
+            ["subnets", f"{r}/shrunk", "--spec", "vgg11:1.5", "-o", f"{r}/cut"],
+            "width fraction must be in (0, 1]",
+        ),
         ("subnets_no_out", ["subnets", f"{r}/shrunk", "--spec", "vgg11:0.5"], "give -o DIR"),
-        ("subnets_macs_zero", ["subnets", f"{r}/shrunk", "--max-macs", "0", "-o", f"{r}/cut"], "--max-macs must be a positive"),
+        (
+            "subnets_macs_zero",
+            ["subnets", f"{r}/shrunk", "--max-macs", "0", "-o", f"{r}/cut"],
+            "--max-macs must be a positive",
+        ),
         ("subnets_macs_small", ["subnets", f"{r}/shrunk", "--max-macs", "10", "-o", f"{r}/cut"], "raise --max-macs"),
-        ("subnets_out_taken", ["subnets", f"{r}/shrunk", "--spec", "full:0.5", "-o", f"{r}/prev"], "already holds result.json"),
-        ("search_val_fraction", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--val-fraction", "0.7"], "val_fraction must be"),
-        ("search_fgsm_objective_alone", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--fgsm-objective"], "need --fgsm-eps"),
-        ("search_family_no_shrink", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--cost", "family"], "has no shrink block"),
+        (
+            "subnets_out_taken",
+            ["subnets", f"{r}/shrunk", "--spec", "full:0.5", "-o", f"{r}/prev"],
+            "already holds result.json",
+        ),
+        (
+            "search_val_fraction",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--val-fraction", "0.7"],
+            "val_fraction must be",
+        ),
+        (
+            "search_fgsm_objective_alone",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--fgsm-objective"],
+            "need --fgsm-eps",
+        ),
+        (
+            "search_family_no_shrink",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--cost", "family"],
+            "has no shrink block",
+        ),
         ("search_out_file", ["search", f"{r}/space_good.yaml", "--out", f"{r}/afile"], "is a file"),
-        ("search_resume_mistyped_storage", ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--storage", f"sqlite:///{r}/typo.db", "--resume"], "nothing to resume: no database at"),
-        *[(name, ["search", f"{r}/{name}.yaml", "--out", f"{r}/s"], msg) for name, msg in (
-            ("space_bad_yaml", "cannot parse YAML"), ("space_unknown_key", "unknown key(s) bogus"), ("space_stages_range", "min 4 is above max 2"),
-            ("space_patience", "delete baseline_patience"), ("space_budgets", "strictly increasing"), ("space_lrs", "baseline_lrs"),
-            ("space_train_lr", "train.lr must be"), ("space_resolution", "at least 8 px"), ("space_resolution_above_native", "above npz"),
-            ("space_resolution_not_square", "resolution stages train at a square side"),
-        )],
+        (
+            "search_resume_mistyped_storage",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--storage", f"sqlite:///{r}/typo.db", "--resume"],
+            "nothing to resume: no database at",
+        ),
+        *[
+            (name, ["search", f"{r}/{name}.yaml", "--out", f"{r}/s"], msg)
+            for name, msg in (
+                ("space_bad_yaml", "cannot parse YAML"),
+                ("space_unknown_key", "unknown key(s) bogus"),
+                ("space_stages_range", "min 4 is above max 2"),
+                ("space_patience", "delete baseline_patience"),
+                ("space_budgets", "strictly increasing"),
+                ("space_lrs", "baseline_lrs"),
+                ("space_train_lr", "train.lr must be"),
+                ("space_resolution", "at least 8 px"),
+                ("space_resolution_above_native", "above npz"),
+                ("space_resolution_not_square", "resolution stages train at a square side"),
+            )
+        ],
     ]
     return cases
 
@@ -259,7 +486,11 @@ CASES = _cases()
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _npz(path: Path, **over) -> None:
@@ -284,7 +515,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _npz(root / "unseen.npz", y_test=np.arange(24) % 5)
     _npz(root / "nan.npz", x_train=np.full((48, 32, 32, 3), np.nan, dtype=np.float32))
     _npz(root / "partial.npz", y_test=None)
-    _npz(root / "tinyclass.npz", x_train=images(63, 4, 32, 3, 0)[0], y_train=np.repeat([0, 1, 2, 3], [20, 20, 20, 3]))  # class 3: 3 images
+    _npz(
+        root / "tinyclass.npz", x_train=images(63, 4, 32, 3, 0)[0], y_train=np.repeat([0, 1, 2, 3], [20, 20, 20, 3])
+    )  # class 3: 3 images
     (root / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
     (root / "afile").write_text("not a folder")
     for name, content in SCHEDULES.items():
@@ -308,7 +541,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("case_id,argv,msg", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(root: Path, case_id: str, argv: list[str], msg: str, capsys) -> None:
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    root: Path, case_id: str, argv: list[str], msg: str, capsys
+) -> None:
     args = [a.replace("{root}", str(root)) for a in argv]
     before = _tree(root)
     capsys.readouterr()
@@ -331,17 +566,21 @@ def test_the_table_is_as_long_as_promised() -> None:
 def test_api_errors_share_one_root_and_the_cli_messages(tmp_path: Path) -> None:
     import growsearch
     from growsearch import GrowsearchError, Schedule, Stage
-    from growsearch.data.dataset import create_dataset, DataError
+    from growsearch.data.dataset import DataError, create_dataset
     from growsearch.data.split import with_validation
-    from growsearch.train.frontier import FrontierError, load_frontier
-    from growsearch.train.baseline import run_frontier
     from growsearch.plan.schedule import ScheduleError
-    from growsearch.search.space import load_space, SpaceError
+    from growsearch.search.space import SpaceError, load_space
+    from growsearch.train.baseline import run_frontier
+    from growsearch.train.frontier import FrontierError, load_frontier
 
     calls = [
         (lambda: growsearch.run_schedule("schedule.json"), ScheduleError, "expected a growsearch.Schedule"),
         (lambda: growsearch.run_schedule(Schedule("digits", "abc")), ScheduleError, "stages must be a list"),
-        (lambda: growsearch.run_schedule(Schedule("digits", [Stage("5", "vgg11", 1)])), ScheduleError, "classes must be a whole number from 1 to"),
+        (
+            lambda: growsearch.run_schedule(Schedule("digits", [Stage("5", "vgg11", 1)])),
+            ScheduleError,
+            "classes must be a whole number from 1 to",
+        ),
         (lambda: Schedule(3, [Stage(10, "vgg11", 1)]).validate(), ScheduleError, "dataset must be a dataset name"),
         (lambda: create_dataset(3), DataError, "a dataset name is a string"),
         (lambda: with_validation(create_dataset("digits"), 0.7), DataError, "val_fraction must be"),
@@ -372,7 +611,9 @@ def test_reading_a_mistyped_storage_creates_nothing(tmp_path: Path, capsys: pyte
     assert not (tmp_path / "typo.db").exists() and not (tmp_path / "best").exists()
 
 
-def test_a_bug_shows_its_traceback_and_asks_to_be_reported(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_a_bug_shows_its_traceback_and_asks_to_be_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     from growsearch.cli import commands
 
     def broken(args):

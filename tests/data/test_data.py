@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import write_cifar, write_imagefolder, write_tinyimagenet
+from growsearch.data.dataset import DataError, create_dataset, list_sources
 from growsearch.data.loader import BatchLoader
-from growsearch.data.dataset import create_dataset, DataError, list_sources
 from growsearch.data.split import class_order, subset, with_validation
+from helpers import write_cifar, write_imagefolder, write_tinyimagenet
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,9 @@ def test_no_sample_is_in_both_train_and_test(digits) -> None:
 
 
 @pytest.mark.parametrize("source", sorted(set(list_sources()) - {"digits"}))
-def test_every_source_loads_from_its_on_disk_layout(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_source_loads_from_its_on_disk_layout(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if source == "npz":
         x = np.random.default_rng(0).integers(0, 255, (12, 32, 32, 3), dtype=np.uint8)
         np.savez(tmp_path / "d.npz", x_train=x, y_train=np.arange(12) % 3, x_test=x[:6], y_test=np.arange(6) % 3)
@@ -89,7 +91,9 @@ def test_every_source_loads_from_its_on_disk_layout(source: str, tmp_path: Path,
     ds = create_dataset(name)
     assert ds.num_classes == classes
     names = {  # what a checkpoint calls each output row: the source's own names
-        "npz": ["0", "1", "2"], "imagefolder": ["class_0", "class_1", "class_2"], "tinyimagenet": [f"n0{i:07d}" for i in range(3)],
+        "npz": ["0", "1", "2"],
+        "imagefolder": ["class_0", "class_1", "class_2"],
+        "tinyimagenet": [f"n0{i:07d}" for i in range(3)],
     }.get(source, [f"c{i}" for i in range(classes)])
     assert list(ds.class_names) == names
     assert ds.x_train.dtype == torch.uint8 and ds.x_train.shape[1:] == (3, size, size)
@@ -128,7 +132,18 @@ def test_loader_normalises_augments_and_is_seeded(digits) -> None:
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert sum(len(x) for x in a) == len(digits.x_train)
     assert a[0].shape == (100, 1, 32, 32) and a[0].dtype == torch.float32
-    plain = next(iter(BatchLoader(digits.x_test, digits.y_test, batch_size=len(digits.x_test), mean=digits.mean, std=digits.std, train=False)))[0]
+    plain = next(
+        iter(
+            BatchLoader(
+                digits.x_test,
+                digits.y_test,
+                batch_size=len(digits.x_test),
+                mean=digits.mean,
+                std=digits.std,
+                train=False,
+            )
+        )
+    )[0]
     assert abs(float(plain.mean())) < 0.1 and abs(float(plain.std()) - 1) < 0.1
     c = next(iter(BatchLoader(digits.x_train, digits.y_train, **{**kw, "seed": 4})))[0]
     assert not torch.equal(a[0], c)
@@ -136,7 +151,9 @@ def test_loader_normalises_augments_and_is_seeded(digits) -> None:
 
 def test_random_crop_is_a_shift_of_the_padded_image() -> None:
     x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).repeat(64, 1, 1, 1)
-    loader = BatchLoader(x, torch.zeros(64, dtype=torch.int64), batch_size=64, mean=(0.0,), std=(1 / 255,), train=True, flip=False, pad=1)
+    loader = BatchLoader(
+        x, torch.zeros(64, dtype=torch.int64), batch_size=64, mean=(0.0,), std=(1 / 255,), train=True, flip=False, pad=1
+    )
     xb, _ = next(iter(loader))
     centre = x[0, 0].float()
     shifted = [xb[i, 0] for i in range(64)]
@@ -146,7 +163,9 @@ def test_random_crop_is_a_shift_of_the_padded_image() -> None:
         assert s[1:3, 1:3].flatten().tolist()[0] in centre.flatten().tolist()
 
 
-@pytest.mark.parametrize("pad,flip,channels_last", [(4, True, True), (4, True, False), (7, False, False), (0, True, True)])
+@pytest.mark.parametrize(
+    "pad,flip,channels_last", [(4, True, True), (4, True, False), (7, False, False), (0, True, True)]
+)
 def test_augmentation_is_a_reflect_padded_crop_and_a_flip(pad: int, flip: bool, channels_last: bool) -> None:
     """The loader gathers crops and flips from the uint8 batch; every batch equals padding the
     normalised images by reflection, cropping at the drawn offsets and flipping the drawn ones,
@@ -180,7 +199,15 @@ def test_batches_never_write_to_the_dataset(dtype: torch.dtype) -> None:
     x = (torch.rand(10, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255).to(dtype)
     before = x.clone()
     for train, channels_last in ((False, False), (False, True), (True, False)):
-        for xb, _ in BatchLoader(x, torch.arange(10), batch_size=4, mean=(0.5,) * 3, std=(0.25,) * 3, train=train, channels_last=channels_last):
+        for xb, _ in BatchLoader(
+            x,
+            torch.arange(10),
+            batch_size=4,
+            mean=(0.5,) * 3,
+            std=(0.25,) * 3,
+            train=train,
+            channels_last=channels_last,
+        ):
             assert xb.dtype == torch.float32
     assert torch.equal(x, before)
 
@@ -202,7 +229,9 @@ def test_loader_resizes_batches_to_the_stage_resolution(digits) -> None:
     from growsearch.data.loader import BatchLoader
 
     full = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False)
-    low = BatchLoader(digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False, resolution=16)
+    low = BatchLoader(
+        digits.x_test, digits.y_test, batch_size=64, mean=digits.mean, std=digits.std, train=False, resolution=16
+    )
     (xf, yf), (xl, yl) = next(iter(full)), next(iter(low))
     assert xf.shape[-1] == 32 and xl.shape[-1] == 16 and torch.equal(yf, yl)
     # antialiased: closer to the 2x2 average than subsampling every other pixel, image means kept
@@ -231,7 +260,10 @@ def test_validation_split_is_stratified_disjoint_and_seeded(digits) -> None:
         k = pos[int(d.idx_val[j])]
         assert torch.equal(d.x_val[j], digits.x_train[k]) and int(d.y_val[j]) == int(digits.y_train[k])
     # the same seed gives the same split; another seed another one
-    assert torch.equal(with_validation(digits, 0.1, seed=0).idx_val, d.idx_val) and d.val_id == with_validation(digits, 0.1, 0).val_id
+    assert (
+        torch.equal(with_validation(digits, 0.1, seed=0).idx_val, d.idx_val)
+        and d.val_id == with_validation(digits, 0.1, 0).val_id
+    )
     other = with_validation(digits, 0.1, seed=1)
     assert not torch.equal(other.idx_val, d.idx_val) and other.val_id != d.val_id
 
@@ -325,13 +357,17 @@ def test_a_changed_source_is_never_served_stale(tmp_path: Path, monkeypatch: pyt
     x1 = create_dataset(f"imagefolder:{arch}").x_train
     Image.fromarray(np.full((32, 32, 3), 200, dtype=np.uint8)).save(img)
     _tar(tmp_path / "folder", arch)
-    assert int(create_dataset(f"imagefolder:{arch}").x_train[0].float().mean()) == 200 and not torch.equal(x1, create_dataset(f"imagefolder:{arch}").x_train)
+    assert int(create_dataset(f"imagefolder:{arch}").x_train[0].float().mean()) == 200 and not torch.equal(
+        x1, create_dataset(f"imagefolder:{arch}").x_train
+    )
 
 
 def test_a_corrupt_cache_file_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
     write_imagefolder(tmp_path / "folder")
-    good = create_dataset(f"imagefolder:{tmp_path / 'folder'}").x_train.clone()  # a copy: the dataset maps the file truncated below
+    good = create_dataset(
+        f"imagefolder:{tmp_path / 'folder'}"
+    ).x_train.clone()  # a copy: the dataset maps the file truncated below
     (cached,) = (tmp_path / "cache").glob("imagefolder-*")
     images = cached / "x_train.npy"
     images.write_bytes(images.read_bytes()[:100])  # a truncated file
@@ -359,7 +395,11 @@ def test_train_per_class_is_a_stratified_seeded_subset(digits) -> None:
     assert [int((sub.y_train == c).sum()) for c in range(10)] == [50] * 10
     assert set(sub.idx_train.tolist()) <= set(digits.idx_train.tolist()) and torch.equal(sub.y_test, digits.y_test)
     assert torch.equal(create_dataset("digits?train_per_class=50").idx_train, sub.idx_train)  # seeded
-    for bad, msg in (("digits?train_per_class=0", "whole number"), ("digits?train_per_class=999", "fewer than"), ("digits?per=3", "unknown dataset option")):
+    for bad, msg in (
+        ("digits?train_per_class=0", "whole number"),
+        ("digits?train_per_class=999", "fewer than"),
+        ("digits?per=3", "unknown dataset option"),
+    ):
         with pytest.raises(DataError, match=msg):
             create_dataset(bad)
 
@@ -385,8 +425,12 @@ def test_a_dataset_needs_two_classes_and_shapes_name_the_real_axis() -> None:
     with pytest.raises(DataError, match="needs at least two"):
         from_arrays("one", x, np.zeros(6, int), x[:2], np.zeros(2, int))
     with pytest.raises(DataError, match="4 channels .RGBA"):
-        from_arrays("rgba", np.zeros((6, 8, 8, 4), np.uint8), np.arange(6) % 2, np.zeros((2, 8, 8, 4), np.uint8), np.arange(2))
-    tiny = from_arrays("dots", np.zeros((6, 1, 1, 3), np.uint8), np.arange(6) % 2, np.zeros((2, 1, 1, 3), np.uint8), np.arange(2))
+        from_arrays(
+            "rgba", np.zeros((6, 8, 8, 4), np.uint8), np.arange(6) % 2, np.zeros((2, 8, 8, 4), np.uint8), np.arange(2)
+        )
+    tiny = from_arrays(
+        "dots", np.zeros((6, 1, 1, 3), np.uint8), np.arange(6) % 2, np.zeros((2, 1, 1, 3), np.uint8), np.arange(2)
+    )
     assert tiny.in_chans == 3 and tiny.image_size == 1  # 1-pixel RGB images, not 3-pixel-wide grey ones
 
 
@@ -421,7 +465,9 @@ def test_a_crop_padding_as_large_as_the_image_is_refused() -> None:
     with pytest.raises(DataError, match="padding of 4 px needs images larger than"):
         BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=4)
     assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=True, pad=3))) == 2
-    assert len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=False, pad=4))) == 2  # evaluation pads nothing
+    assert (
+        len(list(BatchLoader(x, y, batch_size=2, mean=(0.0,), std=(1.0,), train=False, pad=4))) == 2
+    )  # evaluation pads nothing
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "1e400"])

@@ -34,7 +34,10 @@ def _photos(root: Path, per_split: dict[str, int], side: int = 224) -> None:
     from PIL import Image
 
     rng = np.random.default_rng(0)
-    bases = [np.clip(rng.normal(25 * c, 60, (int(side * 1.4), int(side * 1.4), 3)), 0, 255).astype(np.uint8) for c in range(10)]
+    bases = [
+        np.clip(rng.normal(25 * c, 60, (int(side * 1.4), int(side * 1.4), 3)), 0, 255).astype(np.uint8)
+        for c in range(10)
+    ]
     for split, n in per_split.items():
         for i in range(n):
             c = i % 10
@@ -47,31 +50,45 @@ def _photos(root: Path, per_split: dict[str, int], side: int = 224) -> None:
 
 def _measure(name: str, cache: Path) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, name], capture_output=True, text=True, timeout=600, env={"GROWSEARCH_CACHE": str(cache), "PATH": ""},
+        [sys.executable, "-c", _MEASURE, name],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"GROWSEARCH_CACHE": str(cache), "PATH": ""},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
 
-def test_a_photo_folder_loads_at_a_chosen_size_within_1_5x_its_bytes_decoded_or_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_photo_folder_loads_at_a_chosen_size_within_1_5x_its_bytes_decoded_or_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _photos(tmp_path / "photos", {"train": 3000, "test": 500})
     name = f"imagefolder:{tmp_path / 'photos'}?size=64"
     first = _measure(name, tmp_path / "cache")  # decoded straight into the cache's files
     again = _measure(name, tmp_path / "cache")  # memory-mapped from the cache
     assert first["shape"] == again["shape"] == [3000, 3, 64, 64]
     for m in (first, again):
-        assert m["added"] <= 1.5 * m["bytes"], f"{m['added'] / 1e6:.1f} MB resident for {m['bytes'] / 1e6:.1f} MB of images"
+        assert m["added"] <= 1.5 * m["bytes"], (
+            f"{m['added'] / 1e6:.1f} MB resident for {m['bytes'] / 1e6:.1f} MB of images"
+        )
     # the same arrays as a load that cannot write a cache (decoded into memory)
     mapped = create_dataset(name)  # this process's own cache (conftest), filled now
     (tmp_path / "afile").write_text("a cache folder cannot be made under a file")
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "afile" / "cache"))
     plain = create_dataset(name)
     assert (tmp_path / "afile").read_text().startswith("a cache folder")
-    assert torch.equal(mapped.x_train, plain.x_train) and torch.equal(mapped.x_test, plain.x_test) and torch.equal(mapped.y_train, plain.y_train)
+    assert (
+        torch.equal(mapped.x_train, plain.x_train)
+        and torch.equal(mapped.x_test, plain.x_test)
+        and torch.equal(mapped.y_train, plain.y_train)
+    )
     assert mapped.mean == pytest.approx(plain.mean) and mapped.std == pytest.approx(plain.std)
 
 
-def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from PIL import Image
 
     monkeypatch.setenv("GROWSEARCH_CACHE", str(tmp_path / "cache"))
@@ -83,14 +100,20 @@ def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path
             d.mkdir(parents=True)
             for i, ((h, w), mode) in enumerate(shapes_modes):
                 a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-                im = Image.fromarray(a).convert(mode) if mode != "I;16" else Image.fromarray((a[..., 0].astype(np.uint16) * 257))
+                im = (
+                    Image.fromarray(a).convert(mode)
+                    if mode != "I;16"
+                    else Image.fromarray((a[..., 0].astype(np.uint16) * 257))
+                )
                 im.save(d / f"{i}.png")
     ds = create_dataset(f"imagefolder:{tmp_path / 'f'}?size=24")
     assert tuple(ds.x_train.shape) == (10, 3, 24, 24) and tuple(ds.x_test.shape) == (10, 3, 24, 24)
     assert ds.name == f"imagefolder:{tmp_path / 'f'}?size=24" and ds.image_size == 24
     assert len(list((tmp_path / "cache").iterdir())) == 1
     other = create_dataset(f"imagefolder:{tmp_path / 'f'}?size=16")
-    assert other.image_size == 16 and len(list((tmp_path / "cache").iterdir())) == 2  # a changed option is another entry
+    assert (
+        other.image_size == 16 and len(list((tmp_path / "cache").iterdir())) == 2
+    )  # a changed option is another entry
     # without ?size: square at the first training image's shorter side (c0/0.png is 40 x 90)
     plain = create_dataset(f"imagefolder:{tmp_path / 'f'}")
     assert tuple(plain.x_train.shape[1:]) == (3, 40, 40) and tuple(plain.x_test.shape[1:]) == (3, 40, 40)
@@ -109,17 +132,27 @@ def test_size_fits_any_aspect_ratio_and_mode_and_is_its_own_cache_entry(tmp_path
     assert d.image_size == 48 and len(d.y_train) == 50 and d.name == "digits?size=48&train_per_class=5"
 
 
-@pytest.mark.parametrize("option,msg", [
-    ("size=0", "size must be a whole number ≥ 1"), ("size=big", "size must be a whole number ≥ 1"),
-    ("size=64x0", "must be N or WxH"), ("size=axb", "must be N or WxH"), ("size=5000x10", "must be N or WxH"), ("size=64x", "must be N or WxH"),
-    ("size=99999", "at most 4096"), ("size=32&size=64", "given twice"),
-])
+@pytest.mark.parametrize(
+    "option,msg",
+    [
+        ("size=0", "size must be a whole number ≥ 1"),
+        ("size=big", "size must be a whole number ≥ 1"),
+        ("size=64x0", "must be N or WxH"),
+        ("size=axb", "must be N or WxH"),
+        ("size=5000x10", "must be N or WxH"),
+        ("size=64x", "must be N or WxH"),
+        ("size=99999", "at most 4096"),
+        ("size=32&size=64", "given twice"),
+    ],
+)
 def test_bad_sizes_are_one_line_errors(option: str, msg: str) -> None:
     with pytest.raises(DataError, match=msg):
         create_dataset(f"digits?{option}")
 
 
-def test_a_run_on_the_mapped_cache_reads_rows_and_trains_exactly_as_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_on_the_mapped_cache_reads_rows_and_trains_exactly_as_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Splits of a memory-mapped dataset are rows of the map, not copies; a run on them gathers
     the same batches, costs the same M and reaches the same numbers as on the same images in memory."""
     from growsearch.data.dataset import Rows
@@ -158,7 +191,9 @@ def _mapped_split(tmp_path: Path):
     return with_validation(create_dataset(f"imagefolder:{tmp_path / 'f'}"), 0.2)
 
 
-def test_a_split_larger_than_the_memory_budget_is_read_in_shards_every_image_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_split_larger_than_the_memory_budget_is_read_in_shards_every_image_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from growsearch.data.dataset import Rows
     from growsearch.data.loader import BatchLoader
 
@@ -179,7 +214,9 @@ def test_a_split_larger_than_the_memory_budget_is_read_in_shards_every_image_onc
         released.clear()
         seen = torch.cat([y for _, y in loader])
         assert len(seen) == 48 and sorted(seen.tolist()) == sorted(ds.y_train.tolist()) and len(loader) == 6
-        assert sorted(r for shard in released for r in shard) == sorted(ds.x_train.index.tolist())  # each image's pages handed back once
+        assert sorted(r for shard in released for r in shard) == sorted(
+            ds.x_train.index.tolist()
+        )  # each image's pages handed back once
         assert all(len(s) == 12 for s in released[:-1])
     monkeypatch.setenv("GROWSEARCH_MAX_RAM", "3K")
     with pytest.raises(DataError, match="less than one batch"):
@@ -209,7 +246,9 @@ def test_a_run_beyond_the_memory_budget_costs_the_same_M(tmp_path: Path, monkeyp
 
     write_imagefolder(tmp_path / "f", classes=4, per_class=15)
     name = f"imagefolder:{tmp_path / 'f'}"
-    sched = Schedule(name, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.125", 1)], seed=0, train=TrainConfig(batch_size=8))
+    sched = Schedule(
+        name, [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.125", 1)], seed=0, train=TrainConfig(batch_size=8)
+    )
     free = run_schedule(sched, dataset=create_dataset(name), progress=False)
     monkeypatch.setenv("GROWSEARCH_MAX_RAM", str(20 * 3072))  # a third of the training images
     from growsearch.data.dataset import Rows
@@ -234,10 +273,14 @@ def test_non_square_arrays_train_at_their_own_shape_and_size_n_squares_them(tmp_
     wide = create_dataset(f"npz:{tmp_path / 'wide.npz'}")
     assert wide.image_shape == (32, 48) and wide.image_size is None
     ds = create_dataset(f"npz:{tmp_path / 'wide.npz'}?size=32")
-    assert tuple(ds.x_train.shape[1:]) == (3, 32, 32) and tuple(ds.x_test.shape[1:]) == (3, 32, 32) and ds.image_size == 32
+    assert (
+        tuple(ds.x_train.shape[1:]) == (3, 32, 32) and tuple(ds.x_test.shape[1:]) == (3, 32, 32) and ds.image_size == 32
+    )
 
 
-def test_size_w_x_h_decodes_photos_as_pillow_fits_them_and_keys_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_size_w_x_h_decodes_photos_as_pillow_fits_them_and_keys_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """?size=WxH: every photo (wide or tall, any mode) scaled to cover W x H and centre-cropped, the
     same pixels as Pillow's ImageOps.fit of the same file; the cache is keyed by the size, so the
     same folder at WxH, at HxW and at N are three caches, and a second load maps the first's."""
@@ -253,7 +296,10 @@ def test_size_w_x_h_decodes_photos_as_pillow_fits_them_and_keys_the_cache(tmp_pa
         im.draft("RGB", (40, 24))
         ref = np.asarray(ImageOps.fit(im.convert("RGB"), (40, 24), method=Image.BILINEAR)).transpose(2, 0, 1)
     assert np.array_equal(np.asarray(ds.x_train[int(np.flatnonzero(np.asarray(ds.y_train) == 0)[0])]), ref)
-    tall, square = create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24x40"), create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24")
+    tall, square = (
+        create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24x40"),
+        create_dataset(f"imagefolder:{tmp_path / 'p'}?size=24"),
+    )
     assert tall.image_shape == (40, 24) and square.image_shape == (24, 24)
     assert len(list((tmp_path / "cache").rglob("x_train.npy"))) == 3
     again = create_dataset(name)
@@ -274,7 +320,11 @@ def test_a_run_on_non_square_images_prices_macs_at_their_shape_and_plans_what_it
     from growsearch.train.run import run_schedule
 
     data = "digits?size=40x24&train_per_class=20"
-    sched = Schedule(data, [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1, prune_ratio=0.25)], shrink=Shrink(widths=[0.5], start=0.5, ramp_epochs=0))
+    sched = Schedule(
+        data,
+        [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg13@0.125", 1, prune_ratio=0.25)],
+        shrink=Shrink(widths=[0.5], start=0.5, ramp_epochs=0),
+    )
     plans = plan_schedule(sched)
     r = run_schedule(sched, out_dir=tmp_path / "run", progress=False)
     assert r.M == planned_M(plans) and [s.resolution for s in r.stages] == [None, None]

@@ -7,13 +7,14 @@ import torch
 from torch import nn
 
 from growsearch.model.arch import build_model, spec_for
-from helpers import hand_macs_resnet, hand_macs_vgg
 from growsearch.model.cost import count_params, macs_per_sample, stage_cost
-
+from helpers import hand_macs_resnet, hand_macs_vgg
 
 
 def test_tiny_model_matches_a_hand_count() -> None:
-    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
     assert macs_per_sample(model, (2, 6, 6)) == 6 * 6 * 4 * 2 * 9 + 144 * 3
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import restored_registries
 from growsearch.model.arch import ArchError, create_model, get_family, register_family, spec_for
-from growsearch.model.elastic import active, channel_ranks, check_elastic, cut, menu, recalibrate, Subnet, subnet_spec
+from growsearch.model.elastic import Subnet, active, channel_ranks, check_elastic, cut, menu, recalibrate, subnet_spec
 from growsearch.model.net2net import deepen
+from helpers import restored_registries
 
 
 def _randomised(model: nn.Module) -> nn.Module:
@@ -44,7 +44,9 @@ def test_the_largest_subnet_is_the_full_network_bit_for_bit(arch: str) -> None:
             assert torch.equal(model(x), ref)
 
 
-@pytest.mark.parametrize("arch,depths", [("vgg19@0.25", ["vgg11", "vgg16"]), ("resnet34@0.25", ["resnet10", "resnet18"])])
+@pytest.mark.parametrize(
+    "arch,depths", [("vgg19@0.25", ["vgg11", "vgg16"]), ("resnet34@0.25", ["resnet10", "resnet18"])]
+)
 def test_the_shared_network_computes_each_subnet_as_its_cut_does(arch: str, depths: list[str]) -> None:
     torch.manual_seed(0)
     model, spec = create_model(arch, 10)
@@ -59,7 +61,9 @@ def test_the_shared_network_computes_each_subnet_as_its_cut_does(arch: str, dept
             shared = model(x)
         assert torch.allclose(shared, cut(model, s, ranks)(x), atol=1e-4), sub
     assert all(isinstance(m, nn.Module) for m in model.modules())  # every swapped layer is back
-    assert sum(isinstance(m, nn.Identity) for m in model.modules()) == sum(isinstance(m, nn.Identity) for m in create_model(arch, 10)[0].modules())
+    assert sum(isinstance(m, nn.Identity) for m in model.modules()) == sum(
+        isinstance(m, nn.Identity) for m in create_model(arch, 10)[0].modules()
+    )
 
 
 def test_a_depth_subnet_of_a_grown_vgg_is_the_earlier_network() -> None:
@@ -103,7 +107,9 @@ def test_recalibration_changes_only_running_statistics() -> None:
     assert all(torch.equal(params[k], v) for k, v in model.named_parameters())
     assert any(not torch.equal(before[k], model.state_dict()[k]) for k in before)
     first = model.features[1]
-    assert torch.allclose(first.running_mean, model.features[0](x).mean(dim=(0, 2, 3)), atol=1e-4)  # the exact mean over every batch
+    assert torch.allclose(
+        first.running_mean, model.features[0](x).mean(dim=(0, 2, 3)), atol=1e-4
+    )  # the exact mean over every batch
 
 
 def test_subnet_passes_leave_the_full_networks_statistics_alone() -> None:
@@ -118,20 +124,27 @@ def test_subnet_passes_leave_the_full_networks_statistics_alone() -> None:
     assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, nn.BatchNorm2d))
 
 
-@pytest.mark.parametrize("depths,widths,msg", [
-    (["vgg19"], [], "deeper than the network"),
-    (["resnet18"], [], "is not a vgg depth"),
-    ([], [1.5], "not a fraction in (0, 1]"),
-    ([], [0], "not a fraction in (0, 1]"),
-])
+@pytest.mark.parametrize(
+    "depths,widths,msg",
+    [
+        (["vgg19"], [], "deeper than the network"),
+        (["resnet18"], [], "is not a vgg depth"),
+        ([], [1.5], "not a fraction in (0, 1]"),
+        ([], [0], "not a fraction in (0, 1]"),
+    ],
+)
 def test_a_menu_the_network_cannot_hold_is_refused(depths: list, widths: list, msg: str) -> None:
-    with pytest.raises(ArchError, match=msg.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]").replace("[", r"\[")):
+    with pytest.raises(
+        ArchError, match=msg.replace("(", r"\(").replace(")", r"\)").replace("]", r"\]").replace("[", r"\[")
+    ):
         check_elastic(spec_for("vgg13@0.25", 10), depths, widths)
 
 
 def test_a_family_that_is_not_elastic_is_refused_naming_the_dimension() -> None:
     with restored_registries():
-        register_family(replace(get_family("vgg"), name="rigidvgg", depths={"rigid11": (1, 1, 2, 2, 2)}, elastic=("depth",)))
+        register_family(
+            replace(get_family("vgg"), name="rigidvgg", depths={"rigid11": (1, 1, 2, 2, 2)}, elastic=("depth",))
+        )
         spec = spec_for("rigid11@0.25", 10)
         check_elastic(spec, [], [])
         with pytest.raises(ArchError, match="cannot be made elastic in width"):

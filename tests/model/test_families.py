@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from growsearch.model.arch import ArchError, ArchSpec, build_model, create_model, get_family, list_archs, parse_arch, spec_for
+from growsearch.model.arch import (
+    ArchError,
+    ArchSpec,
+    build_model,
+    create_model,
+    get_family,
+    list_archs,
+    parse_arch,
+    spec_for,
+)
 
 
 @pytest.mark.parametrize("arch", list_archs())
@@ -30,7 +39,10 @@ def test_vgg19_has_the_cifar_head_not_timms_imagenet_head() -> None:
 
 def test_vgg_depths_come_from_timm_cfgs() -> None:
     assert [get_family("vgg").depths[a] for a in ("vgg11", "vgg13", "vgg16", "vgg19")] == [
-        (1, 1, 2, 2, 2), (2, 2, 2, 2, 2), (2, 2, 3, 3, 3), (2, 2, 4, 4, 4)
+        (1, 1, 2, 2, 2),
+        (2, 2, 2, 2, 2),
+        (2, 2, 3, 3, 3),
+        (2, 2, 4, 4, 4),
     ]
 
 

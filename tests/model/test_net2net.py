@@ -7,11 +7,24 @@ import torch
 from torch import nn
 
 from growsearch.model.arch import ArchError, create_model, get_family, list_archs
-from growsearch.model.net2net import copy_sources, deepen, expand_classes, plan, widen
+from growsearch.model.net2net import (
+    copy_sources,
+    deepen,
+    expand_classes,
+    plan,
+    rescale_kernel,
+    rescale_stem,
+    stem_kernel_at,
+    widen,
+)
 from growsearch.model.ops import grow
 
 TOL = 1e-4  # relative to the largest logit, the issue's stated tolerance
-FAMILIES = {"vgg": ("vgg11", "vgg19"), "resnet": ("resnet10", "resnet34"), "resnet_stem7": ("resnet10_stem7", "resnet34_stem7")}
+FAMILIES = {
+    "vgg": ("vgg11", "vgg19"),
+    "resnet": ("resnet10", "resnet34"),
+    "resnet_stem7": ("resnet10_stem7", "resnet34_stem7"),
+}
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -73,7 +86,9 @@ def test_deepen_by_copy_puts_trained_layers_in_the_new_ones(small: str, big: str
             if src is None:
                 continue
             # the copy's source is the trained layer at (b, src), which kept its own name in the small network
-            src_name = get_family(model.arch_spec.family).layer_prefixes(model.arch_spec)[b][src][prefixes[b][src].index(p_src)]
+            src_name = get_family(model.arch_spec.family).layer_prefixes(model.arch_spec)[b][src][
+                prefixes[b][src].index(p_src)
+            ]
             for leaf, t in new_state.items():
                 assert torch.equal(t, old[f"{src_name}.{leaf}"]), (p_new, leaf)
     with torch.no_grad():  # not function-preserving (said in the docs and --dry-run)
@@ -86,7 +101,12 @@ def test_widen_preserves_function(arch: str) -> None:
     wider = tuple(tuple(w * 2 + 3 * (w % 2) for w in blk) for blk in model.arch_spec.widths)
     grown = widen(model, wider).eval()
     assert grown.arch_spec.widths == wider
-    assert grown.state_dict()[next(k for k in grown.state_dict() if k.endswith("conv1.weight") or k == "features.0.weight")].shape[0] == wider[0][0]
+    assert (
+        grown.state_dict()[
+            next(k for k in grown.state_dict() if k.endswith("conv1.weight") or k == "features.0.weight")
+        ].shape[0]
+        == wider[0][0]
+    )
     with torch.no_grad():
         assert _rel_err(model(X), grown(X)) <= TOL
 
@@ -165,18 +185,18 @@ def test_dropping_classes_is_an_error() -> None:
 
 # --- kernel rescaling -----------------------------------------------------------------------
 
-from growsearch.model.net2net import rescale_kernel, rescale_stem, stem_kernel_at
-
 
 def _smooth(side: int) -> torch.Tensor:
     """A smooth 3-channel image: a wide Gaussian blob, a low-frequency wave and a constant."""
     yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
     c = side / 2
-    return torch.stack([
-        torch.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * (side / 5) ** 2)),
-        torch.sin(xx * 7 / side) * torch.cos(yy * 6 / side),
-        torch.full_like(xx, 0.5),
-    ])[None].double()
+    return torch.stack(
+        [
+            torch.exp(-((yy - c) ** 2 + (xx - c) ** 2) / (2 * (side / 5) ** 2)),
+            torch.sin(xx * 7 / side) * torch.cos(yy * 6 / side),
+            torch.full_like(xx, 0.5),
+        ]
+    )[None].double()
 
 
 def test_kernel_sizes_follow_the_image_scale() -> None:

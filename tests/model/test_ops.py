@@ -10,7 +10,23 @@ from torch import nn
 
 from growsearch.model.arch import ArchError, build_model, create_model
 from growsearch.model.ops import (
-    AddClasses, apply_transition, as_network, tensors_of, Build, ChangeResolution, Deepen, FIRST, GROW, Op, plan_transition, Prune, RescaleStem, Run, StageView, transition_ops, Widen,
+    FIRST,
+    GROW,
+    AddClasses,
+    Build,
+    ChangeResolution,
+    Deepen,
+    Op,
+    Prune,
+    RescaleStem,
+    Run,
+    StageView,
+    Widen,
+    apply_transition,
+    as_network,
+    plan_transition,
+    tensors_of,
+    transition_ops,
 )
 
 TOL = 1e-4  # max |Δlogit| relative to the largest logit, as in test_net2net
@@ -59,7 +75,12 @@ def test_prune_narrows_as_planned_and_records_what_it_kept() -> None:
 
 @pytest.mark.parametrize(
     "op,small,big",
-    [(Deepen(), "vgg11", "vgg13@0.125"), (Widen(), "vgg11", "vgg11@0.25"), (Deepen(), "resnet10", "resnet18@0.125"), (Widen(), "resnet10", "resnet10@0.25")],
+    [
+        (Deepen(), "vgg11", "vgg13@0.125"),
+        (Widen(), "vgg11", "vgg11@0.25"),
+        (Deepen(), "resnet10", "resnet18@0.125"),
+        (Widen(), "resnet10", "resnet10@0.25"),
+    ],
 )
 def test_growth_ops_keep_the_function(op: Op, small: str, big: str) -> None:
     model = _model(f"{small}@0.125")
@@ -156,15 +177,25 @@ CARRY_CASES = {
     "add classes": ("vgg11@0.125", 2, StageView("vgg11@0.125", classes=4)),
     "prune": ("vgg11@0.25", 2, StageView("vgg11@0.25", classes=2, prune_ratio=0.5, prev_resolution=32)),
     "resnet deepen + widen": ("resnet10@0.125", 2, StageView("resnet18@0.25", classes=2)),
-    "prune + deepen + widen + add classes": ("vgg11@0.25", 2, StageView("vgg13@0.5", classes=4, prune_ratio=0.5, prev_resolution=32)),
-    "rescale stem": ("resnet10_stem7@0.125", 2, StageView("resnet10_stem7@0.125", classes=2, resolution=32, prev_resolution=16, native=32)),
+    "prune + deepen + widen + add classes": (
+        "vgg11@0.25",
+        2,
+        StageView("vgg13@0.5", classes=4, prune_ratio=0.5, prev_resolution=32),
+    ),
+    "rescale stem": (
+        "resnet10_stem7@0.125",
+        2,
+        StageView("resnet10_stem7@0.125", classes=2, resolution=32, prev_resolution=16, native=32),
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(CARRY_CASES))
 def test_carried_state_goes_where_the_weights_went_and_starts_at_zero_where_growth_created(name: str) -> None:
     arch, classes, stage = CARRY_CASES[name]
-    first = replace(stage, arch=arch, classes=classes, prune_ratio=0.0, resolution=stage.prev_resolution if stage.native else None)
+    first = replace(
+        stage, arch=arch, classes=classes, prune_ratio=0.0, resolution=stage.prev_resolution if stage.native else None
+    )
     steps, spec = plan_transition(FIRST, None, first)
     model = apply_transition(None, steps, spec, Run(generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():  # a trained-looking network: no zero weight and no exact identity anywhere
@@ -172,7 +203,10 @@ def test_carried_state_goes_where_the_weights_went_and_starts_at_zero_where_grow
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
     steps, after = plan_transition(transition_ops(), model.arch_spec, stage)
     assert steps, name
-    run = Run(generator=torch.Generator().manual_seed(3), carried={"state": as_network(model, tensors_of(model)), "existed": as_network(model, 1.0)})
+    run = Run(
+        generator=torch.Generator().manual_seed(3),
+        carried={"state": as_network(model, tensors_of(model)), "existed": as_network(model, 1.0)},
+    )
     grown = apply_transition(model, steps, after, run)
     state, existed = tensors_of(run.carried["state"]), tensors_of(run.carried["existed"])
     weights = dict(grown.named_parameters())
@@ -180,7 +214,9 @@ def test_carried_state_goes_where_the_weights_went_and_starts_at_zero_where_grow
     created = 0
     for k, w in weights.items():
         kept = existed[k] != 0
-        assert torch.equal(state[k], torch.where(kept, w.detach(), 0.0)), k  # kept: where the weight went; created: zero
+        assert torch.equal(state[k], torch.where(kept, w.detach(), 0.0)), (
+            k
+        )  # kept: where the weight went; created: zero
         created += int((~kept).sum())
     fresh = {"widen": 0, "prune": 0, "rescale stem": 0}.get(name)  # ops that create nothing from nothing
     assert created == 0 if fresh == 0 else created > 0, created

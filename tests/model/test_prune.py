@@ -9,10 +9,10 @@ from growsearch.model.arch import build_model, create_model, get_family, spec_fo
 from growsearch.model.cost import macs_per_sample
 from growsearch.model.ops import grow
 from growsearch.model.prune import nonzero_macs_per_sample, prune, pruned_widths
+from growsearch.plan.planner import check
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage
 from growsearch.train.results import load_checkpoint
 from growsearch.train.run import run_schedule
-from growsearch.plan.planner import check
 
 SHAPE = (3, 32, 32)
 
@@ -113,7 +113,10 @@ def test_prune_is_recorded_and_the_checkpoint_rebuilds_exactly(npz_data: str, tm
     [
         ([Stage(2, "vgg11@0.25", 1), Stage(4, "vgg13@0.25", 1, prune_ratio=1.0)], r"\[0, 1\)"),
         ([Stage(2, "vgg11@0.25", 1), Stage(4, "vgg13@0.25", 1, prune_ratio=-0.1)], r"\[0, 1\)"),
-        ([Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1, prune_ratio=0.9)], "block1.conv1 .8 filters. with none"),
+        (
+            [Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1, prune_ratio=0.9)],
+            "block1.conv1 .8 filters. with none",
+        ),
         ([Stage(2, "vgg11@0.25", 1), Stage(4, "vgg11@0.25", 1, zero_mask=True)], "inserts no identity layers"),
         ([Stage(2, "vgg11@0.25", 1, zero_mask=True), Stage(4, "vgg13@0.25", 1)], "stage 1 grows nothing"),
         ([Stage(2, "resnet10@0.25", 1), Stage(4, "resnet18@0.25", 1, prune_ratio=0.5)], "resnet is not supported yet"),
@@ -140,7 +143,12 @@ def test_nonzero_macs_count_grouped_and_depthwise_convolutions() -> None:
     from growsearch.model.cost import macs_per_sample
     from growsearch.model.prune import nonzero_macs_per_sample
 
-    net = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Flatten(), nn.Linear(8 * 6 * 6, 3))
+    net = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1, groups=2),
+        nn.Conv2d(8, 8, 3, padding=1, groups=8),
+        nn.Flatten(),
+        nn.Linear(8 * 6 * 6, 3),
+    )
     assert nonzero_macs_per_sample(net, (4, 6, 6)) == macs_per_sample(net, (4, 6, 6))
     with torch.no_grad():
         net[1].weight[:4] = 0  # half the depthwise filters off

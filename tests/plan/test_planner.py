@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from growsearch.model.arch import ArchSpec
 from growsearch.data.dataset import create_dataset
+from growsearch.model.arch import ArchSpec
 from growsearch.plan.planner import plan_schedule, plan_table, planned_M
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
 from growsearch.train.run import run_schedule
@@ -16,12 +16,20 @@ from growsearch.train.run import run_schedule
 # every family and every op: prune, deepen, widen, add classes, stem rescale, resolution change
 CASES = {
     "vgg: deepen + add classes": [Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.125", 1)],
-    "vgg: prune + deepen + widen + zero mask": [Stage(2, "vgg11@0.125", 2), Stage(4, "vgg13@0.25", 1, prune_ratio=0.5, zero_mask=True)],
+    "vgg: prune + deepen + widen + zero mask": [
+        Stage(2, "vgg11@0.125", 2),
+        Stage(4, "vgg13@0.25", 1, prune_ratio=0.5, zero_mask=True),
+    ],
     "vgg: resolution 16 → 32, three stages": [
-        Stage(2, "vgg11@0.125", 1, resolution=16), Stage(3, "vgg11@0.25", 1, resolution=16), Stage(4, "vgg13@0.25", 1),
+        Stage(2, "vgg11@0.125", 1, resolution=16),
+        Stage(3, "vgg11@0.25", 1, resolution=16),
+        Stage(4, "vgg13@0.25", 1),
     ],
     "resnet: deepen + widen": [Stage(2, "resnet10@0.125", 1), Stage(4, "resnet18@0.25", 1)],
-    "resnet_stem7: stem rescaled 16 → 32 px": [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
+    "resnet_stem7: stem rescaled 16 → 32 px": [
+        Stage(2, "resnet10_stem7@0.125", 1, resolution=16),
+        Stage(4, "resnet18_stem7@0.125", 1),
+    ],
 }
 
 
@@ -42,14 +50,29 @@ def test_planned_M_equals_trained_M(npz_data: str, name: str) -> None:
 LEVERS = {
     "global LR, re-warm, optimizer carried, new-param LR": dict(
         stages=[Stage(2, "vgg11@0.125", 1), Stage(4, "vgg13@0.25", 2, prune_ratio=0.5)],
-        train=TrainConfig(batch_size=16, lr_schedule="global", rewarm_epochs=1, rewarm_peak=1.5, carry_optimizer=True, new_param_lr=2.0),
+        train=TrainConfig(
+            batch_size=16,
+            lr_schedule="global",
+            rewarm_epochs=1,
+            rewarm_peak=1.5,
+            carry_optimizer=True,
+            new_param_lr=2.0,
+        ),
     ),
     "data by samples": dict(
-        stages=[Stage(4, "vgg11@0.125", 2, fraction=0.3), Stage(4, "vgg13@0.125", 1, fraction=0.6), Stage(4, "vgg13@0.125", 1, fraction=1.0)],
+        stages=[
+            Stage(4, "vgg11@0.125", 2, fraction=0.3),
+            Stage(4, "vgg13@0.125", 1, fraction=0.6),
+            Stage(4, "vgg13@0.125", 1, fraction=1.0),
+        ],
         data_growth="samples",
     ),
-    "no data growth, deepen by copy": dict(stages=[Stage(4, "vgg13@0.125", 1), Stage(4, "vgg16@0.125", 1)], data_growth="none", deepen_init="copy"),
-    "per-stage LR with the optimizer carried": dict(stages=[Stage(2, "resnet10@0.125", 1), Stage(4, "resnet18@0.125", 1)], train=TrainConfig(carry_optimizer=True)),
+    "no data growth, deepen by copy": dict(
+        stages=[Stage(4, "vgg13@0.125", 1), Stage(4, "vgg16@0.125", 1)], data_growth="none", deepen_init="copy"
+    ),
+    "per-stage LR with the optimizer carried": dict(
+        stages=[Stage(2, "resnet10@0.125", 1), Stage(4, "resnet18@0.125", 1)], train=TrainConfig(carry_optimizer=True)
+    ),
 }
 
 
@@ -107,7 +130,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
     sched.save(path)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--dry-run"], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     total = planned_M(plan_schedule(sched))
@@ -139,13 +165,38 @@ def test_results_match_the_fixture_made_before_the_planning_layer(tmp_path) -> N
     xtr, ytr = images(48, 4, 32, 3, 0)
     xte, yte = images(24, 4, 32, 3, 1)
     np.savez(tmp_path / "tiny.npz", x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
-    stages = [Stage(2, "vgg11@0.125", 3, resolution=16), Stage(3, "vgg13@0.25", 3, prune_ratio=0.5, zero_mask=True), Stage(4, "vgg16@0.25", 4)]
-    r = run_schedule(Schedule(f"npz:{tmp_path / 'tiny.npz'}", stages, seed=3, threads=1), progress=False, out_dir=tmp_path / "run")
+    stages = [
+        Stage(2, "vgg11@0.125", 3, resolution=16),
+        Stage(3, "vgg13@0.25", 3, prune_ratio=0.5, zero_mask=True),
+        Stage(4, "vgg16@0.25", 4),
+    ]
+    r = run_schedule(
+        Schedule(f"npz:{tmp_path / 'tiny.npz'}", stages, seed=3, threads=1), progress=False, out_dir=tmp_path / "run"
+    )
     sd = torch.load(tmp_path / "run" / "stage3.pt", weights_only=True)["state_dict"]
     got = {
-        "M": r.M, "val_acc": r.val_acc, "test_acc": r.test_acc, "M_nonzero": r.M_nonzero, "params": r.params,
+        "M": r.M,
+        "val_acc": r.val_acc,
+        "test_acc": r.test_acc,
+        "M_nonzero": r.M_nonzero,
+        "params": r.params,
         "stages": [
-            {k: getattr(s, k) for k in ("classes", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "params", "spec", "resolution", "M_nonzero")}
+            {
+                k: getattr(s, k)
+                for k in (
+                    "classes",
+                    "epochs",
+                    "samples",
+                    "macs_per_sample",
+                    "M",
+                    "val_acc",
+                    "test_acc",
+                    "params",
+                    "spec",
+                    "resolution",
+                    "M_nonzero",
+                )
+            }
             | {"history_val_acc": [h["val_acc"] for h in s.history]}
             for s in r.stages
         ],

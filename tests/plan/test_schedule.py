@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from growsearch.plan.schedule import load_schedule, Schedule, ScheduleError, Stage
 from growsearch.plan.planner import check
+from growsearch.plan.schedule import Schedule, ScheduleError, Stage, load_schedule
 
 GOOD = {
     "dataset": "digits",
@@ -42,7 +42,10 @@ def _stages(*specs) -> list[Stage]:
 @pytest.mark.parametrize(
     "stages,msg",
     [
-        (_stages((5, "vgg11", 2), (5, "vgg16", 2)), "stage 2 has 5 classes, not more than stage 1's 5: class subsets must grow"),
+        (
+            _stages((5, "vgg11", 2), (5, "vgg16", 2)),
+            "stage 2 has 5 classes, not more than stage 1's 5: class subsets must grow",
+        ),
         (_stages((7, "vgg11", 2), (5, "vgg16", 2)), "class subsets must grow"),
         (_stages((5, "vgg11", 2), (12, "vgg16", 2)), "asks for 12 classes but digits has 10"),
         (_stages((5, "vgg11", 2), (7, "vgg16", 2)), "must see all of them"),
@@ -107,24 +110,32 @@ def test_class_order_must_be_a_permutation() -> None:
 )
 def test_bad_resolutions_are_errors_before_training(resolutions, arch: str, msg: str) -> None:
     big = {"vgg11": "vgg13", "resnet10_stem7": "resnet18_stem7"}[arch]
-    counts = [3, 6, 10][-len(resolutions):] if len(resolutions) == 3 else [5, 10]
-    stages = [Stage(k, arch if i < len(counts) - 1 else big, 1, resolution=r) for i, (k, r) in enumerate(zip(counts, resolutions))]
+    counts = [3, 6, 10][-len(resolutions) :] if len(resolutions) == 3 else [5, 10]
+    stages = [
+        Stage(k, arch if i < len(counts) - 1 else big, 1, resolution=r)
+        for i, (k, r) in enumerate(zip(counts, resolutions))
+    ]
     with pytest.raises(ScheduleError, match=msg):
         check(Schedule("digits", stages), num_classes=10, image_size=32)
 
 
 def test_growing_resolution_validates_and_round_trips(tmp_path: Path) -> None:
-    s = Schedule("digits", [Stage(5, "vgg11", 2, resolution=16), Stage(7, "vgg16", 2, resolution=24), Stage(10, "vgg19", 2)])
+    s = Schedule(
+        "digits", [Stage(5, "vgg11", 2, resolution=16), Stage(7, "vgg16", 2, resolution=24), Stage(10, "vgg19", 2)]
+    )
     check(s, num_classes=10, image_size=32)
     s.save(tmp_path / "s.json")
     assert load_schedule(tmp_path / "s.json").stages[1].resolution == 24
 
 
-@pytest.mark.parametrize("name, text, msg", [
-    ("dup.json", '{"dataset": "digits", "seed": 1, "seed": 2, "stages": []}', "the key 'seed' is given twice"),
-    ("dup.yaml", "dataset: digits\nstages: []\ntrain: {lr: 0.1, lr: 0.2}\n", "the key 'lr' is given twice"),
-    ("latin1.json", b'{"dataset": "d\xe9gits"}', "not UTF-8 text"),
-])
+@pytest.mark.parametrize(
+    "name, text, msg",
+    [
+        ("dup.json", '{"dataset": "digits", "seed": 1, "seed": 2, "stages": []}', "the key 'seed' is given twice"),
+        ("dup.yaml", "dataset: digits\nstages: []\ntrain: {lr: 0.1, lr: 0.2}\n", "the key 'lr' is given twice"),
+        ("latin1.json", b'{"dataset": "d\xe9gits"}', "not UTF-8 text"),
+    ],
+)
 def test_duplicate_keys_and_undecodable_files_are_one_line(tmp_path: Path, name: str, text, msg: str) -> None:
     from growsearch.plan.schedule import load_schedule
 
@@ -135,10 +146,12 @@ def test_duplicate_keys_and_undecodable_files_are_one_line(tmp_path: Path, name:
 
 
 def test_duplicate_space_keys_and_dataset_options_are_refused(tmp_path: Path) -> None:
-    from growsearch.data.dataset import create_dataset, DataError
-    from growsearch.search.space import load_space, SpaceError
+    from growsearch.data.dataset import DataError, create_dataset
+    from growsearch.search.space import SpaceError, load_space
 
-    (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrials: 4\ntrials: 40\n")
+    (tmp_path / "s.yaml").write_text(
+        "dataset: digits\nfinal_arch: vgg19@0.25\narchs: [vgg11@0.25]\ntrials: 4\ntrials: 40\n"
+    )
     with pytest.raises(SpaceError, match="the key 'trials' is given twice"):
         load_space(tmp_path / "s.yaml")
     with pytest.raises(DataError, match="the option 'train_per_class' is given twice"):
@@ -149,10 +162,29 @@ def test_a_schedule_written_before_the_levers_existed_writes_back_the_same() -> 
     """Frontier --resume and the benchmarks reuse a run when its stored schedule equals the one
     asked for: the new keys at their defaults must not make every older run look foreign."""
     old = {
-        "dataset": "digits", "seed": 0, "stages": [{"classes": 5, "arch": "vgg11@0.25", "epochs": 4, "prune_ratio": 0.0, "zero_mask": False, "resolution": None}],
+        "dataset": "digits",
+        "seed": 0,
+        "stages": [
+            {
+                "classes": 5,
+                "arch": "vgg11@0.25",
+                "epochs": 4,
+                "prune_ratio": 0.0,
+                "zero_mask": False,
+                "resolution": None,
+            }
+        ],
         "train": {
-            "batch_size": 128, "lr": 0.05, "momentum": 0.9, "weight_decay": 0.0005, "warmup_epochs": 1.0, "label_smoothing": 0.0,
-            "eval_batch_size": 512, "rescale_kernels": True, "val_fraction": 0.1, "val_seed": 0,
+            "batch_size": 128,
+            "lr": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 0.0005,
+            "warmup_epochs": 1.0,
+            "label_smoothing": 0.0,
+            "eval_batch_size": 512,
+            "rescale_kernels": True,
+            "val_fraction": 0.1,
+            "val_seed": 0,
         },
     }
     assert Schedule.from_dict(old).to_dict() == old

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from growsearch.model.arch import create_model
+from growsearch.robust.attack import fgsm_accuracy, foolbox_model
 from growsearch.robust.members import Member, RobustnessError
+from growsearch.robust.robustness import robustness_report
 from growsearch.robust.sweeps import ablate
 from growsearch.robust.vote import detection_rates, mutual_inference, no_decision, tnr_at_fnr
-from growsearch.robust.attack import fgsm_accuracy, foolbox_model
-from growsearch.robust.robustness import robustness_report
 
 
 def _onehot(rows: list[int], k: int, strength: float = 5.0) -> torch.Tensor:
@@ -163,7 +163,12 @@ def _run(tmp: Path, data: str, name: str, stages: list[dict]) -> Path:
 
 @pytest.fixture
 def runs(npz_data: str, tmp_path: Path) -> tuple[Path, Path, str]:
-    run = _run(tmp_path, npz_data, "run", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 2}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 2}])
+    run = _run(
+        tmp_path,
+        npz_data,
+        "run",
+        [{"classes": 2, "arch": "vgg11@0.125", "epochs": 2}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 2}],
+    )
     base = _run(tmp_path, npz_data, "base", [{"classes": 4, "arch": "vgg13@0.125", "epochs": 3}])
     return run, base, npz_data
 
@@ -184,7 +189,9 @@ def test_robustness_command_writes_every_number_and_plot(runs, capsys: pytest.Ca
     assert r["fgsm"]["baseline"][0] == pytest.approx(base_acc)
     assert r["noise"]["final"]["mean"][0] == pytest.approx(final_acc)
     assert r["ablation"]["final"]["mean"][0] == pytest.approx(final_acc)
-    assert r["ablation"]["final"]["mean"][-1] == pytest.approx(0.25)  # all units off: a constant guess, 4 balanced classes
+    assert r["ablation"]["final"]["mean"][-1] == pytest.approx(
+        0.25
+    )  # all units off: a constant guess, 4 balanced classes
     assert [m["classes"] for m in r["members"]] == [2, 4]
     assert r["noise"]["final"]["draws"] and len(r["noise"]["final"]["draws"][1]) == 2
     det = r["detection"]
@@ -206,8 +213,13 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path: Path, capsys: pytest.Cap
     run, _, npz = runs
     other = tmp_path / "other.npz"
     rng = np.random.default_rng(0)
-    np.savez(other, x_train=rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8), y_train=np.arange(30) % 3,
-             x_test=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), y_test=np.arange(6) % 3)
+    np.savez(
+        other,
+        x_train=rng.integers(0, 255, (30, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(30) % 3,
+        x_test=rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8),
+        y_test=np.arange(6) % 3,
+    )
     foreign = _run(tmp_path, f"npz:{other}", "foreign", [{"classes": 3, "arch": "vgg11@0.125", "epochs": 1}])
     capsys.readouterr()
     empty = tmp_path / "empty"
@@ -229,7 +241,17 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path: Path, capsys: pytest.Cap
 
 def test_robustness_report_python_api_samples_and_weights(runs) -> None:
     run, _, _ = runs
-    r = robustness_report(run, eps=[0.0, 0.05], noise=[0.0], ablation=[0.0], draws=1, weights="uniform", samples=10, out=False, progress=False)
+    r = robustness_report(
+        run,
+        eps=[0.0, 0.05],
+        noise=[0.0],
+        ablation=[0.0],
+        draws=1,
+        weights="uniform",
+        samples=10,
+        out=False,
+        progress=False,
+    )
     assert r["test_samples"] == 10 and r["baseline_dir"] is None and "baseline" not in r["fgsm"]
     assert [m["weight"] for m in r["members"]] == [1.0, 1.0]
     assert not (run / "robustness.json").exists()
@@ -239,7 +261,15 @@ def test_robustness_report_python_api_samples_and_weights(runs) -> None:
 def test_a_low_resolution_stage_votes_on_inputs_resized_to_its_resolution(npz_data: str, tmp_path: Path) -> None:
     from growsearch.robust.members import load_members
 
-    run = _run(tmp_path, npz_data, "lowres", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1}])
+    run = _run(
+        tmp_path,
+        npz_data,
+        "lowres",
+        [
+            {"classes": 2, "arch": "vgg11@0.125", "epochs": 1, "resolution": 16},
+            {"classes": 4, "arch": "vgg13@0.125", "epochs": 1},
+        ],
+    )
     assert [m.resolution for m in load_members(run)] == [16, 32]
     r = robustness_report(run, eps=[0.0], noise=[0.0], ablation=[0.0], draws=1, out=False, progress=False)
     assert r["fgsm"]["final"][0] == pytest.approx(json.loads((run / "result.json").read_text())["test_acc"])
@@ -251,12 +281,34 @@ def test_the_report_is_typed_and_round_trips_through_robustness_json(runs, tmp_p
     from growsearch.robust.report import RobustnessReport
 
     run, _, _ = runs
-    r = robustness_report(run, eps=[0.0, 0.05], noise=[0.0], ablation=[0.0], draws=1, samples=10, out=False, progress=False)
-    assert isinstance(r, RobustnessReport) and r.fgsm["eps"] == [0.0, 0.05] and r["fgsm"] is r.fgsm  # typed, and reads like the dict it was
+    r = robustness_report(
+        run, eps=[0.0, 0.05], noise=[0.0], ablation=[0.0], draws=1, samples=10, out=False, progress=False
+    )
+    assert (
+        isinstance(r, RobustnessReport) and r.fgsm["eps"] == [0.0, 0.05] and r["fgsm"] is r.fgsm
+    )  # typed, and reads like the dict it was
     saved = r.save(tmp_path / "robustness.json")
     on_disk = json.loads(saved.read_text())
-    assert set(on_disk) == {"run_dir", "baseline_dir", "dataset", "test_samples", "num_classes", "device", "seed", "members", "selection",
-                            "weights", "rule", "noise", "ablation", "fgsm", "detection", "wall_s", "versions", "member_kind"}  # the file's layout, one key added
+    assert set(on_disk) == {
+        "run_dir",
+        "baseline_dir",
+        "dataset",
+        "test_samples",
+        "num_classes",
+        "device",
+        "seed",
+        "members",
+        "selection",
+        "weights",
+        "rule",
+        "noise",
+        "ablation",
+        "fgsm",
+        "detection",
+        "wall_s",
+        "versions",
+        "member_kind",
+    }  # the file's layout, one key added
     assert RobustnessReport.load(tmp_path) == r and RobustnessReport.from_dict({**on_disk, "added_later": 1}) == r
     assert "note" not in r and r.get("note") is None and r.get("fgsm") == r.fgsm
 
@@ -278,13 +330,20 @@ def test_ablation_needs_a_family_that_declares_its_units() -> None:
             assert zeroed == 0
 
 
-def test_a_same_shaped_checkpoint_of_another_run_is_refused(runs, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_a_same_shaped_checkpoint_of_another_run_is_refused(
+    runs, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     import shutil
 
     from growsearch.cli.commands import main
 
     run, _, data = runs
-    other = _run(tmp_path, data, "other", [{"classes": 2, "arch": "vgg11@0.125", "epochs": 2}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 3}])
+    other = _run(
+        tmp_path,
+        data,
+        "other",
+        [{"classes": 2, "arch": "vgg11@0.125", "epochs": 2}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 3}],
+    )
     shutil.copyfile(other / "stage2.pt", run / "stage2.pt")  # same classes, same widths, other weights
     assert main(["robustness", str(run), "--quiet"]) == 2
     assert "is not this run's stage 2 network" in capsys.readouterr().err
@@ -296,7 +355,7 @@ def test_a_same_shaped_checkpoint_of_another_run_is_refused(runs, tmp_path: Path
     [
         ([torch.zeros(3, 2)], [[0, 1], [0, 1]], [1.0], "one classes list and one weight per member"),
         ([torch.zeros(3, 2)], [[0, 1]], [float("nan")], "finite numbers"),
-        ([torch.zeros(3, 2)], [[0, 1]], [0.0], "at least one above 0"),
+        ([torch.zeros(3, 2)], [[0, 1]], [-1.0], "finite numbers ≥ 0"),
         ([torch.zeros(3, 3)], [[0, 1]], [1.0], "one column per class"),
         ([torch.zeros(3, 2)], [[0, 7]], [1.0], "outside"),
     ],

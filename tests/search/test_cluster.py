@@ -24,7 +24,9 @@ def _port() -> int:
 
 
 def _alive_nodes(address: str, env: dict) -> int:
-    code = "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))" % address
+    code = (
+        "import ray; ray.init(address=%r, log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))" % address
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
 
@@ -36,28 +38,52 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
     common = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", "--block"]
     # --block keeps each node's processes under a `ray start` process this test owns, so the test
     # stops exactly them (by PID) and never another Ray on the machine
-    nodes = [subprocess.Popen(
-        [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-    )]
+    nodes = [
+        subprocess.Popen(
+            [ray, "start", "--head", f"--port={port}", "--include-dashboard=false", *common],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+    ]
     try:
         deadline = time.time() + 600
         while _alive_nodes(address, env) < 1 and time.time() < deadline:
             time.sleep(1)
-        nodes.append(subprocess.Popen(
-            [ray, "start", f"--address={address}", *common],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-        ))
+        nodes.append(
+            subprocess.Popen(
+                [ray, "start", f"--address={address}", *common],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        )
         while _alive_nodes(address, env) < 2 and time.time() < deadline:
             time.sleep(1)
         assert _alive_nodes(address, env) == 2, "the loopback cluster did not come up"
         space = tiny_space(tmp_path, epochs="[2, 4]")
         proc = subprocess.run(
             [
-                sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(tmp_path / "out"), "--trials", "4", "--address", address,
-                "--storage-path", str(tmp_path / "shared"),  # the folder every node of a real cluster would mount
+                sys.executable,
+                "-m",
+                "growsearch.cli.commands",
+                "search",
+                str(space),
+                "--out",
+                str(tmp_path / "out"),
+                "--trials",
+                "4",
+                "--address",
+                address,
+                "--storage-path",
+                str(tmp_path / "shared"),  # the folder every node of a real cluster would mount
             ],
-            capture_output=True, text=True, env=env, timeout=1800,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=1800,
         )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         study = optuna.load_study(study_name="space", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")

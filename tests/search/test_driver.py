@@ -17,14 +17,15 @@ from pathlib import Path
 import optuna
 import pytest
 
-from helpers import cli, cmdline, console_script, constraints_of, descendants, kill_tree, tiny_space
-from growsearch.train.frontier import Frontier
-from growsearch.plan.schedule import load_schedule
-from growsearch.search.judge import SearchError
-from growsearch.search.best import load_best
 from growsearch.plan.planner import check
+from growsearch.plan.schedule import load_schedule
+from growsearch.search.best import load_best
+from growsearch.search.judge import SearchError
+from growsearch.train.frontier import Frontier
+from helpers import cli, cmdline, console_script, constraints_of, descendants, kill_tree, tiny_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
+
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
@@ -44,9 +45,16 @@ def _study(out: Path) -> optuna.Study:
 
 def test_search_writes_results_users_import(searched, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out, proc = searched
-    assert "trial 4/4" in proc.stdout and "failed (retries spent" not in proc.stdout  # every trial found the relative dataset
-    assert re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M) and "optuna-dashboard sqlite:///" in proc.stdout
-    assert "--artifact-dir out/artifacts" in proc.stdout  # the dashboard command that shows the stored network (relative to the search's folder)
+    assert (
+        "trial 4/4" in proc.stdout and "failed (retries spent" not in proc.stdout
+    )  # every trial found the relative dataset
+    assert (
+        re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M)
+        and "optuna-dashboard sqlite:///" in proc.stdout
+    )
+    assert (
+        "--artifact-dir out/artifacts" in proc.stdout
+    )  # the dashboard command that shows the stored network (relative to the search's folder)
     best = load_schedule(out / "best_schedule.json")
     check(best, num_classes=4)
     rows = (out / "trials.csv").read_text().splitlines()
@@ -140,10 +148,18 @@ def test_optuna_dashboard_lists_the_trials_and_serves_the_best_network(searched)
     port = _free_port()
     server = subprocess.Popen(
         [
-            console_script("optuna-dashboard"), f"sqlite:///{out / 'study.db'}", "--port", str(port), "--host", "127.0.0.1", "--quiet",
-            "--artifact-dir", str(out / "artifacts"),
+            console_script("optuna-dashboard"),
+            f"sqlite:///{out / 'study.db'}",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--quiet",
+            "--artifact-dir",
+            str(out / "artifacts"),
         ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline, studies = time.time() + 300, None
@@ -179,7 +195,11 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
     # feasible (tolerance 0.5); the others plan the same M, which cannot beat it, so the stopper
     # ends them before they train anything (their prefix would have been reused anyway).
     space = tiny_space(tmp_path, split="[0.5, 0.5]", epochs="[1, 1]")
-    text = space.read_text().replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]").replace("resolutions: [16, 32]\n", "")
+    text = (
+        space.read_text()
+        .replace("archs: [vgg11@0.125, vgg13@0.125]", "archs: [vgg11@0.125]")
+        .replace("resolutions: [16, 32]\n", "")
+    )
     space.write_text(text)
     proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -189,7 +209,9 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
     assert first.user_attrs["spent_M"] == first.user_attrs["M"]
     assert [t.state for t in rest] == [optuna.trial.TrialState.PRUNED] * 2
     assert all(t.user_attrs["planned_M"] == first.user_attrs["M"] for t in rest)  # the plan is the trained M
-    assert all("spent_M" not in t.user_attrs and "M_ratio" not in t.user_attrs and not t.intermediate_values for t in rest)  # nothing trained
+    assert all(
+        "spent_M" not in t.user_attrs and "M_ratio" not in t.user_attrs and not t.intermediate_values for t in rest
+    )  # nothing trained
     assert sorted(first.intermediate_values) == [1, 2]  # Optuna steps are stages; the plan is no step
     assert proc.stdout.count("pruned before training: its planned M ratio") == 2
 
@@ -203,14 +225,20 @@ def _study_record(out: Path) -> list[tuple]:
     ]
 
 
-def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and_blind_to_test_labels(tmp_path: Path) -> None:
+def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and_blind_to_test_labels(
+    tmp_path: Path,
+) -> None:
     """The demo's own search (deterministic, batches of 3, the two reference schedules first) is the
     same study whether its trials run one at a time or two at once; and the same search on a copy
     whose test labels are shuffled chooses the same trials, values and best schedule: nothing the
     search chooses reads the test set, which is only reported."""
     args = ["--trials", "4", "--deterministic", "--batch", "3", "--references"]
     runs = {}
-    for name, shuffled, extra in (("two", False, []), ("one", False, ["--max-concurrent", "1"]), ("shuffled", True, [])):
+    for name, shuffled, extra in (
+        ("two", False, []),
+        ("one", False, ["--max-concurrent", "1"]),
+        ("shuffled", True, []),
+    ):
         root = tmp_path / name
         root.mkdir()
         space = tiny_space(root, epochs="[1, 3]", shuffle_test=shuffled)
@@ -220,9 +248,13 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and
         study = _study(root / "out")
         runs[name] = {
             # each search has its own folder: the dataset's path is left out of the schedules compared
-            "record": [(*r[:4], {**r[4], "schedule": _without_dataset(r[4]["schedule"])}) for r in _study_record(root / "out")],
+            "record": [
+                (*r[:4], {**r[4], "schedule": _without_dataset(r[4]["schedule"])}) for r in _study_record(root / "out")
+            ],
             "refs": [t.user_attrs.get("reference") for t in sorted(study.trials, key=lambda t: t.number)],
-            "lines": [re.sub(r" \(test [0-9.]+\)", "", line) for line in proc.stdout.splitlines() if line.startswith("trial ")],
+            "lines": [
+                re.sub(r" \(test [0-9.]+\)", "", line) for line in proc.stdout.splitlines() if line.startswith("trial ")
+            ],
             "best": _without_dataset(json.loads(best.read_text())) if best.exists() else None,
             # every test accuracy measured: each trained stage's and each frontier budget's
             "tests": [[st["test_acc"] for st in t.user_attrs.get("stages", [])] for t in study.trials]
@@ -230,7 +262,9 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and
             "batch": study.user_attrs["batch"],
         }
     two, one, shuffled = runs["two"], runs["one"], runs["shuffled"]
-    assert len(two["record"]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in two["record"]}) > 1  # the sampler did propose
+    assert (
+        len(two["record"]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in two["record"]}) > 1
+    )  # the sampler did propose
     assert two["refs"] == ["from scratch", "paper 2→4", None, None] and two["batch"] == 3  # the references, first
     assert one == two, "one trial at a time gave another study"
     assert _chosen(shuffled) == _chosen(two), "the test labels changed a choice"
@@ -283,7 +317,9 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
     out = tmp_path / "out"
     args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    driver = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    driver = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+    )
     deadline = time.time() + 900
     while _complete(out / "study.db") < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
@@ -291,7 +327,11 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
     kill_tree(driver.pid)  # the driver and the local Ray it started (its own processes, by PID)
     driver.wait()
     url = f"sqlite:///{out / 'study.db'}"
-    before = {t.number: (t.value, t.datetime_complete) for t in optuna.load_study(study_name="space", storage=url).trials if t.state == optuna.trial.TrialState.COMPLETE}
+    before = {
+        t.number: (t.value, t.datetime_complete)
+        for t in optuna.load_study(study_name="space", storage=url).trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
     assert len(before) >= 2
     marker = tmp_path / "pwned"
     found = list((out / "tune").rglob("*.pkl"))
@@ -314,7 +354,9 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Pat
     space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
     args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
-    driver = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    driver = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
+    )
     deadline = time.time() + 900
     while _complete(out / "study.db") < 1 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.2)
@@ -328,7 +370,10 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = _study(out)
     assert (out / "best_schedule.json").is_file()
-    assert len([t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]) == 6
+    assert (
+        len([t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)])
+        == 6
+    )
 
 
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
@@ -336,8 +381,24 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "growsearch.cli.commands",
+            "search",
+            str(space),
+            "--out",
+            str(out),
+            "--trials",
+            "3",
+            "--max-failures",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
     )
     killed = False
     deadline = time.time() + 900
@@ -361,7 +422,19 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
 def test_fgsm_with_mutual_inference_as_second_objective_and_constraint(tmp_path: Path) -> None:
     space = tiny_space(tmp_path)
     out = tmp_path / "out"
-    proc = cli("search", str(space), "--out", str(out), "--trials", "3", "--fgsm-eps", "0.05", "--fgsm-objective", "--min-fgsm-acc", "0.3")
+    proc = cli(
+        "search",
+        str(space),
+        "--out",
+        str(out),
+        "--trials",
+        "3",
+        "--fgsm-eps",
+        "0.05",
+        "--fgsm-objective",
+        "--min-fgsm-acc",
+        "0.3",
+    )
     assert proc.returncode in (0, 3), proc.stderr[-3000:]  # 3: finished, nothing feasible
     study = _study(out)
     assert study.directions == [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MAXIMIZE]
@@ -391,13 +464,34 @@ def test_a_search_on_a_given_frontier_trains_no_budgets(searched, tmp_path: Path
 
     # another validation split: refused before anything is written
     bad = tmp_path / "bad_frontier"
-    proc = cli("baseline", "--data", "npz:tiny.npz", "--arch", "vgg13@0.125", "--budgets", "1,2", "--val-fraction", "0.25", "--out", str(bad), cwd=root)
+    proc = cli(
+        "baseline",
+        "--data",
+        "npz:tiny.npz",
+        "--arch",
+        "vgg13@0.125",
+        "--budgets",
+        "1,2",
+        "--val-fraction",
+        "0.25",
+        "--out",
+        str(bad),
+        cwd=root,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = cli("search", "space.yaml", "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad), cwd=root)
-    assert proc.returncode == 2 and "another validation split" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = cli(
+        "search", "space.yaml", "--out", str(tmp_path / "refused"), "--trials", "2", "--baseline", str(bad), cwd=root
+    )
+    assert (
+        proc.returncode == 2
+        and "another validation split" in proc.stderr
+        and len(proc.stderr.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "refused").exists()
 
-    proc = cli("search", "space.yaml", "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front), cwd=root)
+    proc = cli(
+        "search", "space.yaml", "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front), cwd=root
+    )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     assert not (tmp_path / "out" / "frontier").exists()  # the space's baseline_epochs ladder was not trained
     study = _study(tmp_path / "out")

@@ -11,19 +11,25 @@ import pytest
 
 from growsearch._io import held
 from growsearch.errors import GrowsearchError
-from growsearch.search.optuna import constraints, CostPruner, Objective
-from helpers import constraints_of
-from growsearch.plan.schedule import load_schedule, Schedule
+from growsearch.plan.schedule import Schedule, load_schedule
 from growsearch.search.best import load_best
+from growsearch.search.optuna import CostPruner, Objective, constraints
+from helpers import constraints_of
 
 
 def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_path: Path) -> None:
     space, frontier = setup
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     study = optuna.create_study(
-        study_name="mine", storage=storage, pruner=CostPruner(),
+        study_name="mine",
+        storage=storage,
+        pruner=CostPruner(),
         # Optuna ≥ 5 reads the constraint the objective sets on the trial; older ones need constraints_func
-        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2, constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints),
+        sampler=optuna.samplers.TPESampler(
+            seed=0,
+            n_startup_trials=2,
+            constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints,
+        ),
     )
     study.optimize(Objective(space, frontier=frontier), n_trials=4)
     assert study.metric_names == ["M_ratio"]
@@ -41,11 +47,27 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
         assert a["planned_M"] == a["M"]  # fixed epochs: planned before training, equal after
     best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
     loaded = load_best(storage, "mine")
-    assert loaded.stages == Schedule.from_dict(best.user_attrs["schedule"]).stages and loaded.threads == study.user_attrs["threads"]
+    assert (
+        loaded.stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+        and loaded.threads == study.user_attrs["threads"]
+    )
     out = tmp_path / "best.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "mine", "-o", str(out)],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            "-m",
+            "growsearch.cli.commands",
+            "export",
+            "--storage",
+            storage,
+            "--study",
+            "mine",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr
     assert load_schedule(out).stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
@@ -53,7 +75,12 @@ def test_the_users_own_study_records_what_growsearch_search_records(setup, tmp_p
 
 def test_two_objectives_with_nsga2(setup) -> None:
     space, frontier = setup
-    study = optuna.create_study(directions=["minimize", "maximize"], sampler=optuna.samplers.NSGAIISampler(seed=0, constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints))
+    study = optuna.create_study(
+        directions=["minimize", "maximize"],
+        sampler=optuna.samplers.NSGAIISampler(
+            seed=0, constraints_func=None if hasattr(optuna.trial.Trial, "set_constraint") else constraints
+        ),
+    )
     study.optimize(Objective(space, frontier=frontier, second="val_acc"), n_trials=3)
     assert study.metric_names == ["M_ratio", "val_acc"]
     for t in study.trials:
@@ -79,14 +106,18 @@ def test_the_cost_pruner_prunes_once_the_best_feasible_ratio_is_reached() -> Non
     assert not trial.should_prune()  # no feasible trial yet
     attrs = {"M_ratio": 0.5, "feasible": True, "final": True, "schedule": {}}
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=attrs))
-    study.add_trial(optuna.trial.create_trial(value=0.1, user_attrs={**attrs, "M_ratio": 0.1, "feasible": False}))  # infeasible: no bar
+    study.add_trial(
+        optuna.trial.create_trial(value=0.1, user_attrs={**attrs, "M_ratio": 0.1, "feasible": False})
+    )  # infeasible: no bar
     trial.report(0.49, 2)
     assert not trial.should_prune()
     trial.report(0.5, 3)
     assert trial.should_prune()
 
 
-def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces_its_accuracy(setup, tmp_path: Path) -> None:
+def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces_its_accuracy(
+    setup, tmp_path: Path
+) -> None:
     import json
 
     import torch
@@ -97,7 +128,9 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
 
     space, frontier = setup
     storage = f"sqlite:///{tmp_path / 'a.db'}"
-    study = optuna.create_study(study_name="a", storage=storage, pruner=CostPruner(), sampler=optuna.samplers.TPESampler(seed=1))
+    study = optuna.create_study(
+        study_name="a", storage=storage, pruner=CostPruner(), sampler=optuna.samplers.TPESampler(seed=1)
+    )
     study.optimize(Objective(space, frontier=frontier, out_dir=tmp_path / "out"), n_trials=3)
     best = min((t for t in study.trials if t.user_attrs.get("feasible")), key=lambda t: t.value)
     metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
@@ -107,7 +140,18 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
     with held(out, OSError):
         (out / "network.pt").write_bytes(b"stale")  # an earlier export's file is replaced, never kept
         (out / "best_schedule.json").write_text("{}")
-    cmd = [sys.executable, "-m", "growsearch.cli.commands", "export", "--storage", storage, "--study", "a", "-o", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "growsearch.cli.commands",
+        "export",
+        "--storage",
+        storage,
+        "--study",
+        "a",
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 2 and "pass --overwrite" in proc.stderr and (out / "network.pt").read_bytes() == b"stale"
     proc = subprocess.run([*cmd, "--overwrite"], capture_output=True, text=True, timeout=600)
@@ -134,14 +178,22 @@ def test_a_floor_on_fgsm_accuracy_is_a_second_constraint(setup, tmp_path: Path) 
     runs = {}
     for floor in (0.0, 1.01):  # always met / never met (accuracy ≤ 1)
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        study.optimize(Objective(space, frontier=frontier, out_dir=tmp_path / f"f{floor}", fgsm_eps=0.02, min_fgsm_acc=floor), n_trials=2)
+        study.optimize(
+            Objective(space, frontier=frontier, out_dir=tmp_path / f"f{floor}", fgsm_eps=0.02, min_fgsm_acc=floor),
+            n_trials=2,
+        )
         runs[floor] = done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         assert done and study.user_attrs["robust"]["min_acc"] == floor
         for t in done:
             a = t.user_attrs
-            assert constraints_of(t) == [pytest.approx(study.user_attrs["target_acc"] - a["val_acc"]), pytest.approx(floor - a["fgsm_mi_acc"])]
+            assert constraints_of(t) == [
+                pytest.approx(study.user_attrs["target_acc"] - a["val_acc"]),
+                pytest.approx(floor - a["fgsm_mi_acc"]),
+            ]
             assert a["feasible"] == (a["val_acc"] >= study.user_attrs["target_acc"] and a["fgsm_mi_acc"] >= floor)
-    assert any(t.user_attrs["feasible"] for t in runs[0.0])  # the same schedules (same sampler seed) reach the target...
+    assert any(
+        t.user_attrs["feasible"] for t in runs[0.0]
+    )  # the same schedules (same sampler seed) reach the target...
     assert not any(t.user_attrs["feasible"] for t in runs[1.01])  # ...but not the floor
     assert not any("network_artifact" in t.user_attrs for t in runs[1.01])  # no infeasible trial is stored as the best
 
@@ -154,13 +206,20 @@ def test_a_wall_clock_objective_is_one_registered_cost(setup, tmp_path: Path) ->
     from growsearch.search.optuna import default_sampler
 
     space, frontier = setup
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'wall.db'}", study_name="wall", sampler=default_sampler(0, 3), pruner=CostPruner())
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'wall.db'}",
+        study_name="wall",
+        sampler=default_sampler(0, 3),
+        pruner=CostPruner(),
+    )
     study.optimize(Objective(space, frontier=frontier, cost="wall_s"), n_trials=3)
     judge = Judge.from_study(study)
     assert study.metric_names == ["wall_ratio"] and judge.cost == "wall_s" and judge.metric == "wall_ratio"
     assert judge.ref_cost == pytest.approx(judge.frontier.scratch(judge.target, "wall_s")["wall_s"])
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    assert done and all(t.value == pytest.approx(sum(s["wall_s"] for s in t.user_attrs["stages"]) / judge.ref_cost) for t in done)
+    assert done and all(
+        t.value == pytest.approx(sum(s["wall_s"] for s in t.user_attrs["stages"]) / judge.ref_cost) for t in done
+    )
     assert all("M_ratio" not in t.user_attrs for t in done)
     if judge.best(study) is not None:
         assert load_best(study).stages == Schedule.from_dict(judge.best(study).user_attrs["schedule"]).stages
@@ -172,7 +231,15 @@ def test_a_new_objective_is_one_register_cost_call(setup) -> None:
 
     space, frontier = setup
     with restored_registries():
-        register_cost(Cost("M_nonzero", "nonzero_ratio", lambda r: r.M_nonzero, frontier_key="M", what="MACs with zero weights skipped"))
+        register_cost(
+            Cost(
+                "M_nonzero",
+                "nonzero_ratio",
+                lambda r: r.M_nonzero,
+                frontier_key="M",
+                what="MACs with zero weights skipped",
+            )
+        )
         study = optuna.create_study()
         study.optimize(Objective(space, frontier=frontier, cost="M_nonzero"), n_trials=2)
     assert study.metric_names == ["nonzero_ratio"]
@@ -209,8 +276,15 @@ def test_a_judge_of_a_lambda_cost_pickles_by_name() -> None:
     from growsearch.train.frontier import Frontier, FrontierPoint, Reference
 
     register_cost(Cost("lambda_M", "lambda_ratio", lambda r: float(r.M), frontier_key="M"))
-    pts = [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05) for e, m, a in ((2, 100, 0.8), (4, 200, 0.9))]
-    judge = Judge(Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("r", "r", None, pts)]), tolerance=0.0, cost="lambda_M")
+    pts = [
+        FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05)
+        for e, m, a in ((2, 100, 0.8), (4, 200, 0.9))
+    ]
+    judge = Judge(
+        Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("r", "r", None, pts)]),
+        tolerance=0.0,
+        cost="lambda_M",
+    )
     back = pickle.loads(pickle.dumps(judge))  # what Tune does to the searcher that holds it
     assert back.metric == "lambda_ratio" and back.ratio(100.0) == judge.ratio(100.0)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from growsearch.search.space import list_spaces, load_space, SpaceError, suggest_schedule
 from growsearch.plan.planner import check
+from growsearch.search.space import SpaceError, list_spaces, load_space, suggest_schedule
 from helpers import REPO
 
 BASE = """dataset: digits
@@ -98,10 +98,14 @@ def test_what_optuna_records_is_what_trains(name: str) -> None:
         p = trial.params
         assert suggest_schedule(optuna.trial.FixedTrial(p), space, classes).to_dict() == sched.to_dict()
         n = p["n_stages"]
-        assert len(sched.stages) == n and [p.get(f"classes_{i}", classes) for i in range(1, n)] == [s.classes for s in sched.stages[:-1]]
+        assert len(sched.stages) == n and [p.get(f"classes_{i}", classes) for i in range(1, n)] == [
+            s.classes for s in sched.stages[:-1]
+        ]
         assert [p[f"epochs_{i}"] for i in range(1, n + 1)] == [s.epochs for s in sched.stages]
         assert [p.get(f"prune_{i}", 0.0) for i in range(2, n + 1)] == [s.prune_ratio for s in sched.stages[1:]]
-        assert [p[f"arch_{i}"] for i in range(1, n)] == sorted(p[f"arch_{i}"] for i in range(1, n))  # rungs never go down
+        assert [p[f"arch_{i}"] for i in range(1, n)] == sorted(
+            p[f"arch_{i}"] for i in range(1, n)
+        )  # rungs never go down
 
 
 def test_a_deeper_but_narrower_arch_is_an_error(tmp_path: Path) -> None:
@@ -121,7 +125,10 @@ def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_p
     assert top and [n[: -len(".yaml")] for n in top] == list_spaces()
     assert not (root / "growsearch" / "search_spaces").exists()  # one copy, at the top level
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)], capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = tmp_path.glob("growsearch-*.whl")
@@ -131,11 +138,19 @@ def test_the_shipped_spaces_sit_at_the_top_level_and_a_wheel_installs_them(tmp_p
     assert not [n for n in names if n.startswith("search_spaces/")]
 
 
-@pytest.mark.parametrize("change, key", [
-    ({"zero_mask": True}, "zero_mask: a schedule this space can propose"),  # ResNet inserts no identity kernels to mask
-    ({"prune_ratio": (0.0, 0.5)}, "prune_ratio: a schedule this space can propose"),  # ResNet cannot be pruned
-])
-def test_a_space_that_can_propose_an_invalid_schedule_is_refused_when_loaded(tmp_path: Path, change: dict, key: str) -> None:
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        (
+            {"zero_mask": True},
+            "zero_mask: a schedule this space can propose",
+        ),  # ResNet inserts no identity kernels to mask
+        ({"prune_ratio": (0.0, 0.5)}, "prune_ratio: a schedule this space can propose"),  # ResNet cannot be pruned
+    ],
+)
+def test_a_space_that_can_propose_an_invalid_schedule_is_refused_when_loaded(
+    tmp_path: Path, change: dict, key: str
+) -> None:
     import yaml
 
     d = yaml.safe_load((REPO / "search_spaces" / "cifar10_resnet.yaml").read_text())
@@ -180,8 +195,11 @@ def test_the_levers_are_searched_and_what_trains_is_what_optuna_recorded() -> No
         if n == 1:
             assert not {"carry_optimizer", "new_param_lr", "rewarm_epochs", "deepen_init"} & set(trial.params)
     assert seen == {
-        "data_growth": {"classes", "samples", "none"}, "lr_schedule": {"per_stage", "global"}, "deepen_init": {"identity", "copy"},
-        "carry_optimizer": {False, True}, "n": {1, 2, 3},
+        "data_growth": {"classes", "samples", "none"},
+        "lr_schedule": {"per_stage", "global"},
+        "deepen_init": {"identity", "copy"},
+        "carry_optimizer": {False, True},
+        "n": {1, 2, 3},
     }
 
 
@@ -191,8 +209,11 @@ def test_a_lever_schedule_enqueues_as_the_samplers_own_parameters() -> None:
 
     space = load_space("cifar10_vgg")
     sched = Schedule(
-        space.dataset, [Stage(10, "vgg11@0.25", 4, fraction=0.5, resolution=16), Stage(10, "vgg19@0.25", 6, fraction=1.0)], data_growth="samples",
-        deepen_init="copy", train=TrainConfig(lr=0.05, lr_schedule="global", carry_optimizer=True, new_param_lr=2.0),
+        space.dataset,
+        [Stage(10, "vgg11@0.25", 4, fraction=0.5, resolution=16), Stage(10, "vgg19@0.25", 6, fraction=1.0)],
+        data_growth="samples",
+        deepen_init="copy",
+        train=TrainConfig(lr=0.05, lr_schedule="global", carry_optimizer=True, new_param_lr=2.0),
     )
     params = schedule_params(sched, space, 10)
     assert params is not None and params["data_growth"] == "samples" and params["deepen_init"] == "copy"
@@ -219,10 +240,16 @@ def test_the_optimizer_and_its_strength_are_proposed_per_stage_with_the_prune_ra
                 strengths.append(own.ssgd_strength)
                 pruned_after_ssgd += i + 1 < len(sched.stages) and sched.stages[i + 1].prune_ratio > 0
             else:
-                assert st.optimizer is None and st.ssgd_strength is None  # the recipe's own optimizer is not repeated per stage
+                assert (
+                    st.optimizer is None and st.ssgd_strength is None
+                )  # the recipe's own optimizer is not repeated per stage
     assert seen == {"sgd", "ssgd"} and all(0.25 <= s <= 1 for s in strengths) and pruned_after_ssgd > 0
     sched = Schedule(
-        space.dataset, [Stage(50, "vgg11", 20, optimizer="ssgd", ssgd_strength=0.5), Stage(100, "vgg19", 40, prune_ratio=0.3, lr=0.05)],
+        space.dataset,
+        [
+            Stage(50, "vgg11", 20, optimizer="ssgd", ssgd_strength=0.5),
+            Stage(100, "vgg19", 40, prune_ratio=0.3, lr=0.05),
+        ],
         train=space.train,
     )
     params = schedule_params(sched, space, 100)
@@ -230,21 +257,24 @@ def test_the_optimizer_and_its_strength_are_proposed_per_stage_with_the_prune_ra
     assert suggest_schedule(optuna.trial.FixedTrial(params), space, 100).to_dict() == sched.to_dict()
 
 
-@pytest.mark.parametrize("extra, msg", [
-    ("data_growth: [classes, cubes]\n", "data_growth: a list of distinct choices from classes, samples, none"),
-    ("lr_schedule: global\n", "lr_schedule: a list of distinct choices"),
-    ("carry_optimizer: [maybe]\n", "carry_optimizer: a list of distinct choices from false, true"),
-    ("new_param_lr: [0, 2]\n", "new_param_lr: multipliers must be > 0"),
-    ("rewarm_epochs: [0, 2]\n", "add global to lr_schedule"),
-    ("lr_schedule: [global]\ngrown_lr: [0.01, 0.1]\n", "drop grown_lr"),
-    ("zero_mask: true\ndeepen_init: [copy]\n", "add identity to deepen_init"),
-    ("train: {lr_schedule: global}\n", "set it as a top-level space key"),
-    ("optimizer: [adam]\n", "optimizer: a list of distinct choices from sgd, ssgd"),
-    ("ssgd_strength: [0.5, 1]\n", "needs ssgd among the optimizers"),
-    ("optimizer: [sgd, ssgd]\nssgd_strength: [0, 1]\n", "ssgd_strength: strengths must be in (0, 1]"),
-    ("baseline_resolutions: [16, 32]\n", "baseline_switch_at must give 1 fraction"),
-    ("baseline_resolutions: [16, 32]\nbaseline_switch_at: [1.5]\n", "baseline_switch_at must give 1 fraction"),
-])
+@pytest.mark.parametrize(
+    "extra, msg",
+    [
+        ("data_growth: [classes, cubes]\n", "data_growth: a list of distinct choices from classes, samples, none"),
+        ("lr_schedule: global\n", "lr_schedule: a list of distinct choices"),
+        ("carry_optimizer: [maybe]\n", "carry_optimizer: a list of distinct choices from false, true"),
+        ("new_param_lr: [0, 2]\n", "new_param_lr: multipliers must be > 0"),
+        ("rewarm_epochs: [0, 2]\n", "add global to lr_schedule"),
+        ("lr_schedule: [global]\ngrown_lr: [0.01, 0.1]\n", "drop grown_lr"),
+        ("zero_mask: true\ndeepen_init: [copy]\n", "add identity to deepen_init"),
+        ("train: {lr_schedule: global}\n", "set it as a top-level space key"),
+        ("optimizer: [adam]\n", "optimizer: a list of distinct choices from sgd, ssgd"),
+        ("ssgd_strength: [0.5, 1]\n", "needs ssgd among the optimizers"),
+        ("optimizer: [sgd, ssgd]\nssgd_strength: [0, 1]\n", "ssgd_strength: strengths must be in (0, 1]"),
+        ("baseline_resolutions: [16, 32]\n", "baseline_switch_at must give 1 fraction"),
+        ("baseline_resolutions: [16, 32]\nbaseline_switch_at: [1.5]\n", "baseline_switch_at must give 1 fraction"),
+    ],
+)
 def test_bad_levers_in_a_space_name_the_key(tmp_path: Path, extra: str, msg: str) -> None:
     (tmp_path / "s.yaml").write_text(BASE + extra)
     with pytest.raises(SpaceError) as e:
@@ -258,7 +288,10 @@ def test_a_space_whose_recipe_is_ssgd_trains_every_stage_with_it(tmp_path: Path)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(10):
         sched = suggest_schedule(study.ask(), space, 10)
-        assert all(st.recipe(sched.train).optimizer == "ssgd" and 0.5 <= st.recipe(sched.train).ssgd_strength <= 1 for st in sched.stages)
+        assert all(
+            st.recipe(sched.train).optimizer == "ssgd" and 0.5 <= st.recipe(sched.train).ssgd_strength <= 1
+            for st in sched.stages
+        )
 
 
 @pytest.mark.parametrize("extra", ["optimizer: [sgd, ssgd]\n", "train: {optimizer: ssgd}\n"])
@@ -266,14 +299,21 @@ def test_ssgd_on_a_family_that_cannot_prune_is_refused_when_the_space_loads(tmp_
     (tmp_path / "s.yaml").write_text("dataset: digits\nfinal_arch: resnet18@0.25\narchs: [resnet10@0.25]\n" + extra)
     with pytest.raises(SpaceError) as e:
         load_space(tmp_path / "s.yaml")
-    assert str(e.value).startswith("optimizer: ") and "resnet backbones cannot be pruned yet: use optimizer sgd" in str(e.value)
+    assert str(e.value).startswith("optimizer: ") and "resnet backbones cannot be pruned yet: use optimizer sgd" in str(
+        e.value
+    )
 
 
 def test_the_frontier_trains_the_whole_family_with_its_lr_swept_by_default() -> None:
     from dataclasses import replace
 
     sp = load_space("digits_vgg")
-    assert sp.frontier_references() == ["vgg19@0.25", "vgg11@0.25", "vgg13@0.25", "vgg16@0.25"]  # the final first, then the family
+    assert sp.frontier_references() == [
+        "vgg19@0.25",
+        "vgg11@0.25",
+        "vgg13@0.25",
+        "vgg16@0.25",
+    ]  # the final first, then the family
     assert replace(sp, baseline_lrs=None).frontier_lrs() == [0.025, 0.05, 0.1]
     one = replace(sp, frontier_archs=["vgg11@0.25", "vgg19@0.25"], baseline_lrs=[0.05])
     one.validate()
@@ -309,7 +349,13 @@ def test_a_free_final_architecture_proposes_a_one_stage_small_network() -> None:
     params = schedule_params(small, sp, 10)
     assert params is not None and params["final_arch"] == "vgg11@0.25"
     assert suggest_schedule(optuna.trial.FixedTrial(params), sp, 10).to_dict() == small.to_dict()
-    grown = Schedule(sp.dataset, [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train)
-    assert suggest_schedule(optuna.trial.FixedTrial(schedule_params(grown, sp, 10)), sp, 10).to_dict() == grown.to_dict()
-    shrinking = Schedule(sp.dataset, [Stage(5, "vgg13@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train)
+    grown = Schedule(
+        sp.dataset, [Stage(5, "vgg11@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train
+    )
+    assert (
+        suggest_schedule(optuna.trial.FixedTrial(schedule_params(grown, sp, 10)), sp, 10).to_dict() == grown.to_dict()
+    )
+    shrinking = Schedule(
+        sp.dataset, [Stage(5, "vgg13@0.25", 4), Stage(10, "vgg11@0.25", 4, lr=0.05)], seed=sp.seed, train=sp.train
+    )
     assert schedule_params(shrinking, sp, 10) is None  # the earlier stages never outgrow the chosen final one

@@ -12,7 +12,6 @@ from growsearch.search.best import load_best
 from helpers import REPO, constraints_of
 
 
-
 @pytest.mark.ray
 @pytest.mark.slow
 def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> None:
@@ -27,10 +26,21 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> No
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        p = tune_pieces(space, frontier, storage=storage, study_name="mine", cache_dir=shared / "prefix_cache", trials=3, artifacts=tmp_path / "artifacts")
+        p = tune_pieces(
+            space,
+            frontier,
+            storage=storage,
+            study_name="mine",
+            cache_dir=shared / "prefix_cache",
+            trials=3,
+            artifacts=tmp_path / "artifacts",
+        )
         tuner = tune.Tuner(
-            p.trainable, tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3),
-            run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=p.stop, callbacks=p.callbacks, verbose=0),
+            p.trainable,
+            tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3),
+            run_config=tune.RunConfig(
+                name="mine", storage_path=str(shared), stop=p.stop, callbacks=p.callbacks, verbose=0
+            ),
         )
         grid = tuner.fit()
     finally:
@@ -43,13 +53,17 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> No
     assert done and all(t.value == pytest.approx(t.user_attrs["M"] / M_ref) for t in done)
     # the constraint stored once: the Optuna-5 way where there is one (not also as a user
     # attribute), else the user attribute constraints_func reads (Optuna 4, the floor)
-    assert all(constraints_of(t) == [pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])] for t in done)
+    assert all(
+        constraints_of(t) == [pytest.approx(study.user_attrs["target_acc"] - t.user_attrs["val_acc"])] for t in done
+    )
     if hasattr(optuna.trial.Trial, "set_constraint"):
         assert all(set(t.constraints) == {"accuracy"} and "constraint" not in t.user_attrs for t in done)
     best = min((t for t in done if t.user_attrs["feasible"]), key=lambda t: t.value)
     assert load_best(storage, "mine").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
     assert load_best(study).stages == load_best(storage, "mine").stages  # a Study object does too
-    assert "network_artifact" in best.user_attrs and study.user_attrs["artifact_store"] == str((tmp_path / "artifacts").resolve())
+    assert "network_artifact" in best.user_attrs and study.user_attrs["artifact_store"] == str(
+        (tmp_path / "artifacts").resolve()
+    )
     # every trial's stage checkpoints landed in the user's storage_path
     assert len(list((shared / "mine").glob("*/checkpoint_*/*.pt"))) >= len(done)
     # Tune's own tools read growsearch's reports right: the best result is the best feasible trial
@@ -71,13 +85,19 @@ def test_a_rung_scheduler_runs_on_growsearch_reports(setup, tmp_path: Path) -> N
     space, frontier = setup
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        p = tune_pieces(space, frontier, storage=f"sqlite:///{tmp_path / 'asha.db'}", cache_dir=tmp_path / "cache", trials=3)
+        p = tune_pieces(
+            space, frontier, storage=f"sqlite:///{tmp_path / 'asha.db'}", cache_dir=tmp_path / "cache", trials=3
+        )
         grid = tune.Tuner(
             p.trainable,
             tune_config=tune.TuneConfig(
-                search_alg=p.search_alg, num_samples=3, scheduler=ASHAScheduler(metric="stage_acc", mode="max", max_t=3, grace_period=1),
+                search_alg=p.search_alg,
+                num_samples=3,
+                scheduler=ASHAScheduler(metric="stage_acc", mode="max", max_t=3, grace_period=1),
             ),
-            run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0),
+            run_config=tune.RunConfig(
+                name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0
+            ),
         ).fit()
     finally:
         ray.shutdown()
@@ -96,9 +116,28 @@ def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     proc = subprocess.run(
-        [sys.executable, str(root / "examples" / "ray_cluster" / "tuner.py"), str(space), "--baseline", str(frontier), "--address", "local",
-         "--storage-path", str(tmp_path / "shared"), "--storage", storage, "--trials", "2", "--cpus-per-trial", "2"],
-        check=False, capture_output=True, text=True, timeout=1800, env=env,
+        [
+            sys.executable,
+            str(root / "examples" / "ray_cluster" / "tuner.py"),
+            str(space),
+            "--baseline",
+            str(frontier),
+            "--address",
+            "local",
+            "--storage-path",
+            str(tmp_path / "shared"),
+            "--storage",
+            storage,
+            "--trials",
+            "2",
+            "--cpus-per-trial",
+            "2",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "best schedule:" in proc.stdout
@@ -132,4 +171,8 @@ def test_the_private_ray_attributes_growsearch_uses_exist() -> None:
     from ray.tune.search.optuna import OptunaSearch
 
     s = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="m", mode="min")
-    assert isinstance(s._ot_study, optuna.Study) and isinstance(s._ot_trials, dict) and isinstance(s._completed_trials, set)
+    assert (
+        isinstance(s._ot_study, optuna.Study)
+        and isinstance(s._ot_trials, dict)
+        and isinstance(s._completed_trials, set)
+    )

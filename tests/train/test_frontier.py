@@ -9,11 +9,21 @@ from pathlib import Path
 import pytest
 
 from growsearch.cli.commands import main
-from growsearch.train.frontier import budget_ladder, check_budgets, Frontier, FrontierError, FrontierPoint, load_frontier, Reference
+from growsearch.train.frontier import (
+    Frontier,
+    FrontierError,
+    FrontierPoint,
+    Reference,
+    budget_ladder,
+    check_budgets,
+    load_frontier,
+)
 
 
 def _ref(name: str, pts: list[tuple[int, int, float]]) -> Reference:
-    return Reference(name, name, None, [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05) for e, m, a in pts])
+    return Reference(
+        name, name, None, [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a, wall_s=1.0, lr=0.05) for e, m, a in pts]
+    )
 
 
 def _frontier(*refs: Reference) -> Frontier:
@@ -40,7 +50,9 @@ def test_beyond_and_below_the_frontier_are_labelled_bounds() -> None:
     f = _frontier(A)
     beyond = f.iso(500.0, 0.95)  # more accurate than every budget
     assert beyond["beyond_frontier"] and beyond["bound"] == "upper"
-    assert beyond["M_scratch"] == 800 and beyond["iso_M_ratio"] == pytest.approx(500 / 800)  # against the most accurate budget
+    assert beyond["M_scratch"] == 800 and beyond["iso_M_ratio"] == pytest.approx(
+        500 / 800
+    )  # against the most accurate budget
     below = f.iso(50.0, 0.40)  # less accurate than the cheapest budget
     assert below["below_frontier"] and below["bound"] == "lower" and not below["beyond_frontier"]
     assert below["M_scratch"] == 100
@@ -95,7 +107,22 @@ TWO = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch"
 @pytest.fixture
 def frontier_dir(npz_data: str, tmp_path: Path) -> Path:
     out = tmp_path / "front"
-    args = ["baseline", "--data", npz_data, "--arch", "vgg13@0.125", "--budgets", "1,2", "--seeds", "0,1", "--lrs", "0.02,0.1", "--out", str(out), "--quiet"]
+    args = [
+        "baseline",
+        "--data",
+        npz_data,
+        "--arch",
+        "vgg13@0.125",
+        "--budgets",
+        "1,2",
+        "--seeds",
+        "0,1",
+        "--lrs",
+        "0.02,0.1",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     return out
 
@@ -116,30 +143,71 @@ def test_baseline_budgets_write_a_frontier(frontier_dir: Path) -> None:
     assert f.spent_M == sum(p.M for p in ref.points) * 2 * 2  # 2 seeds × 2 LRs per budget
 
 
-def test_run_against_the_frontier_stores_the_iso_ratio(npz_data: str, frontier_dir: Path, tmp_path: Path, capsys) -> None:
+def test_run_against_the_frontier_stores_the_iso_ratio(
+    npz_data: str, frontier_dir: Path, tmp_path: Path, capsys
+) -> None:
     capsys.readouterr()
     sched = _schedule(tmp_path / "s.json", npz_data, TWO)
     assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(frontier_dir), "--quiet"]) == 0
     out = capsys.readouterr().out
     d = json.loads((tmp_path / "r" / "result.json").read_text())
     expect = load_frontier(frontier_dir).iso(d["M"], d["val_acc"])
-    assert d["iso_M_ratio"] == pytest.approx(expect["iso_M_ratio"]) and d["beyond_frontier"] == expect["beyond_frontier"]
+    assert (
+        d["iso_M_ratio"] == pytest.approx(expect["iso_M_ratio"]) and d["beyond_frontier"] == expect["beyond_frontier"]
+    )
     assert d["iso"]["frontier"] == load_frontier(frontier_dir).to_dict()  # the frontier it used travels with it
     assert "M ratio at iso-accuracy" in out and "M_scratch" in out
     assert (tmp_path / "r" / "curve.png").stat().st_size > 1000
 
 
 def test_one_epochs_baseline_is_a_one_point_frontier(npz_data: str, tmp_path: Path) -> None:
-    assert main(["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--epochs", "1", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                npz_data,
+                "--arch",
+                "vgg11@0.125",
+                "--epochs",
+                "1",
+                "--out",
+                str(tmp_path / "b"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     f = load_frontier(tmp_path / "b")
     assert len(f.references[0].points) == 1
-    assert (tmp_path / "b" / "result.json").is_file() and (tmp_path / "b" / "stage1.pt").is_file()  # a plain baseline too
+    assert (tmp_path / "b" / "result.json").is_file() and (
+        tmp_path / "b" / "stage1.pt"
+    ).is_file()  # a plain baseline too
 
 
 def test_spec_from_trains_the_runs_exact_final_network(npz_data: str, tmp_path: Path) -> None:
-    pruned = [{"classes": 2, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 4, "arch": "vgg13@0.125", "epochs": 1, "prune_ratio": 0.5}]
-    assert main(["run", str(_schedule(tmp_path / "p.json", npz_data, pruned)), "--out", str(tmp_path / "run"), "--quiet"]) == 0
-    args = ["baseline", "--data", npz_data, "--arch", "vgg13@0.125", "--spec-from", str(tmp_path / "run"), "--budgets", "1", "--out", str(tmp_path / "f"), "--quiet"]
+    pruned = [
+        {"classes": 2, "arch": "vgg11@0.125", "epochs": 1},
+        {"classes": 4, "arch": "vgg13@0.125", "epochs": 1, "prune_ratio": 0.5},
+    ]
+    assert (
+        main(["run", str(_schedule(tmp_path / "p.json", npz_data, pruned)), "--out", str(tmp_path / "run"), "--quiet"])
+        == 0
+    )
+    args = [
+        "baseline",
+        "--data",
+        npz_data,
+        "--arch",
+        "vgg13@0.125",
+        "--spec-from",
+        str(tmp_path / "run"),
+        "--budgets",
+        "1",
+        "--out",
+        str(tmp_path / "f"),
+        "--quiet",
+    ]
     assert main(args) == 0
     f = load_frontier(tmp_path / "f")
     final = json.loads((tmp_path / "run" / "result.json").read_text())["stages"][-1]
@@ -147,7 +215,12 @@ def test_spec_from_trains_the_runs_exact_final_network(npz_data: str, tmp_path: 
     assert exact.spec["widths"] == final["spec"]["widths"] and full.spec is None
     trained = json.loads((tmp_path / "f" / "runs" / "ref1-e1-lr0.05-s0" / "result.json").read_text())["stages"][0]
     assert trained["params"] == final["params"] and trained["spec"]["widths"] == final["spec"]["widths"]
-    assert trained["macs_per_sample"] < json.loads((tmp_path / "f" / "runs" / "ref0-e1-lr0.05-s0" / "result.json").read_text())["stages"][0]["macs_per_sample"]
+    assert (
+        trained["macs_per_sample"]
+        < json.loads((tmp_path / "f" / "runs" / "ref0-e1-lr0.05-s0" / "result.json").read_text())["stages"][0][
+            "macs_per_sample"
+        ]
+    )
 
 
 def test_resume_keeps_finished_budgets(npz_data: str, tmp_path: Path) -> None:
@@ -173,7 +246,20 @@ def test_progressive_resizing_references_join_the_frontier_and_resume(npz_data: 
     from growsearch.train.baseline import baseline_schedule
 
     out = tmp_path / "f"
-    base = ["baseline", "--data", npz_data, "--arch", "vgg11@0.125", "--out", str(out), "--quiet", "--resolutions", "16,32", "--switch-at", "0.5"]
+    base = [
+        "baseline",
+        "--data",
+        npz_data,
+        "--arch",
+        "vgg11@0.125",
+        "--out",
+        str(out),
+        "--quiet",
+        "--resolutions",
+        "16,32",
+        "--switch-at",
+        "0.5",
+    ]
     assert main([*base, "--budgets", "1,2"]) == 0
     assert "vgg11@0.125 16→32px@.5" in capsys.readouterr().out  # the table names every reference
     front = load_frontier(out)
@@ -223,14 +309,23 @@ def test_bad_frontier_inputs_are_one_line_and_write_nothing(npz_data: str, tmp_p
         assert not (tmp_path / "new" / "frontier.json").exists()
 
 
-def test_a_frontier_of_other_data_or_another_split_is_refused(npz_data: str, frontier_dir: Path, tmp_path: Path, capsys) -> None:
+def test_a_frontier_of_other_data_or_another_split_is_refused(
+    npz_data: str, frontier_dir: Path, tmp_path: Path, capsys
+) -> None:
     cases = [
-        (_schedule(tmp_path / "d.json", "digits", [{"classes": 10, "arch": "vgg11@0.125", "epochs": 1}]), [], "same dataset"),
+        (
+            _schedule(tmp_path / "d.json", "digits", [{"classes": 10, "arch": "vgg11@0.125", "epochs": 1}]),
+            [],
+            "same dataset",
+        ),
         (_schedule(tmp_path / "v.json", npz_data, TWO), ["--val-fraction", "0.25"], "another validation split"),
     ]
     for sched, extra, msg in cases:
         capsys.readouterr()
-        assert main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(frontier_dir), "--quiet", *extra]) == 2
+        assert (
+            main(["run", str(sched), "--out", str(tmp_path / "r"), "--baseline", str(frontier_dir), "--quiet", *extra])
+            == 2
+        )
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1
         assert not (tmp_path / "r").exists()  # refused before anything was written
@@ -241,8 +336,15 @@ def test_a_frontier_of_other_data_or_another_split_is_refused(npz_data: str, fro
 
 def _seeded_ref(name: str, per_epoch_M: int, accs: list[tuple[int, list[float]]]) -> Reference:
     pts = [
-        FrontierPoint(epochs=e, M=per_epoch_M * e, val_acc=sum(a) / len(a), test_acc=0.0, wall_s=1.0, lr=0.05,
-                      seeds=[{"seed": i, "val_acc": v, "test_acc": 0.0, "wall_s": 1.0} for i, v in enumerate(a)])
+        FrontierPoint(
+            epochs=e,
+            M=per_epoch_M * e,
+            val_acc=sum(a) / len(a),
+            test_acc=0.0,
+            wall_s=1.0,
+            lr=0.05,
+            seeds=[{"seed": i, "val_acc": v, "test_acc": 0.0, "wall_s": 1.0} for i, v in enumerate(a)],
+        )
         for e, a in accs
     ]
     return Reference(name, name, None, pts)
@@ -251,8 +353,12 @@ def _seeded_ref(name: str, per_epoch_M: int, accs: list[tuple[int, list[float]]]
 def _family(spread: float = 0.0) -> Frontier:
     """A small net cheap but capped at 0.76, a big one dear but reaching 0.82: seeds ± ``spread``."""
     s = [-spread, 0.0, spread]
-    small = _seeded_ref("vgg11@0.25", 100, [(2, [0.60 + d for d in s]), (4, [0.70 + d for d in s]), (8, [0.76 + d for d in s])])
-    big = _seeded_ref("vgg19@0.25", 300, [(2, [0.62 + d for d in s]), (4, [0.74 + d for d in s]), (8, [0.82 + d for d in s])])
+    small = _seeded_ref(
+        "vgg11@0.25", 100, [(2, [0.60 + d for d in s]), (4, [0.70 + d for d in s]), (8, [0.76 + d for d in s])]
+    )
+    big = _seeded_ref(
+        "vgg19@0.25", 300, [(2, [0.62 + d for d in s]), (4, [0.74 + d for d in s]), (8, [0.82 + d for d in s])]
+    )
     return Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [small, big], seeds=[0, 1, 2])
 
 
@@ -265,7 +371,9 @@ def test_the_envelope_takes_the_cheapest_arch_and_is_never_above_a_member(acc: f
     assert ms["M"] == min(r["M"] for r in reach if not r["beyond"])
     assert ms["reference"] == ("vgg11@0.25" if acc <= 0.76 else "vgg19@0.25")
     iso = f.iso(1000.0, acc, final_arch="vgg19@0.25")
-    assert iso["iso_M_ratio"] >= iso["iso_M_ratio_same"] - 1e-12  # against the family, never cheaper than against one member
+    assert (
+        iso["iso_M_ratio"] >= iso["iso_M_ratio_same"] - 1e-12
+    )  # against the family, never cheaper than against one member
 
 
 def test_the_interval_collapses_without_spread_and_widens_with_the_frontiers_seeds() -> None:
@@ -291,7 +399,9 @@ def test_the_verdict_says_train_the_smaller_network_instead_only_when_it_is_chea
     f = _family()
     cheap_small = f.iso(f.m_scratch(0.70)["M"] * 1.5, 0.70, final_arch="vgg19@0.25")  # vgg11 reaches 0.70 for less
     assert cheap_small["reference"] == "vgg11@0.25"
-    assert "vgg11@0.25 from scratch reaches it for 0.67x this schedule's M: train it instead" in iso_line(cheap_small, 0.70, "vgg19@0.25")
+    assert "vgg11@0.25 from scratch reaches it for 0.67x this schedule's M: train it instead" in iso_line(
+        cheap_small, 0.70, "vgg19@0.25"
+    )
     only_big = f.iso(f.m_scratch(0.80)["M"] * 1.5, 0.80, final_arch="vgg19@0.25")  # only vgg19 reaches 0.80
     assert only_big["reference"] == "vgg19@0.25" and "instead" not in iso_line(only_big, 0.80, "vgg19@0.25")
     saving = f.iso(f.m_scratch(0.70)["M"] * 0.5, 0.70, final_arch="vgg19@0.25")
@@ -305,8 +415,35 @@ def test_a_judged_trial_carries_both_ratios_and_the_interval() -> None:
     from growsearch.search.study import user_attrs
 
     judge = Judge(_family(0.01), tolerance=0.04)  # target 0.78: only vgg19 reaches it, so the two ratios agree
-    stage = SimpleNamespace(arch="vgg19@0.25", **{k: 0 for k in ("classes", "resolution", "epochs", "samples", "macs_per_sample", "M", "val_acc", "test_acc", "wall_s", "params")})
-    run = SimpleNamespace(M=1500, val_acc=0.79, test_acc=0.0, wall_s=1.0, spent_M=1500, reused_stages=0, M_nonzero=1500, stages=[stage], versions={})
+    stage = SimpleNamespace(
+        arch="vgg19@0.25",
+        **{
+            k: 0
+            for k in (
+                "classes",
+                "resolution",
+                "epochs",
+                "samples",
+                "macs_per_sample",
+                "M",
+                "val_acc",
+                "test_acc",
+                "wall_s",
+                "params",
+            )
+        },
+    )
+    run = SimpleNamespace(
+        M=1500,
+        val_acc=0.79,
+        test_acc=0.0,
+        wall_s=1.0,
+        spent_M=1500,
+        reused_stages=0,
+        M_nonzero=1500,
+        stages=[stage],
+        versions={},
+    )
     attrs = user_attrs(judge.metrics(run), judge.metric)
     assert attrs["M_ratio_same"] == pytest.approx(attrs["M_ratio"])
     lo, hi = attrs["M_ratio_ci"]
@@ -321,7 +458,9 @@ def test_merged_frontiers_are_one_family_and_refuse_another_split() -> None:
     f = _family()
     small, big = (replace(f, references=[r]) for r in f.references)
     merged = merge_frontiers([small, big])
-    assert [r.name for r in merged.references] == ["vgg11@0.25", "vgg19@0.25"] and merged.m_scratch(0.7) == f.m_scratch(0.7)
+    assert [r.name for r in merged.references] == ["vgg11@0.25", "vgg19@0.25"] and merged.m_scratch(0.7) == f.m_scratch(
+        0.7
+    )
     with pytest.raises(FrontierError, match="validation split"):
         merge_frontiers([small, replace(big, val_id="other")])
     with pytest.raises(FrontierError, match="named 'vgg11@0.25'"):

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from growsearch._io import MANIFEST, held
-from growsearch.model.arch import ArchSpec
 from growsearch.data.dataset import create_dataset
+from growsearch.model.arch import ArchSpec
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage
-from growsearch.train.results import load_checkpoint, OutputExistsError, RunResult
 from growsearch.train.baseline import run_baseline
+from growsearch.train.results import OutputExistsError, RunResult, load_checkpoint
 from growsearch.train.run import run_schedule
 from helpers import hand_macs_vgg
 
@@ -116,22 +116,34 @@ def test_overwrite_never_removes_files_growsearch_did_not_write(npz_data: str, t
 
 
 @pytest.mark.slow  # two real processes; the first must outlive the second's start-up on a busy machine
-def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_whole(npz_data: str, tmp_path: Path) -> None:
+def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_whole(
+    npz_data: str, tmp_path: Path
+) -> None:
     import subprocess
     import sys
     import time
 
     out = tmp_path / "run"
     sched = tmp_path / "s.json"
-    Schedule(npz_data, [Stage(2, "vgg11@0.125", 300), Stage(4, "vgg13@0.125", 300)]).save(sched)  # long enough to outlive a second command's start
-    first = subprocess.Popen([sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet"], stderr=subprocess.PIPE, text=True)
+    Schedule(npz_data, [Stage(2, "vgg11@0.125", 300), Stage(4, "vgg13@0.125", 300)]).save(
+        sched
+    )  # long enough to outlive a second command's start
+    first = subprocess.Popen(
+        [sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     holder = tmp_path / ".run.growsearch.holder"
     deadline = time.time() + 600
     while not holder.exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert first.poll() is None, "the first run finished before a second could try: make it longer"
-    second = subprocess.run([sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet", "--overwrite"],
-                            capture_output=True, text=True, timeout=600)
+    second = subprocess.run(
+        [sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet", "--overwrite"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert second.returncode == 2 and "is in use by another growsearch command (pid" in second.stderr, second.stderr
     assert first.wait(timeout=1200) == 0, first.stderr.read()
     r = RunResult.load(out)
@@ -212,7 +224,8 @@ def test_large_stem_kernels_follow_the_resolution(npz_data: str, rescale: bool, 
     from growsearch.plan.schedule import TrainConfig
 
     sched = Schedule(
-        npz_data, [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
+        npz_data,
+        [Stage(2, "resnet10_stem7@0.125", 1, resolution=16), Stage(4, "resnet18_stem7@0.125", 1)],
         train=TrainConfig(rescale_kernels=rescale),
     )
     r = run_schedule(sched, progress=False)
@@ -241,7 +254,9 @@ def test_training_choices_never_read_the_test_labels(npz_data: str, tmp_path: Pa
     a, b = runs
     assert [st.epochs for st in a.stages] == [st.epochs for st in b.stages]
     assert [st.val_acc for st in a.stages] == [st.val_acc for st in b.stages] and a.val_acc == b.val_acc
-    assert [row["val_acc"] for st in a.stages for row in st.history] == [row["val_acc"] for st in b.stages for row in st.history]
+    assert [row["val_acc"] for st in a.stages for row in st.history] == [
+        row["val_acc"] for st in b.stages for row in st.history
+    ]
     assert a.M == b.M
     assert [st.test_acc for st in a.stages] != [st.test_acc for st in b.stages]  # the test labels did change
 
@@ -285,13 +300,24 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     import sys
     import time
 
-    sched = {"dataset": "digits", "seed": 0, "threads": 1,
-             "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}, {"classes": 10, "arch": "vgg11@0.125", "epochs": 30}]}
+    sched = {
+        "dataset": "digits",
+        "seed": 0,
+        "threads": 1,
+        "stages": [
+            {"classes": 4, "arch": "vgg11@0.125", "epochs": 1},
+            {"classes": 10, "arch": "vgg11@0.125", "epochs": 30},
+        ],
+    }
     path = tmp_path / "s.json"
     path.write_text(json.dumps(sched))
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--quiet"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 600
     while not (out / "stage1.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -334,7 +360,9 @@ def test_a_checkpoint_carries_what_inference_needs_without_the_dataset(tmp_path:
     assert model.arch_spec.num_classes == len(ckpt["class_names"])
 
 
-def test_a_diverging_run_stops_with_one_line_and_writes_no_result(npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_a_diverging_run_stops_with_one_line_and_writes_no_result(
+    npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """A loss that becomes NaN (here made to) ends the run at that epoch: one line naming the fix,
     exit 2, and no result.json that would report garbage as a result."""
     import torch.nn.functional as F
@@ -357,7 +385,11 @@ def test_non_finite_or_absurd_rates_are_refused_before_training(npz_data: str, t
     import json as _json
 
     path = tmp_path / "s.json"
-    path.write_text(_json.dumps({"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}], "train": {"lr": bad}}))
+    path.write_text(
+        _json.dumps(
+            {"dataset": npz_data, "stages": [{"classes": 4, "arch": "vgg11@0.125", "epochs": 1}], "train": {"lr": bad}}
+        )
+    )
     from growsearch.cli.commands import main
 
     assert main(["run", str(path), "--out", str(tmp_path / "run"), "--quiet"]) == 2
@@ -379,7 +411,9 @@ def test_the_prefix_cache_trusts_the_key_inside_a_file_not_its_name(npz_data: st
     assert r.reused_stages == 0 and r.spent_M == r.M  # trained, not served the planted network
 
 
-def test_time_split_says_where_each_stage_went(npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_time_split_says_where_each_stage_went(
+    npz_data: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     """Every part is measured where it happens: slowing one part shows up in that part alone, and
     what no part measures (a stage's other_s) stays small."""
     import time
@@ -390,6 +424,7 @@ def test_time_split_says_where_each_stage_went(npz_data: str, tmp_path: Path, mo
         def wrapped(*a, **k):
             time.sleep(s)
             return fn(*a, **k)
+
         return wrapped
 
     monkeypatch.setattr(run_mod, "stage_data", slowed(run_mod.stage_data, 0.3))  # each stage's data
@@ -405,7 +440,9 @@ def test_time_split_says_where_each_stage_went(npz_data: str, tmp_path: Path, mo
         assert sum(t.values()) == pytest.approx(st.wall_s)
         assert t["val_s"] == pytest.approx(sum(r["val_s"] for r in st.history))
     run_split = json.loads((out / "result.json").read_text())["time_split"]
-    assert run_split["load_s"] > 0 and run_split["test_s"] == pytest.approx(sum(st.time_split["test_s"] for st in result.stages))
+    assert run_split["load_s"] > 0 and run_split["test_s"] == pytest.approx(
+        sum(st.time_split["test_s"] for st in result.stages)
+    )
     assert sum(v for k, v in run_split.items() if k != "load_s") == pytest.approx(result.wall_s)
     from growsearch.cli.summaries import run_summary
 
@@ -418,15 +455,24 @@ def test_lr_scaling_trains_as_if_the_scaled_lr_were_given(npz_data: str) -> None
 
     assert TrainConfig(lr=0.1, batch_size=512, lr_scaling="linear").peak_lr() == pytest.approx(0.4)
     assert TrainConfig(lr=0.1, batch_size=512, lr_scaling="sqrt").peak_lr() == pytest.approx(0.2)
-    assert TrainConfig(lr=0.1, batch_size=512).peak_lr() == 0.1 and TrainConfig(lr=0.1, batch_size=32, lr_scaling="linear").peak_lr(0.2) == pytest.approx(0.05)
+    assert TrainConfig(lr=0.1, batch_size=512).peak_lr() == 0.1 and TrainConfig(
+        lr=0.1, batch_size=32, lr_scaling="linear"
+    ).peak_lr(0.2) == pytest.approx(0.05)
     ds = create_dataset(npz_data)
-    scaled = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025, batch_size=16, lr_scaling="linear")), dataset=ds, progress=False)
+    scaled = run_schedule(
+        _sched(npz_data, train=TrainConfig(lr=0.025, batch_size=16, lr_scaling="linear")), dataset=ds, progress=False
+    )
     given = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025 / 8, batch_size=16)), dataset=ds, progress=False)
     plain = run_schedule(_sched(npz_data, train=TrainConfig(lr=0.025, batch_size=16)), dataset=ds, progress=False)
     lrs = lambda r: [row["lr"] for st in r.stages for row in st.history]  # noqa: E731
-    assert lrs(scaled) == pytest.approx(lrs(given)) and _metrics(scaled)["stages"][0]["history"] == _metrics(given)["stages"][0]["history"]
+    assert (
+        lrs(scaled) == pytest.approx(lrs(given))
+        and _metrics(scaled)["stages"][0]["history"] == _metrics(given)["stages"][0]["history"]
+    )
     assert lrs(plain) != pytest.approx(lrs(scaled))
-    assert scaled.schedule["train"]["lr_scaling"] == "linear" and "lr_scaling" not in plain.schedule["train"]  # the default is not written
+    assert (
+        scaled.schedule["train"]["lr_scaling"] == "linear" and "lr_scaling" not in plain.schedule["train"]
+    )  # the default is not written
 
 
 @pytest.mark.slow  # torch.compile's C++ code generation: about a minute on 2 cores
@@ -436,12 +482,18 @@ def test_a_compiled_run_trains_every_grown_stage(tmp_path: Path) -> None:
     from growsearch.plan.schedule import TrainConfig
 
     stages = [Stage(5, "vgg11@0.125", 1), Stage(10, "vgg11@0.25", 1)]
-    compiled = run_schedule(Schedule("digits?train_per_class=10", stages, train=TrainConfig(compile=True)), out_dir=tmp_path / "c", progress=False)
+    compiled = run_schedule(
+        Schedule("digits?train_per_class=10", stages, train=TrainConfig(compile=True)),
+        out_dir=tmp_path / "c",
+        progress=False,
+    )
     eager = run_schedule(Schedule("digits?train_per_class=10", stages), progress=False)
     assert compiled.M == eager.M and [s.spec for s in compiled.stages] == [s.spec for s in eager.stages]
     assert compiled.schedule["train"]["compile"] is True and all(s.time_split["train_s"] > 0 for s in compiled.stages)
     model, ckpt = load_checkpoint(tmp_path / "c" / "stage2.pt")
-    assert not any(k.startswith("_orig_mod") for k in ckpt["state_dict"])  # the module's own names, loadable without torch.compile
+    assert not any(
+        k.startswith("_orig_mod") for k in ckpt["state_dict"]
+    )  # the module's own names, loadable without torch.compile
 
 
 def test_cuda_training_autotunes_cudnn_only_for_the_call() -> None:

@@ -32,7 +32,9 @@ def test_a_global_run_whose_stage_boundary_changes_nothing_equals_one_from_scrat
     train = TrainConfig(batch_size=8)
     one = Schedule(npz_data, [Stage(4, ARCH, 3)], train=train)
     two = Schedule(
-        npz_data, [Stage(4, ARCH, 2), Stage(4, ARCH, 1)], data_growth="none",
+        npz_data,
+        [Stage(4, ARCH, 2), Stage(4, ARCH, 1)],
+        data_growth="none",
         train=TrainConfig(batch_size=8, lr_schedule="global", carry_optimizer=True),
     )
     h1, w1 = _final_weights(one, ds)
@@ -43,7 +45,9 @@ def test_a_global_run_whose_stage_boundary_changes_nothing_equals_one_from_scrat
     for k in w1:
         assert torch.allclose(w1[k].float(), w2[k].float(), rtol=1e-5, atol=1e-6), k
     # and the carried state is what makes it so: without the momentum the boundary shows
-    _, w3 = _final_weights(Schedule(npz_data, two.stages, data_growth="none", train=TrainConfig(batch_size=8, lr_schedule="global")), ds)
+    _, w3 = _final_weights(
+        Schedule(npz_data, two.stages, data_growth="none", train=TrainConfig(batch_size=8, lr_schedule="global")), ds
+    )
     assert any(not torch.allclose(w1[k].float(), w3[k].float(), rtol=1e-5, atol=1e-6) for k in w1)
 
 
@@ -62,9 +66,18 @@ def _lrs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 @pytest.mark.parametrize("rewarm", [0, 1])
-def test_the_lr_continues_the_global_schedule_across_growth(npz_data: str, monkeypatch: pytest.MonkeyPatch, rewarm: int) -> None:
+def test_the_lr_continues_the_global_schedule_across_growth(
+    npz_data: str, monkeypatch: pytest.MonkeyPatch, rewarm: int
+) -> None:
     ds = create_dataset(npz_data)  # 44 training images after validation: 6 steps of 8 per epoch
-    train = TrainConfig(batch_size=8, lr=0.05, warmup_epochs=1, lr_schedule="global", rewarm_epochs=rewarm, rewarm_peak=2.0 if rewarm else 1.0)
+    train = TrainConfig(
+        batch_size=8,
+        lr=0.05,
+        warmup_epochs=1,
+        lr_schedule="global",
+        rewarm_epochs=rewarm,
+        rewarm_peak=2.0 if rewarm else 1.0,
+    )
     sched = Schedule(npz_data, [Stage(4, ARCH, 2), Stage(4, "vgg13@0.125", 2)], data_growth="none", train=train)
     seen = _lrs(monkeypatch)
     run_schedule(sched, dataset=ds, progress=False)
@@ -82,11 +95,17 @@ def test_the_lr_continues_the_global_schedule_across_growth(npz_data: str, monke
     # the per-stage protocol restarts its warm-up at the growth instead
     monkeypatch.undo()
     seen = _lrs(monkeypatch)
-    run_schedule(Schedule(npz_data, sched.stages, data_growth="none", train=TrainConfig(batch_size=8)), dataset=ds, progress=False)
+    run_schedule(
+        Schedule(npz_data, sched.stages, data_growth="none", train=TrainConfig(batch_size=8)),
+        dataset=ds,
+        progress=False,
+    )
     assert seen[growth] == pytest.approx(0.05 * lr_factor(0, warmup=per_epoch, total=growth, plateau=False))
 
 
-def test_new_param_lr_multiplies_the_update_of_what_growth_created_and_nothing_else(npz_data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_new_param_lr_multiplies_the_update_of_what_growth_created_and_nothing_else(
+    npz_data: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from growsearch.model.arch import get_family
     from growsearch.train import run as run_module
 
@@ -123,32 +142,50 @@ def test_an_lr_scale_multiplies_one_sgd_update_entry_by_entry(npz_data: str) -> 
         model = create_model(ARCH, num_classes=4, in_chans=3)[0]
         before = {k: v.detach().clone() for k, v in model.named_parameters()}
         w = next(k for k, v in before.items() if v.dim() == 4)
-        lr_scale = None if scale is None else {w: torch.cat([torch.ones(1, *before[w].shape[1:]), torch.full((before[w].shape[0] - 1, *before[w].shape[1:]), scale)])}
-        loop.train_stage(model, ds, epochs=1, cfg=cfg, seed=0, device=torch.device("cpu"), progress=False, lr_scale=lr_scale)
+        lr_scale = (
+            None
+            if scale is None
+            else {
+                w: torch.cat(
+                    [
+                        torch.ones(1, *before[w].shape[1:]),
+                        torch.full((before[w].shape[0] - 1, *before[w].shape[1:]), scale),
+                    ]
+                )
+            }
+        )
+        loop.train_stage(
+            model, ds, epochs=1, cfg=cfg, seed=0, device=torch.device("cpu"), progress=False, lr_scale=lr_scale
+        )
         deltas.append(dict(model.named_parameters())[w].detach() - before[w])
     assert torch.allclose(deltas[1][:1], deltas[0][:1], atol=1e-7)
     assert torch.allclose(deltas[1][1:], 10 * deltas[0][1:], rtol=1e-4, atol=1e-7)
 
 
-@pytest.mark.parametrize("changes, msg", [
-    ({"data_growth": "samples"}, "needs every stage's fraction"),
-    ({"data_growth": "samples", "fractions": [0.5, 0.5]}, "strictly increase"),
-    ({"data_growth": "samples", "fractions": [0.5, 0.9]}, "last stage must see all data"),
-    ({"data_growth": "samples", "fractions": [0, 1]}, "(0, 1]"),
-    ({"fractions": [0.5, 1]}, "set data_growth to samples"),
-    ({"train": {"new_param_lr": 0}}, "train.new_param_lr must be"),
-    ({"train": {"lr_schedule": "cosine"}}, "train.lr_schedule must be one of per_stage, global"),
-    ({"train": {"rewarm_epochs": 1}}, "set train.lr_schedule to global"),
-    ({"train": {"lr_schedule": "global"}, "patience": 2}, "patience (train to a plateau) is a per-stage rule"),
-    ({"train": {"lr_schedule": "global"}, "lr": 0.1}, "a stage lr restarts the schedule"),
-    ({"deepen_init": "zeros"}, "deepen_init must be one of identity, copy"),
-    ({"data_growth": "none", "classes": [2, 4]}, "trains every class in every stage"),
-])
+@pytest.mark.parametrize(
+    "changes, msg",
+    [
+        ({"data_growth": "samples"}, "needs every stage's fraction"),
+        ({"data_growth": "samples", "fractions": [0.5, 0.5]}, "strictly increase"),
+        ({"data_growth": "samples", "fractions": [0.5, 0.9]}, "last stage must see all data"),
+        ({"data_growth": "samples", "fractions": [0, 1]}, "(0, 1]"),
+        ({"fractions": [0.5, 1]}, "set data_growth to samples"),
+        ({"train": {"new_param_lr": 0}}, "train.new_param_lr must be"),
+        ({"train": {"lr_schedule": "cosine"}}, "train.lr_schedule must be one of per_stage, global"),
+        ({"train": {"rewarm_epochs": 1}}, "set train.lr_schedule to global"),
+        ({"train": {"lr_schedule": "global"}, "patience": 2}, "patience (train to a plateau) is a per-stage rule"),
+        ({"train": {"lr_schedule": "global"}, "lr": 0.1}, "a stage lr restarts the schedule"),
+        ({"deepen_init": "zeros"}, "deepen_init must be one of identity, copy"),
+        ({"data_growth": "none", "classes": [2, 4]}, "trains every class in every stage"),
+    ],
+)
 def test_bad_levers_are_one_line_errors_naming_the_fix(npz_data: str, changes: dict, msg: str) -> None:
     from growsearch.plan.planner import check
 
     fr = changes.get("fractions", [None, None])
-    cls = changes.get("classes", [4, 4] if changes.get("data_growth") in ("samples", "none") or "fractions" in changes else [2, 4])
+    cls = changes.get(
+        "classes", [4, 4] if changes.get("data_growth") in ("samples", "none") or "fractions" in changes else [2, 4]
+    )
     stages = [
         Stage(cls[0], ARCH, 1, fraction=fr[0], patience=changes.get("patience"), lr=changes.get("lr")),
         Stage(cls[1], "vgg13@0.125", 1, fraction=fr[1]),

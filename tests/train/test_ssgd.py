@@ -10,12 +10,12 @@ import torch
 
 from growsearch.data.dataset import create_dataset
 from growsearch.model.arch import create_model
+from growsearch.model.prune import channel_norms
 from growsearch.plan.planner import plan_schedule
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
 from growsearch.train import loop
 from growsearch.train.prefix import prefix_key
 from growsearch.train.run import run_schedule
-from growsearch.model.prune import channel_norms
 from growsearch.train.ssgd import SSGD
 
 ARCH = "vgg11@0.125"
@@ -44,7 +44,9 @@ def _recovered(opt_for, groups: int, size: int, steps: int, problems: int = 8) -
         sum(0.5 * (a @ x.flatten() - y).square().sum() for (a, y, _, _), x in zip(cases, xs)).backward()
         opt.step()
     rows = [x.detach().norm(dim=1) for x in xs]
-    return sum(set((r > 1e-2 * r.max()).nonzero().flatten().tolist()) == support for r, (_, _, support, _) in zip(rows, cases))
+    return sum(
+        set((r > 1e-2 * r.max()).nonzero().flatten().tolist()) == support for r, (_, _, support, _) in zip(rows, cases)
+    )
 
 
 @pytest.mark.parametrize("structure", ["weights", "filters"])
@@ -54,7 +56,12 @@ def test_ssgd_recovers_a_sparse_solution_where_sgd_finds_a_dense_one(structure: 
     sparse one that generated it (entries, or whole rows for the filter variant)."""
     groups, size = (48, 1) if structure == "weights" else (12, 4)
     kw = dict(lr=LS_LR, momentum=0.9, weight_decay=LS_WD)
-    found_ssgd = _recovered(lambda xs: SSGD(xs, **kw, channels=[[x] for x in xs] if structure == "filters" else None), groups, size, LS_STEPS)
+    found_ssgd = _recovered(
+        lambda xs: SSGD(xs, **kw, channels=[[x] for x in xs] if structure == "filters" else None),
+        groups,
+        size,
+        LS_STEPS,
+    )
     found_sgd = _recovered(lambda xs: torch.optim.SGD(xs, **kw), groups, size, LS_STEPS)
     # measured here: 5 (weights) and 7 (filters) of 8 for SSGD, 0 of 8 for SGD
     assert found_ssgd >= 4 and found_sgd <= 1, (found_ssgd, found_sgd)
@@ -67,11 +74,16 @@ def test_strength_zero_is_torchs_sgd_step(structure: str) -> None:
     torch.manual_seed(0)
     model, _ = create_model(ARCH, num_classes=3, in_chans=3)
     twin = copy.deepcopy(model)
-    cfg = TrainConfig(optimizer="ssgd", ssgd_structure=structure, ssgd_strength=0.0)  # 0: refused in a schedule, neutral here
+    cfg = TrainConfig(
+        optimizer="ssgd", ssgd_structure=structure, ssgd_strength=0.0
+    )  # 0: refused in a schedule, neutral here
     opt = loop.optimizer_for(model, cfg, 0.05)
     assert isinstance(opt, SSGD)
     groups = [
-        {"params": [dict(twin.named_parameters())[n] for n in _names(model, g["params"])], "weight_decay": g["weight_decay"]}
+        {
+            "params": [dict(twin.named_parameters())[n] for n in _names(model, g["params"])],
+            "weight_decay": g["weight_decay"],
+        }
         for g in opt.param_groups
     ]
     ref = torch.optim.SGD(groups, lr=0.05, momentum=0.9, nesterov=True)
@@ -98,16 +110,22 @@ def test_the_filter_variant_scales_every_tensor_of_a_channel_alike_and_weak_chan
     with torch.no_grad():  # channel 0 weak, the others typical
         conv.weight[0] *= 0.01
         bn.weight[0], bn.bias[0] = 0.01, 0.0
-    opt = loop.optimizer_for(model, TrainConfig(optimizer="ssgd", ssgd_structure="filters", weight_decay=0.0, momentum=0.0), 1.0)
+    opt = loop.optimizer_for(
+        model, TrainConfig(optimizer="ssgd", ssgd_structure="filters", weight_decay=0.0, momentum=0.0), 1.0
+    )
     assert isinstance(opt, SSGD)
     # the first channel group holds the stem conv's filters (and bias) and its BatchNorm's γ and β
     first = next(g for g in opt.channels if any(t is conv.weight for t in g))
-    assert {id(t) for t in first} == {id(conv.weight), id(bn.weight), id(bn.bias)} | ({id(conv.bias)} if conv.bias is not None else set())
+    assert {id(t) for t in first} == {id(conv.weight), id(bn.weight), id(bn.bias)} | (
+        {id(conv.bias)} if conv.bias is not None else set()
+    )
     for t in first:
         t.grad = torch.ones_like(t)
     before = {id(t): t.detach().clone() for t in first}
     opt.step()
-    steps = {id(t): (before[id(t)] - t.detach()).reshape(t.shape[0], -1)[:, 0] for t in first}  # lr 1, grad 1: the step is ω²
+    steps = {
+        id(t): (before[id(t)] - t.detach()).reshape(t.shape[0], -1)[:, 0] for t in first
+    }  # lr 1, grad 1: the step is ω²
     for s in steps.values():
         torch.testing.assert_close(s, steps[id(conv.weight)])
     w2 = steps[id(conv.weight)]
@@ -119,23 +137,32 @@ def test_ssgd_keys_read_write_and_default_to_plain_sgd() -> None:
     plain = Schedule("digits", [Stage(5, ARCH, 2), Stage(10, "vgg13@0.125", 2)])
     assert "optimizer" not in plain.to_dict()["train"] and "optimizer" not in plain.to_dict()["stages"][0]
     sparse = Schedule(
-        "digits", [Stage(5, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5), Stage(10, "vgg13@0.125", 2)],
+        "digits",
+        [Stage(5, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5), Stage(10, "vgg13@0.125", 2)],
         train=TrainConfig(ssgd_eps=0.01, ssgd_structure="weights"),
     )
     d = sparse.to_dict()
     assert d["stages"][0]["optimizer"] == "ssgd" and d["stages"][0]["ssgd_strength"] == 0.5
     assert d["train"]["ssgd_eps"] == 0.01 and d["train"]["ssgd_structure"] == "weights"
     assert Schedule.from_dict(d) == sparse
-    assert sparse.stages[0].recipe(sparse.train).optimizer == "ssgd" and sparse.stages[1].recipe(sparse.train).optimizer == "sgd"
+    assert (
+        sparse.stages[0].recipe(sparse.train).optimizer == "ssgd"
+        and sparse.stages[1].recipe(sparse.train).optimizer == "sgd"
+    )
     order = list(range(10))
     # the optimizer is part of what trained a stage: a cached SGD network is never served to SSGD
     assert prefix_key(sparse, 1, order) != prefix_key(plain, 1, order)
     # so is a stage's own weight decay; unset, it leaves the key (and every cached network) as it was
     decayed = Schedule("digits", [Stage(5, ARCH, 2, weight_decay=5e-3), Stage(10, "vgg13@0.125", 2)])
     assert Schedule.from_dict(decayed.to_dict()) == decayed and "weight_decay" not in plain.to_dict()["stages"][0]
-    assert decayed.stages[0].recipe(decayed.train).weight_decay == 5e-3 and decayed.stages[1].recipe(decayed.train).weight_decay == 5e-4
+    assert (
+        decayed.stages[0].recipe(decayed.train).weight_decay == 5e-3
+        and decayed.stages[1].recipe(decayed.train).weight_decay == 5e-4
+    )
     assert prefix_key(decayed, 1, order) != prefix_key(plain, 1, order)
-    assert prefix_key(Schedule("digits", [Stage(5, ARCH, 2, weight_decay=None), Stage(10, "vgg13@0.125", 2)]), 1, order) == prefix_key(plain, 1, order)
+    assert prefix_key(
+        Schedule("digits", [Stage(5, ARCH, 2, weight_decay=None), Stage(10, "vgg13@0.125", 2)]), 1, order
+    ) == prefix_key(plain, 1, order)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +181,9 @@ def test_ssgd_keys_read_write_and_default_to_plain_sgd() -> None:
 )
 def test_bad_optimizer_keys_are_one_line_errors(stage: dict, train: dict, fix: str) -> None:
     with pytest.raises(ScheduleError, match=fix.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
-        Schedule("digits", [Stage(5, ARCH, 2, **stage), Stage(10, "vgg13@0.125", 2)], train=TrainConfig(**train)).validate()
+        Schedule(
+            "digits", [Stage(5, ARCH, 2, **stage), Stage(10, "vgg13@0.125", 2)], train=TrainConfig(**train)
+        ).validate()
 
 
 def test_ssgd_on_a_family_that_cannot_prune_is_refused() -> None:
@@ -164,13 +193,19 @@ def test_ssgd_on_a_family_that_cannot_prune_is_refused() -> None:
         check(Schedule("digits", [Stage(10, "resnet10@0.25", 2, optimizer="ssgd")]))
 
 
-def test_a_stage_trains_with_its_own_optimizer_and_planned_m_is_trained_m(npz_data: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stage_trains_with_its_own_optimizer_and_planned_m_is_trained_m(
+    npz_data: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ds = create_dataset(npz_data)
     built = []
     real = loop.optimizer_for
     monkeypatch.setattr(loop, "optimizer_for", lambda model, cfg, lr: built.append(real(model, cfg, lr)) or built[-1])
     sched = Schedule(
-        npz_data, [Stage(2, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5, weight_decay=5e-3), Stage(4, "vgg13@0.125", 1, prune_ratio=0.5)],
+        npz_data,
+        [
+            Stage(2, ARCH, 2, optimizer="ssgd", ssgd_strength=0.5, weight_decay=5e-3),
+            Stage(4, "vgg13@0.125", 1, prune_ratio=0.5),
+        ],
         train=TrainConfig(batch_size=16),
     )
     result = run_schedule(sched, dataset=ds, progress=False)
@@ -188,12 +223,72 @@ def test_baseline_trains_with_the_optimizer_its_flags_name(tmp_path) -> None:
     from growsearch.cli.commands import main
 
     out = tmp_path / "front"
-    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "0.5", "--weight-decay", "0.005", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                "digits",
+                "--arch",
+                ARCH,
+                "--epochs",
+                "1",
+                "--optimizer",
+                "ssgd",
+                "--ssgd-strength",
+                "0.5",
+                "--weight-decay",
+                "0.005",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     train = json.loads((out / "result.json").read_text())["schedule"]["train"]
     assert train["optimizer"] == "ssgd" and train["ssgd_strength"] == 0.5 and train["weight_decay"] == 0.005
-    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--weight-decay", "inf", "--out", str(tmp_path / "inf"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                "digits",
+                "--arch",
+                ARCH,
+                "--epochs",
+                "1",
+                "--weight-decay",
+                "inf",
+                "--out",
+                str(tmp_path / "inf"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "inf").exists()
-    assert main(["baseline", "--data", "digits", "--arch", ARCH, "--epochs", "1", "--optimizer", "ssgd", "--ssgd-strength", "2", "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "baseline",
+                "--data",
+                "digits",
+                "--arch",
+                ARCH,
+                "--epochs",
+                "1",
+                "--optimizer",
+                "ssgd",
+                "--ssgd-strength",
+                "2",
+                "--out",
+                str(tmp_path / "bad"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "bad").exists()
 
 
@@ -249,26 +344,41 @@ def test_a_threshold_stage_is_planned_as_a_bound_until_training_says_its_widths(
     from growsearch.plan.planner import plan_schedule, planned_M
     from growsearch.train.run import run_schedule
 
-    sched = Schedule(npz_data, [Stage(2, "vgg11@0.125", 2, optimizer="ssgd"), Stage(4, "vgg13@0.125", 1, prune_threshold=0.6)], train=TrainConfig(batch_size=8))
+    sched = Schedule(
+        npz_data,
+        [Stage(2, "vgg11@0.125", 2, optimizer="ssgd"), Stage(4, "vgg13@0.125", 1, prune_threshold=0.6)],
+        train=TrainConfig(batch_size=8),
+    )
     before = plan_schedule(sched)
     assert before[0].M is not None and before[1].M is None and before[1].bounded and planned_M(before) is None
     r = run_schedule(sched, progress=False)
     widths = tuple(tuple(b) for b in r.stages[1].prune["widths_after"])
     assert r.stages[1].prune["threshold"] == 0.6 and sum(map(sum, widths)) < sum(map(sum, before[0].spec.widths))
     after = plan_schedule(sched, prune_widths={2: widths})
-    assert planned_M(after) == r.M <= sum(p.M_max for p in before)  # the plan with the widths is the bill; the bound holds
+    assert (
+        planned_M(after) == r.M <= sum(p.M_max for p in before)
+    )  # the plan with the widths is the bill; the bound holds
     d = sched.to_dict()
-    assert Schedule.from_dict(d) == sched and "prune_threshold" not in d["stages"][0] and d["stages"][1]["prune_threshold"] == 0.6
+    assert (
+        Schedule.from_dict(d) == sched
+        and "prune_threshold" not in d["stages"][0]
+        and d["stages"][1]["prune_threshold"] == 0.6
+    )
 
 
-@pytest.mark.parametrize("stage,msg", [
-    ({"prune_threshold": 1.5}, "prune_threshold must be in (0, 1]"),
-    ({"prune_threshold": 0}, "prune_threshold must be in (0, 1]"),
-    ({"prune_threshold": 0.5, "prune_ratio": 0.5}, "keep one"),
-])
+@pytest.mark.parametrize(
+    "stage,msg",
+    [
+        ({"prune_threshold": 1.5}, "prune_threshold must be in (0, 1]"),
+        ({"prune_threshold": 0}, "prune_threshold must be in (0, 1]"),
+        ({"prune_threshold": 0.5, "prune_ratio": 0.5}, "keep one"),
+    ],
+)
 def test_a_bad_threshold_is_a_one_line_error(stage: dict, msg: str) -> None:
     sched = Schedule("digits", [Stage(5, "vgg11@0.25", 1), Stage(10, "vgg13@0.25", 1, **stage)])
-    with pytest.raises(ScheduleError, match=msg.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        ScheduleError, match=msg.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    ):
         sched.validate()
 
 
@@ -285,7 +395,12 @@ def test_a_run_resumed_after_a_threshold_stage_plans_with_the_widths_it_left(npz
     from growsearch.train.run import run_schedule
 
     sched = Schedule(
-        npz_data, [Stage(2, "vgg11@0.125", 1, optimizer="ssgd"), Stage(3, "vgg11@0.125", 1, prune_threshold=0.6), Stage(4, "vgg13@0.125", 1)],
+        npz_data,
+        [
+            Stage(2, "vgg11@0.125", 1, optimizer="ssgd"),
+            Stage(3, "vgg11@0.125", 1, prune_threshold=0.6),
+            Stage(4, "vgg13@0.125", 1),
+        ],
         train=TrainConfig(batch_size=8),
     )
     whole = run_schedule(sched, progress=False, prefix_cache=tmp_path / "cache")
