@@ -155,3 +155,41 @@ def save_frontier_axes(fig, ax, title: str, path: str | Path) -> None:
     ax.legend(fontsize=6, loc="lower right")
     ax.grid(alpha=0.3)
     save_fig(fig, path, dpi=120)
+
+
+def ratio_cell(d: dict | None) -> str:
+    """A judged ratio as a table cell, ``1.45× [1.37, 2.26]`` with its bound's words; — when absent."""
+    if d is None:
+        return "—"
+    from growsearch.train.frontier import bound_word
+
+    lo, hi = d["iso_M_ratio_ci"]
+    return f"{bound_word(d)}{d['iso_M_ratio']:.2f}× [{lo:.2f}, {hi:.2f}]"
+
+
+def ratio_plot(rows: list[tuple[str, dict, dict | None]], path: str | Path, *, fontsize: int, xlabel: str) -> None:
+    """Each (label, ratio against the family, ratio against the final network) as two points with
+    their 95 % intervals on a log axis, 1 marked: what the family pages and the README plot."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 0.3 * len(rows) + 1.4))
+    for i, (_, family, same) in enumerate(rows):
+        for d, color, dy, name in (
+            (family, "tab:red", 0.15, "vs the family"),
+            (same, "tab:blue", -0.15, "vs the final net alone"),
+        ):
+            if d is not None:
+                lo, hi = d["iso_M_ratio_ci"]
+                x = d["iso_M_ratio"]
+                ax.errorbar(
+                    x, i + dy, xerr=[[x - lo], [hi - x]], fmt="o", ms=3, color=color, label=name if i == 0 else None
+                )
+    ax.axvline(1.0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [label for label, _, _ in rows], fontsize=fontsize)
+    ax.set_xscale("log")
+    ticks = [0.5, 1, 2, 4, 8]
+    ax.set_xticks(ticks, [f"{t:g}×" for t in ticks])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    save_fig(fig, path, dpi=120)

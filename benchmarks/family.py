@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks._common import RESULTS, mean_std, pyplot, save_fig, save_report
+from benchmarks._common import RESULTS, mean_std, ratio_cell, ratio_plot, save_report
 
 # per setting: its results folder, and the from-scratch folders of that setting (one split,
 # seeds 0-2), each contributing its references; a later folder's reference of the same name
@@ -122,15 +122,6 @@ def collect() -> dict:
     }
 
 
-def _ci(d: dict | None) -> str:
-    if d is None:
-        return "—"
-    from growsearch.train.frontier import bound_word
-
-    lo, hi = d["iso_M_ratio_ci"]
-    return f"{bound_word(d)}{d['iso_M_ratio']:.2f}× [{lo:.2f}, {hi:.2f}]"
-
-
 def report(data: dict) -> str:
     from growsearch.cli.summaries import reading
 
@@ -178,8 +169,8 @@ def report(data: dict) -> str:
             0
         ]
         lines.append(
-            f"| {r['row']} | {' → '.join(r['stages'])} | {mean_std([100 * s['val_acc'] for s in r['seeds']], 1)} | {_ci(f)} "
-            f"| {f['reference']} | {_ci(r['same'])} | {words} |"
+            f"| {r['row']} | {' → '.join(r['stages'])} | {mean_std([100 * s['val_acc'] for s in r['seeds']], 1)} | {ratio_cell(f)} "
+            f"| {f['reference']} | {ratio_cell(r['same'])} | {words} |"
         )
     saving = [
         r["row"] for r in data["rows"] if r["family"]["iso_M_ratio_ci"][1] < 1 and r["family"]["bound"] != "lower"
@@ -198,33 +189,13 @@ def report(data: dict) -> str:
 
 
 def plot(data: dict, path: Path) -> None:
-    plt = pyplot()
     rows = sorted(data["rows"], key=lambda r: r["family"]["iso_M_ratio"])
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
-    for i, r in enumerate(rows):
-        for d, color, dy, label in (
-            (r["family"], "tab:red", 0.15, "vs the family"),
-            (r["same"], "tab:blue", -0.15, "vs the final arch alone"),
-        ):
-            if d is None:
-                continue
-            lo, hi = d["iso_M_ratio_ci"]
-            ax.errorbar(
-                d["iso_M_ratio"],
-                i + dy,
-                xerr=[[d["iso_M_ratio"] - lo], [hi - d["iso_M_ratio"]]],
-                fmt="o",
-                ms=3,
-                color=color,
-                label=label if i == 0 else None,
-            )
-    ax.axvline(1.0, color="k", lw=0.8)
-    ax.set_yticks(range(len(rows)), [r["row"] for r in rows], fontsize=6)
-    ax.set_xscale("log")
-    ax.set_xlabel("M ratio at iso-accuracy (log; < 1: cheaper than from scratch), 95 % interval")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3, axis="x")
-    save_fig(fig, path, dpi=120)
+    ratio_plot(
+        [(r["row"], r["family"], r["same"]) for r in rows],
+        path,
+        fontsize=6,
+        xlabel="M ratio at iso-accuracy (< 1: cheaper than from scratch), 95 % interval",
+    )
 
 
 SETTING = "cpu"
