@@ -344,7 +344,7 @@ def reference_schedules(
         epochs=top.epochs,
         seed=lucky,
         train=train,
-        lr=top.lr if top.lr_sweep else None,
+        lr=top.lr if top.lr_sweep and top.lr != train.lr else None,  # the recipe's LR as the frontier ran it
         resolutions=ref.resolutions,
         switch_at=ref.switch_at,
         native=native,
@@ -378,7 +378,7 @@ def reference_schedules(
                     epochs=reach.epochs,
                     seed=space.seed,
                     train=train,
-                    lr=reach.lr if reach.lr_sweep else None,
+                    lr=reach.lr if reach.lr_sweep and reach.lr != train.lr else None,
                     resolutions=cheap.resolutions,
                     switch_at=cheap.switch_at,
                     native=native,

@@ -251,7 +251,8 @@ def run_frontier(
     ):
         raise FrontierError(f"seeds must be distinct whole numbers ≥ 0, e.g. 0,1,2; got {seeds}")
     cfg = train or TrainConfig()
-    sweep = [None] if not lrs else list(lrs)
+    # the recipe's own LR trains as the recipe (no stage LR): the same run, the same prefix-cache key
+    sweep = [None] if not lrs else [None if v == cfg.lr else v for v in lrs]
     if lrs is not None and (
         not lrs or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 100 for v in lrs)
     ):

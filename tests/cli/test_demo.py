@@ -30,9 +30,11 @@ def test_a_second_demo_replaces_the_first_and_never_a_users_folder(
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me")
+    (mine / "trials.csv").write_text("my own table")  # a file of the user's under one of the demo's output names
     assert main(["demo", "--out", str(mine)]) == 2
-    assert "not an earlier demo's" in capsys.readouterr().err
-    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert "did not write (trials.csv)" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "trials.csv"]
+    assert (mine / "trials.csv").read_text() == "my own table"
 
 
 def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: Path) -> None:

@@ -90,7 +90,9 @@ def test_the_stored_objective_and_constraint_follow_the_frontier(searched) -> No
     front = Frontier.from_dict(study.user_attrs["frontier"])
     target = study.user_attrs["target_acc"]
     # target = the frontier's best validation accuracy − tolerance (0.5 in the tiny space)
-    assert target == pytest.approx(max(p.val_acc for p in front.references[0].points) - 0.5)
+    assert target == pytest.approx(
+        max(p.val_acc for r in front.references for p in r.points) - 0.5
+    )  # over the whole family
     assert study.user_attrs["M_ref"] == pytest.approx(front.m_scratch(target)["M"])
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
@@ -265,7 +267,14 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and
     assert (
         len(two["record"]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in two["record"]}) > 1
     )  # the sampler did propose
-    assert two["refs"] == ["from scratch", "paper 2→4", None, None] and two["batch"] == 3  # the references, first
+    refs, k = two["refs"], sum(r is not None for r in two["refs"])
+    # the references first: from scratch, the frontier's cheapest network when it is another run, the paper's
+    assert (
+        refs[0] == "from scratch"
+        and refs[k - 1] == "paper 2→4"
+        and all(r is None for r in refs[k:])
+        and two["batch"] == 3
+    )
     assert one == two, "one trial at a time gave another study"
     assert _chosen(shuffled) == _chosen(two), "the test labels changed a choice"
     assert shuffled["tests"] != two["tests"]  # the test labels really differ, and are reported as measured

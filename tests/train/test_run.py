@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from growsearch._io import MANIFEST, held
+from growsearch._io import MANIFEST, held, lock_path
 from growsearch.data.dataset import create_dataset
 from growsearch.model.arch import ArchSpec
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage
@@ -133,7 +133,7 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
         stderr=subprocess.PIPE,
         text=True,
     )
-    holder = tmp_path / ".run.growsearch.holder"
+    holder = lock_path(out).with_suffix(".holder")
     deadline = time.time() + 600
     while not holder.exists() and first.poll() is None and time.time() < deadline:
         time.sleep(0.1)
