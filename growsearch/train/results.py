@@ -160,12 +160,12 @@ def check_out_dir(out_dir: Path | None, overwrite: bool, *, replaces: bool | Non
     again inside their folder's lock (``held(..., check=...)``), so two on one folder never both pass."""
     if out_dir is None:
         return
-    check_owned(out_dir, OutputExistsError)
+    # one look at the folder: a user's file under an output name, or any when it is replaced whole
+    check_owned(out_dir, OutputExistsError, replace_all=overwrite if replaces is None else replaces)
     if (out_dir / RESULT_FILE).exists() and not overwrite:
         raise OutputExistsError(
             f"{out_dir} already holds {RESULT_FILE}: choose another --out, or pass --overwrite to replace it"
         )
-    check_owned(out_dir, OutputExistsError, replace_all=overwrite if replaces is None else replaces)
     probe = out_dir if out_dir.exists() else next((p for p in out_dir.parents if p.exists()), Path("."))
     if not os.access(probe, os.W_OK | os.X_OK):
         raise OutputExistsError(f"--out {out_dir}: {probe} is not writable: choose a folder you can write to")

@@ -411,27 +411,13 @@ def test_the_verdict_says_train_the_smaller_network_instead_only_when_it_is_chea
 def test_a_judged_trial_carries_both_ratios_and_the_interval() -> None:
     from types import SimpleNamespace
 
-    from growsearch.search.judge import Judge
+    from growsearch.search.judge import STAGE_FIELDS, Judge
     from growsearch.search.study import user_attrs
 
     judge = Judge(_family(0.01), tolerance=0.04)  # target 0.78: only vgg19 reaches it, so the two ratios agree
     stage = SimpleNamespace(
         arch="vgg19@0.25",
-        **{
-            k: 0
-            for k in (
-                "classes",
-                "resolution",
-                "epochs",
-                "samples",
-                "macs_per_sample",
-                "M",
-                "val_acc",
-                "test_acc",
-                "wall_s",
-                "params",
-            )
-        },
+        **{k: 0 for k in STAGE_FIELDS if k != "arch"},  # every field a trial records of a stage
     )
     run = SimpleNamespace(
         M=1500,
