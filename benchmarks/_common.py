@@ -193,3 +193,33 @@ def ratio_plot(rows: list[tuple[str, dict, dict | None]], path: str | Path, *, f
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, axis="x")
     save_fig(fig, path, dpi=120)
+
+
+def with_reading(lines: list[str], out: Path) -> str:
+    """A generated page's lines, then its hand-written Reading (``OUT_reading.md``) when there is one."""
+    reading = RESULTS / f"{out.name}_reading.md"
+    if reading.is_file():
+        lines = [*lines, reading.read_text().rstrip()]
+    return "\n".join(lines) + "\n"
+
+
+def page_main(ap, out: Path, measure, report, plot) -> None:
+    """The shared command line of a benchmark whose page is generated from its JSON: measure
+    (``measure(args)`` returns the raw data, written to ``OUT.json``), or ``--report-only`` read
+    the committed JSON, then draw ``OUT.png`` and write ``OUT.md``; ``--check`` exits 1 when the
+    committed page differs from what its JSON gives, writing nothing."""
+    import json
+
+    ap.add_argument("--report-only", action="store_true", help="read the committed JSON, train nothing")
+    ap.add_argument("--check", action="store_true", help="exit 1 when the committed page differs from its JSON")
+    args = ap.parse_args()
+    raw = out.with_suffix(".json")
+    if args.check:
+        raise SystemExit(0 if report(json.loads(raw.read_text())) == out.with_suffix(".md").read_text() else 1)
+    if args.report_only:
+        data = json.loads(raw.read_text())
+    else:
+        data = measure(args)
+        raw.write_text(json.dumps(data, indent=1) + "\n")
+    plot(data, out.with_suffix(".png"))
+    save_report(report(data), out.with_suffix(".md"))

@@ -20,13 +20,12 @@ it; ``cifar10_family_reading.md`` is the hand-written Reading the page includes.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics as stats
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from benchmarks._common import RESULTS, mean_std, ratio_cell, ratio_plot, save_report
+from benchmarks._common import RESULTS, mean_std, page_main, ratio_cell, ratio_plot, with_reading
 
 # per setting: its results folder, and the from-scratch folders of that setting (one split,
 # seeds 0-2), each contributing its references; a later folder's reference of the same name
@@ -182,10 +181,7 @@ def report(data: dict) -> str:
         f"![every row against the family and against its final architecture]({OUT.name}.png)",
         "",
     ]
-    reading_file = RESULTS / f"{OUT.name}_reading.md"
-    if reading_file.is_file():
-        lines.append(reading_file.read_text().rstrip())
-    return "\n".join(lines) + "\n"
+    return with_reading(lines, OUT)
 
 
 def plot(data: dict, path: Path) -> None:
@@ -206,24 +202,10 @@ def main() -> None:
     global SETTING, CIFAR, OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--setting", choices=sorted(SETTINGS), default="cpu")
-    ap.add_argument("--report-only", action="store_true", help="read the committed JSON, judge nothing")
-    ap.add_argument(
-        "--check", action="store_true", help="exit 1 when the committed page differs from its JSON; write nothing"
-    )
-    args = ap.parse_args()
-    SETTING = args.setting
+    SETTING = ap.parse_known_args()[0].setting
     CIFAR = RESULTS / SETTINGS[SETTING][0]
     OUT = RESULTS / f"{SETTINGS[SETTING][0]}_family"
-    raw = OUT.with_suffix(".json")
-    if args.check:
-        raise SystemExit(0 if report(json.loads(raw.read_text())) == OUT.with_suffix(".md").read_text() else 1)
-    if args.report_only:
-        data = json.loads(raw.read_text())
-    else:
-        data = collect()
-        raw.write_text(json.dumps(data, indent=1) + "\n")
-    plot(data, OUT.with_suffix(".png"))
-    save_report(report(data), OUT.with_suffix(".md"))
+    page_main(ap, OUT, lambda args: collect(), report, plot)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ tolerance: 0.5
 resolutions: [16, 32]
 trials: 4
 baseline_epochs: 2
+baseline_lrs: [0.05]
 seed: 0
 """
 

@@ -102,3 +102,23 @@ def test_a_family_source_and_op_registered_in_the_driver_train_in_a_search(tmp_p
     for r in results:  # trained in a worker, with the driver's op: the last block doubled at stage 2
         first, last = r["stages"][0]["spec"]["widths"], r["stages"][-1]["spec"]["widths"]
         assert last[-1] == [2 * 2 * w for w in first[-1]]  # @0.125 → @0.25, then doubled by the op
+
+
+def test_tune_pieces_refuses_registrations_ray_workers_would_not_know(tmp_path) -> None:
+    """A user who registers a family and lets Tuner.fit start Ray (or starts it without
+    growsearch.runtime_env()) got every trial failing in its worker with "unknown arch": now
+    tune_pieces says so up front, naming the fix (issue 44)."""
+    import pytest
+    import ray
+
+    from growsearch.search.judge import SearchError
+    from growsearch.search.tune import tune_pieces
+
+    assert not ray.is_initialized()
+    with restored_registries():
+        register_family(replace(get_family("vgg"), name="tinyvgg", depths={"tinyvgg5": (1, 1, 1, 1, 1)}))
+        with pytest.raises(SearchError, match=r"ray.init\(runtime_env=growsearch.runtime_env\(\)\)"):
+            tune_pieces(
+                "digits_vgg", tmp_path / "none", storage=f"sqlite:///{tmp_path / 'x.db'}", cache_dir=tmp_path, trials=1
+            )
+    assert not (tmp_path / "x.db").exists() and not ray.is_initialized()

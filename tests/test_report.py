@@ -27,3 +27,11 @@ def test_each_family_page_is_what_its_json_gives(setting: str) -> None:
     assert proc.returncode == 0, (
         f"the {setting} family page differs from its JSON: run python -m benchmarks.family --setting {setting} --report-only"
     )
+
+
+@pytest.mark.parametrize("module", ["benchmarks.family_search", "benchmarks.tinyimagenet"])
+def test_each_generated_page_is_what_its_json_gives(module: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "--check"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"{module}'s page differs from its JSON: run python -m {module} --report-only"

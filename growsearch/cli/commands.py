@@ -105,7 +105,7 @@ def _cmd_baseline(args: argparse.Namespace) -> int:
         lrs = lr_sweep(cfg.lr)
     front = run_frontier(
         args.data,
-        args.arch,
+        [a.strip() for v in args.arch for a in v.split(",") if a.strip()],  # --arch A,B,C or --arch A --arch B
         budgets,
         specs_from=args.spec_from,
         seeds=seeds,
@@ -153,6 +153,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
         max_concurrent=args.max_concurrent,
         references=args.references,
         cost=args.cost,
+        confirm=args.confirm,
+        confirm_seeds=args.confirm_seeds,
     )
     print(search_report(res))
     return 0 if res.best_schedule is not None else EXIT_NOTHING_FEASIBLE
@@ -244,9 +246,10 @@ def _cmd_subnets(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from growsearch.search.best import export
+    from growsearch.search.best import best_text, export
 
     sched, where, network = export(args.storage, args.study, args.output, overwrite=args.overwrite)
+    print(best_text(args.storage, args.study))
     print(f"wrote {where} ({len(sched.stages)} stages, final {sched.stages[-1].arch})")
     if network is not None:
         print(

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="ARCH",
-        help="a reference architecture, e.g. vgg19@0.25 (repeat for several)",
+        help="reference architectures, e.g. vgg19@0.25, or a family: vgg11@0.25,vgg13@0.25,vgg16@0.25,vgg19@0.25 (or repeat --arch)",
     )
     p.add_argument(
         "--spec-from",
@@ -289,6 +289,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start the study with the from-scratch schedule at the frontier's most accurate budget (feasible by construction) and the "
         "paper's two-stage schedule, before the sampler takes over",
+    )
+    p.add_argument(
+        "--confirm",
+        type=int,
+        default=None,
+        metavar="K",
+        help="before naming a best, re-run the K cheapest feasible trials on more seeds and choose on their mean validation "
+        "accuracy (default 3, or the trial budget if smaller; 0 with --fgsm-eps or --cost family; 0 turns it off)",
+    )
+    p.add_argument(
+        "--confirm-seeds",
+        type=int,
+        default=2,
+        metavar="S",
+        help="seeds each confirmed trial trains on beyond its own (default 2: three seeds per candidate)",
     )
     p.add_argument(
         "--fgsm-eps",

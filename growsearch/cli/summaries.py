@@ -170,7 +170,23 @@ def search_report(res) -> str:
         f"on-target budget ({on_target.epochs} epochs), {spent / front.longest.M:.2f}x its longest ({front.longest.epochs} epochs); "
         f"trials alone without prefix reuse: {res.charged_M / on_target.M:.2f}x",
     ]
-    if res.best_schedule is None:
+    conf = res.confirmed or {}
+    rows = {r["number"]: r for r in conf.get("rows", [])}
+    if rows:
+        lines.append(
+            f"confirmed: the {conf['top']} cheapest feasible trial(s) again on {conf['seeds']} more seed(s), chosen on mean validation accuracy:"
+        )
+        lines += [
+            f"  trial {r['number'] + 1}: mean validation {r['val_acc']:.4f} over {len(r['seeds'])} seeds "
+            f"({'reaches' if r['feasible'] else 'misses'} the target), {name} {ratio_text(r['ratio'], r['ci'])}"
+            for r in rows.values()
+        ]
+    if res.best_schedule is None and rows:
+        lines.append(
+            f"no candidate held up: none of the {len(rows)} cheapest feasible trials reaches the target on the mean of "
+            f"{conf['seeds'] + 1} seeds (their single seeds were lucky); search again with --references, more --trials, or a looser tolerance"
+        )
+    elif res.best_schedule is None:
         lines.append(
             f"no schedule reached the target validation accuracy in {res.trials} trials: search again with --references (it starts "
             "from the from-scratch schedule, feasible by construction), a wider epoch range, more --trials, or a looser tolerance"
@@ -181,11 +197,18 @@ def search_report(res) -> str:
         label = f" ({b['reference']})" if "reference" in b else ""
         final = res.best_schedule.stages[-1].arch
         same = f"; against {final} alone {b[m + '_same']:.3f}x" if b.get(m + "_same") is not None else ""
+        ratio, ci, val, test, how = b[m], b.get(m + "_ci"), b["val_acc"], b["test_acc"], ""
+        if res.best_number in rows:  # read on the mean of its seeds, as it was chosen
+            r = rows[res.best_number]
+            tests = [x for x in r["test_accs"] if x is not None]
+            ratio, ci, val = r["ratio"], r["ci"], r["val_acc"]
+            test = sum(tests) / len(tests) if tests else test
+            how, same = f" (mean of {len(r['seeds'])} seeds)", ""
         lines.append(
-            f"best feasible: trial {res.best_number + 1}{label}, {name} at iso-accuracy {ratio_text(b[m], b.get(m + '_ci'))} "
-            f"({judge.cost} / {denominator}){same} at validation accuracy {b['val_acc']:.4f}, test accuracy {b['test_acc']:.4f}{fgsm}"
+            f"best feasible: trial {res.best_number + 1}{label}{how}, {name} at iso-accuracy {ratio_text(ratio, ci)} "
+            f"({judge.cost} / {denominator}){same} at validation accuracy {val:.4f}, test accuracy {test:.4f}{fgsm}"
         )
-        lines.append("  " + reading(b[m], b.get(m + "_ci"), "lower" if ref["below"] else None, ref["reference"], final))
+        lines.append("  " + reading(ratio, ci, "lower" if ref["below"] else None, ref["reference"], final))
         for i, st in enumerate(res.best_schedule.stages, 1):
             extra = "".join(
                 [
@@ -243,7 +266,11 @@ def _growth_verdict(res) -> str:
     if g[m] < 1:
         return (
             f"verdict: growth beat the from-scratch frontier in this search: {where}, {1 - g[m]:.0%} less {cost} at iso-accuracy; "
-            f"one seed judged on {res.val_size} validation images, so re-run it over seeds before trusting it (benchmarks/ do)"
+            + (
+                f"the mean of {g['seeds']} seeds on {res.val_size} validation images"
+                if g.get("seeds", 1) > 1
+                else f"one seed judged on {res.val_size} validation images, so re-run it over seeds before trusting it (search --confirm does)"
+            )
         )
     return (
         f"verdict: no grown schedule beat the from-scratch frontier in {res.trials} trials (the cheapest feasible one, {where}, "

@@ -309,6 +309,12 @@ def plan_schedule(
     for i, (st, tr) in enumerate(zip(schedule.stages, trans), 1):
         model = build_model(tr.after)  # untrained: MACs and parameters depend on the shape only
         n = stage_size(ds.y_train, order[: st.classes], st.fraction)  # the images stage_data gives run_schedule
+        if len(ds.y_test) and not set(order[: st.classes]) & {int(c) for c in set(ds.y_test.tolist())}:
+            # its test accuracy would be 0 of 0, reported as 0.0
+            raise ScheduleError(
+                f"stage {i}: its {st.classes} class(es) ({', '.join(map(str, order[: st.classes]))}) have no test images in "
+                f"{schedule.dataset}: give the stage more classes, or set class_order so it starts with classes the test split holds"
+            )
         shrink = None
         if schedule.shrink is not None and i == len(schedule.stages):
             shrink = plan_shrink(

@@ -20,7 +20,7 @@ from growsearch.plan.schedule import Schedule
 from growsearch.search.judge import Judge, SearchError
 from growsearch.search.study import fetch_network, open_storage
 
-__all__ = ["load_best", "load_best_network", "export_best", "export"]
+__all__ = ["best_text", "load_best", "load_best_network", "export_best", "export"]
 
 
 def _open(study: Any, name: str | None) -> Any:
@@ -76,6 +76,27 @@ def load_best_network(
     st = _open(study, study_name)
     _best(st)  # the same one-line error when no trial is feasible
     return fetch_network(st, Path(out_dir), artifact_store=artifact_store)
+
+
+def best_text(study: Any, study_name: str | None = None) -> str:
+    """The study's best feasible trial in one line, with both yardsticks and the interval (on
+    the mean of its seeds when the search confirmed it): what ``growsearch export`` prints."""
+    st = _open(study, study_name)
+    judge, best = Judge.from_study(st), _best(st)
+    m, a = judge.metric, best.user_attrs
+    row = next((r for r in (st.user_attrs.get("confirmed") or {}).get("rows", []) if r["number"] == best.number), None)
+    ratio, ci, val = (row["ratio"], row["ci"], row["val_acc"]) if row else (a[m], a.get(f"{m}_ci"), a["val_acc"])
+    how = f"mean of {len(row['seeds'])} seeds" if row else "one seed"
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+    same = (
+        f"; {a[m + '_same']:.3f}x against {a['schedule']['stages'][-1]['arch']} alone (one seed)"
+        if a.get(f"{m}_same") is not None
+        else ""
+    )
+    return (
+        f"best feasible: trial {best.number + 1} ({how}), {m} {ratio:.3f}x{interval} against the family "
+        f"(cheapest from scratch: {judge.ref['reference']}){same}; validation accuracy {val:.4f}, target {judge.target:.4f}"
+    )
 
 
 def export_best(storage: str, study: str, path: str | Path, *, overwrite: bool = False) -> Schedule:

@@ -20,16 +20,17 @@ Example:
 from __future__ import annotations
 
 import csv
-import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from growsearch._io import held, shown, shown_url
 from growsearch.plan.schedule import Schedule
 from growsearch.search.cluster import init_ray, ray_runner
+from growsearch.search.confirm import CONFIRMED, DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, check_confirm
+from growsearch.search.confirm import confirm as run_confirmation
 from growsearch.search.judge import FGSM_METRIC, Judge, SearchError, SearchInterrupted, get_cost
 from growsearch.search.optuna import default_sampler
 from growsearch.search.plots import plot_pareto
@@ -38,6 +39,7 @@ from growsearch.search.study import (
     enqueue,
     ensure_frontier,
     given_frontier,
+    note_best,
     reference_schedules,
     split_data,
     study_names,
@@ -67,6 +69,7 @@ class SearchResult:
         None  # the cheapest feasible schedule of more than one stage: number, ratio, val_acc, test_acc
     )
     deterministic: bool = False  # proposed in fixed batches, told in trial order (see run_search)
+    confirmed: dict | None = None  # the confirmation's record (growsearch.search.confirm), None: not confirmed
     val_size: int = 0  # validation images every choice read
 
     @property
@@ -110,6 +113,8 @@ def run_search(
     batch: int | None = None,
     max_concurrent: int | None = None,
     references: bool = False,
+    confirm: int | None = 0,
+    confirm_seeds: int = DEFAULT_CONFIRM_SEEDS,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
     frontier's best − tolerance; the objective is M / M_scratch(target).
@@ -161,9 +166,16 @@ def run_search(
             default: as many as the resources allow). With ``deterministic`` it changes only the
             time a search takes, not its study.
         references: start the study with the from-scratch schedule at the frontier's most
-            accurate budget (feasible by construction) and the paper's two-stage schedule
-            (:func:`growsearch.search.study.reference_schedules`), enqueued before the sampler takes
-            over, so the study always has a feasible trial and says whether growth beat them.
+            accurate budget (feasible by construction), the frontier's cheapest network, the
+            paper's two-stage schedule and its best lever presets
+            (:func:`growsearch.search.study.reference_schedules`), in that order and as many as
+            leave the sampler one trial, enqueued before the sampler takes over, so the study
+            always has a feasible trial and says whether growth beat them.
+        confirm: before naming a best, re-run the ``confirm`` cheapest feasible trials on
+            ``confirm_seeds`` more seeds each; the best is then the cheapest whose mean validation
+            accuracy still reaches the target (:mod:`growsearch.search.confirm`). None: the
+            command's default (the top 3, or as many trials as there are; 0 with FGSM or a family cost).
+        confirm_seeds: seeds each confirmed trial trains on beyond its own.
     """
     import optuna
     from ray import tune
@@ -199,6 +211,9 @@ def run_search(
         )
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
     family = get_cost(cost).family  # an unknown cost is one line now, not in every trial
+    check_confirm(confirm, confirm_seeds, budget, fgsm=robust is not None, family=family)
+    if confirm is None:
+        confirm = 0 if robust is not None or family else min(DEFAULT_CONFIRM, budget)
     if family and sp.shrink is None:
         raise SearchError(
             f"--cost {cost} prices a shrink run's subnets, and space {sp.name} has no shrink block: add one (shrink: {{depths: [...], widths: [...]}}) or use --cost M"
@@ -277,6 +292,7 @@ def run_search(
         study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
         study.set_user_attr("space", sp.to_dict())
         study.set_user_attr("robust", robust)
+        study.set_user_attr(CONFIRMED, None)  # a confirmation holds for the trials it saw: done again at the end
         threads = max(1, int(cpus_per_trial))
         workers = min(slots, max_concurrent or slots)
         front = ensure_frontier(
@@ -298,9 +314,9 @@ def run_search(
                 flush=True,
             )
         elif references and not resume:
-            enqueue(
-                study, reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size), sp, ds.num_classes
-            )
+            refs = reference_schedules(sp, front, judge.target, ds.num_classes, ds.image_size)
+            # in their order of importance, as many as leave the sampler one trial (no trial left waiting)
+            enqueue(study, refs[: max(1, budget - 1)], sp, ds.num_classes)
         if deterministic:
             batch = batch or (study.user_attrs.get("batch") if resume else None) or workers
             study.set_user_attr("batch", batch)
@@ -343,9 +359,6 @@ def run_search(
             dataset=ds,
             remaining=remaining,
         )
-        # Every report before a trial's last carries the ratio as NaN (documented: it is not known
-        # yet); Tune's TensorBoard logger passes it to tensorboardX, which warns once per report.
-        logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
         tune_dir = f"{tune_root.rstrip('/')}/{run_name}" if uri else Path(tune_root) / run_name
         tuner = tune.Tuner(
             pieces.trainable,
@@ -380,10 +393,49 @@ def run_search(
                 + (f" --storage {shown_url(url)}" if storage else "")
                 + (f" --study {name}" if study_name else "")
             )
+        if confirm:
+            run_confirmation(
+                study,
+                judge,
+                confirm,
+                confirm_seeds,
+                prefix_cache=cache_dir,
+                threads=threads,
+                runner=ray_runner(cpus_per_trial, gpus_per_trial),
+                artifacts=out / "artifacts",
+            )
+            study = optuna.load_study(study_name=name, storage=url)
         result = _summarise(study, judge, url, out, robust)
         result.val_size = len(ds.y_val)
+        note_best(study, _dashboard_note(result))
         print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
         return result
+
+
+def _dashboard_note(res: SearchResult) -> list[str]:
+    """The study's note in optuna-dashboard: the best growsearch chose, how, and why the
+    dashboard's own "best trial" card may disagree."""
+    m, judge = res.metric, res.judge
+    head = f"target validation accuracy {judge.target:.4f} (the frontier's best − {judge.tolerance:g}); {m} = {judge.cost} / {judge.ref_cost:.4g} ({judge.ref['reference']} from scratch)"
+    if res.best is None:
+        body = "no feasible trial" + (": no candidate held up on more seeds" if res.confirmed else "")
+    else:
+        rows = {r["number"]: r for r in (res.confirmed or {}).get("rows", [])}
+        r = rows.get(res.best_number)
+        ratio, ci = (r["ratio"], r["ci"]) if r else (res.best[m], res.best.get(f"{m}_ci"))
+        how = (
+            f"mean of {len(r['seeds'])} seeds, validation {r['val_acc']:.4f}"
+            if r
+            else f"one seed, validation {res.best['val_acc']:.4f}"
+        )
+        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        body = f"**best feasible: trial number {res.best_number}** ({how}): {m} {ratio:.3f}x{interval}"
+    return [
+        f"# growsearch: {body}",
+        head,
+        "The dashboard's best-trial card reads objective values without constraints and can show an "
+        "infeasible trial; each trial's constraints (≤ 0: feasible) and this note are what growsearch chose by.",
+    ]
 
 
 def _check_same_space(study: Any, sp: SearchSpace) -> None:
@@ -395,6 +447,9 @@ def _check_same_space(study: Any, sp: SearchSpace) -> None:
     if was is None:
         return
     now = json.loads(json.dumps(sp.to_dict()))  # as the study stored it (tuples as lists)
+    # a key the study predates reads as its default (a space key added later changes nothing)
+    blank = {f.name: f.default for f in fields(SearchSpace) if f.default is not MISSING}
+    was = {**json.loads(json.dumps({k: v for k, v in blank.items() if k in now})), **was}
     changed = sorted(k for k in {*was, *now} - {"trials", "name"} if was.get(k) != now.get(k))
     if changed:
         raise SearchError(
@@ -489,8 +544,25 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
             "number": top.number,
             **{k: top.user_attrs[k] for k in (judge.metric, "val_acc", "test_acc")},
             "ci": top.user_attrs.get(f"{judge.metric}_ci"),
+            "seeds": 1,
         }
     )
+    # a confirmed search reads growth on the mean of its seeds: the cheapest grown schedule that
+    # held up (a grown trial that did not is no evidence of a saving)
+    conf = study.user_attrs.get(CONFIRMED) or {}
+    stages = {t.number: len(t.user_attrs["schedule"]["stages"]) for t in done if "schedule" in t.user_attrs}
+    held_up = [r for r in conf.get("rows", []) if r["feasible"] and stages.get(r["number"], 1) > 1]
+    if held_up:
+        r = min(held_up, key=lambda r: r["ratio"])
+        tests = [x for x in r["test_accs"] if x is not None]
+        best_grown = {
+            "number": r["number"],
+            judge.metric: r["ratio"],
+            "val_acc": r["val_acc"],
+            "test_acc": sum(tests) / len(tests) if tests else None,
+            "ci": r["ci"],
+            "seeds": len(r["seeds"]),
+        }
     return SearchResult(
         study_name=study.study_name,
         storage=url,
@@ -501,6 +573,7 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
         best_number=best.number if best else None,
         best_grown=best_grown,
         deterministic="batch" in study.user_attrs,
+        confirmed=study.user_attrs.get(CONFIRMED),
         spent_M=sum(int(t.user_attrs.get("spent_M", 0)) for t in done),
         charged_M=sum(int(t.user_attrs.get("M", 0)) for t in done),
         out_dir=out,

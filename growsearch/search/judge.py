@@ -200,6 +200,10 @@ def feasible_trials(trials: list, metric: str = "M_ratio") -> list:
 def best_trial(study: Any, metric: str | None = None) -> Any | None:
     """The cheapest feasible trial of ``study`` by ``metric`` (default: the one recorded on it), or None."""
     metric = metric or study.user_attrs.get("metric", "M_ratio")
+    confirmed = study.user_attrs.get("confirmed")
+    if confirmed:  # a confirmed search's best is the one that held up on more seeds (growsearch.search.confirm)
+        n = confirmed.get("best")
+        return None if n is None else next(t for t in study.trials if t.number == n)
     return min(feasible_trials(study.trials, metric), key=lambda t: t.user_attrs[metric], default=None)
 
 
@@ -222,12 +226,15 @@ class Judge:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cost", get_cost(self.cost))
+        self._check()
 
     def __reduce__(self) -> tuple:
         # pickled by the cost's name, not its functions: a cost registered with a lambda or a
         # closure (register_cost's own example) survives Tune checkpointing the searcher with
         # plain pickle; the registration itself reaches workers through runtime_env()
         return (type(self), (self.frontier, self.tolerance, self.cost, self.min_fgsm_acc))
+
+    def _check(self) -> None:
         if (
             isinstance(self.tolerance, bool)
             or not isinstance(self.tolerance, (int, float))
@@ -277,6 +284,11 @@ class Judge:
     def ref_cost(self) -> float:
         """The ratio's denominator: the cheapest from-scratch cost that reaches the target."""
         return float(self.ref[self._cost.frontier_key])
+
+    @property
+    def frontier_key(self) -> str:
+        """What each frontier budget records of the cost (``"M"``, ``"wall_s"``): the denominator's key."""
+        return self._cost.frontier_key
 
     @property
     def metric(self) -> str:

@@ -63,6 +63,9 @@ class SearchSpace:
         None  # seeds the frontier averages (the target is its best mean, less biased than one seed's best); default: [seed]
     )
     seed: int = 0  # seeds every trial's schedule and the sampler
+    # a floor on the last stage's share of a grown schedule's epochs (0: none): a schedule whose final
+    # network trains for a sliver of its budget rarely reaches the target, so the search need not try it
+    last_share: float = 0.0
     # The levers of growth inside one run (each a list of the choices the search may make, or a
     # [min, max] range; one choice fixes it; the defaults are the paper's protocol):
     data_growth: list[str] = field(
@@ -178,6 +181,14 @@ class SearchSpace:
             raise SpaceError(f"tolerance: a fraction of accuracy in [0, 1), got {self.tolerance!r} (0.005 = 0.5 pt)")
         if not isinstance(self.trials, int) or self.trials < 1:
             raise SpaceError(f"trials: a positive integer, got {self.trials!r}")
+        if (
+            isinstance(self.last_share, bool)
+            or not isinstance(self.last_share, (int, float))
+            or not 0 <= self.last_share < 1
+        ):
+            raise SpaceError(
+                f"last_share: the least share of a grown schedule's epochs its last stage trains, in [0, 1), got {self.last_share!r} (e.g. 0.3)"
+            )
         if not isinstance(self.baseline_epochs, int) or self.baseline_epochs < 1:
             raise SpaceError(f"baseline_epochs: a positive integer, got {self.baseline_epochs!r}")
         if self.baseline_patience is not None:
@@ -617,10 +628,14 @@ def suggest_schedule(trial: Any, space: SearchSpace, num_classes: int) -> Schedu
     stages: list[Stage] = []
     res_idx = 0
     for i, (k, a) in enumerate(zip(counts, archs), 1):
+        low = space.epochs[0]
+        if i == n > 1 and space.last_share:  # the floor on the last stage's share of the epochs
+            before = sum(st.epochs for st in stages)
+            low = min(space.epochs[1], max(low, math.ceil(space.last_share / (1 - space.last_share) * before - 1e-9)))
         st = Stage(
             classes=k,
             arch=a,
-            epochs=trial.suggest_int(f"epochs_{i}", space.epochs[0], space.epochs[1], log=True),
+            epochs=trial.suggest_int(f"epochs_{i}", low, space.epochs[1], log=True),
             fraction=fractions[i - 1],
         )
         if sizes and i < n:

@@ -40,6 +40,7 @@ __all__ = [
     "record_setup",
     "study_names",
     "reference_schedules",
+    "note_best",
     "set_constraints",
     "split_data",
     "store_network",
@@ -126,17 +127,41 @@ def split_data(source: SearchSpace | Schedule) -> Any:
     return load_split(source.dataset, source.train)
 
 
-def set_constraints(trial: Any, metrics: dict) -> None:
+DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard (0.21) shows a trial's constraints from
+
+
+def set_constraints(trial: Any, metrics: dict, storage: Any = None) -> None:
     """A finished trial's constraints (≤ 0 is feasible: accuracy, and the FGSM floor when one is
-    set), the Optuna-5 way (``Trial.set_constraint``), which its samplers and optuna-dashboard
-    read. Optuna < 5 has no such call: there the ``constraint`` user attribute carries them to
-    ``constraints_func`` (:func:`growsearch.search.optuna.constraints`)."""
+    set), the Optuna-5 way (``Trial.set_constraint``), which its samplers read. Optuna < 5 has no
+    such call: there the ``constraint`` user attribute carries them to ``constraints_func``
+    (:func:`growsearch.search.optuna.constraints`). With the study's ``storage`` (an Optuna
+    storage object) they are also written as the list optuna-dashboard reads (the form
+    ``constraints_func`` wrote before Optuna 5, which ``set_constraint`` no longer writes),
+    through the storage's public calls."""
     values = Judge.constraints(metrics)
     if not hasattr(trial, "set_constraint"):
         trial.set_user_attr("constraint", values)
-        return
-    for name, value in zip(("accuracy", "fgsm"), values):
-        trial.set_constraint(name, value)
+    else:
+        for name, value in zip(("accuracy", "fgsm"), values):
+            trial.set_constraint(name, value)
+    if storage is not None:
+        study_id = storage.get_study_id_from_name(trial.study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_system_attr(trial_id, DASHBOARD_CONSTRAINTS, [float(v) for v in values])
+
+
+def note_best(study: Any, lines: list[str]) -> bool:
+    """Write ``lines`` as the study's note in optuna-dashboard (its public ``save_note``), where
+    the dashboard's own "best trial" card, which reads values without constraints, can show an
+    infeasible trial. False when optuna-dashboard is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna_dashboard") is None:
+        return False
+    from optuna_dashboard import save_note
+
+    save_note(study, "\n\n".join(lines))
+    return True
 
 
 def name_metrics(study: Any, names: list[str]) -> None:
@@ -327,7 +352,12 @@ def reference_schedules(
     - ``"paper 5→10"``-style: the paper's two-stage recipe, half the classes on the smallest
       architecture of the space, then all of them on the final one, each stage trained for the
       cheapest budget that reaches the target (within the space's epoch range).
+    - the same two stages with the presets the CIFAR-10 lever ablation found best: ``", no data
+      growth"`` (stage 1 on all the data) and ``", data by samples"`` (stage 1 on half of every
+      class). Where the space cannot propose one, it trains as it is (see :func:`enqueue`).
     """
+    from dataclasses import replace
+
     from growsearch.plan.schedule import Stage, TrainConfig
     from growsearch.search.space import _ladder
     from growsearch.train.baseline import baseline_schedule
@@ -387,6 +417,29 @@ def reference_schedules(
         )
     if half >= 1:
         out.append((f"paper {half}→{num_classes}", paper))
+        # the presets the CIFAR-10 lever ablation found best (benchmarks/results/cifar10.md): the
+        # same two stages with all the data in stage 1, and with half of every class
+        out.append(
+            (
+                f"paper {half}→{num_classes}, no data growth",
+                replace(
+                    paper, stages=[replace(paper.stages[0], classes=num_classes), paper.stages[1]], data_growth="none"
+                ),
+            )
+        )
+        out.append(
+            (
+                f"paper {half}→{num_classes}, data by samples",
+                replace(
+                    paper,
+                    stages=[
+                        replace(paper.stages[0], classes=num_classes, fraction=0.5),
+                        replace(paper.stages[1], fraction=1.0),
+                    ],
+                    data_growth="samples",
+                ),
+            )
+        )
     return out
 
 
@@ -437,12 +490,14 @@ NETWORK_FILE = "network.pt"  # beside it, the trial's result.json (growsearch.tr
 def store_network(
     study: Any, trial: Any, checkpoint: Path, result: dict, *, artifact_store: Any = None, base: Path | None = None
 ) -> dict:
-    """Upload a trial's final network (its last stage checkpoint) and its ``result.json``.
+    """Upload a trial's final network (its last stage checkpoint) and its ``result.json``
+    (``trial`` None: as artifacts of the study, e.g. a confirmed best that already finished).
 
     ``artifact_store``: any Optuna artifact store; default a ``FileSystemArtifactStore`` in
     ``base`` (whose folder is recorded on the study). Returns the artifact ids, also set as the
     trial's ``network_artifact`` and ``result_artifact`` user attributes.
     """
+    import shutil
     import tempfile
 
     from optuna.artifacts import FileSystemArtifactStore, upload_artifact
@@ -455,18 +510,28 @@ def store_network(
         artifact_store = FileSystemArtifactStore(str(base))
         study.set_user_attr("artifact_store", str(base))
     with tempfile.TemporaryDirectory() as d:
-        res = Path(d) / RESULT_FILE
+        res, net = Path(d) / RESULT_FILE, Path(d) / NETWORK_FILE
         res.write_text(json.dumps(result, indent=1))
+        # under the name export gives it (the cache's is a content hash) and a MIME type a browser
+        # downloads (".pt" guesses as a PowerPoint template)
+        shutil.copyfile(checkpoint, net)
         ids = {
             "network_artifact": upload_artifact(
-                artifact_store=artifact_store, file_path=str(checkpoint), study_or_trial=trial
+                artifact_store=artifact_store,
+                file_path=str(net),
+                study_or_trial=study if trial is None else trial,
+                mimetype="application/octet-stream",
             ),
             "result_artifact": upload_artifact(
-                artifact_store=artifact_store, file_path=str(res), study_or_trial=trial, mimetype="application/json"
+                artifact_store=artifact_store,
+                file_path=str(res),
+                study_or_trial=study if trial is None else trial,
+                mimetype="application/json",
             ),
         }
     for key, value in ids.items():
-        trial.set_user_attr(key, value)
+        if trial is not None:
+            trial.set_user_attr(key, value)
     return ids
 
 
@@ -478,7 +543,8 @@ def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> P
     from growsearch.train.results import RESULT_FILE
 
     best = Judge.from_study(study).best(study)
-    if best is None or "network_artifact" not in best.user_attrs:
+    ids = (study.user_attrs.get("confirmed") or {}).get("artifacts") or (best.user_attrs if best else {})
+    if best is None or "network_artifact" not in ids:
         return None
     if artifact_store is None:
         base = study.user_attrs.get("artifact_store")
@@ -491,5 +557,5 @@ def fetch_network(study: Any, out_dir: Path, *, artifact_store: Any = None) -> P
         target = out_dir / name
         if target.exists():
             target.unlink()  # download_artifact will not overwrite
-        download_artifact(artifact_store=artifact_store, artifact_id=best.user_attrs[key], file_path=str(target))
+        download_artifact(artifact_store=artifact_store, artifact_id=ids[key], file_path=str(target))
     return out_dir / NETWORK_FILE

@@ -38,7 +38,7 @@ from ray.tune.search import Searcher as _TuneSearcher
 from ray.tune.search.optuna import OptunaSearch
 
 from growsearch.plan.schedule import Schedule
-from growsearch.search.judge import FGSM_METRIC, Judge, StopTrial, cannot_win
+from growsearch.search.judge import FGSM_METRIC, Judge, SearchError, StopTrial, cannot_win
 from growsearch.search.optuna import default_sampler
 from growsearch.search.space import SearchSpace, load_space, suggest_schedule
 from growsearch.search.study import (
@@ -111,6 +111,8 @@ class Searcher(OptunaSearch):
         cost: str = "M",
     ) -> None:
         sp, ds = _space_and_data(space, dataset)
+        # our own handle on the study's storage: the dashboard's form of the constraints is written through it
+        self.storage = optuna.storages.RDBStorage(storage) if isinstance(storage, str) else storage
         self.judge = Judge(
             given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=(robust or {}).get("min_acc")
         )
@@ -121,7 +123,7 @@ class Searcher(OptunaSearch):
             mode=["min", "max"] if fgsm_objective else "min",
             sampler=sampler or default_sampler(sp.seed, sp.trials),
             study_name=study_name or sp.name or "growsearch",
-            storage=optuna.storages.RDBStorage(storage) if isinstance(storage, str) else storage,
+            storage=self.storage,
         )
         self.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
         self.artifacts = str(Path(artifacts).resolve()) if artifacts is not None and cache_dir is not None else None
@@ -187,7 +189,7 @@ class Searcher(OptunaSearch):
         for key, value in user_attrs(result or {}, self.judge.metric).items():
             ot.set_user_attr(key, value)
         if result and result.get("final"):
-            set_constraints(ot, result)
+            set_constraints(ot, result, self.storage)
         if result and result.get("diverged"):  # failed, with the reason; never a result
             ot.set_user_attr("failed_because", result["diverged"])
             error = True
@@ -285,12 +287,20 @@ class CostStopper(tune.Stopper):
     stops trials by the bound fixed when each was proposed instead (in :func:`trainable`)."""
 
     def __init__(self, metric: str = "M_ratio") -> None:
-        self.metric, self.best = metric, math.inf
+        self.metric = metric
+        self.finals: dict[str, float] = {}  # per trial that reported its final result: its ratio (inf: infeasible)
+
+    @property
+    def best(self) -> float:
+        return min(self.finals.values(), default=math.inf)
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if result.get("final"):
-            if result.get("feasible"):
-                self.best = min(self.best, float(result[self.metric]))
+            self.finals[trial_id] = float(result[self.metric]) if result.get("feasible") else math.inf
+            return False
+        if trial_id in self.finals:
+            # a trial that already finished, paused and resumed by a scheduler (MedianStoppingRule,
+            # HyperBand, PBT) replays its reports from its checkpoint: it is its own best, never beaten by it
             return False
         ratio = result.get("planned_ratio") if result.get("planned") else result.get("cum_ratio")
         return ratio is not None and not math.isnan(ratio) and cannot_win(float(ratio), self.best)
@@ -551,6 +561,38 @@ class TunePieces:
     judge: Judge | None = None  # what the trials are judged by
 
 
+def _quiet_placeholders() -> None:
+    """Mute the two warnings the documented NaN placeholders of unfinished reports raise in Tune's
+    own code, once per report: TensorBoard's logger ("NaN or Inf found in input tensor") and a
+    rung scheduler's median over a rung where no trial has a stage accuracy yet ("All-NaN slice
+    encountered"). Only those two messages; everything else Tune and numpy say still shows."""
+    import logging
+    import warnings
+
+    logging.getLogger("tensorboardX.x2num").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="All-NaN slice encountered", category=RuntimeWarning)
+
+
+def _check_workers_registered() -> None:
+    """``SearchError`` naming the fix when this process registered families, ops, sources or
+    costs that Ray's workers will not know: Ray not started yet (``Tuner.fit`` would start it
+    without them) or started without :func:`growsearch.search.cluster.runtime_env`. Every trial
+    would otherwise fail inside its worker ("unknown arch ...")."""
+    import ray
+
+    from growsearch._extensions import made
+
+    if not made():
+        return
+    hooked = ray.is_initialized() and "worker_process_setup_hook" in (ray.get_runtime_context().runtime_env or {})
+    if not hooked:
+        raise SearchError(
+            f"Ray's workers would not know what this process registered ({', '.join(made())}): "
+            "start Ray yourself before tune_pieces, after your register_* calls, with "
+            "ray.init(runtime_env=growsearch.runtime_env())"
+        )
+
+
 def tune_pieces(
     space: str | Path | SearchSpace,
     frontier: str | Path | Frontier,
@@ -585,6 +627,8 @@ def tune_pieces(
 
     The other arguments are :class:`Searcher`'s and :func:`trainable_for`'s.
     """
+    _check_workers_registered()
+    _quiet_placeholders()
     sp, ds = _space_and_data(space, dataset)
     robust = (
         None

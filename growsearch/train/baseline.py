@@ -304,8 +304,10 @@ def run_frontier(
     elif not resized and not plain:
         raise FrontierError("plain=False trains only progressive-resizing references: give resolutions and switch_at")
     all_refs = plain_refs + resized
-    for name, arch, _, res, at in resized:  # the planner's checks (minimum input size) before any training
-        for epochs in budgets:
+    # the planner's checks (a family whose minimum input size the data is below, ...) for every
+    # reference at every budget, before any training: one line, nothing written
+    for name, arch, _, res, at in all_refs:
+        for epochs in budgets if res else budgets[:1]:  # resizing's stages depend on the budget
             try:
                 plan_schedule(
                     baseline_schedule(

@@ -52,7 +52,7 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     assert "NaN or Inf" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     out = proc.stdout
     assert re.search(r"^vgg19@0\.25\s+8\s", out, re.M), "the frontier table"
-    assert len(re.findall(r"^trial \d/6: M ratio", out, re.M)) == 6
+    assert len(re.findall(r"^trial \d/6: (M ratio|pruned before training)", out, re.M)) == 6
     assert re.search(r"^best feasible: trial \d", out, re.M) and "verdict: " in out
     assert "export: growsearch export --storage sqlite:///runs/demo/study.db --study digits_vgg -o best/" in out
     assert "dashboard: optuna-dashboard sqlite:///runs/demo/study.db --artifact-dir runs/demo/artifacts" in out
@@ -63,8 +63,13 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     study = optuna.load_study(study_name="digits_vgg", storage=f"sqlite:///{tmp_path / 'runs' / 'demo' / 'study.db'}")
     trials = study.trials
     assert study.user_attrs["batch"] == 3  # recorded only by a deterministic search
-    assert [t.user_attrs.get("reference") for t in trials[:2]] == ["from scratch", "paper 5→10"]
-    assert all("reference" not in t.user_attrs for t in trials[2:])
+    assert [t.user_attrs.get("reference") for t in trials[:4]] == [
+        "from scratch",
+        "paper 5→10",
+        "paper 5→10, no data growth",  # the presets the CIFAR-10 ablation found best
+        "paper 5→10, data by samples",
+    ]
+    assert all("reference" not in t.user_attrs for t in trials[4:])
     scratch = trials[0].user_attrs
     assert scratch["feasible"] and scratch["val_acc"] >= study.user_attrs["target_acc"]
     assert (

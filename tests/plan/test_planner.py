@@ -215,3 +215,19 @@ def test_results_match_the_fixture_made_before_the_planning_layer(tmp_path) -> N
         assert abs(g["val_acc"] - w["val_acc"]) <= one_image and abs(g["test_acc"] - w["test_acc"]) <= one_image
         assert len(g["history_val_acc"]) == len(w["history_val_acc"])
     assert got["final_weights_sum"] == pytest.approx(want["final_weights_sum"], rel=0.01)
+
+
+def test_a_stage_whose_classes_have_no_test_images_is_refused_before_training() -> None:
+    """Its test accuracy would read 0.0 (0 of 0) in result.json (issue 43): refused by the plan."""
+    import numpy as np
+
+    from growsearch.data.dataset import from_arrays
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (60, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    ds = from_arrays("gap", x[:48], y[:48], x[48:], np.where(y[48:] == 2, 0, y[48:]))  # no class-2 test image
+    sched = Schedule("gap", [Stage(1, "vgg11@0.125", 1), Stage(3, "vgg11@0.125", 1)], class_order=[2, 0, 1])
+    with pytest.raises(ScheduleError, match=r"stage 1: its 1 class\(es\) \(2\) have no test images"):
+        plan_schedule(sched, dataset=ds)
+    plan_schedule(Schedule("gap", sched.stages, class_order=[0, 2, 1]), dataset=ds)  # a stage that has some is fine

@@ -20,7 +20,7 @@ import pytest
 from growsearch.plan.planner import check
 from growsearch.plan.schedule import load_schedule
 from growsearch.search.best import load_best
-from growsearch.search.judge import SearchError
+from growsearch.search.judge import SearchError, best_trial
 from growsearch.train.frontier import Frontier
 from helpers import cli, cmdline, console_script, constraints_of, descendants, kill_tree, tiny_space
 
@@ -49,7 +49,7 @@ def test_search_writes_results_users_import(searched, tmp_path: Path, monkeypatc
         "trial 4/4" in proc.stdout and "failed (retries spent" not in proc.stdout
     )  # every trial found the relative dataset
     assert (
-        re.search(r"^best feasible: trial \d+, M ratio", proc.stdout, re.M)
+        re.search(r"^best feasible: trial \d+ \(mean of 3 seeds\), M ratio", proc.stdout, re.M)
         and "optuna-dashboard sqlite:///" in proc.stdout
     )
     assert (
@@ -64,6 +64,36 @@ def test_search_writes_results_users_import(searched, tmp_path: Path, monkeypatc
 
     monkeypatch.chdir(out.parent)  # where the search ran: the schedule names its dataset as the space did
     assert main(["run", str(out / "best_schedule.json"), "--out", str(tmp_path / "rerun"), "--quiet"]) == 0
+
+
+def test_the_search_confirms_its_best_on_more_seeds(searched) -> None:
+    """By default the cheapest feasible trials train again on 2 more seeds and the best is chosen
+    on their mean validation accuracy (issue 46); best_schedule.json is that trial's schedule."""
+    import statistics
+
+    from growsearch.search.confirm import choose
+
+    out, proc = searched
+    study = _study(out)
+    rec = study.user_attrs["confirmed"]
+    feasible = [t for t in study.trials if t.user_attrs.get("feasible") and t.user_attrs.get("final")]
+    assert rec["seeds"] == 2 and len(rec["rows"]) == min(3, len(feasible)) >= 1
+    cheapest = sorted(feasible, key=lambda t: t.user_attrs["M_ratio"])[: len(rec["rows"])]
+    assert sorted(r["number"] for r in rec["rows"]) == sorted(t.number for t in cheapest)
+    for r in rec["rows"]:
+        trial = study.trials[r["number"]]
+        assert r["val_accs"][0] == trial.user_attrs["val_acc"] and len(r["val_accs"]) == 3
+        assert r["val_acc"] == pytest.approx(statistics.mean(r["val_accs"]))
+        assert r["seeds"] == [trial.user_attrs["schedule"]["seed"] + k for k in range(3)]
+    assert rec["best"] == choose(rec["rows"], study.user_attrs["target_acc"])
+    assert load_schedule(out / "best_schedule.json").stages == _stages_of(study.trials[rec["best"]])
+    assert "confirmed: the" in proc.stdout
+
+
+def _stages_of(trial) -> list:
+    from growsearch.plan.schedule import Schedule
+
+    return Schedule.from_dict(trial.user_attrs["schedule"]).stages
 
 
 def test_each_trial_records_its_schedule_and_metrics(searched) -> None:
@@ -123,15 +153,17 @@ def test_export_and_load_best(searched, tmp_path: Path, capsys: pytest.CaptureFi
     assert growsearch.load_best(url, "space") == load_best(url, "space")
     with pytest.raises(SearchError, match="no study"):
         load_best(url, "nope")
-    capsys.readouterr()
+    assert re.search(
+        r"^best feasible: trial \d+ \(mean of 3 seeds\), M_ratio [\d.]+x \[", capsys.readouterr().out, re.M
+    )
     assert main(["export", "--storage", url, "--study", "nope", "-o", str(tmp_path / "x.json")]) == 2
     assert "no study 'nope'" in capsys.readouterr().err
 
     # a folder: the schedule and the best trial's trained network, stored as Optuna artifacts
     assert main(["export", "--storage", url, "--study", "space", "-o", str(tmp_path / "best")]) == 0
     result = json.loads((tmp_path / "best" / "result.json").read_text())
-    feasible = [t for t in _study(out).trials if t.user_attrs.get("feasible")]
-    winner = min(feasible, key=lambda t: t.user_attrs["M_ratio"])
+    winner = best_trial(_study(out))  # the confirmed best: chosen on the mean of 3 seeds
+    assert winner.number == _study(out).user_attrs["confirmed"]["best"]
     assert result["M"] == winner.user_attrs["M"] and result["val_acc"] == winner.user_attrs["val_acc"]
     from growsearch.train.results import load_checkpoint
 
@@ -268,10 +300,12 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and
         len(two["record"]) == 4 and len({json.dumps(r[2], sort_keys=True) for r in two["record"]}) > 1
     )  # the sampler did propose
     refs, k = two["refs"], sum(r is not None for r in two["refs"])
-    # the references first: from scratch, the frontier's cheapest network when it is another run, the paper's
+    # the references first (from scratch, the frontier's cheapest network when it is another run,
+    # the paper's, its presets), as many as leave the sampler a trial
     assert (
         refs[0] == "from scratch"
-        and refs[k - 1] == "paper 2→4"
+        and "paper 2→4" in refs[:k]
+        and k == 3
         and all(r is None for r in refs[k:])
         and two["batch"] == 3
     )

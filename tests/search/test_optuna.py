@@ -135,6 +135,11 @@ def test_the_best_network_is_an_artifact_that_export_fetches_and_that_reproduces
     best = min((t for t in study.trials if t.user_attrs.get("feasible")), key=lambda t: t.value)
     metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
     assert {m.artifact_id for m in metas} == {best.user_attrs["network_artifact"], best.user_attrs["result_artifact"]}
+    # named and typed as the dashboard lists them (the cache's hash name and a PowerPoint type before)
+    assert {(m.filename, m.mimetype) for m in metas} == {
+        ("network.pt", "application/octet-stream"),
+        ("result.json", "application/json"),
+    }
 
     out = tmp_path / "export"
     with held(out, OSError):

@@ -33,9 +33,48 @@ def test_suggested_schedules_are_always_valid(name: str) -> None:
         sched = suggest_schedule(study.ask(), space, classes)
         check(sched, num_classes=classes)  # nested, growing, never shrinking, last = all classes
         assert space.stages[0] <= len(sched.stages) <= space.stages[1]
-        assert sched.stages[-1].arch == space.final_arch
+        assert sched.stages[-1].arch in space.final_choices()
+        if len(sched.stages) > 1 and space.last_share:  # the floor, where the epoch range allows it
+            last, total = sched.stages[-1].epochs, sum(s.epochs for s in sched.stages)
+            assert last / total >= space.last_share - 1e-9 or last == space.epochs[1]
         seen.add(tuple((s.classes, s.arch) for s in sched.stages))
     assert len(seen) > 10  # the space is really explored
+
+
+def test_the_widened_cifar10_space_can_answer_train_a_smaller_network() -> None:
+    """One-stage schedules of a small network, data growth none and by samples, and a floor on the
+    last stage's share are all in the shipped CIFAR-10 space; a one-stage VGG11 round-trips."""
+    from growsearch.plan.schedule import Schedule, Stage
+    from growsearch.search.space import schedule_params
+
+    space = load_space("cifar10_vgg")
+    assert "vgg11@0.25" in space.final_choices() and space.stages[0] == 1
+    assert {"none", "samples"} <= set(space.data_growth) and space.last_share > 0
+    small = Schedule(space.dataset, [Stage(10, "vgg11@0.25", 6)], seed=space.seed, train=space.train)
+    params = schedule_params(small, space, 10)
+    assert params is not None and params["final_arch"] == "vgg11@0.25"
+    assert suggest_schedule(optuna.trial.FixedTrial(params), space, 10).to_dict() == small.to_dict()
+    # a grown schedule the space proposed round-trips; with its last stage under the floor it is
+    # not one the space proposes
+    from dataclasses import replace
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    grown = next(
+        s
+        for s in (suggest_schedule(study.ask(), space, 10) for _ in range(200))
+        if len(s.stages) == 2 and s.stages[0].epochs >= 6
+    )
+    assert schedule_params(grown, space, 10) is not None
+    short = replace(grown, stages=[grown.stages[0], replace(grown.stages[1], epochs=2)])
+    assert schedule_params(short, space, 10) is None
+
+
+@pytest.mark.parametrize("bad", ["1.0", "-0.1", "true", "x"])
+def test_a_last_share_outside_zero_to_one_is_refused(tmp_path, bad: str) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(f"dataset: digits\nfinal_arch: vgg11@0.125\narchs: [vgg11@0.125]\nlast_share: {bad}\n")
+    with pytest.raises(SpaceError, match="last_share"):
+        load_space(path)
 
 
 @pytest.mark.parametrize(

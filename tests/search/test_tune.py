@@ -106,6 +106,45 @@ def test_a_rung_scheduler_runs_on_growsearch_reports(setup, tmp_path: Path) -> N
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path) -> None:
+    """MedianStoppingRule pauses a trial after its final report and resumes it from its
+    checkpoint; the cost stopper must not stop the replay by the trial's own result (issue 44:
+    the winner was recorded PRUNED and nothing could be exported)."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import MedianStoppingRule
+
+    from growsearch.search.tune import tune_pieces
+
+    space, frontier = setup
+    storage = f"sqlite:///{tmp_path / 'median.db'}"
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        p = tune_pieces(space, frontier, storage=storage, study_name="median", cache_dir=tmp_path / "cache", trials=3)
+        grid = tune.Tuner(
+            p.trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=p.search_alg,
+                num_samples=3,
+                max_concurrent_trials=2,
+                scheduler=MedianStoppingRule(metric="stage_acc", mode="max", grace_period=0, min_samples_required=1),
+            ),
+            run_config=tune.RunConfig(
+                name="median", storage_path=str(tmp_path / "tune"), stop=p.stop, callbacks=p.callbacks, verbose=0
+            ),
+        ).fit()
+    finally:
+        ray.shutdown()
+    study = optuna.load_study(study_name="median", storage=storage)
+    feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible")]
+    assert feasible, [(t.number, t.state.name, t.user_attrs.get("feasible")) for t in study.trials]
+    best = min(feasible, key=lambda t: t.value)
+    assert grid.get_best_result("M_ratio_feasible", "min").metrics["M_ratio"] == pytest.approx(best.value)
+    assert load_best(storage, "median").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_the_cluster_example_runs_and_its_study_exports(setup, tmp_path: Path) -> None:
     import os
     import subprocess
@@ -162,6 +201,23 @@ def test_the_cost_stopper_prunes_on_the_plan() -> None:
     assert not stop("c", {"planned": True, "planned_ratio": 0.49, "M_ratio": nan})
     assert stop("c", {"stage": 1, "cum_ratio": 0.5, "M_ratio": nan})  # the cumulative rule
     assert not stop("d", {"stage": 1, "cum_ratio": nan, "M_ratio": nan})  # a cost unknown mid-run stops nothing
+
+
+def test_a_finished_trial_a_scheduler_pauses_and_resumes_is_not_stopped_by_its_own_result() -> None:
+    """MedianStoppingRule, HyperBand and PBT pause a trial after its final report and resume it
+    from its checkpoint: it replays its plan report, whose ratio equals its own best. Stopping it
+    then turned the study's winner PRUNED (issue 44)."""
+    from growsearch.search.tune import CostStopper
+
+    nan = float("nan")
+    stop = CostStopper()
+    assert not stop("a", {"planned": True, "planned_ratio": 0.5, "M_ratio": nan})
+    assert not stop("a", {"final": True, "feasible": True, "M_ratio": 0.5})
+    assert not stop("a", {"planned": True, "planned_ratio": 0.5, "M_ratio": nan})  # resumed: the replay
+    assert not stop("a", {"final": True, "feasible": True, "M_ratio": 0.5})
+    assert stop("b", {"planned": True, "planned_ratio": 0.5, "M_ratio": nan})  # another trial is still stopped
+    assert not stop("c", {"final": True, "feasible": False, "M_ratio": 0.1})  # infeasible: no bound
+    assert stop.best == 0.5
 
 
 def test_the_private_ray_attributes_growsearch_uses_exist() -> None:
