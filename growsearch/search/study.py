@@ -132,22 +132,23 @@ DASHBOARD_CONSTRAINTS = "constraints"  # the system attribute optuna-dashboard (
 
 def set_constraints(trial: Any, metrics: dict, storage: Any = None) -> None:
     """A finished trial's constraints (≤ 0 is feasible: accuracy, and the FGSM floor when one is
-    set), the Optuna-5 way (``Trial.set_constraint``), which its samplers read. Optuna < 5 has no
-    such call: there the ``constraint`` user attribute carries them to ``constraints_func``
-    (:func:`growsearch.search.optuna.constraints`). With the study's ``storage`` (an Optuna
-    storage object) they are also written as the list optuna-dashboard reads (the form
-    ``constraints_func`` wrote before Optuna 5, which ``set_constraint`` no longer writes),
-    through the storage's public calls."""
-    values = Judge.constraints(metrics)
-    if not hasattr(trial, "set_constraint"):
+    set). With the study's ``storage`` (an Optuna storage object, as the Tune route holds) they are
+    written as the list both Optuna's samplers and optuna-dashboard read (the ``constraints``
+    system attribute, through the storage's public calls; ``Trial.set_constraint``'s named keys
+    are not shown by the dashboard, and both forms at once would count each constraint twice).
+    Without it, the Optuna-5 way (``Trial.set_constraint``); Optuna < 5 has no such call: there
+    the ``constraint`` user attribute carries them to ``constraints_func``
+    (:func:`growsearch.search.optuna.constraints`)."""
+    values = [float(v) for v in Judge.constraints(metrics)]
+    if storage is not None:
+        study_id = storage.get_study_id_from_name(trial.study.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_system_attr(trial_id, DASHBOARD_CONSTRAINTS, values)
+    elif not hasattr(trial, "set_constraint"):
         trial.set_user_attr("constraint", values)
     else:
         for name, value in zip(("accuracy", "fgsm"), values):
             trial.set_constraint(name, value)
-    if storage is not None:
-        study_id = storage.get_study_id_from_name(trial.study.study_name)
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_system_attr(trial_id, DASHBOARD_CONSTRAINTS, [float(v) for v in values])
 
 
 def note_best(study: Any, lines: list[str]) -> bool:

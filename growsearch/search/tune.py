@@ -128,6 +128,7 @@ class Searcher(OptunaSearch):
         self.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
         self.artifacts = str(Path(artifacts).resolve()) if artifacts is not None and cache_dir is not None else None
         self.deterministic, self.num_classes = deterministic, ds.num_classes
+        self._reported: dict[str, set[int]] = {}  # per Tune trial: the stages told to Optuna already
         record_setup(self.study, self.judge, sp, threads=threads, device=device, robust=robust)
         name_metrics(self.study, metrics)
 
@@ -176,8 +177,11 @@ class Searcher(OptunaSearch):
         ot = self._ot_trial(trial_id)
         if ot is None or isinstance(self.metric, list) or result.get("planned") or self._told(trial_id):
             return
-        if not math.isnan(result.get("cum_ratio", math.nan)):
-            ot.report(float(result["cum_ratio"]), int(result["stage"]))
+        step = int(result.get("stage", 0))
+        if not math.isnan(result.get("cum_ratio", math.nan)) and step not in self._reported.setdefault(trial_id, set()):
+            # once per stage: a trial a scheduler paused and resumed replays its reports
+            self._reported[trial_id].add(step)
+            ot.report(float(result["cum_ratio"]), step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         ot = self._ot_trial(trial_id)

@@ -410,6 +410,16 @@ def _cases() -> list[tuple[str, list[str], str]]:
             ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--trials", "0"],
             "--trials must be",
         ),
+        (
+            "search_confirm_too_many",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--trials", "3", "--confirm", "4"],
+            "--confirm 4 asks for more candidates than the search's 3 trials",
+        ),
+        (
+            "search_confirm_seeds_zero",
+            ["search", f"{r}/space_good.yaml", "--out", f"{r}/s", "--confirm-seeds", "0"],
+            "--confirm-seeds must be a whole number ≥ 1",
+        ),
         ("threshold_big", run("threshold_big"), "prune_threshold must be in (0, 1]"),
         ("threshold_and_ratio", run("threshold_and_ratio"), "keep one"),
         ("shrink_width", run("shrink_width"), "shrink.widths: every width must be a fraction in (0, 1]"),
