@@ -75,6 +75,8 @@ def test_search_runs_on_a_two_node_loopback_cluster(tmp_path: Path) -> None:
                 str(tmp_path / "out"),
                 "--trials",
                 "4",
+                "--confirm",
+                "0",
                 "--address",
                 address,
                 "--storage-path",

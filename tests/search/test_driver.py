@@ -235,7 +235,9 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
         .replace("resolutions: [16, 32]\n", "")
     )
     space.write_text(text)
-    proc = cli("search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2")
+    proc = cli(
+        "search", str(space), "--out", str(tmp_path / "out"), "--trials", "3", "--cpus-per-trial", "2", "--confirm", "0"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = sorted(_study(tmp_path / "out").trials, key=lambda t: t.number)
     first, rest = trials[0], trials[1:]
@@ -266,7 +268,7 @@ def test_a_deterministic_search_is_the_same_study_one_trial_at_a_time_or_two_and
     same study whether its trials run one at a time or two at once; and the same search on a copy
     whose test labels are shuffled chooses the same trials, values and best schedule: nothing the
     search chooses reads the test set, which is only reported."""
-    args = ["--trials", "4", "--deterministic", "--batch", "3", "--references"]
+    args = ["--trials", "4", "--deterministic", "--batch", "3", "--references", "--confirm", "0"]
     runs = {}
     for name, shuffled, extra in (
         ("two", False, []),
@@ -358,7 +360,19 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
 
     space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
+    args = [
+        sys.executable,
+        "-m",
+        "growsearch.cli.commands",
+        "search",
+        str(space),
+        "--out",
+        str(out),
+        "--trials",
+        "6",
+        "--confirm",
+        "0",
+    ]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
         args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
@@ -382,7 +396,7 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
     for pkl in {*found, out / "tune" / "space" / "tuner.pkl"}:
         pkl.write_bytes(pickle.dumps(_Crafted(marker)))
 
-    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
+    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", "--confirm", "0", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not marker.exists(), "a planted pickle ran on --resume"
     after = optuna.load_study(study_name="space", storage=url).trials
@@ -396,7 +410,19 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
 def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Path) -> None:
     space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "growsearch.cli.commands", "search", str(space), "--out", str(out), "--trials", "6"]
+    args = [
+        sys.executable,
+        "-m",
+        "growsearch.cli.commands",
+        "search",
+        str(space),
+        "--out",
+        str(out),
+        "--trials",
+        "6",
+        "--confirm",
+        "0",
+    ]
     driver = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
     )
@@ -409,7 +435,7 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Pat
     assert driver.returncode == 130, err[-3000:]
     assert "--resume" in err and "of 6 trials" in err
     assert not (out / "best_schedule.json").exists()  # nothing chosen from an unfinished search
-    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", timeout=1800)
+    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", "--confirm", "0", timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = _study(out)
     assert (out / "best_schedule.json").is_file()
@@ -436,6 +462,8 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
             "3",
             "--max-failures",
             "2",
+            "--confirm",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -533,7 +561,17 @@ def test_a_search_on_a_given_frontier_trains_no_budgets(searched, tmp_path: Path
     assert not (tmp_path / "refused").exists()
 
     proc = cli(
-        "search", "space.yaml", "--out", str(tmp_path / "out"), "--trials", "2", "--baseline", str(front), cwd=root
+        "search",
+        "space.yaml",
+        "--out",
+        str(tmp_path / "out"),
+        "--trials",
+        "2",
+        "--baseline",
+        str(front),
+        "--confirm",
+        "0",
+        cwd=root,
     )
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     assert not (tmp_path / "out" / "frontier").exists()  # the space's baseline_epochs ladder was not trained
