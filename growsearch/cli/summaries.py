@@ -155,6 +155,7 @@ def family_text(result, ratio: dict | None = None) -> str:
 
 def search_report(res) -> str:
     from growsearch.data.dataset import TEST_SELECTION_NOTE
+    from growsearch.search.confirm import numbers
 
     judge = res.judge
     front, ref, m = judge.frontier, judge.ref, judge.metric
@@ -197,13 +198,11 @@ def search_report(res) -> str:
         label = f" ({b['reference']})" if "reference" in b else ""
         final = res.best_schedule.stages[-1].arch
         same = f"; against {final} alone {b[m + '_same']:.3f}x" if b.get(m + "_same") is not None else ""
-        ratio, ci, val, test, how = b[m], b.get(m + "_ci"), b["val_acc"], b["test_acc"], ""
-        if res.best_number in rows:  # read on the mean of its seeds, as it was chosen
-            r = rows[res.best_number]
-            tests = [x for x in r["test_accs"] if x is not None]
-            ratio, ci, val = r["ratio"], r["ci"], r["val_acc"]
-            test = sum(tests) / len(tests) if tests else test
-            how, same = f" (mean of {len(r['seeds'])} seeds)", ""
+        # read on the mean of its seeds when it was confirmed, as it was chosen
+        n = numbers(res.confirmed, res.best_number, b, m)
+        ratio, ci, val, test, how = n["ratio"], n["ci"], n["val_acc"], n["test_acc"], ""
+        if n["seeds"] > 1:
+            how, same = f" (mean of {n['seeds']} seeds)", ""
         lines.append(
             f"best feasible: trial {res.best_number + 1}{label}{how}, {name} at iso-accuracy {ratio_text(ratio, ci)} "
             f"({judge.cost} / {denominator}){same} at validation accuracy {val:.4f}, test accuracy {test:.4f}{fgsm}"

@@ -81,12 +81,14 @@ def load_best_network(
 def best_text(study: Any, study_name: str | None = None) -> str:
     """The study's best feasible trial in one line, with both yardsticks and the interval (on
     the mean of its seeds when the search confirmed it): what ``growsearch export`` prints."""
+    from growsearch.search.confirm import numbers
+
     st = _open(study, study_name)
     judge, best = Judge.from_study(st), _best(st)
     m, a = judge.metric, best.user_attrs
-    row = next((r for r in (st.user_attrs.get("confirmed") or {}).get("rows", []) if r["number"] == best.number), None)
-    ratio, ci, val = (row["ratio"], row["ci"], row["val_acc"]) if row else (a[m], a.get(f"{m}_ci"), a["val_acc"])
-    how = f"mean of {len(row['seeds'])} seeds" if row else "one seed"
+    n = numbers(st.user_attrs.get("confirmed"), best.number, a, m)
+    ratio, ci, val = n["ratio"], n["ci"], n["val_acc"]
+    how = f"mean of {n['seeds']} seeds" if n["seeds"] > 1 else "one seed"
     interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     same = (
         f"; {a[m + '_same']:.3f}x against {a['schedule']['stages'][-1]['arch']} alone (one seed)"

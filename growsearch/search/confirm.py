@@ -20,12 +20,24 @@ from __future__ import annotations
 import statistics
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable
 
 from growsearch.plan.schedule import Schedule
 from growsearch.search.judge import Judge, SearchError
 
-__all__ = ["CONFIRMED", "DEFAULT_CONFIRM", "DEFAULT_CONFIRM_SEEDS", "check_confirm", "choose", "confirm", "confirm_run"]
+if TYPE_CHECKING:
+    from growsearch.train.baseline import Runner
+
+__all__ = [
+    "CONFIRMED",
+    "DEFAULT_CONFIRM",
+    "DEFAULT_CONFIRM_SEEDS",
+    "check_confirm",
+    "choose",
+    "confirm",
+    "confirm_run",
+    "numbers",
+]
 
 CONFIRMED = "confirmed"  # the study's user attribute
 DEFAULT_CONFIRM = 3  # `growsearch search`: the top 3 feasible trials (fewer when fewer are feasible)
@@ -61,14 +73,34 @@ def confirm_run(job: dict, dataset: Any = None) -> Any:
         )
 
 
+def numbers(confirmed: dict | None, number: int, attrs: dict, metric: str) -> dict:
+    """What a report reads of trial ``number``: on the mean of its seeds when ``confirmed`` (a
+    study's record) holds it, else its own seed's user attributes ``attrs``: ``ratio``, ``ci``,
+    ``val_acc``, ``test_acc`` and ``seeds`` (how many)."""
+    row = next((r for r in (confirmed or {}).get("rows", []) if r["number"] == number), None)
+    if row is None:
+        return {
+            "ratio": attrs[metric],
+            "ci": attrs.get(f"{metric}_ci"),
+            "val_acc": attrs["val_acc"],
+            "test_acc": attrs.get("test_acc"),
+            "seeds": 1,
+        }
+    tests = [x for x in row["test_accs"] if x is not None]
+    return {
+        "ratio": row["ratio"],
+        "ci": row["ci"],
+        "val_acc": row["val_acc"],
+        "test_acc": statistics.mean(tests) if tests else attrs.get("test_acc"),
+        "seeds": len(row["seeds"]),
+    }
+
+
 def choose(rows: list[dict], target: float) -> int | None:
     """The confirmed best: the trial number of the cheapest row (mean ``ratio``) whose mean
     validation accuracy reaches ``target``; None when none does."""
     ok = [r for r in rows if r["val_acc"] >= target]
     return min(ok, key=lambda r: r["ratio"])["number"] if ok else None
-
-
-Runner = Callable[[Callable[[dict, Any], Any], list[tuple[int, dict]], Any], Iterator[tuple[int, Any]]]
 
 
 def confirm(
@@ -79,7 +111,7 @@ def confirm(
     *,
     prefix_cache: str | Path,
     threads: int = 1,
-    runner: Runner | None = None,
+    runner: "Runner | None" = None,
     dataset: Any = None,
     artifacts: str | Path | None = None,
     log: Callable[[str], None] = print,

@@ -29,7 +29,7 @@ from typing import Any
 from growsearch._io import held, shown, shown_url
 from growsearch.plan.schedule import Schedule
 from growsearch.search.cluster import init_ray, ray_runner
-from growsearch.search.confirm import CONFIRMED, DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, check_confirm
+from growsearch.search.confirm import CONFIRMED, DEFAULT_CONFIRM, DEFAULT_CONFIRM_SEEDS, check_confirm, numbers
 from growsearch.search.confirm import confirm as run_confirmation
 from growsearch.search.judge import FGSM_METRIC, Judge, SearchError, SearchInterrupted, get_cost
 from growsearch.search.optuna import default_sampler
@@ -420,16 +420,10 @@ def _dashboard_note(res: SearchResult) -> list[str]:
     if res.best is None:
         body = "no feasible trial" + (": no candidate held up on more seeds" if res.confirmed else "")
     else:
-        rows = {r["number"]: r for r in (res.confirmed or {}).get("rows", [])}
-        r = rows.get(res.best_number)
-        ratio, ci = (r["ratio"], r["ci"]) if r else (res.best[m], res.best.get(f"{m}_ci"))
-        how = (
-            f"mean of {len(r['seeds'])} seeds, validation {r['val_acc']:.4f}"
-            if r
-            else f"one seed, validation {res.best['val_acc']:.4f}"
-        )
-        interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        body = f"**best feasible: trial number {res.best_number}** ({how}): {m} {ratio:.3f}x{interval}"
+        n = numbers(res.confirmed, res.best_number, res.best, m)
+        seeds = f"mean of {n['seeds']} seeds" if n["seeds"] > 1 else "one seed"
+        interval = f" [{n['ci'][0]:.3f}, {n['ci'][1]:.3f}]" if n["ci"] else ""
+        body = f"**best feasible: trial number {res.best_number}** ({seeds}, validation {n['val_acc']:.4f}): {m} {n['ratio']:.3f}x{interval}"
     return [
         f"# growsearch: {body}",
         head,
@@ -554,15 +548,8 @@ def _summarise(study: Any, judge: Judge, url: str, out: Path, robust: dict | Non
     held_up = [r for r in conf.get("rows", []) if r["feasible"] and stages.get(r["number"], 1) > 1]
     if held_up:
         r = min(held_up, key=lambda r: r["ratio"])
-        tests = [x for x in r["test_accs"] if x is not None]
-        best_grown = {
-            "number": r["number"],
-            judge.metric: r["ratio"],
-            "val_acc": r["val_acc"],
-            "test_acc": sum(tests) / len(tests) if tests else None,
-            "ci": r["ci"],
-            "seeds": len(r["seeds"]),
-        }
+        n = numbers(conf, r["number"], {}, judge.metric)
+        best_grown = {"number": r["number"], judge.metric: n.pop("ratio"), **n}
     return SearchResult(
         study_name=study.study_name,
         storage=url,
