@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import inspect
 import sys
 from typing import Any, Callable
 
@@ -31,7 +32,10 @@ _MADE: list[tuple[Callable[..., Any], tuple, dict, str]] = []
 
 def caller(depth: int = 1) -> str:
     """The module name of the code ``depth`` frames above the function that calls this."""
-    return str(sys._getframe(depth + 1).f_globals.get("__name__", ""))
+    frame = inspect.currentframe()  # public (inspect), unlike sys._getframe
+    for _ in range(depth + 1):
+        frame = frame.f_back if frame is not None else None
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
 def _name(obj: Any) -> Any:

@@ -39,6 +39,9 @@ from torch import nn
 from growsearch.model.arch import ArchError, ArchSpec, build_model, get_family
 from growsearch.model.net2net import layer_renames
 
+# torch's public batch-norm classes (their shared base, _BatchNorm, is private)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 __all__ = [
     "Subnet",
     "active",
@@ -202,7 +205,7 @@ def active(model: nn.Module, sub: ArchSpec, ranks: dict[str, torch.Tensor]) -> I
             swapped.append((holder, name, getattr(holder, name)))
             setattr(holder, name, nn.Identity())
         for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if isinstance(m, _BATCH_NORMS):
                 moments.append((m, m.momentum, "momentum"))
                 m.momentum = 0.0
             elif (
@@ -264,7 +267,7 @@ def cut(model: nn.Module, sub: ArchSpec, ranks: dict[str, torch.Tensor]) -> nn.M
 def recalibrate(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     """Fresh BatchNorm running statistics: the exact mean and variance over ``batches`` (inputs,
     already normalised), every other tensor unchanged; leaves ``model`` in eval mode."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS)]
     saved = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

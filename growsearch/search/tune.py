@@ -35,7 +35,6 @@ from typing import Any
 import optuna
 from ray import tune
 from ray.tune.search import Searcher as _TuneSearcher
-from ray.tune.search.optuna import OptunaSearch
 
 from growsearch.plan.schedule import Schedule
 from growsearch.search.judge import FGSM_METRIC, Judge, SearchError, StopTrial, cannot_win
@@ -67,12 +66,16 @@ __all__ = [
 ]
 
 
-class Searcher(OptunaSearch):
-    """Ray Tune's ``OptunaSearch`` for a growsearch space: it proposes schedules define-by-run,
-    writes each trial's metrics, user attributes and constraints into the Optuna study before
-    ``tell`` (so the sampler and optuna-dashboard see them), tells PRUNED for a trial stopped
-    before its last stage and FAIL for one whose retries are spent, and stores what the trials
-    are judged by on the study (what ``load_best`` reads).
+class Searcher(_TuneSearcher):
+    """A Ray Tune ``Searcher`` for a growsearch space, built on Optuna's ask-and-tell API: it
+    asks the study for a trial and proposes its schedule define-by-run, writes each trial's
+    metrics, user attributes and constraints into the study before ``tell`` (so the sampler and
+    optuna-dashboard see them), tells PRUNED for a trial stopped before its last stage and FAIL
+    for one whose retries are spent, and stores what the trials are judged by on the study (what
+    ``load_best`` reads).
+
+    Written here rather than subclassing Ray's ``OptunaSearch``, whose study and trial map are
+    private attributes: this class touches Ray and Optuna through their public APIs only.
 
     Args:
         space: a space name (``"digits_vgg"``), a YAML path or a ``SearchSpace``.
@@ -118,33 +121,30 @@ class Searcher(OptunaSearch):
         )
         metrics = [self.judge.metric, FGSM_METRIC] if fgsm_objective else [self.judge.metric]
         super().__init__(
-            space=Suggest(sp, ds.num_classes),
-            metric=metrics if fgsm_objective else metrics[0],
-            mode=["min", "max"] if fgsm_objective else "min",
-            sampler=sampler or default_sampler(sp.seed, sp.trials),
-            study_name=study_name or sp.name or "growsearch",
-            storage=self.storage,
+            metric=metrics if fgsm_objective else metrics[0], mode=["min", "max"] if fgsm_objective else "min"
         )
+        self.study = optuna.create_study(
+            storage=self.storage,
+            sampler=sampler or default_sampler(sp.seed, sp.trials),
+            pruner=optuna.pruners.NopPruner(),  # trials are stopped by Tune (stopper, scheduler), never by Optuna
+            study_name=study_name or sp.name or "growsearch",
+            directions=["minimize", "maximize"] if fgsm_objective else ["minimize"],
+            load_if_exists=True,
+        )
+        self.space = Suggest(sp, ds.num_classes)
         self.cache_dir = str(Path(cache_dir).resolve()) if cache_dir is not None else None
         self.artifacts = str(Path(artifacts).resolve()) if artifacts is not None and cache_dir is not None else None
         self.deterministic, self.num_classes = deterministic, ds.num_classes
-        self._reported: dict[str, set[int]] = {}  # per Tune trial: the stages told to Optuna already
+        self.asked: dict[str, optuna.Trial] = {}  # per Tune trial id: the Optuna trial it runs
+        self.told: set[str] = set()  # Tune trials whose Optuna trial is finished
+        self.reported: dict[str, set[int]] = {}  # per Tune trial: the stages told to Optuna already
         record_setup(self.study, self.judge, sp, threads=threads, device=device, robust=robust)
         name_metrics(self.study, metrics)
-
-    @property
-    def study(self) -> optuna.Study:
-        # OptunaSearch keeps its study in a private attribute and offers no public handle
-        # (checked on Ray 2.60; tests/search/test_tune.py pins the attributes used here)
-        return self._ot_study
-
-    def _ot_trial(self, trial_id: str) -> optuna.Trial | None:
-        return self._ot_trials.get(trial_id)  # private too: OptunaSearch's own map of Tune trial ids to Optuna trials
 
     def _told(self, trial_id: str) -> bool:
         """Already finished in Optuna's storage: told before the driver was stopped, while Tune's
         last saved experiment state still had the trial running. Its results are not told again."""
-        ot = self._ot_trial(trial_id)
+        ot = self.asked.get(trial_id)
         if ot is None:
             return False
         return any(t.number == ot.number and t.state.is_finished() for t in self.study.get_trials(deepcopy=False))
@@ -155,11 +155,13 @@ class Searcher(OptunaSearch):
         a trial that reaches it can no longer win and stops itself). In a deterministic search
         both are fixed when the trial is proposed, as is how much of the prefix cache it may
         reuse (``reuse_upto``), so nothing about a trial depends on which concurrent trial
-        finished first."""
-        config = super().suggest(trial_id)
-        if config is None or config == _TuneSearcher.FINISHED:
-            return config
-        config["trial"] = self._ot_trial(trial_id).number
+        finished first. The sampled parameters ride along under their Optuna names (as Tune's
+        own ``OptunaSearch`` puts them in the config), for ``ResultGrid``'s ``config/`` columns."""
+        if trial_id not in self.asked:
+            self.asked[trial_id] = self.study.ask()
+        ot = self.asked[trial_id]
+        proposal = self.space(ot)
+        config = {**ot.params, **proposal, "trial": ot.number}
         # with two objectives a costlier schedule may still be on the Pareto front: no bound
         config["bound"] = None if isinstance(self.metric, list) else self.judge.best_ratio(self.study)
         if self.deterministic and self.cache_dir is not None:
@@ -174,22 +176,24 @@ class Searcher(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """The cumulative ratio after each stage, as Optuna's intermediate value at step = stage
         (the plan is no training step, so Optuna sees stages only)."""
-        ot = self._ot_trial(trial_id)
-        if ot is None or isinstance(self.metric, list) or result.get("planned") or self._told(trial_id):
+        ot = self.asked.get(trial_id)
+        if ot is None or trial_id in self.told or isinstance(self.metric, list) or result.get("planned"):
+            return
+        if self._told(trial_id):
             return
         step = int(result.get("stage", 0))
-        if not math.isnan(result.get("cum_ratio", math.nan)) and step not in self._reported.setdefault(trial_id, set()):
+        if not math.isnan(result.get("cum_ratio", math.nan)) and step not in self.reported.setdefault(trial_id, set()):
             # once per stage: a trial a scheduler paused and resumed replays its reports
-            self._reported[trial_id].add(step)
+            self.reported[trial_id].add(step)
             ot.report(float(result["cum_ratio"]), step)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        ot = self._ot_trial(trial_id)
-        if ot is not None and trial_id not in self._completed_trials and self._told(trial_id):
-            self._completed_trials.add(trial_id)
-            return None
-        if ot is None or trial_id in self._completed_trials:
-            return super().on_trial_complete(trial_id, result, error)
+        ot = self.asked.get(trial_id)
+        if ot is None or trial_id in self.told:
+            return
+        self.told.add(trial_id)
+        if self._told(trial_id):
+            return
         for key, value in user_attrs(result or {}, self.judge.metric).items():
             ot.set_user_attr(key, value)
         if result and result.get("final"):
@@ -197,14 +201,32 @@ class Searcher(OptunaSearch):
         if result and result.get("diverged"):  # failed, with the reason; never a result
             ot.set_user_attr("failed_because", result["diverged"])
             error = True
-        if error or (result and not result.get("final")):
+        if error or not result or not result.get("final"):
             # errored for good (retries spent): FAIL, not COMPLETE with a partial run's value;
             # stopped before its last stage: PRUNED
             self.study.tell(ot, state=optuna.trial.TrialState.FAIL if error else optuna.trial.TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
-            return None
+            return
         self._store_if_best(ot, result)
-        return super().on_trial_complete(trial_id, result, error)
+        values = [result[m] for m in self.metric] if isinstance(self.metric, list) else result[self.metric]
+        self.study.tell(ot, values)
+
+    def get_state(self) -> dict:
+        return {"asked": self.asked, "told": self.told, "reported": self.reported}
+
+    def set_state(self, state: dict) -> None:
+        self.asked, self.told, self.reported = state["asked"], state["told"], state["reported"]
+
+    def save(self, checkpoint_path: str) -> None:
+        """Tune's searcher checkpoint: which Optuna trial each Tune trial runs (the study itself
+        lives in its storage). A pickle, as every Tune searcher's is: ``Tuner.restore`` reads it."""
+        import pickle
+
+        Path(checkpoint_path).write_bytes(pickle.dumps(self.get_state()))
+
+    def restore(self, checkpoint_path: str) -> None:
+        import pickle
+
+        self.set_state(pickle.loads(Path(checkpoint_path).read_bytes()))
 
     def _store_if_best(self, ot: optuna.Trial, result: dict) -> None:
         """A feasible trial better than every earlier one: its final network and result.json
@@ -359,7 +381,7 @@ class TrialLines(tune.Callback):
 
 
 class Suggest:
-    """Define-by-run space for OptunaSearch: returns the schedule as a plain dict."""
+    """The define-by-run space: proposes a schedule on an Optuna trial, returned as a plain dict."""
 
     def __init__(self, space: SearchSpace, num_classes: int):
         self.space, self.num_classes = space, num_classes

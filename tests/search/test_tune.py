@@ -222,15 +222,25 @@ def test_a_finished_trial_a_scheduler_pauses_and_resumes_is_not_stopped_by_its_o
     assert stop.best == 0.5
 
 
-def test_the_private_ray_attributes_growsearch_uses_exist() -> None:
-    """Searcher reads OptunaSearch's study and trial map, which Ray keeps private and offers no
-    public handle for (checked on Ray 2.60): this fails loudly when a Ray release renames them."""
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
+def test_the_searcher_restored_from_its_checkpoint_tells_the_trials_it_asked(setup, tmp_path: Path) -> None:
+    """Tuner.restore gives a fresh searcher Tune's saved searcher state: the Tune trials running
+    when the driver stopped must finish into the Optuna trials they were asked as, and new
+    proposals continue the study's numbering (the searcher is built on Optuna's ask-and-tell)."""
+    from growsearch.search.tune import Searcher
 
-    s = OptunaSearch(space={"x": tune.uniform(0, 1)}, metric="m", mode="min")
-    assert (
-        isinstance(s._ot_study, optuna.Study)
-        and isinstance(s._ot_trials, dict)
-        and isinstance(s._completed_trials, set)
-    )
+    space, frontier = setup
+    storage = f"sqlite:///{tmp_path / 'restore.db'}"
+    first = Searcher(space, frontier, storage=storage, study_name="r")
+    proposed = [first.suggest(tid) for tid in ("t1", "t2")]
+    assert [c["trial"] for c in proposed] == [0, 1] and all("schedule" in c for c in proposed)
+    assert first.suggest("t1") == {**proposed[0], "bound": proposed[0]["bound"]}  # asked once per Tune trial
+    first.on_trial_complete("t1", {"final": False, "stage": 1})  # stopped before its last stage
+    first.save(str(tmp_path / "searcher.pkl"))
+
+    again = Searcher(space, frontier, storage=storage, study_name="r")
+    again.restore(str(tmp_path / "searcher.pkl"))
+    again.on_trial_complete("t1", {"final": False, "stage": 1})  # already told: nothing twice
+    again.on_trial_complete("t2", error=True)
+    assert again.suggest("t3")["trial"] == 2
+    states = [t.state for t in optuna.load_study(study_name="r", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
