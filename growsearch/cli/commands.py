@@ -155,6 +155,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         cost=args.cost,
         confirm=args.confirm,
         confirm_seeds=args.confirm_seeds,
+        backend=args.backend,
     )
     print(search_report(res))
     return 0 if res.best_schedule is not None else EXIT_NOTHING_FEASIBLE

@@ -225,10 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", metavar="URL", default=None, help="Optuna storage URL (default sqlite:///DIR/study.db)")
     p.add_argument("--study", metavar="NAME", default=None, help="study name (default: the space's name)")
     p.add_argument(
+        "--backend",
+        choices=["optuna", "ray"],
+        default=None,
+        help="optuna: trials in local worker processes driven by Optuna, no Ray and no listening socket; "
+        "ray: Ray Tune trials on a local Ray or the cluster at --address/$RAY_ADDRESS, whose servers listen on "
+        "every interface (default: ray when --address or $RAY_ADDRESS is set, else optuna)",
+    )
+    p.add_argument(
         "--address",
         metavar="ADDR",
         default=None,
-        help="an existing Ray cluster, e.g. 10.0.0.5:6379 (default: start Ray locally)",
+        help="an existing Ray cluster, e.g. 10.0.0.5:6379 (implies --backend ray; default: $RAY_ADDRESS)",
     )
     p.add_argument(
         "--resume",

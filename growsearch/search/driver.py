@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def run_search(
     references: bool = False,
     confirm: int | None = 0,
     confirm_seeds: int = DEFAULT_CONFIRM_SEEDS,
+    backend: str | None = None,
 ) -> SearchResult:
     """Search ``space`` for the cheapest schedule whose validation accuracy reaches the
     frontier's best − tolerance; the objective is M / M_scratch(target).
@@ -176,11 +178,14 @@ def run_search(
             accuracy still reaches the target (:mod:`growsearch.search.confirm`). None: the
             command's default (the top 3, or as many trials as there are; 0 with FGSM or a family cost).
         confirm_seeds: seeds each confirmed trial trains on beyond its own.
+        backend: ``"optuna"``: the trials run in local worker processes driven by Optuna
+            directly (:mod:`growsearch.search.local`): no Ray, no listening socket. ``"ray"``: Ray
+            Tune trials on a local Ray or the cluster at ``address``. Default: ``"ray"`` when
+            ``address`` or ``$RAY_ADDRESS`` names a cluster, else ``"optuna"``. The same study either way.
     """
     import optuna
-    from ray import tune
 
-    from growsearch.search.tune import tune_pieces
+    from growsearch.search.tune import trial_context, tune_pieces
 
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     if val_fraction is not None:
@@ -209,6 +214,7 @@ def run_search(
         raise SearchError(
             "--batch sets the size of a deterministic search's batches: add --deterministic, or drop --batch"
         )
+    backend = _backend(backend, address, storage_path)
     robust = _robust_settings(fgsm_eps, fgsm_objective, min_fgsm_acc)
     family = get_cost(cost).family  # an unknown cost is one line now, not in every trial
     check_confirm(confirm, confirm_seeds, budget, fgsm=robust is not None, family=family)
@@ -269,7 +275,12 @@ def run_search(
     check_out()
     if resume:
         _check_same_space(optuna.load_study(study_name=name, storage=url), sp)
-    slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    if backend == "ray":
+        slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
+    else:
+        from growsearch.search.local import local_pool, local_slots, pool_runner
+
+        slots = local_slots(cpus_per_trial, gpus_per_trial)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["minimize", "maximize"] if fgsm_objective else ["minimize"]
@@ -287,7 +298,7 @@ def run_search(
             f"study {name!r} already compares with another frontier: resume it without --baseline, or start a new --study"
         )
     # every check has passed: from here on the search writes, holding DIR against any other command
-    with held(out, SearchError, check=check_out):
+    with held(out, SearchError, check=check_out), ExitStack() as stack:
         out.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(storage=url, study_name=name, directions=directions, load_if_exists=resume)
         study.set_user_attr("space", sp.to_dict())
@@ -295,6 +306,14 @@ def run_search(
         study.set_user_attr(CONFIRMED, None)  # a confirmation holds for the trials it saw: done again at the end
         threads = max(1, int(cpus_per_trial))
         workers = min(slots, max_concurrent or slots)
+        if backend == "ray":
+            runner, where = (
+                ray_runner(cpus_per_trial, gpus_per_trial),
+                f"{workers} Ray worker(s) of {threads} thread(s)",
+            )
+        else:
+            pool = stack.enter_context(local_pool(workers))
+            runner, where = pool_runner(pool), f"{workers} local worker process(es) of {threads} thread(s), no Ray"
         front = ensure_frontier(
             study,
             sp,
@@ -303,8 +322,8 @@ def run_search(
             given,
             threads=threads,
             prefix_cache=cache_dir,
-            runner=ray_runner(cpus_per_trial, gpus_per_trial),
-            workers=f"{workers} Ray worker(s) of {threads} thread(s)",
+            runner=runner,
+            workers=where,
             family=family,
         )
         judge = Judge(front, sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
@@ -358,34 +377,29 @@ def run_search(
             cost=cost,
             dataset=ds,
             remaining=remaining,
+            local=backend == "optuna",
         )
         tune_dir = f"{tune_root.rstrip('/')}/{run_name}" if uri else Path(tune_root) / run_name
-        tuner = tune.Tuner(
-            pieces.trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=pieces.search_alg, num_samples=max(remaining, 0), max_concurrent_trials=max_concurrent
-            ),
-            run_config=tune.RunConfig(
-                name=run_name,
-                storage_path=tune_root,
-                stop=pieces.stop,
-                verbose=1 if verbose else 0,
-                failure_config=tune.FailureConfig(max_failures=max_failures),
-                callbacks=pieces.callbacks,
-            ),
-        )
         t0 = time.perf_counter()
-        grid = tuner.fit() if remaining > 0 else []
-        if len(grid) and grid.num_errors == len(grid):
-            first = str(grid.errors[0]).strip().splitlines()[-1] if grid.errors else "unknown"
-            raise SearchError(
-                f"all {len(grid)} trials failed; the last line of the first error: {first} (logs under {tune_dir})"
+        if backend == "optuna":
+            ran, failed = _run_local(
+                pool,
+                pieces,
+                trial_context(pieces.judge, cache_dir, cpus_per_trial, fgsm_eps),
+                max(remaining, 0),
+                workers,
+                max_failures,
             )
+            first = "see the trial lines above"
+        else:
+            grid = _run_tune(pieces, remaining, max_concurrent, run_name, tune_root, verbose, max_failures)
+            ran, failed = len(grid), grid.num_errors if len(grid) else 0
+            first = str(grid.errors[0]).strip().splitlines()[-1] + f" (logs under {tune_dir})" if failed else ""
+        if ran and failed == ran:
+            raise SearchError(f"all {ran} trials failed; the last line of the first error: {first}")
         study = optuna.load_study(study_name=name, storage=url)
         running = [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
-        if remaining > 0 and (
-            running or len(grid) < remaining
-        ):  # Ctrl-C or SIGTERM: Tune ends fit() early, without a word
+        if remaining > 0 and (running or ran < remaining):  # Ctrl-C or SIGTERM: Tune ends fit() early, without a word
             done = len(_finished(study))
             raise SearchInterrupted(
                 f"stopped after {done} of {budget} trials ({len(running)} cut short): nothing is chosen from an unfinished search; "
@@ -401,7 +415,7 @@ def run_search(
                 confirm_seeds,
                 prefix_cache=cache_dir,
                 threads=threads,
-                runner=ray_runner(cpus_per_trial, gpus_per_trial),
+                runner=runner,
                 artifacts=out / "artifacts",
             )
             study = optuna.load_study(study_name=name, storage=url)
@@ -410,6 +424,72 @@ def run_search(
         note_best(study, _dashboard_note(result))
         print(f"search: {result.trials} trials in {time.perf_counter() - t0:.0f} s", flush=True)
         return result
+
+
+def _backend(backend: str | None, address: str | None, storage_path: str | None) -> str:
+    """The backend a search runs on (``run_search``'s ``backend``), or ``SearchError`` naming the fix."""
+    cluster = address or os.environ.get("RAY_ADDRESS")
+    if backend is None:
+        return "ray" if cluster else "optuna"
+    if backend not in ("ray", "optuna"):
+        raise SearchError(f"--backend must be ray or optuna, got {backend!r}")
+    if backend == "optuna" and address:
+        raise SearchError("--address names a Ray cluster, and --backend optuna runs without Ray: drop one of them")
+    if backend == "optuna" and storage_path and "://" in storage_path:
+        raise SearchError(
+            f"--storage-path {storage_path}: an object store is Ray Tune's; --backend optuna needs a folder"
+        )
+    return backend
+
+
+def _run_tune(
+    pieces: Any,
+    remaining: int,
+    max_concurrent: int | None,
+    run_name: str,
+    tune_root: str,
+    verbose: bool,
+    max_failures: int,
+) -> Any:
+    """The Ray backend: the trials as a Ray Tune experiment. Its ResultGrid ([] when none is left)."""
+    from ray import tune
+
+    if remaining <= 0:
+        return []
+    return tune.Tuner(
+        pieces.trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=pieces.search_alg, num_samples=remaining, max_concurrent_trials=max_concurrent
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=tune_root,
+            stop=pieces.stop,
+            verbose=1 if verbose else 0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            callbacks=pieces.callbacks,
+        ),
+    ).fit()
+
+
+def _run_local(pool: Any, pieces: Any, ctx: dict, remaining: int, workers: int, max_failures: int) -> tuple[int, int]:
+    """The Optuna backend: the trials in ``pool``'s worker processes. (finished, failed); on
+    Ctrl-C the trials in flight are cut short (still RUNNING in the study, for --resume)."""
+    from growsearch.search.local import run_local_trials
+
+    try:
+        return run_local_trials(
+            pool,
+            pieces.search_alg,
+            ctx,
+            remaining,
+            workers=workers,
+            max_failures=max_failures,
+            lines=pieces.callbacks[0],
+        )
+    except KeyboardInterrupt:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return 0, 0
 
 
 def _dashboard_note(res: SearchResult) -> list[str]:

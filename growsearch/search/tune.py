@@ -60,8 +60,10 @@ __all__ = [
     "Suggest",
     "TrialLines",
     "TunePieces",
+    "run_trial",
     "trainable",
     "trainable_for",
+    "trial_context",
     "tune_pieces",
 ]
 
@@ -353,7 +355,13 @@ class TrialLines(tune.Callback):
         self._finished(trial, self._line(trial.last_result or {}) + label)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._finished(trial, f"failed (retries spent; its error is under {trial.path})")
+        error = getattr(
+            trial, "error", None
+        )  # a local worker's (--backend optuna); Tune's trials keep theirs in a folder
+        self._finished(
+            trial,
+            f"failed (retries spent): {error}" if error else f"failed (retries spent; its error is under {trial.path})",
+        )
 
     def _finished(self, trial: Any, what: str) -> None:
         number = trial.config.get("trial", len(self.lines))
@@ -404,23 +412,12 @@ def trainable(config: dict, ctx: dict) -> None:
     whose planned or cumulative ratio reaches ``config["bound"]`` (the best feasible ratio when it
     was proposed) can no longer win and ends itself.
     """
-    import torch
     from ray import tune
-
-    from growsearch.plan.planner import plan_schedule, planned_M
-    from growsearch.train.loop import DivergedError
-    from growsearch.train.prefix import find_prefix, prefix_key
-    from growsearch.train.run import run_schedule
 
     # Tune starts each trial in its own folder; a relative dataset path (``npz:data.npz``) means
     # the driver's working directory, as it does for the frontier's tasks and for `growsearch run`.
     # Tune records that directory (Trainable.setup) before it changes it.
     os.chdir(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd()))
-    judge: Judge = ctx["judge"]
-    torch.set_num_threads(max(1, int(ctx["threads"])))
-    sched = Schedule.from_dict(config["schedule"])
-    ds = split_data(sched)  # once, for training and FGSM
-    order = sched.resolved_class_order(ds.num_classes)
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)
     ckpt = tune.get_checkpoint()
@@ -428,24 +425,49 @@ def trainable(config: dict, ctx: dict) -> None:
         with ckpt.as_directory() as d:
             for f in Path(d).glob("*.pt"):
                 shutil.copy(f, cache / f.name)
+
+    def report(metrics: dict, key: str | None) -> None:
+        if key is None:
+            tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    run_trial(config, ctx, report, restored=ckpt is not None, node_id=_node_id)
+
+
+def run_trial(config: dict, ctx: dict, report: Any, *, restored: bool = False, node_id: Any = None) -> None:
+    """Run one trial's schedule (what :func:`trainable` does inside Tune, and a local worker of
+    ``growsearch search --backend optuna`` outside it), calling ``report(metrics, key)`` for
+    the plan (``key`` None), after every stage and at the end (``key``: the stage's
+    prefix-cache entry, a checkpoint). ``restored``: a retry of this trial, which may reuse its
+    own finished stages whatever ``config["reuse_upto"]`` says; ``node_id``: names the machine."""
+    import torch
+
+    from growsearch.plan.planner import plan_schedule, planned_M
+    from growsearch.train.loop import DivergedError
+    from growsearch.train.prefix import find_prefix, prefix_key
+    from growsearch.train.run import run_schedule
+
+    judge: Judge = ctx["judge"]
+    torch.set_num_threads(max(1, int(ctx["threads"])))
+    sched = Schedule.from_dict(config["schedule"])
+    ds = split_data(sched)  # once, for training and FGSM
+    order = sched.resolved_class_order(ds.num_classes)
+    cache = Path(ctx["cache"])
+    cache.mkdir(parents=True, exist_ok=True)
     n, bound = len(sched.stages), config.get("bound")
     sched_json = json.dumps(sched.to_dict())
     pending = judge.pending(
         fgsm=ctx.get("fgsm_eps") is not None
     )  # every key Tune may look for, before the trial has earned it
 
-    def report(i: int, metrics: dict) -> None:
-        key = prefix_key(sched, i, order)
-        with tempfile.TemporaryDirectory() as d:
-            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-
     def on_stage(res: Any, model: Any) -> None:
         i = res.stage
         if i < n:  # the last stage is reported below, with the whole run's metrics
             cum = judge.cumulative_ratio(res)
             report(
-                i,
                 {
                     **pending,
                     "stage": i,
@@ -455,6 +477,7 @@ def trainable(config: dict, ctx: dict) -> None:
                     "final": False,
                     "schedule": sched_json,
                 },
+                prefix_key(sched, i, order),
             )
             if not math.isnan(cum) and cannot_win(cum, bound):
                 raise StopTrial(i)
@@ -465,7 +488,7 @@ def trainable(config: dict, ctx: dict) -> None:
     plan_M = planned_M(plan_schedule(sched, dataset=ds))
     planned = judge.planned_ratio(plan_M)
     if planned is not None:
-        tune.report(
+        report(
             {
                 **pending,
                 "stage": 0,
@@ -476,14 +499,15 @@ def trainable(config: dict, ctx: dict) -> None:
                 "cum_ratio": math.nan,
                 "final": False,
                 "schedule": sched_json,
-            }
+            },
+            None,
         )
         if cannot_win(planned, bound):
             return
     # what this trial may reuse from the cache: fixed when it was proposed (deterministic
     # search), but always its own stages restored from a Tune checkpoint above
     reuse = config.get("reuse_upto")
-    if reuse is not None and ckpt is not None:
+    if reuse is not None and restored:
         reuse = max(reuse, find_prefix(sched, order, cache)[0])
     try:
         result = run_schedule(
@@ -492,7 +516,7 @@ def trainable(config: dict, ctx: dict) -> None:
     except StopTrial:
         return
     except DivergedError as e:  # a failed trial, never a result; no retry would do better
-        tune.report(
+        report(
             {
                 **pending,
                 "stage": n,
@@ -501,7 +525,8 @@ def trainable(config: dict, ctx: dict) -> None:
                 "schedule": sched_json,
                 "stage_acc": math.nan,
                 "cum_ratio": math.nan,
-            }
+            },
+            None,
         )
         return
     key = prefix_key(sched, n, order)
@@ -510,7 +535,6 @@ def trainable(config: dict, ctx: dict) -> None:
     )  # the searcher stores the best one as an artifact
     metrics = measure_fgsm(judge, judge.metrics(result), sched, order, cache, ds, ctx.get("fgsm_eps"))
     report(
-        n,
         {
             **pending,
             **metrics,
@@ -521,11 +545,29 @@ def trainable(config: dict, ctx: dict) -> None:
             "schedule": sched_json,
             "stages": json.dumps(metrics["stages"]),
             "versions": json.dumps(metrics["versions"]),
-            "node_id": _node_id(),
+            "node_id": node_id() if node_id else _local_node(),
             "key": key,
             **({"subnets": json.dumps(metrics["subnets"])} if "subnets" in metrics else {}),
         },
+        key,
     )
+
+
+def trial_context(judge: Judge, cache_dir: str | Path, cpus_per_trial: float, fgsm_eps: float | None) -> dict:
+    """What every trial of a search runs with (:func:`run_trial`'s ``ctx``): the judge, the
+    prefix cache, its torch threads and the FGSM ε."""
+    return {
+        "judge": judge,
+        "cache": str(Path(cache_dir).resolve()),
+        "threads": max(1, int(cpus_per_trial)),
+        "fgsm_eps": fgsm_eps,
+    }
+
+
+def _local_node() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def _node_id() -> str:
@@ -567,12 +609,7 @@ def trainable_for(
     """
     sp, ds = _space_and_data(space, dataset)
     judge = Judge(given_frontier(frontier, ds), sp.tolerance, cost=cost, min_fgsm_acc=min_fgsm_acc)
-    ctx = {
-        "judge": judge,
-        "cache": str(Path(cache_dir).resolve()),
-        "threads": max(1, int(cpus_per_trial)),
-        "fgsm_eps": fgsm_eps,
-    }
+    ctx = trial_context(judge, cache_dir, cpus_per_trial, fgsm_eps)
     return tune.with_resources(tune.with_parameters(trainable, ctx=ctx), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
 
 
@@ -639,6 +676,7 @@ def tune_pieces(
     cost: str = "M",
     dataset: Any = None,
     remaining: int | None = None,
+    local: bool = False,
 ) -> TunePieces:
     """The trainable, search algorithm, stopper and trial lines of one growsearch study, made
     from one set of settings (what ``growsearch search`` builds its Tuner from).
@@ -650,10 +688,13 @@ def tune_pieces(
         deterministic: propose in fixed batches told in trial order (:class:`InOrderBatches`),
             stop by proposal-time bounds only (no live stopper).
         batch: with ``deterministic``, the batch size (default 1).
+        local: the pieces drive local worker processes (:mod:`growsearch.search.local`), not
+            Ray's: Ray's workers need not know this process's registrations.
 
     The other arguments are :class:`Searcher`'s and :func:`trainable_for`'s.
     """
-    _check_workers_registered()
+    if not local:
+        _check_workers_registered()
     _quiet_placeholders()
     sp, ds = _space_and_data(space, dataset)
     robust = (

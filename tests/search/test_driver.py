@@ -327,9 +327,13 @@ def _without_dataset(sched: dict | None) -> dict | None:
     return None if sched is None else {k: v for k, v in sched.items() if k != "dataset"}
 
 
-def test_impossible_resources_are_a_clear_error(tmp_path: Path) -> None:
-    proc = cli("search", str(tiny_space(tmp_path)), "--out", str(tmp_path / "out"), "--cpus-per-trial", "64")
-    assert proc.returncode == 2 and "exceeds the largest node" in proc.stderr
+@pytest.mark.parametrize(
+    ("backend", "says"), [("ray", "exceeds the largest node"), ("optuna", "exceeds this machine's")]
+)
+def test_impossible_resources_are_a_clear_error(tmp_path: Path, backend: str, says: str) -> None:
+    space = str(tiny_space(tmp_path))
+    proc = cli("search", space, "--out", str(tmp_path / "out"), "--cpus-per-trial", "64", "--backend", backend)
+    assert proc.returncode == 2 and says in proc.stderr and not (tmp_path / "out").exists(), proc.stderr
 
 
 def _complete(db: Path) -> int:
@@ -579,3 +583,50 @@ def test_a_search_on_a_given_frontier_trains_no_budgets(searched, tmp_path: Path
     assert study.user_attrs["frontier"] == given
     best = Frontier.from_dict(given).best_val_acc
     assert study.user_attrs["target_acc"] == pytest.approx(best - 0.5)
+
+
+def _search_watching_ports(root: Path, out: str, backend: str) -> tuple[subprocess.CompletedProcess, set[int]]:
+    """``growsearch search --backend BACKEND --deterministic`` on the tiny space, polling the
+    listening TCP ports of its process and every process below it while it runs."""
+    from helpers import listening
+
+    args = [sys.executable, "-m", "growsearch.cli", "search", "space.yaml", "--out", out, "--trials", "4"]
+    args += ["--deterministic", "--confirm", "0", "--backend", backend]
+    proc = subprocess.Popen(args, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ports: set[int] = set()
+    while proc.poll() is None:
+        ports |= listening([proc.pid, *descendants(proc.pid)])
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate()
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr), ports
+
+
+def test_the_optuna_backend_makes_the_ray_backends_study_without_opening_a_port(tmp_path: Path) -> None:
+    """issue 44: a laptop search needs no Ray servers. Under --deterministic both backends write
+    the same study (schedules, values, feasibility, intermediate values), and only Ray's listens."""
+    tiny_space(tmp_path)
+    local, local_ports = _search_watching_ports(tmp_path, "local", "optuna")
+    assert local.returncode == 0, local.stdout[-2000:] + local.stderr[-3000:]
+    assert "ray:" not in local.stdout and "local worker process(es) of 1 thread(s), no Ray" in local.stdout
+    on_ray, ray_ports = _search_watching_ports(tmp_path, "ray", "ray")
+    assert on_ray.returncode == 0, on_ray.stdout[-2000:] + on_ray.stderr[-3000:]
+    assert local_ports == set() and ray_ports, (local_ports, ray_ports)  # the watch sees Ray's servers
+
+    def study(out: str) -> list[tuple]:
+        s = optuna.load_study(study_name="space", storage=f"sqlite:///{tmp_path / out / 'study.db'}")
+        return [
+            (
+                t.number,
+                t.state.name,
+                t.params,
+                t.values,
+                t.intermediate_values,
+                t.user_attrs.get("feasible"),
+                t.user_attrs.get("val_acc"),
+            )
+            for t in s.trials
+        ]
+
+    assert study("local") == study("ray") and len(study("local")) == 4
+    strip = [line for line in local.stdout.splitlines() if line.startswith(("trial ", "best feasible"))]
+    assert strip == [line for line in on_ray.stdout.splitlines() if line.startswith(("trial ", "best feasible"))]
