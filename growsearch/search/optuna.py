@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ from growsearch.search.study import (
     user_attrs,
 )
 from growsearch.train.frontier import Frontier
+
+_SETUP = threading.Lock()  # a study's frontier and records are set up once, whichever trial thread asks first
 
 __all__ = ["CostPruner", "Objective", "constraints", "default_sampler"]
 
@@ -144,10 +147,14 @@ class Objective:
     def _judge(self, study: optuna.Study) -> Judge:
         """The study's judge: its frontier (stored on it, given, or trained now) and the
         tolerance, cost and FGSM floor, stored on it once."""
+        with _SETUP:  # Optuna's n_jobs runs trials in threads: one of them sets the study up, once
+            if study.study_name not in self._judges:
+                self._judges[study.study_name] = self._set_up(study)
+            return self._judges[study.study_name]
+
+    def _set_up(self, study: optuna.Study) -> Judge:
         import torch
 
-        if study.study_name in self._judges:
-            return self._judges[study.study_name]
         ds = self._data()
         given = given_frontier(self.frontier, ds)
         if given is not None and study.user_attrs.get("frontier") not in (None, given.to_dict()):
@@ -190,7 +197,6 @@ class Objective:
             device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
             record_setup(study, judge, self.space, threads=torch.get_num_threads(), device=device, robust=robust)
             name_metrics(study, names)
-        self._judges[study.study_name] = judge
         return judge
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:

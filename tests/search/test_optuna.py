@@ -305,3 +305,14 @@ def test_studies_in_an_optuna_journal_file_are_read(tmp_path: Path) -> None:
     with pytest.raises(GrowsearchError, match="no Optuna journal file"):
         _open(str(tmp_path / "missing.log"), "s")
     assert not (tmp_path / "missing.log").exists()
+
+
+def test_two_trial_threads_set_the_study_up_once(setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Optuna's n_jobs=2 runs two trials in threads at once: the frontier the study trains (and
+    its line) must come once, not once per thread (issue 44)."""
+    space, _ = setup
+    study = optuna.create_study(study_name="two", storage=f"sqlite:///{tmp_path / 'two.db'}")
+    study.optimize(Objective(space, out_dir=tmp_path / "out"), n_trials=2, n_jobs=2)
+    out = capsys.readouterr().out
+    assert out.count("frontier: training") == 1, out
+    assert len([t for t in study.trials if t.state.is_finished()]) == 2
