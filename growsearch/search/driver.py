@@ -278,7 +278,7 @@ def run_search(
     if backend == "ray":
         slots = init_ray(address, cpus_per_trial, gpus_per_trial, quiet=not verbose)
     else:
-        from growsearch.search.local import local_pool, local_slots, pool_runner
+        from growsearch.search.local import LocalPools, local_slots, pool_runner
 
         slots = local_slots(cpus_per_trial, gpus_per_trial)
 
@@ -312,8 +312,8 @@ def run_search(
                 f"{workers} Ray worker(s) of {threads} thread(s)",
             )
         else:
-            pool = stack.enter_context(local_pool(workers))
-            runner, where = pool_runner(pool), f"{workers} local worker process(es) of {threads} thread(s), no Ray"
+            pools = stack.enter_context(LocalPools(workers))
+            runner, where = pool_runner(pools), f"{workers} local worker process(es) of {threads} thread(s), no Ray"
         front = ensure_frontier(
             study,
             sp,
@@ -383,7 +383,7 @@ def run_search(
         t0 = time.perf_counter()
         if backend == "optuna":
             ran, failed = _run_local(
-                pool,
+                pools,
                 pieces,
                 trial_context(pieces.judge, cache_dir, cpus_per_trial, fgsm_eps),
                 max(remaining, 0),
@@ -472,14 +472,15 @@ def _run_tune(
     ).fit()
 
 
-def _run_local(pool: Any, pieces: Any, ctx: dict, remaining: int, workers: int, max_failures: int) -> tuple[int, int]:
-    """The Optuna backend: the trials in ``pool``'s worker processes. (finished, failed); on
-    Ctrl-C the trials in flight are cut short (still RUNNING in the study, for --resume)."""
+def _run_local(pools: Any, pieces: Any, ctx: dict, remaining: int, workers: int, max_failures: int) -> tuple[int, int]:
+    """The Optuna backend: the trials in worker processes from ``pools``. (finished, failed); on
+    Ctrl-C the trials in flight are cut short (still RUNNING in the study, for --resume; the
+    search's ExitStack shuts the pools down)."""
     from growsearch.search.local import run_local_trials
 
     try:
         return run_local_trials(
-            pool,
+            pools,
             pieces.search_alg,
             ctx,
             remaining,
@@ -488,7 +489,6 @@ def _run_local(pool: Any, pieces: Any, ctx: dict, remaining: int, workers: int, 
             lines=pieces.callbacks[0],
         )
     except KeyboardInterrupt:
-        pool.shutdown(wait=True, cancel_futures=True)
         return 0, 0
 
 

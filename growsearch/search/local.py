@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, as_completed, wait
 from types import SimpleNamespace
 from typing import Any, Callable, Iterator
 
-__all__ = ["local_pool", "local_slots", "pool_runner", "run_local_trials"]
+__all__ = ["LocalPools", "local_pool", "local_slots", "pool_runner", "run_local_trials"]
 
 
 def local_slots(cpus_per_trial: float, gpus_per_trial: float = 0.0, *, cpus: int | None = None) -> int:
@@ -76,13 +76,33 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-def pool_runner(pool: ProcessPoolExecutor) -> Callable[..., Iterator[tuple[int, Any]]]:
-    """A :func:`growsearch.train.baseline.run_frontier` runner (and the confirmation's) on
-    ``pool``: each run in a worker, longest budgets first, results as they finish."""
+class LocalPools:
+    """The search's worker pool (:func:`local_pool`), replaced by a fresh one when a dead worker
+    (killed, out of memory) broke it: a ``ProcessPoolExecutor`` then fails every call."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = local_pool(workers)
+
+    def fresh(self) -> ProcessPoolExecutor:
+        self.pool.shutdown(wait=True)
+        self.pool = local_pool(self.workers)
+        return self.pool
+
+    def __enter__(self) -> LocalPools:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pool_runner(pools: LocalPools) -> Callable[..., Iterator[tuple[int, Any]]]:
+    """A :func:`growsearch.train.baseline.run_frontier` runner (and the confirmation's) on the
+    search's worker pool: each run in a worker, longest budgets first, results as they finish."""
 
     def run(fn: Callable[[dict, Any], Any], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, Any]]:
         order = sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
-        futures = {pool.submit(fn, {**job, "progress": False}, None): j for j, job in order}
+        futures = {pools.pool.submit(fn, {**job, "progress": False}, None): j for j, job in order}
         for f in as_completed(futures):
             yield futures[f], f.result()
 
@@ -99,7 +119,7 @@ def _trial(config: dict, ctx: dict, restored: bool) -> list[dict]:
 
 
 def run_local_trials(
-    pool: ProcessPoolExecutor,
+    pools: LocalPools,
     search_alg: Any,
     ctx: dict,
     trials: int,
@@ -110,11 +130,14 @@ def run_local_trials(
 ) -> tuple[int, int]:
     """Run ``trials`` trials proposed by ``search_alg`` (a Tune ``Searcher``: growsearch's, or
     :class:`~growsearch.search.tune.InOrderBatches` around it), at most ``workers`` at once.
-    A trial that raises is run again from its last finished stage (the prefix cache holds them)
-    up to ``max_failures`` times, then told failed. Returns how many trials finished, and how
+    ``pools`` holds the worker pool, and makes a fresh one when a worker dies (killed, out of
+    memory), which breaks a ``ProcessPoolExecutor`` for every trial in it. A trial that raises or whose
+    worker dies is run again from its last finished stage (the prefix cache holds them) up to
+    ``max_failures`` times, then told failed. Returns how many trials finished, and how
     many of them failed."""
     running: dict[Future, tuple[str, dict, int]] = {}  # future -> (trial id, config, failures so far)
     asked = finished = failed = 0
+    pool = pools.pool
     while asked < trials or running:
         while len(running) < workers and asked < trials:
             tid = f"local_{asked:05d}"
@@ -127,6 +150,10 @@ def run_local_trials(
         if not running:
             break
         done, _ = wait(running, return_when=FIRST_COMPLETED)
+        if any(isinstance(f.exception(), BrokenExecutor) for f in done):
+            # a dead worker broke the pool: every trial in it failed with it (each counts one failure)
+            done = set(running)
+            pool = pools.fresh()
         for f in sorted(done, key=lambda f: running[f][0]):
             tid, config, failures = running.pop(f)
             try:

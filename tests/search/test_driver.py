@@ -252,6 +252,14 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
     assert proc.stdout.count("pruned before training: its planned M ratio") == 2
 
 
+def _running(out: Path) -> bool:
+    """A trial of the study in ``out`` is running (False while there is no study yet)."""
+    try:
+        return (out / "study.db").is_file() and any(t.state.name == "RUNNING" for t in _study(out).trials)
+    except KeyError:  # the database, not yet the study
+        return False
+
+
 def _study_record(out: Path) -> list[tuple]:
     """What a study is, trial by trial: number, state, parameters, value and what was measured."""
     keys = ("M", "M_ratio", "val_acc", "test_acc", "feasible", "schedule", "planned_M")
@@ -376,6 +384,8 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
         "6",
         "--confirm",
         "0",
+        "--backend",
+        "ray",  # Tune's own saved state is what this plants pickles in
     ]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     driver = subprocess.Popen(
@@ -400,7 +410,20 @@ def test_killed_search_resumes_with_nothing_lost_and_never_reads_tunes_pickles(t
     for pkl in {*found, out / "tune" / "space" / "tuner.pkl"}:
         pkl.write_bytes(pickle.dumps(_Crafted(marker)))
 
-    proc = cli("search", str(space), "--out", str(out), "--trials", "6", "--resume", "--confirm", "0", timeout=1800)
+    proc = cli(
+        "search",
+        str(space),
+        "--out",
+        str(out),
+        "--trials",
+        "6",
+        "--resume",
+        "--confirm",
+        "0",
+        "--backend",
+        "ray",
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not marker.exists(), "a planted pickle ran on --resume"
     after = optuna.load_study(study_name="space", storage=url).trials
@@ -449,26 +472,14 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Pat
     )
 
 
-def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["ray", "optuna"])
+def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path, backend: str) -> None:
     space = tiny_space(tmp_path, epochs="[4, 8]")
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    args = ["search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2", "--confirm", "0"]
     driver = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "growsearch.cli.commands",
-            "search",
-            str(space),
-            "--out",
-            str(out),
-            "--trials",
-            "3",
-            "--max-failures",
-            "2",
-            "--confirm",
-            "0",
-        ],
+        [sys.executable, "-m", "growsearch.cli.commands", *args, "--backend", backend],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -478,10 +489,17 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
     killed = False
     deadline = time.time() + 900
     while not killed and time.time() < deadline and driver.poll() is None:
-        if list((out / "tune").glob("*/*/checkpoint_*")):  # a trial reported its first stage
-            # the trial workers of this test's own driver (its descendants), not any Ray on the machine
-            pids = [p for p in descendants(driver.pid) if "ray::ImplicitFunc" in cmdline(p)]
+        if backend == "ray":
+            started = list((out / "tune").glob("*/*/checkpoint_*"))  # a trial reported its first stage
+            worker = "ray::ImplicitFunc"
+        else:  # a trial is running (the frontier is done): its worker is one of the pool's spawned processes
+            started = _running(out)
+            worker = "spawn_main"
+        if started:
+            # the trial workers of this test's own driver (its descendants), not any on the machine
+            pids = [p for p in descendants(driver.pid) if worker in cmdline(p)]
             if pids:
+                time.sleep(1.0 if backend == "optuna" else 0)  # into the trial's training
                 os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
                 killed = True
         time.sleep(0.2)
