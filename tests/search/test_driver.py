@@ -474,7 +474,8 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(tmp_path: Pat
 
 @pytest.mark.parametrize("backend", ["ray", "optuna"])
 def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path: Path, backend: str) -> None:
-    space = tiny_space(tmp_path, epochs="[4, 8]")
+    # local workers start in a second, not Ray's: longer trials leave time to find one mid-schedule
+    space = tiny_space(tmp_path, epochs="[4, 8]" if backend == "ray" else "[10, 20]")
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     args = ["search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2", "--confirm", "0"]
@@ -499,10 +500,10 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
             # the trial workers of this test's own driver (its descendants), not any on the machine
             pids = [p for p in descendants(driver.pid) if worker in cmdline(p)]
             if pids:
-                time.sleep(1.0 if backend == "optuna" else 0)  # into the trial's training
+                time.sleep(0.5 if backend == "optuna" else 0)  # into the trial's training
                 os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
                 killed = True
-        time.sleep(0.2)
+        time.sleep(0.05)
     log, _ = driver.communicate(timeout=1800)
     assert killed, "no trial worker was found to kill"
     assert driver.returncode == 0, log[-3000:]
