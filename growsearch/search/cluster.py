@@ -134,8 +134,9 @@ def ray_runner(cpus: float, gpus: float = 0.0):
         import ray
 
         task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(fn)
-        # longest budgets first: the short ones then fill the workers' gaps at the end
-        order = sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
+        from growsearch.train.baseline import longest_first
+
+        order = longest_first(jobs)
         pending = {task.remote({**job, "progress": False}): j for j, job in order}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)

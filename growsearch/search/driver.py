@@ -1,7 +1,8 @@
 """Optuna + Ray Tune search for the cheapest cumulative schedule at iso-accuracy.
 
-Ray Tune runs one cumulative schedule per trial; Optuna (asked and told by
-:class:`growsearch.search.tune.Searcher`, define-by-run) proposes it. A study first trains its from-scratch frontier (the space's
+Each trial runs one cumulative schedule, in a local worker process (``--backend optuna``,
+:mod:`growsearch.search.local`) or as a Ray Tune trial (``--backend ray``); Optuna (asked and
+told by :class:`growsearch.search.tune.Searcher`, define-by-run) proposes it. A study first trains its from-scratch frontier (the space's
 ``budgets``, each fully decayed; :mod:`growsearch.train.frontier`) and stores it on the study. The
 target is the frontier's best validation accuracy − tolerance; the objective is
 ``M_trial / M_scratch(target)`` (the iso-accuracy M ratio), minimised subject to

@@ -101,8 +101,9 @@ def pool_runner(pools: LocalPools) -> Callable[..., Iterator[tuple[int, Any]]]:
     search's worker pool: each run in a worker, longest budgets first, results as they finish."""
 
     def run(fn: Callable[[dict, Any], Any], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, Any]]:
-        order = sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
-        futures = {pools.pool.submit(fn, {**job, "progress": False}, None): j for j, job in order}
+        from growsearch.train.baseline import longest_first
+
+        futures = {pools.pool.submit(fn, {**job, "progress": False}, None): j for j, job in longest_first(jobs)}
         for f in as_completed(futures):
             yield futures[f], f.result()
 

@@ -434,6 +434,12 @@ def run_frontier(
 Runner = Callable[[Callable[[dict, Any], RunResult], list[tuple[int, dict]], Any], Iterator[tuple[int, RunResult]]]
 
 
+def longest_first(jobs: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+    """A parallel :data:`Runner`'s order: the longest budgets first, so the short ones fill the
+    workers' gaps at the end."""
+    return sorted(jobs, key=lambda j_job: -j_job[1]["epochs"])
+
+
 def train_budget(job: dict, dataset: Any = None) -> RunResult:
     """Train one run of a frontier (a ``job`` :func:`run_frontier` made); ``dataset``: its data
     already loaded (None: load it by name, as a Ray worker does)."""
