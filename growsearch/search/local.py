@@ -89,6 +89,14 @@ class LocalPools:
         self.pool = local_pool(self.workers)
         return self.pool
 
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """``fn(*args)`` in a worker; on a fresh pool when a worker died while idle (the broken
+        pool refuses every call, though no work was lost)."""
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenExecutor:
+            return self.fresh().submit(fn, *args)
+
     def __enter__(self) -> LocalPools:
         return self
 
@@ -103,7 +111,7 @@ def pool_runner(pools: LocalPools) -> Callable[..., Iterator[tuple[int, Any]]]:
     def run(fn: Callable[[dict, Any], Any], jobs: list[tuple[int, dict]], dataset: Any) -> Iterator[tuple[int, Any]]:
         from growsearch.train.baseline import longest_first
 
-        futures = {pools.pool.submit(fn, {**job, "progress": False}, None): j for j, job in longest_first(jobs)}
+        futures = {pools.submit(fn, {**job, "progress": False}, None): j for j, job in longest_first(jobs)}
         for f in as_completed(futures):
             yield futures[f], f.result()
 
@@ -138,7 +146,7 @@ def run_local_trials(
     many of them failed."""
     running: dict[Future, tuple[str, dict, int]] = {}  # future -> (trial id, config, failures so far)
     asked = finished = failed = 0
-    pool = pools.pool
+
     while asked < trials or running:
         while len(running) < workers and asked < trials:
             tid = f"local_{asked:05d}"
@@ -146,7 +154,7 @@ def run_local_trials(
             if config is None:  # a deterministic batch waits for its last trial
                 break
             asked += 1
-            running[pool.submit(_trial, config, ctx, False)] = (tid, config, 0)
+            running[pools.submit(_trial, config, ctx, False)] = (tid, config, 0)
             lines.on_trial_start(0, [], _shown(config, None))
         if not running:
             break
@@ -154,14 +162,14 @@ def run_local_trials(
         if any(isinstance(f.exception(), BrokenExecutor) for f in done):
             # a dead worker broke the pool: every trial in it failed with it (each counts one failure)
             done = set(running)
-            pool = pools.fresh()
+            pools.fresh()
         for f in sorted(done, key=lambda f: running[f][0]):
             tid, config, failures = running.pop(f)
             try:
                 reports = f.result()
             except Exception as e:  # noqa: BLE001 - any error in the trial's own code: retry, then FAIL
                 if failures < max_failures:
-                    running[pool.submit(_trial, config, ctx, True)] = (tid, config, failures + 1)
+                    running[pools.submit(_trial, config, ctx, True)] = (tid, config, failures + 1)
                     continue
                 search_alg.on_trial_complete(tid, None, error=True)
                 lines.on_trial_error(0, [], _shown(config, None, f"{type(e).__name__}: {e}"))

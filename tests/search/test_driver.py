@@ -253,10 +253,17 @@ def test_a_trial_that_cannot_win_is_pruned_from_its_plan_before_training(tmp_pat
 
 
 def _running(out: Path) -> bool:
-    """A trial of the study in ``out`` is running (False while there is no study yet)."""
+    """A trial of the study in ``out`` is running (False while there is no study yet): read with
+    plain SQL, in a millisecond, so a short trial is not missed while Optuna loads the study."""
+    import sqlite3
+
+    db = out / "study.db"
+    if not db.is_file():
+        return False
     try:
-        return (out / "study.db").is_file() and any(t.state.name == "RUNNING" for t in _study(out).trials)
-    except KeyError:  # the database, not yet the study
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = 'RUNNING'").fetchone()[0] > 0
+    except sqlite3.Error:  # the database, not yet its tables (or locked for a moment)
         return False
 
 
@@ -487,23 +494,29 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
         env=env,
         start_new_session=True,
     )
-    killed = False
+    killed, running_since, cached = False, None, set()
     deadline = time.time() + 900
     while not killed and time.time() < deadline and driver.poll() is None:
         if backend == "ray":
             started = list((out / "tune").glob("*/*/checkpoint_*"))  # a trial reported its first stage
             worker = "ray::ImplicitFunc"
-        else:  # a trial is running (the frontier is done): its worker is one of the pool's spawned processes
-            started = _running(out)
+        else:
+            # a trial is running (the frontier is done) and has finished its first stage (a new
+            # prefix-cache entry), or has run a second without one: its worker is one of the
+            # pool's spawned processes, and any of them dying breaks the pool for every trial in it
+            if running_since is None and _running(out):
+                running_since, cached = time.time(), set((out / "prefix_cache").glob("*.pt"))
+            started = running_since is not None and (
+                set((out / "prefix_cache").glob("*.pt")) > cached or time.time() > running_since + 1
+            )
             worker = "spawn_main"
         if started:
             # the trial workers of this test's own driver (its descendants), not any on the machine
             pids = [p for p in descendants(driver.pid) if worker in cmdline(p)]
             if pids:
-                time.sleep(0.5 if backend == "optuna" else 0)  # into the trial's training
                 os.kill(pids[0], signal.SIGKILL)  # the trial's worker dies mid-schedule
                 killed = True
-        time.sleep(0.05)
+        time.sleep(0.02)
     log, _ = driver.communicate(timeout=1800)
     assert killed, "no trial worker was found to kill"
     assert driver.returncode == 0, log[-3000:]
