@@ -290,6 +290,18 @@ def _parse_yaml(text: str) -> object:
     return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass: safe_load's constructors only
 
 
+def cut_short(text: str, longest: int = 200) -> str:
+    """``text`` with every run of non-blank characters longer than ``longest`` cut in its middle,
+    saying how much went: a message that echoes a 2 MB value stays one readable line, its fix kept."""
+    import re
+
+    def cut(m: re.Match) -> str:
+        w = m.group(0)
+        return f"{w[: longest // 2]}...[{len(w) - longest // 2 - longest // 4} characters]...{w[-(longest // 4) :]}"
+
+    return re.sub(rf"\S{{{longest + 1},}}", cut, text)
+
+
 def printable(v: object) -> str:
     """``v`` as a one-line message may quote it: as it is when printable, else its repr (a key
     holding a newline would otherwise break the line)."""

@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except UsageError as e:
-        print(e, file=sys.stderr)
+        print(_one_line(e), file=sys.stderr)
         return EXIT_USAGE
     if args.command is None:
         parser.print_help()
@@ -368,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     except (
         OSError
     ) as e:  # the paths it was given: permissions, a full disk, a name too long, a file where a folder goes
-        where = f"{e.filename}: " if e.filename else ""
+        from growsearch._io import cut_short
+
+        where = cut_short(f"{e.filename}: ") if e.filename else ""
         print(
             f"growsearch {args.command}: error: {where}{e.strerror or e}: check the path and the disk, or choose another path",
             file=sys.stderr,
@@ -396,7 +398,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split("\n")[0].split()) if str(e) else type(e).__name__
+    from growsearch._io import cut_short
+
+    return cut_short(" ".join(str(e).split("\n")[0].split())) if str(e) else type(e).__name__
 
 
 if __name__ == "__main__":

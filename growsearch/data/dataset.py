@@ -391,6 +391,11 @@ def _as_uint8_nchw(x, name: str) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2)
     if x.dim() != 4:
         raise DataError(f"{name}: images must be (N,H,W), (N,H,W,C) or (N,C,H,W), got shape {tuple(x.shape)}")
+    if x.dim() == 4 and not {x.shape[1], x.shape[3]} & {1, 3, 4}:
+        raise DataError(
+            f"{name}: images of shape {tuple(x.shape)} have no channel axis: neither axis 1 ({x.shape[1]}) nor the last "
+            f"({x.shape[3]}) is 1 (grey) or 3 (RGB); give (N,H,W), (N,H,W,C) or (N,C,H,W)"
+        )
     if x.shape[1] not in (1, 3):
         what = " (RGBA? drop the alpha channel)" if x.shape[1] == 4 else ""
         raise DataError(

@@ -216,8 +216,17 @@ def check(
                 f"{where}: optimizer ssgd drives filters to zero for filter pruning to remove, and {fam.name} backbones cannot be pruned yet: use optimizer sgd"
             )
         if side is not None and side < fam.min_input:
-            what = f"resolution {side}" if st.resolution is not None else f"{schedule.dataset}'s {native_what} images"
-            raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: raise it")
+            if st.resolution is not None:
+                what, fix = f"resolution {side}", "raise it"
+            else:  # the data's own size: resize the data
+                first = (
+                    " (an image folder is sized by its first training image)"
+                    if schedule.dataset.startswith("imagefolder:")
+                    else ""
+                )
+                what = f"{schedule.dataset}'s {native_what} images{first}"
+                fix = f"resize them with ?size={fam.min_input} (or more) after the dataset's name"
+            raise ScheduleError(f"{where}: {st.arch} needs inputs of at least {fam.min_input} px, got {what}: {fix}")
         if image_size is not None and st.resolution is not None and st.resolution > image_size:
             raise ScheduleError(
                 f"{where}: resolution {st.resolution} is above {schedule.dataset}'s native {image_size} px: use at most {image_size}"

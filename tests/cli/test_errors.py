@@ -614,6 +614,26 @@ def test_os_errors_on_the_paths_given_are_one_line(tmp_path: Path, capsys: pytes
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "name too long" in err.lower()
 
 
+@pytest.mark.parametrize("where", ["schedule", "option", "argparse"])
+def test_a_huge_value_echoed_by_an_error_is_cut_short_keeping_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture, where: str
+) -> None:
+    huge = "a" * 2_000_000
+    sched = tmp_path / "s.json"
+    sched.write_text(json.dumps({"dataset": f"npz:/nope/{huge}", "stages": G}))
+    argv = {
+        "schedule": ["run", str(sched), "--out", str(tmp_path / "o")],
+        "option": ["baseline", "--data", f"npz:/nope/{huge}", "--arch", "vgg11@0.125", "--out", str(tmp_path / "o")],
+        "argparse": ["search", "--trials", huge],
+    }[where]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 1000, err[:300]
+    assert "characters]..." in err and err.startswith("growsearch")
+    fix = {"schedule": "another path", "option": "another path", "argparse": "--help"}[where]
+    assert fix in err.rsplit("characters]...", 1)[1]  # what follows the value (the fix) is kept
+
+
 def test_reading_a_mistyped_storage_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     url = f"sqlite:///{tmp_path / 'typo.db'}"
     assert main(["export", "--storage", url, "--study", "s", "-o", str(tmp_path / "best")]) == 2

@@ -428,6 +428,16 @@ def test_a_dataset_needs_two_classes_and_shapes_name_the_real_axis() -> None:
         from_arrays(
             "rgba", np.zeros((6, 8, 8, 4), np.uint8), np.arange(6) % 2, np.zeros((2, 8, 8, 4), np.uint8), np.arange(2)
         )
+    with pytest.raises(
+        DataError, match=r"shape \(6, 16, 16, 2\) have no channel axis: neither axis 1 \(16\) nor the last \(2\)"
+    ):
+        from_arrays(
+            "two",
+            np.zeros((6, 16, 16, 2), np.uint8),
+            np.arange(6) % 2,
+            np.zeros((2, 16, 16, 2), np.uint8),
+            np.arange(2),
+        )
     tiny = from_arrays(
         "dots", np.zeros((6, 1, 1, 3), np.uint8), np.arange(6) % 2, np.zeros((2, 1, 1, 3), np.uint8), np.arange(2)
     )

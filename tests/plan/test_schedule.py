@@ -119,6 +119,17 @@ def test_bad_resolutions_are_errors_before_training(resolutions, arch: str, msg:
         check(Schedule("digits", stages), num_classes=10, image_size=32)
 
 
+def test_data_too_small_for_a_network_names_the_resize_not_the_stage() -> None:
+    """The data's own size is too small (a folder of 1x1 images, say): the fix is the dataset's
+    ?size=N, and an image folder's size is its first training image's."""
+    sched = Schedule("imagefolder:/photos", [Stage(5, "vgg11", 1), Stage(10, "vgg13", 1)])
+    with pytest.raises(
+        ScheduleError,
+        match=r"1 px images \(an image folder is sized by its first training image\): resize them with \?size=8",
+    ):
+        check(sched, num_classes=10, image_size=1)
+
+
 def test_growing_resolution_validates_and_round_trips(tmp_path: Path) -> None:
     s = Schedule(
         "digits", [Stage(5, "vgg11", 2, resolution=16), Stage(7, "vgg16", 2, resolution=24), Stage(10, "vgg19", 2)]
