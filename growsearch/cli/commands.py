@@ -25,7 +25,11 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the command is so that its ``finally`` blocks run (locks released)."""
 
 
+_SIGNALS: list[int] = []  # what stopped the command: SIGTERM, where a library caught what it raised
+
+
 def _terminated(signum: int, frame: object) -> None:
+    _SIGNALS.append(signum)
     raise _Terminated()
 
 
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args)
     except SearchInterrupted as e:
         print(f"growsearch {args.command}: interrupted: {_one_line(e)}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if _SIGNALS else EXIT_INTERRUPTED
     except (GrowsearchError, FileNotFoundError) as e:
         print(f"growsearch {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
@@ -384,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt as e:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(e, _Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(e, _Terminated) or _SIGNALS else EXIT_INTERRUPTED
     except Exception:
         import traceback
 

@@ -10,8 +10,10 @@ Example:
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from growsearch._extensions import made, worker_setup_hook
+from growsearch.search import reaper
 from growsearch.search.judge import SearchError
 
 __all__ = ["init_ray", "ray_runner", "runtime_env"]
@@ -47,6 +49,7 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
         print(f"ray: joining the cluster at {address} (RAY_ADDRESS)", flush=True)
 
     if not ray.is_initialized():
+        sigterm = _sigterm()  # ray.init replaces it
         env = runtime_env()  # what this process registered (families, ops, sources) reaches every worker
         if address:
             _reachable(address)
@@ -62,6 +65,7 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
             # left recorded in /tmp/ray (ray.init() would try to join that and refuse num_cpus)
             print(f"ray: starting a local Ray with {os.cpu_count()} CPUs", flush=True)
             _private_token()
+            before = reaper.children()
             ray.init(
                 address="local",
                 num_cpus=os.cpu_count(),
@@ -70,6 +74,9 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
                 logging_level=level,
                 runtime_env=env,
             )
+            # the Ray this process started dies with it, even when it is killed
+            reaper.start({p: t for p, t in reaper.children().items() if p not in before})
+        _sigterm(sigterm)
     elif made():
         print(
             f"ray: already started, so its workers may not know what this process registered ({', '.join(made())}): "
@@ -91,6 +98,20 @@ def init_ray(address: str | None, cpus_per_trial: float, gpus_per_trial: float, 
     if gpus_per_trial > 0:
         fits = [min(f, int(n["Resources"].get("GPU", 0) // gpus_per_trial)) for f, n in zip(fits, nodes)]
     return max(1, sum(fits))
+
+
+def _sigterm(handler: Any = None) -> Any:
+    """SIGTERM's Python handler now; with ``handler``, set it again. ``ray.init`` replaces the
+    handler (``growsearch``'s stops the command cleanly, exit code 143) with its own, and Ray's
+    core worker installs a C++ failure handler under it that prints a stack dump first: setting
+    a Python handler again removes both (a caller without one keeps Ray's, minus the dump)."""
+    import signal
+    import threading
+
+    current = signal.getsignal(signal.SIGTERM)
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler if callable(handler) else current)
+    return current
 
 
 def _private_token() -> None:

@@ -457,7 +457,7 @@ def _run_tune(
 
     if remaining <= 0:
         return []
-    return tune.Tuner(
+    tuner = tune.Tuner(
         pieces.trainable,
         tune_config=tune.TuneConfig(
             search_alg=pieces.search_alg, num_samples=remaining, max_concurrent_trials=max_concurrent
@@ -470,7 +470,11 @@ def _run_tune(
             failure_config=tune.FailureConfig(max_failures=max_failures),
             callbacks=pieces.callbacks,
         ),
-    ).fit()
+    )
+    try:
+        return tuner.fit()
+    except KeyboardInterrupt:  # SIGTERM (Ctrl-C, Tune ends fit() itself): the caller says how far it got
+        return []
 
 
 def _run_local(pools: Any, pieces: Any, ctx: dict, remaining: int, workers: int, max_failures: int) -> tuple[int, int]:

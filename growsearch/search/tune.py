@@ -326,9 +326,7 @@ class CostStopper(tune.Stopper):
         if result.get("final"):
             self.finals[trial_id] = float(result[self.metric]) if result.get("feasible") else math.inf
             return False
-        if trial_id in self.finals:
-            # a trial that already finished, paused and resumed by a scheduler (MedianStoppingRule,
-            # HyperBand, PBT) replays its reports from its checkpoint: it is its own best, never beaten by it
+        if trial_id in self.finals:  # a trial is never stopped by its own result
             return False
         ratio = result.get("planned_ratio") if result.get("planned") else result.get("cum_ratio")
         return ratio is not None and not math.isnan(ratio) and cannot_win(float(ratio), self.best)
@@ -420,29 +418,50 @@ def trainable(config: dict, ctx: dict) -> None:
     os.chdir(os.environ.get("TUNE_ORIG_WORKING_DIR", os.getcwd()))
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)
-    ckpt = tune.get_checkpoint()
+    ckpt, reported = tune.get_checkpoint(), None
     if ckpt is not None:
         with ckpt.as_directory() as d:
             for f in Path(d).glob("*.pt"):
                 shutil.copy(f, cache / f.name)
+            if (Path(d) / REPORTED).is_file():
+                reported = int(json.loads((Path(d) / REPORTED).read_text())["stage"])
 
     def report(metrics: dict, key: str | None) -> None:
-        if key is None:
-            tune.report(metrics)
-            return
+        # Every report carries a checkpoint saying which report it was (and, after a stage, that
+        # stage's network): a trial a scheduler paused (MedianStoppingRule, HyperBand) resumes
+        # from it without sending Tune a report twice, which the scheduler would judge again.
         with tempfile.TemporaryDirectory() as d:
-            shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            if key is not None:
+                shutil.copy(cache / f"{key}.pt", Path(d) / f"{key}.pt")
+            (Path(d) / REPORTED).write_text(json.dumps({"stage": metrics["stage"]}))
+            # the final report ends the trial (Tune's ``done``): no scheduler may pause a trial
+            # that has nothing left to run (HyperBand would keep it paused for ever)
+            done = {"done": True} if metrics.get("final") else {}
+            tune.report({**metrics, **done}, checkpoint=tune.Checkpoint.from_directory(d))
 
-    run_trial(config, ctx, report, restored=ckpt is not None, node_id=_node_id)
+    run_trial(config, ctx, report, restored=ckpt is not None, reported=reported, node_id=_node_id)
 
 
-def run_trial(config: dict, ctx: dict, report: Any, *, restored: bool = False, node_id: Any = None) -> None:
+REPORTED = "reported.json"  # in a trial's checkpoint: the stage of the report it came with (0: the plan)
+
+
+def run_trial(
+    config: dict, ctx: dict, report: Any, *, restored: bool = False, reported: int | None = None, node_id: Any = None
+) -> None:
     """Run one trial's schedule (what :func:`trainable` does inside Tune, and a local worker of
     ``growsearch search --backend optuna`` outside it), calling ``report(metrics, key)`` for
     the plan (``key`` None), after every stage and at the end (``key``: the stage's
-    prefix-cache entry, a checkpoint). ``restored``: a retry of this trial, which may reuse its
-    own finished stages whatever ``config["reuse_upto"]`` says; ``node_id``: names the machine."""
+    prefix-cache entry, a checkpoint); ``metrics["stage"]`` is 0 for the plan, then the stage.
+    ``restored``: a retry of this trial, which may reuse its own finished stages whatever
+    ``config["reuse_upto"]`` says; ``reported``: the last stage whose report was already sent
+    (a resumed trial): those reports are not sent again. ``node_id``: names the machine."""
+    if reported is not None:
+        send = report
+
+        def report(metrics: dict, key: str | None) -> None:
+            if metrics["stage"] > reported:
+                send(metrics, key)
+
     import torch
 
     from growsearch.plan.planner import plan_schedule, planned_M
@@ -458,6 +477,8 @@ def run_trial(config: dict, ctx: dict, report: Any, *, restored: bool = False, n
     cache = Path(ctx["cache"])
     cache.mkdir(parents=True, exist_ok=True)
     n, bound = len(sched.stages), config.get("bound")
+    if reported is not None and reported >= n:
+        return  # paused after its final report: Tune has every result of this trial
     sched_json = json.dumps(sched.to_dict())
     pending = judge.pending(
         fgsm=ctx.get("fgsm_eps") is not None

@@ -108,41 +108,51 @@ def test_a_rung_scheduler_runs_on_growsearch_reports(setup, tmp_path: Path) -> N
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path) -> None:
-    """MedianStoppingRule pauses a trial after its final report and resumes it from its
-    checkpoint; the cost stopper must not stop the replay by the trial's own result (issue 44:
-    the winner was recorded PRUNED and nothing could be exported)."""
+@pytest.mark.parametrize("scheduler", ["median", "hyperband"])
+def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path, scheduler: str) -> None:
+    """MedianStoppingRule and HyperBand pause trials (after their final report too) and resume
+    them from their checkpoints. A resumed trial sends no report twice (a replayed report was
+    judged again and paused again, for ever: the search never ended), and the cost stopper never
+    stops a trial by its own result (issue 44: the winner was recorded PRUNED and nothing could be
+    exported). Each trial's reports reach Tune once: its iterations are its reports, in order."""
+    import json
+
     import ray
     from ray import tune
-    from ray.tune.schedulers import MedianStoppingRule
+    from ray.tune.schedulers import HyperBandScheduler, MedianStoppingRule
 
     from growsearch.search.tune import tune_pieces
 
     space, frontier = setup
-    storage = f"sqlite:///{tmp_path / 'median.db'}"
+    storage = f"sqlite:///{tmp_path / 'paused.db'}"
+    pausing = {
+        "median": lambda: MedianStoppingRule(metric="stage_acc", mode="max", grace_period=0, min_samples_required=1),
+        "hyperband": lambda: HyperBandScheduler(metric="stage_acc", mode="max", max_t=3),
+    }[scheduler]()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
     try:
-        p = tune_pieces(space, frontier, storage=storage, study_name="median", cache_dir=tmp_path / "cache", trials=3)
+        p = tune_pieces(space, frontier, storage=storage, study_name="paused", cache_dir=tmp_path / "cache", trials=3)
         grid = tune.Tuner(
             p.trainable,
             tune_config=tune.TuneConfig(
-                search_alg=p.search_alg,
-                num_samples=3,
-                max_concurrent_trials=2,
-                scheduler=MedianStoppingRule(metric="stage_acc", mode="max", grace_period=0, min_samples_required=1),
+                search_alg=p.search_alg, num_samples=3, max_concurrent_trials=2, scheduler=pausing
             ),
             run_config=tune.RunConfig(
-                name="median", storage_path=str(tmp_path / "tune"), stop=p.stop, callbacks=p.callbacks, verbose=0
+                name="paused", storage_path=str(tmp_path / "tune"), stop=p.stop, callbacks=p.callbacks, verbose=0
             ),
         ).fit()
     finally:
         ray.shutdown()
-    study = optuna.load_study(study_name="median", storage=storage)
+    study = optuna.load_study(study_name="paused", storage=storage)
     feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible")]
     assert feasible, [(t.number, t.state.name, t.user_attrs.get("feasible")) for t in study.trials]
     best = min(feasible, key=lambda t: t.value)
     assert grid.get_best_result("M_ratio_feasible", "min").metrics["M_ratio"] == pytest.approx(best.value)
-    assert load_best(storage, "median").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+    assert load_best(storage, "paused").stages == Schedule.from_dict(best.user_attrs["schedule"]).stages
+    for r in grid:  # every report once: the stages climb, never repeat
+        rows = [json.loads(line) for line in (Path(r.path) / "result.json").read_text().splitlines()]
+        stages = [row["stage"] for row in rows]
+        assert stages == sorted(set(stages)), stages
 
 
 @pytest.mark.ray
