@@ -13,10 +13,19 @@ from growsearch.search.cluster import runtime_env
 from helpers import REPO, constraints_of
 
 
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for this module's Tuner tests (a start costs seconds on two cores)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
+    yield
+    ray.shutdown()
+
+
 @pytest.mark.ray
 @pytest.mark.slow
-def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> None:
-    import ray
+def test_the_users_own_tuner_with_growsearch_pieces(setup, local_ray, tmp_path: Path) -> None:
     from ray import tune
 
     from growsearch.search.tune import tune_pieces
@@ -25,27 +34,21 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> No
     storage = f"sqlite:///{tmp_path / 'mine.db'}"
     shared = tmp_path / "shared"  # what a multi-node user points RunConfig(storage_path=...) at
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
-    try:
-        p = tune_pieces(
-            space,
-            frontier,
-            storage=storage,
-            study_name="mine",
-            cache_dir=shared / "prefix_cache",
-            trials=3,
-            artifacts=tmp_path / "artifacts",
-        )
-        tuner = tune.Tuner(
-            p.trainable,
-            tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3),
-            run_config=tune.RunConfig(
-                name="mine", storage_path=str(shared), stop=p.stop, callbacks=p.callbacks, verbose=0
-            ),
-        )
-        grid = tuner.fit()
-    finally:
-        ray.shutdown()
+    p = tune_pieces(
+        space,
+        frontier,
+        storage=storage,
+        study_name="mine",
+        cache_dir=shared / "prefix_cache",
+        trials=3,
+        artifacts=tmp_path / "artifacts",
+    )
+    tuner = tune.Tuner(
+        p.trainable,
+        tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3),
+        run_config=tune.RunConfig(name="mine", storage_path=str(shared), stop=p.stop, callbacks=p.callbacks, verbose=0),
+    )
+    grid = tuner.fit()
     assert grid.num_errors == 0
     study = optuna.load_study(study_name="mine", storage=storage)
     assert len(study.trials) == 3 and study.metric_names == ["M_ratio"]
@@ -76,40 +79,33 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, tmp_path: Path) -> No
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_rung_scheduler_runs_on_growsearch_reports(setup, tmp_path: Path) -> None:
+def test_a_rung_scheduler_runs_on_growsearch_reports(setup, local_ray, tmp_path: Path) -> None:
     """ASHA on the stage accuracy sees that key in every report, the plan's included (as NaN)."""
-    import ray
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
     from growsearch.search.tune import tune_pieces
 
     space, frontier = setup
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
-    try:
-        p = tune_pieces(
-            space, frontier, storage=f"sqlite:///{tmp_path / 'asha.db'}", cache_dir=tmp_path / "cache", trials=3
-        )
-        grid = tune.Tuner(
-            p.trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=p.search_alg,
-                num_samples=3,
-                scheduler=ASHAScheduler(metric="stage_acc", mode="max", max_t=3, grace_period=1),
-            ),
-            run_config=tune.RunConfig(
-                name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0
-            ),
-        ).fit()
-    finally:
-        ray.shutdown()
+    p = tune_pieces(
+        space, frontier, storage=f"sqlite:///{tmp_path / 'asha.db'}", cache_dir=tmp_path / "cache", trials=3
+    )
+    grid = tune.Tuner(
+        p.trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=p.search_alg,
+            num_samples=3,
+            scheduler=ASHAScheduler(metric="stage_acc", mode="max", max_t=3, grace_period=1),
+        ),
+        run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0),
+    ).fit()
     assert grid.num_errors == 0 and len(grid) == 3
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["median", "hyperband"])
-def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path, scheduler: str) -> None:
+def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, local_ray, tmp_path: Path, scheduler: str) -> None:
     """MedianStoppingRule and HyperBand pause trials (after their final report too) and resume
     them from their checkpoints. A resumed trial sends no report twice (a replayed report was
     judged again and paused again, for ever: the search never ended), and the cost stopper never
@@ -117,7 +113,6 @@ def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path, 
     exported). Each trial's reports reach Tune once: its iterations are its reports, in order."""
     import json
 
-    import ray
     from ray import tune
     from ray.tune.schedulers import HyperBandScheduler, MedianStoppingRule
 
@@ -129,20 +124,14 @@ def test_a_scheduler_that_pauses_trials_keeps_the_winner(setup, tmp_path: Path, 
         "median": lambda: MedianStoppingRule(metric="stage_acc", mode="max", grace_period=0, min_samples_required=1),
         "hyperband": lambda: HyperBandScheduler(metric="stage_acc", mode="max", max_t=3),
     }[scheduler]()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
-    try:
-        p = tune_pieces(space, frontier, storage=storage, study_name="paused", cache_dir=tmp_path / "cache", trials=3)
-        grid = tune.Tuner(
-            p.trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=p.search_alg, num_samples=3, max_concurrent_trials=2, scheduler=pausing
-            ),
-            run_config=tune.RunConfig(
-                name="paused", storage_path=str(tmp_path / "tune"), stop=p.stop, callbacks=p.callbacks, verbose=0
-            ),
-        ).fit()
-    finally:
-        ray.shutdown()
+    p = tune_pieces(space, frontier, storage=storage, study_name="paused", cache_dir=tmp_path / "cache", trials=3)
+    grid = tune.Tuner(
+        p.trainable,
+        tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=3, max_concurrent_trials=2, scheduler=pausing),
+        run_config=tune.RunConfig(
+            name="paused", storage_path=str(tmp_path / "tune"), stop=p.stop, callbacks=p.callbacks, verbose=0
+        ),
+    ).fit()
     study = optuna.load_study(study_name="paused", storage=storage)
     feasible = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible")]
     assert feasible, [(t.number, t.state.name, t.user_attrs.get("feasible")) for t in study.trials]
