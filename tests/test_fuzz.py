@@ -212,3 +212,72 @@ def test_an_unknown_key_that_is_not_printable_is_quoted(tmp_path: Path) -> None:
     with pytest.raises(GrowsearchError) as e:
         load_space(tmp_path / "s.yaml")
     assert "\n" not in str(e.value) and "unknown key(s) '\\n'" in str(e.value)
+
+
+# --- the bounds of the Python API and the environment (issue 43) --------------------------------
+
+
+@FEW
+@given(
+    n_members=st.integers(1, 3),
+    n_classes=st.lists(st.integers(1, 4), min_size=0, max_size=4),
+    weights=st.lists(scalars, min_size=0, max_size=4),
+    num_classes=scalars,
+    cls_offset=st.integers(-2, 3),
+)
+def test_mutual_inference_votes_or_is_one_line(n_members, n_classes, weights, num_classes, cls_offset) -> None:
+    """Any member count, classes lists, weights (NaN, negative, strings) and class count: a vote
+    of one class per sample within [0, num_classes), or one line naming the bound."""
+    import torch
+
+    from growsearch.robust.vote import mutual_inference
+
+    classes = [list(range(cls_offset, cls_offset + k)) for k in n_classes]
+    logits = [torch.randn(5, len(c)) for c in classes[:n_members]] or [torch.randn(5, 2)]
+    try:
+        pred = mutual_inference(logits, classes, weights, num_classes=num_classes)
+    except GrowsearchError as e:
+        assert "\n" not in str(e) and len(str(e)) < 400
+    else:
+        assert pred.shape == (5,) and int(pred.min()) >= 0 and int(pred.max()) < num_classes
+        assert all(math.isfinite(w) and w >= 0 for w in weights)
+
+
+@FEW
+@given(num_classes=scalars, in_chans=scalars)
+def test_create_model_builds_or_is_one_line(num_classes, in_chans) -> None:
+    from growsearch.model.arch import create_model
+
+    try:
+        model, spec = create_model("vgg11@0.125", num_classes, in_chans)
+    except GrowsearchError as e:
+        assert "\n" not in str(e) and len(str(e)) < 400
+    else:
+        assert isinstance(num_classes, int) and num_classes >= 1 and spec.num_classes == num_classes
+
+
+@FEW
+@given(
+    text=st.one_of(
+        st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=8),  # what an environment can hold
+        st.sampled_from(["0", "-1", "1e400", "abc", "4G", "500M", "nanK", "infT"]),
+    )
+)
+def test_the_ram_budget_is_a_positive_size_or_one_line(text: str) -> None:
+    import os
+
+    from growsearch.data.dataset import ram_budget
+
+    old = os.environ.get("GROWSEARCH_MAX_RAM")
+    os.environ["GROWSEARCH_MAX_RAM"] = text
+    try:
+        budget = ram_budget()
+    except GrowsearchError as e:
+        assert "\n" not in str(e) and "GROWSEARCH_MAX_RAM" in str(e)
+    else:
+        assert 0 < budget < 1 << 60
+    finally:
+        if old is None:
+            os.environ.pop("GROWSEARCH_MAX_RAM", None)
+        else:
+            os.environ["GROWSEARCH_MAX_RAM"] = old
