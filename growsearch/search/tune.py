@@ -193,6 +193,10 @@ class Searcher(_TuneSearcher):
         ot = self.asked.get(trial_id)
         if ot is None or trial_id in self.told:
             return
+        if result and result.get("final") and not error:
+            # the final report ends the trial (Tune's ``done``), so Tune hands it here, not to
+            # on_trial_result: its stage is Optuna's last step, as on the local backend
+            self.on_trial_result(trial_id, result)
         self.told.add(trial_id)
         if self._told(trial_id):
             return
