@@ -148,6 +148,7 @@ def test_baseline_from_another_dataset_is_refused(npz_data: str, tmp_path: Path,
     assert not (tmp_path / "r" / "result.json").exists()
 
 
+@pytest.mark.slow  # trains the shipped example whole: 45 s on 2 cores
 def test_the_example_schedule_runs(tmp_path: Path) -> None:
     example = REPO / "examples" / "digits_schedule.json"
     assert main(["run", str(example), "--out", str(tmp_path / "ex"), "--quiet"]) == 0

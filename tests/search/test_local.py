@@ -20,6 +20,7 @@ def _gone(pid: int, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow  # two spawned workers, each importing torch: 15 s on 2 cores
 def test_a_worker_that_dies_while_idle_costs_the_next_call_nothing() -> None:
     with LocalPools(1) as pools:
         first = pools.submit(os.getpid).result(timeout=120)
