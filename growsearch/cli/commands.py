@@ -345,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from growsearch.errors import GrowsearchError
 
+    _SIGNALS.clear()  # this command's own signals (main may run again in one process)
     if threading.current_thread() is threading.main_thread():
         # SIGTERM unwinds like Ctrl-C: held folders are released and their manifests written
         signal.signal(signal.SIGTERM, _terminated)
@@ -386,9 +387,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    except KeyboardInterrupt as e:
+    except KeyboardInterrupt:
         print(f"growsearch {args.command}: interrupted; completed stage checkpoints are kept", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(e, _Terminated) or _SIGNALS else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if _SIGNALS else EXIT_INTERRUPTED  # _Terminated is raised after SIGTERM is noted
     except Exception:
         import traceback
 

@@ -10,7 +10,7 @@ small watcher in a session of its own: while the driver lives it records the pro
 any other process of the driver's); once the driver is gone it SIGKILLs each recorded process
 still alive with the same start time (never a reused PID), then exits.
 
-This file imports only the standard library: it runs as ``python reaper.py PID``, without
+This file imports only the standard library: it runs as ``python reaper.py DRIVER_PID PID:START ...``, without
 importing growsearch (and so torch).
 """
 
@@ -36,12 +36,20 @@ def _stat(pid: int) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])
 
 
+def _processes() -> dict[int, tuple[int, int]]:
+    """Every process now: PID -> (parent PID, start time)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(int(entry))) is not None:
+            found[int(entry)] = st
+    return found
+
+
 def _descendants(root: int) -> dict[int, int]:
     """Every process below ``root`` now: PID -> start time."""
     children: dict[int, list[tuple[int, int]]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (st := _stat(int(entry))) is not None:
-            children.setdefault(st[0], []).append((int(entry), st[1]))
+    for pid, (parent, started) in _processes().items():
+        children.setdefault(parent, []).append((pid, started))
     found, todo = {}, [root]
     while todo:
         for pid, started in children.get(todo.pop(), []):
@@ -55,9 +63,7 @@ def children() -> dict[int, int]:
     if not Path("/proc/self/stat").is_file():
         return {}
     me = os.getpid()
-    return {
-        pid: st[1] for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if (st := _stat(pid)) and st[0] == me
-    }
+    return {pid: started for pid, (parent, started) in _processes().items() if parent == me}
 
 
 def watch(driver: int, roots: dict[int, int], interval: float = 0.5) -> None:

@@ -185,7 +185,7 @@ class Searcher(_TuneSearcher):
             return
         step = int(result.get("stage", 0))
         if not math.isnan(result.get("cum_ratio", math.nan)) and step not in self.reported.setdefault(trial_id, set()):
-            # once per stage: a trial a scheduler paused and resumed replays its reports
+            # once per stage: the final report also reaches on_trial_complete, which passes it here
             self.reported[trial_id].add(step)
             ot.report(float(result["cum_ratio"]), step)
 
@@ -482,7 +482,7 @@ def run_trial(
     cache.mkdir(parents=True, exist_ok=True)
     n, bound = len(sched.stages), config.get("bound")
     if reported is not None and reported >= n:
-        return  # paused after its final report: Tune has every result of this trial
+        return  # retried after its final report (its worker died before it returned): Tune has every result
     sched_json = json.dumps(sched.to_dict())
     pending = judge.pending(
         fgsm=ctx.get("fgsm_eps") is not None
