@@ -297,8 +297,10 @@ class Judge:
 
     @property
     def feasible_metric(self) -> str:
-        """The ratio where a trial is feasible, ``inf`` everywhere else (``M_ratio_feasible``):
-        what Tune's ``get_best_result(..., "min")`` and schedulers should read."""
+        """The ratio where a trial is feasible, NaN everywhere else (``M_ratio_feasible``): what
+        Tune's ``get_best_result(..., "min")`` and schedulers should read. NaN, not inf: Tune's
+        ``get_best_result`` skips both, and its TensorBoard logger skips NaN but passes inf on to
+        tensorboardX, which warns once per report ("NaN or Inf found in input tensor")."""
         return f"{self._cost.metric}_feasible"
 
     def ratio(self, value: float) -> float:
@@ -391,7 +393,7 @@ class Judge:
 
     def _settle(self, metrics: dict) -> dict:
         feasible = all(c <= 0 for c in self.constraints(metrics))
-        return {**metrics, "feasible": feasible, self.feasible_metric: metrics[self.metric] if feasible else math.inf}
+        return {**metrics, "feasible": feasible, self.feasible_metric: metrics[self.metric] if feasible else math.nan}
 
     @staticmethod
     def constraints(metrics: dict) -> list[float]:
@@ -403,13 +405,13 @@ class Judge:
     # --- reports to Tune ----------------------------------------------------------------------
 
     def pending(self, fgsm: bool = False) -> dict:
-        """The metrics a report carries before the trial has finished: NaN or inf, so Tune's
-        strict metric check, its schedulers (ASHA, HyperBand on ``stage_acc``) and
-        ``get_best_result`` see every key in every report and never a value a finished trial
-        did not earn."""
+        """The metrics a report carries before the trial has finished: NaN, so Tune's strict
+        metric check (the searcher's metric is ``M_ratio``), its schedulers and ``get_best_result``
+        see every key in every report and never a value a finished trial did not earn; Tune's
+        loggers skip NaN (TensorBoard) or write it as such (CSV, JSON), none warns."""
         return {
             self.metric: math.nan,
-            self.feasible_metric: math.inf,
+            self.feasible_metric: math.nan,
             "val_acc": math.nan,
             **({FGSM_METRIC: math.nan} if fgsm else {}),
         }

@@ -5,10 +5,11 @@ one set of settings); with them you bring your own ``RunConfig`` (``storage_path
 storage for multi-node Ray), sampler, scheduler and callbacks. Every report a trial makes
 carries the same keys (Tune's strict metric check, its schedulers and ``get_best_result`` see
 them all): the judge's ratio (``M_ratio``, NaN until the trial has finished), the ratio where
-feasible (``M_ratio_feasible``, inf until then and for an infeasible trial: what
-``ResultGrid.get_best_result("M_ratio_feasible", "min")`` should read), ``stage_acc`` (the last
-trained stage's validation accuracy, NaN in the plan report) and ``val_acc`` (NaN until the
-end). A fixed-epoch schedule first reports its plan under ``planned_*`` keys (stage 0).
+feasible (``M_ratio_feasible``, NaN until then and for an infeasible trial: what
+``ResultGrid.get_best_result("M_ratio_feasible", "min")`` should read, which skips NaN),
+``stage_acc`` (the last trained stage's validation accuracy, 0 in the plan report: nothing is
+trained yet, and a rung scheduler's cut-off over plan reports alone is then 0, not NaN) and
+``val_acc`` (NaN until the end). A fixed-epoch schedule first reports its plan under ``planned_*`` keys (stage 0).
 
 Example:
     >>> from ray import tune
@@ -520,7 +521,7 @@ def run_trial(
                 "planned": True,
                 "planned_M": plan_M,
                 "planned_ratio": planned,
-                "stage_acc": math.nan,
+                "stage_acc": 0.0,  # nothing trained yet (NaN would make ASHA's cut-off over plans NaN, and warn)
                 "cum_ratio": math.nan,
                 "final": False,
                 "schedule": sched_json,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import optuna
@@ -75,12 +77,18 @@ def test_the_users_own_tuner_with_growsearch_pieces(setup, local_ray, tmp_path: 
     got = grid.get_best_result("M_ratio_feasible", "min")
     assert got.metrics["M_ratio"] == pytest.approx(best.value) and got.metrics["feasible"]
     assert all(set(r.metrics) >= {"M_ratio", "M_ratio_feasible", "stage_acc", "val_acc"} for r in grid)
+    # what Tune's default loggers (CSV, JSON, TensorBoard) were given holds no inf: tensorboardX
+    # warns "NaN or Inf found in input tensor" for each one (Tune's TensorBoard logger skips NaN)
+    reports = _tune_reports(shared / "mine")
+    assert len(reports) >= 3 and list((shared / "mine").glob("*/events.out.tfevents.*"))
+    assert not [(k, v) for r in reports for k, v in r.items() if isinstance(v, float) and math.isinf(v)]
 
 
 @pytest.mark.ray
 @pytest.mark.slow
 def test_a_rung_scheduler_runs_on_growsearch_reports(setup, local_ray, tmp_path: Path) -> None:
-    """ASHA on the stage accuracy sees that key in every report, the plan's included (as NaN)."""
+    """ASHA on the stage accuracy sees that key in every report, the plan's included (as 0:
+    nothing trained yet), and its cut-offs never meet an all-NaN rung (numpy's warning)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -100,6 +108,16 @@ def test_a_rung_scheduler_runs_on_growsearch_reports(setup, local_ray, tmp_path:
         run_config=tune.RunConfig(name="asha", storage_path=str(tmp_path / "tune"), callbacks=p.callbacks, verbose=0),
     ).fit()
     assert grid.num_errors == 0 and len(grid) == 3
+    # every report ASHA ranked has a real stage accuracy, the plans' included (a rung of NaN plans
+    # made numpy warn "All-NaN slice encountered" and gave a NaN cut-off)
+    reports = _tune_reports(tmp_path / "tune" / "asha")
+    assert any(r.get("planned") for r in reports)
+    assert all(not math.isnan(r["stage_acc"]) for r in reports)
+
+
+def _tune_reports(experiment: Path) -> list[dict]:
+    """Every report of every trial, as Tune's JSON logger wrote it (each trial's result.json)."""
+    return [json.loads(line) for f in experiment.glob("*/result.json") for line in f.read_text().splitlines()]
 
 
 @pytest.mark.ray
