@@ -180,6 +180,8 @@ class Searcher(_TuneSearcher):
         """The cumulative ratio after each stage, as Optuna's intermediate value at step = stage
         (the plan is no training step, so Optuna sees stages only)."""
         ot = self.asked.get(trial_id)
+        if ot is not None:
+            _check_own(trial_id, ot, result)
         if ot is None or trial_id in self.told or isinstance(self.metric, list) or result.get("planned"):
             return
         if self._told(trial_id):
@@ -194,6 +196,7 @@ class Searcher(_TuneSearcher):
         ot = self.asked.get(trial_id)
         if ot is None or trial_id in self.told:
             return
+        _check_own(trial_id, ot, result or {})
         if result and result.get("final") and not error:
             # the final report ends the trial (Tune's ``done``), so Tune hands it here, not to
             # on_trial_result: its stage is Optuna's last step, as on the local backend
@@ -245,6 +248,23 @@ class Searcher(_TuneSearcher):
         ckpt, res = Path(self.cache_dir) / f"{result['key']}.pt", Path(self.cache_dir) / f"{result['key']}.result.json"
         if ckpt.is_file() and res.is_file():  # a prefix cache on one node's disk may not be this one's
             store_network(self.study, ot, ckpt, json.loads(res.read_text()), base=Path(self.artifacts))
+
+
+def _check_own(trial_id: str, ot: optuna.Trial, result: dict) -> None:
+    """A Tune trial reports the schedule it was proposed, or the search stops with one line.
+
+    PopulationBasedTraining's exploit copies one trial's config and checkpoint into another: the
+    copy would then report the other trial's schedule as its own Optuna trial's, a silent
+    duplicate. A stage checkpoint belongs to its schedule, so PBT does not apply (Tune hands the
+    searcher its results flattened, ``config/trial``, or whole)."""
+    config = result.get("config") if isinstance(result.get("config"), dict) else {}
+    number = result.get("config/trial", config.get("trial"))
+    if number is not None and number != ot.number:
+        raise SearchError(
+            f"Tune trial {trial_id} reports Optuna trial {number}'s schedule, not its own ({ot.number}): a scheduler "
+            "copied another trial's config and checkpoint into it (PopulationBasedTraining's exploit), which a "
+            "growsearch trial cannot take; use FIFO, ASHA, HyperBand or MedianStoppingRule"
+        )
 
 
 class InOrderBatches(_TuneSearcher):

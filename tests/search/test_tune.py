@@ -261,3 +261,20 @@ def test_the_searcher_restored_from_its_checkpoint_tells_the_trials_it_asked(set
     assert again.suggest("t3")["trial"] == 2
     states = [t.state for t in optuna.load_study(study_name="r", storage=storage).trials]
     assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
+
+
+def test_a_trial_that_reports_another_trials_schedule_stops_the_search(setup, tmp_path: Path) -> None:
+    """PopulationBasedTraining's exploit copies one trial's config and checkpoint into another,
+    which would then report the other's schedule as its own Optuna trial's: refused in one line."""
+    from growsearch.search.judge import SearchError
+    from growsearch.search.tune import Searcher
+
+    space, frontier = setup
+    s = Searcher(space, frontier, storage=f"sqlite:///{tmp_path / 'pbt.db'}", study_name="pbt")
+    a, b = s.suggest("a"), s.suggest("b")
+    s.on_trial_result("a", {"stage": 1, "cum_ratio": 0.3, "config/trial": a["trial"]})  # its own: fine
+    with pytest.raises(SearchError, match=r"PopulationBasedTraining.*use FIFO, ASHA") as e:
+        s.on_trial_result("b", {"stage": 1, "cum_ratio": 0.3, "config/trial": a["trial"]})
+    assert "\n" not in str(e.value) and f"({b['trial']})" in str(e.value)
+    with pytest.raises(SearchError, match="PopulationBasedTraining"):
+        s.on_trial_complete("b", {"final": True, "stage": 2, "config": {"trial": a["trial"]}})
