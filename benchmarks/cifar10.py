@@ -56,6 +56,7 @@ from pathlib import Path
 import _cut
 import _levers
 from _common import (
+    CIFAR_ARCHIVE,
     RESULTS,
     frontier_table,
     iso_cells,
@@ -78,7 +79,6 @@ OUT = RESULTS / "cifar10"
 THRESHOLD = 0.5  # Table 2's prune_threshold row (issue 26): one value, not tuned
 DECAY = 5e-3  # stage 1's own weight decay in the SSGD rows that test its regime (10x the recipe's: where SSGD won on digits)
 LONG_STAGE1 = 32  # stage 1's epochs in the rows that give SSGD its steps (about 1,100, as on digits at 100 epochs)
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 # report: train nothing, write the report; resized / levers / search_levers: section 6 (benchmarks/_levers.py)
 PHASES = (
     "frontier",
@@ -113,7 +113,7 @@ PAPER_EPS = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ARCHIVE), help="an ImageFolder folder or archive of CIFAR-10")
+    ap.add_argument("--data", default=CIFAR_ARCHIVE, help="an ImageFolder folder or archive of CIFAR-10")
     ap.add_argument(
         "--per-class", type=int, default=1000, help="training images per class (stratified, seeded); 0: all 5,000"
     )

@@ -33,7 +33,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import RESULTS, scratch_test_acc
+from _common import CIFAR_ARCHIVE, RESULTS, scratch_test_acc
 
 from growsearch import run_frontier, run_schedule
 from growsearch.data.dataset import create_dataset
@@ -42,7 +42,6 @@ from growsearch.train.family import family_ratio, own_reference
 from growsearch.train.frontier import load_frontier
 from growsearch.train.results import RunResult
 
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg.tar.gz"
 MENU = {"depths": ["vgg11"], "widths": [0.5]}
 VARIANTS = {"a": "grow then shrink", "b": "from scratch then shrink", "c": "once-for-all from the start"}
 
@@ -73,7 +72,7 @@ def variants(width: float, total: int) -> dict[str, tuple[str, list[tuple[str, i
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(ARCHIVE))
+    ap.add_argument("--data", default=CIFAR_ARCHIVE)
     ap.add_argument("--per-class", type=int, default=1000)
     ap.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 of every run")
     ap.add_argument(
