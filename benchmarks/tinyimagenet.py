@@ -16,11 +16,20 @@ extra classes: point PATH at a tree without them). Raw runs land in
 
     python -m benchmarks.tinyimagenet --data 'tinyimagenet:/work/tin/tin200?size=32&train_per_class=100'
     python -m benchmarks.tinyimagenet --report-only
+
+The family frontier with seeds 0-2 (``results/tinyimagenet/frontiers/family/runs``, the same run
+names, trained by ``run_frontier`` over several sessions) is assembled from whatever runs have
+finished, and judged with the grown runs by ``benchmarks.family --setting tin``:
+
+    python -m benchmarks.tinyimagenet --assemble
+    python -m benchmarks.family --setting tin
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
 from benchmarks._common import RESULTS, page_main, pyplot, save_fig, with_reading
 
@@ -56,6 +65,61 @@ def measure(data: str, archs: list[str], budgets: list[int], seeds: list[int]) -
             for r in front.references
         ],
     }
+
+
+FAMILY = RESULTS / "tinyimagenet" / "frontiers" / "family"  # benchmarks.family --setting tin reads it
+
+
+def assemble(folder: Path = FAMILY, look: Path = FOLDER) -> Path:
+    """``folder/frontier.json`` from the from-scratch runs under ``folder/runs`` as they stand:
+    per (network, budget) every seed that has finished, however many (``run_frontier`` writes a
+    frontier only once every seed of every budget has trained; these runs take hours each on
+    two cores, so the seeds arrive over several sessions and the frontier says how many each
+    point has). The metadata (split, recipe) is the look's, whose runs these extend. The
+    arithmetic on it (envelope, intervals) is the product's, in ``benchmarks.family``."""
+    import statistics
+    from collections import defaultdict
+
+    from growsearch.train.frontier import FrontierPoint, Reference, load_frontier
+    from growsearch.train.results import RunResult
+
+    base = load_frontier(look / "frontier.json")
+    arch_of = [r.arch for r in base.references]  # a run folder's ref{i} is the look's reference i
+    runs: dict[tuple[int, int], list[RunResult]] = defaultdict(list)
+    for d in sorted((folder / "runs").glob("ref*-e*-lr*-s*")):
+        if (d / "result.json").is_file():
+            ref, epochs = d.name.split("-")[:2]
+            runs[int(ref[3:]), int(epochs[1:])].append(RunResult.load(d))
+    refs = []
+    for i, arch in enumerate(arch_of):
+        points = []
+        for epochs in sorted(e for j, e in runs if j == i):
+            rs = sorted(runs[i, epochs], key=lambda r: r.schedule["seed"])
+            points.append(
+                FrontierPoint(
+                    epochs=epochs,
+                    M=rs[0].M,
+                    val_acc=statistics.mean(r.val_acc for r in rs),
+                    test_acc=statistics.mean(r.test_acc for r in rs),
+                    wall_s=statistics.mean(r.wall_s for r in rs),
+                    lr=base.train["lr"],
+                    seeds=[
+                        {"seed": r.schedule["seed"], "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s}
+                        for r in rs
+                    ],
+                )
+            )
+        refs.append(Reference(arch, arch, None, points))
+    every = [r for rs in runs.values() for r in rs]
+    front = replace(
+        base,
+        references=refs,
+        spent_M=sum(r.M for r in every),
+        wall_s=sum(r.wall_s for r in every),
+        seeds=sorted({r.schedule["seed"] for r in every}),
+    )
+    front.save(folder)
+    return folder / "frontier.json"
 
 
 def _mean(v: list[float]) -> float:
@@ -116,6 +180,14 @@ def main() -> None:
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--budgets", default=",".join(map(str, BUDGETS)))
     ap.add_argument("--seeds", default="0")
+    ap.add_argument(
+        "--assemble",
+        action="store_true",
+        help="write results/tinyimagenet/frontiers/family/frontier.json from the runs finished there, train nothing",
+    )
+    if ap.parse_known_args()[0].assemble:
+        print(f"wrote {assemble()}")
+        return
 
     def train(args) -> dict:
         if not args.data:
