@@ -10,11 +10,13 @@ one seed: a look, not a measurement) and reports where each one's accuracy flatt
 
 The data never ships: ``--data tinyimagenet:PATH?size=32&train_per_class=100`` where PATH is the
 official tiny-imagenet-200 layout with its 200 classes (the copy the brief names carries two
-extra classes: point PATH at a tree without them). Raw runs land in
+extra classes: point PATH at a tree without them), given relative to the repository root as the
+committed runs name it, ``../tin/tin200`` (a sibling of the checkout, as ``../shared`` is: a
+clone resumes and re-judges the runs by that name). Raw runs land in
 ``results/tinyimagenet/frontier/`` (``--resume`` extends them); the page and plot are
 ``results/tinyimagenet_look.{md,png}`` from ``tinyimagenet_look.json``.
 
-    python -m benchmarks.tinyimagenet --data 'tinyimagenet:/work/tin/tin200?size=32&train_per_class=100'
+    python -m benchmarks.tinyimagenet --data 'tinyimagenet:../tin/tin200?size=32&train_per_class=100'
     python -m benchmarks.tinyimagenet --report-only
 
 The family frontier with seeds 0-2 (``results/tinyimagenet/frontiers/family/runs``, the same run
@@ -23,6 +25,10 @@ finished, and judged with the grown runs by ``benchmarks.family --setting tin``:
 
     python -m benchmarks.tinyimagenet --assemble
     python -m benchmarks.family --setting tin
+
+The grown rows (``results/tinyimagenet/runs/classes-s{0,1,2}``) are ``growsearch run`` of the
+schedule each ``result.json`` records (the paper's class growth, 100 → 200 classes, VGG11@0.25
+for 36 epochs then VGG16@0.25 for 28), one per seed.
 """
 
 from __future__ import annotations
@@ -77,7 +83,6 @@ def assemble(folder: Path = FAMILY, look: Path = FOLDER) -> Path:
     two cores, so the seeds arrive over several sessions and the frontier says how many each
     point has). The metadata (split, recipe) is the look's, whose runs these extend. The
     arithmetic on it (envelope, intervals) is the product's, in ``benchmarks.family``."""
-    import statistics
     from collections import defaultdict
 
     from growsearch.train.frontier import FrontierPoint, Reference, load_frontier
@@ -95,20 +100,7 @@ def assemble(folder: Path = FAMILY, look: Path = FOLDER) -> Path:
         points = []
         for epochs in sorted(e for j, e in runs if j == i):
             rs = sorted(runs[i, epochs], key=lambda r: r.schedule["seed"])
-            points.append(
-                FrontierPoint(
-                    epochs=epochs,
-                    M=rs[0].M,
-                    val_acc=statistics.mean(r.val_acc for r in rs),
-                    test_acc=statistics.mean(r.test_acc for r in rs),
-                    wall_s=statistics.mean(r.wall_s for r in rs),
-                    lr=base.train["lr"],
-                    seeds=[
-                        {"seed": r.schedule["seed"], "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s}
-                        for r in rs
-                    ],
-                )
-            )
+            points.append(FrontierPoint.of_runs(epochs, rs, base.train["lr"]))
         refs.append(Reference(arch, arch, None, points))
     every = [r for rs in runs.values() for r in rs]
     front = replace(

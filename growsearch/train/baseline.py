@@ -392,18 +392,11 @@ def run_frontier(
                 # the LR whose seeds reach the best mean validation accuracy (first on ties)
                 lr, runs = max(by_lr, key=lambda lr_runs: statistics.mean(r.val_acc for r in lr_runs[1]))
                 points.append(
-                    FrontierPoint(
-                        epochs=epochs,
-                        M=runs[0].M,
-                        val_acc=statistics.mean(r.val_acc for r in runs),
-                        test_acc=statistics.mean(r.test_acc for r in runs),
-                        wall_s=statistics.mean(r.wall_s for r in runs),
-                        lr=lr,
-                        seeds=[
-                            {"seed": s, "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s}
-                            for s, r in zip(seeds, runs)
-                        ],
-                        lr_sweep=[{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr]
+                    FrontierPoint.of_runs(
+                        epochs,
+                        runs,
+                        lr,
+                        [{"lr": v, "val_acc": statistics.mean(r.val_acc for r in rs)} for v, rs in by_lr]
                         if len(sweep) > 1
                         else [],
                     )

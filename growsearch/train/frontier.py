@@ -32,6 +32,7 @@ from growsearch.errors import GrowsearchError
 
 if TYPE_CHECKING:
     from growsearch.data.dataset import Dataset
+    from growsearch.train.results import RunResult
 
 __all__ = [
     "Frontier",
@@ -65,6 +66,28 @@ class FrontierPoint:
     lr: float  # the peak LR chosen on validation (of lr_sweep; the recipe's when no sweep)
     seeds: list[dict] = field(default_factory=list)  # per seed: seed, val_acc, test_acc, wall_s
     lr_sweep: list[dict] = field(default_factory=list)  # per LR tried: lr, val_acc (mean over seeds)
+
+    @classmethod
+    def of_runs(
+        cls, epochs: int, runs: Sequence["RunResult"], lr: float, lr_sweep: list[dict] | None = None
+    ) -> "FrontierPoint":
+        """A budget's point from its seeds' finished runs (``RunResult`` each, its seed in its
+        schedule): the means a frontier reads, every seed kept. Seeds may be fewer than the
+        frontier's others (a frontier assembled while its seeds still train); intervals then
+        resample the seeds this point has."""
+        return cls(
+            epochs=epochs,
+            M=runs[0].M,
+            val_acc=statistics.mean(r.val_acc for r in runs),
+            test_acc=statistics.mean(r.test_acc for r in runs),
+            wall_s=statistics.mean(r.wall_s for r in runs),
+            lr=lr,
+            seeds=[
+                {"seed": r.schedule["seed"], "val_acc": r.val_acc, "test_acc": r.test_acc, "wall_s": r.wall_s}
+                for r in runs
+            ],
+            lr_sweep=lr_sweep or [],
+        )
 
     @property
     def val_std(self) -> float:

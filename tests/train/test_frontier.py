@@ -451,3 +451,26 @@ def test_merged_frontiers_are_one_family_and_refuse_another_split() -> None:
         merge_frontiers([small, replace(big, val_id="other")])
     with pytest.raises(FrontierError, match="named 'vgg11@0.25'"):
         merge_frontiers([small, small])
+
+
+def test_a_point_from_its_finished_seeds_keeps_each_and_an_uneven_frontier_still_has_an_interval() -> None:
+    """A frontier assembled while its seeds still train (hours per run on a CPU): a point of one
+    seed beside a point of three. Each point is the mean of the seeds it has, every seed kept,
+    and the interval resamples each point's own seeds (one seed: no spread from it)."""
+    from types import SimpleNamespace
+
+    from growsearch.train.frontier import Frontier, FrontierPoint, Reference
+
+    def run(seed: int, acc: float, M: int) -> SimpleNamespace:
+        return SimpleNamespace(M=M, val_acc=acc, test_acc=acc - 0.01, wall_s=10.0 + seed, schedule={"seed": seed})
+
+    three = FrontierPoint.of_runs(64, [run(0, 0.24, 200), run(1, 0.22, 200), run(2, 0.26, 200)], 0.05)
+    one = FrontierPoint.of_runs(32, [run(0, 0.20, 100)], 0.05)
+    assert three.val_acc == pytest.approx(0.24) and three.test_acc == pytest.approx(0.23) and three.wall_s == 11.0
+    assert [s["seed"] for s in three.seeds] == [0, 1, 2] and three.M == 200 and three.lr_sweep == []
+    f = Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("vgg16", "vgg16", None, [one, three])])
+    lo, hi = f.ratio_interval([(150, 0.22)] * 3)
+    point = f.iso(150, 0.22)["iso_M_ratio"]
+    assert lo < point < hi  # the three-seed point's spread reaches the ratio
+    steady = Frontier("d", 10, list(range(10)), 0.1, 0, "x", {}, [Reference("vgg16", "vgg16", None, [one])])
+    assert steady.ratio_interval([(150, 0.20)] * 3) == pytest.approx([1.5, 1.5])  # one seed, equal runs: the point
