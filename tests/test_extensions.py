@@ -122,3 +122,47 @@ def test_tune_pieces_refuses_registrations_ray_workers_would_not_know(tmp_path) 
                 "digits_vgg", tmp_path / "none", storage=f"sqlite:///{tmp_path / 'x.db'}", cache_dir=tmp_path, trials=1
             )
     assert not (tmp_path / "x.db").exists() and not ray.is_initialized()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_cost_registered_with_a_lambda_runs_a_tune_search_to_the_end(setup, tmp_path: Path) -> None:
+    """register_cost's own docstring example (a lambda) under Tune: Tuner.fit pickles the
+    searcher that holds the judge, and every trial's worker judges by that cost. It raised
+    PicklingError (issue 44); now the cost travels by name, and Ray started with
+    growsearch.runtime_env() gives the workers the registration."""
+    import optuna
+    import ray
+    from ray import tune
+
+    from growsearch import runtime_env, tune_pieces
+    from growsearch.search import judge
+
+    space, frontier = setup
+    storage = f"sqlite:///{tmp_path / 'lambda.db'}"
+    with restored_registries():
+        judge.register_cost(judge.Cost("lambda_M", "lambda_ratio", lambda r: float(r.M), frontier_key="M"))
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env())
+        try:
+            p = tune_pieces(
+                space,
+                frontier,
+                storage=storage,
+                study_name="lam",
+                cache_dir=tmp_path / "cache",
+                trials=2,
+                cost="lambda_M",
+            )
+            grid = tune.Tuner(
+                p.trainable,
+                tune_config=tune.TuneConfig(search_alg=p.search_alg, num_samples=2),
+                run_config=tune.RunConfig(name="lam", storage_path=str(tmp_path / "tune"), stop=p.stop, verbose=0),
+            ).fit()
+        finally:
+            ray.shutdown()
+    assert grid.num_errors == 0 and len(grid) == 2
+    study = optuna.load_study(study_name="lam", storage=storage)
+    assert study.metric_names == ["lambda_ratio"]
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert study.user_attrs["cost"] == "lambda_M"
+    assert done and all(t.value == pytest.approx(t.user_attrs["M"] / study.user_attrs["ref_cost"]) for t in done)
