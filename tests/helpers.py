@@ -112,12 +112,16 @@ def tiny_space(root: Path, split: str = "[0.3, 0.7]", epochs: str = "[1, 3]", *,
     return space
 
 
+def growsearch_argv(*args: str) -> list[str]:
+    """The command line of ``growsearch ARGS`` in this interpreter (the venv need not be on PATH),
+    for a test that starts it itself (to signal or watch it)."""
+    return [sys.executable, "-m", "growsearch.cli", *args]
+
+
 def cli(*args: str, timeout: float = 1800, **kw) -> subprocess.CompletedProcess:
     """``growsearch ARGS`` as a user runs it, in a subprocess (the limit only catches a hang)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", *args], capture_output=True, text=True, timeout=timeout, env=env, **kw
-    )
+    return subprocess.run(growsearch_argv(*args), capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
 
 def console_script(name: str) -> str:

@@ -7,6 +7,7 @@ import pytest
 
 from growsearch._io import MANIFEST, atomic_path, foreign, held, lock_path, owned, remove_owned
 from growsearch.errors import GrowsearchError
+from helpers import growsearch_argv
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
@@ -231,7 +232,6 @@ def test_two_commands_released_together_on_one_folder_never_both_proceed(npz_dat
 def test_sigterm_releases_the_folder(npz_data: str, tmp_path: Path) -> None:
     import signal
     import subprocess
-    import sys
     import time
 
     sched = tmp_path / "s.json"
@@ -240,7 +240,7 @@ def test_sigterm_releases_the_folder(npz_data: str, tmp_path: Path) -> None:
     )
     out = tmp_path / "o"
     p = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli.commands", "run", str(sched), "--out", str(out), "--quiet"],
+        growsearch_argv("run", str(sched), "--out", str(out), "--quiet"),
         stderr=subprocess.PIPE,
         text=True,
     )

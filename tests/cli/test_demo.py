@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import optuna
 import pytest
 
 from growsearch.cli.commands import main
+from helpers import growsearch_argv
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def test_the_demo_command_prints_a_feasible_best_and_what_to_do_next(tmp_path: P
     """The real command, as a newcomer runs it (the full demo: about 2.5 minutes on 2 cores)."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "demo"],
+        growsearch_argv("demo"),
         capture_output=True,
         text=True,
         timeout=1800,

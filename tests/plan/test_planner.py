@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -12,6 +11,7 @@ from growsearch.model.arch import ArchSpec
 from growsearch.plan.planner import plan_schedule, plan_table, planned_M
 from growsearch.plan.schedule import Schedule, ScheduleError, Stage, TrainConfig
 from growsearch.train.run import run_schedule
+from helpers import growsearch_argv
 
 # every family and every op: prune, deepen, widen, add classes, stem rescale, resolution change
 CASES = {
@@ -130,7 +130,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(npz_data: str, tmp_path) -> 
     sched.save(path)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--dry-run"],
+        growsearch_argv("run", str(path), "--out", str(out), "--dry-run"),
         capture_output=True,
         text=True,
         timeout=600,

@@ -22,7 +22,7 @@ from growsearch.plan.schedule import load_schedule
 from growsearch.search.best import load_best
 from growsearch.search.judge import SearchError, best_trial
 from growsearch.train.frontier import Frontier
-from helpers import cli, cmdline, console_script, constraints_of, descendants, kill_tree, tiny_space
+from helpers import cli, cmdline, console_script, constraints_of, descendants, growsearch_argv, kill_tree, tiny_space
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a real Ray: run with -m slow (.ci/run does)
 
@@ -522,7 +522,7 @@ def test_a_trial_whose_worker_dies_is_retried_from_its_stage_checkpoint(tmp_path
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     args = ["search", str(space), "--out", str(out), "--trials", "3", "--max-failures", "2", "--confirm", "0"]
     driver = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli.commands", *args, "--backend", backend],
+        growsearch_argv(*args, "--backend", backend),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -657,7 +657,7 @@ def _search_watching_ports(root: Path, args: list[str]) -> tuple[subprocess.Comp
     ports of its process and every process below it while it runs."""
     from helpers import listening
 
-    cmd = [sys.executable, "-m", "growsearch.cli", "search", "space.yaml", "--out", "out", *args]
+    cmd = growsearch_argv("search", "space.yaml", "--out", "out", *args)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ports: set[int] = set()

@@ -13,7 +13,7 @@ from growsearch.plan.schedule import Schedule, ScheduleError, Stage
 from growsearch.train.baseline import run_baseline
 from growsearch.train.results import OutputExistsError, RunResult, load_checkpoint
 from growsearch.train.run import run_schedule
-from helpers import hand_macs_vgg
+from helpers import growsearch_argv, hand_macs_vgg
 
 RESULT_KEYS = {"M", "test_acc", "wall_s", "macs_per_sample", "stages"}
 STAGE_KEYS = {"classes", "arch", "epochs", "samples", "macs_per_sample", "M", "test_acc", "wall_s"}
@@ -120,7 +120,6 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
     npz_data: str, tmp_path: Path
 ) -> None:
     import subprocess
-    import sys
     import time
 
     out = tmp_path / "run"
@@ -129,7 +128,7 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
         sched
     )  # long enough to outlive a second command's start
     first = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet"],
+        growsearch_argv("run", str(sched), "--out", str(out), "--quiet"),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -139,7 +138,7 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
         time.sleep(0.1)
     assert first.poll() is None, "the first run finished before a second could try: make it longer"
     second = subprocess.run(
-        [sys.executable, "-m", "growsearch.cli", "run", str(sched), "--out", str(out), "--quiet", "--overwrite"],
+        growsearch_argv("run", str(sched), "--out", str(out), "--quiet", "--overwrite"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -297,7 +296,6 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     sched = {
@@ -313,7 +311,7 @@ def test_a_run_killed_in_its_last_stage_resumes_to_the_same_result(tmp_path: Pat
     path.write_text(json.dumps(sched))
     out = tmp_path / "killed"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "growsearch.cli.commands", "run", str(path), "--out", str(out), "--quiet"],
+        growsearch_argv("run", str(path), "--out", str(out), "--quiet"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
