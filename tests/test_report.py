@@ -20,7 +20,7 @@ def test_the_readme_results_table_is_what_the_data_gives() -> None:
     )
 
 
-@pytest.mark.parametrize("setting", ["cpu", "gpu"])
+@pytest.mark.parametrize("setting", ["cpu", "gpu", "tin"])
 def test_each_family_page_is_what_its_json_gives(setting: str) -> None:
     cmd = [sys.executable, "-m", "benchmarks.family", "--setting", setting, "--check"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -35,3 +35,17 @@ def test_each_generated_page_is_what_its_json_gives(module: str) -> None:
         [sys.executable, "-m", module, "--check"], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, f"{module}'s page differs from its JSON: run python -m {module} --report-only"
+
+
+def test_committed_results_name_their_datasets_relative_to_the_repository() -> None:
+    """A clone re-judges and resumes committed runs by their dataset's name: an absolute path
+    (``imagefolder:/home/someone/...``) names one machine's folders, never the clone's."""
+    import re
+
+    absolute = re.compile(r"\b(?:imagefolder|tinyimagenet|npz|cifar10):/")
+    found = [
+        str(p.relative_to(REPO))
+        for p in sorted((REPO / "benchmarks" / "results").rglob("*.json"))
+        if absolute.search(p.read_text())
+    ]
+    assert not found, f"{len(found)} committed result(s) name an absolute dataset path, e.g. {found[:3]}"
