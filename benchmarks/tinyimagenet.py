@@ -26,6 +26,11 @@ finished, and judged with the grown runs by ``benchmarks.family --setting tin``:
     python -m benchmarks.tinyimagenet --assemble
     python -m benchmarks.family --setting tin
 
+More seeds: ``growsearch.run_frontier(DATA, ["vgg11@0.125", "vgg11@0.25", "vgg16@0.25"], [32, 64],
+seeds=[0, 1, 2], out_dir="benchmarks/results/tinyimagenet/frontiers/family", resume=True)`` trains
+the missing runs (in this order of networks: a run folder's ``ref{i}`` is the i-th), then
+``--assemble`` again (``run_frontier`` writes its own frontier.json of the budgets it was given).
+
 The grown rows (``results/tinyimagenet/runs/classes-s{0,1,2}``) are ``growsearch run`` of the
 schedule each ``result.json`` records (the paper's class growth, 100 → 200 classes, VGG11@0.25
 for 36 epochs then VGG16@0.25 for 28), one per seed.
