@@ -377,6 +377,22 @@ def _complete(db: Path) -> int:
         return 0
 
 
+def _mid_trial(db: Path) -> bool:
+    """Whether a trial of the study has reported a stage (an intermediate value) and still runs."""
+    if not db.exists():
+        return False
+    try:
+        with sqlite3.connect(db) as con:
+            return bool(
+                con.execute(
+                    "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
+                    "(SELECT 1 FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id)"
+                ).fetchone()[0]
+            )
+    except sqlite3.Error:
+        return False
+
+
 class _Crafted:
     """A pickle that runs code when loaded: it creates the file its path names."""
 
@@ -493,8 +509,11 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
     )
     deadline = time.time() + 900
-    while _complete(out / "study.db") < 1 and time.time() < deadline and driver.poll() is None:
-        time.sleep(0.2)
+    # mid-trial: a trial has reported a stage and is still running, so that trial's later stages
+    # and the trials after it are left (after the first COMPLETE trial the rest could all be
+    # pruned from their plans within a second, and the search end before the signal came)
+    while not _mid_trial(out / "study.db") and time.time() < deadline and driver.poll() is None:
+        time.sleep(0.1)
     assert driver.poll() is None, "the search finished before it could be interrupted: make the trials longer"
     driver.send_signal(sig)
     _, err = driver.communicate(timeout=600)
