@@ -367,30 +367,30 @@ def test_impossible_resources_are_a_clear_error(tmp_path: Path, backend: str, sa
     assert proc.returncode == 2 and says in proc.stderr and not (tmp_path / "out").exists(), proc.stderr
 
 
-def _complete(db: Path) -> int:
+def _count(db: Path, where: str) -> int:
+    """How many trials of the study in ``db`` match ``where`` (SQL on Optuna's tables; 0 while
+    the file is not there yet or is being written)."""
     if not db.exists():
         return 0
     try:
         with sqlite3.connect(db) as con:
-            return con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+            return con.execute(f"SELECT COUNT(*) FROM trials t WHERE {where}").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def _complete(db: Path) -> int:
+    return _count(db, "t.state = 'COMPLETE'")
 
 
 def _mid_trial(db: Path) -> bool:
     """Whether a trial of the study has reported a stage (an intermediate value) and still runs."""
-    if not db.exists():
-        return False
-    try:
-        with sqlite3.connect(db) as con:
-            return bool(
-                con.execute(
-                    "SELECT COUNT(*) FROM trials t WHERE t.state = 'RUNNING' AND EXISTS "
-                    "(SELECT 1 FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id)"
-                ).fetchone()[0]
-            )
-    except sqlite3.Error:
-        return False
+    return bool(
+        _count(
+            db,
+            "t.state = 'RUNNING' AND EXISTS (SELECT 1 FROM trial_intermediate_values v WHERE v.trial_id = t.trial_id)",
+        )
+    )
 
 
 class _Crafted:
@@ -490,21 +490,9 @@ def test_an_interrupted_search_says_so_chooses_nothing_and_resumes(
     how far it got and how to resume, chooses nothing, exits 130 or 143; the resume completes it."""
     space = tiny_space(tmp_path, epochs="[3, 6]")
     out = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "growsearch.cli.commands",
-        "search",
-        str(space),
-        "--out",
-        str(out),
-        "--trials",
-        "6",
-        "--confirm",
-        "0",
-        "--backend",
-        backend,
-    ]
+    args = growsearch_argv(
+        "search", str(space), "--out", str(out), "--trials", "6", "--confirm", "0", "--backend", backend
+    )
     driver = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RAY_AUTH_MODE": "disabled"}
     )
