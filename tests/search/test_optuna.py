@@ -311,8 +311,10 @@ def test_two_trial_threads_set_the_study_up_once(setup, tmp_path: Path, capsys: 
     """Optuna's n_jobs=2 runs two trials in threads at once: the frontier the study trains (and
     its line) must come once, not once per thread (issue 44)."""
     space, _ = setup
+    small = tmp_path / "space.yaml"  # a one-run frontier: its training is what must happen once
+    small.write_text(space.read_text() + "budgets: [1]\nbaseline_lrs: [0.05]\nfrontier_archs: [vgg13@0.125]\n")
     study = optuna.create_study(study_name="two", storage=f"sqlite:///{tmp_path / 'two.db'}")
-    study.optimize(Objective(space, out_dir=tmp_path / "out"), n_trials=2, n_jobs=2)
+    study.optimize(Objective(small, out_dir=tmp_path / "out"), n_trials=2, n_jobs=2)
     out = capsys.readouterr().out
     assert out.count("frontier: training") == 1, out
     assert len([t for t in study.trials if t.state.is_finished()]) == 2
