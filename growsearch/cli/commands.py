@@ -343,12 +343,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     import signal
 
+    _SIGNALS.clear()  # this command's own signals (main may run again in one process)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM unwinds like Ctrl-C: held folders are released and their manifests written;
+        # the caller's own handler comes back when the command ends (main may run inside a program)
+        previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the command; a user's error is one line and exit code 2."""
     from growsearch.errors import GrowsearchError
 
-    _SIGNALS.clear()  # this command's own signals (main may run again in one process)
-    if threading.current_thread() is threading.main_thread():
-        # SIGTERM unwinds like Ctrl-C: held folders are released and their manifests written
-        signal.signal(signal.SIGTERM, _terminated)
     handlers = {
         "run": _cmd_run,
         "baseline": _cmd_baseline,

@@ -204,3 +204,17 @@ def test_the_verdict_says_dont_grow_when_a_one_stage_schedule_is_cheapest() -> N
     res = lambda best: SimpleNamespace(best=best, best_grown=grown, best_number=5, judge=judge, trials=6, val_size=142)  # noqa: E731
     assert "does not grow (trial 6, one stage, 0.740x): on this evidence, train from scratch" in verdict(res(one))
     assert "growth beat the from-scratch frontier" in verdict(res(two)) and "does not grow" not in verdict(res(two))
+
+
+def test_a_command_run_inside_a_program_gives_back_its_sigterm_handler(tmp_path: Path) -> None:
+    """main() turns SIGTERM into an orderly stop while its command runs; afterwards the calling
+    program's own handler is back (a test runner stopped by SIGTERM stops as it would have)."""
+    import signal
+
+    mine = lambda signum, frame: None  # noqa: E731
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["run", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
