@@ -96,17 +96,9 @@ def iso_cells(runs: list, front: Frontier) -> tuple[str, str]:
 
 
 def scratch_test_acc(front: Frontier, M: float, reference: str) -> float:
-    """The from-scratch test accuracy at cost ``M`` on ``reference``'s curve (linear in log M,
-    clamped to its ends): what "iso-accuracy on test" compares a run's test accuracy with."""
-    import math
-
-    pts = sorted((p.M, p.test_acc) for r in front.references if r.name == reference for p in r.points)
-    if M <= pts[0][0]:
-        return pts[0][1]
-    for (m0, a0), (m1, a1) in zip(pts, pts[1:]):
-        if M <= m1:
-            return a0 + (math.log(M) - math.log(m0)) / (math.log(m1) - math.log(m0)) * (a1 - a0)
-    return pts[-1][1]
+    """The from-scratch test accuracy at cost ``M`` on ``reference``'s curve (the product's
+    :meth:`growsearch.train.frontier.Reference.at`)."""
+    return next(r for r in front.references if r.name == reference).at(M)
 
 
 def iso_test_delta(runs: list, front: Frontier) -> str:

@@ -108,6 +108,27 @@ class Reference:
     resolutions: list[int] | None = None
     switch_at: list[float] | None = None
 
+    def at(self, M: float, field: str = "test_acc") -> float:
+        """``field`` (``"test_acc"``, ``"val_acc"``, ``"wall_s"``) of this reference at cost ``M``:
+        linear in log M between the two budgets around it, clamped to the cheapest and the
+        dearest budget. What "iso-accuracy on test" compares a run's test accuracy with, at the
+        run's M_scratch on the reference that set it.
+
+        >>> pts = [FrontierPoint(epochs=e, M=m, val_acc=a, test_acc=a - 0.01, wall_s=e, lr=0.05)
+        ...        for e, m, a in ((2, 100, 0.80), (4, 400, 0.90))]
+        >>> round(Reference("vgg19", "vgg19", None, pts).at(200), 4)  # halfway in log M
+        0.84
+        >>> Reference("vgg19", "vgg19", None, pts).at(1000, "wall_s")  # beyond the dearest budget: its own
+        4
+        """
+        pts = sorted((p.M, getattr(p, field)) for p in self.points)
+        if M <= pts[0][0]:
+            return pts[0][1]
+        for (m0, v0), (m1, v1) in zip(pts, pts[1:]):
+            if M <= m1:
+                return v0 + (math.log(M) - math.log(m0)) / (math.log(m1) - math.log(m0)) * (v1 - v0)
+        return pts[-1][1]
+
 
 @dataclass
 class Frontier:
