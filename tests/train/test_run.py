@@ -124,7 +124,7 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
 
     out = tmp_path / "run"
     sched = tmp_path / "s.json"
-    Schedule(npz_data, [Stage(2, "vgg11@0.125", 300), Stage(4, "vgg13@0.125", 300)]).save(
+    Schedule(npz_data, [Stage(2, "vgg11@0.125", 150), Stage(4, "vgg13@0.125", 150)]).save(
         sched
     )  # long enough to outlive a second command's start
     first = subprocess.Popen(
@@ -146,7 +146,7 @@ def test_a_second_command_on_a_folder_in_use_is_refused_and_the_first_finishes_w
     assert second.returncode == 2 and "is in use by another growsearch command (pid" in second.stderr, second.stderr
     assert first.wait(timeout=1200) == 0, first.stderr.read()
     r = RunResult.load(out)
-    assert [s.epochs for s in r.stages] == [300, 300] and (out / "stage2.pt").is_file()
+    assert [s.epochs for s in r.stages] == [150, 150] and (out / "stage2.pt").is_file()
 
 
 def test_bad_schedule_fails_before_training(npz_data: str, tmp_path: Path) -> None:
