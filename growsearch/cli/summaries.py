@@ -160,7 +160,7 @@ def search_report(res) -> str:
     judge = res.judge
     front, ref, m = judge.frontier, judge.ref, judge.metric
     name = m.replace("_", " ")
-    denominator = "M_scratch(target)" if judge.cost == "M" else f"from-scratch {judge.cost} at the target"
+    denominator = judge.denominator
     on_target = front.cheapest_reaching(judge.target)
     spent = res.spent_M + front.spent_M
     lines = [

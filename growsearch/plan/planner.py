@@ -392,7 +392,7 @@ def plan_table(plans: list[StagePlan], schedule: Schedule | None = None) -> str:
 
 def _recipe_lines(schedule: Schedule) -> list[str]:
     t, out = schedule.train, []
-    if t.lr_schedule == "global":
+    if t.one_schedule:
         rewarm = (
             f", re-warmed over {t.rewarm_epochs:g} epoch(s) to {t.rewarm_peak:g}x after each growth"
             if t.rewarm_epochs

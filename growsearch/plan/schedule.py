@@ -185,6 +185,12 @@ class TrainConfig:
         ratio = self.batch_size / LR_BASE_BATCH
         return base * {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[self.lr_scaling]
 
+    @property
+    def one_schedule(self) -> bool:
+        """One LR schedule over the whole run (``lr_schedule: global``) rather than one per stage:
+        the mode string is read here once, every caller asks this."""
+        return self.lr_schedule == "global"
+
     def validate(self) -> None:
         """Raise ``ScheduleError`` naming the key if a recipe value has the wrong type or range."""
         whole(self.batch_size, "train.batch_size", 1, MAX_BATCH)
@@ -239,7 +245,7 @@ class TrainConfig:
             raise ScheduleError(
                 f"train.ssgd_structure must be one of {', '.join(SSGD_STRUCTURES)}, got {self.ssgd_structure!r}"
             )
-        if self.lr_schedule != "global" and (self.rewarm_epochs or self.rewarm_peak != 1):
+        if not self.one_schedule and (self.rewarm_epochs or self.rewarm_peak != 1):
             raise ScheduleError(
                 "train.rewarm_epochs and rewarm_peak re-warm the run's one LR schedule after growth: set train.lr_schedule to global, or drop them"
             )
@@ -460,11 +466,11 @@ class Schedule:
                     raise ScheduleError(
                         f"{where}: ssgd_strength sets SSGD's reweighting, and the stage trains with {own.optimizer}: set its optimizer to ssgd or drop ssgd_strength"
                     )
-            if self.train.lr_schedule == "global" and st.patience is not None:
+            if self.train.one_schedule and st.patience is not None:
                 raise ScheduleError(
                     f"{where}: patience (train to a plateau) is a per-stage rule, and lr_schedule global plans one schedule over the whole run: drop patience or use per_stage"
                 )
-            if self.train.lr_schedule == "global" and st.lr is not None:
+            if self.train.one_schedule and st.lr is not None:
                 raise ScheduleError(
                     f"{where}: a stage lr restarts the schedule, and lr_schedule global has one: drop the stage's lr (train.lr is the peak) or use per_stage"
                 )

@@ -344,9 +344,8 @@ def run_search(
         # Tune saves its experiment state every 10 s or more by default; ours is small, and a
         # state closer to Optuna's storage means less to reconcile after a killed driver.
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-        unit = "M_scratch(target)" if cost == "M" else f"from-scratch {cost} at the target"
         print(
-            f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {unit} {judge.ref_cost:.4g}; "
+            f"search: {budget} trials of {name}, target validation accuracy {judge.target:.4f}, {judge.denominator} {judge.ref_cost:.4g}; "
             f"watch with: optuna-dashboard {shown_url(url)} --artifact-dir {shown(out / 'artifacts')}",
             flush=True,
         )

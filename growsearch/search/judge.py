@@ -245,6 +245,17 @@ class Judge:
     # --- the yardstick ------------------------------------------------------------------------
 
     @property
+    def in_M(self) -> bool:
+        """Priced in M (the default cost), where the frontier's budgets and ``M_ref`` share the
+        trials' units; the cost's name is read here once."""
+        return self.cost == "M"
+
+    @property
+    def denominator(self) -> str:
+        """What a trial's ratio divides by, in words: ``M_scratch(target)`` or ``from-scratch COST at the target``."""
+        return "M_scratch(target)" if self.in_M else f"from-scratch {self.cost} at the target"
+
+    @property
     def target(self) -> float:
         """The validation accuracy a feasible trial reaches: the frontier's best − tolerance (a
         family: the full network's, the last reference's)."""
@@ -444,7 +455,7 @@ class Judge:
             ("min_fgsm_acc", self.min_fgsm_acc),
         ):
             study.set_user_attr(key, value)
-        if self.cost == "M":
+        if self.in_M:
             study.set_user_attr("M_ref", self.ref_cost)  # M_scratch(target), as studies made before the judge record it
 
     @classmethod

@@ -43,7 +43,7 @@ def plot_pareto(trials: list, judge: "Judge", path: str | Path) -> Path:
             zorder=4,
             label=f"best: {feas[0][0]:.3f}×",
         )
-    if judge.cost == "M":  # the frontier's budgets in the same units (their M over the target's)
+    if judge.in_M:  # the frontier's budgets in the same units (their M over the target's)
         draw_frontier(ax, judge.frontier, scale=judge.ref_cost)
     ax.axhline(target_acc, color="grey", ls="--", lw=0.8, label=f"target {target_acc:.4f}")
     ax.axvline(1.0, color="grey", ls=":", lw=0.8)

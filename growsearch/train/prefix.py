@@ -56,7 +56,7 @@ def prefix_key(schedule: Schedule, upto: int, order: list[int]) -> str:
     }
     if schedule.shrink is not None and upto == len(schedule.stages):  # the shrink phase trains inside the last stage
         payload["shrink"] = asdict(schedule.shrink)
-    if schedule.train.lr_schedule == "global":
+    if schedule.train.one_schedule:
         # the LR at every step depends on the whole run's length: a prefix is shared only by
         # schedules with the same stages' data and epochs from here to the end
         payload["run"] = [[st.classes, st.epochs, st.fraction] for st in schedule.stages]

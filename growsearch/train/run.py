@@ -246,9 +246,7 @@ def _start(
     ``find_resume`` found), or after the deepest prefix in the cache; either way the same kind of
     keyed stage checkpoint."""
     cfg = schedule.train
-    state = _State(
-        prev_res=ds.image_size, carry=Carry() if cfg.lr_schedule == "global" or cfg.carry_optimizer else None
-    )
+    state = _State(prev_res=ds.image_size, carry=Carry() if cfg.one_schedule or cfg.carry_optimizer else None)
     start, path = resumed
     state.resumed = start
     if cache is not None:
@@ -321,7 +319,7 @@ def _train_stage(
     model = apply_transition(state.model, plan.steps, plan.spec, run)
     if carry is not None:
         carry.momentum = tensors_of(run.carried["momentum"]) if run.carried.get("momentum") is not None else None
-        if cfg.lr_schedule != "global":
+        if not cfg.one_schedule:
             carry.batches = None  # per stage: every stage draws its own batch order (seeded by the stage)
     lr_scale = _new_param_scale(run.carried.get("existed"), cfg.new_param_lr)
     # channels_last on CUDA (tensor cores) and on CPU too: oneDNN's NHWC convolutions trained
@@ -497,7 +495,7 @@ def _result(
 def _run_lr(schedule: Schedule, plans: list) -> RunLR | None:
     """The run's one LR schedule (``lr_schedule: global``), laid over every stage's optimizer steps."""
     cfg = schedule.train
-    if cfg.lr_schedule != "global":
+    if not cfg.one_schedule:
         return None
     per_epoch = [math.ceil(p.samples_per_epoch / cfg.batch_size) for p in plans]  # BatchLoader's batches per epoch
     ends = list(accumulate(p.epochs * k for p, k in zip(plans, per_epoch)))
