@@ -151,6 +151,16 @@ def table2(args, sched, run, front_of, seeds: list[int], ph: set[str]):
     return t2, fprs, stage1
 
 
+def rerun_best(best: Schedule | None, run, seeds: int, name: str) -> dict:
+    """A search's best schedule re-run on every seed (runs ``NAME-s{seed}``, whose result.json the
+    report reads): its ``best_schedule`` and ``reruns`` entries of the search's JSON."""
+    if best is None:
+        return {"best_schedule": None, "reruns": []}
+    for seed in range(seeds):
+        run(f"{name}-s{seed}", replace(best, seed=seed, threads=None))
+    return {"best_schedule": best.to_dict(), "reruns": [f"{name}-s{seed}" for seed in range(seeds)]}
+
+
 def search(args, data: str, front: Frontier, run) -> dict:
     """A search over the CPU-sized space on the benchmark's own frontier; its best re-run on 3 seeds."""
     from growsearch.search.driver import run_search
@@ -201,16 +211,8 @@ def search(args, data: str, front: Frontier, run) -> dict:
         "on_target_epochs": on_target.epochs if on_target else None,
         "on_target_M": on_target.M if on_target else None,
         "best": res.best,
-        "best_schedule": None,
-        "reruns": [],
+        **rerun_best(res.best_schedule, run, args.seeds, "search-best"),
     }
-    if res.best_schedule is not None:
-        got["best_schedule"] = res.best_schedule.to_dict()
-        for seed in range(args.seeds):
-            run(
-                f"search-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None)
-            )  # its result.json is read by the report
-            got["reruns"].append(f"search-best-s{seed}")
     shutil.copy(out / "pareto.png", RESULTS / f"{args.name}_search_pareto.png")
     (args.dir / "search.json").write_text(json.dumps(got, indent=1))
     return got

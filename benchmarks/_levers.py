@@ -16,6 +16,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from _cifar10_rows import rerun_best
 from _common import frontier_table, iso_cells, iso_test_delta, mean_std, pyplot, save_fig
 
 from growsearch.plan.schedule import Schedule, Stage, TrainConfig
@@ -164,14 +165,8 @@ def lever_search(args, data: str, ds, front: Frontier, run, out: Path) -> dict:
         "target_acc": res.target_acc,
         "spent_M": res.spent_M,
         "best": res.best,
-        "best_schedule": None,
-        "reruns": [],
+        **rerun_best(res.best_schedule, run, args.seeds, "search-levers-best"),
     }
-    if res.best_schedule is not None:
-        got["best_schedule"] = res.best_schedule.to_dict()
-        for seed in range(args.seeds):
-            run(f"search-levers-best-s{seed}", replace(res.best_schedule, seed=seed, threads=None))
-            got["reruns"].append(f"search-levers-best-s{seed}")
     (out / "search_levers.json").write_text(json.dumps(got, indent=1))
     return got
 
