@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import growsearch
-from helpers import restored_registries
+from helpers import REPO, restored_registries
 
 PKG = Path(growsearch.__file__).parent
 MODULES = sorted(m.name for m in pkgutil.walk_packages([str(PKG)], prefix="growsearch.") if not m.ispkg) + [
@@ -174,3 +174,13 @@ def test_module_examples_run_as_written(name: str) -> None:
     with restored_registries():  # examples register families, sources and ops: none may reach other tests
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.failed == 0, f"{result.failed} of {name}'s examples failed (python -m doctest -v to see them)"
+
+
+def test_no_benchmark_script_grows_past_300_lines() -> None:
+    """Benchmarks are thin: they call the product for frontiers, ratios, intervals and training,
+    and share their helpers (issue 45); a script past 300 lines is doing the product's work or
+    another script's."""
+    long = {
+        p.name: n for p in sorted((REPO / "benchmarks").glob("*.py")) if (n := len(p.read_text().splitlines())) > 300
+    }
+    assert not long, f"split these benchmark scripts (lines): {long}"
