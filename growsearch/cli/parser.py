@@ -467,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="the embedded default: a short, deterministic search on digits",
         description="A short search on scikit-learn's digits with the default space (digits_vgg), deterministic (the same "
-        "numbers on every run on the same machine): a from-scratch frontier of VGG19@0.25 at 4 and 8 epochs (3 seeds), "
+        "numbers on every run on the same machine): a from-scratch frontier of VGG19@0.25 and VGG11@0.25 at 3 and 6 epochs (2 seeds), "
         "then TRIALS schedules, the first two the from-scratch schedule at the frontier's most accurate budget (feasible by "
         "construction) and the paper's 5→10 schedule. Prints the best schedule, its iso-accuracy M ratio against the frontier "
         "(below 1 a saving, above 1 a loss), whether any grown schedule beat training from scratch, and the export and "
